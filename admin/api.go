@@ -1,0 +1,152 @@
+package admin
+
+import (
+	"context"
+	"time"
+)
+
+// API is what the admin endpoint needs from a node. Every method must be
+// safe for concurrent use. Errors wrapping mail.ErrNotFound become 404,
+// mail.ErrExists 409, *Error its own status, anything else 500 with a
+// generic body (the detail goes to the log, not to the client).
+type API interface {
+	Cluster(ctx context.Context) (Cluster, error)
+
+	CreateAccount(ctx context.Context, req CreateAccount) (Account, error)
+	Accounts(ctx context.Context) ([]Account, error)
+	Account(ctx context.Context, address string) (Account, error)
+	DeleteAccount(ctx context.Context, address string) error
+	Messages(ctx context.Context, address string) ([]Message, error)
+	RawMessage(ctx context.Context, address, id string) ([]byte, error)
+
+	Queue(ctx context.Context) ([]QueueEntry, error)
+	QueueEntry(ctx context.Context, id string) (QueueEntry, error)
+	// QueueAction performs "retry", "hold", "release" or "delete".
+	QueueAction(ctx context.Context, id, action string) error
+
+	Settings(ctx context.Context) (Settings, error)
+	// UpdateSettings applies the fields that are set and returns the
+	// settings now in force.
+	UpdateSettings(ctx context.Context, s SettingsUpdate) (Settings, error)
+
+	Actors(ctx context.Context) (map[string]int, error)
+	Stats(ctx context.Context) (Stats, error)
+
+	// Submit is mail generated on this node by an account: it
+	// authenticates user/password (an error wrapping mail.ErrAuthFailed
+	// becomes 401) and enqueues raw for the recipients.
+	Submit(ctx context.Context, user, password string, to []string, raw []byte) (id string, err error)
+}
+
+// Error is an error meant for the operator, with its HTTP status.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Cluster is GET /api/v1/cluster.
+type Cluster struct {
+	Members    []Member    `json:"members"`
+	Partitions []Partition `json:"partitions"`
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	QueueMode string   `json:"queueMode"`
+	State     string   `json:"state"` // alive, suspect, dead, left
+	SMTP      string   `json:"smtp"`
+	Admin     string   `json:"admin"`
+	Version   string   `json:"version,omitempty"`
+	Uptime    string   `json:"uptime,omitempty"`
+}
+
+// Partition is one account partition and the node that owns it.
+type Partition struct {
+	ID    int    `json:"id"`
+	Owner string `json:"owner"`
+}
+
+// CreateAccount is the body of POST /api/v1/accounts. Exactly one of
+// Password and PasswordHash is set; PasswordHash imports an existing
+// argon2id or bcrypt hash in its PHC/modular-crypt form.
+type CreateAccount struct {
+	Address      string `json:"address"`
+	Password     string `json:"password,omitempty"`
+	PasswordHash string `json:"passwordHash,omitempty"`
+	QuotaBytes   int64  `json:"quotaBytes,omitempty"`
+}
+
+// Account is one account as the API shows it (never its password hash).
+type Account struct {
+	Address    string    `json:"address"`
+	QuotaBytes int64     `json:"quotaBytes"`
+	UsedBytes  int64     `json:"usedBytes"`
+	Messages   int       `json:"messages"`
+	Created    time.Time `json:"created"`
+	Partition  int       `json:"partition"`
+	Owner      string    `json:"owner,omitempty"`
+}
+
+// Message is one stored message in a mailbox listing.
+type Message struct {
+	ID       string    `json:"id"`
+	Folder   string    `json:"folder"`
+	Size     int64     `json:"size"`
+	Received time.Time `json:"received"`
+	Flags    []string  `json:"flags,omitempty"`
+	From     string    `json:"from,omitempty"`
+	Subject  string    `json:"subject,omitempty"`
+}
+
+// QueueEntry is one queued message, GET /api/v1/queue.
+type QueueEntry struct {
+	ID          string           `json:"id"`
+	Sender      string           `json:"sender"`
+	Recipients  []QueueRecipient `json:"recipients"`
+	State       string           `json:"state"` // active, deferred, held
+	Attempts    int              `json:"attempts"`
+	NextAttempt *time.Time       `json:"nextAttempt,omitempty"`
+	LastError   string           `json:"lastError,omitempty"`
+	Received    time.Time        `json:"received"`
+	Size        int64            `json:"size"`
+}
+
+// QueueRecipient is the state of one recipient of a queued message.
+type QueueRecipient struct {
+	Address     string     `json:"address"`
+	State       string     `json:"state"`
+	Attempts    int        `json:"attempts"`
+	NextAttempt *time.Time `json:"nextAttempt,omitempty"`
+	LastError   string     `json:"lastError,omitempty"`
+}
+
+// Settings is GET /api/v1/settings.
+type Settings struct {
+	QueueMode string   `json:"queueMode"`
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+}
+
+// SettingsUpdate is the body of PUT /api/v1/settings; nil fields are left
+// as they are.
+type SettingsUpdate struct {
+	QueueMode *string `json:"queueMode,omitempty"`
+}
+
+// Stats is GET /api/v1/stats: counters since start and latency quantiles
+// over the most recent deliveries; the load generator reads it.
+type Stats struct {
+	Accepted        int64     `json:"accepted"`        // messages enqueued (250 to DATA or submit)
+	DeliveredLocal  int64     `json:"deliveredLocal"`  // recipients stored in mailboxes
+	Relayed         int64     `json:"relayed"`         // recipients accepted by a remote MTA
+	Bounced         int64     `json:"bounced"`         // recipients failed permanently
+	Deferred        int64     `json:"deferred"`        // temporary failures
+	QueueDepth      int       `json:"queueDepth"`      // messages in the queue now
+	StoreLatencyP50 float64   `json:"storeLatencyP50"` // seconds, received -> stored
+	StoreLatencyP99 float64   `json:"storeLatencyP99"`
+	Since           time.Time `json:"since"`
+}

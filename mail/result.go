@@ -1,0 +1,41 @@
+package mail
+
+import "fmt"
+
+// Result is the outcome of one delivery attempt for one recipient, whether
+// to a local mailbox or to a remote MTA. It carries what an RFC 3464 report
+// needs.
+type Result struct {
+	// Code is the SMTP reply code (250, 451, 550, ...). Codes 2xx mean
+	// delivered, 4xx a temporary failure, 5xx a permanent one.
+	Code int
+	// Status is the RFC 3463 enhanced status code, e.g. "4.2.2".
+	Status string
+	// Text is the human-readable reply or error text.
+	Text string
+	// RemoteMTA is the host that answered, for relay results.
+	RemoteMTA string
+}
+
+// OK reports whether the recipient got the message.
+func (r Result) OK() bool { return r.Code/100 == 2 }
+
+// Temporary reports whether the attempt may be repeated.
+func (r Result) Temporary() bool { return r.Code/100 == 4 }
+
+// String is "451 4.3.0 text".
+func (r Result) String() string {
+	if r.Status != "" {
+		return fmt.Sprintf("%d %s %s", r.Code, r.Status, r.Text)
+	}
+	return fmt.Sprintf("%d %s", r.Code, r.Text)
+}
+
+// Temp builds a temporary-failure result.
+func Temp(status, text string) Result { return Result{Code: 451, Status: status, Text: text} }
+
+// Perm builds a permanent-failure result.
+func Perm(status, text string) Result { return Result{Code: 550, Status: status, Text: text} }
+
+// Delivered is the result of a successful delivery.
+func Delivered(text string) Result { return Result{Code: 250, Status: "2.0.0", Text: text} }

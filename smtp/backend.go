@@ -1,0 +1,43 @@
+package smtp
+
+import (
+	"context"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// Directory answers RCPT-time questions about addresses.
+//
+// Implementations must be safe for concurrent use by many sessions.
+type Directory interface {
+	// IsLocalDomain reports whether mail for domain (lower-case) is
+	// delivered to accounts of this cluster.
+	IsLocalDomain(domain string) bool
+	// Resolve returns the account that addr (a normalised address in a
+	// local domain) delivers to, following aliases. It returns an error
+	// wrapping mail.ErrNoSuchUser when there is no such account or alias
+	// (the session answers 550 5.1.1); any other error means the
+	// directory cannot answer now (the session answers 451 4.4.3).
+	Resolve(ctx context.Context, addr string) (account string, err error)
+}
+
+// Enqueuer takes accepted messages.
+type Enqueuer interface {
+	// Enqueue stores env and body durably. It returns nil only once the
+	// message and its whole envelope are synced to disk: the session
+	// replies 250 after that and only after that (RFC 5321 §6.1).
+	// env.ID is empty on entry; Enqueue sets it. body is not retained by
+	// the caller after Enqueue returns, and Enqueue may keep it.
+	// An error is always temporary from the client's point of view
+	// (451 4.3.0); a *mail.RejectError is sent as it is.
+	Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error
+}
+
+// Authenticator checks the credentials of a user of the submission
+// listener (AUTH PLAIN and LOGIN, RFC 4954).
+type Authenticator interface {
+	// Authenticate returns the canonical account address for the user,
+	// or an error wrapping mail.ErrAuthFailed for wrong credentials; any
+	// other error is temporary (454 4.7.0).
+	Authenticate(ctx context.Context, username, password string) (account string, err error)
+}
