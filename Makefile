@@ -1,0 +1,48 @@
+# Homing — the two commands a new machine needs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin
+HOMING    := $(BIN)/homing
+PKGS      := ./...
+# Benchmark parameters (make bench N=50000 C=20 SIZE=4096 ACCOUNTS=500)
+N        ?= 20000
+C        ?= 20
+SIZE     ?= 4096
+ACCOUNTS ?= 500
+
+.PHONY: build run test test-short bench fuzz proto vet fmt clean
+
+build:
+	$(GO) build -o $(HOMING) ./cmd/homing
+	$(GO) build -o $(BIN)/homing-load ./cmd/homing-load
+
+# The default single node: data under ./data, SMTP 127.0.0.1:2525, admin 127.0.0.1:8025.
+run: build
+	$(HOMING) serve
+
+# Unit and integration tests (real SMTP on loopback, real badger, real processes).
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+
+bench: build
+	$(BIN)/homing-load --spawn $(HOMING) --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) --smtp-source
+
+# Each fuzz target for FUZZTIME (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./mail -run '^$$' -fuzz FuzzParseAddress -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME)
+
+# Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
+proto:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative actors/pb/actors.proto
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,86 @@
+package actors
+
+import "time"
+
+// Config is the behaviour of one node's actors. Zero fields take the
+// defaults below (Postfix's, where Postfix has one).
+type Config struct {
+	// Partitions is the number of account partitions (fixed for the
+	// life of the account store).
+	Partitions int
+	// Hostname names this MTA in DSNs (Reporting-MTA) and relay EHLO.
+	Hostname string
+	// LocalDomains are the domains whose addresses are accounts here.
+	LocalDomains []string
+
+	// AccountIdle passivates an account actor after this long without a
+	// message. Default 2 minutes.
+	AccountIdle time.Duration
+	// RelayIdle stops a per-domain relay actor after this long without
+	// work. Default 1 minute.
+	RelayIdle time.Duration
+	// RequestTimeout bounds one request to another actor (a Local
+	// Delivery, a lookup) and one storage write. Default 30 s.
+	RequestTimeout time.Duration
+
+	// MinBackoff is the first retry delay (Postfix minimal_backoff_time,
+	// 300 s); each further failure doubles it up to MaxBackoff
+	// (maximal_backoff_time, 4000 s).
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// MaxLifetime is how long a message may stay in the queue before its
+	// open recipients fail (maximal_queue_lifetime, 5 days).
+	MaxLifetime time.Duration
+	// DelayWarning sends one "delayed" DSN once a message has waited this
+	// long (delay_warning_time). 0 = never (Postfix's default).
+	DelayWarning time.Duration
+	// OverQuotaTimeout: a full mailbox is a temporary failure for this
+	// long, then a permanent one. Default 24 hours.
+	OverQuotaTimeout time.Duration
+	// RelayConcurrency is the most simultaneous SMTP transactions to one
+	// destination domain (default_destination_concurrency_limit, 20).
+	RelayConcurrency int
+	// RelayTimeout bounds one whole relay transaction. Default 15 min.
+	RelayTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 1
+	}
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	def(&c.AccountIdle, 2*time.Minute)
+	def(&c.RelayIdle, time.Minute)
+	def(&c.RequestTimeout, 30*time.Second)
+	def(&c.MinBackoff, 300*time.Second)
+	def(&c.MaxBackoff, 4000*time.Second)
+	def(&c.MaxLifetime, 5*24*time.Hour)
+	def(&c.OverQuotaTimeout, 24*time.Hour)
+	def(&c.RelayTimeout, 15*time.Minute)
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	if c.RelayConcurrency <= 0 {
+		c.RelayConcurrency = 20
+	}
+	return c
+}
+
+// backoff is the delay before attempt n+1 after n failed attempts: MinBackoff
+// doubled per attempt, capped at MaxBackoff (RFC 5321 §4.5.4.1 asks for at
+// least 30 minutes between retries to one destination in general; Postfix's
+// schedule starts lower for the first retries, and so does Homing's).
+func (c *Config) backoff(attempts int) time.Duration {
+	d := c.MinBackoff
+	for i := 1; i < attempts && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, c.MaxBackoff)
+}

@@ -1,0 +1,131 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+)
+
+// Enqueuer is the entrance to this node's queue (the "Enqueuer" of the
+// reference design): it routes every recipient (a local account, after
+// aliases, or a remote domain), writes the message durably, and only then
+// hands it to the queue actor. It satisfies smtp.Enqueuer.
+//
+// Safe for concurrent use by every SMTP session, the admin API and the
+// DSN writer.
+type Enqueuer struct {
+	store QueueStore
+	dir   *Directory
+	root  *actor.RootContext
+	queue *actor.PID
+	now   func() time.Time
+}
+
+// Enqueue implements smtp.Enqueuer. Recipients in a local domain whose
+// Account is not set yet are resolved here; one that does not exist is
+// recorded as failed (5.1.1) so the sender gets a report, and one that
+// cannot be resolved now makes the whole call fail temporarily.
+func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error {
+	if env.ID == "" {
+		env.ID = mail.NewID(e.now())
+	}
+	if env.Received.IsZero() {
+		env.Received = e.now()
+	}
+	env.Size = int64(len(body))
+	if len(env.Recipients) == 0 {
+		return fmt.Errorf("%w: no recipients", errInvalid)
+	}
+	for _, r := range env.Recipients {
+		if r.State == "" {
+			r.State = mail.StatePending
+		}
+		if r.Account != "" || !e.dir.IsLocalDomain(mail.Domain(r.Addr)) {
+			continue
+		}
+		acct, err := e.dir.Resolve(ctx, r.Addr)
+		switch {
+		case err == nil:
+			r.Account = acct
+		case errors.Is(err, mail.ErrNoSuchUser):
+			r.State, r.Status, r.LastError, r.Done = mail.StateFailed, "5.1.1",
+				"550 5.1.1 no such mailbox", e.now()
+		default:
+			return fmt.Errorf("resolving %s: %w", r.Addr, err)
+		}
+	}
+	if err := e.store.Put(ctx, env, body); err != nil {
+		return fmt.Errorf("queueing %s: %w", env.ID, err)
+	}
+	e.root.Send(e.queue, &enqueued{env: env, body: body})
+	return nil
+}
+
+// Directory answers which addresses are local accounts, asking the actor of
+// the address's partition (an alias lives in the partition of the alias
+// address). It satisfies smtp.Directory.
+type Directory struct {
+	domains map[string]bool
+	parts   int
+	place   Placement
+	root    *actor.RootContext
+	timeout time.Duration
+}
+
+// IsLocalDomain implements smtp.Directory.
+func (d *Directory) IsLocalDomain(domain string) bool {
+	return d.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+}
+
+// Domains returns the local domains.
+func (d *Directory) Domains() []string {
+	out := make([]string, 0, len(d.domains))
+	for k := range d.domains {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Resolve implements smtp.Directory.
+func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
+	addr = strings.ToLower(addr)
+	pid, err := d.place.PartitionPID(mail.PartitionOf(addr, d.parts))
+	if err != nil {
+		return "", err
+	}
+	reply, err := request[*pb.ResolveResult](ctx, d.root, pid, &pb.Resolve{Address: addr}, d.timeout)
+	if err != nil {
+		return "", err
+	}
+	return reply.Account, goError(reply.Error)
+}
+
+// request sends msg to pid and waits for a reply of type T, at most timeout
+// (or ctx's deadline, if sooner). Failing to get one is ErrUnavailable.
+func request[T any](ctx context.Context, root *actor.RootContext, pid *actor.PID, msg interface{}, timeout time.Duration) (T, error) {
+	var zero T
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < timeout {
+			timeout = d
+		}
+	}
+	if timeout <= 0 {
+		return zero, fmt.Errorf("%w: deadline passed", ErrUnavailable)
+	}
+	res, err := root.RequestFuture(pid, msg, timeout).Result()
+	if err != nil {
+		return zero, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	t, ok := res.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)
+	}
+	return t, nil
+}

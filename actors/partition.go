@@ -1,0 +1,261 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// partitionActor owns one account partition on this node: it holds the
+// partition's data open (nobody else in the cluster can, the storage layer
+// fences it), activates account actors on demand and routes to them, and
+// answers directory and administration requests.
+//
+// Account actors are virtual: the first message for an account spawns its
+// actor; an idle actor asks to be passivated and is stopped with a poison
+// pill. Messages for an account whose actor is stopping wait here until it
+// has terminated and are then handed to a fresh activation, so there are
+// never two writers for one mailbox.
+type partitionActor struct {
+	id    int
+	open  OpenPartition
+	cfg   *Config
+	stats *Stats
+	log   *slog.Logger
+
+	data     PartitionData
+	children map[string]*accountChild
+	byPID    map[string]string // child PID id -> account
+}
+
+type accountChild struct {
+	pid      *actor.PID
+	stopping bool
+	pending  []pendingMessage
+}
+
+type pendingMessage struct {
+	msg    interface{}
+	sender *actor.PID
+}
+
+func newPartitionActor(id int, open OpenPartition, cfg *Config, stats *Stats, log *slog.Logger) *partitionActor {
+	return &partitionActor{
+		id: id, open: open, cfg: cfg, stats: stats,
+		log:      log.With("partition", id),
+		children: map[string]*accountChild{},
+		byPID:    map[string]string{},
+	}
+}
+
+func (p *partitionActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.stats.started(KindPartition)
+		if err := p.ensureOpen(); err != nil {
+			p.log.Warn("partition not opened yet", "err", err)
+		}
+	case *actor.Stopped:
+		// Children have terminated by now: close the data last.
+		if p.data != nil {
+			if err := p.data.Close(); err != nil {
+				p.log.Error("closing partition", "err", err)
+			}
+			p.data = nil
+		}
+		p.stats.stopped(KindPartition)
+	case *pb.Deliver:
+		if err := p.ensureOpen(); err != nil {
+			ctx.Respond(&pb.DeliverResult{
+				QueueId: m.QueueId, Recipient: m.Recipient, Partition: int32(p.id),
+				Result: pbResult(mail.Temp("4.3.0", "mailbox temporarily unavailable")),
+			})
+			return
+		}
+		p.route(ctx, strings.ToLower(m.Account), m)
+	case *passivate:
+		if c, ok := p.children[m.account]; ok && c.pid.Equal(m.pid) && !c.stopping {
+			c.stopping = true
+			ctx.Poison(c.pid)
+		}
+	case *actor.Terminated:
+		p.terminated(ctx, m.Who)
+	default:
+		p.admin(ctx)
+	}
+}
+
+func (p *partitionActor) ensureOpen() error {
+	if p.data != nil {
+		return nil
+	}
+	d, err := p.open(p.id)
+	if err != nil {
+		return fmt.Errorf("open partition %d: %w", p.id, err)
+	}
+	p.data = d
+	return nil
+}
+
+// route hands msg to the account's actor, activating it if needed. The
+// original sender is kept so the account actor answers the requester.
+func (p *partitionActor) route(ctx actor.Context, account string, msg interface{}) {
+	c := p.children[account]
+	if c != nil && c.stopping {
+		c.pending = append(c.pending, pendingMessage{msg: msg, sender: ctx.Sender()})
+		return
+	}
+	if c == nil {
+		c = p.activate(ctx, account)
+	}
+	ctx.RequestWithCustomSender(c.pid, msg, ctx.Sender())
+}
+
+func (p *partitionActor) activate(ctx actor.Context, account string) *accountChild {
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log}
+	})
+	pid := ctx.Spawn(props)
+	c := &accountChild{pid: pid}
+	p.children[account] = c
+	p.byPID[pid.Id] = account
+	return c
+}
+
+func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
+	account, ok := p.byPID[who.Id]
+	if !ok {
+		return
+	}
+	delete(p.byPID, who.Id)
+	c := p.children[account]
+	if c == nil || !c.pid.Equal(who) {
+		return
+	}
+	delete(p.children, account)
+	if len(c.pending) == 0 {
+		return
+	}
+	fresh := p.activate(ctx, account)
+	for _, pm := range c.pending {
+		ctx.RequestWithCustomSender(fresh.pid, pm.msg, pm.sender)
+	}
+}
+
+// stopChild passivates the account's actor at once (used when the account
+// is deleted or changed, so that no stale state writes afterwards).
+func (p *partitionActor) stopChild(ctx actor.Context, account string) {
+	if c, ok := p.children[account]; ok && !c.stopping {
+		c.stopping = true
+		ctx.Poison(c.pid)
+	}
+}
+
+func (p *partitionActor) admin(ctx actor.Context) {
+	msg := ctx.Message()
+	switch msg.(type) {
+	case *pb.Resolve, *pb.CreateAccount, *pb.GetAccount, *pb.DeleteAccount, *pb.ListAccounts,
+		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw:
+	default:
+		return
+	}
+	if err := p.ensureOpen(); err != nil {
+		ctx.Respond(unavailableReply(msg, err))
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), p.cfg.RequestTimeout)
+	defer cancel()
+	switch m := msg.(type) {
+	case *pb.Resolve:
+		acct, err := p.data.Resolve(strings.ToLower(m.Address))
+		ctx.Respond(&pb.ResolveResult{Account: acct, Error: pbError(err)})
+	case *pb.CreateAccount:
+		a := m.Account
+		rec := storage.Account{
+			Address:      strings.ToLower(a.Address),
+			PasswordHash: a.PasswordHash,
+			QuotaBytes:   a.QuotaBytes,
+			Created:      time.Unix(0, a.CreatedUnixNano),
+		}
+		err := p.data.CreateAccount(cctx, rec)
+		if err == nil {
+			p.stopChild(ctx, rec.Address)
+		}
+		ctx.Respond(&pb.AccountReply{Account: p.record(rec), Error: pbError(err)})
+	case *pb.GetAccount:
+		a, err := p.data.Account(strings.ToLower(m.Address))
+		var rec *pb.AccountRecord
+		if err == nil {
+			rec = p.record(a)
+		}
+		ctx.Respond(&pb.AccountReply{Account: rec, Error: pbError(err)})
+	case *pb.DeleteAccount:
+		addr := strings.ToLower(m.Address)
+		p.stopChild(ctx, addr)
+		err := p.data.DeleteAccount(cctx, addr)
+		ctx.Respond(&pb.AccountReply{Error: pbError(err)})
+	case *pb.ListAccounts:
+		as, err := p.data.Accounts()
+		reply := &pb.AccountReply{Error: pbError(err)}
+		for _, a := range as {
+			reply.Accounts = append(reply.Accounts, p.record(a))
+		}
+		ctx.Respond(reply)
+	case *pb.SetAlias:
+		err := p.data.SetAlias(cctx, strings.ToLower(m.Alias), strings.ToLower(m.Account))
+		ctx.Respond(&pb.AccountReply{Error: pbError(err)})
+	case *pb.DeleteAlias:
+		err := p.data.DeleteAlias(cctx, strings.ToLower(m.Alias))
+		ctx.Respond(&pb.AccountReply{Error: pbError(err)})
+	case *pb.ListMessages:
+		ms, err := p.data.Messages(strings.ToLower(m.Account), m.Folder)
+		reply := &pb.MessagesReply{Error: pbError(err)}
+		for _, x := range ms {
+			reply.Messages = append(reply.Messages, &pb.MessageInfo{
+				Id: x.ID, Folder: x.Folder, Size: x.Size,
+				ReceivedUnixNano: x.Received.UnixNano(), Flags: x.Flags,
+			})
+		}
+		sort.Slice(reply.Messages, func(i, j int) bool {
+			return reply.Messages[i].ReceivedUnixNano < reply.Messages[j].ReceivedUnixNano
+		})
+		ctx.Respond(reply)
+	case *pb.GetRaw:
+		raw, err := p.data.Raw(strings.ToLower(m.Account), m.Id)
+		ctx.Respond(&pb.RawReply{Raw: raw, Error: pbError(err)})
+	}
+}
+
+func (p *partitionActor) record(a storage.Account) *pb.AccountRecord {
+	rec := &pb.AccountRecord{
+		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
+		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(p.id),
+	}
+	if used, n, err := p.data.Usage(a.Address); err == nil {
+		rec.UsedBytes, rec.Messages = used, int64(n)
+	}
+	return rec
+}
+
+func unavailableReply(msg interface{}, err error) interface{} {
+	e := &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
+	switch msg.(type) {
+	case *pb.Resolve:
+		return &pb.ResolveResult{Error: e}
+	case *pb.ListMessages:
+		return &pb.MessagesReply{Error: e}
+	case *pb.GetRaw:
+		return &pb.RawReply{Error: e}
+	default:
+		return &pb.AccountReply{Error: e}
+	}
+}

@@ -1,0 +1,465 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// Messages the queue actor takes.
+type (
+	// enqueued: a message is durable in the queue store; attempt it.
+	enqueued struct {
+		env  *mail.Envelope
+		body []byte
+	}
+	// wake: the scheduler says the message is due.
+	wake struct {
+		id string
+		at time.Time
+	}
+	// attemptDone: the outcomes of one attempt for some recipients.
+	attemptDone struct {
+		id       string
+		outcomes []outcome
+	}
+	outcome struct {
+		idx int
+		res mail.Result
+		at  time.Time
+	}
+	// dsnWritten: the DSN writer enqueued (or failed to enqueue) the
+	// report about message id.
+	dsnWritten struct {
+		id  string
+		err error
+	}
+	// relayIdle: a relay actor has had nothing to do for a while.
+	relayIdle struct {
+		domain string
+		pid    *actor.PID
+	}
+	// queueList and queueGet answer the admin API with copies.
+	queueList   struct{}
+	queueGet    struct{ id string }
+	queueAction struct{ id, action string }
+	// queueEntries is the answer to queueList and queueGet.
+	queueEntries struct {
+		entries []*mail.Envelope
+		err     error
+	}
+)
+
+// qentry is the queue actor's view of one queued message.
+type qentry struct {
+	env      *mail.Envelope
+	body     []byte // nil when not in memory; loaded before an attempt
+	inflight map[int]bool
+	due      time.Time // when the scheduler will wake it; zero = not scheduled
+	// reporting: a final DSN is being written; the message is deleted
+	// when it is durable.
+	reporting bool
+}
+
+// queueActor keeps the in-memory view of this node's durable queue and
+// drives delivery: it hands local recipients to the local delivery actor and
+// remote ones to the relay actor of their domain, records every outcome,
+// retries with backoff, and asks for DSNs (RFC 3461, RFC 3464).
+//
+// It never waits on the network. Store writes go through the storage group
+// commit asynchronously (Update, Delete); the order of writes to one
+// message is the order in which this actor submits them.
+type queueActor struct {
+	cfg     *Config
+	store   QueueStore
+	relayer Relayer
+	enq     *Enqueuer
+	place   Placement
+	stats   *Stats
+	log     *slog.Logger
+	now     func() time.Time
+	// base is cancelled when the node shuts down; relay goroutines use
+	// it. (protoactor's Actor.Receive takes no context of the node's life.)
+	base context.Context
+
+	entries map[string]*qentry
+	relays  map[string]*actor.PID
+	local   *actor.PID
+	sched   *actor.PID
+	dsn     *actor.PID
+}
+
+func (q *queueActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		q.stats.started(KindQueue)
+		q.start(ctx)
+	case *actor.Stopped:
+		q.stats.stopped(KindQueue)
+	case *enqueued:
+		q.stats.Accepted.Add(1)
+		e := &qentry{env: m.env, body: m.body, inflight: map[int]bool{}}
+		q.entries[m.env.ID] = e
+		q.stats.depth(len(q.entries))
+		q.attempt(ctx, e)
+	case *wake:
+		e := q.entries[m.id]
+		if e == nil || !e.due.Equal(m.at) {
+			return // stale: rescheduled or gone
+		}
+		e.due = time.Time{}
+		if e.env.Done() {
+			q.finish(ctx, e)
+			return
+		}
+		q.attempt(ctx, e)
+	case *attemptDone:
+		q.done(ctx, m)
+	case *dsnWritten:
+		q.reported(ctx, m)
+	case *relayIdle:
+		if pid, ok := q.relays[m.domain]; ok && pid.Equal(m.pid) {
+			delete(q.relays, m.domain)
+			ctx.Poison(m.pid)
+		}
+	case *queueList:
+		out := make([]*mail.Envelope, 0, len(q.entries))
+		for _, e := range q.entries {
+			out = append(out, e.env.Clone())
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		ctx.Respond(&queueEntries{entries: out})
+	case *queueGet:
+		if e := q.entries[m.id]; e != nil {
+			ctx.Respond(&queueEntries{entries: []*mail.Envelope{e.env.Clone()}})
+		} else {
+			ctx.Respond(&queueEntries{err: fmt.Errorf("queue entry %s: %w", m.id, mail.ErrNotFound)})
+		}
+	case *queueAction:
+		ctx.Respond(&queueEntries{err: q.action(ctx, m)})
+	}
+}
+
+// start spawns the helpers and recovers the queue from the store.
+func (q *queueActor) start(ctx actor.Context) {
+	q.entries = map[string]*qentry{}
+	q.relays = map[string]*actor.PID{}
+	q.sched = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &schedulerActor{stats: q.stats, now: q.now}
+	}))
+	q.local = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &localDeliveryActor{cfg: q.cfg, place: q.place, stats: q.stats, now: q.now}
+	}))
+	q.dsn = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &dsnActor{cfg: q.cfg, enq: q.enq, stats: q.stats, log: q.log, now: q.now}
+	}))
+	n := 0
+	err := q.store.Each(func(env *mail.Envelope) error {
+		q.entries[env.ID] = &qentry{env: env, inflight: map[int]bool{}}
+		n++
+		return nil
+	})
+	if err != nil {
+		q.log.Error("queue recovery incomplete", "err", err)
+	}
+	q.stats.depth(len(q.entries))
+	if n > 0 {
+		q.log.Info("queue recovered", "messages", n)
+	}
+	for _, e := range q.entries {
+		if e.env.Done() {
+			q.finish(ctx, e)
+		} else {
+			q.attempt(ctx, e)
+		}
+	}
+}
+
+// attempt starts delivery of every open recipient that is due and not in
+// flight, and schedules the message's next wake-up otherwise.
+func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
+	if e.env.Held || e.reporting {
+		return
+	}
+	now := q.now()
+	var local []int
+	remote := map[string][]int{}
+	for i, r := range e.env.Recipients {
+		if r.State.Final() || e.inflight[i] || r.NextAttempt.After(now) {
+			continue
+		}
+		if r.Local() {
+			local = append(local, i)
+		} else {
+			d := mail.Domain(r.Addr)
+			remote[d] = append(remote[d], i)
+		}
+	}
+	if len(local) == 0 && len(remote) == 0 {
+		if len(e.inflight) == 0 {
+			q.schedule(ctx, e)
+		}
+		return
+	}
+	if e.body == nil {
+		body, err := q.store.Body(e.env.ID)
+		if err != nil {
+			q.log.Error("reading queued body", "queueID", e.env.ID, "err", err)
+			e.due = now.Add(q.cfg.MinBackoff)
+			ctx.Send(q.sched, &wake{id: e.env.ID, at: e.due})
+			return
+		}
+		e.body = body
+	}
+	if len(local) > 0 {
+		job := &localJob{id: e.env.ID, from: e.env.From, received: e.env.Received, body: e.body}
+		for _, i := range local {
+			e.inflight[i] = true
+			r := e.env.Recipients[i]
+			job.rcpts = append(job.rcpts, localRcpt{idx: i, addr: r.Addr, account: r.Account})
+		}
+		ctx.Request(q.local, job)
+	}
+	for domain, idxs := range remote {
+		job := &relayJob{id: e.env.ID, env: e.env.Clone(), body: e.body, idxs: idxs}
+		for _, i := range idxs {
+			e.inflight[i] = true
+			job.rcpts = append(job.rcpts, job.env.Recipients[i])
+		}
+		ctx.Send(q.relay(ctx, domain), job)
+	}
+}
+
+func (q *queueActor) relay(ctx actor.Context, domain string) *actor.PID {
+	if pid, ok := q.relays[domain]; ok {
+		return pid
+	}
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &relayActor{domain: domain, cfg: q.cfg, relayer: q.relayer, stats: q.stats, base: q.base, now: q.now}
+	}))
+	q.relays[domain] = pid
+	return pid
+}
+
+// done records the outcomes of an attempt.
+func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
+	e := q.entries[m.id]
+	if e == nil {
+		return // deleted by the administrator meanwhile
+	}
+	env := e.env
+	for _, o := range m.outcomes {
+		if o.idx < 0 || o.idx >= len(env.Recipients) {
+			continue
+		}
+		delete(e.inflight, o.idx)
+		r := env.Recipients[o.idx]
+		if r.State.Final() {
+			continue
+		}
+		r.Attempts++
+		r.Status, r.RemoteMTA = o.res.Status, o.res.RemoteMTA
+		path := "relay"
+		if r.Local() {
+			path = "local"
+		}
+		switch {
+		case o.res.OK():
+			r.State, r.Done, r.LastError, r.NextAttempt = mail.StateDelivered, o.at, "", time.Time{}
+			q.stats.delivered(o.at.Sub(env.Received))
+			if r.Local() {
+				q.stats.DeliveredLocal.Add(1)
+			} else {
+				q.stats.Relayed.Add(1)
+			}
+			q.stats.result(path, "delivered")
+		case o.res.Temporary():
+			r.LastError = o.res.String()
+			if r.FirstTempFailure.IsZero() {
+				r.FirstTempFailure = o.at
+			}
+			switch {
+			case o.at.Sub(env.Received) >= q.cfg.MaxLifetime:
+				q.fail(r, o.at, "4.4.7", "delivery time expired: "+o.res.String(), path)
+			case strings.HasPrefix(o.res.Status, "4.2.2") && o.at.Sub(r.FirstTempFailure) >= q.cfg.OverQuotaTimeout:
+				q.fail(r, o.at, "5.2.2", "mailbox full: "+o.res.String(), path)
+			default:
+				r.State = mail.StateDeferred
+				r.NextAttempt = o.at.Add(q.cfg.backoff(r.Attempts))
+				q.stats.Deferred.Add(1)
+				q.stats.result(path, "deferred")
+			}
+		default:
+			q.fail(r, o.at, o.res.Status, o.res.String(), path)
+		}
+	}
+	if len(e.inflight) == 0 {
+		q.finish(ctx, e)
+	}
+}
+
+func (q *queueActor) fail(r *mail.Recipient, at time.Time, status, text, path string) {
+	if status == "" || status[0] != '5' {
+		status = "5.0.0"
+	}
+	r.State, r.Done, r.Status, r.LastError, r.NextAttempt = mail.StateFailed, at, status, text, time.Time{}
+	q.stats.Bounced.Add(1)
+	q.stats.result(path, "failed")
+}
+
+// finish runs when no attempt of e is in flight: a message whose every
+// recipient is final leaves the queue (after its DSN is durable); any
+// other is persisted and scheduled.
+func (q *queueActor) finish(ctx actor.Context, e *qentry) {
+	env := e.env
+	if env.Done() {
+		if job := q.finalReport(e); job != nil {
+			e.reporting = true
+			ctx.Send(q.dsn, job)
+			return
+		}
+		q.remove(env.ID)
+		return
+	}
+	if q.cfg.DelayWarning > 0 && !env.WarnedDelay && env.From != "" &&
+		q.now().Sub(env.Received) >= q.cfg.DelayWarning {
+		var idxs []int
+		for i, r := range env.Recipients {
+			if r.State == mail.StateDeferred && r.Wants(mail.NotifyDelay) {
+				idxs = append(idxs, i)
+			}
+		}
+		if len(idxs) > 0 {
+			env.WarnedDelay = true
+			ctx.Send(q.dsn, &dsnJob{env: env.Clone(), body: e.body, kind: reportDelay, idxs: idxs})
+		}
+	}
+	q.write(env.ID, q.store.Update(env.Clone()))
+	e.body = nil // deferred: keep memory for what is moving
+	q.schedule(ctx, e)
+}
+
+// finalReport returns the DSN job for a message whose recipients are all
+// final, or nil when none is due: never to the null sender (RFC 3461 §6.2,
+// no loops), failures unless NOTIFY excludes them, successes of local
+// delivery when NOTIFY=SUCCESS asked for them.
+func (q *queueActor) finalReport(e *qentry) *dsnJob {
+	env := e.env
+	if env.From == "" {
+		return nil
+	}
+	var failed, delivered []int
+	for i, r := range env.Recipients {
+		switch {
+		case r.State == mail.StateFailed && r.Wants(mail.NotifyFailure):
+			failed = append(failed, i)
+		case r.State == mail.StateDelivered && r.Local() && r.Wants(mail.NotifySuccess):
+			delivered = append(delivered, i)
+		}
+	}
+	if len(failed) > 0 {
+		return &dsnJob{env: env.Clone(), body: e.body, kind: reportFailure, idxs: failed, also: delivered}
+	}
+	if len(delivered) > 0 {
+		return &dsnJob{env: env.Clone(), body: e.body, kind: reportSuccess, idxs: delivered}
+	}
+	return nil
+}
+
+func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
+	e := q.entries[m.id]
+	if e == nil || !e.reporting {
+		return
+	}
+	e.reporting = false
+	if m.err != nil {
+		// The message stays queued until its report is durable.
+		q.log.Error("writing DSN failed; will retry", "queueID", m.id, "err", m.err)
+		e.due = q.now().Add(q.cfg.MinBackoff)
+		ctx.Send(q.sched, &wake{id: m.id, at: e.due})
+		return
+	}
+	q.remove(m.id)
+}
+
+func (q *queueActor) remove(id string) {
+	delete(q.entries, id)
+	q.stats.depth(len(q.entries))
+	q.write(id, q.store.Delete(id))
+}
+
+// write logs a failed asynchronous store write. A lost Update only means a
+// repeated attempt (delivery is idempotent); a lost Delete a repeated
+// attempt after restart.
+func (q *queueActor) write(id string, ch <-chan error) {
+	go func() {
+		if err := <-ch; err != nil {
+			q.log.Error("queue store write failed", "queueID", id, "err", err)
+		}
+	}()
+}
+
+// schedule asks the scheduler to wake e at its earliest next attempt.
+func (q *queueActor) schedule(ctx actor.Context, e *qentry) {
+	var next time.Time
+	for _, r := range e.env.Recipients {
+		if r.State.Final() {
+			continue
+		}
+		if next.IsZero() || r.NextAttempt.Before(next) {
+			next = r.NextAttempt
+		}
+	}
+	if next.IsZero() {
+		next = q.now()
+	}
+	if !e.due.IsZero() && !e.due.After(next) {
+		return // an earlier wake-up is already set
+	}
+	e.due = next
+	ctx.Send(q.sched, &wake{id: e.env.ID, at: next})
+}
+
+// action performs an administrator's request on one message.
+func (q *queueActor) action(ctx actor.Context, m *queueAction) error {
+	e := q.entries[m.id]
+	if e == nil {
+		return fmt.Errorf("queue entry %s: %w", m.id, mail.ErrNotFound)
+	}
+	switch m.action {
+	case "hold":
+		e.env.Held = true
+		q.write(m.id, q.store.Update(e.env.Clone()))
+	case "release", "retry":
+		e.env.Held = false
+		now := q.now()
+		for _, r := range e.env.Recipients {
+			if !r.State.Final() {
+				r.NextAttempt = now
+			}
+		}
+		q.write(m.id, q.store.Update(e.env.Clone()))
+		e.due = time.Time{}
+		q.attempt(ctx, e)
+	case "delete":
+		if len(e.inflight) > 0 {
+			// Outcomes of the attempt in flight will find no entry.
+			q.log.Info("deleting a message with an attempt in flight", "queueID", m.id)
+		}
+		q.remove(m.id)
+	default:
+		return fmt.Errorf("%w: unknown queue action %q", errInvalid, m.action)
+	}
+	return nil
+}
+
+// errQueueStopped is returned to callers when the queue actor is gone.
+var errQueueStopped = errors.New("queue is not running")

@@ -1,0 +1,169 @@
+package actors
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Actor kinds, as GET /api/v1/actors counts them.
+const (
+	KindAccount       = "account"
+	KindPartition     = "partition"
+	KindQueue         = "queue"
+	KindLocalDelivery = "localDelivery"
+	KindRelay         = "relay"
+	KindScheduler     = "scheduler"
+	KindDSN           = "dsn"
+)
+
+var kinds = []string{KindAccount, KindPartition, KindQueue, KindLocalDelivery, KindRelay, KindScheduler, KindDSN}
+
+// Stats counts what the actors of one node do. It is shared by the actors
+// of a node (never between nodes) and safe for concurrent use.
+type Stats struct {
+	since  time.Time
+	active map[string]*atomic.Int64
+
+	Activations  atomic.Int64 // account actors activated
+	Passivations atomic.Int64 // account actors passivated
+
+	Accepted       atomic.Int64
+	DeliveredLocal atomic.Int64
+	Relayed        atomic.Int64
+	Bounced        atomic.Int64
+	Deferred       atomic.Int64
+	QueueDepth     atomic.Int64
+
+	lat *latencyRing
+
+	promActive   *prometheus.GaugeVec
+	promResults  *prometheus.CounterVec
+	promLatency  prometheus.Histogram
+	promDepth    prometheus.Gauge
+	promActivate *prometheus.CounterVec
+}
+
+// NewStats returns counters registered on reg (nil: not exported).
+func NewStats(reg prometheus.Registerer) *Stats {
+	s := &Stats{
+		since:  time.Now(),
+		active: make(map[string]*atomic.Int64, len(kinds)),
+		lat:    newLatencyRing(1 << 16),
+		promActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "homing_actors_active", Help: "Actors alive on this node, by kind.",
+		}, []string{"kind"}),
+		promResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_delivery_results_total", Help: "Delivery attempts per recipient, by path and outcome.",
+		}, []string{"path", "outcome"}),
+		promLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "homing_delivery_latency_seconds",
+			Help:    "Time from acceptance (250 to DATA) to storage in the mailbox or acceptance by the next hop.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 20),
+		}),
+		promDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "homing_queue_messages", Help: "Messages in this node's queue.",
+		}),
+		promActivate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_account_actor_events_total", Help: "Account actor activations and passivations.",
+		}, []string{"event"}),
+	}
+	for _, k := range kinds {
+		s.active[k] = new(atomic.Int64)
+	}
+	if reg != nil {
+		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate)
+	}
+	return s
+}
+
+func (s *Stats) started(kind string) {
+	s.active[kind].Add(1)
+	s.promActive.WithLabelValues(kind).Inc()
+	if kind == KindAccount {
+		s.Activations.Add(1)
+		s.promActivate.WithLabelValues("activate").Inc()
+	}
+}
+
+func (s *Stats) stopped(kind string) {
+	s.active[kind].Add(-1)
+	s.promActive.WithLabelValues(kind).Dec()
+	if kind == KindAccount {
+		s.Passivations.Add(1)
+		s.promActivate.WithLabelValues("passivate").Inc()
+	}
+}
+
+// Active returns the number of live actors per kind.
+func (s *Stats) Active() map[string]int {
+	out := make(map[string]int, len(s.active))
+	for k, v := range s.active {
+		out[k] = int(v.Load())
+	}
+	return out
+}
+
+// Since is when the counters started.
+func (s *Stats) Since() time.Time { return s.since }
+
+func (s *Stats) result(path, outcome string) {
+	s.promResults.WithLabelValues(path, outcome).Inc()
+}
+
+func (s *Stats) delivered(latency time.Duration) {
+	s.promLatency.Observe(latency.Seconds())
+	s.lat.add(latency)
+}
+
+func (s *Stats) depth(n int) {
+	s.QueueDepth.Store(int64(n))
+	s.promDepth.Set(float64(n))
+}
+
+// LatencyQuantiles returns quantiles (in [0,1]) of the most recent
+// delivery latencies, received -> stored.
+func (s *Stats) LatencyQuantiles(qs ...float64) []time.Duration { return s.lat.quantiles(qs...) }
+
+// latencyRing keeps the last n samples.
+type latencyRing struct {
+	mu   sync.Mutex
+	buf  []time.Duration
+	next int
+	full bool
+}
+
+func newLatencyRing(n int) *latencyRing { return &latencyRing{buf: make([]time.Duration, n)} }
+
+func (r *latencyRing) add(d time.Duration) {
+	r.mu.Lock()
+	r.buf[r.next] = d
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+	r.mu.Unlock()
+}
+
+func (r *latencyRing) quantiles(qs ...float64) []time.Duration {
+	r.mu.Lock()
+	n := r.next
+	if r.full {
+		n = len(r.buf)
+	}
+	s := append([]time.Duration(nil), r.buf[:n]...)
+	r.mu.Unlock()
+	out := make([]time.Duration, len(qs))
+	if len(s) == 0 {
+		return out
+	}
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	for i, q := range qs {
+		k := int(q*float64(len(s)-1) + 0.5)
+		out[i] = s[min(max(k, 0), len(s)-1)]
+	}
+	return out
+}

@@ -1,0 +1,47 @@
+package actors
+
+import (
+	"context"
+
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// PartitionData is one opened account partition. *storage.Partition
+// satisfies it; tests substitute fakes that fail on demand.
+type PartitionData interface {
+	ID() int
+	Close() error
+	CreateAccount(ctx context.Context, a storage.Account) error
+	Account(addr string) (storage.Account, error)
+	DeleteAccount(ctx context.Context, addr string) error
+	Accounts() ([]storage.Account, error)
+	SetAlias(ctx context.Context, alias, account string) error
+	DeleteAlias(ctx context.Context, alias string) error
+	Resolve(addr string) (string, error)
+	Append(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, error)
+	Messages(account, folder string) ([]storage.MessageInfo, error)
+	Raw(account, id string) ([]byte, error)
+	Usage(account string) (bytes int64, count int, err error)
+}
+
+// OpenPartition opens the data of partition id. It fails (with an error
+// wrapping storage.ErrLocked) while another process holds it.
+type OpenPartition func(id int) (PartitionData, error)
+
+// QueueStore is the durable queue. *storage.QueueStore satisfies it.
+type QueueStore interface {
+	Put(ctx context.Context, env *mail.Envelope, body []byte) error
+	Update(env *mail.Envelope) <-chan error
+	Delete(id string) <-chan error
+	Envelope(id string) (*mail.Envelope, error)
+	Body(id string) ([]byte, error)
+	Each(fn func(*mail.Envelope) error) error
+}
+
+// Relayer sends one SMTP transaction to the MX of one domain.
+// *smtp.Client satisfies it. Send returns one result per recipient, in
+// order, and never blocks past ctx.
+type Relayer interface {
+	Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Recipient, body []byte) []mail.Result
+}

@@ -1,0 +1,322 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// Deps are what a node's actors stand on.
+type Deps struct {
+	// OpenPartition opens account partitions. Nil on a node that owns no
+	// partitions (a frontend).
+	OpenPartition OpenPartition
+	// Placement finds partition actors. Nil means every partition is
+	// local (a single node): Start spawns their actors.
+	Placement Placement
+	// Queue is this node's durable queue.
+	Queue QueueStore
+	// Relayer sends mail for remote domains.
+	Relayer Relayer
+	Logger  *slog.Logger
+	Stats   *Stats
+	// Now is the clock (tests move it); nil = time.Now.
+	Now func() time.Time
+}
+
+// System is the actors of one node and the operations the rest of the node
+// (SMTP sessions, the admin API) performs through them.
+type System struct {
+	cfg    Config
+	system *actor.ActorSystem
+	root   *actor.RootContext
+	log    *slog.Logger
+	stats  *Stats
+	cancel context.CancelFunc
+
+	place      Placement
+	partitions []*actor.PID // local partition actors, by id; nil entries when not local
+	queue      *actor.PID
+	enq        *Enqueuer
+	dir        *Directory
+
+	stopOnce sync.Once
+}
+
+// Start creates the actor system of a node and its actors, and recovers
+// the queue.
+func Start(cfg Config, deps Deps) (*System, error) {
+	cfg = cfg.withDefaults()
+	if deps.Queue == nil || deps.Relayer == nil {
+		return nil, errors.New("actors: Queue and Relayer are required")
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	stats := deps.Stats
+	if stats == nil {
+		stats = NewStats(nil)
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	libLog := log.With("lib", "protoactor")
+	system := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLog }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	base, cancel := context.WithCancel(context.Background())
+	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel}
+
+	s.place = deps.Placement
+	if s.place == nil {
+		if deps.OpenPartition == nil {
+			cancel()
+			return nil, errors.New("actors: a single node needs OpenPartition")
+		}
+		s.partitions = make([]*actor.PID, cfg.Partitions)
+		for i := range s.partitions {
+			id := i
+			props := actor.PropsFromProducer(func() actor.Actor {
+				return newPartitionActor(id, deps.OpenPartition, &s.cfg, stats, log)
+			})
+			pid, err := s.root.SpawnNamed(props, fmt.Sprintf("partition-%d", id))
+			if err != nil {
+				s.Stop()
+				return nil, err
+			}
+			s.partitions[i] = pid
+		}
+		s.place = localPlacement(s.partitions)
+	}
+	domains := map[string]bool{}
+	for _, d := range cfg.LocalDomains {
+		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
+	}
+	s.dir = &Directory{domains: domains, parts: cfg.Partitions, place: s.place, root: s.root, timeout: cfg.RequestTimeout}
+	// The queue's PID is known before it is spawned, so the Enqueuer (which
+	// the queue's own DSN writer uses during recovery) is complete first.
+	s.queue = system.NewLocalPID("queue")
+	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, root: s.root, queue: s.queue, now: now}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
+			place: s.place, stats: stats, log: log, now: now, base: base}
+	})
+	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops the queue actors, then the partition actors (each closes its
+// data after its account actors have stopped), then the actor system.
+// Stop waits for all of it.
+func (s *System) Stop() {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		if s.queue != nil {
+			_ = s.root.PoisonFuture(s.queue).Wait()
+		}
+		for _, pid := range s.partitions {
+			if pid != nil {
+				_ = s.root.PoisonFuture(pid).Wait()
+			}
+		}
+		s.system.Shutdown()
+	})
+}
+
+// Enqueuer is the entrance to this node's queue.
+func (s *System) Enqueuer() *Enqueuer { return s.enq }
+
+// Directory answers which addresses are local accounts.
+func (s *System) Directory() *Directory { return s.dir }
+
+// Stats are this node's counters.
+func (s *System) Stats() *Stats { return s.stats }
+
+// ActorSystem is the protoactor system, for the cluster layer.
+func (s *System) ActorSystem() *actor.ActorSystem { return s.system }
+
+// LocalPartition returns the PID of a partition actor running here, or nil.
+func (s *System) LocalPartition(id int) *actor.PID {
+	if id < 0 || id >= len(s.partitions) {
+		return nil
+	}
+	return s.partitions[id]
+}
+
+type localPlacement []*actor.PID
+
+func (l localPlacement) PartitionPID(p int) (*actor.PID, error) {
+	if p < 0 || p >= len(l) || l[p] == nil {
+		return nil, fmt.Errorf("%w: partition %d has no owner", ErrUnavailable, p)
+	}
+	return l[p], nil
+}
+
+// Account is an account record as the admin layer sees it.
+type Account = pb.AccountRecord
+
+func (s *System) partitionOf(addr string) (*actor.PID, error) {
+	return s.place.PartitionPID(mail.PartitionOf(strings.ToLower(addr), s.cfg.Partitions))
+}
+
+func (s *System) accountRequest(ctx context.Context, addr string, msg interface{}) (*pb.AccountReply, error) {
+	pid, err := s.partitionOf(addr)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := request[*pb.AccountReply](ctx, s.root, pid, msg, s.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return reply, goError(reply.Error)
+}
+
+// CreateAccount creates an account with an already hashed password.
+func (s *System) CreateAccount(ctx context.Context, address, passwordHash string, quota int64) (*Account, error) {
+	reply, err := s.accountRequest(ctx, address, &pb.CreateAccount{Account: &pb.AccountRecord{
+		Address: strings.ToLower(address), PasswordHash: passwordHash, QuotaBytes: quota,
+		CreatedUnixNano: time.Now().UnixNano(),
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return reply.Account, nil
+}
+
+// GetAccount returns one account.
+func (s *System) GetAccount(ctx context.Context, address string) (*Account, error) {
+	reply, err := s.accountRequest(ctx, address, &pb.GetAccount{Address: address})
+	if err != nil {
+		return nil, err
+	}
+	return reply.Account, nil
+}
+
+// DeleteAccount deletes an account and its mailbox.
+func (s *System) DeleteAccount(ctx context.Context, address string) error {
+	_, err := s.accountRequest(ctx, address, &pb.DeleteAccount{Address: address})
+	return err
+}
+
+// SetAlias makes alias deliver to account.
+func (s *System) SetAlias(ctx context.Context, alias, account string) error {
+	_, err := s.accountRequest(ctx, alias, &pb.SetAlias{Alias: alias, Account: account})
+	return err
+}
+
+// Accounts lists the accounts of every partition.
+func (s *System) Accounts(ctx context.Context) ([]*Account, error) {
+	var out []*Account
+	for p := 0; p < s.cfg.Partitions; p++ {
+		pid, err := s.place.PartitionPID(p)
+		if err != nil {
+			return nil, err
+		}
+		reply, err := request[*pb.AccountReply](ctx, s.root, pid, &pb.ListAccounts{}, s.cfg.RequestTimeout)
+		if err != nil {
+			return nil, err
+		}
+		if err := goError(reply.Error); err != nil {
+			return nil, err
+		}
+		out = append(out, reply.Accounts...)
+	}
+	return out, nil
+}
+
+// Messages lists an account's stored messages.
+func (s *System) Messages(ctx context.Context, address, folder string) ([]*pb.MessageInfo, error) {
+	pid, err := s.partitionOf(address)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := request[*pb.MessagesReply](ctx, s.root, pid, &pb.ListMessages{Account: address, Folder: folder}, s.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return reply.Messages, goError(reply.Error)
+}
+
+// RawMessage returns one stored message's bytes.
+func (s *System) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
+	pid, err := s.partitionOf(address)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := request[*pb.RawReply](ctx, s.root, pid, &pb.GetRaw{Account: address, Id: id}, s.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return reply.Raw, goError(reply.Error)
+}
+
+// Authenticate checks an account's password and returns the account's
+// address. Hashing runs in the caller's goroutine, not in an actor.
+func (s *System) Authenticate(ctx context.Context, user, password string) (string, error) {
+	acct, err := s.GetAccount(ctx, user)
+	if errors.Is(err, mail.ErrNotFound) {
+		// Spend the time a real check takes, so timing does not tell
+		// which accounts exist.
+		_, _ = storage.VerifyPassword(dummyHash, password)
+		return "", mail.ErrAuthFailed
+	}
+	if err != nil {
+		return "", err
+	}
+	ok, err := storage.VerifyPassword(acct.PasswordHash, password)
+	if err != nil || !ok {
+		return "", mail.ErrAuthFailed
+	}
+	return acct.Address, nil
+}
+
+// dummyHash is an argon2id hash of a random password, used to keep failed
+// logins for unknown users as slow as for known ones.
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4z7H3eJ7eJ1vX6cY0x3FZ0m8oQ9cYp9b3e1m0rU0a8E"
+
+// Queue returns a copy of every queued message's envelope.
+func (s *System) Queue(ctx context.Context) ([]*mail.Envelope, error) {
+	reply, err := request[*queueEntries](ctx, s.root, s.queue, &queueList{}, s.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	return reply.entries, reply.err
+}
+
+// QueueEntry returns a copy of one queued message's envelope.
+func (s *System) QueueEntry(ctx context.Context, id string) (*mail.Envelope, error) {
+	reply, err := request[*queueEntries](ctx, s.root, s.queue, &queueGet{id: id}, s.cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if reply.err != nil {
+		return nil, reply.err
+	}
+	return reply.entries[0], nil
+}
+
+// QueueAction retries, holds, releases or deletes a queued message.
+func (s *System) QueueAction(ctx context.Context, id, action string) error {
+	reply, err := request[*queueEntries](ctx, s.root, s.queue, &queueAction{id: id, action: action}, s.cfg.RequestTimeout)
+	if err != nil {
+		return err
+	}
+	return reply.err
+}

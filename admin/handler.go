@@ -1,0 +1,204 @@
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Default request body limits; see Options.
+const (
+	DefaultBodyLimit   = 1 << 20  // 1 MiB for every JSON body except submit
+	DefaultSubmitLimit = 64 << 20 // 64 MiB for POST /api/v1/submit
+)
+
+// Options configures NewHandler. The zero value serves the API without a
+// token, without /metrics, and logs nowhere.
+type Options struct {
+	// Token is the administrator's bearer token. "" means no token is
+	// required at all (the node allows that only on a loopback listener);
+	// ReadOnlyToken is then ignored, and the Host header must be
+	// "localhost" or an IP literal, which defeats DNS rebinding.
+	Token string
+	// ReadOnlyToken may be used for GET and HEAD requests only; any other
+	// method with it is refused with 403.
+	ReadOnlyToken string
+	// Metrics serves GET /metrics (promhttp.HandlerFor(registry, ...)),
+	// behind the same token check as the API; nil means 404.
+	Metrics http.Handler
+	// Logger receives the detail of internal errors and recovered panics;
+	// nil discards it.
+	Logger *slog.Logger
+	// BodyLimit bounds every JSON request body except submit's;
+	// 0 means DefaultBodyLimit.
+	BodyLimit int64
+	// SubmitLimit bounds the body of POST /api/v1/submit; 0 means
+	// DefaultSubmitLimit.
+	SubmitLimit int64
+}
+
+// handler is the http.Handler NewHandler returns. It holds no mutable state
+// after construction and is safe for concurrent use.
+type handler struct {
+	api      API
+	opt      Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	cop      *http.CrossOriginProtection
+	token    [sha256.Size]byte // sha256 of Options.Token
+	roToken  [sha256.Size]byte // sha256 of Options.ReadOnlyToken
+	hasRO    bool
+	needAuth bool
+}
+
+// NewHandler returns the admin endpoint for api: the JSON API under /api/v1
+// (routes.go lists the routes), and /metrics. It checks the bearer token
+// (in constant time), refuses cross-origin browser requests that change
+// state (CSRF), recovers panics as 500, and maps errors as the API contract
+// says. The handler is safe for concurrent use.
+func NewHandler(api API, opt Options) http.Handler {
+	h := &handler{
+		api:      api,
+		opt:      opt,
+		log:      opt.Logger,
+		mux:      http.NewServeMux(),
+		cop:      http.NewCrossOriginProtection(),
+		needAuth: opt.Token != "",
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.opt.BodyLimit <= 0 {
+		h.opt.BodyLimit = DefaultBodyLimit
+	}
+	if h.opt.SubmitLimit <= 0 {
+		h.opt.SubmitLimit = DefaultSubmitLimit
+	}
+	h.token = sha256.Sum256([]byte(opt.Token))
+	h.roToken = sha256.Sum256([]byte(opt.ReadOnlyToken))
+	h.hasRO = opt.ReadOnlyToken != ""
+	h.routes()
+	return h
+}
+
+// ServeHTTP recovers panics, applies the cross-origin, host and token
+// checks, then dispatches to the route.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &recordingWriter{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		h.log.Error("admin: panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+		if !rw.wroteHeader {
+			writeJSON(rw, http.StatusInternalServerError, errorBody{Error: "internal error"})
+		}
+	}()
+	if err := h.cop.Check(r); err != nil {
+		writeError(rw, http.StatusForbidden, "cross-origin request refused")
+		return
+	}
+	if r.URL.Path == pathSubmit {
+		// Submit authenticates the account with HTTP basic auth instead
+		// of the admin token.
+		h.mux.ServeHTTP(rw, r)
+		return
+	}
+	if !h.authorize(rw, r) {
+		return
+	}
+	h.mux.ServeHTTP(rw, r)
+}
+
+// authorize checks the admin token and writes the refusal when it fails.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request) bool {
+	if !h.needAuth {
+		if !localHost(r.Host) {
+			writeError(w, http.StatusForbidden, "without an admin token the Host header must be localhost or an IP address")
+			return false
+		}
+		return true
+	}
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="homing"`)
+		writeError(w, http.StatusUnauthorized, "missing bearer token")
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if subtle.ConstantTimeCompare(sum[:], h.token[:]) == 1 {
+		return true
+	}
+	if h.hasRO && subtle.ConstantTimeCompare(sum[:], h.roToken[:]) == 1 {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			return true
+		}
+		writeError(w, http.StatusForbidden, "the read-only token allows GET and HEAD only")
+		return false
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="homing", error="invalid_token"`)
+	writeError(w, http.StatusUnauthorized, "invalid bearer token")
+	return false
+}
+
+// bearer extracts the token from an "Authorization: Bearer <token>" value
+// (the scheme is case-insensitive, RFC 7235 §2.1).
+func bearer(v string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// localHost reports whether the Host header names the machine by an IP
+// literal or "localhost", so that a DNS name rebound to a loopback address
+// cannot reach a tokenless endpoint from a browser.
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	return net.ParseIP(host) != nil
+}
+
+// recordingWriter remembers whether the header was written, so a recovered
+// panic knows whether it may still send a 500.
+type recordingWriter struct {
+	http.ResponseWriter
+	wroteHeader bool
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes flushes through (promhttp may stream).
+func (w *recordingWriter) Flush() {
+	w.wroteHeader = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

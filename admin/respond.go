@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// writeJSON sends v as JSON with the given status. v is marshalled before
+// anything is written, so a value that cannot be encoded still gets a
+// clean 500.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{Error: "internal error"})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError sends {"error": msg} with the given status.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// fail maps an error from the API (or from decoding) to its answer:
+// *Error -> its Status and Message; mail.ErrNotFound and mail.ErrNoSuchUser
+// -> 404, mail.ErrExists -> 409, mail.ErrAuthFailed -> 401, each with the
+// error's text; anything else -> 500 "internal error", with the detail
+// logged and never sent.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		status := ae.Status
+		if status < 400 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		writeError(w, status, ae.Message)
+	case errors.Is(err, mail.ErrNotFound), errors.Is(err, mail.ErrNoSuchUser):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, mail.ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, mail.ErrAuthFailed):
+		writeError(w, http.StatusUnauthorized, "authentication failed")
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+		h.log.Debug("admin: request canceled", "method", r.Method, "path", r.URL.Path)
+		writeError(w, http.StatusServiceUnavailable, "request canceled")
+	default:
+		h.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// decode reads one JSON value from the body into v: at most limit bytes,
+// no unknown fields, nothing after the value. Its errors are *Error with
+// status 400 (or 413 for a body over the limit) and a message saying what
+// is wrong.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err, limit)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err != nil {
+			return decodeError(err, limit)
+		}
+		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: unexpected data after the object"}
+	}
+	return nil
+}
+
+// decodeError turns a json or body error into a clear 400/413.
+func decodeError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body too large (limit %d bytes)", limit)}
+	case errors.Is(err, io.EOF):
+		return &Error{Status: http.StatusBadRequest, Message: "request body is empty, a JSON object is required"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: unexpected end of the body"}
+	case errors.As(err, &se):
+		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)}
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON: expected %s, got %s", te.Type, te.Value)}
+		}
+		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON: field %q must be %s, got %s", field, te.Type, te.Value)}
+	default:
+		// Unknown fields land here: encoding/json has no typed error for
+		// DisallowUnknownFields ("json: unknown field \"x\"").
+		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+}
+
+// isAuthFailure reports whether err will be answered with 401.
+func isAuthFailure(err error) bool {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusUnauthorized
+	}
+	return errors.Is(err, mail.ErrAuthFailed)
+}

@@ -1,0 +1,187 @@
+// Command homing-load is the load generator behind `make bench`: it creates
+// accounts on a Homing node through the admin API, sends messages to them
+// over concurrent persistent SMTP sessions (RFC 5321 §3.3 mail
+// transactions: MAIL, RCPT, DATA), waits until the node has stored them
+// all (GET /api/v1/stats), and reports accepted and delivered messages per
+// second and the DATA -> 250 latency. With --spawn it starts its own node
+// on a fresh directory and loopback ports.
+//
+//	homing-load [--spawn PATH_TO_HOMING | --smtp ADDR --admin ADDR] --n 20000 --size 4096 --c 20
+//	            --accounts 500 --domain example.test [--smtp-source] [--json] [--timeout 10m]
+//
+// Exit status: 0 when the run is a valid measurement, 1 when it failed or
+// not every accepted message was delivered in time, 2 on a usage error.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/homing-mail/homing/admin"
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// runMain parses args, runs, prints the report on stdout and progress on
+// stderr, and returns the exit code.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseArgs(args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "homing-load: %v\n(homing-load --help lists the flags)\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, cfg, stderr)
+	if rep != nil {
+		if cfg.JSON {
+			rep.writeJSON(stdout)
+		} else {
+			rep.writeText(stdout)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "homing-load: %v\n", err)
+		return 1
+	}
+	if !rep.OK() {
+		fmt.Fprintln(stderr, "homing-load: not a valid measurement: nothing accepted, or not all accepted messages delivered in time")
+		return 1
+	}
+	return 0
+}
+
+// run does one benchmark and returns its report; progress lines go to
+// progress. A report is returned whenever sending took place, even with an
+// error.
+func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err error) {
+	logf := func(format string, a ...any) { fmt.Fprintf(progress, "homing-load: "+format+"\n", a...) }
+	rep = &report{Machine: thisMachine(), Params: params{N: cfg.N, Size: cfg.Size, C: cfg.sessions(), Accounts: cfg.Accounts, Domain: cfg.Domain}}
+
+	smtpAddr, adminAddr, token := cfg.SMTP, cfg.Admin, cfg.Token
+	rep.Params.Target = "smtp " + smtpAddr
+	if cfg.Spawn != "" {
+		rep.Params.Target = "spawned " + cfg.Spawn
+		logf("starting %s", cfg.Spawn)
+		node, err := spawnNode(ctx, cfg, nodeReady)
+		if err != nil {
+			return nil, err
+		}
+		logf("node ready: smtp %s, admin %s, dir %s", node.SMTP, node.Admin, node.Dir)
+		defer func() {
+			if stopErr := node.Stop(cfg.StopTimeout, cfg.Keep); stopErr != nil && rep != nil {
+				rep.NodeStop = stopErr.Error()
+			}
+			if cfg.Keep && rep != nil {
+				rep.NodeDir = node.Dir
+			}
+		}()
+		smtpAddr, adminAddr, token = node.SMTP, node.Admin, ""
+	}
+	client := newAdminClient(adminAddr, token)
+	defer client.HTTP.CloseIdleConnections()
+
+	gen, err := newGenerator(cfg.Size, cfg.From, cfg.Domain, cfg.Accounts)
+	if err != nil {
+		return nil, err
+	}
+	rcpts := make([]string, cfg.Accounts)
+	for i := range rcpts {
+		rcpts[i] = gen.account(i)
+	}
+
+	logf("creating %d accounts", cfg.Accounts)
+	pw := make([]byte, 16)
+	rand.Read(pw) // crypto/rand.Read never fails (Go 1.24+)
+	hash := argon2idPHC(base64.RawURLEncoding.EncodeToString(pw))
+	t0 := time.Now()
+	rep.AccountsCreated, err = createAccounts(ctx, client, rcpts, hash, cfg.sessions())
+	rep.AccountsSec = time.Since(t0).Seconds()
+	if err != nil {
+		return nil, err
+	}
+	base, err := client.Stats(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the node's stats: %w", err)
+	}
+
+	logf("sending %d messages of %d bytes over %d sessions", cfg.N, cfg.Size, cfg.sessions())
+	s := &sender{addr: smtpAddr, helo: "homing-load.localhost", from: cfg.From, gen: gen, rcpts: rcpts, n: cfg.N, sessions: cfg.sessions()}
+	res := s.run(ctx)
+	rep.Accepted, rep.TempFailures, rep.PermFailures, rep.IOErrors, rep.Unsent = res.Accepted, res.Temp, res.Perm, res.IO, res.Unsent
+	rep.AcceptWindowSec = res.Window().Seconds()
+	rep.AcceptedPerSec = rate(res.Accepted, res.Window())
+	lat := summarize(res.Latencies)
+	rep.Data250P50Ms, rep.Data250P99Ms, rep.Data250MaxMs = ms(lat.P50), ms(lat.P99), ms(lat.Max)
+	rep.ErrorSamples = res.Samples
+
+	logf("accepted %d; waiting up to %s for the deliveries", res.Accepted, cfg.Timeout)
+	d := waitDelivered(ctx, client, base.DeliveredLocal, res.Accepted, pollInterval, cfg.Timeout)
+	rep.Delivered = d.Delivered
+	rep.DeliveryComplete = d.Complete()
+	if d.Complete() && !res.First.IsZero() {
+		rep.DeliverWindowSec = d.Reached.Sub(res.First).Seconds()
+		rep.DeliveredPerSec = rate(d.Delivered, d.Reached.Sub(res.First))
+	}
+	if !d.Complete() && d.Err != nil {
+		rep.DeliveryError = d.Err.Error()
+	}
+	rep.StoreP50Ms, rep.StoreP99Ms = d.Last.StoreLatencyP50*1000, d.Last.StoreLatencyP99*1000
+	rep.Bounced = d.Last.Bounced - base.Bounced
+	rep.Deferred = d.Last.Deferred - base.Deferred
+
+	if cfg.SMTPSource && ctx.Err() == nil {
+		logf("running smtp-source")
+		src := runSMTPSource(ctx, cfg, smtpAddr)
+		if src.Skipped == "" {
+			start := time.Now().Add(-time.Duration(src.WallSec * float64(time.Second)))
+			already := base.DeliveredLocal + d.Delivered
+			sd := waitDelivered(ctx, client, already, src.Completed, pollInterval, cfg.Timeout)
+			src.Delivered = sd.Delivered
+			src.DeliveryComplete = sd.Complete()
+			if sd.Complete() {
+				src.DeliveredPerSec = rate(sd.Delivered, sd.Reached.Sub(start))
+			}
+		}
+		rep.SMTPSource = &src
+	}
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return rep, nil
+}
+
+// newAdminClient is an admin client with a transport of its own, so that
+// its connections can be closed at the end.
+func newAdminClient(addr, token string) *admin.Client {
+	c := admin.NewClient(addr, token)
+	c.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: time.Minute}
+	return c
+}
+
+// nodeReady is the readiness probe of a spawned node: GET
+// /api/v1/settings answers.
+func nodeReady(ctx context.Context, adminAddr string) error {
+	c := newAdminClient(adminAddr, "")
+	defer c.HTTP.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := c.Settings(ctx)
+	return err
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// spawned is a homing node started by --spawn on a fresh directory.
+type spawned struct {
+	Dir     string // temporary directory: data/ and node.log
+	LogPath string
+	SMTP    string // 127.0.0.1:port
+	Admin   string // 127.0.0.1:port
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has been waited for
+	err    error         // its exit status, valid after exited
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1. The ports are
+// free when the function returns; another process could take one before
+// the node binds it, which then fails the start clearly.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// serveArgs is the command line of the spawned node.
+func serveArgs(cfg config, dataDir, smtpAddr, adminAddr string) []string {
+	args := []string{"serve", "--data", dataDir, "--smtp", smtpAddr, "--admin", adminAddr,
+		"--domains", cfg.Domain, "--name", "bench"}
+	return append(args, cfg.ServeArgs...)
+}
+
+// spawnNode starts cfg.Spawn on a new temporary directory and loopback
+// ports, and waits until GET /api/v1/settings answers (ready decides),
+// the process exits, or cfg.StartTimeout passes. On failure nothing is
+// left running, and the directory is removed unless cfg.Keep.
+func spawnNode(ctx context.Context, cfg config, ready func(ctx context.Context, adminAddr string) error) (*spawned, error) {
+	// The node runs in its directory, so a relative path would be
+	// looked up there.
+	bin, err := filepath.Abs(cfg.Spawn)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "homing-load-")
+	if err != nil {
+		return nil, err
+	}
+	n := &spawned{Dir: dir, LogPath: filepath.Join(dir, "node.log"), exited: make(chan struct{})}
+	ports, err := freePorts(2)
+	if err != nil {
+		n.cleanup(cfg.Keep)
+		return nil, err
+	}
+	n.SMTP = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	n.Admin = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	logf, err := os.Create(n.LogPath)
+	if err != nil {
+		n.cleanup(cfg.Keep)
+		return nil, err
+	}
+	n.cmd = exec.Command(bin, serveArgs(cfg, filepath.Join(dir, "data"), n.SMTP, n.Admin)...)
+	n.cmd.Stdout = logf
+	n.cmd.Stderr = logf
+	n.cmd.Dir = dir
+	if err := n.cmd.Start(); err != nil {
+		logf.Close()
+		n.cleanup(cfg.Keep)
+		return nil, fmt.Errorf("starting %s: %w", cfg.Spawn, err)
+	}
+	go func() {
+		n.err = n.cmd.Wait()
+		logf.Close()
+		close(n.exited)
+	}()
+
+	sctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	for {
+		err := ready(sctx, n.Admin)
+		if err == nil {
+			return n, nil
+		}
+		select {
+		case <-n.exited:
+			e := fmt.Errorf("the node exited before it was ready (%v); its log:\n%s", n.err, n.logTail(20))
+			n.cleanup(cfg.Keep)
+			return nil, e
+		case <-sctx.Done():
+			n.Stop(cfg.StopTimeout, cfg.Keep)
+			return nil, fmt.Errorf("the node did not answer on %s within %s (%v); its log:\n%s", n.Admin, cfg.StartTimeout, err, n.logTail(20))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop sends SIGTERM, and SIGKILL if the node has not exited after grace;
+// then it removes the directory unless keep. It returns the exit status
+// when the node did not stop cleanly on SIGTERM.
+func (n *spawned) Stop(grace time.Duration, keep bool) error {
+	defer n.cleanup(keep)
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		n.cmd.Process.Kill()
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-n.exited:
+		if n.err != nil {
+			return fmt.Errorf("the node exited with %v", n.err)
+		}
+		return nil
+	case <-t.C:
+		n.cmd.Process.Kill()
+		<-n.exited
+		return fmt.Errorf("the node did not stop within %s of SIGTERM and was killed", grace)
+	}
+}
+
+func (n *spawned) cleanup(keep bool) {
+	if !keep {
+		os.RemoveAll(n.Dir)
+	}
+}
+
+// logTail returns the last lines of the node's log.
+func (n *spawned) logTail(lines int) string {
+	f, err := os.Open(n.LogPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	const tail = 16 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > tail {
+		f.Seek(st.Size()-tail, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	parts := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return string(bytes.Join(parts, []byte("\n")))
+}

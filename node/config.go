@@ -1,0 +1,154 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/homing-mail/homing/smtp"
+)
+
+// Config is every setting of a node. cmd/homing fills it from flags and the
+// config file; tests fill it directly. Zero values take the defaults that
+// Defaults documents.
+type Config struct {
+	Name  string   // node name, unique in the cluster; default: hostname
+	Roles []string // "frontend", "backend"; default both
+
+	SMTPAddr       string // public SMTP listener; default 127.0.0.1:2525
+	SubmissionAddr string // submission listener (AUTH required); "" = off
+	AdminAddr      string // admin HTTP; default 127.0.0.1:8025; "" after Defaults never
+	AdminToken     string // bearer token; required when AdminAddr is not loopback
+	AdminReadToken string // read-only bearer token
+
+	DataDir      string // default ./data
+	AccountStore string // root of the account partitions; default DataDir/accounts
+	Partitions   int    // default 16 (fixed when the store is created)
+	Domains      []string
+	Hostname     string            // SMTP greeting, Received, DSN; default Name
+	Routes       map[string]string // static relay routes, domain -> host:port, "*" smarthost
+	QueueMode    string            // locally | locally-for-others | remotely
+
+	MaxMessageBytes     int64
+	MaxRecipients       int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	CommandTimeout      time.Duration
+	DataTimeout         time.Duration
+
+	MinBackoff       time.Duration
+	MaxBackoff       time.Duration
+	MaxLifetime      time.Duration
+	DelayWarning     time.Duration
+	OverQuotaTimeout time.Duration
+	RelayConcurrency int
+	AccountIdle      time.Duration
+
+	// DemoAccount creates demo@<first domain> with a random password
+	// (kept in DataDir/demo-password) when it does not exist.
+	DemoAccount bool
+
+	// Resolver is the DNS for relaying; nil = the system's. Tests stub it.
+	Resolver smtp.Resolver
+	Logger   *slog.Logger
+}
+
+// Queue processing modes (design.md, "The mail flow" item 6).
+const (
+	ModeLocally          = "locally"
+	ModeLocallyForOthers = "locally-for-others"
+	ModeRemotely         = "remotely"
+)
+
+// Defaults fills unset fields.
+func (c Config) Defaults() Config {
+	if c.Name == "" {
+		c.Name = "homing"
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = []string{"frontend", "backend"}
+	}
+	if c.SMTPAddr == "" {
+		c.SMTPAddr = "127.0.0.1:2525"
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = "127.0.0.1:8025"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.AccountStore == "" {
+		c.AccountStore = filepath.Join(c.DataDir, "accounts")
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 16
+	}
+	if len(c.Domains) == 0 {
+		c.Domains = []string{"example.test"}
+	}
+	if c.Hostname == "" {
+		c.Hostname = c.Name
+	}
+	if c.QueueMode == "" {
+		c.QueueMode = ModeLocally
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, in words for the
+// operator.
+func (c Config) Validate() error {
+	for _, r := range c.Roles {
+		if r != "frontend" && r != "backend" {
+			return fmt.Errorf("--roles: unknown role %q (want frontend, backend or both)", r)
+		}
+	}
+	switch c.QueueMode {
+	case ModeLocally, ModeLocallyForOthers, ModeRemotely:
+	default:
+		return fmt.Errorf("--queue-mode: %q is not one of locally, locally-for-others, remotely", c.QueueMode)
+	}
+	if c.Partitions < 1 || c.Partitions > 4096 {
+		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Partitions)
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, " @,") {
+			return fmt.Errorf("--domains: %q is not a domain", d)
+		}
+	}
+	for d, hp := range c.Routes {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
+		}
+	}
+	if !isLoopback(c.AdminAddr) && c.AdminToken == "" {
+		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")
+	}
+	return nil
+}
+
+func (c Config) hasRole(r string) bool {
+	for _, x := range c.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,170 @@
+package smtp
+
+import (
+	"errors"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// The SASL mechanisms offered (RFC 4954; PLAIN is RFC 4616, LOGIN is
+// draft-murchison-sasl-login).
+const (
+	mechPlain = "PLAIN"
+	mechLogin = "LOGIN"
+)
+
+// authAllowed reports whether this connection may send a password: over
+// TLS, or from a loopback address (RFC 4954 §4 leaves the policy to the
+// server; plaintext passwords over the network are refused).
+func (s *session) authAllowed() bool {
+	return s.srv.auth != nil && (s.tls || (s.clientIP.IsValid() && s.clientIP.IsLoopback()))
+}
+
+// AuthMechanisms lists the mechanisms advertised in EHLO: none when the
+// server has no Authenticator or the connection may not authenticate.
+func (s *session) AuthMechanisms() (mechs []string) {
+	defer s.recoverPanic("AuthMechanisms", nil)
+	if !s.authAllowed() {
+		return nil
+	}
+	return []string{mechPlain, mechLogin}
+}
+
+// Auth starts an AUTH exchange (RFC 4954 §4).
+func (s *session) Auth(mech string) (srv sasl.Server, err error) {
+	defer s.recoverPanic("AUTH", &err)
+	switch {
+	case s.srv.auth == nil:
+		return nil, s.answer(reply(502, "5.5.1", "AUTH not available"))
+	case !s.authAllowed():
+		return nil, s.answer(reply(538, "5.7.11", "Encryption required for requested authentication mechanism"))
+	}
+	s.mu.Lock()
+	failures := s.authFailures
+	s.mu.Unlock()
+	if failures >= s.srv.cfg.MaxAuthFailures {
+		s.closeAfterReply()
+		return nil, s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+	}
+	switch mech {
+	case mechPlain:
+		return &saslErrors{s: s, Server: sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				// Acting as another user (RFC 4616 authzid) is not
+				// supported; treat it as wrong credentials.
+				return s.checkPassword(username, password, identity)
+			}
+			return s.checkPassword(username, password, "")
+		})}, nil
+	case mechLogin:
+		return &saslErrors{s: s, Server: &loginServer{check: func(username, password string) error {
+			return s.checkPassword(username, password, "")
+		}}}, nil
+	}
+	return nil, s.answer(reply(504, "5.5.4", "Unrecognized authentication mechanism"))
+}
+
+// checkPassword asks the Authenticator. A wrong password waits
+// AuthFailureDelay before its 535; the MaxAuthFailures-th closes the
+// connection with 421. A non-empty authzid other than the user fails.
+func (s *session) checkPassword(username, password, authzid string) (err error) {
+	defer s.recoverPanic("AUTH check", &err)
+	var account string
+	if authzid == "" {
+		account, err = s.srv.auth.Authenticate(s.ctx, username, password)
+	} else {
+		err = mail.ErrAuthFailed
+	}
+	switch {
+	case err == nil && account != "":
+		s.mu.Lock()
+		s.authAccount = account
+		s.mu.Unlock()
+		s.answer(nil)
+		return nil
+	case err == nil || errors.Is(err, mail.ErrAuthFailed):
+		s.mu.Lock()
+		s.authFailures++
+		failures := s.authFailures
+		s.mu.Unlock()
+		s.srv.log.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures)
+		s.pause(s.srv.cfg.AuthFailureDelay)
+		if failures >= s.srv.cfg.MaxAuthFailures {
+			s.closeAfterReply()
+			return s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+		}
+		return s.answer(reply(535, "5.7.8", "Authentication credentials invalid"))
+	default:
+		s.srv.log.Warn("authenticator failed", "user", username, "err", err)
+		return s.answer(reply(454, "4.7.0", "Temporary authentication failure"))
+	}
+}
+
+// pause waits d or until the session ends.
+func (s *session) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+// closeAfterReply closes the connection once the next reply is written.
+func (s *session) closeAfterReply() {
+	if s.limited != nil {
+		s.limited.closeAfterNextWrite()
+	}
+}
+
+// saslErrors makes every error of a SASL exchange an *SMTPError: go-smtp
+// writes other errors' texts to the client with 454.
+type saslErrors struct {
+	sasl.Server
+	s *session
+}
+
+// Next passes the client's response on and maps malformed responses to
+// 501 5.5.2.
+func (x *saslErrors) Next(response []byte) (challenge []byte, done bool, err error) {
+	defer x.s.recoverPanic("AUTH exchange", &err)
+	challenge, done, err = x.Server.Next(response)
+	var se *gosmtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		return nil, false, x.s.answer(reply(501, "5.5.2", "Malformed authentication response"))
+	}
+	return challenge, done, err
+}
+
+// loginServer is the server side of the LOGIN mechanism, which go-sasl
+// only implements as a client: the server asks "Username:" and
+// "Password:" (base64 is go-smtp's business). An initial response is the
+// user name.
+type loginServer struct {
+	check    func(username, password string) error
+	step     int
+	username string
+}
+
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough
+	case 1:
+		l.username = string(response)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.username, string(response))
+	}
+	return nil, false, sasl.ErrUnexpectedClientResponse
+}

@@ -1,0 +1,163 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// Resolver is the DNS the relay client uses. *net.Resolver satisfies it;
+// tests stub it. Errors that are *net.DNSError with IsNotFound set mean
+// the name does not exist (or has no such records).
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// ClientConfig configures the relay client. Zero values take the
+// documented defaults.
+type ClientConfig struct {
+	// Hostname is the name sent in EHLO. Default "localhost".
+	Hostname string
+	// Resolver looks up MX and address records; nil is
+	// net.DefaultResolver.
+	Resolver Resolver
+	// Routes maps a lower-case domain to "host:port", bypassing MX
+	// lookup; the key "*" is a smarthost for every domain without a
+	// route of its own.
+	Routes map[string]string
+	// Port is the port of MX hosts. Default 25.
+	Port int
+	// DialTimeout bounds connecting (default 30 s), CommandTimeout each
+	// command's reply (default 5 min, RFC 5321 §4.5.3.2), DataTimeout
+	// sending the message and waiting for the final reply (default
+	// 10 min, RFC 5321 §4.5.3.2.6).
+	DialTimeout, CommandTimeout, DataTimeout time.Duration
+	// TLS is the configuration for STARTTLS. nil means opportunistic
+	// TLS without certificate verification (RFC 7435): STARTTLS when the
+	// server offers it, and plaintext again on a new connection when
+	// the handshake fails. When set, a failed handshake is a failure of
+	// that host. Either way a server that does not offer STARTTLS gets
+	// the message in plaintext.
+	TLS *tls.Config
+	// Dial opens connections; nil is a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
+	if c.Port <= 0 {
+		c.Port = 25
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 30 * time.Second
+	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = 5 * time.Minute
+	}
+	if c.DataTimeout <= 0 {
+		c.DataTimeout = 10 * time.Minute
+	}
+	if c.Dial == nil {
+		d := &net.Dialer{}
+		c.Dial = d.DialContext
+	}
+	return c
+}
+
+// Client relays messages to other MTAs. It holds no connections between
+// calls; Send may be called concurrently.
+type Client struct {
+	cfg ClientConfig
+}
+
+// NewClient returns a relay client for cfg.
+func NewClient(cfg ClientConfig) *Client {
+	return &Client{cfg: cfg.withDefaults()}
+}
+
+// Send delivers body to rcpts, which must all be in one domain (the domain
+// of rcpts[0] is used), in ONE SMTP transaction, and returns one
+// mail.Result per recipient in the same order. It never returns an error
+// and never blocks past ctx:
+//
+//   - Routing: a route for the domain (or "*") names the host; otherwise
+//     the domain's MX hosts by preference, or the domain itself when it has
+//     no MX (implicit MX, RFC 5321 §5.1). A null MX (RFC 7505) is a
+//     permanent 5.1.10, a domain that does not exist a permanent 5.1.2, a
+//     DNS failure a temporary 4.4.3.
+//   - Each address of each host is tried in turn until one gets as far as
+//     MAIL: a connection that fails, or a greeting or EHLO that is not
+//     2xx, moves on to the next. When all fail, every recipient gets the
+//     last failure (4.4.1 for no answer or a refused connection).
+//   - STARTTLS when offered (see ClientConfig.TLS). MAIL FROM carries SIZE,
+//     BODY=8BITMIME (go-smtp sends it whenever the server offers 8BITMIME),
+//     SMTPUTF8 when env.SMTPUTF8, and RET and ENVID when the server offers
+//     DSN; RCPT TO carries NOTIFY and ORCPT when it does. A server without
+//     SMTPUTF8 for an SMTPUTF8 message is a permanent 5.6.7 (RFC 6531
+//     §3.4), one without 8BITMIME for an 8-bit message a permanent 5.6.3
+//     (RFC 6152 §3), a SIZE limit below the message a permanent 5.3.4
+//     (RFC 1870 §6.1).
+//   - Each recipient gets its RCPT reply; DATA is sent only when at least
+//     one was accepted, and its final reply applies to all accepted ones.
+//     A connection lost after MAIL is a temporary 4.4.2 for every
+//     recipient without a final answer.
+func (c *Client) Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Recipient, body []byte) (results []mail.Result) {
+	results = make([]mail.Result, len(rcpts))
+	if len(rcpts) == 0 {
+		return results
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug, not the peer's fault: try again later.
+			fill(results, mail.Temp("4.3.0", fmt.Sprintf("internal error while relaying: %v", p)))
+		}
+	}()
+
+	domain := mail.Domain(rcpts[0].Addr)
+	hosts, fail := c.route(ctx, domain)
+	if fail != nil {
+		fill(results, *fail)
+		return results
+	}
+	last := mail.Temp("4.4.4", "no mail server found for "+domain)
+	for _, h := range hosts {
+		addrs, fail := c.addresses(ctx, h)
+		if fail != nil {
+			last = *fail
+			continue
+		}
+		for _, addr := range addrs {
+			if ctx.Err() != nil {
+				fill(results, mail.Temp("4.4.1", "delivery attempt cancelled: "+ctx.Err().Error()))
+				return results
+			}
+			res, next := c.attempt(ctx, h.name, addr, true, env, rcpts, body, results)
+			if next == retryPlain {
+				res, next = c.attempt(ctx, h.name, addr, false, env, rcpts, body, results)
+			}
+			if next == done {
+				return results
+			}
+			last = res
+		}
+	}
+	fill(results, last)
+	return results
+}
+
+// fill sets every result to r.
+func fill(results []mail.Result, r mail.Result) {
+	for i := range results {
+		results[i] = r
+	}
+}

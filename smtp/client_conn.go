@@ -1,0 +1,389 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// maxPreludeBytes bounds what the client reads before go-smtp takes over
+// (greeting and EHLO replies), so a hostile server cannot make it buffer
+// without end.
+const maxPreludeBytes = 64 << 10
+
+// next says what Send does after an attempt.
+type next int
+
+const (
+	done       next = iota // the transaction ran (or was refused for good); results are set
+	nextHost               // this address failed before MAIL; try the next one
+	retryPlain             // opportunistic TLS failed; try the same address without it
+)
+
+// attempt connects to addr and runs the transaction there. Before MAIL
+// nothing is written to results; from MAIL on, every result is set.
+func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
+	env *mail.Envelope, rcpts []*mail.Recipient, body []byte, results []mail.Result) (mail.Result, next) {
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	raw, err := c.cfg.Dial(dctx, "tcp", addr)
+	cancel()
+	if err != nil {
+		return remote(mail.Temp("4.4.1", fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), nextHost
+	}
+	defer raw.Close()
+	// Any blocking read or write ends when ctx does.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
+	cl, conn, res, nx := c.open(ctx, name, raw, tryTLS)
+	if cl == nil {
+		return remote(res, name), nx
+	}
+	defer cl.Close()
+	c.transact(cl, conn, name, env, rcpts, body, results)
+	return mail.Result{}, done
+}
+
+// open reads the greeting, says EHLO and runs STARTTLS when offered, then
+// hands the connection to a go-smtp client. go-smtp can only run STARTTLS
+// right after a greeting it read itself and EHLO "localhost", and has no
+// way to send it on a client that already said EHLO with our name; so the
+// client does this part itself and lets go-smtp start on the TLS
+// connection (or the plaintext one) with a synthetic greeting. go-smtp
+// then says EHLO again (RFC 3207 §4.2 requires it after TLS; after
+// plaintext it is a harmless repetition, RFC 5321 §4.1.4).
+func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS bool) (*gosmtp.Client, net.Conn, mail.Result, next) {
+	broken := func(what string, err error) (*gosmtp.Client, net.Conn, mail.Result, next) {
+		return nil, nil, mail.Temp("4.4.2", fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
+	}
+	raw.SetDeadline(time.Now().Add(c.cfg.CommandTimeout))
+	br := bufio.NewReader(&io.LimitedReader{R: raw, N: maxPreludeBytes})
+	tr := textproto.NewReader(br)
+
+	if _, _, err := tr.ReadResponse(220); err != nil {
+		var pe *textproto.Error
+		if errors.As(err, &pe) {
+			// A 4xx (or 5xx) greeting: this host does not take mail now.
+			return nil, nil, fromReply(toSMTPError(pe)), nextHost
+		}
+		return nil, nil, mail.Temp("4.4.1", fmt.Sprintf("no greeting from %s: %v", name, err)), nextHost
+	}
+	ext := map[string]string{}
+	if _, err := io.WriteString(raw, "EHLO "+c.cfg.Hostname+"\r\n"); err != nil {
+		return broken("EHLO", err)
+	}
+	if _, msg, err := tr.ReadResponse(250); err != nil {
+		var pe *textproto.Error
+		if !errors.As(err, &pe) {
+			return broken("EHLO", err)
+		}
+		if pe.Code != 500 && pe.Code != 502 {
+			return nil, nil, fromReply(toSMTPError(pe)), nextHost
+		}
+		// No ESMTP: go-smtp falls back to HELO itself below.
+	} else {
+		ext = parseEHLO(msg)
+	}
+
+	conn := raw
+	if _, offered := ext["STARTTLS"]; tryTLS && offered {
+		if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
+			return broken("STARTTLS", err)
+		}
+		_, _, err := tr.ReadResponse(220)
+		var pe *textproto.Error
+		switch {
+		case errors.As(err, &pe):
+			// Refused: go on in plaintext on this connection (RFC 3207 §4).
+		case err != nil:
+			return broken("STARTTLS", err)
+		case br.Buffered() > 0:
+			// Data after the 220 was sent before TLS and would be read
+			// as if it came through it (CVE-2011-0411 style injection).
+			return broken("STARTTLS", errors.New("unexpected data after the 220 reply"))
+		default:
+			tc := tls.Client(raw, c.tlsConfig(name))
+			hctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				res := mail.Temp("4.7.5", fmt.Sprintf("TLS handshake with %s failed: %v", name, err))
+				if c.cfg.TLS == nil {
+					return nil, nil, res, retryPlain
+				}
+				return nil, nil, res, nextHost
+			}
+			conn = tc
+		}
+	}
+
+	// Whatever the server sent that is still buffered (nothing, for a
+	// well-behaved one) is handed to go-smtp after the synthetic greeting.
+	prelude := []byte("220 " + name + " ESMTP\r\n")
+	if conn == raw {
+		if n := br.Buffered(); n > 0 {
+			pending, _ := br.Peek(n)
+			prelude = append(prelude, pending...)
+		}
+	}
+	raw.SetDeadline(time.Time{})
+	pc := &preludeConn{Conn: conn, prelude: prelude}
+	cl := gosmtp.NewClient(pc)
+	cl.CommandTimeout = c.cfg.CommandTimeout
+	cl.SubmissionTimeout = c.cfg.DataTimeout
+	if err := cl.Hello(c.cfg.Hostname); err != nil {
+		cl.Close()
+		var se *gosmtp.SMTPError
+		if errors.As(err, &se) {
+			return nil, nil, fromReply(se), nextHost
+		}
+		return broken("EHLO", err)
+	}
+	return cl, pc, mail.Result{}, done
+}
+
+// tlsConfig returns the configuration for STARTTLS with name.
+func (c *Client) tlsConfig(name string) *tls.Config {
+	if c.cfg.TLS == nil {
+		// RFC 7435 opportunistic security: encrypt, do not authenticate.
+		return &tls.Config{ServerName: name, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // RFC 7435
+	}
+	cfg := c.cfg.TLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = name
+	}
+	return cfg
+}
+
+// transact runs MAIL, RCPT and DATA and sets every result.
+func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
+	env *mail.Envelope, rcpts []*mail.Recipient, body []byte, results []mail.Result) {
+	set := func(i int, r mail.Result) { results[i] = remote(r, name) }
+	setAll := func(idx []int, r mail.Result) {
+		for _, i := range idx {
+			set(i, r)
+		}
+	}
+	all := make([]int, len(rcpts))
+	for i := range all {
+		all[i] = i
+	}
+	lost := func(err error) mail.Result {
+		return mail.Temp("4.4.2", fmt.Sprintf("connection to %s lost: %v", name, err))
+	}
+	// fail maps a command's error: the server's reply, or a lost connection.
+	fail := func(err error) mail.Result {
+		var se *gosmtp.SMTPError
+		if errors.As(err, &se) {
+			return fromReply(se)
+		}
+		return lost(err)
+	}
+
+	if ok, _ := cl.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
+		setAll(all, mail.Result{Code: 553, Status: "5.6.7", Text: name + " does not support SMTPUTF8, which the message needs (RFC 6531 §3.4)"})
+		cl.Quit()
+		return
+	}
+	if ok, _ := cl.Extension("8BITMIME"); env.Body8Bit && !ok {
+		setAll(all, mail.Result{Code: 554, Status: "5.6.3", Text: name + " does not support 8BITMIME, which the message needs (RFC 6152 §3)"})
+		cl.Quit()
+		return
+	}
+	if ok, v := cl.Extension("SIZE"); ok {
+		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && int64(len(body)) > limit {
+			setAll(all, mail.Result{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", len(body), name, limit)})
+			cl.Quit()
+			return
+		}
+	}
+
+	if err := cl.Mail(env.From, mailOptions(env, len(body))); err != nil {
+		setAll(all, fail(err))
+		cl.Quit()
+		return
+	}
+	var accepted []int
+	for i, r := range rcpts {
+		err := cl.Rcpt(r.Addr, rcptOptions(r))
+		var se *gosmtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, i)
+		case errors.As(err, &se):
+			set(i, fromReply(se))
+		default:
+			setAll(accepted, lost(err))
+			setAll(all[i:], lost(err))
+			return
+		}
+	}
+	if len(accepted) == 0 {
+		cl.Quit()
+		return
+	}
+	w, err := cl.Data()
+	if err != nil {
+		setAll(accepted, fail(err))
+		if !errors.As(err, new(*gosmtp.SMTPError)) {
+			return
+		}
+		cl.Quit()
+		return
+	}
+	conn.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
+	if _, err := w.Write(body); err != nil {
+		setAll(accepted, lost(err))
+		return
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		setAll(accepted, fail(err))
+		return
+	}
+	setAll(accepted, mail.Delivered(oneLine(resp.StatusText)))
+	cl.Quit()
+}
+
+// mailOptions returns the MAIL parameters. Values go-smtp would refuse
+// locally (and so fail the whole attempt) are left out instead.
+func mailOptions(env *mail.Envelope, size int) *gosmtp.MailOptions {
+	o := &gosmtp.MailOptions{Size: int64(size), UTF8: env.SMTPUTF8}
+	if env.Ret == mail.ReturnFull || env.Ret == mail.ReturnHeaders {
+		o.Return = gosmtp.DSNReturn(env.Ret)
+	}
+	if env.EnvID != "" && isPrintableASCII(env.EnvID) {
+		o.EnvelopeID = env.EnvID
+	}
+	return o
+}
+
+// rcptOptions returns the RCPT parameters (RFC 3461 §4.1, §4.2).
+func rcptOptions(r *mail.Recipient) *gosmtp.RcptOptions {
+	o := &gosmtp.RcptOptions{}
+	if validNotify(r.Notify) {
+		for _, n := range r.Notify {
+			o.Notify = append(o.Notify, gosmtp.DSNNotify(n))
+		}
+	}
+	if typ, addr, ok := strings.Cut(r.ORcpt, ";"); ok && addr != "" {
+		switch strings.ToLower(typ) {
+		case "rfc822":
+			if isPrintableASCII(addr) {
+				o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeRFC822, addr
+			}
+		case "utf-8":
+			o.OriginalRecipientType, o.OriginalRecipient = gosmtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return o
+}
+
+// validNotify reports whether ns is a NOTIFY value RFC 3461 §4.1 allows:
+// NEVER alone, or distinct SUCCESS, FAILURE, DELAY.
+func validNotify(ns []mail.Notify) bool {
+	if len(ns) == 0 {
+		return false
+	}
+	seen := map[mail.Notify]bool{}
+	for _, n := range ns {
+		switch n {
+		case mail.NotifyNever, mail.NotifySuccess, mail.NotifyFailure, mail.NotifyDelay:
+		default:
+			return false
+		}
+		if seen[n] {
+			return false
+		}
+		seen[n] = true
+	}
+	return !seen[mail.NotifyNever] || len(ns) == 1
+}
+
+// fromReply turns a server's reply into a result. A code that is neither
+// 4xx nor 5xx where an error was expected is a protocol error, retried.
+func fromReply(e *gosmtp.SMTPError) mail.Result {
+	text := oneLine(e.Message)
+	if e.Code < 400 || e.Code > 599 {
+		return mail.Temp("4.5.0", fmt.Sprintf("unexpected reply %d %s", e.Code, text))
+	}
+	status := fmt.Sprintf("%d.0.0", e.Code/100)
+	if ec := e.EnhancedCode; ec[0] == e.Code/100 && ec[1] >= 0 && ec[2] >= 0 {
+		status = fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2])
+	}
+	return mail.Result{Code: e.Code, Status: status, Text: text}
+}
+
+// toSMTPError parses the enhanced status code of a reply read by
+// textproto, as go-smtp does for its own replies.
+func toSMTPError(pe *textproto.Error) *gosmtp.SMTPError {
+	se := &gosmtp.SMTPError{Code: pe.Code, Message: pe.Msg}
+	if code, rest, ok := strings.Cut(pe.Msg, " "); ok {
+		if ec := enhanced(code); ec != gosmtp.EnhancedCodeNotSet {
+			se.EnhancedCode, se.Message = ec, rest
+		}
+	}
+	return se
+}
+
+// parseEHLO returns the extensions of an EHLO reply (keywords upper-case).
+func parseEHLO(msg string) map[string]string {
+	ext := map[string]string{}
+	lines := strings.Split(msg, "\n")
+	for _, l := range lines[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
+		if k != "" {
+			ext[strings.ToUpper(k)] = v
+		}
+	}
+	return ext
+}
+
+// remote sets the host that gave a result.
+func remote(r mail.Result, name string) mail.Result {
+	r.RemoteMTA = name
+	return r
+}
+
+// oneLine joins a multi-line reply text.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// preludeConn is a connection whose first reads return prelude: the
+// synthetic greeting that lets a go-smtp client start on a connection
+// whose greeting was already read. Only one goroutine reads from it.
+type preludeConn struct {
+	net.Conn
+	prelude []byte
+}
+
+func (p *preludeConn) Read(b []byte) (int, error) {
+	if len(p.prelude) > 0 {
+		n := copy(b, p.prelude)
+		p.prelude = p.prelude[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}

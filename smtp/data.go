@@ -1,0 +1,220 @@
+package smtp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// Data receives the message (RFC 5321 §4.1.1.4, or BDAT, RFC 3030), checks
+// it, prepends a Received header and hands it to the Enqueuer. It always
+// reads r to its end, also when it refuses the message, so that the
+// connection stays in step with the client.
+//
+// The 250 reply is returned as an *SMTPError with code 250: go-smtp writes
+// any *SMTPError as it is, and that is the only way to put the queue id in
+// the reply text.
+func (s *session) Data(r io.Reader) (err error) {
+	defer s.recoverPanic("DATA", &err)
+	return s.answer(s.data(r))
+}
+
+func (s *session) data(r io.Reader) error {
+	s.mu.Lock()
+	tx := s.tx
+	tx.rcpts = append([]*mail.Recipient(nil), s.tx.rcpts...)
+	helo, authAccount := s.helo, s.authAccount
+	s.mu.Unlock()
+
+	// With DATA, go-smtp's read deadline is the one it set for the DATA
+	// command line (CommandTimeout); replace it with DataTimeout for the
+	// whole message. A BDAT chunk is read by go-smtp's goroutine, not
+	// through r directly, and keeps go-smtp's deadline.
+	if _, bdat := r.(*io.PipeReader); !bdat {
+		s.netConn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
+	}
+
+	msg := readMessage(r, s.srv.cfg.MaxMessageBytes, s.srv.cfg.MaxDataLineLength)
+	switch {
+	case msg.readErr != nil:
+		if errors.Is(msg.readErr, gosmtp.ErrDataReset) {
+			// BDAT aborted by RSET or a closed connection; nobody
+			// reads this reply.
+			return errTempFailure()
+		}
+		// The connection is out of step (timeout, over-long line,
+		// broken connection): say so and close it after the reply.
+		s.srv.log.Info("reading message data failed", "client", s.clientIP, "err", msg.readErr)
+		if s.limited != nil {
+			s.limited.closeAfterNextWrite()
+		}
+		var ne net.Error
+		if errors.As(msg.readErr, &ne) && ne.Timeout() {
+			return reply(421, "4.4.2", "Timeout waiting for message data, closing connection")
+		}
+		return reply(421, "4.4.2", "Error reading message data, closing connection")
+	case !tx.started || len(tx.rcpts) == 0:
+		return errNoRecipients()
+	case msg.tooBig:
+		return errTooBig()
+	case msg.bareCRLF:
+		// RFC 5321 §2.3.8: lines end with CRLF only. Accepting bare LF
+		// or CR lets a client smuggle a second message past the
+		// next hop's end-of-data detection ("SMTP smuggling").
+		return errBareCRLF()
+	case msg.lineTooLong:
+		return errLineTooLong()
+	}
+
+	now := s.srv.cfg.Now()
+	// The queue id is needed in the Received header, before Enqueue;
+	// Enqueue keeps an id that is set.
+	id := mail.NewID(now)
+	cleanHELO := sanitizeHELO(helo)
+	hdr := receivedHeader(received{
+		helo:     cleanHELO,
+		clientIP: s.clientIP,
+		by:       s.srv.cfg.Hostname,
+		tls:      s.tls,
+		auth:     authAccount != "",
+		smtputf8: tx.smtputf8,
+		id:       id,
+		rcpts:    tx.rcpts,
+		date:     now,
+	})
+	body := make([]byte, 0, len(hdr)+len(msg.data))
+	body = append(append(body, hdr...), msg.data...)
+
+	env := &mail.Envelope{
+		ID:         id,
+		From:       tx.from,
+		Recipients: tx.rcpts,
+		EnvID:      tx.envID,
+		Ret:        tx.ret,
+		SMTPUTF8:   tx.smtputf8,
+		Body8Bit:   tx.body8bit,
+		Received:   now,
+		Source:     s.srv.cfg.Source,
+		Auth:       authAccount,
+		HELO:       cleanHELO,
+		Size:       int64(len(body)),
+	}
+	if s.clientIP.IsValid() {
+		env.ClientIP = s.clientIP.String()
+	}
+
+	err := s.srv.enq.Enqueue(s.ctx, env, body)
+	var rej *mail.RejectError
+	switch {
+	case errors.As(err, &rej):
+		return rejectReply(rej)
+	case err != nil:
+		s.srv.log.Warn("enqueue failed", "id", id, "client", env.ClientIP, "err", err)
+		return errTempFailure()
+	}
+	if env.ID == "" {
+		env.ID = id
+	}
+	s.srv.m.messageAccepted(string(s.srv.cfg.Source), len(body))
+	s.srv.log.Debug("message accepted", "id", env.ID, "from", env.From, "rcpts", len(env.Recipients), "size", env.Size)
+	return reply(250, "2.0.0", "OK queued as "+env.ID)
+}
+
+// message is the result of reading DATA.
+type message struct {
+	data        []byte
+	tooBig      bool
+	bareCRLF    bool
+	lineTooLong bool
+	readErr     error
+}
+
+// readMessage reads r to its end. It keeps at most maxBytes bytes and
+// stops keeping them as soon as the message is known to be refused, but
+// reads on. go-smtp's DATA reader returns ErrDataTooLarge once maxBytes
+// are exceeded (and discards the rest itself); BDAT chunks over the limit
+// never reach r.
+func readMessage(r io.Reader, maxBytes int64, maxLine int) message {
+	var (
+		msg  message
+		buf  bytes.Buffer
+		sc   = lineScanner{maxLine: maxLine}
+		p    = make([]byte, 32<<10)
+		size int64
+	)
+	for {
+		n, err := r.Read(p)
+		if n > 0 {
+			size += int64(n)
+			sc.scan(p[:n])
+			if size > maxBytes {
+				msg.tooBig = true
+			}
+			if !msg.tooBig && !sc.bare && !sc.long {
+				buf.Write(p[:n])
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, gosmtp.ErrDataTooLarge) {
+				msg.tooBig = true
+			} else {
+				msg.readErr = err
+			}
+			break
+		}
+	}
+	sc.end()
+	msg.bareCRLF, msg.lineTooLong = sc.bare, sc.long
+	if !msg.tooBig && !msg.bareCRLF && !msg.lineTooLong && msg.readErr == nil {
+		msg.data = buf.Bytes()
+	}
+	return msg
+}
+
+// lineScanner finds bare CR, bare LF and over-long lines in a stream fed
+// to it in pieces.
+type lineScanner struct {
+	maxLine int
+	prevCR  bool
+	lineLen int
+	bare    bool // a LF not preceded by CR, or a CR not followed by LF
+	long    bool // a line of more than maxLine octets, CRLF not counted
+}
+
+func (sc *lineScanner) scan(p []byte) {
+	for _, b := range p {
+		if sc.prevCR && b != '\n' {
+			sc.bare = true
+		}
+		switch b {
+		case '\n':
+			if !sc.prevCR {
+				sc.bare = true
+			}
+			sc.lineLen = 0
+		case '\r':
+		default:
+			sc.lineLen++
+			if sc.lineLen > sc.maxLine {
+				sc.long = true
+			}
+		}
+		sc.prevCR = b == '\r'
+	}
+}
+
+// end reports a CR at the very end of the message as bare.
+func (sc *lineScanner) end() {
+	if sc.prevCR {
+		sc.bare = true
+	}
+}

@@ -1,0 +1,273 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Group commit.
+//
+// A 250 reply to DATA may only be sent once the message and its envelope
+// are on disk (RFC 5321 §6.1), so every acknowledged write must be synced.
+// What badger v4.9.6 offers, read in its sources:
+//
+//   - DefaultOptions has SyncWrites=false: a write is acknowledged from
+//     memory.
+//   - db.Sync() syncs only the active memtable's WAL (db.go, DB.Sync). If the
+//     memtable rotated between a write and the Sync (ensureRoomForWrite), the
+//     write sits in an immutable memtable whose WAL nobody syncs. So
+//     "SyncWrites=false plus a periodic or per-request db.Sync()" can
+//     acknowledge writes that a crash loses.
+//   - With SyncWrites=true, writeToLSM syncs the WAL once per request (one
+//     transaction), and the value log is synced once per write call
+//     (valueLog.write, logFile.doneWriting). One transaction is one sync,
+//     covering everything in it.
+//
+// So the batching has to happen above badger: DBs open with SyncWrites=true,
+// and ONE committer goroutine per DB takes every batch that is waiting when
+// it becomes free, writes them all as ONE badger transaction (one sync for
+// all of them), then tells each caller. While that sync runs, new batches
+// queue up and form the next group; under load the merge factor grows by
+// itself and no timer adds latency when the load is light. Batches are
+// taken in Submit order, and later writes to a key in one transaction
+// override earlier ones, so the order of Submit calls is the order in which
+// writes take effect, merged or not.
+//
+// A group is bounded by Options.MaxBatchBytes and by badger's own limits on
+// a transaction; a batch that cannot fit in a transaction even alone is
+// refused by Submit (ErrBatchTooBig) rather than failing the group it would
+// join.
+//
+// After a commit fails, the DB fails every later write (ErrFailed): a failed
+// fsync may have dropped dirty pages that a later, successful fsync would
+// not write again, so the only safe state is "reopen and recover".
+
+// pending is one submitted batch waiting for the committer.
+type pending struct {
+	b          *Batch
+	est, count int64 // badger's size estimate and entry count
+	done       chan error
+}
+
+// Submit queues b for the committer and returns at once, without waiting
+// for I/O. The returned channel (buffer 1) receives nil once every write of
+// b is synced to disk, or the error that prevented it; it receives exactly
+// one value.
+//
+// Ordering: batches submitted earlier (by any goroutine, in the order the
+// Submit calls happened) commit no later than later ones, so a later write
+// to a key wins. An empty batch writes nothing and completes once every
+// batch submitted before it is durable (a barrier).
+//
+// Submit fails at once (on the channel) with ErrClosed after Close,
+// ErrFailed after a failed commit, ErrInvalidKey, ErrValueTooBig, or
+// ErrBatchTooBig when b alone exceeds badger's transaction limits (15% of
+// the memtable size, counting values below the store's value threshold in
+// full and others as 14 bytes).
+func (db *DB) Submit(b *Batch) <-chan error {
+	ch := make(chan error, 1)
+	if b == nil {
+		ch <- errors.New("storage: nil batch")
+		return ch
+	}
+	if err := b.validate(); err != nil {
+		ch <- err
+		return ch
+	}
+	est, count := b.size(db.prof.valueThreshold)
+	if est >= db.maxTxnSize || count >= db.maxTxnCount {
+		ch <- fmt.Errorf("%w: %d writes, ~%d bytes (limit %d writes, %d bytes)",
+			ErrBatchTooBig, count, est, db.maxTxnCount, db.maxTxnSize)
+		return ch
+	}
+	db.mu.Lock()
+	switch {
+	case db.closing:
+		db.mu.Unlock()
+		ch <- ErrClosed
+		return ch
+	case db.failed != nil:
+		err := db.failed
+		db.mu.Unlock()
+		ch <- err
+		return ch
+	}
+	db.queue = append(db.queue, &pending{b: b, est: est, count: count, done: ch})
+	db.mu.Unlock()
+	db.stats.batches.Add(1)
+	db.signal()
+	return ch
+}
+
+// Commit submits b and waits until it is durable. If ctx ends first, Commit
+// returns ctx.Err() and b may still be committed later.
+func (db *DB) Commit(ctx context.Context, b *Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := db.Submit(b)
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// signal wakes the committer; the token waits in the channel if the
+// committer is busy, so no wake-up is lost.
+func (db *DB) signal() {
+	select {
+	case db.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the committer goroutine. It exits once Close was called and the
+// queue is empty.
+func (db *DB) run() {
+	defer close(db.done)
+	for {
+		group, ok := db.next()
+		if !ok {
+			return
+		}
+		db.commitGroup(group)
+	}
+}
+
+// next waits for batches and takes the longest prefix of the queue that
+// fits in one transaction (at least one batch).
+func (db *DB) next() ([]*pending, bool) {
+	db.mu.Lock()
+	for len(db.queue) == 0 {
+		if db.closing {
+			db.mu.Unlock()
+			return nil, false
+		}
+		db.mu.Unlock()
+		<-db.wake
+		db.mu.Lock()
+	}
+	var est, count int64
+	bytes, n := 0, 0
+	for ; n < len(db.queue); n++ {
+		p := db.queue[n]
+		if n > 0 && (bytes+p.b.bytes > db.opt.MaxBatchBytes ||
+			est+p.est >= db.maxTxnSize || count+p.count >= db.maxTxnCount) {
+			break
+		}
+		est += p.est
+		count += p.count
+		bytes += p.b.bytes
+	}
+	group := make([]*pending, n)
+	copy(group, db.queue)
+	rest := copy(db.queue, db.queue[n:])
+	clear(db.queue[rest:])
+	db.queue = db.queue[:rest]
+	db.mu.Unlock()
+	return group, true
+}
+
+// commitGroup writes group as one transaction and reports the outcome to
+// every batch in it.
+func (db *DB) commitGroup(group []*pending) {
+	err := db.write(group)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+		// Our estimate disagreed with badger's; nothing was written.
+		// Commit the batches one by one instead.
+		for _, p := range group {
+			db.commitGroup([]*pending{p})
+		}
+		return
+	}
+	if err != nil {
+		db.stats.failed.Add(uint64(len(group)))
+	}
+	for _, p := range group {
+		p.done <- err
+	}
+}
+
+// write commits the batches of group in one badger transaction.
+func (db *DB) write(group []*pending) error {
+	db.mu.Lock()
+	failed := db.failed
+	db.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if db.testHookBeforeWrite != nil {
+		db.testHookBeforeWrite()
+	}
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	var entries, bytes uint64
+	for _, p := range group {
+		for _, o := range p.b.ops {
+			var err error
+			if o.del {
+				err = txn.Delete(o.key)
+			} else {
+				e := badger.NewEntry(o.key, o.value)
+				if o.ttl > 0 {
+					e = e.WithTTL(o.ttl)
+				}
+				err = txn.SetEntry(e)
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return fmt.Errorf("%w: %w", ErrBatchTooBig, err)
+			}
+			if err != nil {
+				// Nothing has been written yet: not a failure of the DB.
+				return fmt.Errorf("storage: commit %s: %w", db.dir, err)
+			}
+			entries++
+		}
+		bytes += uint64(p.b.bytes)
+	}
+	if entries == 0 {
+		return nil
+	}
+	err := txn.Commit()
+	db.stats.commits.Add(1)
+	if err == nil {
+		if se := db.syncErr.Load(); se != nil {
+			err = *se
+		}
+	}
+	if err != nil {
+		return db.fail(err)
+	}
+	db.stats.entries.Add(entries)
+	db.stats.bytes.Add(bytes)
+	for {
+		m := db.stats.maxMerged.Load()
+		if int64(len(group)) <= m || db.stats.maxMerged.CompareAndSwap(m, int64(len(group))) {
+			break
+		}
+	}
+	return nil
+}
+
+// fail makes the DB refuse all later writes and returns the sticky error.
+func (db *DB) fail(cause error) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.failed == nil {
+		db.failed = fmt.Errorf("%w: %s: %w", ErrFailed, db.dir, cause)
+		db.log.Error("storage: commit failed; refusing further writes until reopened", "err", cause)
+	}
+	return db.failed
+}
+
+// noteSyncError is called by the badger logger when badger logged, but did
+// not return, a failed value-log sync.
+func (db *DB) noteSyncError(msg string) {
+	err := errors.New(msg)
+	db.syncErr.CompareAndSwap(nil, &err)
+}

@@ -1,0 +1,31 @@
+// Package storage is Homing's durable state on disk: the node-local message
+// queue and the account mailboxes, both kept in badger v4 databases.
+//
+// # Durability
+//
+// RFC 5321 §6.1 makes a server that answers 250 to DATA responsible for the
+// message: "the receiver-SMTP MUST NOT lose the message for frivolous
+// reasons". Homing therefore acknowledges a write only once it is synced to
+// disk. A DB opens badger with SyncWrites=true and funnels every write
+// through one committer goroutine that merges the batches waiting at that
+// moment into one badger transaction, so concurrent SMTP sessions share one
+// sync (group commit); see commit.go for why this must be done here rather
+// than inside badger.
+//
+// # Fencing
+//
+// badger holds an exclusive flock on its directory while it is open. A
+// second open of the same directory, from this process or any other, fails
+// with ErrLocked until the holder closes or dies. The cluster layer relies on
+// this: only the node that opened a partition can write it.
+//
+// # Layout
+//
+// QueueStore is one DB per node (OpenQueue). AccountStore splits accounts
+// into a fixed number of partitions (mail.PartitionOf), each its own DB under
+// root/p0000, root/p0001, ..., so one partition can move between nodes. The
+// key layout of each store is described in keys.go.
+//
+// Passwords are hashed with argon2id (RFC 9106) in the PHC string format;
+// bcrypt hashes are accepted for verification (password.go).
+package storage

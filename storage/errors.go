@@ -1,0 +1,64 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by this package. Test for them with errors.Is; most are
+// wrapped with the directory, key or address they concern.
+var (
+	// ErrLocked: the database directory is held by another open, in this
+	// process or another one. badger's flock is the fence that keeps two
+	// nodes from owning one partition.
+	ErrLocked = errors.New("storage: database is locked by another open")
+	// ErrClosed: the DB, store or partition has been closed.
+	ErrClosed = errors.New("storage: closed")
+	// ErrBatchTooBig: one batch does not fit in a single badger
+	// transaction (see DB.Submit). It is never a merge of several batches.
+	ErrBatchTooBig = errors.New("storage: batch too big for one transaction")
+	// ErrInvalidKey: a key is empty, too long or in badger's reserved
+	// "!badger!" namespace.
+	ErrInvalidKey = errors.New("storage: invalid key")
+	// ErrValueTooBig: a value is larger than MaxValueBytes.
+	ErrValueTooBig = errors.New("storage: value too big")
+	// ErrFailed: an earlier commit failed with an I/O error. After a failed
+	// sync the kernel may have dropped dirty pages while reporting later
+	// syncs as successful, so the DB refuses all further writes until it is
+	// closed and opened again (the error returned wraps both this and the
+	// original cause).
+	ErrFailed = errors.New("storage: database failed")
+	// ErrInvalidAddress: an account or alias address is not usable as a
+	// key (empty, no '@', control characters, longer than 320 bytes).
+	ErrInvalidAddress = errors.New("storage: invalid address")
+	// ErrInvalidID: a queue id is empty, too long or contains '/' or
+	// control characters.
+	ErrInvalidID = errors.New("storage: invalid id")
+)
+
+// WrongPartitionError is returned when an address is used in a partition it
+// does not hash into (mail.PartitionOf). Storing it there would make it
+// unreachable, so the call is refused.
+type WrongPartitionError struct {
+	Address   string
+	Partition int // the partition that was asked
+	Want      int // mail.PartitionOf(Address, partitions)
+}
+
+func (e *WrongPartitionError) Error() string {
+	return fmt.Sprintf("storage: address %q belongs to partition %d, not %d", e.Address, e.Want, e.Partition)
+}
+
+// PartitionCountError is returned by NewAccountStore when root was created
+// with a different number of partitions. Changing the count would move
+// almost every account to another partition, so it is refused.
+type PartitionCountError struct {
+	Root     string
+	Recorded int // the count in root/store.json
+	Asked    int // the count passed to NewAccountStore
+}
+
+func (e *PartitionCountError) Error() string {
+	return fmt.Sprintf("storage: account store %s has %d partitions, not %d (the count cannot change)",
+		e.Root, e.Recorded, e.Asked)
+}

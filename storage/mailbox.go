@@ -1,0 +1,366 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// Inbox is the folder of Append requests that name none. Like IMAP's INBOX
+// (RFC 3501 §5.1) it is matched case-insensitively.
+const Inbox = "INBOX"
+
+// DedupRetention is how long Append remembers a DedupKey. It must outlast
+// every retry of a delivery: a queue gives up on a message after a few days
+// (RFC 5321 §4.5.4.1 suggests 4-5), so 30 days is ample, and dedup records
+// do not pile up for ever.
+const DedupRetention = 30 * 24 * time.Hour
+
+// maxFolderBytes bounds folder names.
+const maxFolderBytes = 255
+
+// AppendRequest is a message to store in a mailbox.
+type AppendRequest struct {
+	Folder   string    // "" = Inbox
+	DedupKey string    // e.g. queueID+"/"+recipient; "" = no dedup
+	Raw      []byte    // the RFC 5322 message; must not be empty
+	Received time.Time // zero = now
+	Flags    []string
+}
+
+// AppendResult says what Append stored.
+type AppendResult struct {
+	// ID is the message id: a per-account integer in decimal, larger than
+	// every id the account had before (like an IMAP UID, RFC 3501 §2.3.1.1).
+	ID string
+	// Duplicate: the DedupKey was seen before; nothing was written and ID
+	// is the id of the first append.
+	Duplicate bool
+}
+
+// MessageInfo describes a stored message without its bytes.
+type MessageInfo struct {
+	ID, Folder string
+	Size       int64
+	Received   time.Time
+	Flags      []string
+}
+
+// messageRecord is the stored metadata of a message (m/...).
+type messageRecord struct {
+	Folder   string    `json:"folder"`
+	Size     int64     `json:"size"`
+	Received time.Time `json:"received"`
+	Flags    []string  `json:"flags,omitempty"`
+	DedupKey string    `json:"dedup,omitempty"`
+}
+
+// mailboxState is an account's s/ record: the next message id and the
+// usage. It is written in the same batch as every change it counts.
+type mailboxState struct {
+	next  uint64
+	bytes int64
+	count int64
+}
+
+func (s mailboxState) encode() []byte {
+	b := make([]byte, 0, 24)
+	b = binary.BigEndian.AppendUint64(b, s.next)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.bytes))
+	return binary.BigEndian.AppendUint64(b, uint64(s.count))
+}
+
+func decodeState(v []byte) (mailboxState, error) {
+	if len(v) != 24 {
+		return mailboxState{}, fmt.Errorf("storage: mailbox state of %d bytes", len(v))
+	}
+	return mailboxState{
+		next:  binary.BigEndian.Uint64(v),
+		bytes: int64(binary.BigEndian.Uint64(v[8:])),
+		count: int64(binary.BigEndian.Uint64(v[16:])),
+	}, nil
+}
+
+// mailbox reads, in one snapshot, whether the account exists and its state.
+func (p *Partition) mailbox(addr string) (mailboxState, error) {
+	var st mailboxState
+	err := p.db.view(func(txn *badger.Txn) error {
+		if _, err := txn.Get(key(prefixAccount, addr)); err != nil {
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return accountNotFound(addr)
+			}
+			return err
+		}
+		item, err := txn.Get(key(prefixState, addr))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			st, err = decodeState(v)
+			return err
+		})
+	})
+	if st.next == 0 {
+		st.next = 1
+	}
+	return st, err
+}
+
+func normalizeFolder(f string) (string, error) {
+	switch {
+	case f == "" || strings.EqualFold(f, Inbox):
+		return Inbox, nil
+	case len(f) > maxFolderBytes || strings.ContainsRune(f, 0):
+		return "", fmt.Errorf("storage: invalid folder name %q", f)
+	}
+	return f, nil
+}
+
+// Append stores a message in account's mailbox and returns once it is
+// durable. The metadata, the raw bytes, the dedup record and the updated
+// usage are written in one batch. With a DedupKey, Append is idempotent: a
+// key seen before (within DedupRetention, even if the message was deleted
+// since) returns the first append's ID with Duplicate=true and writes
+// nothing. It fails with an error wrapping mail.ErrNotFound if the account
+// does not exist, and ErrValueTooBig beyond MaxValueBytes. Quota is not
+// enforced here; the caller compares Usage with Account.QuotaBytes.
+func (p *Partition) Append(ctx context.Context, account string, req AppendRequest) (AppendResult, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	folder, err := normalizeFolder(req.Folder)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if len(req.Raw) == 0 {
+		return AppendResult{}, fmt.Errorf("storage: append to %s: empty message", addr)
+	}
+	received := req.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	unlock := p.locks.lock(addr)
+	st, err := p.mailbox(addr)
+	if err != nil {
+		unlock()
+		return AppendResult{}, err
+	}
+	if req.DedupKey != "" {
+		v, err := p.db.Get(dedupKey(addr, req.DedupKey))
+		switch {
+		case err == nil && len(v) == 8:
+			unlock()
+			return AppendResult{ID: strconv.FormatUint(binary.BigEndian.Uint64(v), 10), Duplicate: true}, nil
+		case err == nil:
+			unlock()
+			return AppendResult{}, fmt.Errorf("storage: dedup record of %s: %d bytes", addr, len(v))
+		case !errors.Is(err, mail.ErrNotFound):
+			unlock()
+			return AppendResult{}, err
+		}
+	}
+	meta, err := json.Marshal(messageRecord{
+		Folder:   folder,
+		Size:     int64(len(req.Raw)),
+		Received: received.UTC(),
+		Flags:    req.Flags,
+		DedupKey: req.DedupKey,
+	})
+	if err != nil {
+		unlock()
+		return AppendResult{}, err
+	}
+	id := st.next
+	st.next++
+	st.bytes += int64(len(req.Raw))
+	st.count++
+
+	var b Batch
+	b.Set(messageKey(prefixMeta, addr, id), meta)
+	b.Set(messageKey(prefixRaw, addr, id), req.Raw)
+	b.Set(key(prefixState, addr), st.encode())
+	if req.DedupKey != "" {
+		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
+	}
+	if err := p.commitLocked(ctx, &b, unlock); err != nil {
+		return AppendResult{}, err
+	}
+	return AppendResult{ID: strconv.FormatUint(id, 10)}, nil
+}
+
+// Messages lists account's messages in folder ("" = every folder) in id
+// order, without reading their bytes. It fails with an error wrapping
+// mail.ErrNotFound if the account does not exist.
+func (p *Partition) Messages(account, folder string) ([]MessageInfo, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return nil, err
+	}
+	if folder != "" {
+		if folder, err = normalizeFolder(folder); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := p.mailbox(addr); err != nil {
+		return nil, err
+	}
+	prefix := accountPrefix(prefixMeta, addr)
+	out := []MessageInfo{}
+	err = p.db.Scan(prefix, func(k, v []byte) error {
+		if len(k) != len(prefix)+8 {
+			return fmt.Errorf("storage: bad message key %q", k)
+		}
+		var r messageRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("storage: decode message %q: %w", k, err)
+		}
+		if folder != "" && r.Folder != folder {
+			return nil
+		}
+		out = append(out, MessageInfo{
+			ID:       strconv.FormatUint(binary.BigEndian.Uint64(k[len(prefix):]), 10),
+			Folder:   r.Folder,
+			Size:     r.Size,
+			Received: r.Received,
+			Flags:    r.Flags,
+		})
+		return nil
+	})
+	return out, err
+}
+
+// parseMessageID parses a decimal message id; a malformed one names no
+// message.
+func parseMessageID(addr, id string) (uint64, error) {
+	n, err := strconv.ParseUint(id, 10, 64)
+	if err != nil || n == 0 {
+		return 0, messageNotFound(addr, id)
+	}
+	return n, nil
+}
+
+func messageNotFound(addr, id string) error {
+	return fmt.Errorf("storage: message %s of %s: %w", id, addr, mail.ErrNotFound)
+}
+
+// Raw returns the stored RFC 5322 bytes of message id, or an error wrapping
+// mail.ErrNotFound.
+func (p *Partition) Raw(account, id string) ([]byte, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return nil, err
+	}
+	n, err := parseMessageID(addr, id)
+	if err != nil {
+		return nil, err
+	}
+	v, err := p.db.Get(messageKey(prefixRaw, addr, n))
+	if errors.Is(err, mail.ErrNotFound) {
+		return nil, messageNotFound(addr, id)
+	}
+	return v, err
+}
+
+// message reads the metadata of message n; the caller holds the lock.
+func (p *Partition) message(addr, id string, n uint64) (messageRecord, error) {
+	var r messageRecord
+	v, err := p.db.Get(messageKey(prefixMeta, addr, n))
+	if errors.Is(err, mail.ErrNotFound) {
+		return r, messageNotFound(addr, id)
+	}
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, fmt.Errorf("storage: decode message %s of %s: %w", id, addr, err)
+	}
+	return r, nil
+}
+
+// SetFlags replaces the flags of message id. It fails with an error
+// wrapping mail.ErrNotFound if there is no such message.
+func (p *Partition) SetFlags(ctx context.Context, account, id string, flags []string) error {
+	addr, err := p.account(account)
+	if err != nil {
+		return err
+	}
+	n, err := parseMessageID(addr, id)
+	if err != nil {
+		return err
+	}
+	unlock := p.locks.lock(addr)
+	r, err := p.message(addr, id, n)
+	if err != nil {
+		unlock()
+		return err
+	}
+	r.Flags = flags
+	v, err := json.Marshal(r)
+	if err != nil {
+		unlock()
+		return err
+	}
+	var b Batch
+	b.Set(messageKey(prefixMeta, addr, n), v)
+	return p.commitLocked(ctx, &b, unlock)
+}
+
+// DeleteMessage removes message id and subtracts it from the usage, in one
+// batch. Its dedup record stays (until DedupRetention), so a delivery
+// retried after the user deleted the message is still recognised. It fails
+// with an error wrapping mail.ErrNotFound if there is no such message.
+func (p *Partition) DeleteMessage(ctx context.Context, account, id string) error {
+	addr, err := p.account(account)
+	if err != nil {
+		return err
+	}
+	n, err := parseMessageID(addr, id)
+	if err != nil {
+		return err
+	}
+	unlock := p.locks.lock(addr)
+	r, err := p.message(addr, id, n)
+	if err != nil {
+		unlock()
+		return err
+	}
+	st, err := p.mailbox(addr)
+	if err != nil {
+		unlock()
+		return err
+	}
+	st.bytes = max(st.bytes-r.Size, 0)
+	st.count = max(st.count-1, 0)
+	var b Batch
+	b.Delete(messageKey(prefixMeta, addr, n))
+	b.Delete(messageKey(prefixRaw, addr, n))
+	b.Set(key(prefixState, addr), st.encode())
+	return p.commitLocked(ctx, &b, unlock)
+}
+
+// Usage returns the bytes and the number of messages stored for account,
+// or an error wrapping mail.ErrNotFound if it does not exist.
+func (p *Partition) Usage(account string) (bytes int64, count int, err error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return 0, 0, err
+	}
+	st, err := p.mailbox(addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.bytes, int(st.count), nil
+}

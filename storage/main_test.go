@@ -1,0 +1,163 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Child processes. Tests that need a second process (a real kill -9, a
+// flock held by another process) re-execute the test binary with
+// helperEnv set; TestMain then runs the helper instead of the tests, so no
+// fake test function is needed for it.
+const (
+	helperEnv    = "HOMING_STORAGE_HELPER"
+	helperDirEnv = "HOMING_STORAGE_DIR"
+
+	// helperCommitLoop opens the DB in helperDirEnv, commits keys from 8
+	// goroutines for ever and prints each key on stdout once its Commit
+	// returned nil.
+	helperCommitLoop = "commit-loop"
+	// helperHold opens the DB in helperDirEnv, prints "ready" and waits
+	// until stdin is closed or it is killed.
+	helperHold = "hold"
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(helperEnv); role != "" {
+		os.Exit(runHelper(role, os.Getenv(helperDirEnv)))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func runHelper(role, dir string) int {
+	db, err := Open(dir, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper open:", err)
+		return 2
+	}
+	switch role {
+	case helperHold:
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	case helperCommitLoop:
+		var mu sync.Mutex // one write(2) per line
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; ; i += 8 {
+					var b Batch
+					b.Set(durableKey(i), durableValue(i))
+					if err := db.Commit(context.Background(), &b); err != nil {
+						fmt.Fprintln(os.Stderr, "helper commit:", err)
+						os.Exit(3)
+					}
+					mu.Lock()
+					_, err := os.Stdout.WriteString(string(durableKey(i)) + "\n")
+					mu.Unlock()
+					if err != nil {
+						os.Exit(4)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper", role)
+		return 2
+	}
+	if err := db.Close(); err != nil {
+		return 5
+	}
+	return 0
+}
+
+// durableKey and durableValue are what the commit-loop helper writes. Values
+// come in three sizes: in the LSM tree, just above the value-log threshold,
+// and large, so that both of badger's logs are exercised.
+func durableKey(i int) []byte { return fmt.Appendf(nil, "k%09d", i) }
+
+func durableValue(i int) []byte {
+	size := []int{16, 2 << 10, 40 << 10}[i%3]
+	v := fmt.Appendf(nil, "value-%d-", i)
+	for len(v) < size {
+		v = append(v, byte('a'+i%26))
+	}
+	return v
+}
+
+// child is a running helper process.
+type child struct {
+	cmd    *exec.Cmd
+	stdout *bufio.Reader
+	stdin  io.WriteCloser
+}
+
+func startHelper(t *testing.T, role, dir string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperDirEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdout: bufio.NewReader(stdout), stdin: stdin}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.kill(t)
+		}
+	})
+	return c
+}
+
+// readLine returns the next complete line of the child's stdout, without
+// the newline; ok is false at EOF or on a partial last line.
+func (c *child) readLine() (string, bool) {
+	line, err := c.stdout.ReadString('\n')
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSuffix(line, "\n"), true
+}
+
+// kill sends SIGKILL and reaps the child. Unread output is discarded.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, c.stdout)
+	_ = c.stdin.Close()
+	_ = c.cmd.Wait() // "signal: killed"
+}
+
+// waitFor polls cond until it is true or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}

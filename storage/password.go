@@ -1,0 +1,142 @@
+package storage
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// argon2id parameters for new hashes: OWASP's Password Storage Cheat Sheet
+// minimum (m=19 MiB, t=2, p=1), a 16-byte salt and a 32-byte key (RFC 9106
+// §4 recommends 128-bit salts and 256-bit tags).
+const (
+	argonMemory  = 19456 // KiB
+	argonTime    = 2
+	argonThreads = 1
+	argonSaltLen = 16
+	argonKeyLen  = 32
+)
+
+// Limits on parameters read from a stored hash, so that a hostile or
+// corrupted hash cannot make VerifyPassword allocate gigabytes or spin.
+const (
+	argonMaxMemory = 1 << 20 // KiB (1 GiB)
+	argonMaxTime   = 64
+	argonMaxKeyLen = 1024
+)
+
+// ErrMalformedHash is wrapped by VerifyPassword when the stored hash cannot
+// be parsed.
+var ErrMalformedHash = errors.New("storage: malformed password hash")
+
+// ErrEmptyPassword is returned by HashPassword for "".
+var ErrEmptyPassword = errors.New("storage: empty password")
+
+var b64 = base64.RawStdEncoding
+
+// HashPassword returns an argon2id hash of password in the PHC string
+// format, "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>" (unpadded standard
+// base64), with a fresh 16-byte salt from crypto/rand. It takes about as
+// much CPU and 19 MiB of memory as one verification. Safe for concurrent
+// use.
+func HashPassword(password string) (string, error) {
+	if password == "" {
+		return "", ErrEmptyPassword
+	}
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("storage: password salt: %w", err)
+	}
+	k := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(k)), nil
+}
+
+// VerifyPassword reports whether password matches hash, which is either an
+// argon2id PHC string (any parameters within sane limits) or a bcrypt hash
+// ($2a$, $2b$, $2y$). The comparison is constant-time. The error is non-nil
+// (wrapping ErrMalformedHash) only when hash cannot be parsed; a wrong
+// password is (false, nil). Safe for concurrent use.
+func VerifyPassword(hash, password string) (bool, error) {
+	switch {
+	case strings.HasPrefix(hash, "$argon2id$"):
+		return verifyArgon2id(hash, password)
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		return verifyBcrypt(hash, password)
+	default:
+		return false, fmt.Errorf("%w: unknown scheme", ErrMalformedHash)
+	}
+}
+
+func verifyArgon2id(hash, password string) (bool, error) {
+	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, key
+	f := strings.Split(hash, "$")
+	if len(f) != 6 {
+		return false, fmt.Errorf("%w: argon2id: want 5 fields", ErrMalformedHash)
+	}
+	if f[2] != "v="+strconv.Itoa(argon2.Version) {
+		return false, fmt.Errorf("%w: argon2id: unsupported version %q", ErrMalformedHash, f[2])
+	}
+	var m, t, p uint64
+	params := strings.Split(f[3], ",")
+	if len(params) != 3 {
+		return false, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
+	}
+	for i, want := range []struct {
+		name string
+		dst  *uint64
+		max  uint64
+	}{{"m", &m, argonMaxMemory}, {"t", &t, argonMaxTime}, {"p", &p, 255}} {
+		name, val, ok := strings.Cut(params[i], "=")
+		if !ok || name != want.name {
+			return false, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
+		}
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil || n == 0 || n > want.max {
+			return false, fmt.Errorf("%w: argon2id: parameter %s=%q out of range", ErrMalformedHash, name, val)
+		}
+		*want.dst = n
+	}
+	if m < 8*p {
+		return false, fmt.Errorf("%w: argon2id: m=%d below 8*p", ErrMalformedHash, m)
+	}
+	salt, err := b64.DecodeString(f[4])
+	if err != nil || len(salt) < 8 {
+		return false, fmt.Errorf("%w: argon2id: salt", ErrMalformedHash)
+	}
+	want, err := b64.DecodeString(f[5])
+	if err != nil || len(want) < 4 || len(want) > argonMaxKeyLen {
+		return false, fmt.Errorf("%w: argon2id: key", ErrMalformedHash)
+	}
+	got := argon2.IDKey([]byte(password), salt, uint32(t), uint32(m), uint8(p), uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// bcryptHashLen: "$2b$" + 2 cost digits + "$" + 22 salt + 31 hash characters.
+const bcryptHashLen = 60
+
+func verifyBcrypt(hash, password string) (bool, error) {
+	if len(hash) != bcryptHashLen {
+		return false, fmt.Errorf("%w: bcrypt: %d characters, want %d", ErrMalformedHash, len(hash), bcryptHashLen)
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return false, fmt.Errorf("%w: bcrypt: %w", ErrMalformedHash, err)
+	}
+	// CompareHashAndPassword compares in constant time.
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, bcrypt.ErrMismatchedHashAndPassword), errors.Is(err, bcrypt.ErrPasswordTooLong):
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: bcrypt: %w", ErrMalformedHash, err)
+	}
+}

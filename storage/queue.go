@@ -1,0 +1,151 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/homing-mail/homing/mail"
+)
+
+// QueueStore is the node-local durable message queue: for each queued
+// message its envelope (encoding/json) and its body, apart, so that
+// recovery and listing read envelopes only.
+//
+// It is safe for concurrent use. Writes are ordered as DB.Submit orders
+// them. The queue actor that owns a message is expected to be its only
+// writer; in particular an Update submitted after the Delete of the same id
+// would write the envelope back without its body.
+type QueueStore struct {
+	db *DB
+}
+
+// OpenQueue opens the queue in dir (created if needed). Bodies up to 64 KiB
+// stay in badger's LSM tree, larger ones go to the value log (see
+// options.go for why). It fails with an error wrapping ErrLocked if dir is
+// open elsewhere.
+func OpenQueue(dir string, opt Options) (*QueueStore, error) {
+	db, err := openDB(dir, opt, queueProfile)
+	if err != nil {
+		return nil, err
+	}
+	return &QueueStore{db: db}, nil
+}
+
+// DB returns the underlying database, for its Stats and Err.
+func (q *QueueStore) DB() *DB { return q.db }
+
+// Put stores a new message, envelope and body in one batch, and returns nil
+// only once both are synced to disk: the caller may then answer 250 to DATA
+// (RFC 5321 §6.1). env.ID must be set by the caller. If ctx ends first, Put
+// returns ctx.Err() and the message may still be stored.
+func (q *QueueStore) Put(ctx context.Context, env *mail.Envelope, body []byte) error {
+	b, err := envelopeBatch(env)
+	if err != nil {
+		return err
+	}
+	b.Set(key(prefixBody, env.ID), body)
+	return q.db.Commit(ctx, b)
+}
+
+// Update rewrites the envelope of a queued message (recipient states,
+// attempts, held flag) and leaves the body alone. It does not wait: the
+// channel (buffer 1) receives nil once the envelope is durable. Updates
+// submitted earlier take effect earlier.
+func (q *QueueStore) Update(env *mail.Envelope) <-chan error {
+	b, err := envelopeBatch(env)
+	if err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	return q.db.Submit(b)
+}
+
+// Delete removes the envelope and the body of a message; deleting a missing
+// message is not an error. The channel (buffer 1) receives nil once the
+// deletion is durable.
+func (q *QueueStore) Delete(id string) <-chan error {
+	if err := checkID(id); err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	var b Batch
+	b.Delete(key(prefixEnvelope, id))
+	b.Delete(key(prefixBody, id))
+	return q.db.Submit(&b)
+}
+
+// Envelope returns the stored envelope of id, or an error wrapping
+// mail.ErrNotFound. The result is the caller's to change.
+func (q *QueueStore) Envelope(id string) (*mail.Envelope, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	v, err := q.db.Get(key(prefixEnvelope, id))
+	if err != nil {
+		return nil, queueErr(id, err)
+	}
+	return decodeEnvelope(id, v)
+}
+
+// Body returns the stored body of id, or an error wrapping mail.ErrNotFound.
+func (q *QueueStore) Body(id string) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	v, err := q.db.Get(key(prefixBody, id))
+	if err != nil {
+		return nil, queueErr(id, err)
+	}
+	return v, nil
+}
+
+// Each calls fn with every stored envelope in id order (mail.NewID ids sort
+// by arrival), for recovery after a restart and for listing. It reads one
+// consistent snapshot. An error from fn stops the walk and is returned.
+func (q *QueueStore) Each(fn func(*mail.Envelope) error) error {
+	return q.db.Scan(prefixEnvelope, func(k, v []byte) error {
+		env, err := decodeEnvelope(string(k[len(prefixEnvelope):]), v)
+		if err != nil {
+			return err
+		}
+		return fn(env)
+	})
+}
+
+// Close closes the queue's DB; see DB.Close.
+func (q *QueueStore) Close() error { return q.db.Close() }
+
+func envelopeBatch(env *mail.Envelope) (*Batch, error) {
+	if env == nil {
+		return nil, errors.New("storage: nil envelope")
+	}
+	if err := checkID(env.ID); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("storage: encode envelope %s: %w", env.ID, err)
+	}
+	b := new(Batch)
+	b.Set(key(prefixEnvelope, env.ID), v)
+	return b, nil
+}
+
+func decodeEnvelope(id string, v []byte) (*mail.Envelope, error) {
+	env := new(mail.Envelope)
+	if err := json.Unmarshal(v, env); err != nil {
+		return nil, fmt.Errorf("storage: decode envelope %s: %w", id, err)
+	}
+	return env, nil
+}
+
+func queueErr(id string, err error) error {
+	if errors.Is(err, mail.ErrNotFound) {
+		return fmt.Errorf("storage: queue message %s: %w", id, mail.ErrNotFound)
+	}
+	return err
+}

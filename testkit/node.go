@@ -1,0 +1,58 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/homing-mail/homing/node"
+)
+
+// NodeOption changes the configuration of a test node.
+type NodeOption func(*node.Config)
+
+// WithConfig applies f to the node's configuration.
+func WithConfig(f func(*node.Config)) NodeOption { return NodeOption(f) }
+
+// TestConfig is a node configuration for tests: loopback port 0 for every
+// listener, a fresh data directory, timers shortened to seconds, and the
+// log in t.Log.
+func TestConfig(t testing.TB, name string) node.Config {
+	return node.Config{
+		Name:             name,
+		SMTPAddr:         "127.0.0.1:0",
+		AdminAddr:        "127.0.0.1:0",
+		DataDir:          t.TempDir(),
+		Partitions:       4,
+		Domains:          []string{"example.test"},
+		Hostname:         name + ".example.test",
+		MinBackoff:       200 * time.Millisecond,
+		MaxBackoff:       time.Second,
+		MaxLifetime:      time.Hour,
+		OverQuotaTimeout: time.Hour,
+		AccountIdle:      time.Minute,
+		Routes:           map[string]string{},
+		Logger:           Logger(t, name),
+	}
+}
+
+// StartNode starts an in-process node, closed when the test ends.
+func StartNode(t testing.TB, name string, opts ...NodeOption) *node.Node {
+	t.Helper()
+	cfg := TestConfig(t, name)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("starting node %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("closing node %s: %v", name, err)
+		}
+	})
+	return n
+}
