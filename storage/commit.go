@@ -53,7 +53,8 @@ type pending struct {
 }
 
 // Submit queues b for the committer and returns at once, without waiting
-// for I/O. The returned channel (buffer 1) receives nil once every write of
+// for I/O. The queue is not bounded: callers bound their own concurrency
+// (sessions, actors) and so the number of batches they have in flight. The returned channel (buffer 1) receives nil once every write of
 // b is synced to disk, or the error that prevented it; it receives exactly
 // one value.
 //

@@ -65,9 +65,10 @@ type DB struct {
 type DBStats struct {
 	// Batches is the number of batches accepted by Submit.
 	Batches uint64
-	// Commits is the number of badger transactions written. badger syncs
-	// once per transaction (its WAL, and the value log), so this is also the
-	// number of syncs; Batches/Commits is the merge factor.
+	// Commits is the number of badger transactions written. badger makes
+	// one sync round per transaction (an msync of its WAL and one of its
+	// value-log file), so this is also the number of syncs;
+	// Batches/Commits is the merge factor.
 	Commits uint64
 	// Entries and Bytes count the writes and the key+value bytes committed.
 	Entries uint64

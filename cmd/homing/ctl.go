@@ -253,13 +253,15 @@ func (c *ctlRun) prepare(fs *flag.FlagSet, args []string, min, max int, what str
 }
 
 // describe turns a failure into the line for stderr: the server's message
-// prefixed with what was asked about ("queue 01ABC: not found"), a hint on
+// prefixed with what was asked about ("queue 01ABC: not found") unless the
+// message names it already (its last word: the id or address), a hint on
 // 401, and the address for connection failures.
 func (c *ctlRun) describe(what string, err error) error {
 	var ae *admin.Error
 	if errors.As(err, &ae) {
 		msg := ae.Message
-		if what != "" && !strings.Contains(msg, what) {
+		key := what[strings.LastIndexByte(what, ' ')+1:]
+		if what != "" && !strings.Contains(msg, key) {
 			msg = what + ": " + msg
 		}
 		if ae.Status == http.StatusUnauthorized && what != "submit" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -322,6 +323,15 @@ func TestCtlQueue(t *testing.T) {
 	}
 
 	e.run("", "queue", "show", "01ABC").failed(t, 1, "homing ctl: queue 01ABC: not found")
+	// A message that does not name the id gets it as a prefix; one that
+	// does is printed as it is.
+	e.fake.SetErr("QueueEntry", &admin.Error{Status: 404, Message: "no such entry"})
+	e.run("", "queue", "show", "Z9").failed(t, 1, "homing ctl: queue Z9: no such entry")
+	e.fake.SetErr("QueueEntry", &admin.Error{Status: 404, Message: "queue entry Z9: not found"})
+	e.run("", "queue", "show", "Z9").failed(t, 1, "homing ctl: queue entry Z9: not found")
+	e.fake.SetErr("QueueEntry", nil)
+	e.fake.SetErr("Stats", errors.New("disk on fire"))
+	e.run("", "stats").failed(t, 1, "homing ctl: stats: internal error")
 
 	// Several ids: each one is reported; a failure makes the exit code 1.
 	r := e.run("", "queue", "hold", "Q1", "01ABC")

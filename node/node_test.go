@@ -1,0 +1,282 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit"
+)
+
+func client(n *node.Node) *admin.Client { return admin.NewClient("http://"+n.AdminAddr(), "") }
+
+func createAccount(t *testing.T, c *admin.Client, addr, pw string, quota int64) {
+	t.Helper()
+	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: addr, Password: pw, QuotaBytes: quota}); err != nil {
+		t.Fatalf("creating %s: %v", addr, err)
+	}
+}
+
+// waitMessages polls the account's mailbox until it holds n messages.
+func waitMessages(t *testing.T, c *admin.Client, addr string, n int) []admin.Message {
+	t.Helper()
+	var ms []admin.Message
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		var err error
+		ms, err = c.Messages(context.Background(), addr)
+		return err == nil && len(ms) >= n
+	}, "%s has %d messages, want %d", addr, len(ms), n)
+	return ms
+}
+
+func TestDeliveryToMailbox(t *testing.T) {
+	n := testkit.StartNode(t, "n1")
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "secret-pw", 0)
+
+	msg := testkit.Message("bob@remote.test", "alice@example.test", "hello", "first line\nsecond line")
+	reply, err := testkit.Send(n.SMTPAddr(), "bob@remote.test", []string{"Alice@Example.TEST"}, msg)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if !strings.Contains(reply, "queued as") {
+		t.Fatalf("reply %q does not name the queue id", reply)
+	}
+	ms := waitMessages(t, c, "alice@example.test", 1)
+	if len(ms) != 1 || ms[0].Folder != "INBOX" {
+		t.Fatalf("messages = %+v, want one in INBOX", ms)
+	}
+	raw, err := c.RawMessage(context.Background(), "alice@example.test", ms[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, []byte("Received: from ")) {
+		t.Fatalf("stored message does not start with a Received header:\n%s", raw)
+	}
+	if !bytes.HasSuffix(raw, msg) {
+		t.Fatalf("stored message does not end with the sent bytes:\n%s", raw)
+	}
+	if ms[0].Size != int64(len(raw)) {
+		t.Fatalf("listed size %d, stored %d bytes", ms[0].Size, len(raw))
+	}
+	// The queue is empty once the message is stored.
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		q, err := c.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "queue not empty after delivery")
+}
+
+func TestUnknownAccountAndRelayDenied(t *testing.T) {
+	n := testkit.StartNode(t, "n1")
+	msg := testkit.Message("bob@remote.test", "x@example.test", "x", "x")
+	_, err := testkit.Send(n.SMTPAddr(), "bob@remote.test", []string{"nobody@example.test"}, msg)
+	assertSMTPCode(t, err, 550, "5.1.1")
+	_, err = testkit.Send(n.SMTPAddr(), "bob@remote.test", []string{"carol@elsewhere.test"}, msg)
+	assertSMTPCode(t, err, 554, "5.7.1")
+}
+
+func assertSMTPCode(t *testing.T, err error, code int, enh string) {
+	t.Helper()
+	se, ok := err.(*gosmtp.SMTPError)
+	if !ok {
+		t.Fatalf("err = %v (%T), want SMTP %d %s", err, err, code, enh)
+	}
+	got := fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+	if se.Code != code || got != enh {
+		t.Fatalf("reply %d %s %q, want %d %s", se.Code, got, se.Message, code, enh)
+	}
+}
+
+// submit sends mail generated on the node by an account (POST /api/v1/submit).
+func submit(t *testing.T, c *admin.Client, user, pw string, to []string, raw []byte) string {
+	t.Helper()
+	id, err := c.Submit(context.Background(), user, pw, to, raw)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	return id
+}
+
+func withRoute(domain, addr string) testkit.NodeOption {
+	return testkit.WithConfig(func(c *node.Config) { c.Routes[domain] = addr })
+}
+
+func TestRelayToSinkInOneTransaction(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+
+	raw := testkit.Message("alice@example.test", "bob@remote.test", "out", "to the world")
+	submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test", "carol@remote.test"}, raw)
+	got := mx.WaitMessages(t, 1, 20*time.Second)
+	if len(got[0].To) != 2 {
+		t.Fatalf("MX got recipients %v in its first transaction, want both in one", got[0].To)
+	}
+	if got[0].From != "alice@example.test" || !bytes.HasSuffix(got[0].Data, raw) {
+		t.Fatalf("MX got from=%q data=%q", got[0].From, got[0].Data)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		q, err := c.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "queue not empty after relay")
+}
+
+func TestTemporaryFailureThenSuccess(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try later"})
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test"},
+		testkit.Message("alice@example.test", "bob@remote.test", "retry", "body"))
+
+	var e admin.QueueEntry
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var err error
+		e, err = c.QueueEntry(context.Background(), id)
+		return err == nil && e.State == "deferred"
+	}, "message not deferred: %+v", e)
+	if !strings.Contains(e.LastError, "451") || e.Attempts < 1 || e.NextAttempt == nil {
+		t.Fatalf("deferred entry = %+v, want lastError with 451, attempts, nextAttempt", e)
+	}
+	mx.FailRcpt(nil, nil)
+	got := mx.WaitMessages(t, 1, 20*time.Second)
+	if got[0].To[0] != "bob@remote.test" {
+		t.Fatalf("MX got %v", got[0].To)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := c.QueueEntry(context.Background(), id)
+		return err != nil
+	}, "delivered message still queued")
+}
+
+func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	mx.FailRcpt(func(r string) bool { return strings.HasPrefix(r, "gone@") },
+		&gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user here"})
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+	raw := testkit.Message("alice@example.test", "gone@remote.test", "doomed", "this will bounce")
+	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"gone@remote.test", "ok@remote.test"}, raw)
+
+	ms := waitMessages(t, c, "alice@example.test", 1)
+	dsn, err := c.RawMessage(context.Background(), "alice@example.test", ms[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"multipart/report; report-type=delivery-status",
+		"Final-Recipient: rfc822; gone@remote.test",
+		"Action: failed",
+		"Status: 5.1.1",
+		"Diagnostic-Code: smtp; 550 5.1.1",
+		"Subject: doomed",   // the original is returned
+	} {
+		if !bytes.Contains(dsn, []byte(want)) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+	if bytes.Contains(dsn, []byte("Final-Recipient: rfc822; ok@remote.test")) {
+		t.Errorf("DSN reports the delivered recipient as failed:\n%s", dsn)
+	}
+	if got := mx.Messages(); len(got) != 1 || len(got[0].To) != 1 || got[0].To[0] != "ok@remote.test" {
+		t.Fatalf("MX got %+v, want the message for ok@remote.test only", got)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		_, err := c.QueueEntry(context.Background(), id)
+		return err != nil
+	}, "bounced message still queued")
+}
+
+func TestOverQuotaIsTemporaryThenPermanent(t *testing.T) {
+	n := testkit.StartNode(t, "n1", testkit.WithConfig(func(c *node.Config) {
+		c.OverQuotaTimeout = 1500 * time.Millisecond
+	}))
+	c := client(n)
+	createAccount(t, c, "small@example.test", "pw-small-1", 100)
+	createAccount(t, c, "sender@example.test", "pw-sender-1", 0)
+	raw := testkit.Message("sender@example.test", "small@example.test", "too big", strings.Repeat("x", 200))
+	id := submit(t, c, "sender@example.test", "pw-sender-1", []string{"small@example.test"}, raw)
+
+	var e admin.QueueEntry
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var err error
+		e, err = c.QueueEntry(context.Background(), id)
+		return err == nil && e.State == "deferred"
+	}, "over-quota message not deferred: %+v", e)
+	if !strings.Contains(e.LastError, "4.2.2") {
+		t.Fatalf("lastError %q, want 4.2.2 mailbox full", e.LastError)
+	}
+	ms := waitMessages(t, c, "sender@example.test", 1)
+	dsn, _ := c.RawMessage(context.Background(), "sender@example.test", ms[0].ID)
+	if !bytes.Contains(dsn, []byte("Status: 5.2.2")) {
+		t.Fatalf("DSN lacks Status: 5.2.2:\n%s", dsn)
+	}
+	if got, _ := c.Messages(context.Background(), "small@example.test"); len(got) != 0 {
+		t.Fatalf("over-quota mailbox got %d messages", len(got))
+	}
+}
+
+func TestRestartWithQueuedMail(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "busy"})
+	data := t.TempDir()
+	opts := []testkit.NodeOption{withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
+		c.DataDir = data
+		c.MinBackoff, c.MaxBackoff = time.Hour, time.Hour // no retry before the restart
+	})}
+	n1, err := node.Start(context.Background(), withOpts(testkit.TestConfig(t, "n1"), opts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(n1)
+	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test"},
+		testkit.Message("alice@example.test", "bob@remote.test", "persist", "across restarts"))
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		e, err := c.QueueEntry(context.Background(), id)
+		return err == nil && e.State == "deferred"
+	}, "not deferred before restart")
+	if err := n1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	mx.FailRcpt(nil, nil)
+	n2 := testkit.StartNode(t, "n1", append(opts, testkit.WithConfig(func(c *node.Config) {
+		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, time.Second
+	}))...)
+	c2 := client(n2)
+	e, err := c2.QueueEntry(context.Background(), id)
+	if err != nil {
+		t.Fatalf("queued message not recovered after restart: %v", err)
+	}
+	if e.Recipients[0].State != "deferred" {
+		t.Fatalf("recovered recipient state %q, want deferred", e.Recipients[0].State)
+	}
+	// Retry now instead of waiting for the hour-long backoff recorded before.
+	if err := c2.QueueAction(context.Background(), id, "retry"); err != nil {
+		t.Fatal(err)
+	}
+	mx.WaitMessages(t, 1, 20*time.Second)
+}
+
+func withOpts(cfg node.Config, opts ...testkit.NodeOption) node.Config {
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(m.Run())
+}
