@@ -278,5 +278,12 @@ func withOpts(cfg node.Config, opts ...testkit.NodeOption) node.Config {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	cleanup, err := buildBinary()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }

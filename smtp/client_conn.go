@@ -194,25 +194,25 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 
 	if ok, _ := cl.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
 		setAll(all, mail.Result{Code: 553, Status: "5.6.7", Text: name + " does not support SMTPUTF8, which the message needs (RFC 6531 §3.4)"})
-		cl.Quit()
+		quit(cl)
 		return
 	}
 	if ok, _ := cl.Extension("8BITMIME"); env.Body8Bit && !ok {
 		setAll(all, mail.Result{Code: 554, Status: "5.6.3", Text: name + " does not support 8BITMIME, which the message needs (RFC 6152 §3)"})
-		cl.Quit()
+		quit(cl)
 		return
 	}
 	if ok, v := cl.Extension("SIZE"); ok {
 		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && int64(len(body)) > limit {
 			setAll(all, mail.Result{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", len(body), name, limit)})
-			cl.Quit()
+			quit(cl)
 			return
 		}
 	}
 
 	if err := cl.Mail(env.From, mailOptions(env, len(body))); err != nil {
 		setAll(all, fail(err))
-		cl.Quit()
+		quit(cl)
 		return
 	}
 	var accepted []int
@@ -231,16 +231,15 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 		}
 	}
 	if len(accepted) == 0 {
-		cl.Quit()
+		quit(cl)
 		return
 	}
 	w, err := cl.Data()
 	if err != nil {
 		setAll(accepted, fail(err))
-		if !errors.As(err, new(*gosmtp.SMTPError)) {
-			return
+		if errors.As(err, new(*gosmtp.SMTPError)) {
+			quit(cl) // only on a live connection: QUIT waits for its reply
 		}
-		cl.Quit()
 		return
 	}
 	conn.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
@@ -253,7 +252,22 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 		setAll(accepted, fail(err))
 		return
 	}
-	setAll(accepted, mail.Delivered(oneLine(resp.StatusText)))
+	ok := toSMTPError(&textproto.Error{Code: 250, Msg: resp.StatusText})
+	delivered := mail.Delivered(oneLine(ok.Message))
+	if ok.EnhancedCode != gosmtp.EnhancedCodeNotSet && ok.EnhancedCode[0] == 2 {
+		delivered.Status = fmt.Sprintf("%d.%d.%d", ok.EnhancedCode[0], ok.EnhancedCode[1], ok.EnhancedCode[2])
+	}
+	setAll(accepted, delivered)
+	quit(cl)
+}
+
+// quitTimeout bounds the wait for the reply to QUIT, which decides
+// nothing.
+const quitTimeout = 30 * time.Second
+
+// quit ends the session politely without waiting long for the reply.
+func quit(cl *gosmtp.Client) {
+	cl.CommandTimeout = min(cl.CommandTimeout, quitTimeout)
 	cl.Quit()
 }
 

@@ -197,7 +197,7 @@ func TestClientOneTransactionPerRecipientResults(t *testing.T) {
 	if len(res) != 4 {
 		t.Fatalf("%d results", len(res))
 	}
-	if !res[0].OK() || !res[3].OK() {
+	if !res[0].OK() || !res[3].OK() || res[0].String() != "250 2.0.0 OK: queued" {
 		t.Errorf("accepted recipients: %v, %v", res[0], res[3])
 	}
 	if res[1].Code != 550 || res[1].Status != "5.1.1" || res[1].Text != "no such user" || res[1].Temporary() {

@@ -13,4 +13,45 @@
 //
 // The package imports only mail from Homing. What it needs from the rest of
 // the node is stated as small interfaces in backend.go.
+//
+// # Server
+//
+// NewServer builds one listener's server from a Config; Serve wraps each
+// listener with the connection limits (limits.go) and hands connections to
+// go-smtp, which creates a session (session.go) per EHLO. The session:
+//
+//   - MAIL (RFC 5321 §4.1.1.2): the reverse-path through mail.ParseAddress,
+//     the null sender allowed; SIZE over the limit 552 5.3.4; BODY, SMTPUTF8,
+//     RET and ENVID recorded; on the submission listener (RFC 6409) 530 5.7.0
+//     until AUTH.
+//   - RCPT (RFC 5321 §4.1.1.3): relay syntax and domains that are not local
+//     are refused to unauthenticated clients with 554 5.7.1 before the
+//     directory is asked; local addresses are resolved (550 5.1.1, 451
+//     4.4.3); NOTIFY and ORCPT recorded (RFC 3461 §4.1, §4.2); duplicates
+//     count once; 452 4.5.3 beyond MaxRecipients.
+//   - DATA and BDAT (data.go): the message is read to its end, refused for
+//     bare CR/LF or an over-long line (550 5.6.0) or its size (552 5.3.4),
+//     given a Received header (received.go) and the queue id, and enqueued;
+//     the reply is "250 2.0.0 OK queued as <id>".
+//   - AUTH PLAIN and LOGIN (RFC 4954, auth.go) only over TLS or from
+//     loopback; failures are delayed and the connection closed after
+//     MaxAuthFailures.
+//
+// Every session method recovers panics (451 4.3.0, counted in
+// Server.PanicsRecovered).
+//
+// What go-smtp does before the session sees a command, and so cannot be
+// changed here: it always advertises CHUNKING; it drops a source route
+// ("<@a:u@b>" reaches the session as "u@b", which RFC 5321 Appendix C
+// recommends) and unquotes quoted local parts; it applies one line limit
+// to command lines and message lines alike (see Config.MaxLineLength); its
+// DATA reader ends only at CRLF "." CRLF and drops a "." CR at the start
+// of a line that LF does not follow.
+//
+// # Client
+//
+// Client.Send (client.go) relays one transaction per destination domain:
+// routes or MX lookup with implicit MX and null MX (RFC 5321 §5.1, RFC
+// 7505, client_route.go), opportunistic STARTTLS (RFC 3207, RFC 7435), and
+// one mail.Result per recipient (client_conn.go).
 package smtp
