@@ -153,4 +153,3 @@ func sendOn(c *gosmtp.Client, rcpt string, msg []byte) error {
 	}
 	return w.Close()
 }
-

@@ -180,7 +180,7 @@ func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
 		"Action: failed",
 		"Status: 5.1.1",
 		"Diagnostic-Code: smtp; 550 5.1.1",
-		"Subject: doomed",   // the original is returned
+		"Subject: doomed", // the original is returned
 	} {
 		if !bytes.Contains(dsn, []byte(want)) {
 			t.Errorf("DSN lacks %q:\n%s", want, dsn)
