@@ -32,6 +32,11 @@ type Config struct {
 	Hostname     string            // SMTP greeting, Received, DSN; default Name
 	Routes       map[string]string // static relay routes, domain -> host:port, "*" smarthost
 	QueueMode    string            // locally | locally-for-others | remotely
+	// SyncMode is how writes are made durable: "syncfs" (default on
+	// Linux: one syncfs round per group of commits across every DB of a
+	// filesystem, see storage.Syncer) or "fsync" (badger's sync per
+	// transaction, merged per DB; for network filesystems).
+	SyncMode string
 
 	MaxMessageBytes     int64
 	MaxRecipients       int
@@ -96,6 +101,9 @@ func (c Config) Defaults() Config {
 	if c.QueueMode == "" {
 		c.QueueMode = ModeLocally
 	}
+	if c.SyncMode == "" {
+		c.SyncMode = "syncfs"
+	}
 	return c
 }
 
@@ -111,6 +119,9 @@ func (c Config) Validate() error {
 	case ModeLocally, ModeLocallyForOthers, ModeRemotely:
 	default:
 		return fmt.Errorf("--queue-mode: %q is not one of locally, locally-for-others, remotely", c.QueueMode)
+	}
+	if c.SyncMode != "syncfs" && c.SyncMode != "fsync" {
+		return fmt.Errorf("--sync: %q is not syncfs or fsync", c.SyncMode)
 	}
 	if c.Partitions < 1 || c.Partitions > 4096 {
 		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Partitions)

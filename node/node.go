@@ -48,6 +48,7 @@ type Node struct {
 	mu        sync.Mutex
 	queueMode string
 	demo      demoInfo
+	syncers   []*storage.Syncer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,13 +79,22 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	sopt := storage.Options{Logger: log.With("component", "storage")}
-	n.queue, err = storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), sopt)
+	qopt, aopt := sopt, sopt
+	if cfg.SyncMode == "syncfs" {
+		if qopt.Syncer, err = n.syncerFor(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if aopt.Syncer, err = n.syncerFor(cfg.AccountStore); err != nil {
+			return nil, err
+		}
+	}
+	n.queue, err = storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), qopt)
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue: %w", err)
 	}
 	var open actors.OpenPartition
 	if cfg.hasRole("backend") {
-		n.accounts, err = storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, sopt)
+		n.accounts, err = storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
 		if err != nil {
 			return nil, fmt.Errorf("opening the account store: %w", err)
 		}
@@ -159,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Logger:        log.With("component", "admin"),
 	})
-	n.adminSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	n.adminSrv = &http.Server{Handler: withPprof(handler, cfg.AdminToken), ReadHeaderTimeout: 10 * time.Second}
 	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("--admin %s: %w", cfg.AdminAddr, err)
 	}
@@ -231,6 +241,14 @@ func (n *Node) Close() error {
 		if n.queue != nil {
 			errs = append(errs, n.queue.Close())
 		}
+		for _, s := range n.syncers {
+			st := s.Stats()
+			if st.Rounds > 0 {
+				n.log.Info("syncfs rounds", "rounds", st.Rounds, "waits", st.Waits,
+					"avgRound", st.RoundTime/time.Duration(st.Rounds))
+			}
+			errs = append(errs, s.Close())
+		}
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})
@@ -265,6 +283,22 @@ func (n *Node) ensureDemo(ctx context.Context) error {
 	}
 	n.demo = demoInfo{addr, pw}
 	return nil
+}
+
+// syncerFor returns the Syncer of the filesystem holding dir, creating it
+// on first use: DBs on one filesystem share syncfs rounds.
+func (n *Node) syncerFor(dir string) (*storage.Syncer, error) {
+	for _, s := range n.syncers {
+		if s.Covers(dir) {
+			return s, nil
+		}
+	}
+	s, err := storage.NewSyncer(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--sync syncfs: %w (use --sync fsync)", err)
+	}
+	n.syncers = append(n.syncers, s)
+	return s, nil
 }
 
 type demoInfo struct{ Address, Password string }

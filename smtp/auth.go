@@ -84,7 +84,7 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		s.mu.Lock()
 		s.authAccount = account
 		s.mu.Unlock()
-		s.answer(nil)
+		s.srv.m.reply(string(s.srv.cfg.Source), 235) // go-smtp writes the 235
 		return nil
 	case err == nil || errors.Is(err, mail.ErrAuthFailed):
 		s.mu.Lock()

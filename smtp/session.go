@@ -229,7 +229,7 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 	full := len(s.tx.rcpts) >= s.srv.cfg.MaxRecipients
 	s.mu.Unlock()
 	if dup {
-		return nil // counts once (RFC 5321 §3.3 leaves duplicates to the server)
+		return nil // a repeated RCPT is accepted again and counted once
 	}
 	if full {
 		return errTooManyRcpts() // RFC 5321 §4.5.3.1.8

@@ -235,6 +235,11 @@ func (db *DB) write(group []*pending) error {
 		return nil
 	}
 	err := txn.Commit()
+	if err == nil && db.opt.Syncer != nil {
+		// SyncWrites is off: the transaction is in badger's mapped WAL
+		// and value log; the shared round makes it durable.
+		err = db.opt.Syncer.Sync()
+	}
 	db.stats.commits.Add(1)
 	if err == nil {
 		if se := db.syncErr.Load(); se != nil {

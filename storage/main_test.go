@@ -30,6 +30,9 @@ const (
 	// helperHold opens the DB in helperDirEnv, prints "ready" and waits
 	// until stdin is closed or it is killed.
 	helperHold = "hold"
+	// helperCommitLoopSyncfs is helperCommitLoop with a shared Syncer
+	// (syncfs rounds instead of badger's per-transaction sync).
+	helperCommitLoopSyncfs = "commit-loop-syncfs"
 )
 
 func TestMain(m *testing.M) {
@@ -40,7 +43,17 @@ func TestMain(m *testing.M) {
 }
 
 func runHelper(role, dir string) int {
-	db, err := Open(dir, Options{})
+	var opt Options
+	if role == helperCommitLoopSyncfs {
+		syncer, err := NewSyncer(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper syncer:", err)
+			return 2
+		}
+		opt.Syncer = syncer
+		role = helperCommitLoop
+	}
+	db, err := Open(dir, opt)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper open:", err)
 		return 2

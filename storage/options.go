@@ -47,6 +47,11 @@ type Options struct {
 	// ValueLogGCInterval is the pause between value-log GC passes; 0 means
 	// DefaultValueLogGCInterval, a negative value turns GC off.
 	ValueLogGCInterval time.Duration
+	// Syncer, when set, makes commits durable with a filesystem-wide
+	// syncfs round shared by every DB that uses the same Syncer, instead
+	// of badger's per-transaction sync (see syncer.go). It must be a
+	// Syncer for the filesystem that holds the DB.
+	Syncer *Syncer
 }
 
 // profile is what differs between the kinds of DB this package opens.
@@ -71,7 +76,7 @@ type profile struct {
 //     value log: listing a mailbox reads only metadata keys and never
 //     touches a body.
 var (
-	queueProfile   = profile{valueThreshold: 64 << 10}
+	queueProfile   = profile{valueThreshold: 1 << 10}
 	mailboxProfile = profile{valueThreshold: 512}
 	// genericProfile is used by Open: small values in the tree, bodies in
 	// the value log.
@@ -110,8 +115,10 @@ func badgerOptions(dir string, o Options, p profile, log badger.Logger) badger.O
 		threshold = maxTxn / 4
 	}
 	return badger.DefaultOptions(dir).
-		// Every transaction is synced before Commit returns; see commit.go.
-		WithSyncWrites(true).
+		// Every transaction is synced before Commit returns (see
+		// commit.go), by badger itself or, with a Syncer, by its syncfs
+		// round.
+		WithSyncWrites(o.Syncer == nil).
 		WithLogger(log).
 		WithMetricsEnabled(false). // badger's metrics are process-global expvars
 		WithMemTableSize(o.MemTableSize).

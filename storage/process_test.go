@@ -17,8 +17,13 @@ import (
 // abrupt stop, not that the sync reached the platters; that rests on
 // SyncWrites=true (TestOptionsDefaults) and badger's sync per transaction.
 func TestAckedWritesSurviveKill9(t *testing.T) {
+	t.Run("per-DB sync", func(t *testing.T) { testAckedWritesSurviveKill9(t, helperCommitLoop) })
+	t.Run("shared syncfs", func(t *testing.T) { testAckedWritesSurviveKill9(t, helperCommitLoopSyncfs) })
+}
+
+func testAckedWritesSurviveKill9(t *testing.T, role string) {
 	dir := t.TempDir()
-	c := startHelper(t, helperCommitLoop, dir)
+	c := startHelper(t, role, dir)
 	var acked [][]byte
 	for len(acked) < 400 {
 		line, ok := c.readLine()

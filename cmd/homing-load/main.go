@@ -142,7 +142,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	if !d.Complete() && d.Err != nil {
 		rep.DeliveryError = d.Err.Error()
 	}
-	rep.StoreP50Ms, rep.StoreP99Ms = d.Last.StoreLatencyP50*1000, d.Last.StoreLatencyP99*1000
+	rep.StoreP50Ms, rep.StoreP99Ms = secondsToMs(d.Last.StoreLatencyP50), secondsToMs(d.Last.StoreLatencyP99)
 	rep.Bounced = d.Last.Bounced - base.Bounced
 	rep.Deferred = d.Last.Deferred - base.Deferred
 
@@ -155,6 +155,8 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 			sd := waitDelivered(ctx, client, already, src.Completed, pollInterval, cfg.Timeout)
 			src.Delivered = sd.Delivered
 			src.DeliveryComplete = sd.Complete()
+			src.Bounced = sd.Last.Bounced - d.Last.Bounced
+			src.Deferred = sd.Last.Deferred - d.Last.Deferred
 			if sd.Complete() {
 				src.DeliveredPerSec = rate(sd.Delivered, sd.Reached.Sub(start))
 			}

@@ -37,6 +37,10 @@ func summarize(ds []time.Duration) latencies {
 // ms is d in milliseconds with microsecond resolution.
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
 
+// secondsToMs converts seconds (as /api/v1/stats gives them) to
+// milliseconds with microsecond resolution.
+func secondsToMs(s float64) float64 { return math.Round(s*1e6) / 1e3 }
+
 // rate is count per second over d; 0 when d is not positive.
 func rate(count int64, d time.Duration) float64 {
 	if d <= 0 {

@@ -63,4 +63,7 @@ func TestRateAndMillis(t *testing.T) {
 	if got := ms(1500 * time.Microsecond); got != 1.5 {
 		t.Errorf("ms = %v", got)
 	}
+	if got := secondsToMs(0.030472201000000002); got != 30.472 {
+		t.Errorf("secondsToMs = %v", got)
+	}
 }

@@ -99,11 +99,12 @@ func (r *report) writeText(w io.Writer) error {
 			if s.Error != "" {
 				fmt.Fprintf(tw, "\terror: %s\n", oneLine(s.Error))
 			}
-			state := "complete"
-			if !s.DeliveryComplete {
-				state = "incomplete"
+			if s.DeliveryComplete {
+				fmt.Fprintf(tw, "\t%d delivered: %.1f msg/s (complete)\n", s.Delivered, s.DeliveredPerSec)
+			} else {
+				fmt.Fprintf(tw, "\t%d delivered before the deadline (INCOMPLETE)\n", s.Delivered)
 			}
-			fmt.Fprintf(tw, "\t%d delivered: %.1f msg/s (%s)\n", s.Delivered, s.DeliveredPerSec, state)
+			fmt.Fprintf(tw, "\tnode: bounced=%d deferred=%d\n", s.Bounced, s.Deferred)
 		}
 	}
 	if r.NodeDir != "" {

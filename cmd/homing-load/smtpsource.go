@@ -28,6 +28,11 @@ type sourceReport struct {
 	Delivered        int64   `json:"delivered"`
 	DeliveredPerSec  float64 `json:"deliveredPerSec"`
 	DeliveryComplete bool    `json:"deliveryComplete"`
+	// Bounced and Deferred are the node's counters during this phase.
+	// All of smtp-source's messages go to one account, so its quota may
+	// defer some.
+	Bounced  int64 `json:"bounced"`
+	Deferred int64 `json:"deferred"`
 }
 
 // smtpSourceArgs is the command line: -c (counter) -l SIZE (payload

@@ -1,0 +1,142 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// TestSyncerMergesConcurrentCallers: many concurrent Sync calls are covered
+// by fewer syncfs rounds, and every caller waits for a round that started
+// after it called.
+func TestSyncerMergesConcurrentCallers(t *testing.T) {
+	var inRound atomic.Int64
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	s := newSyncer("test", func() error {
+		inRound.Add(1)
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	// One caller starts a round and is held in it.
+	first := make(chan error, 1)
+	go func() { first <- s.Sync() }()
+	<-entered
+	// 50 more arrive while the round runs: none may be satisfied by it.
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- s.Sync() }()
+	}
+	waitFor(t, "51 waiters", func() bool { return s.Stats().Waits == 51 })
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := inRound.Load(); r != 2 {
+		t.Fatalf("51 callers took %d rounds, want 2 (the running one and one more for the 50 who came during it)", r)
+	}
+}
+
+// TestSyncerFailureIsSticky: after a failed round every Sync fails.
+func TestSyncerFailureIsSticky(t *testing.T) {
+	fail := errors.New("EIO")
+	var calls atomic.Int64
+	s := newSyncer("test", func() error {
+		if calls.Add(1) == 2 {
+			return fail
+		}
+		return nil
+	})
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); !errors.Is(err, ErrFailed) || !errors.Is(err, fail) {
+		t.Fatalf("Sync after a failed round = %v, want ErrFailed wrapping EIO", err)
+	}
+	if err := s.Sync(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("later Sync = %v, want the sticky failure", err)
+	}
+}
+
+// TestSyncerSharedByPartitions: commits to 8 DBs that share a Syncer are
+// durable through fewer syncfs rounds than commits.
+func TestSyncerSharedByPartitions(t *testing.T) {
+	root := t.TempDir()
+	syncer, err := NewSyncer(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syncer.Close()
+	if !syncer.Covers(root) {
+		t.Fatal("a Syncer does not cover its own directory")
+	}
+	var dbs []*DB
+	for i := range 8 {
+		db, err := Open(fmt.Sprintf("%s/db%d", root, i), Options{Syncer: syncer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		dbs = append(dbs, db)
+	}
+	var wg sync.WaitGroup
+	for w := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				var b Batch
+				b.Set(fmt.Appendf(nil, "w%d-%d", w, i), []byte("v"))
+				if err := dbs[(w+i)%len(dbs)].Commit(context.Background(), &b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := syncer.Stats()
+	var commits uint64
+	for _, db := range dbs {
+		commits += db.Stats().Commits
+		for w := range 40 {
+			for i := range 10 {
+				if (w+i)%len(dbs) != dbs2idx(dbs, db) {
+					continue
+				}
+				if _, err := db.Get(fmt.Appendf(nil, "w%d-%d", w, i)); err != nil {
+					t.Fatalf("committed key missing: %v", err)
+				}
+			}
+		}
+	}
+	t.Logf("400 commits in %d transactions over 8 DBs, %d syncfs rounds", commits, st.Rounds)
+	if st.Rounds >= commits {
+		t.Fatalf("%d syncfs rounds for %d transactions: the rounds were not shared", st.Rounds, commits)
+	}
+}
+
+func dbs2idx(dbs []*DB, db *DB) int {
+	for i, d := range dbs {
+		if d == db {
+			return i
+		}
+	}
+	return -1
+}
