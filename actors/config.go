@@ -42,6 +42,9 @@ type Config struct {
 	RelayConcurrency int
 	// RelayTimeout bounds one whole relay transaction. Default 15 min.
 	RelayTimeout time.Duration
+	// MaxActive is the most messages attempted at once; others wait in
+	// order (Postfix qmgr_message_active_limit). Default 2000.
+	MaxActive int
 }
 
 func (c Config) withDefaults() Config {
@@ -66,6 +69,9 @@ func (c Config) withDefaults() Config {
 	def(&c.RelayTimeout, 15*time.Minute)
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
+	}
+	if c.MaxActive <= 0 {
+		c.MaxActive = 2000
 	}
 	if c.RelayConcurrency <= 0 {
 		c.RelayConcurrency = 20

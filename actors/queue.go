@@ -67,6 +67,9 @@ type qentry struct {
 	// reporting: a final DSN is being written; the message is deleted
 	// when it is durable.
 	reporting bool
+	// waiting: the message is due but waits for a slot among the active
+	// messages (queueActor.ready).
+	waiting bool
 }
 
 // queueActor keeps the in-memory view of this node's durable queue and
@@ -91,6 +94,12 @@ type queueActor struct {
 	base context.Context
 
 	entries map[string]*qentry
+	// active counts messages with an attempt in flight; at most
+	// cfg.MaxActive, so that a large queue (after a restart, an outage)
+	// does not load every body at once. ready holds due messages waiting
+	// for a slot, oldest first (Postfix's active queue, qmgr).
+	active  int
+	ready   []string
 	relays  map[string]*actor.PID
 	local   *actor.PID
 	sched   *actor.PID
@@ -209,10 +218,23 @@ func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
 		}
 		return
 	}
+	if len(e.inflight) == 0 {
+		if q.active >= q.cfg.MaxActive {
+			if !e.waiting {
+				e.waiting = true
+				q.ready = append(q.ready, e.env.ID)
+			}
+			return
+		}
+		q.active++
+	}
 	if e.body == nil {
 		body, err := q.store.Body(e.env.ID)
 		if err != nil {
 			q.log.Error("reading queued body", "queueID", e.env.ID, "err", err)
+			if len(e.inflight) == 0 {
+				q.active--
+			}
 			e.due = now.Add(q.cfg.MinBackoff)
 			ctx.Send(q.sched, &wake{id: e.env.ID, at: e.due})
 			return
@@ -302,7 +324,22 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		}
 	}
 	if len(e.inflight) == 0 {
+		q.active--
 		q.finish(ctx, e)
+		q.pump(ctx)
+	}
+}
+
+// pump starts waiting messages while there are free slots.
+func (q *queueActor) pump(ctx actor.Context) {
+	for q.active < q.cfg.MaxActive && len(q.ready) > 0 {
+		id := q.ready[0]
+		q.ready[0] = ""
+		q.ready = q.ready[1:]
+		if e := q.entries[id]; e != nil && e.waiting {
+			e.waiting = false
+			q.attempt(ctx, e)
+		}
 	}
 }
 
@@ -391,6 +428,9 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 }
 
 func (q *queueActor) remove(id string) {
+	if e := q.entries[id]; e != nil && len(e.inflight) > 0 {
+		q.active-- // its outcomes will find no entry
+	}
 	delete(q.entries, id)
 	q.stats.depth(len(q.entries))
 	q.write(id, q.store.Delete(id))

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type System struct {
 	dir        *Directory
 
 	stopOnce sync.Once
+
+	dummyOnce sync.Once
+	dummyHash string
 }
 
 // Start creates the actor system of a node and its actors, and recovers
@@ -274,7 +278,7 @@ func (s *System) Authenticate(ctx context.Context, user, password string) (strin
 	if errors.Is(err, mail.ErrNotFound) {
 		// Spend the time a real check takes, so timing does not tell
 		// which accounts exist.
-		_, _ = storage.VerifyPassword(dummyHash, password)
+		_, _ = storage.VerifyPassword(s.dummy(), password)
 		return "", mail.ErrAuthFailed
 	}
 	if err != nil {
@@ -287,9 +291,16 @@ func (s *System) Authenticate(ctx context.Context, user, password string) (strin
 	return acct.Address, nil
 }
 
-// dummyHash is an argon2id hash of a random password, used to keep failed
-// logins for unknown users as slow as for known ones.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$4z7H3eJ7eJ1vX6cY0x3FZ0m8oQ9cYp9b3e1m0rU0a8E"
+// dummy returns an argon2id hash of a random password, made once, used to
+// keep failed logins for unknown users as slow as for known ones.
+func (s *System) dummy() string {
+	s.dummyOnce.Do(func() {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		s.dummyHash, _ = storage.HashPassword(string(b))
+	})
+	return s.dummyHash
+}
 
 // Queue returns a copy of every queued message's envelope.
 func (s *System) Queue(ctx context.Context) ([]*mail.Envelope, error) {

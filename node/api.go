@@ -65,7 +65,7 @@ func (a apiImpl) CreateAccount(ctx context.Context, req admin.CreateAccount) (ad
 			return admin.Account{}, err
 		}
 	case hash != "":
-		if _, err := storage.VerifyPassword(hash, ""); err != nil {
+		if err := storage.CheckHash(hash); err != nil {
 			return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "passwordHash is not an argon2id or bcrypt hash"}
 		}
 	default:

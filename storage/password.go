@@ -75,48 +75,83 @@ func VerifyPassword(hash, password string) (bool, error) {
 	}
 }
 
-func verifyArgon2id(hash, password string) (bool, error) {
+// CheckHash reports whether hash is a password hash VerifyPassword can
+// use, without computing anything expensive: an error wrapping
+// ErrMalformedHash if not. The admin API uses it to import hashes.
+func CheckHash(hash string) error {
+	switch {
+	case strings.HasPrefix(hash, "$argon2id$"):
+		_, err := parseArgon2id(hash)
+		return err
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if len(hash) != bcryptHashLen {
+			return fmt.Errorf("%w: bcrypt: %d characters, want %d", ErrMalformedHash, len(hash), bcryptHashLen)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return fmt.Errorf("%w: bcrypt: %w", ErrMalformedHash, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown scheme", ErrMalformedHash)
+	}
+}
+
+type argon2idHash struct {
+	m, t, p   uint64
+	salt, key []byte
+}
+
+func parseArgon2id(hash string) (argon2idHash, error) {
+	var h argon2idHash
 	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, key
 	f := strings.Split(hash, "$")
 	if len(f) != 6 {
-		return false, fmt.Errorf("%w: argon2id: want 5 fields", ErrMalformedHash)
+		return h, fmt.Errorf("%w: argon2id: want 5 fields", ErrMalformedHash)
 	}
 	if f[2] != "v="+strconv.Itoa(argon2.Version) {
-		return false, fmt.Errorf("%w: argon2id: unsupported version %q", ErrMalformedHash, f[2])
+		return h, fmt.Errorf("%w: argon2id: unsupported version %q", ErrMalformedHash, f[2])
 	}
-	var m, t, p uint64
 	params := strings.Split(f[3], ",")
 	if len(params) != 3 {
-		return false, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
+		return h, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
 	}
 	for i, want := range []struct {
 		name string
 		dst  *uint64
 		max  uint64
-	}{{"m", &m, argonMaxMemory}, {"t", &t, argonMaxTime}, {"p", &p, 255}} {
+	}{{"m", &h.m, argonMaxMemory}, {"t", &h.t, argonMaxTime}, {"p", &h.p, 255}} {
 		name, val, ok := strings.Cut(params[i], "=")
 		if !ok || name != want.name {
-			return false, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
+			return h, fmt.Errorf("%w: argon2id: parameters %q", ErrMalformedHash, f[3])
 		}
 		n, err := strconv.ParseUint(val, 10, 32)
 		if err != nil || n == 0 || n > want.max {
-			return false, fmt.Errorf("%w: argon2id: parameter %s=%q out of range", ErrMalformedHash, name, val)
+			return h, fmt.Errorf("%w: argon2id: parameter %s=%q out of range", ErrMalformedHash, name, val)
 		}
 		*want.dst = n
 	}
-	if m < 8*p {
-		return false, fmt.Errorf("%w: argon2id: m=%d below 8*p", ErrMalformedHash, m)
+	if h.m < 8*h.p {
+		return h, fmt.Errorf("%w: argon2id: m=%d below 8*p", ErrMalformedHash, h.m)
 	}
-	salt, err := b64.DecodeString(f[4])
-	if err != nil || len(salt) < 8 {
-		return false, fmt.Errorf("%w: argon2id: salt", ErrMalformedHash)
+	var err error
+	h.salt, err = b64.DecodeString(f[4])
+	if err != nil || len(h.salt) < 8 {
+		return h, fmt.Errorf("%w: argon2id: salt", ErrMalformedHash)
 	}
-	want, err := b64.DecodeString(f[5])
-	if err != nil || len(want) < 4 || len(want) > argonMaxKeyLen {
-		return false, fmt.Errorf("%w: argon2id: key", ErrMalformedHash)
+	h.key, err = b64.DecodeString(f[5])
+	if err != nil || len(h.key) < 4 || len(h.key) > argonMaxKeyLen {
+		return h, fmt.Errorf("%w: argon2id: key", ErrMalformedHash)
 	}
-	got := argon2.IDKey([]byte(password), salt, uint32(t), uint32(m), uint8(p), uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	return h, nil
+}
+
+func verifyArgon2id(hash, password string) (bool, error) {
+	h, err := parseArgon2id(hash)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), h.salt, uint32(h.t), uint32(h.m), uint8(h.p), uint32(len(h.key)))
+	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
 }
 
 // bcryptHashLen: "$2b$" + 2 cost digits + "$" + 22 salt + 31 hash characters.

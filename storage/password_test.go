@@ -84,3 +84,25 @@ func TestVerifyMalformedHash(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckHash(t *testing.T) {
+	h, err := HashPassword("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHash(h); err != nil {
+		t.Fatalf("CheckHash(argon2id) = %v", err)
+	}
+	bh, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHash(string(bh)); err != nil {
+		t.Fatalf("CheckHash(bcrypt) = %v", err)
+	}
+	for _, bad := range []string{"", "plain", "$argon2id$v=19$m=1,t=1,p=1$x$y", "$2b$10$short"} {
+		if err := CheckHash(bad); !errors.Is(err, ErrMalformedHash) {
+			t.Errorf("CheckHash(%q) = %v, want ErrMalformedHash", bad, err)
+		}
+	}
+}

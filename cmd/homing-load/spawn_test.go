@@ -71,6 +71,15 @@ func TestSpawnRunEndToEnd(t *testing.T) {
 
 func TestSpawnKeep(t *testing.T) {
 	exe, tmp := spawnEnv(t)
+	// A relative --spawn path works although the node runs in its own
+	// directory.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe, err = filepath.Rel(wd, exe); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb strings.Builder
 	if code := runMain([]string{"--spawn", exe, "--n", "5", "--c", "1", "--accounts", "1", "--keep", "--json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
