@@ -98,12 +98,12 @@ type queueActor struct {
 	// cfg.MaxActive, so that a large queue (after a restart, an outage)
 	// does not load every body at once. ready holds due messages waiting
 	// for a slot, oldest first (Postfix's active queue, qmgr).
-	active  int
-	ready   []string
-	relays  map[string]*actor.PID
-	local   *actor.PID
-	sched   *actor.PID
-	dsn     *actor.PID
+	active int
+	ready  []string
+	relays map[string]*actor.PID
+	local  *actor.PID
+	sched  *actor.PID
+	dsn    *actor.PID
 }
 
 func (q *queueActor) Receive(ctx actor.Context) {
