@@ -21,6 +21,8 @@ type Config struct {
 
 	SMTPAddr       string // public SMTP listener; default 127.0.0.1:2525
 	SubmissionAddr string // submission listener (AUTH required); "" = off
+	TLSCert        string // PEM certificate chain; with TLSKey enables STARTTLS
+	TLSKey         string
 	AdminAddr      string // admin HTTP; default 127.0.0.1:8025; "" after Defaults never
 	AdminToken     string // bearer token; required when AdminAddr is not loopback
 	AdminReadToken string // read-only bearer token
@@ -135,6 +137,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(hp); err != nil {
 			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
 	}
 	if !isLoopback(c.AdminAddr) && c.AdminToken == "" {
 		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")

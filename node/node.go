@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -135,6 +136,14 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 	}
 
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	smtpMetrics := smtp.NewMetrics(n.registry)
 	scfg := smtp.Config{
 		Hostname:            cfg.Hostname,
@@ -145,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		Source:              mail.SourceSMTP,
+		TLSConfig:           tlsConfig,
 	}
 	n.smtpServer = smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, log.With("component", "smtp"), smtpMetrics)
 	if n.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {

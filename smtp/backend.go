@@ -26,8 +26,10 @@ type Enqueuer interface {
 	// Enqueue stores env and body durably. It returns nil only once the
 	// message and its whole envelope are synced to disk: the session
 	// replies 250 after that and only after that (RFC 5321 §6.1).
-	// env.ID is empty on entry; Enqueue sets it. body is not retained by
-	// the caller after Enqueue returns, and Enqueue may keep it.
+	// env.ID may be set on entry (the session names the queue id in
+	// the Received header before it enqueues) and Enqueue keeps it; an
+	// empty ID is set by Enqueue. body is not retained by the caller
+	// after Enqueue returns, and Enqueue may keep it.
 	// An error is always temporary from the client's point of view
 	// (451 4.3.0); a *mail.RejectError is sent as it is.
 	Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error

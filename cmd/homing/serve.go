@@ -60,11 +60,13 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	cfg.Routes = map[string]string{}
 	roles := (*listFlag)(&cfg.Roles)
 	domains := (*listFlag)(&cfg.Domains)
-	fs.StringVar(configFile, "config", "", "config file: one `name = value` per line, names as these flags")
+	fs.StringVar(configFile, "config", "", "config file: one 'name = value' per line, names as these flags")
 	fs.StringVar(&cfg.Name, "name", "", "node name, unique in the cluster (default: the host name)")
 	fs.Var(roles, "roles", "node roles: frontend, backend, or frontend,backend (default both)")
 	fs.StringVar(&cfg.SMTPAddr, "smtp", "127.0.0.1:2525", "SMTP listener address")
 	fs.StringVar(&cfg.SubmissionAddr, "submission", "", "submission listener address (AUTH required); empty = off")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&cfg.AdminAddr, "admin", "127.0.0.1:8025", "admin HTTP API address")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.AdminReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
@@ -113,11 +115,14 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		name, value, ok := strings.Cut(text, "=")
-		if !ok {
-			name, value, ok = strings.Cut(text, " ")
+		// The name runs to the first space or '='; then an optional '='.
+		end := strings.IndexAny(text, " \t=")
+		if end < 0 {
+			return fmt.Errorf("%s:%d: want `name = value`", path, line)
 		}
-		name, value = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), "--")), strings.TrimSpace(value)
+		name, value := strings.TrimPrefix(text[:end], "--"), strings.TrimSpace(text[end:])
+		value = strings.TrimSpace(strings.TrimPrefix(value, "="))
+		ok := value != ""
 		if !ok || name == "" {
 			return fmt.Errorf("%s:%d: want `name = value`", path, line)
 		}

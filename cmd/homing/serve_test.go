@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/homing-mail/homing/node"
+)
+
+func parseServe(t *testing.T, args []string, file string) (node.Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(&bytes.Buffer{})
+	var cfg node.Config
+	var lf, ll, cf string
+	serveFlags(fs, &cfg, &lf, &ll, &cf)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "homing.conf")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := applyConfigFile(fs, p); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func TestConfigFileAndFlags(t *testing.T) {
+	cfg, err := parseServe(t, []string{"--smtp", "127.0.0.1:2999"}, `
+# a comment
+smtp = 127.0.0.1:2525
+domains = a.test, b.test
+route = a.test=127.0.0.1:25
+--route b.test=127.0.0.1:26
+partitions = 8
+retry-min = 30s
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMTPAddr != "127.0.0.1:2999" {
+		t.Errorf("smtp = %q: the command line must win over the file", cfg.SMTPAddr)
+	}
+	if strings.Join(cfg.Domains, ",") != "a.test,b.test" {
+		t.Errorf("domains = %v", cfg.Domains)
+	}
+	if cfg.Routes["a.test"] != "127.0.0.1:25" || cfg.Routes["b.test"] != "127.0.0.1:26" {
+		t.Errorf("routes = %v, want both (route repeats)", cfg.Routes)
+	}
+	if cfg.Partitions != 8 || cfg.MinBackoff.String() != "30s" {
+		t.Errorf("partitions %d retry-min %v", cfg.Partitions, cfg.MinBackoff)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	for file, want := range map[string]string{
+		"nosuch = 1\n":         `unknown setting "nosuch"`,
+		"partitions = many\n":  "partitions",
+		"route = nothing\n":    "DOMAIN=HOST:PORT",
+		"config = other.conf": `unknown setting "config"`,
+	} {
+		_, err := parseServe(t, nil, file)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("file %q: err = %v, want it to mention %q", file, err, want)
+		}
+	}
+}
+
+func TestServeRefusesOpenAdminWithoutToken(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--admin", "0.0.0.0:0", "--smtp", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "--admin-token") {
+		t.Fatalf("exit %d, stderr %q: want a refusal naming --admin-token", code, errb.String())
+	}
+}
+
+func TestServeRejectsBadQueueMode(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--queue-mode", "sideways", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "--queue-mode") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
