@@ -62,9 +62,9 @@ retry-min = 30s
 
 func TestConfigFileErrors(t *testing.T) {
 	for file, want := range map[string]string{
-		"nosuch = 1\n":         `unknown setting "nosuch"`,
-		"partitions = many\n":  "partitions",
-		"route = nothing\n":    "DOMAIN=HOST:PORT",
+		"nosuch = 1\n":        `unknown setting "nosuch"`,
+		"partitions = many\n": "partitions",
+		"route = nothing\n":   "DOMAIN=HOST:PORT",
 		"config = other.conf": `unknown setting "config"`,
 	} {
 		_, err := parseServe(t, nil, file)
