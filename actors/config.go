@@ -20,7 +20,7 @@ type Config struct {
 	// work. Default 1 minute.
 	RelayIdle time.Duration
 	// RequestTimeout bounds one request to another actor (a Local
-	// Delivery, a lookup) and one storage write. Default 30 s.
+	// Delivery, a lookup) and one storage write. Default 10 s.
 	RequestTimeout time.Duration
 
 	// MinBackoff is the first retry delay (Postfix minimal_backoff_time,
@@ -42,6 +42,12 @@ type Config struct {
 	RelayConcurrency int
 	// RelayTimeout bounds one whole relay transaction. Default 15 min.
 	RelayTimeout time.Duration
+	// LookupTimeout bounds an RCPT-time lookup at the account's owner.
+	// Default 5 s.
+	LookupTimeout time.Duration
+	// LocalRetry caps the retry delay of a local recipient whose backend
+	// was unreachable or had no owner (4.4.x). Default 15 s.
+	LocalRetry time.Duration
 	// MaxActive is the most messages attempted at once; others wait in
 	// order (Postfix qmgr_message_active_limit). Default 2000.
 	MaxActive int
@@ -61,12 +67,14 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.AccountIdle, 2*time.Minute)
 	def(&c.RelayIdle, time.Minute)
-	def(&c.RequestTimeout, 30*time.Second)
+	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.MinBackoff, 300*time.Second)
 	def(&c.MaxBackoff, 4000*time.Second)
 	def(&c.MaxLifetime, 5*24*time.Hour)
 	def(&c.OverQuotaTimeout, 24*time.Hour)
 	def(&c.RelayTimeout, 15*time.Minute)
+	def(&c.LocalRetry, 15*time.Second)
+	def(&c.LookupTimeout, 5*time.Second)
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
 	}

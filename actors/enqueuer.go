@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -71,12 +72,53 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 // Directory answers which addresses are local accounts, asking the actor of
 // the address's partition (an alias lives in the partition of the alias
 // address). It satisfies smtp.Directory.
+//
+// It remembers the addresses it found (a bounded map). When the partition's
+// owner cannot answer (a frontend cut off from the backends, a handoff), an
+// address known to exist is still accepted: the message waits in this
+// node's queue until the owner answers. An address never seen gets 451
+// 4.4.3. So a real account is never rejected, and nothing accepted is lost
+// (if the account was deleted meanwhile, the sender gets a DSN).
 type Directory struct {
 	domains map[string]bool
 	parts   int
 	place   Placement
 	root    *actor.RootContext
 	timeout time.Duration
+
+	mu    sync.Mutex
+	known map[string]string // address -> account, last positive answers
+}
+
+// maxKnown bounds the Directory's memory of positive answers.
+const maxKnown = 100_000
+
+func (d *Directory) remember(addr, account string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known == nil {
+		d.known = map[string]string{}
+	}
+	if _, ok := d.known[addr]; !ok && len(d.known) >= maxKnown {
+		for k := range d.known { // drop an arbitrary entry
+			delete(d.known, k)
+			break
+		}
+	}
+	d.known[addr] = account
+}
+
+func (d *Directory) forget(addr string) {
+	d.mu.Lock()
+	delete(d.known, addr)
+	d.mu.Unlock()
+}
+
+func (d *Directory) recall(addr string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.known[addr]
+	return a, ok
 }
 
 // IsLocalDomain implements smtp.Directory.
@@ -96,6 +138,23 @@ func (d *Directory) Domains() []string {
 // Resolve implements smtp.Directory.
 func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 	addr = strings.ToLower(addr)
+	account, err := d.ask(ctx, addr)
+	switch {
+	case err == nil:
+		d.remember(addr, account)
+		return account, nil
+	case errors.Is(err, mail.ErrNoSuchUser):
+		d.forget(addr)
+		return "", err
+	default:
+		if a, ok := d.recall(addr); ok {
+			return a, nil
+		}
+		return "", err
+	}
+}
+
+func (d *Directory) ask(ctx context.Context, addr string) (string, error) {
 	pid, err := d.place.PartitionPID(mail.PartitionOf(addr, d.parts))
 	if err != nil {
 		return "", err

@@ -35,6 +35,23 @@ type partitionActor struct {
 	data     PartitionData
 	children map[string]*accountChild
 	byPID    map[string]string // child PID id -> account
+
+	// Opening is retried while another process holds the data (the
+	// previous owner has not closed it yet: a handoff in progress).
+	retry     *time.Timer
+	retryWait time.Duration
+}
+
+// retryOpen is the partition actor's own timer: try to open the data again.
+type retryOpen struct{}
+
+// partitionStatus asks a partition actor for its partitionState.
+type partitionStatus struct{}
+
+type partitionState struct {
+	id       int
+	open     bool
+	accounts int
 }
 
 type accountChild struct {
@@ -61,10 +78,14 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		p.stats.started(KindPartition)
-		if err := p.ensureOpen(); err != nil {
-			p.log.Warn("partition not opened yet", "err", err)
-		}
+		p.tryOpen(ctx)
+	case *retryOpen:
+		p.retry = nil
+		p.tryOpen(ctx)
 	case *actor.Stopped:
+		if p.retry != nil {
+			p.retry.Stop()
+		}
 		// Children have terminated by now: close the data last.
 		if p.data != nil {
 			if err := p.data.Close(); err != nil {
@@ -89,10 +110,35 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Terminated:
 		p.terminated(ctx, m.Who)
+	case *partitionStatus:
+		ctx.Respond(&partitionState{id: p.id, open: p.data != nil, accounts: len(p.children)})
 	default:
 		p.admin(ctx)
 	}
 }
+
+// tryOpen opens the data or schedules another try (50 ms doubling to 1 s).
+func (p *partitionActor) tryOpen(ctx actor.Context) {
+	if err := p.ensureOpen(); err == nil {
+		if p.retryWait > 0 {
+			p.log.Info("partition opened")
+		}
+		p.retryWait = 0
+		return
+	} else if p.retryWait == 0 {
+		p.log.Info("partition not opened yet; retrying", "err", err)
+	}
+	if p.retryWait == 0 {
+		p.retryWait = 50 * time.Millisecond
+	} else if p.retryWait < time.Second {
+		p.retryWait *= 2
+	}
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	p.retry = time.AfterFunc(p.retryWait, func() { root.Send(self, &retryOpen{}) })
+}
+
+// Open reports whether the partition's data is open here.
+func (p *partitionActor) Open() bool { return p.data != nil }
 
 func (p *partitionActor) ensureOpen() error {
 	if p.data != nil {

@@ -47,6 +47,9 @@ type (
 		domain string
 		pid    *actor.PID
 	}
+	// retryLocal: partition owners changed; retry deferred local
+	// recipients now.
+	retryLocal struct{}
 	// queueList and queueGet answer the admin API with copies.
 	queueList   struct{}
 	queueGet    struct{ id string }
@@ -132,6 +135,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.attempt(ctx, e)
 	case *attemptDone:
 		q.done(ctx, m)
+	case *retryLocal:
+		q.retryLocal(ctx)
 	case *dsnWritten:
 		q.reported(ctx, m)
 	case *relayIdle:
@@ -315,7 +320,14 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 				q.fail(r, o.at, "5.2.2", "mailbox full: "+o.res.String(), path)
 			default:
 				r.State = mail.StateDeferred
-				r.NextAttempt = o.at.Add(q.cfg.backoff(r.Attempts))
+				delay := q.cfg.backoff(r.Attempts)
+				if r.Local() && strings.HasPrefix(o.res.Status, "4.4.") {
+					// The owning backend did not answer or there is
+					// none right now (handoff, restart, cut off): that
+					// is usually over in seconds.
+					delay = min(delay, q.cfg.LocalRetry)
+				}
+				r.NextAttempt = o.at.Add(delay)
 				q.stats.Deferred.Add(1)
 				q.stats.result(path, "deferred")
 			}
@@ -327,6 +339,24 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		q.active--
 		q.finish(ctx, e)
 		q.pump(ctx)
+	}
+}
+
+// retryLocal makes every deferred local recipient due now.
+func (q *queueActor) retryLocal(ctx actor.Context) {
+	now := q.now()
+	for _, e := range q.entries {
+		due := false
+		for _, r := range e.env.Recipients {
+			if r.Local() && r.State == mail.StateDeferred && r.NextAttempt.After(now) {
+				r.NextAttempt = now
+				due = true
+			}
+		}
+		if due && len(e.inflight) == 0 && !e.waiting {
+			e.due = time.Time{}
+			q.attempt(ctx, e)
+		}
 	}
 }
 

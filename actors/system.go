@@ -47,6 +47,8 @@ type System struct {
 	cancel context.CancelFunc
 
 	place      Placement
+	open       OpenPartition
+	partMu     sync.Mutex
 	partitions []*actor.PID // local partition actors, by id; nil entries when not local
 	queue      *actor.PID
 	enq        *Enqueuer
@@ -86,23 +88,18 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel}
 
 	s.place = deps.Placement
+	s.open = deps.OpenPartition
+	s.partitions = make([]*actor.PID, cfg.Partitions)
 	if s.place == nil {
 		if deps.OpenPartition == nil {
 			cancel()
 			return nil, errors.New("actors: a single node needs OpenPartition")
 		}
-		s.partitions = make([]*actor.PID, cfg.Partitions)
 		for i := range s.partitions {
-			id := i
-			props := actor.PropsFromProducer(func() actor.Actor {
-				return newPartitionActor(id, deps.OpenPartition, &s.cfg, stats, log)
-			})
-			pid, err := s.root.SpawnNamed(props, fmt.Sprintf("partition-%d", id))
-			if err != nil {
+			if err := s.StartPartition(i); err != nil {
 				s.Stop()
 				return nil, err
 			}
-			s.partitions[i] = pid
 		}
 		s.place = localPlacement(s.partitions)
 	}
@@ -110,7 +107,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	for _, d := range cfg.LocalDomains {
 		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
-	s.dir = &Directory{domains: domains, parts: cfg.Partitions, place: s.place, root: s.root, timeout: cfg.RequestTimeout}
+	s.dir = &Directory{domains: domains, parts: cfg.Partitions, place: s.place, root: s.root, timeout: cfg.LookupTimeout}
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
@@ -135,11 +132,7 @@ func (s *System) Stop() {
 		if s.queue != nil {
 			_ = s.root.PoisonFuture(s.queue).Wait()
 		}
-		for _, pid := range s.partitions {
-			if pid != nil {
-				_ = s.root.PoisonFuture(pid).Wait()
-			}
-		}
+		s.StopAllPartitions()
 		s.system.Shutdown()
 	})
 }
@@ -158,12 +151,129 @@ func (s *System) ActorSystem() *actor.ActorSystem { return s.system }
 
 // LocalPartition returns the PID of a partition actor running here, or nil.
 func (s *System) LocalPartition(id int) *actor.PID {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
 	if id < 0 || id >= len(s.partitions) {
 		return nil
 	}
 	return s.partitions[id]
 }
 
+// PartitionName is the actor name of partition id's actor on its owner;
+// other nodes address it as actor.NewPID(ownerChannelAddress, name).
+func PartitionName(id int) string { return fmt.Sprintf("partition-%d", id) }
+
+// StartPartition starts the actor of partition id here (this node has
+// become its owner). The actor opens the partition's data; while another
+// process still holds it (a handoff in progress), it retries, and answers
+// requests as temporarily unavailable.
+func (s *System) StartPartition(id int) error {
+	if s.open == nil {
+		return errors.New("actors: this node stores no accounts (not a backend)")
+	}
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	if id < 0 || id >= len(s.partitions) {
+		return fmt.Errorf("actors: partition %d out of range", id)
+	}
+	if s.partitions[id] != nil {
+		return nil
+	}
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log)
+	})
+	pid, err := s.root.SpawnNamed(props, PartitionName(id))
+	if err != nil {
+		return err
+	}
+	s.partitions[id] = pid
+	return nil
+}
+
+// StopPartition stops the actor of partition id and returns once its
+// account actors have stopped and its data is closed, so that the next
+// owner can open it.
+func (s *System) StopPartition(id int) {
+	s.partMu.Lock()
+	var pid *actor.PID
+	if id >= 0 && id < len(s.partitions) {
+		pid, s.partitions[id] = s.partitions[id], nil
+	}
+	s.partMu.Unlock()
+	if pid != nil {
+		// Stop, not Poison: system messages go first, so the data closes
+		// now even if requests are queued; they are answered as dead
+		// letters and retried by their senders.
+		_ = s.root.StopFuture(pid).Wait()
+	}
+}
+
+// StopAllPartitions stops every local partition (a node that learns it was
+// declared dead does this before anything else).
+func (s *System) StopAllPartitions() {
+	s.partMu.Lock()
+	ids := []int{}
+	for i, pid := range s.partitions {
+		if pid != nil {
+			ids = append(ids, i)
+		}
+	}
+	s.partMu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.StopPartition(id) }()
+	}
+	wg.Wait()
+}
+
+// OwnedPartitions lists the partitions whose actors run here.
+func (s *System) OwnedPartitions() []int {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	var out []int
+	for i, pid := range s.partitions {
+		if pid != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// PartitionState is what a local partition actor reports.
+type PartitionState struct {
+	ID int `json:"id"`
+	// Open: this node holds the partition's data. False while another
+	// process still holds it (a handoff in progress).
+	Open bool `json:"open"`
+	// ActiveAccounts is the number of account actors alive in it.
+	ActiveAccounts int `json:"activeAccounts"`
+}
+
+// PartitionStates reports every local partition actor's state.
+func (s *System) PartitionStates(ctx context.Context) []PartitionState {
+	var out []PartitionState
+	for _, id := range s.OwnedPartitions() {
+		pid := s.LocalPartition(id)
+		if pid == nil {
+			continue
+		}
+		st := PartitionState{ID: id}
+		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
+			st.Open, st.ActiveAccounts = r.open, r.accounts
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// RetryLocal asks the queue to attempt at once every local recipient that
+// is waiting for a retry (the cluster calls it when partition owners
+// change, so mail waiting for an unreachable backend moves as soon as one
+// answers).
+func (s *System) RetryLocal() { s.root.Send(s.queue, &retryLocal{}) }
+
+// localPlacement places every partition on this node (a single node).
 type localPlacement []*actor.PID
 
 func (l localPlacement) PartitionPID(p int) (*actor.PID, error) {

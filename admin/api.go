@@ -31,6 +31,8 @@ type API interface {
 
 	Actors(ctx context.Context) (map[string]int, error)
 	Stats(ctx context.Context) (Stats, error)
+	// Partitions reports the partitions whose actors run on this node.
+	Partitions(ctx context.Context) ([]PartitionStatus, error)
 
 	// Submit is mail generated on this node by an account: it
 	// authenticates user/password (an error wrapping mail.ErrAuthFailed
@@ -135,6 +137,17 @@ type Settings struct {
 // as they are.
 type SettingsUpdate struct {
 	QueueMode *string `json:"queueMode,omitempty"`
+}
+
+// PartitionStatus is one partition actor on the node answering, GET
+// /api/v1/partitions.
+type PartitionStatus struct {
+	ID int `json:"id"`
+	// Open: the node holds the partition's data. False while another
+	// process still holds it (a handoff in progress, or two nodes that
+	// both believe they own it: the storage fence lets one in).
+	Open           bool `json:"open"`
+	ActiveAccounts int  `json:"activeAccounts"`
 }
 
 // Stats is GET /api/v1/stats: counters since start and latency quantiles

@@ -164,6 +164,13 @@ func (c *Client) Actors(ctx context.Context) (map[string]int, error) {
 	return out, err
 }
 
+// Partitions is GET /api/v1/partitions.
+func (c *Client) Partitions(ctx context.Context) ([]PartitionStatus, error) {
+	var out []PartitionStatus
+	err := c.call(ctx, http.MethodGet, "/api/v1/partitions", nil, &out)
+	return out, err
+}
+
 // Stats is GET /api/v1/stats.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats

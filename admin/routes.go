@@ -38,6 +38,7 @@ func (h *handler) routes() {
 
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
+	m.HandleFunc("GET /api/v1/partitions", h.partitions)
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
 
@@ -268,6 +269,18 @@ func (h *handler) actors(w http.ResponseWriter, r *http.Request) {
 		a = map[string]int{}
 	}
 	writeJSON(w, http.StatusOK, a)
+}
+
+func (h *handler) partitions(w http.ResponseWriter, r *http.Request) {
+	ps, err := h.api.Partitions(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []PartitionStatus{}
+	}
+	writeJSON(w, http.StatusOK, ps)
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/cluster"
 	hmail "github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
@@ -23,6 +24,9 @@ var _ admin.API = apiImpl{}
 
 func (a apiImpl) Cluster(ctx context.Context) (admin.Cluster, error) {
 	n := a.n
+	if n.cl != nil && n.cl.membership != nil {
+		return n.clusterView(), nil
+	}
 	c := admin.Cluster{Members: []admin.Member{{
 		Name:      n.cfg.Name,
 		Roles:     n.cfg.Roles,
@@ -75,7 +79,7 @@ func (a apiImpl) CreateAccount(ctx context.Context, req admin.CreateAccount) (ad
 	if err != nil {
 		return admin.Account{}, err
 	}
-	return accountOut(rec, a.n.cfg.Name), nil
+	return accountOut(rec, a.n.ownerOf(int(rec.Partition))), nil
 }
 
 func accountOut(r *actors.Account, owner string) admin.Account {
@@ -92,7 +96,7 @@ func (a apiImpl) Accounts(ctx context.Context) ([]admin.Account, error) {
 	}
 	out := make([]admin.Account, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, accountOut(r, a.n.cfg.Name))
+		out = append(out, accountOut(r, a.n.ownerOf(int(r.Partition))))
 	}
 	return out, nil
 }
@@ -102,7 +106,7 @@ func (a apiImpl) Account(ctx context.Context, address string) (admin.Account, er
 	if err != nil {
 		return admin.Account{}, err
 	}
-	return accountOut(r, a.n.cfg.Name), nil
+	return accountOut(r, a.n.ownerOf(int(r.Partition))), nil
 }
 
 func (a apiImpl) DeleteAccount(ctx context.Context, address string) error {
@@ -203,6 +207,12 @@ func (a apiImpl) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (ad
 			a.n.mu.Lock()
 			a.n.queueMode = *s.QueueMode
 			a.n.mu.Unlock()
+			if cl := a.n.cl; cl != nil && cl.membership != nil {
+				mode := *s.QueueMode
+				if err := cl.membership.UpdateMeta(func(m *cluster.Meta) { m.QueueMode = mode }); err != nil {
+					a.n.log.Error("gossiping the queue mode", "err", err)
+				}
+			}
 			a.n.log.Info("queue mode changed", "queueMode", *s.QueueMode)
 		default:
 			return admin.Settings{}, &admin.Error{Status: http.StatusBadRequest,
@@ -214,6 +224,14 @@ func (a apiImpl) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (ad
 
 func (a apiImpl) Actors(ctx context.Context) (map[string]int, error) {
 	return a.n.actors.Stats().Active(), nil
+}
+
+func (a apiImpl) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
+	var out []admin.PartitionStatus
+	for _, p := range a.n.actors.PartitionStates(ctx) {
+		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts})
+	}
+	return out, nil
 }
 
 func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
@@ -287,6 +305,14 @@ func checkMessage(raw []byte) error {
 		return fmt.Errorf("raw: not an RFC 5322 message: %v", err)
 	}
 	return nil
+}
+
+// ownerOf names the node that owns partition p.
+func (n *Node) ownerOf(p int) string {
+	if n.cl != nil {
+		return n.cl.placement.Owner(p)
+	}
+	return n.cfg.Name
 }
 
 func (n *Node) mode() string {

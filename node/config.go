@@ -27,6 +27,22 @@ type Config struct {
 	AdminToken     string // bearer token; required when AdminAddr is not loopback
 	AdminReadToken string // read-only bearer token
 
+	// Cluster membership and channel. A node is part of a cluster when
+	// Gossip or Join is set; otherwise it is a single node.
+	Gossip      string   // gossip (memberlist) listen host:port
+	ClusterAddr string   // cluster channel (protoactor remote) listen host:port
+	Join        []string // seeds host:port
+	Secret      string   // cluster secret: gossip encryption and channel mTLS keys
+	Insecure    bool     // allow a multi-node cluster without a secret
+	ClusterName string   // default "homing"
+	// StaticPartitions makes this backend own exactly these partitions
+	// ("0-7,12"; static cluster). Empty: dynamic (rendezvous over live
+	// backends sharing AccountStore).
+	StaticPartitions string
+	// GossipFast shrinks gossip timers (failure detection in ~2 s); for
+	// tests and `homing dev`.
+	GossipFast bool
+
 	DataDir      string // default ./data
 	AccountStore string // root of the account partitions; default DataDir/accounts
 	Partitions   int    // default 16 (fixed when the store is created)
@@ -54,6 +70,7 @@ type Config struct {
 	OverQuotaTimeout time.Duration
 	RelayConcurrency int
 	AccountIdle      time.Duration
+	LocalRetry       time.Duration // retry cap when a backend did not answer
 
 	// DemoAccount creates demo@<first domain> with a random password
 	// (kept in DataDir/demo-password) when it does not exist.
@@ -103,6 +120,15 @@ func (c Config) Defaults() Config {
 	if c.QueueMode == "" {
 		c.QueueMode = ModeLocally
 	}
+	if c.ClusterName == "" {
+		c.ClusterName = "homing"
+	}
+	if c.Clustered() && c.Gossip == "" {
+		c.Gossip = "127.0.0.1:7946"
+	}
+	if c.Clustered() && c.ClusterAddr == "" {
+		c.ClusterAddr = "127.0.0.1:7947"
+	}
 	if c.SyncMode == "" {
 		c.SyncMode = "syncfs"
 	}
@@ -138,6 +164,12 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
 		}
 	}
+	if c.Clustered() && c.Secret == "" && !c.Insecure {
+		return errors.New("--gossip/--join without --secret: a cluster needs a shared secret (or --insecure, for a trusted test network only)")
+	}
+	if c.StaticPartitions != "" && !c.Clustered() {
+		return errors.New("--static-partitions needs a cluster (--gossip/--join)")
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
@@ -146,6 +178,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// Clustered reports whether the node joins a cluster.
+func (c Config) Clustered() bool { return c.Gossip != "" || len(c.Join) > 0 }
 
 func (c Config) hasRole(r string) bool {
 	for _, x := range c.Roles {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/smtp"
 	"github.com/homing-mail/homing/storage"
@@ -49,6 +51,7 @@ type Node struct {
 	mu        sync.Mutex
 	queueMode string
 	demo      demoInfo
+	cl        *clusterParts
 	syncers   []*storage.Syncer
 
 	closeOnce sync.Once
@@ -108,6 +111,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Routes:   cfg.Routes,
 	})
 	stats := actors.NewStats(n.registry)
+	var sysPtr atomic.Pointer[actors.System]
+	var pl *cluster.Placement
+	var placement actors.Placement // nil interface on a single node
+	if cfg.Clustered() {
+		pl = newPlacement(cfg, &sysPtr)
+		placement = pl
+	}
 	n.actors, err = actors.Start(actors.Config{
 		Partitions:       cfg.Partitions,
 		Hostname:         cfg.Hostname,
@@ -119,8 +129,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		DelayWarning:     cfg.DelayWarning,
 		OverQuotaTimeout: cfg.OverQuotaTimeout,
 		RelayConcurrency: cfg.RelayConcurrency,
+		LocalRetry:       cfg.LocalRetry,
 	}, actors.Deps{
 		OpenPartition: open,
+		Placement:     placement,
 		Queue:         n.queue,
 		Relayer:       relayer,
 		Logger:        log.With("component", "actors"),
@@ -129,8 +141,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting actors: %w", err)
 	}
+	sysPtr.Store(n.actors)
 
-	if cfg.DemoAccount {
+	if cfg.DemoAccount && !cfg.Clustered() {
 		if err := n.ensureDemo(ctx); err != nil {
 			return nil, err
 		}
@@ -184,6 +197,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("--admin %s: %w", cfg.AdminAddr, err)
 	}
 	n.serve("admin", func() error { return n.adminSrv.Serve(n.adminLn) })
+	if cfg.Clustered() {
+		if err := n.startCluster(pl); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", strings.Join(cfg.Roles, ","),
 		"domains", strings.Join(cfg.Domains, ","), "data", cfg.DataDir)
 	return n, nil
@@ -242,9 +260,11 @@ func (n *Node) Close() error {
 			errs = append(errs, n.adminLn.Close())
 		}
 		n.wg.Wait()
+		errs = append(errs, n.stopCluster())
 		if n.actors != nil {
 			n.actors.Stop()
 		}
+		errs = append(errs, n.closeCluster())
 		if n.accounts != nil {
 			errs = append(errs, n.accounts.Close())
 		}

@@ -29,7 +29,7 @@ func createAccount(t *testing.T, c *admin.Client, addr, pw string, quota int64) 
 func waitMessages(t *testing.T, c *admin.Client, addr string, n int) []admin.Message {
 	t.Helper()
 	var ms []admin.Message
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, func() bool {
 		var err error
 		ms, err = c.Messages(context.Background(), addr)
 		return err == nil && len(ms) >= n

@@ -112,6 +112,17 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 }
 
+// Signal sends sig to the running process without waiting (SIGSTOP and
+// SIGCONT freeze and thaw it).
+func (p *Process) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
 

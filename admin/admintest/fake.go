@@ -54,6 +54,8 @@ type Fake struct {
 	Current     admin.Settings
 	ActorCounts map[string]int
 	Counters    admin.Stats
+	// PartitionList answers Partitions.
+	PartitionList []admin.PartitionStatus
 	// StatsFunc, when set, answers Stats instead of Counters. It runs
 	// with the fake locked and must not call the fake.
 	StatsFunc func() admin.Stats
@@ -305,6 +307,15 @@ func (f *Fake) Actors(ctx context.Context) (map[string]int, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// Partitions returns PartitionList.
+func (f *Fake) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
+	defer f.Unlock()
+	if err := f.enter("Partitions"); err != nil {
+		return nil, err
+	}
+	return append([]admin.PartitionStatus(nil), f.PartitionList...), nil
 }
 
 // Stats returns StatsFunc() when set, else Counters.

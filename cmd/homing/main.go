@@ -22,6 +22,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stdout, stderr)
 	case "ctl":
 		return runCtl(args[1:], stdout, stderr)
+	case "dev":
+		return runDev(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -40,6 +42,7 @@ func usage(w io.Writer) {
 
 commands:
   serve     run a node (homing serve --help lists every setting)
+  dev       run a local cluster of real processes: 1 frontend, 2 backends (homing dev --help)
   ctl       administer a running node through its admin API (homing ctl --help)
   version   print the version
 `)

@@ -70,6 +70,15 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.AdminAddr, "admin", "127.0.0.1:8025", "admin HTTP API address")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.AdminReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
+	join := (*listFlag)(&cfg.Join)
+	fs.StringVar(&cfg.Gossip, "gossip", "", "gossip (memberlist) listen address; with --join, makes this node part of a cluster")
+	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", "", "cluster channel listen address (default 127.0.0.1:7947 in a cluster)")
+	fs.Var(join, "join", "seed nodes' gossip addresses, comma-separated (retried until one answers)")
+	fs.StringVar(&cfg.Secret, "secret", "", "cluster secret (gossip encryption, channel mTLS); prefer --secret-file or $HOMING_SECRET")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster without a secret (trusted test networks only)")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", "homing", "cluster name; nodes of other clusters are refused")
+	fs.StringVar(&cfg.StaticPartitions, "static-partitions", "", "static cluster: the partitions this backend owns, e.g. 0-7,12")
+	fs.BoolVar(&cfg.GossipFast, "gossip-fast", false, "shrink gossip timers (failure detection in ~2 s; tests and homing dev)")
 	fs.StringVar(&cfg.DataDir, "data", "data", "data directory (queue, and accounts unless --account-store)")
 	fs.StringVar(&cfg.AccountStore, "account-store", "", "account store root (default DATA/accounts)")
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "account partitions (fixed when the store is created)")
@@ -90,6 +99,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.DurationVar(&cfg.DelayWarning, "delay-warning", 0, "send a delayed-delivery DSN after this long (0 = never)")
 	fs.DurationVar(&cfg.OverQuotaTimeout, "over-quota-timeout", 24*time.Hour, "a full mailbox fails permanently after this long")
 	fs.IntVar(&cfg.RelayConcurrency, "relay-concurrency", 20, "most simultaneous SMTP transactions per destination domain")
+	fs.DurationVar(&cfg.LocalRetry, "local-retry", 15*time.Second, "retry delay cap when the owning backend did not answer")
 	fs.DurationVar(&cfg.AccountIdle, "account-idle", 2*time.Minute, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", true, "create the demo account demo@FIRST-DOMAIN on first start")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
@@ -159,8 +169,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("homing serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var logFormat, logLevel, configFile string
+	var logFormat, logLevel, configFile, secretFile string
 	serveFlags(fs, &cfg, &logFormat, &logLevel, &configFile)
+	fs.StringVar(&secretFile, "secret-file", "", "file holding the cluster secret")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -179,6 +190,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
+	}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "homing serve: --secret-file: %v\n", err)
+			return 2
+		}
+		cfg.Secret = strings.TrimSpace(string(b))
+	}
+	if cfg.Secret == "" {
+		cfg.Secret = os.Getenv("HOMING_SECRET")
 	}
 	log, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {

@@ -1,0 +1,261 @@
+package actors
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/storage"
+)
+
+// newAccountStore is a real account store on disk, closed after the test
+// (after the System, whose partition actors close their partitions first).
+func newAccountStore(t *testing.T, partitions int) *storage.AccountStore {
+	t.Helper()
+	store, err := storage.NewAccountStore(t.TempDir(), partitions, storage.Options{ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatalf("NewAccountStore: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Errorf("closing the account store: %v", err)
+		}
+	})
+	return store
+}
+
+func openStore(store *storage.AccountStore) OpenPartition {
+	return func(id int) (PartitionData, error) { return store.Open(id) }
+}
+
+func deliverMsg(queueID, rcpt, account string, raw []byte) *pb.Deliver {
+	return &pb.Deliver{
+		QueueId: queueID, Recipient: rcpt, Account: account, Raw: raw,
+		ReceivedUnixNano: time.Now().UnixNano(), Sender: "sender@remote.example",
+	}
+}
+
+// Local Delivery is idempotent: the same (queue id, recipient) sent twice
+// stores one message, and the second answer names the first message.
+func TestDeliverTwiceStoresOnce(t *testing.T) {
+	store := newAccountStore(t, 1)
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openStore(store)})
+	ctx := testCtx(t)
+	const ann = "ann@example.test"
+	if _, err := s.CreateAccount(ctx, ann, "hash", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAlias(ctx, "anna@example.test", ann); err != nil {
+		t.Fatal(err)
+	}
+	pid, root := s.LocalPartition(0), s.ActorSystem().Root
+	raw := testBody("twice")
+
+	first := deliver(t, root, pid, deliverMsg("Q1", ann, ann, raw))
+	second := deliver(t, root, pid, deliverMsg("Q1", ann, ann, raw))
+	for i, r := range []*pb.DeliverResult{first, second} {
+		if r.Result.GetCode() != 250 {
+			t.Fatalf("delivery %d: result %v, want 250", i+1, r.Result)
+		}
+	}
+	if first.Duplicate || !second.Duplicate {
+		t.Errorf("Duplicate = %v, %v; want false, true", first.Duplicate, second.Duplicate)
+	}
+	if first.MessageId == "" || second.MessageId != first.MessageId {
+		t.Errorf("message ids %q, %q; want the same non-empty id", first.MessageId, second.MessageId)
+	}
+	msgs, err := s.Messages(ctx, ann, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages stored after a repeated delivery, want 1", len(msgs))
+	}
+
+	// The key is (queue id, recipient): another recipient address of the
+	// same message, or another message, is a new delivery.
+	alias := deliver(t, root, pid, deliverMsg("Q1", "anna@example.test", ann, raw))
+	other := deliver(t, root, pid, deliverMsg("Q2", ann, ann, raw))
+	if alias.Duplicate || other.Duplicate || alias.MessageId == first.MessageId || other.MessageId == first.MessageId {
+		t.Errorf("new deliveries reported as duplicates: %+v, %+v", alias, other)
+	}
+	if msgs, _ := s.Messages(ctx, ann, ""); len(msgs) != 3 {
+		t.Errorf("%d messages stored, want 3", len(msgs))
+	}
+	stored, err := s.RawMessage(ctx, ann, first.MessageId)
+	if err != nil || string(stored) != string(raw) {
+		t.Errorf("RawMessage = %q, %v; want the delivered bytes", stored, err)
+	}
+}
+
+// A delivery repeated after an unclear answer (a timeout) must be
+// recognised as the message already stored even when that message filled
+// the mailbox: otherwise the sender gets "mailbox full" and, after
+// OverQuotaTimeout, a bounce for mail that was delivered.
+func TestRepeatedDeliveryAtQuotaIsDuplicateNotMailboxFull(t *testing.T) {
+	store := newAccountStore(t, 1)
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openStore(store)})
+	ctx := testCtx(t)
+	const ann = "ann@example.test"
+	raw := testBody("fills the mailbox")
+	if _, err := s.CreateAccount(ctx, ann, "hash", int64(len(raw))+10); err != nil {
+		t.Fatal(err)
+	}
+	pid, root := s.LocalPartition(0), s.ActorSystem().Root
+
+	first := deliver(t, root, pid, deliverMsg("Q1", ann, ann, raw))
+	if first.Result.GetCode() != 250 {
+		t.Fatalf("first delivery: %v", first.Result)
+	}
+	again := deliver(t, root, pid, deliverMsg("Q1", ann, ann, raw))
+	if again.Result.GetCode() != 250 || !again.Duplicate || again.MessageId != first.MessageId {
+		t.Errorf("repeated delivery = %v (duplicate %v, id %q); want 250, a duplicate of %q",
+			again.Result, again.Duplicate, again.MessageId, first.MessageId)
+	}
+	// A different message is over quota.
+	other := deliver(t, root, pid, deliverMsg("Q2", ann, ann, raw))
+	if other.Result.GetCode() != 452 || other.Result.GetStatus() != "4.2.2" {
+		t.Errorf("new message to a full mailbox = %v, want 452 4.2.2", other.Result)
+	}
+}
+
+// An idle account actor is passivated, and the next message activates a
+// fresh one.
+func TestAccountActorPassivatesWhenIdle(t *testing.T) {
+	const ann = "ann@example.test"
+	part := newFakePartition(0, storage.Account{Address: ann})
+	cfg := testConfig()
+	cfg.AccountIdle = 30 * time.Millisecond
+	stats := NewStats(nil)
+	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Stats: stats})
+	pid, root := s.LocalPartition(0), s.ActorSystem().Root
+
+	if r := deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("one"))); r.Result.GetCode() != 250 {
+		t.Fatalf("delivery: %v", r.Result)
+	}
+	if got := stats.Activations.Load(); got != 1 {
+		t.Errorf("Activations = %d after the first delivery, want 1", got)
+	}
+	eventually(t, func() bool { return stats.Passivations.Load() == 1 }, "the idle account actor is passivated")
+	eventually(t, func() bool { return stats.Active()[KindAccount] == 0 }, "no account actor alive")
+	if got := stats.Activations.Load(); got != 1 {
+		t.Errorf("Activations = %d while idle, want 1", got)
+	}
+	if got := stats.Active()[KindPartition]; got != 1 {
+		t.Errorf("partition actors alive = %d, want 1 (only account actors passivate)", got)
+	}
+
+	if r := deliver(t, root, pid, deliverMsg("Q2", ann, ann, testBody("two"))); r.Result.GetCode() != 250 {
+		t.Fatalf("delivery after passivation: %v", r.Result)
+	}
+	if got := stats.Activations.Load(); got != 2 {
+		t.Errorf("Activations = %d after a message to a passivated account, want 2", got)
+	}
+	eventually(t, func() bool { return stats.Passivations.Load() == 2 }, "the second activation is passivated")
+	if n := len(part.messages(ann)); n != 2 {
+		t.Errorf("%d messages stored, want 2", n)
+	}
+}
+
+// Messages that reach the partition while an account actor is stopping
+// wait for it to terminate and go to a fresh activation, so one mailbox
+// never has two writers. The test holds the idle actor's passivation
+// request back (a receiver middleware on the partition actor) until that
+// actor is busy storing another message, so the stopping window is open
+// for as long as the test needs.
+func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
+	const ann = "ann@example.test"
+	part := newFakePartition(0, storage.Account{Address: ann})
+	cfg := testConfig().withDefaults()
+	cfg.AccountIdle = 30 * time.Millisecond
+	stats := NewStats(nil)
+	log := testLogger(t)
+
+	// Hold back the first passivation request.
+	held := make(chan *passivate, 1)
+	var holding atomic.Bool
+	hold := func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			if p, ok := env.Message.(*passivate); ok && holding.CompareAndSwap(false, true) {
+				held <- p
+				return
+			}
+			next(c, env)
+		}
+	}
+	system := newActorSystem(log)
+	root := system.Root
+	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newPartitionActor(0, openFake(part), &cfg, stats, log)
+	}, actor.WithReceiverMiddleware(hold)))
+	t.Cleanup(func() {
+		_ = root.PoisonFuture(pid).Wait()
+		system.Shutdown()
+	})
+
+	// Stop the Append of "busy" half-way.
+	busyIn, busyGo := make(chan struct{}), make(chan struct{})
+	var afterBusy atomic.Bool // set once busy's Append is done
+	var pendingEarly atomic.Bool
+	part.setAppendHook(func(_ string, req storage.AppendRequest) {
+		switch {
+		case strings.HasPrefix(req.DedupKey, "busy/"):
+			close(busyIn)
+			<-busyGo
+			afterBusy.Store(true)
+		case strings.HasPrefix(req.DedupKey, "pending/") && !afterBusy.Load():
+			pendingEarly.Store(true)
+		}
+	})
+
+	if r := deliver(t, root, pid, deliverMsg("first", ann, ann, testBody("first"))); r.Result.GetCode() != 250 {
+		t.Fatalf("first delivery: %v", r.Result)
+	}
+	p := receive(t, held, "the idle account actor asks to be passivated")
+
+	// The actor is not stopping yet: this message goes to it and blocks.
+	busy := root.RequestFuture(pid, deliverMsg("busy", ann, ann, testBody("busy")), waitTimeout)
+	receive(t, busyIn, "the busy Append starts")
+	// Now the partition stops the actor (its poison pill waits behind
+	// the busy message) ...
+	root.Send(pid, p)
+	// ... and this message arrives while it is stopping.
+	pending := root.RequestFuture(pid, deliverMsg("pending", ann, ann, testBody("pending")), waitTimeout)
+	// A request answered by the partition itself: the partition has
+	// handled everything sent before it.
+	if _, err := root.RequestFuture(pid, &pb.ListAccounts{}, waitTimeout).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if got := stats.Activations.Load(); got != 1 {
+		t.Errorf("Activations = %d while the first actor is stopping, want 1 (no second writer yet)", got)
+	}
+	close(busyGo)
+
+	for name, f := range map[string]*actor.Future{"busy": busy, "pending": pending} {
+		res, err := f.Result()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r := res.(*pb.DeliverResult); r.Result.GetCode() != 250 || r.Duplicate {
+			t.Errorf("%s: %v (duplicate %v), want 250 stored", name, r.Result, r.Duplicate)
+		}
+	}
+	if pendingEarly.Load() {
+		t.Error("the message sent during passivation was stored before the stopping actor finished")
+	}
+	if got := part.maxConcurrentAppends(ann); got != 1 {
+		t.Errorf("at most %d Appends to one account ran at once, want 1", got)
+	}
+	if got := stats.Activations.Load(); got != 2 {
+		t.Errorf("Activations = %d, want 2 (the stopping actor and a fresh one)", got)
+	}
+	if n := len(part.messages(ann)); n != 3 {
+		t.Errorf("%d messages stored, want 3", n)
+	}
+	eventually(t, func() bool { return stats.Passivations.Load() == 2 && stats.Active()[KindAccount] == 0 },
+		"both activations are passivated")
+}

@@ -1,0 +1,110 @@
+package actors
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// A disk error while storing is a temporary failure (451 4.3.0): the
+// queue keeps the message, retries after MinBackoff, and the retry stores
+// it once.
+func TestAppendErrorIsRetriedThenStored(t *testing.T) {
+	const ann = "ann@example.test"
+	part := newFakePartition(0, storage.Account{Address: ann})
+	part.failAppend(1, errors.New("write /data/p0000/000001.vlog: input/output error"))
+	queue := newFakeQueue()
+	stats := NewStats(nil)
+	cfg := testConfig()
+	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Stats: stats})
+
+	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("disk error"))
+	queue.waitDeleted(t, id)
+
+	deferred := queue.updates(id)
+	if len(deferred) != 1 {
+		t.Fatalf("%d updates of the message, want 1 (the deferral)", len(deferred))
+	}
+	r := deferred[0].Recipients[0]
+	if r.State != mail.StateDeferred || r.Attempts != 1 || r.Status != "4.3.0" || !strings.HasPrefix(r.LastError, "451 4.3.0") {
+		t.Errorf("after the failed attempt: state %s, attempts %d, status %q, last error %q; want deferred, 1, 4.3.0, 451 4.3.0 ...",
+			r.State, r.Attempts, r.Status, r.LastError)
+	}
+	if got := r.NextAttempt.Sub(r.FirstTempFailure); got != cfg.MinBackoff {
+		t.Errorf("next attempt %v after the failure, want MinBackoff %v", got, cfg.MinBackoff)
+	}
+	if got := part.appendCalls(); got != 2 {
+		t.Errorf("%d Append calls, want 2 (the failure and the retry)", got)
+	}
+	msgs := part.messages(ann)
+	if len(msgs) != 1 || msgs[0].DedupKey != id+"/"+ann {
+		t.Fatalf("stored %+v, want one message with dedup key %s/%s", msgs, id, ann)
+	}
+	if ops := queue.ops(); len(ops) != 3 {
+		t.Errorf("queue writes %v, want put, update, delete (no report)", opKinds(ops))
+	}
+	if d, l := stats.Deferred.Load(), stats.DeliveredLocal.Load(); d != 1 || l != 1 {
+		t.Errorf("stats: deferred %d, delivered locally %d; want 1, 1", d, l)
+	}
+}
+
+func opKinds(ops []queueOp) []string {
+	out := make([]string, len(ops))
+	for i, op := range ops {
+		out[i] = string(op.kind) + " " + op.id
+	}
+	return out
+}
+
+// With no owner for the account's partition the recipient is deferred
+// with 4.4.3, and delivered once an owner appears.
+func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
+	const ann = "ann@example.test"
+	place := &switchPlacement{}
+	queue := newFakeQueue()
+	cfg := testConfig()
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
+	ctx := testCtx(t)
+
+	// Without an owner nobody can say whether the address exists:
+	// accepting it would be a guess, so Enqueue fails temporarily.
+	unresolved := newEnvelope("bob@remote.example", ann)
+	if err := s.Enqueuer().Enqueue(ctx, unresolved, testBody("unresolved")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Enqueue with an unresolvable local recipient = %v, want ErrUnavailable", err)
+	}
+	if queue.put(unresolved.ID) != nil {
+		t.Error("a message that could not be routed was queued")
+	}
+
+	// A recipient resolved elsewhere (a frontend in a cluster).
+	env := newEnvelope("bob@remote.example", ann)
+	env.Recipients[0].Account = ann
+	id := enqueue(t, s, env, testBody("no owner"))
+	got := queue.waitUpdate(t, id, "the recipient is deferred", func(e *mail.Envelope) bool {
+		return e.Recipients[0].State == mail.StateDeferred
+	})
+	if r := got.Recipients[0]; r.Status != "4.4.3" || !strings.HasPrefix(r.LastError, "451 4.4.3") {
+		t.Errorf("deferred with status %q, last error %q; want 4.4.3", r.Status, r.LastError)
+	}
+	if queue.deleted(id) {
+		t.Fatal("the message left the queue without an owner for its partition")
+	}
+
+	// An owner appears: the next retry delivers.
+	part := newFakePartition(0, storage.Account{Address: ann})
+	root := s.ActorSystem().Root
+	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newPartitionActor(0, openFake(part), &s.cfg, s.Stats(), s.log)
+	}))
+	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
+	place.set(pid)
+	queue.waitDeleted(t, id)
+	if msgs := part.messages(ann); len(msgs) != 1 {
+		t.Errorf("%d messages stored once the partition had an owner, want 1", len(msgs))
+	}
+}

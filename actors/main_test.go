@@ -1,0 +1,252 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/goleak"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+)
+
+// Every test stops what it starts (System.Stop, PoisonFuture, store Close);
+// goleak checks that no goroutine outlives the tests.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor's dead-letter log throttle keeps a goroutine for one
+		// DeadLetterThrottleInterval (1 s) after the first dead letter
+		// of a period (a message to an actor that has stopped, say a
+		// relay goroutine's report after shutdown); it ends by itself
+		// and nothing can stop it earlier. Its name depends on inlining.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
+	)
+}
+
+// waitTimeout bounds every wait of these tests. The waits are for things
+// that take milliseconds; the bound is only there to fail instead of hang.
+const waitTimeout = 10 * time.Second
+
+// eventually polls cond until it is true, and fails the test with msg if it
+// is not within waitTimeout.
+func eventually(t testing.TB, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	eventuallyWithin(t, waitTimeout, cond, msg, args...)
+}
+
+func eventuallyWithin(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 100 * time.Microsecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: "+msg, append([]any{timeout}, args...)...)
+		}
+		timer := time.NewTimer(wait)
+		<-timer.C // polling interval, not synchronisation: cond decides
+		if wait < 20*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+// receive returns the next value of ch, failing the test after waitTimeout.
+func receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("not within %v: %s", waitTimeout, what)
+		panic("unreachable")
+	}
+}
+
+// fakeClock is an injectable Deps.Now that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testLogger collects the actors' log and prints it only when the test
+// fails. (t.Log itself must not be called once the test has returned, and
+// relay goroutines may still log then.)
+func testLogger(t testing.TB) *slog.Logger {
+	w := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("actors log:\n%s", w.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testConfig is a Config with timers short enough for unit tests.
+func testConfig() Config {
+	return Config{
+		Partitions:     1,
+		Hostname:       "mx.example.test",
+		LocalDomains:   []string{"example.test"},
+		AccountIdle:    time.Minute,
+		RelayIdle:      time.Minute,
+		RequestTimeout: 5 * time.Second,
+		MinBackoff:     50 * time.Millisecond,
+		MaxBackoff:     400 * time.Millisecond,
+	}
+}
+
+// startSystem starts a System and stops it when the test ends. Deps left
+// nil get fakes: an empty queue, a relayer that delivers everything, empty
+// partitions (unless a Placement is given), a logger shown on failure.
+func startSystem(t testing.TB, cfg Config, deps Deps) *System {
+	t.Helper()
+	if deps.Queue == nil {
+		deps.Queue = newFakeQueue()
+	}
+	if deps.Relayer == nil {
+		deps.Relayer = newFakeRelayer()
+	}
+	if deps.Logger == nil {
+		deps.Logger = testLogger(t)
+	}
+	if deps.OpenPartition == nil && deps.Placement == nil {
+		parts := make([]*fakePartition, max(cfg.Partitions, 1))
+		for i := range parts {
+			parts[i] = newFakePartition(i)
+		}
+		deps.OpenPartition = openFake(parts...)
+	}
+	s, err := Start(cfg, deps)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	waitRecovered(t, s.root, s.queue)
+	return s
+}
+
+// waitRecovered returns once the queue actor has recovered its store: its
+// first answer comes after its start. (Start does not wait for that; see
+// TestEnqueueDuringRecoveryAttemptsOnce. Tests of other behaviour wait, so
+// that they do not trip over that.)
+func waitRecovered(t testing.TB, root *actor.RootContext, queue *actor.PID) {
+	t.Helper()
+	if _, err := root.RequestFuture(queue, &queueList{}, waitTimeout).Result(); err != nil {
+		t.Fatalf("queue actor not answering: %v", err)
+	}
+}
+
+// openFake is an OpenPartition that hands out fake partitions by id.
+func openFake(parts ...*fakePartition) OpenPartition {
+	return func(id int) (PartitionData, error) {
+		if id < 0 || id >= len(parts) {
+			return nil, fmt.Errorf("no fake partition %d", id)
+		}
+		return parts[id], nil
+	}
+}
+
+// testBody is a small RFC 5322 message.
+func testBody(subject string) []byte {
+	return []byte("From: sender@remote.example\r\nTo: rcpt@example.test\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@remote.example>\r\n\r\nHello, " + subject + ".\r\n")
+}
+
+// newEnvelope returns an envelope with a fresh id for the given recipients.
+// Enqueue hands the envelope to the queue actor, which owns it from then
+// on: tests keep only its id (and clones made before Enqueue).
+func newEnvelope(from string, rcpts ...string) *mail.Envelope {
+	env := &mail.Envelope{ID: mail.NewID(time.Now()), From: from, Source: mail.SourceSMTP}
+	for _, r := range rcpts {
+		env.Recipients = append(env.Recipients, &mail.Recipient{Addr: r})
+	}
+	return env
+}
+
+// enqueue enqueues env with body and returns its id.
+func enqueue(t testing.TB, s *System, env *mail.Envelope, body []byte) string {
+	t.Helper()
+	return enqueueTo(t, s.Enqueuer(), env, body)
+}
+
+func enqueueTo(t testing.TB, enq *Enqueuer, env *mail.Envelope, body []byte) string {
+	t.Helper()
+	id := env.ID
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := enq.Enqueue(ctx, env, body); err != nil {
+		t.Fatalf("Enqueue %s: %v", id, err)
+	}
+	return id
+}
+
+// deliver sends one Deliver to a partition actor and waits for the answer.
+func deliver(t testing.TB, root *actor.RootContext, pid *actor.PID, d *pb.Deliver) *pb.DeliverResult {
+	t.Helper()
+	res, err := root.RequestFuture(pid, d, waitTimeout).Result()
+	if err != nil {
+		t.Fatalf("Deliver %s/%s: %v", d.QueueId, d.Recipient, err)
+	}
+	dr, ok := res.(*pb.DeliverResult)
+	if !ok {
+		t.Fatalf("Deliver %s/%s: reply %T", d.QueueId, d.Recipient, res)
+	}
+	return dr
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newActorSystem is a bare actor system for tests that spawn single actors.
+func newActorSystem(log *slog.Logger) *actor.ActorSystem {
+	return actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+}

@@ -1,0 +1,453 @@
+package actors
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// openQueue is a real queue store on disk, closed after the test (after
+// the System, which stops writing to it first).
+func openQueue(t *testing.T) *storage.QueueStore {
+	t.Helper()
+	q, err := storage.OpenQueue(t.TempDir(), storage.Options{ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatalf("OpenQueue: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := q.Close(); err != nil {
+			t.Errorf("closing the queue: %v", err)
+		}
+	})
+	return q
+}
+
+func goneFrom(q QueueStore, id string) bool {
+	_, err := q.Envelope(id)
+	return errors.Is(err, mail.ErrNotFound)
+}
+
+// Messages left in the store by a previous run are attempted at start:
+// open ones delivered, held ones left alone, finished ones removed.
+func TestQueueRecoveryAttemptsStoredMessages(t *testing.T) {
+	const ann = "ann@example.test"
+	store := openQueue(t)
+	ctx := testCtx(t)
+	past := time.Now().Add(-time.Minute)
+
+	local := newEnvelope("bob@remote.example", ann)
+	local.Received = past
+	local.Recipients[0].Account = ann
+	local.Recipients[0].State = mail.StateDeferred
+	local.Recipients[0].Attempts = 1
+	local.Recipients[0].NextAttempt = past
+	remote := newEnvelope("bob@remote.example", "carl@far.example")
+	held := newEnvelope("bob@remote.example", "dan@far.example")
+	held.Held = true
+	finished := newEnvelope("", "eve@far.example")
+	finished.Recipients[0].State = mail.StateDelivered
+	for _, env := range []*mail.Envelope{local, remote, held, finished} {
+		if env.Received.IsZero() {
+			env.Received = past
+		}
+		for _, r := range env.Recipients {
+			if r.State == "" {
+				r.State = mail.StatePending
+			}
+		}
+		if err := store.Put(ctx, env, testBody("recovered "+env.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	part := newFakePartition(0, storage.Account{Address: ann})
+	relayer := newFakeRelayer()
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: store, Relayer: relayer})
+
+	for _, id := range []string{local.ID, remote.ID, finished.ID} {
+		eventually(t, func() bool { return goneFrom(store, id) }, "recovered message %s leaves the queue", id)
+	}
+	if msgs := part.messages(ann); len(msgs) != 1 || msgs[0].DedupKey != local.ID+"/"+ann ||
+		string(msgs[0].Raw) != string(testBody("recovered "+local.ID)) {
+		t.Errorf("stored %+v, want the recovered local message once", msgs)
+	}
+	if n := len(relayer.callsFor(remote.ID)); n != 1 {
+		t.Errorf("recovered remote message relayed %d times, want 1", n)
+	}
+	if n := len(relayer.callsFor(held.ID)) + len(relayer.callsFor(finished.ID)); n != 0 {
+		t.Errorf("%d relay calls for held or finished messages, want 0", n)
+	}
+	list, err := s.Queue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != held.ID || !list[0].Held {
+		t.Errorf("queue after recovery = %v, want only the held message", list)
+	}
+	if env, err := store.Envelope(held.ID); err != nil || !env.Held {
+		t.Errorf("held message in the store: %v, %v", env, err)
+	}
+}
+
+// requireActiveSlots checks that n messages can be in flight at once (a
+// slot lost by the queue's MaxActive accounting shows here): it sends n
+// messages to a blocked domain, waits for n transactions at once, and lets
+// them finish.
+func requireActiveSlots(t *testing.T, s *System, queue *fakeQueue, relayer *fakeRelayer, n int) {
+	t.Helper()
+	gate := relayer.block("probe.example")
+	var ids []string
+	for range n {
+		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@probe.example"), testBody("probe")))
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for relayer.inflightTo("probe.example") < n && time.Now().Before(deadline) {
+		timer := time.NewTimer(time.Millisecond)
+		<-timer.C // polling interval, not synchronisation
+	}
+	got := relayer.inflightTo("probe.example")
+	close(gate)
+	if got < n {
+		t.Errorf("only %d of %d messages in flight at once (MaxActive %d): an active slot was lost", got, n, s.cfg.MaxActive)
+		return
+	}
+	for _, id := range ids {
+		queue.waitDeleted(t, id)
+	}
+}
+
+// With MaxActive=2 at most two messages are attempted at once; the others
+// wait their turn and all are delivered.
+func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
+	relayer := newFakeRelayer()
+	queue := newFakeQueue()
+	cfg := testConfig()
+	cfg.MaxActive = 2
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer})
+	gate := relayer.block(anyDomain)
+
+	var ids []string
+	for i := range 10 {
+		// A domain each, so that the relay limit plays no part.
+		rcpt := "u@d" + string(rune('0'+i)) + ".example"
+		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", rcpt), testBody("active")))
+	}
+	eventually(t, func() bool { return relayer.inflightTotal() == 2 }, "two messages in flight")
+	if _, err := s.Queue(testCtx(t)); err != nil { // the queue has seen all ten
+		t.Fatal(err)
+	}
+	if got := relayer.callCount(); got != 2 {
+		t.Errorf("%d messages attempted with MaxActive 2", got)
+	}
+	for i := range ids {
+		release(t, gate, "message "+string(rune('1'+i)))
+	}
+	for _, id := range ids {
+		queue.waitDeleted(t, id)
+	}
+	if got := relayer.maxInflightTotal(); got != 2 {
+		t.Errorf("at most %d messages in flight, want 2", got)
+	}
+	if got := relayer.inflightTotal(); got != 0 {
+		t.Errorf("%d calls still in flight", got)
+	}
+}
+
+// A message enqueued while the queue actor is still reading its store
+// (right after Start) is attempted once, and its active slot is returned.
+func TestEnqueueDuringRecoveryAttemptsOnce(t *testing.T) {
+	queue := newFakeQueue()
+	scanning, proceed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(proceed) }) }
+	queue.eachHook = func() {
+		close(scanning)
+		<-proceed
+	}
+	relayer := newFakeRelayer()
+	cfg := testConfig()
+	cfg.MaxActive = 2
+	s, err := Start(cfg, Deps{Queue: queue, Relayer: relayer, OpenPartition: openFake(newFakePartition(0)), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	t.Cleanup(letGo)
+
+	receive(t, scanning, "the queue actor reads its store")
+	gate := relayer.block("far.example")
+	id := enqueue(t, s, newEnvelope("bob@remote.example", "u@far.example"), testBody("early"))
+	letGo()
+	waitRecovered(t, s.root, s.queue)
+	close(gate)
+	queue.waitDeleted(t, id)
+
+	requireActiveSlots(t, s, queue, relayer, 2)
+	if n := len(relayer.callsFor(id)); n != 1 {
+		t.Errorf("message enqueued during recovery relayed %d times, want 1", n)
+	}
+}
+
+// After a crash between writing a report and deleting the message it is
+// about, recovery finds both; writing the report again (same id) must not
+// make a second queue entry for it: it would be relayed twice, and the
+// outcome of one attempt would find no entry, losing an active slot.
+func TestRecoveredReportIsNotQueuedTwice(t *testing.T) {
+	queue := newFakeQueue()
+	now := time.Now()
+	orig := newEnvelope("sam@remote.example", "x@bad.example")
+	orig.Received = now.Add(-time.Minute)
+	r := orig.Recipients[0]
+	r.State, r.Status, r.LastError, r.Done, r.Attempts = mail.StateFailed, "5.1.1", "550 5.1.1 user unknown", now, 1
+	queue.seed(orig, testBody("bounced"))
+	report := &mail.Envelope{ID: reportID(orig.ID, reportFailure), Received: now, Source: mail.SourceDSN,
+		Recipients: []*mail.Recipient{{Addr: "sam@remote.example", State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}}}
+	queue.seed(report, []byte("Subject: the report written before the crash\r\n\r\n"))
+
+	relayer := newFakeRelayer()
+	gate := relayer.block("remote.example")
+	cfg := testConfig()
+	cfg.MaxActive = 2
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer})
+
+	// The report is written again before the original leaves the queue.
+	queue.waitDeleted(t, orig.ID)
+	if queue.put(report.ID) == nil {
+		t.Fatal("the failure report was not written again for the recovered bounce")
+	}
+	close(gate)
+	queue.waitDeleted(t, report.ID)
+
+	requireActiveSlots(t, s, queue, relayer, 2)
+	if n := len(relayer.callsFor(report.ID)); n != 1 {
+		t.Errorf("the report was relayed %d times, want 1", n)
+	}
+}
+
+// expire runs a message to a domain that always defers, past MaxLifetime,
+// and returns the report sent to its sender.
+func expire(t *testing.T) (dsn relayCall, stats *Stats) {
+	t.Helper()
+	clock := newFakeClock()
+	relayer := newFakeRelayer()
+	relayer.setScript(func(c relayCall, _ int) []mail.Result {
+		return results(c, func(a string) mail.Result {
+			if mail.Domain(a) == "slow.example" {
+				return mail.Result{Code: 451, Status: "4.4.1", Text: "connection timed out", RemoteMTA: "mx.slow.example"}
+			}
+			return mail.Delivered("ok")
+		})
+	})
+	queue := newFakeQueue()
+	stats = NewStats(nil)
+	cfg := testConfig()
+	cfg.MaxLifetime = time.Hour
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now, Stats: stats})
+
+	id := enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow"))
+	queue.waitUpdate(t, id, "the first attempt is deferred", func(e *mail.Envelope) bool {
+		return e.Recipients[0].State == mail.StateDeferred
+	})
+	clock.Advance(time.Hour)
+	queue.waitDeleted(t, id)
+	queue.waitDeleted(t, reportID(id, reportFailure))
+	if n := len(relayer.callsFor(id)); n != 2 {
+		t.Errorf("%d attempts, want 2 (deferred, then expired)", n)
+	}
+	calls := relayer.callsFor(reportID(id, reportFailure))
+	if len(calls) != 1 {
+		t.Fatalf("%d failure reports relayed, want 1", len(calls))
+	}
+	return calls[0], stats
+}
+
+// dsnField returns the values of a field in a report, in order.
+func dsnField(raw []byte, name string) []string {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `: (.*)\r$`)
+	var out []string
+	for _, m := range re.FindAllSubmatch(raw, -1) {
+		out = append(out, string(m[1]))
+	}
+	return out
+}
+
+// A recipient still deferred after MaxLifetime fails and the sender gets a
+// failure report.
+func TestMaxLifetimeExpiryFailsAndReports(t *testing.T) {
+	dsn, stats := expire(t)
+	if dsn.env.From != "" || len(dsn.rcpts) != 1 || dsn.rcpts[0] != "bob@remote.example" {
+		t.Errorf("report from %q to %v, want from <> to bob@remote.example", dsn.env.From, dsn.rcpts)
+	}
+	body := dsn.body
+	if got := dsnField(body, "Action"); len(got) != 1 || got[0] != "failed" {
+		t.Errorf("Action %v, want [failed]", got)
+	}
+	if got := dsnField(body, "Final-Recipient"); len(got) != 1 || got[0] != "rfc822; u@slow.example" {
+		t.Errorf("Final-Recipient %v", got)
+	}
+	if got := dsnField(body, "Diagnostic-Code"); len(got) != 1 ||
+		got[0] != "smtp; delivery time expired: 451 4.4.1 connection timed out" {
+		t.Errorf("Diagnostic-Code %v, want the expiry and the last error", got)
+	}
+	if got := dsnField(body, "Status"); len(got) != 1 || !strings.HasPrefix(got[0], "5.") && !strings.HasPrefix(got[0], "4.4.7") {
+		t.Errorf("Status %v, want a permanent status (or 4.4.7)", got)
+	}
+	if got := stats.Bounced.Load(); got != 1 {
+		t.Errorf("Bounced = %d, want 1", got)
+	}
+}
+
+// RFC 3463 has a code for exactly this, X.4.7 "delivery time expired"; the
+// queue asks for it (fail(..., "4.4.7", ...)) but the report says 5.0.0.
+func TestMaxLifetimeExpiryStatusIsX47(t *testing.T) {
+	dsn, _ := expire(t)
+	if got := dsnField(dsn.body, "Status"); len(got) != 1 || !strings.HasSuffix(got[0], ".4.7") {
+		t.Errorf("Status of an expired recipient %v, want 5.4.7 (or 4.4.7): delivery time expired", got)
+	}
+}
+
+// A full mailbox (452 4.2.2) is a temporary failure until
+// OverQuotaTimeout has passed since the first one, then a permanent 5.2.2.
+func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
+	const ann = "ann@example.test"
+	clock := newFakeClock()
+	t0 := clock.Now()
+	part := newFakePartition(0, storage.Account{Address: ann, QuotaBytes: 10})
+	relayer := newFakeRelayer()
+	queue := newFakeQueue()
+	cfg := testConfig()
+	cfg.OverQuotaTimeout = time.Hour
+	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clock.Now})
+
+	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("too big"))
+	attempt := func(n int) *mail.Recipient {
+		env := queue.waitUpdate(t, id, "attempt "+string(rune('0'+n))+" is recorded", func(e *mail.Envelope) bool {
+			return e.Recipients[0].Attempts == n
+		})
+		return env.Recipients[0]
+	}
+	r := attempt(1)
+	if r.State != mail.StateDeferred || r.Status != "4.2.2" || r.LastError != "452 4.2.2 mailbox full" || !r.FirstTempFailure.Equal(t0) {
+		t.Errorf("first attempt: %s %q %q since %v; want deferred 4.2.2 452 4.2.2 mailbox full since %v",
+			r.State, r.Status, r.LastError, r.FirstTempFailure, t0)
+	}
+	clock.Advance(cfg.OverQuotaTimeout / 2)
+	if r := attempt(2); r.State != mail.StateDeferred || !r.FirstTempFailure.Equal(t0) {
+		t.Errorf("second attempt, within OverQuotaTimeout: %s since %v; want deferred since %v", r.State, r.FirstTempFailure, t0)
+	}
+	clock.Advance(cfg.OverQuotaTimeout / 2)
+	queue.waitDeleted(t, id)
+	queue.waitDeleted(t, reportID(id, reportFailure))
+
+	calls := relayer.callsFor(reportID(id, reportFailure))
+	if len(calls) != 1 {
+		t.Fatalf("%d failure reports, want 1", len(calls))
+	}
+	if got := dsnField(calls[0].body, "Status"); len(got) != 1 || got[0] != "5.2.2" {
+		t.Errorf("Status %v, want [5.2.2]", got)
+	}
+	if got := dsnField(calls[0].body, "Diagnostic-Code"); len(got) != 1 || got[0] != "smtp; mailbox full: 452 4.2.2 mailbox full" {
+		t.Errorf("Diagnostic-Code %v", got)
+	}
+	if n := len(part.messages(ann)); n != 0 {
+		t.Errorf("%d messages stored in the full mailbox", n)
+	}
+}
+
+// Administrator actions: hold stops attempts, release and retry start one
+// at once, delete removes the message.
+func TestQueueAdminActions(t *testing.T) {
+	clock := newFakeClock()
+	relayer := newFakeRelayer()
+	// The first attempt of every message is deferred, the next succeeds.
+	relayer.setScript(func(c relayCall, n int) []mail.Result {
+		return results(c, func(string) mail.Result {
+			if n == 0 {
+				return mail.Temp("4.4.1", "try again")
+			}
+			return mail.Delivered("ok")
+		})
+	})
+	queue := newFakeQueue()
+	cfg := testConfig()
+	cfg.RelayConcurrency = 1 // one relay transaction at a time: calls happen in order
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now})
+	ctx := testCtx(t)
+
+	deferred := func(id string) {
+		t.Helper()
+		queue.waitUpdate(t, id, "it is deferred", func(e *mail.Envelope) bool {
+			return e.Recipients[0].State == mail.StateDeferred
+		})
+	}
+	held := enqueue(t, s, newEnvelope("bob@remote.example", "h@q.example"), testBody("held"))
+	deferred(held)
+	clock.Advance(time.Millisecond) // control is due strictly after held
+	control := enqueue(t, s, newEnvelope("bob@remote.example", "c@q.example"), testBody("control"))
+	deferred(control)
+
+	// Hold.
+	if err := s.QueueAction(ctx, held, "hold"); err != nil {
+		t.Fatal(err)
+	}
+	if env, err := s.QueueEntry(ctx, held); err != nil || !env.Held {
+		t.Fatalf("QueueEntry after hold = %+v, %v; want Held", env, err)
+	}
+	if ups := queue.updates(held); !ups[len(ups)-1].Held {
+		t.Error("the hold was not written to the store")
+	}
+	// Both become due; held's wake-up comes first, control's second, and
+	// with one relay transaction at a time an attempt of held would
+	// have been sent before control's.
+	clock.Advance(time.Minute)
+	queue.waitDeleted(t, control)
+	if n := len(relayer.callsFor(held)); n != 1 {
+		t.Fatalf("held message attempted %d times, want 1 (before the hold)", n)
+	}
+
+	// Release: attempted at once.
+	if err := s.QueueAction(ctx, held, "release"); err != nil {
+		t.Fatal(err)
+	}
+	queue.waitDeleted(t, held)
+	if n := len(relayer.callsFor(held)); n != 2 {
+		t.Errorf("released message attempted %d times, want 2", n)
+	}
+
+	// Retry: attempted at once, though its next attempt is not due (the
+	// clock stands still).
+	retried := enqueue(t, s, newEnvelope("bob@remote.example", "r@q.example"), testBody("retried"))
+	deferred(retried)
+	if err := s.QueueAction(ctx, retried, "retry"); err != nil {
+		t.Fatal(err)
+	}
+	queue.waitDeleted(t, retried)
+
+	// Delete.
+	gone := enqueue(t, s, newEnvelope("bob@remote.example", "d@q.example"), testBody("deleted"))
+	deferred(gone)
+	if err := s.QueueAction(ctx, gone, "frobnicate"); !InvalidError(err) {
+		t.Errorf("unknown action: %v, want an invalid-request error", err)
+	}
+	if err := s.QueueAction(ctx, gone, "delete"); err != nil {
+		t.Fatal(err)
+	}
+	if !queue.deleted(gone) {
+		t.Error("delete did not remove the message from the store")
+	}
+	if _, err := s.QueueEntry(ctx, gone); !errors.Is(err, mail.ErrNotFound) {
+		t.Errorf("QueueEntry after delete: %v, want ErrNotFound", err)
+	}
+	if err := s.QueueAction(ctx, gone, "retry"); !errors.Is(err, mail.ErrNotFound) {
+		t.Errorf("retry after delete: %v, want ErrNotFound", err)
+	}
+	if list, err := s.Queue(ctx); err != nil || len(list) != 0 {
+		t.Errorf("queue after delete = %v, %v; want empty", list, err)
+	}
+}

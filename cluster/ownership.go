@@ -1,0 +1,117 @@
+package cluster
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+)
+
+// PartitionHost runs partition actors on this node. *actors.System
+// satisfies it.
+type PartitionHost interface {
+	StartPartition(id int) error
+	StopPartition(id int)
+	StopAllPartitions()
+	OwnedPartitions() []int
+	RetryLocal()
+}
+
+// Ownership keeps this node's partition actors in line with the placement:
+// when membership changes it stops the partitions it no longer owns (each
+// stop returns once the data is closed, so the next owner can open it) and
+// starts the ones it now owns (their actors retry opening until the
+// previous owner has let go). When this node learns that the cluster
+// declared it dead, it closes every partition first, before anything else.
+type Ownership struct {
+	ms      *Membership
+	pl      *Placement
+	host    PartitionHost
+	backend bool
+	log     *slog.Logger
+
+	stop chan struct{}
+	done chan struct{}
+
+	mu    sync.Mutex
+	moves int
+}
+
+// RunOwnership starts following membership. host may be a frontend's
+// actors (backend false): then only the queue is told about changes.
+func RunOwnership(ms *Membership, pl *Placement, host PartitionHost, backend bool, log *slog.Logger) *Ownership {
+	o := &Ownership{ms: ms, pl: pl, host: host, backend: backend, log: log,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	o.apply()
+	go o.run()
+	return o
+}
+
+func (o *Ownership) run() {
+	defer close(o.done)
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-o.ms.SelfDeclaredDead():
+			if o.backend {
+				o.log.Warn("this node was declared dead by the cluster: closing every partition")
+				o.host.StopAllPartitions()
+			}
+			o.apply()
+		case <-o.ms.Changed():
+			o.apply()
+		}
+	}
+}
+
+// apply recomputes the placement and starts and stops partitions.
+func (o *Ownership) apply() {
+	owned := o.pl.Update(o.ms.Members())
+	if o.backend {
+		have := o.host.OwnedPartitions()
+		var lose, gain []int
+		for _, p := range have {
+			if !slices.Contains(owned, p) {
+				lose = append(lose, p)
+			}
+		}
+		for _, p := range owned {
+			if !slices.Contains(have, p) {
+				gain = append(gain, p)
+			}
+		}
+		var wg sync.WaitGroup
+		for _, p := range lose {
+			wg.Add(1)
+			go func() { defer wg.Done(); o.host.StopPartition(p) }()
+		}
+		wg.Wait()
+		for _, p := range gain {
+			if err := o.host.StartPartition(p); err != nil {
+				o.log.Error("starting partition", "partition", p, "err", err)
+			}
+		}
+		if len(lose)+len(gain) > 0 {
+			o.mu.Lock()
+			o.moves += len(lose) + len(gain)
+			o.mu.Unlock()
+			o.log.Info("partitions moved", "released", FormatPartitionSet(lose), "taken", FormatPartitionSet(gain),
+				"owned", FormatPartitionSet(owned))
+		}
+	}
+	o.host.RetryLocal()
+}
+
+// Moves counts partitions started or stopped here because of membership.
+func (o *Ownership) Moves() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.moves
+}
+
+// Stop stops following membership (partitions stay as they are; the node
+// stops them as it shuts down).
+func (o *Ownership) Stop() {
+	close(o.stop)
+	<-o.done
+}

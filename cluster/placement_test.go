@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+func backend(name string, state State, static string) Member {
+	return Member{Name: name, State: state, Meta: Meta{Roles: []string{"backend"}, Static: static, Channel: name + ":1"}}
+}
+
+func TestAssignSpreadsAndMovesLittle(t *testing.T) {
+	const n = 64
+	three := []Member{backend("b1", StateAlive, ""), backend("b2", StateAlive, ""), backend("b3", StateAlive, ""),
+		{Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}
+	before := Assign(n, three)
+	count := map[string]int{}
+	for p, o := range before {
+		if o == "" || o == "fe" {
+			t.Fatalf("partition %d owned by %q", p, o)
+		}
+		count[o]++
+	}
+	for _, b := range []string{"b1", "b2", "b3"} {
+		if count[b] < n/3/2 {
+			t.Errorf("%s owns %d of %d partitions: badly spread %v", b, count[b], n, count)
+		}
+	}
+	// A fourth backend joins: it takes about a quarter, and few others
+	// move (the load bound shuffles a handful).
+	after := Assign(n, append(three, backend("b4", StateAlive, "")))
+	moved, toNew := 0, 0
+	for p := range after {
+		if after[p] != before[p] {
+			moved++
+			if after[p] == "b4" {
+				toNew++
+			}
+		}
+	}
+	if toNew < n/4-1 || moved > n/4+n/8 {
+		t.Errorf("a 4th backend joined: %d moved, %d to it; want about %d, all but a few to it", moved, toNew, n/4)
+	}
+	// b2 dies: its partitions move, and few others.
+	dead := []Member{backend("b1", StateAlive, ""), backend("b2", StateDead, ""), backend("b3", StateAlive, "")}
+	after = Assign(n, dead)
+	moved, onB2 := 0, 0
+	for p := range after {
+		if before[p] == "b2" {
+			onB2++
+		}
+		if after[p] != before[p] {
+			moved++
+		}
+		if after[p] == "b2" {
+			t.Errorf("partition %d still on dead b2", p)
+		}
+	}
+	if moved > onB2+n/8 {
+		t.Errorf("b2 died: %d partitions moved, b2 had %d", moved, onB2)
+	}
+	for _, o := range after {
+		count[o]++
+	}
+	// Balanced: with the bound every backend holds ceil(P/N) or less.
+	load := map[string]int{}
+	for _, o := range Assign(16, []Member{backend("x", StateAlive, ""), backend("y", StateAlive, "")}) {
+		load[o]++
+	}
+	if load["x"] != 8 || load["y"] != 8 {
+		t.Errorf("16 partitions over two backends: %v, want 8/8", load)
+	}
+	// Deterministic: same view, same answer, whatever the order.
+	rev := []Member{three[3], three[2], three[1], three[0]}
+	if !reflect.DeepEqual(Assign(n, rev), before) {
+		t.Error("assignment depends on the order of members")
+	}
+}
+
+func TestAssignNoBackends(t *testing.T) {
+	for p, o := range Assign(4, []Member{{Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}) {
+		if o != "" {
+			t.Errorf("partition %d owned by %q with no backend", p, o)
+		}
+	}
+}
+
+func TestAssignStatic(t *testing.T) {
+	ms := []Member{backend("s1", StateAlive, "0-3"), backend("s2", StateAlive, "4-7"), backend("d1", StateAlive, "")}
+	got := Assign(10, ms)
+	for p := 0; p < 10; p++ {
+		want := map[bool]string{true: "s1", false: "s2"}[p < 4]
+		if p >= 8 {
+			want = "d1"
+		}
+		if got[p] != want {
+			t.Errorf("partition %d -> %q, want %q", p, got[p], want)
+		}
+	}
+}
+
+func TestPlacementSelfStaticAlwaysOwns(t *testing.T) {
+	// Two backends misconfigured to claim the same partition: each
+	// believes it owns it (the storage fence decides who opens it).
+	ms := []Member{backend("s1", StateAlive, "0"), backend("s2", StateAlive, "0")}
+	for _, self := range []string{"s1", "s2"} {
+		pl := NewPlacement(2, self, func(int) *actor.PID { return nil })
+		if got := pl.Update(markSelf(ms, self)); !reflect.DeepEqual(got, []int{0}) {
+			t.Errorf("%s owns %v, want [0]", self, got)
+		}
+	}
+}
+
+func TestPartitionPIDRoutesToOwnerChannel(t *testing.T) {
+	ms := []Member{backend("b1", StateAlive, ""), {Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}
+	pl := NewPlacement(4, "fe", func(int) *actor.PID { return nil })
+	if owned := pl.Update(ms); len(owned) != 0 {
+		t.Fatalf("a frontend owns %v", owned)
+	}
+	pid, err := pl.PartitionPID(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid.Address != "b1:1" || pid.Id != "partition-2" {
+		t.Fatalf("pid = %s/%s", pid.Address, pid.Id)
+	}
+	pl.Update(nil)
+	if _, err := pl.PartitionPID(2); err == nil {
+		t.Fatal("PartitionPID with no backend succeeded")
+	}
+}
+
+func TestPartitionSets(t *testing.T) {
+	ids, err := ParsePartitionSet("0-3, 5,7-7", 8)
+	if err != nil || !reflect.DeepEqual(ids, []int{0, 1, 2, 3, 5, 7}) {
+		t.Fatalf("ParsePartitionSet = %v, %v", ids, err)
+	}
+	if s := FormatPartitionSet(ids); s != "0-3,5,7" {
+		t.Fatalf("FormatPartitionSet = %q", s)
+	}
+	for _, bad := range []string{"x", "3-1", "0-8", "-1"} {
+		if _, err := ParsePartitionSet(bad, 8); err == nil {
+			t.Errorf("ParsePartitionSet(%q) accepted", bad)
+		}
+	}
+}
+
+func markSelf(ms []Member, self string) []Member {
+	out := append([]Member(nil), ms...)
+	for i := range out {
+		out[i].Self = out[i].Name == self
+	}
+	return out
+}
+
+

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/homing-mail/homing/admin"
+)
+
+// devNode is one process of `homing dev`.
+type devNode struct {
+	name, role               string
+	smtp, admin, gossip, chn string
+	cmd                      *exec.Cmd
+	done                     chan struct{} // closed when the process has exited
+	err                      error         // its exit status, once done is closed
+}
+
+// runDev starts a local cluster of real processes on loopback: by default
+// one frontend and two backends sharing one account store (a dynamic
+// cluster), prints their addresses, and stops them all on Ctrl-C.
+func runDev(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("homing dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	frontends := fs.Int("frontends", 1, "frontend nodes")
+	backends := fs.Int("backends", 2, "backend nodes")
+	dir := fs.String("data", "data/dev", "directory for every node's data, the shared account store and the logs")
+	smtpBase := fs.Int("smtp-port", 2525, "SMTP port of the first node; the others count up")
+	adminBase := fs.Int("admin-port", 8025, "admin port of the first node; the others count up")
+	gossipBase := fs.Int("gossip-port", 7946, "gossip port of the first node; the others count up by 2 (the channel takes the odd ones)")
+	partitions := fs.Int("partitions", 16, "account partitions")
+	domain := fs.String("domain", "example.test", "local domain")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *frontends < 1 || *backends < 1 {
+		fmt.Fprintln(stderr, "homing dev: need at least one frontend and one backend")
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "homing dev: %v\n", err)
+		return 1
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		fmt.Fprintf(stderr, "homing dev: %v\n", err)
+		return 1
+	}
+	secret, err := devSecret(filepath.Join(*dir, "secret"))
+	if err != nil {
+		fmt.Fprintf(stderr, "homing dev: %v\n", err)
+		return 1
+	}
+	var nodes []*devNode
+	for i := 0; i < *frontends+*backends; i++ {
+		n := &devNode{role: "frontend", name: fmt.Sprintf("fe%d", i+1)}
+		if i >= *frontends {
+			n.role, n.name = "backend", fmt.Sprintf("be%d", i-*frontends+1)
+		}
+		n.smtp = "127.0.0.1:" + strconv.Itoa(*smtpBase+i)
+		n.admin = "127.0.0.1:" + strconv.Itoa(*adminBase+i)
+		n.gossip = "127.0.0.1:" + strconv.Itoa(*gossipBase+2*i)
+		n.chn = "127.0.0.1:" + strconv.Itoa(*gossipBase+2*i+1)
+		for _, a := range []string{n.smtp, n.admin, n.gossip, n.chn} {
+			if l, err := net.Listen("tcp", a); err != nil {
+				fmt.Fprintf(stderr, "homing dev: %s is taken (%v); choose other ports with --smtp-port/--admin-port/--gossip-port\n", a, err)
+				return 1
+			} else {
+				l.Close()
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	seed := nodes[0].gossip
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stopAll := func() {
+		for _, n := range nodes {
+			if n.cmd != nil && n.cmd.Process != nil {
+				_ = n.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+		for _, n := range nodes {
+			if n.done == nil {
+				continue
+			}
+			select {
+			case <-n.done:
+			case <-time.After(20 * time.Second):
+				_ = n.cmd.Process.Kill()
+				<-n.done
+			}
+		}
+	}
+	for _, n := range nodes {
+		args := []string{"serve", "--name", n.name, "--roles", n.role,
+			"--smtp", n.smtp, "--admin", n.admin, "--gossip", n.gossip, "--cluster-addr", n.chn,
+			"--data", filepath.Join(*dir, n.name), "--account-store", filepath.Join(*dir, "accounts"),
+			"--partitions", strconv.Itoa(*partitions), "--domains", *domain, "--gossip-fast",
+			"--hostname", n.name + ".dev.test"}
+		if n.gossip != seed {
+			args = append(args, "--join", seed)
+		}
+		logf, err := os.OpenFile(filepath.Join(*dir, n.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "homing dev: %v\n", err)
+			stopAll()
+			return 1
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = append(os.Environ(), "HOMING_SECRET="+secret)
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintf(stderr, "homing dev: starting %s: %v\n", n.name, err)
+			stopAll()
+			return 1
+		}
+		n.cmd, n.done = cmd, make(chan struct{})
+		go func(n *devNode, f *os.File) { n.err = n.cmd.Wait(); f.Close(); close(n.done) }(n, logf)
+	}
+	// Wait until every node answers and every partition has an owner.
+	fe := admin.NewClient("http://"+nodes[0].admin, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := fe.Cluster(ctx)
+		if err == nil && len(c.Members) == len(nodes) && allOwned(c) {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "homing dev: the cluster did not form within 30s (logs in %s)\n", *dir)
+			stopAll()
+			return 1
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	demo := "demo@" + *domain
+	pw := hex.EncodeToString(randBytes(6))
+	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: demo, Password: pw}); err != nil {
+		pw = "(exists; password unchanged)"
+	}
+	fmt.Fprintf(stdout, "homing dev: %d frontend(s) and %d backend(s) on loopback (data and logs in %s)\n\n", *frontends, *backends, *dir)
+	fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %s\n", "NODE", "ROLE", "SMTP", "ADMIN", "GOSSIP", "CHANNEL")
+	for _, n := range nodes {
+		fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %s\n", n.name, n.role, n.smtp, n.admin, n.gossip, n.chn)
+	}
+	fmt.Fprintf(stdout, "\nDemo account: %s  password: %s\n", demo, pw)
+	host, port, _ := net.SplitHostPort(nodes[0].smtp)
+	fmt.Fprintf(stdout, "Send mail:  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, demo)
+	fmt.Fprintf(stdout, "Look:       bin/homing ctl --admin %s cluster\n", nodes[0].admin)
+	fmt.Fprintf(stdout, "            bin/homing ctl --admin %s messages %s\n", nodes[0].admin, demo)
+	fmt.Fprintf(stdout, "Ctrl-C stops every node.\n")
+
+	exited := make(chan string, len(nodes))
+	for _, n := range nodes {
+		go func(n *devNode) {
+			<-n.done
+			exited <- fmt.Sprintf("%s exited: %v", n.name, n.err)
+		}(n)
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(stdout, "\nhoming dev: stopping every node")
+	case msg := <-exited:
+		fmt.Fprintf(stderr, "homing dev: %s; stopping the others (logs in %s)\n", msg, *dir)
+	}
+	stopAll()
+	return 0
+}
+
+func allOwned(c admin.Cluster) bool {
+	if len(c.Partitions) == 0 {
+		return false
+	}
+	for _, p := range c.Partitions {
+		if p.Owner == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// devSecret reads the dev cluster's secret, creating it on first use.
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	s := hex.EncodeToString(randBytes(24))
+	return s, os.WriteFile(path, []byte(s), 0o600)
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
