@@ -154,5 +154,3 @@ func markSelf(ms []Member, self string) []Member {
 	}
 	return out
 }
-
-
