@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -97,14 +98,78 @@ func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
 
 	// An owner appears: the next retry delivers.
 	part := newFakePartition(0, storage.Account{Address: ann})
-	root := s.ActorSystem().Root
-	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(0, openFake(part), &s.cfg, s.Stats(), s.log)
-	}))
-	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
-	place.set(pid)
+	place.set(spawnPartition(t, s, part))
 	queue.waitDeleted(t, id)
 	if msgs := part.messages(ann); len(msgs) != 1 {
 		t.Errorf("%d messages stored once the partition had an owner, want 1", len(msgs))
 	}
+}
+
+// A local recipient whose backend did not answer or had no owner (4.4.x)
+// is retried after at most LocalRetry, whatever the backoff; a remote one
+// keeps the backoff.
+func TestLocalRetryCapsBackoffForUnreachableOwner(t *testing.T) {
+	const ann = "ann@example.test"
+	place := &switchPlacement{}
+	relayer := newFakeRelayer()
+	relayer.setScript(func(c relayCall, _ int) []mail.Result {
+		return results(c, func(string) mail.Result { return mail.Temp("4.4.1", "no answer from host") })
+	})
+	queue := newFakeQueue()
+	cfg := testConfig()
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalRetry = time.Hour, time.Hour, 50*time.Millisecond
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue, Relayer: relayer})
+
+	local := newEnvelope("bob@remote.example", ann)
+	local.Recipients[0].Account = ann
+	lid := enqueue(t, s, local, testBody("local"))
+	rid := enqueue(t, s, newEnvelope("bob@remote.example", "u@far.example"), testBody("remote"))
+	isDeferred := func(e *mail.Envelope) bool { return e.Recipients[0].State == mail.StateDeferred }
+	if r := queue.waitUpdate(t, lid, "deferred", isDeferred).Recipients[0]; r.NextAttempt.Sub(r.FirstTempFailure) != cfg.LocalRetry {
+		t.Errorf("local recipient without an owner retried after %v, want LocalRetry %v",
+			r.NextAttempt.Sub(r.FirstTempFailure), cfg.LocalRetry)
+	}
+	if r := queue.waitUpdate(t, rid, "deferred", isDeferred).Recipients[0]; r.NextAttempt.Sub(r.FirstTempFailure) != cfg.MinBackoff {
+		t.Errorf("remote 4.4.1 retried after %v, want MinBackoff %v", r.NextAttempt.Sub(r.FirstTempFailure), cfg.MinBackoff)
+	}
+	// The capped retries reach the owner once there is one.
+	part := newFakePartition(0, storage.Account{Address: ann})
+	place.set(spawnPartition(t, s, part))
+	queue.waitDeleted(t, lid)
+}
+
+// RetryLocal (partition owners changed) attempts every deferred local
+// recipient at once, without waiting for its retry time.
+func TestRetryLocalAttemptsDeferredLocalRecipientsNow(t *testing.T) {
+	const ann = "ann@example.test"
+	place := &switchPlacement{}
+	queue := newFakeQueue()
+	cfg := testConfig()
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalRetry = time.Hour, time.Hour, time.Hour
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
+
+	env := newEnvelope("bob@remote.example", ann)
+	env.Recipients[0].Account = ann
+	id := enqueue(t, s, env, testBody("waiting for an owner"))
+	queue.waitUpdate(t, id, "deferred", func(e *mail.Envelope) bool { return e.Recipients[0].State == mail.StateDeferred })
+
+	part := newFakePartition(0, storage.Account{Address: ann})
+	place.set(spawnPartition(t, s, part))
+	s.RetryLocal()
+	queue.waitDeleted(t, id)
+	if n := len(part.messages(ann)); n != 1 {
+		t.Errorf("%d messages stored, want 1", n)
+	}
+}
+
+// spawnPartition runs a partition actor for part in s's actor system (as
+// the owner of a partition in a cluster would), stopped after the test.
+func spawnPartition(t *testing.T, s *System, part *fakePartition) *actor.PID {
+	t.Helper()
+	root := s.ActorSystem().Root
+	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log)
+	}))
+	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
+	return pid
 }

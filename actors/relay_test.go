@@ -87,7 +87,7 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 	for range 5 {
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow")))
 	}
-	eventually(t, func() bool { return relayer.inflightTo("slow.example") == 2 }, "two transactions to slow.example")
+	eventually(t, func() bool { return relayer.inflightTo("slow.example") >= 2 }, "two transactions to slow.example")
 	// The queue has handled every message (and handed each to the relay
 	// actor) once it answers this.
 	if _, err := s.Queue(testCtx(t)); err != nil {
@@ -183,7 +183,7 @@ func TestRetiredRelayActorDropsNoJobs(t *testing.T) {
 	eventually(t, func() bool { return relayer.inflightTo("far.example") == 1 }, "a transaction to far.example")
 	close(gate)
 	for _, id := range ids {
-		eventuallyWithin(t, 3*time.Second, func() bool { return queue.deleted(id) },
+		eventuallyWithin(t, 2*time.Second, func() bool { return queue.deleted(id) },
 			"message %s, handed to the relay actor before it was retired, is sent", id)
 	}
 }

@@ -1,8 +1,7 @@
 // Package cluster turns single Homing nodes into a cluster: who is a member
-// (gossip membership, this file's neighbours membership*.go, meta.go and
-// transport.go), which backend owns each account partition (placement*.go,
-// ownership*.go), and the channel the nodes talk over (channel*.go,
-// tls*.go).
+// (gossip membership: membership*.go, meta.go, transport.go), which backend
+// owns each account partition (placement*.go, ownership*.go), and the
+// channel the nodes talk over (channel*.go, tls*.go).
 //
 // # Membership
 //

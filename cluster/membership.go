@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// ErrClosed is returned by UpdateMeta, Leave and Shutdown's siblings once
-// the Membership has left or shut down.
+// ErrClosed is returned by UpdateMeta and Leave once the Membership has
+// left or shut down.
 var ErrClosed = errors.New("cluster: membership is shut down")
 
 // Membership is this node's view of the cluster: it runs memberlist,
@@ -77,7 +77,6 @@ func Start(cfg Config) (*Membership, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("node", cfg.Name, "component", "gossip")
 
 	m := &Membership{
 		name:      cfg.Name,
@@ -187,55 +186,59 @@ func (m *Membership) Meta() Meta {
 // UpdateMeta changes this node's metadata with f and gossips it: it
 // returns once the update has been sent to the other members (or after a
 // few seconds; the update still spreads with the next push/pull). f gets a
-// copy and runs under a lock: it must not call the Membership. Cluster,
-// Partitions and Started cannot change (an error says so); neither can the
-// encoding grow past 512 bytes (ErrMetaTooLarge). Updates are serialised.
+// copy; it must not call UpdateMeta, Leave or Shutdown (updates are
+// serialised). Cluster, Partitions and Started cannot change (an error
+// wrapping ErrMembershipConfig says so), nor can the encoding grow past 512
+// bytes (ErrMetaTooLarge); a refused update changes nothing.
 func (m *Membership) UpdateMeta(f func(*Meta)) error {
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
-	m.mu.Lock()
-	next := m.meta.clone()
+	cur := m.Meta() // only UpdateMeta and Leave write m.meta, both under lifeMu
+	next := cur.clone()
 	f(&next)
 	switch {
-	case next.Cluster != m.meta.Cluster:
-		m.mu.Unlock()
+	case next.Cluster != cur.Cluster:
 		return fmt.Errorf("%w: the cluster name cannot change at run time", ErrMembershipConfig)
-	case next.Partitions != m.meta.Partitions:
-		m.mu.Unlock()
+	case next.Partitions != cur.Partitions:
 		return fmt.Errorf("%w: the partition count cannot change at run time", ErrMembershipConfig)
-	case next.Started != m.meta.Started:
-		m.mu.Unlock()
+	case next.Started != cur.Started:
 		return fmt.Errorf("%w: the start time cannot change", ErrMembershipConfig)
 	}
 	b, err := encodeMeta(next, metaFlags{alone: m.alone})
 	if err != nil {
-		m.mu.Unlock()
 		return err
 	}
+	next = next.clone() // f may keep a reference to the Roles it set
+	m.mu.Lock()
 	m.meta, m.metaBytes = next, b
 	m.mu.Unlock()
 
 	if err := m.ml.UpdateNode(m.t.update); err != nil {
 		m.log.Warn("metadata update not yet confirmed sent; it spreads with the next push/pull", "err", err)
 	}
-	// NotifyUpdate(self) has refreshed the table and signalled Changed.
+	// memberlist has called NotifyUpdate for this node: the member table
+	// has the new Meta and Changed has fired.
 	return nil
 }
 
 // Leave leaves the cluster gracefully and stops: the others see this node
-// as "left", not dead. It first gossips metadata marked "leaving", then
-// memberlist's leave message, each waiting at most about half of timeout
-// for the broadcast, then shuts memberlist down. Shutdown after Leave does
-// nothing. The error says when a broadcast was not confirmed in time (the
-// node has stopped anyway; the others may then see it dead).
+// as "left", not dead. It first gossips metadata marked "leaving" (waiting
+// at most half of timeout for the broadcast), then memberlist's leave
+// message (waiting at most the rest), then shuts memberlist down; timeout
+// <= 0 means 5 s. Shutdown after Leave does nothing. The error says when a
+// broadcast was not confirmed in time (the node has stopped anyway; the
+// others may then see it dead).
 func (m *Membership) Leave(timeout time.Duration) error {
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()
 	if m.closed {
 		return ErrClosed
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
 	}
 	m.stopJoining()
 	deadline := time.Now().Add(timeout)

@@ -47,18 +47,22 @@ type Config struct {
 	// goroutine joins them with a backoff capped at about 5 s until one
 	// answers, and again whenever this node knows no live peer.
 	Join []string
-	// Secret is the cluster's shared secret; "" = no encryption.
+	// Secret is the cluster's shared secret, the same on every node; ""
+	// = no encryption. A node with no Secret, no Join and not Insecure
+	// runs alone: it refuses every node that tries to join it, and they
+	// refuse it.
 	Secret string
-	// Insecure allows joining other nodes without a secret (logged at
-	// WARN once at start).
+	// Insecure allows gossip without a secret, unencrypted and
+	// unauthenticated (logged at WARN once at start).
 	Insecure bool
 	// Meta is what this node tells the others about itself. Cluster and
 	// Partitions must be the same on every node; Partitions > 0. Started
 	// is set to the start time if zero.
 	Meta Meta
-	// Logger receives Membership's log and memberlist's own (at the level
-	// memberlist gives each line), with the attributes node=Name and
-	// component=gossip. nil = slog.Default().
+	// Logger receives Membership's log and memberlist's own (each line at
+	// the level memberlist gives it, its text prefixed "memberlist: ").
+	// Membership adds no attributes: give it a logger that names the node
+	// and component. nil = slog.Default().
 	Logger *slog.Logger
 	// Fast shrinks every timer for tests (gossip every 10 ms, probe every
 	// 100 ms with a 50 ms timeout, push/pull every 500 ms, short

@@ -96,7 +96,7 @@ type gossipNode struct {
 
 // gossipConfig is the configuration of test node name: loopback, port 0,
 // Fast timers, a shared secret, cluster "test" with 8 partitions.
-func gossipConfig(t testing.TB, name string) Config {
+func gossipConfig(name string) Config {
 	return Config{
 		Name:     name,
 		BindAddr: "127.0.0.1:0",
@@ -111,7 +111,7 @@ func gossipConfig(t testing.TB, name string) Config {
 // shuts it down when the test ends.
 func startGossip(t testing.TB, name string, mod func(*Config)) *gossipNode {
 	t.Helper()
-	cfg := gossipConfig(t, name)
+	cfg := gossipConfig(name)
 	if mod != nil {
 		mod(&cfg)
 	}

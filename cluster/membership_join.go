@@ -13,7 +13,8 @@ import (
 // it joins the seeds, backing off from timers.joinMin to timers.joinMax
 // between failed rounds; otherwise, every timers.reconnect, it tries to
 // reach one member it believes dead (for at most timers.reconnectFor after
-// its death), so that both sides of a healed partition merge again.
+// its death), so that both sides of a healed partition merge again
+// (memberlist itself never probes a dead member).
 func (m *Membership) joinLoop() {
 	defer m.joinWG.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -42,6 +43,7 @@ func (m *Membership) joinLoop() {
 				failing = true
 				wait = backoff
 				backoff = min(2*backoff, m.t.joinMax)
+				m.reconnectOne() // a member we lost may answer where the seeds do not
 			} else {
 				m.log.Info("joined the cluster", "members", m.ml.NumMembers())
 				failing = false

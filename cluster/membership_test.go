@@ -201,7 +201,7 @@ func TestAloneNodeRefusesOthers(t *testing.T) {
 }
 
 func TestStartRefusesBadConfig(t *testing.T) {
-	good := gossipConfig(t, "a")
+	good := gossipConfig("a")
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)

@@ -75,10 +75,11 @@ const (
 // bytes (see the comment at the top of tls.go for why it must be long).
 const MinSecretLen = 16
 
-// caValidity is the fixed validity window of the derived CA certificate.
-var (
-	caNotBefore = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	caNotAfter  = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+// The fixed validity window of the derived CA certificate, in Unix
+// seconds: 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z.
+const (
+	caNotBeforeUnix = 946684800
+	caNotAfterUnix  = 4102444800
 )
 
 // clusterCA is the certificate authority derived from a cluster secret.
@@ -105,8 +106,8 @@ func deriveCA(secret, clusterName string) (*clusterCA, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "Homing cluster CA", OrganizationalUnit: []string{clusterName}},
-		NotBefore:             caNotBefore,
-		NotAfter:              caNotAfter,
+		NotBefore:             time.Unix(caNotBeforeUnix, 0).UTC(),
+		NotAfter:              time.Unix(caNotAfterUnix, 0).UTC(),
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,

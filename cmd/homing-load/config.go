@@ -20,6 +20,9 @@ const (
 // config is one run's parameters, from the command line.
 type config struct {
 	Spawn string // path of the homing binary to start; "" = use SMTP/Admin
+	// Cluster: with Spawn, start `homing dev` (1 frontend, 2 backends as
+	// real processes) and load its frontend.
+	Cluster bool
 	SMTP  string // host:port of a running node's SMTP listener
 	Admin string // its admin API (host:port or URL)
 	Token string // its admin token
@@ -68,6 +71,7 @@ func flagSet(cfg *config, getenv func(string) string) *flag.FlagSet {
 	fs.BoolVar(&cfg.SMTPSource, "smtp-source", false, "afterwards also run Postfix's smtp-source, when it is on PATH")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as one JSON object")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "deadline for all accepted messages to be delivered")
+	fs.BoolVar(&cfg.Cluster, "cluster", false, "with --spawn: start a cluster (homing dev: 1 frontend, 2 backends) and load its frontend")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the spawned node's directory (data and node.log)")
 	fs.Func("serve-arg", "extra argument for `homing serve` (repeatable)", func(v string) error {
 		cfg.ServeArgs = append(cfg.ServeArgs, v)

@@ -74,7 +74,7 @@ func TestParseArgsErrors(t *testing.T) {
 	if cfg.sessions() != 5 {
 		t.Errorf("sessions = %d, want no more than the messages", cfg.sessions())
 	}
-	if got := strings.Join(serveArgs(cfg, "/d", "127.0.0.1:1", "127.0.0.1:2"), " "); got !=
+	if got := strings.Join(serveArgs(cfg, "/d", "127.0.0.1:1", "127.0.0.1:2", 0), " "); got !=
 		"serve --data /d --smtp 127.0.0.1:1 --admin 127.0.0.1:2 --domains example.test --name bench --gossip 127.0.0.1:0" {
 		t.Errorf("serve args %q", got)
 	}

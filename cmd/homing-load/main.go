@@ -79,7 +79,11 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	if cfg.Spawn != "" {
 		rep.Params.Target = "spawned " + cfg.Spawn
 		logf("starting %s", cfg.Spawn)
-		node, err := spawnNode(ctx, cfg, nodeReady)
+		ready := nodeReady
+		if cfg.Cluster {
+			ready = clusterReady
+		}
+		node, err := spawnNode(ctx, cfg, ready)
 		if err != nil {
 			return nil, err
 		}
@@ -186,4 +190,29 @@ func nodeReady(ctx context.Context, adminAddr string) error {
 	defer cancel()
 	_, err := c.Settings(ctx)
 	return err
+}
+
+// clusterReady is the readiness probe of a spawned cluster: its frontend
+// answers and every partition has an owner.
+func clusterReady(ctx context.Context, adminAddr string) error {
+	if err := nodeReady(ctx, adminAddr); err != nil {
+		return err
+	}
+	c := newAdminClient(adminAddr, "")
+	defer c.HTTP.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cl, err := c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	if len(cl.Partitions) == 0 {
+		return errors.New("no partitions yet")
+	}
+	for _, p := range cl.Partitions {
+		if p.Owner == "" {
+			return fmt.Errorf("partition %d has no owner yet", p.ID)
+		}
+	}
+	return nil
 }

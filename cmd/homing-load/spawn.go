@@ -48,11 +48,46 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// serveArgs is the command line of the spawned node.
-func serveArgs(cfg config, dataDir, smtpAddr, adminAddr string) []string {
+// serveArgs is the command line of the spawned node: `homing serve`, or
+// with --cluster `homing dev` (one frontend and two backends as real
+// processes, which needs ranges of consecutive ports: gossipBase is the
+// first of six).
+func serveArgs(cfg config, dataDir, smtpAddr, adminAddr string, gossipBase int) []string {
+	if cfg.Cluster {
+		_, sp, _ := net.SplitHostPort(smtpAddr)
+		_, ap, _ := net.SplitHostPort(adminAddr)
+		args := []string{"dev", "--data", dataDir, "--smtp-port", sp, "--admin-port", ap,
+			"--gossip-port", fmt.Sprint(gossipBase), "--domain", cfg.Domain}
+		return append(args, cfg.ServeArgs...)
+	}
 	args := []string{"serve", "--data", dataDir, "--smtp", smtpAddr, "--admin", adminAddr,
 		"--domains", cfg.Domain, "--name", "bench"}
 	return append(args, cfg.ServeArgs...)
+}
+
+// freeRange returns the first port of n consecutive free ports on
+// 127.0.0.1, trying random bases in 20000-59999.
+func freeRange(n int) (int, error) {
+	for try := 0; try < 200; try++ {
+		base := 20000 + int(time.Now().UnixNano()/7+int64(try)*7919)%40000
+		ok := true
+		var ls []net.Listener
+		for i := 0; i < n && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no range of free ports found")
 }
 
 // spawnNode starts cfg.Spawn on a new temporary directory and loopback
@@ -71,8 +106,16 @@ func spawnNode(ctx context.Context, cfg config, ready func(ctx context.Context, 
 		return nil, err
 	}
 	n := &spawned{Dir: dir, LogPath: filepath.Join(dir, "node.log"), exited: make(chan struct{})}
-	ports, err := freePorts(2)
-	if err != nil {
+	var ports []int
+	gossipBase := 0
+	if cfg.Cluster {
+		base, err := freeRange(12)
+		if err != nil {
+			n.cleanup(cfg.Keep)
+			return nil, err
+		}
+		ports, gossipBase = []int{base, base + 3}, base+6
+	} else if ports, err = freePorts(2); err != nil {
 		n.cleanup(cfg.Keep)
 		return nil, err
 	}
@@ -83,7 +126,7 @@ func spawnNode(ctx context.Context, cfg config, ready func(ctx context.Context, 
 		n.cleanup(cfg.Keep)
 		return nil, err
 	}
-	n.cmd = exec.Command(bin, serveArgs(cfg, filepath.Join(dir, "data"), n.SMTP, n.Admin)...)
+	n.cmd = exec.Command(bin, serveArgs(cfg, filepath.Join(dir, "data"), n.SMTP, n.Admin, gossipBase)...)
 	n.cmd.Stdout = logf
 	n.cmd.Stderr = logf
 	n.cmd.Dir = dir

@@ -1,0 +1,61 @@
+package actors
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// The Directory answers from the partition's owner, and remembers the
+// addresses it found: while the owner cannot answer, a known address is
+// still accepted (the message waits in the queue), an unknown one is a
+// temporary failure, and an address the owner denied is forgotten.
+func TestDirectoryRemembersKnownAddresses(t *testing.T) {
+	const ann = "ann@example.test"
+	part := newFakePartition(0, storage.Account{Address: ann})
+	if err := part.SetAlias(testCtx(t), "anna@example.test", ann); err != nil {
+		t.Fatal(err)
+	}
+	place := &switchPlacement{}
+	queue := newFakeQueue()
+	s := startSystem(t, testConfig(), Deps{Placement: place, Queue: queue})
+	pid := spawnPartition(t, s, part)
+	place.set(pid)
+	dir, ctx := s.Directory(), testCtx(t)
+
+	resolve := func(addr, want string, wantErr error) {
+		t.Helper()
+		got, err := dir.Resolve(ctx, addr)
+		if got != want || !errors.Is(err, wantErr) || (wantErr == nil) != (err == nil) {
+			t.Errorf("Resolve(%s) = %q, %v; want %q, %v", addr, got, err, want, wantErr)
+		}
+	}
+	resolve("Ann@Example.Test", ann, nil)
+	resolve("anna@example.test", ann, nil)
+	resolve("nobody@example.test", "", mail.ErrNoSuchUser)
+
+	place.set(nil) // the owner is gone
+	resolve("ann@example.test", ann, nil)
+	resolve("anna@example.test", ann, nil)
+	resolve("nobody@example.test", "", ErrUnavailable)
+	resolve("never@example.test", "", ErrUnavailable)
+	env := newEnvelope("bob@remote.example", ann)
+	id := enqueue(t, s, env, testBody("owner away"))
+	if p := queue.put(id); p == nil || p.env.Recipients[0].Account != ann {
+		t.Errorf("message to a known address while the owner is away: put %+v, want queued for %s", p, ann)
+	}
+
+	// The owner says the account is gone: that is remembered too.
+	if err := part.DeleteAccount(ctx, ann); err != nil {
+		t.Fatal(err)
+	}
+	place.set(pid)
+	resolve(ann, "", mail.ErrNoSuchUser)
+	place.set(nil)
+	resolve(ann, "", ErrUnavailable)
+	if d := dir.Domains(); len(d) != 1 || d[0] != "example.test" || !dir.IsLocalDomain("EXAMPLE.test.") || dir.IsLocalDomain("remote.example") {
+		t.Errorf("local domains %v", d)
+	}
+}
