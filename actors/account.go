@@ -80,21 +80,23 @@ func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
 		}
 	}
 	size := int64(len(m.Raw))
-	quota := a.acct.QuotaBytes
-	if quota > 0 && a.used+size > quota {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
+	defer cancel()
+	// The store checks the quota after the dedup lookup, so a repeated
+	// delivery of a message already stored is a duplicate, never "full".
+	res, err := a.data.Append(ctx, a.address, storage.AppendRequest{
+		Folder:     m.Folder,
+		DedupKey:   m.QueueId + "/" + m.Recipient,
+		Raw:        m.Raw,
+		Received:   time.Unix(0, m.ReceivedUnixNano),
+		QuotaBytes: a.acct.QuotaBytes,
+	})
+	if errors.Is(err, storage.ErrOverQuota) {
 		// RFC 3463 4.2.2: mailbox full. Temporary; the queue turns it
 		// permanent after its over-quota time (5.2.2).
 		out.Result = pbResult(mail.Result{Code: 452, Status: "4.2.2", Text: "mailbox full"})
 		return out
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
-	defer cancel()
-	res, err := a.data.Append(ctx, a.address, storage.AppendRequest{
-		Folder:   m.Folder,
-		DedupKey: m.QueueId + "/" + m.Recipient,
-		Raw:      m.Raw,
-		Received: time.Unix(0, m.ReceivedUnixNano),
-	})
 	if err != nil {
 		a.loaded = false
 		out.Result = pbResult(a.failure(m, err))

@@ -219,6 +219,15 @@ func (p *fakePartition) Append(_ context.Context, account string, req storage.Ap
 			return storage.AppendResult{ID: id, Duplicate: true}, nil
 		}
 	}
+	if req.QuotaBytes > 0 {
+		var used int64
+		for _, m := range p.boxes[account] {
+			used += int64(len(m.Raw))
+		}
+		if used+int64(len(req.Raw)) > req.QuotaBytes {
+			return storage.AppendResult{}, fmt.Errorf("fake: %s: %w", account, storage.ErrOverQuota)
+		}
+	}
 	p.nextID++
 	id := strconv.Itoa(p.nextID)
 	p.boxes[account] = append(p.boxes[account], fakeMessage{

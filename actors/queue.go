@@ -42,10 +42,12 @@ type (
 		id  string
 		err error
 	}
-	// relayIdle: a relay actor has had nothing to do for a while.
+	// relayIdle: a relay actor has had nothing to do for a while; jobs is
+	// how many jobs it has received in all.
 	relayIdle struct {
 		domain string
 		pid    *actor.PID
+		jobs   int
 	}
 	// retryLocal: partition owners changed; retry deferred local
 	// recipients now.
@@ -103,7 +105,7 @@ type queueActor struct {
 	// for a slot, oldest first (Postfix's active queue, qmgr).
 	active int
 	ready  []string
-	relays map[string]*actor.PID
+	relays map[string]*relayRef
 	local  *actor.PID
 	sched  *actor.PID
 	dsn    *actor.PID
@@ -117,6 +119,15 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		q.stats.stopped(KindQueue)
 	case *enqueued:
+		if e := q.entries[m.env.ID]; e != nil {
+			// Already known: read by recovery from the store while the
+			// Enqueuer was handing it over, or a report enqueued again
+			// after a crash. One entry, one attempt.
+			if e.body == nil {
+				e.body = m.body
+			}
+			return
+		}
 		q.stats.Accepted.Add(1)
 		e := &qentry{env: m.env, body: m.body, inflight: map[int]bool{}}
 		q.entries[m.env.ID] = e
@@ -140,7 +151,9 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *dsnWritten:
 		q.reported(ctx, m)
 	case *relayIdle:
-		if pid, ok := q.relays[m.domain]; ok && pid.Equal(m.pid) {
+		// Retire it only if it has received every job sent to it: a job
+		// may be on its way while the idle notice was on its way here.
+		if r, ok := q.relays[m.domain]; ok && r.pid.Equal(m.pid) && r.sent == m.jobs {
 			delete(q.relays, m.domain)
 			ctx.Poison(m.pid)
 		}
@@ -165,7 +178,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 // start spawns the helpers and recovers the queue from the store.
 func (q *queueActor) start(ctx actor.Context) {
 	q.entries = map[string]*qentry{}
-	q.relays = map[string]*actor.PID{}
+	q.relays = map[string]*relayRef{}
 	q.sched = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &schedulerActor{stats: q.stats, now: q.now}
 	}))
@@ -265,15 +278,25 @@ func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
 	}
 }
 
+// relayRef is the queue's handle on a relay actor.
+type relayRef struct {
+	pid  *actor.PID
+	sent int // jobs sent to it
+}
+
+// relay returns the relay actor of domain, spawning it if needed, and
+// counts the job about to be sent.
 func (q *queueActor) relay(ctx actor.Context, domain string) *actor.PID {
-	if pid, ok := q.relays[domain]; ok {
-		return pid
+	r, ok := q.relays[domain]
+	if !ok {
+		pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+			return &relayActor{domain: domain, cfg: q.cfg, relayer: q.relayer, stats: q.stats, base: q.base, now: q.now}
+		}))
+		r = &relayRef{pid: pid}
+		q.relays[domain] = r
 	}
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &relayActor{domain: domain, cfg: q.cfg, relayer: q.relayer, stats: q.stats, base: q.base, now: q.now}
-	}))
-	q.relays[domain] = pid
-	return pid
+	r.sent++
+	return r.pid
 }
 
 // done records the outcomes of an attempt.
@@ -374,7 +397,10 @@ func (q *queueActor) pump(ctx actor.Context) {
 }
 
 func (q *queueActor) fail(r *mail.Recipient, at time.Time, status, text, path string) {
-	if status == "" || status[0] != '5' {
+	switch {
+	case len(status) > 1 && status[0] == '4':
+		status = "5" + status[1:] // 4.4.7 expired -> 5.4.7 (RFC 3463)
+	case status == "" || status[0] != '5':
 		status = "5.0.0"
 	}
 	r.State, r.Done, r.Status, r.LastError, r.NextAttempt = mail.StateFailed, at, status, text, time.Time{}

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -135,7 +136,7 @@ func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
 	var ids []string
 	for i := range 10 {
 		// A domain each, so that the relay limit plays no part.
-		rcpt := "u@d" + string(rune('0'+i)) + ".example"
+		rcpt := fmt.Sprintf("u@d%d.example", i)
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", rcpt), testBody("active")))
 	}
 	eventually(t, func() bool { return relayer.inflightTotal() >= 2 }, "two messages in flight")
@@ -146,7 +147,7 @@ func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
 		t.Errorf("%d messages attempted with MaxActive 2", got)
 	}
 	for i := range ids {
-		release(t, gate, "message "+string(rune('1'+i)))
+		release(t, gate, fmt.Sprintf("message %d", i+1))
 	}
 	for _, id := range ids {
 		queue.waitDeleted(t, id)
@@ -327,7 +328,7 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("too big"))
 	attempt := func(n int) *mail.Recipient {
-		env := queue.waitUpdate(t, id, "attempt "+string(rune('0'+n))+" is recorded", func(e *mail.Envelope) bool {
+		env := queue.waitUpdate(t, id, fmt.Sprintf("attempt %d is recorded", n), func(e *mail.Envelope) bool {
 			return e.Recipients[0].Attempts == n
 		})
 		return env.Recipients[0]

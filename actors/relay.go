@@ -38,8 +38,9 @@ type relayActor struct {
 	base context.Context
 	now  func() time.Time
 
-	running int
-	pending []*relayJob
+	running  int
+	pending  []*relayJob
+	received int // jobs received in all (see relayIdle)
 }
 
 func (r *relayActor) Receive(ctx actor.Context) {
@@ -50,6 +51,7 @@ func (r *relayActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		r.stats.stopped(KindRelay)
 	case *relayJob:
+		r.received++
 		m.queue = ctx.Parent()
 		r.pending = append(r.pending, m)
 		r.pump(ctx)
@@ -58,7 +60,7 @@ func (r *relayActor) Receive(ctx actor.Context) {
 		r.pump(ctx)
 	case *actor.ReceiveTimeout:
 		if r.running == 0 && len(r.pending) == 0 {
-			ctx.Send(ctx.Parent(), &relayIdle{domain: r.domain, pid: ctx.Self()})
+			ctx.Send(ctx.Parent(), &relayIdle{domain: r.domain, pid: ctx.Self(), jobs: r.received})
 		}
 	}
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -101,7 +102,7 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 	}
 
 	for i := range ids {
-		release(t, slow, "slow.example transaction "+string(rune('1'+i)))
+		release(t, slow, fmt.Sprintf("slow.example transaction %d", i+1))
 	}
 	for _, id := range ids {
 		queue.waitDeleted(t, id)

@@ -34,6 +34,10 @@ var (
 	// ErrInvalidID: a queue id is empty, too long or contains '/' or
 	// control characters.
 	ErrInvalidID = errors.New("storage: invalid id")
+	// ErrOverQuota: an Append would take the mailbox over
+	// AppendRequest.QuotaBytes (checked after the dedup lookup, so a
+	// repeated delivery of a stored message is still a duplicate).
+	ErrOverQuota = errors.New("storage: mailbox over quota")
 )
 
 // WrongPartitionError is returned when an address is used in a partition it

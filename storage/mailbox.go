@@ -35,6 +35,9 @@ type AppendRequest struct {
 	Raw      []byte    // the RFC 5322 message; must not be empty
 	Received time.Time // zero = now
 	Flags    []string
+	// QuotaBytes, when positive, refuses the append (ErrOverQuota) if the
+	// mailbox would hold more than this many bytes with it.
+	QuotaBytes int64
 }
 
 // AppendResult says what Append stored.
@@ -171,6 +174,10 @@ func (p *Partition) Append(ctx context.Context, account string, req AppendReques
 			unlock()
 			return AppendResult{}, err
 		}
+	}
+	if req.QuotaBytes > 0 && st.bytes+int64(len(req.Raw)) > req.QuotaBytes {
+		unlock()
+		return AppendResult{}, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
 	}
 	meta, err := json.Marshal(messageRecord{
 		Folder:   folder,

@@ -23,9 +23,9 @@ type config struct {
 	// Cluster: with Spawn, start `homing dev` (1 frontend, 2 backends as
 	// real processes) and load its frontend.
 	Cluster bool
-	SMTP  string // host:port of a running node's SMTP listener
-	Admin string // its admin API (host:port or URL)
-	Token string // its admin token
+	SMTP    string // host:port of a running node's SMTP listener
+	Admin   string // its admin API (host:port or URL)
+	Token   string // its admin token
 
 	N        int    // messages in total
 	Size     int    // bytes per message, header included
