@@ -48,13 +48,14 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	}
 	n.cl = &clusterParts{placement: pl, channel: ch}
 	ms, err := cluster.Start(cluster.Config{
-		Name:     cfg.Name,
-		BindAddr: cfg.Gossip,
-		Join:     cfg.Join,
-		Secret:   cfg.Secret,
-		Insecure: cfg.Insecure,
-		Fast:     cfg.GossipFast,
-		Logger:   n.log.With("component", "gossip"),
+		Name:          cfg.Name,
+		BindAddr:      cfg.Gossip,
+		Join:          cfg.Join,
+		Secret:        cfg.Secret,
+		Insecure:      cfg.Insecure,
+		Fast:          cfg.GossipFast,
+		WrapTransport: cfg.WrapGossip,
+		Logger:        n.log.With("component", "gossip"),
 		Meta: cluster.Meta{
 			Cluster:    cfg.ClusterName,
 			Version:    Version,
@@ -86,7 +87,7 @@ func (n *Node) stopCluster() error {
 		n.cl.ownership.Stop()
 	}
 	var err error
-	if n.cl.membership != nil {
+	if n.cl.membership != nil && !n.abrupt.Load() {
 		err = n.cl.membership.Leave(2 * time.Second)
 	}
 	return err

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/homing-mail/homing/smtp"
 )
 
@@ -42,6 +44,9 @@ type Config struct {
 	// GossipFast shrinks gossip timers (failure detection in ~2 s); for
 	// tests and `homing dev`.
 	GossipFast bool
+	// WrapGossip, if set, wraps the gossip transport (testkit uses a
+	// cluster.Switch to partition and heal nodes in one process).
+	WrapGossip func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 
 	DataDir      string // default ./data
 	AccountStore string // root of the account partitions; default DataDir/accounts

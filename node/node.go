@@ -54,6 +54,7 @@ type Node struct {
 	cl        *clusterParts
 	syncers   []*storage.Syncer
 
+	abrupt    atomic.Bool // CloseAbruptly: no graceful leave
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup
@@ -283,6 +284,15 @@ func (n *Node) Close() error {
 		n.log.Info("node stopped")
 	})
 	return n.closeErr
+}
+
+// CloseAbruptly stops the node like Close but without leaving the
+// cluster: the others notice through failure detection, as after a crash.
+// (In one process the data must still be closed so that another node can
+// open it; a real crash is tested with kill -9 of a process.)
+func (n *Node) CloseAbruptly() error {
+	n.abrupt.Store(true)
+	return n.Close()
 }
 
 // ensureDemo creates the demo account on first start and keeps its
