@@ -9,7 +9,7 @@ C        ?= 20
 SIZE     ?= 4096
 ACCOUNTS ?= 500
 
-.PHONY: build run test test-short bench fuzz proto vet fmt clean
+.PHONY: build run cluster test bench bench-cluster fuzz proto vet fmt clean
 
 build:
 	$(GO) build -o $(HOMING) ./cmd/homing
@@ -19,13 +19,32 @@ build:
 run: build
 	$(HOMING) serve
 
-# Unit and integration tests (real SMTP on loopback, real badger, real processes).
+# A local cluster of real processes: 1 frontend, 2 backends (Ctrl-C stops it).
+cluster: build
+	$(HOMING) dev
+
+# Unit and integration tests (real SMTP on loopback, real badger, real
+# processes). The second run is the in-process cluster tests of testkit,
+# which cannot run under -race: protoactor's remote has data races when
+# several nodes share one process (files tagged !race).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+	$(GO) test -shuffle=on -timeout 5m ./testkit
 
+# MODE=single (one node), cluster (1 frontend + 2 backends as three
+# processes on loopback) or both (default).
+MODE ?= both
 bench: build
+ifneq ($(MODE),cluster)
 	$(BIN)/homing-load --spawn $(HOMING) --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) --smtp-source
+endif
+ifneq ($(MODE),single)
+	$(BIN)/homing-load --spawn $(HOMING) --cluster --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS)
+endif
+
+bench-cluster:
+	$(MAKE) bench MODE=cluster
 
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

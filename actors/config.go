@@ -45,6 +45,9 @@ type Config struct {
 	// LookupTimeout bounds an RCPT-time lookup at the account's owner.
 	// Default 5 s.
 	LookupTimeout time.Duration
+	// LookupCacheTTL: a positive RCPT-time answer is reused this long
+	// without asking the owner again. Default 30 s; negative = always ask.
+	LookupCacheTTL time.Duration
 	// LocalRetry caps the retry delay of a local recipient whose backend
 	// was unreachable or had no owner (4.4.x). Default 15 s.
 	LocalRetry time.Duration
@@ -75,6 +78,9 @@ func (c Config) withDefaults() Config {
 	def(&c.RelayTimeout, 15*time.Minute)
 	def(&c.LocalRetry, 15*time.Second)
 	def(&c.LookupTimeout, 5*time.Second)
+	if c.LookupCacheTTL == 0 {
+		c.LookupCacheTTL = 30 * time.Second
+	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
 	}

@@ -73,12 +73,15 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 // the address's partition (an alias lives in the partition of the alias
 // address). It satisfies smtp.Directory.
 //
-// It remembers the addresses it found (a bounded map). When the partition's
+// It remembers the addresses it found (a bounded map). An answer younger
+// than the cache TTL is used without asking again (on a frontend every
+// RCPT would otherwise be a round trip to a backend). When the partition's
 // owner cannot answer (a frontend cut off from the backends, a handoff), an
-// address known to exist is still accepted: the message waits in this
-// node's queue until the owner answers. An address never seen gets 451
-// 4.4.3. So a real account is never rejected, and nothing accepted is lost
-// (if the account was deleted meanwhile, the sender gets a DSN).
+// address known to exist is still accepted, however old the answer: the
+// message waits in this node's queue until the owner answers. An address
+// never seen gets 451 4.4.3. So a real account is never rejected, and
+// nothing accepted is lost (if the account was deleted meanwhile, the
+// sender gets a DSN).
 type Directory struct {
 	domains map[string]bool
 	parts   int
@@ -86,8 +89,15 @@ type Directory struct {
 	root    *actor.RootContext
 	timeout time.Duration
 
+	ttl   time.Duration
+	now   func() time.Time
 	mu    sync.Mutex
-	known map[string]string // address -> account, last positive answers
+	known map[string]knownAddress // last positive answers
+}
+
+type knownAddress struct {
+	account string
+	at      time.Time
 }
 
 // maxKnown bounds the Directory's memory of positive answers.
@@ -97,7 +107,7 @@ func (d *Directory) remember(addr, account string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.known == nil {
-		d.known = map[string]string{}
+		d.known = map[string]knownAddress{}
 	}
 	if _, ok := d.known[addr]; !ok && len(d.known) >= maxKnown {
 		for k := range d.known { // drop an arbitrary entry
@@ -105,7 +115,7 @@ func (d *Directory) remember(addr, account string) {
 			break
 		}
 	}
-	d.known[addr] = account
+	d.known[addr] = knownAddress{account: account, at: d.now()}
 }
 
 func (d *Directory) forget(addr string) {
@@ -114,11 +124,13 @@ func (d *Directory) forget(addr string) {
 	d.mu.Unlock()
 }
 
-func (d *Directory) recall(addr string) (string, bool) {
+// recall returns the remembered account of addr and whether the answer is
+// still fresh.
+func (d *Directory) recall(addr string) (account string, known, fresh bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	a, ok := d.known[addr]
-	return a, ok
+	k, ok := d.known[addr]
+	return k.account, ok, ok && d.now().Sub(k.at) < d.ttl
 }
 
 // IsLocalDomain implements smtp.Directory.
@@ -138,6 +150,9 @@ func (d *Directory) Domains() []string {
 // Resolve implements smtp.Directory.
 func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 	addr = strings.ToLower(addr)
+	if a, _, fresh := d.recall(addr); fresh {
+		return a, nil
+	}
 	account, err := d.ask(ctx, addr)
 	switch {
 	case err == nil:
@@ -147,7 +162,7 @@ func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 		d.forget(addr)
 		return "", err
 	default:
-		if a, ok := d.recall(addr); ok {
+		if a, known, _ := d.recall(addr); known {
 			return a, nil
 		}
 		return "", err

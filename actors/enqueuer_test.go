@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
@@ -20,7 +21,9 @@ func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 	}
 	place := &switchPlacement{}
 	queue := newFakeQueue()
-	s := startSystem(t, testConfig(), Deps{Placement: place, Queue: queue})
+	cfg := testConfig()
+	cfg.LookupCacheTTL = -1 // always ask the owner; TestDirectoryCacheTTL covers the fresh cache
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
 	pid := spawnPartition(t, s, part)
 	place.set(pid)
 	dir, ctx := s.Directory(), testCtx(t)
@@ -57,5 +60,33 @@ func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 	resolve(ann, "", ErrUnavailable)
 	if d := dir.Domains(); len(d) != 1 || d[0] != "example.test" || !dir.IsLocalDomain("EXAMPLE.test.") || dir.IsLocalDomain("remote.example") {
 		t.Errorf("local domains %v", d)
+	}
+}
+
+// A positive answer younger than LookupCacheTTL is used without asking the
+// owner again; an older one is checked again.
+func TestDirectoryCacheTTL(t *testing.T) {
+	const ann = "ann@example.test"
+	part := newFakePartition(0, storage.Account{Address: ann})
+	place := &switchPlacement{}
+	clock := newFakeClock()
+	cfg := testConfig()
+	cfg.LookupCacheTTL = time.Minute
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: newFakeQueue(), Now: clock.Now})
+	place.set(spawnPartition(t, s, part))
+	dir, ctx := s.Directory(), testCtx(t)
+	if a, err := dir.Resolve(ctx, ann); err != nil || a != ann {
+		t.Fatalf("first Resolve = %q, %v", a, err)
+	}
+	if err := part.DeleteAccount(ctx, ann); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(30 * time.Second)
+	if a, err := dir.Resolve(ctx, ann); err != nil || a != ann {
+		t.Fatalf("Resolve within the TTL = %q, %v; want the remembered answer", a, err)
+	}
+	clock.Advance(31 * time.Second)
+	if _, err := dir.Resolve(ctx, ann); !errors.Is(err, mail.ErrNoSuchUser) {
+		t.Fatalf("Resolve after the TTL = %v; want the owner's answer (no such user)", err)
 	}
 }

@@ -107,7 +107,8 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	for _, d := range cfg.LocalDomains {
 		domains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
-	s.dir = &Directory{domains: domains, parts: cfg.Partitions, place: s.place, root: s.root, timeout: cfg.LookupTimeout}
+	s.dir = &Directory{domains: domains, parts: cfg.Partitions, place: s.place, root: s.root, timeout: cfg.LookupTimeout,
+		ttl: cfg.LookupCacheTTL, now: now}
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")

@@ -76,6 +76,7 @@ type Config struct {
 	RelayConcurrency int
 	AccountIdle      time.Duration
 	LocalRetry       time.Duration // retry cap when a backend did not answer
+	LookupCacheTTL   time.Duration // reuse a positive RCPT lookup this long
 
 	// DemoAccount creates demo@<first domain> with a random password
 	// (kept in DataDir/demo-password) when it does not exist.

@@ -131,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		OverQuotaTimeout: cfg.OverQuotaTimeout,
 		RelayConcurrency: cfg.RelayConcurrency,
 		LocalRetry:       cfg.LocalRetry,
+		LookupCacheTTL:   cfg.LookupCacheTTL,
 	}, actors.Deps{
 		OpenPartition: open,
 		Placement:     placement,

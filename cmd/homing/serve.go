@@ -99,6 +99,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.DurationVar(&cfg.DelayWarning, "delay-warning", 0, "send a delayed-delivery DSN after this long (0 = never)")
 	fs.DurationVar(&cfg.OverQuotaTimeout, "over-quota-timeout", 24*time.Hour, "a full mailbox fails permanently after this long")
 	fs.IntVar(&cfg.RelayConcurrency, "relay-concurrency", 20, "most simultaneous SMTP transactions per destination domain")
+	fs.DurationVar(&cfg.LookupCacheTTL, "lookup-cache-ttl", 30*time.Second, "reuse a positive RCPT-time account lookup this long (negative: always ask the owner)")
 	fs.DurationVar(&cfg.LocalRetry, "local-retry", 15*time.Second, "retry delay cap when the owning backend did not answer")
 	fs.DurationVar(&cfg.AccountIdle, "account-idle", 2*time.Minute, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", true, "create the demo account demo@FIRST-DOMAIN on first start")

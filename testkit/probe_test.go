@@ -1,0 +1,235 @@
+package testkit
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// The probe's own tests use a local actor system only (no remote), so they
+// run under -race.
+
+type ping struct{ n int }
+type pong struct{ n int }
+
+func (p *pong) String() string { return fmt.Sprintf("pong %d", p.n) }
+
+// testSystem is a local actor system, shut down when the test ends (after
+// the probes, whose cleanups are registered later and so run first).
+func testSystem(t *testing.T) *actor.ActorSystem {
+	s := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// echo answers every *ping with a *pong of the same number: with
+// ctx.Respond (which sends without a sender) below 100, with ctx.Request
+// (which names echo as the sender) from 100 on.
+func echo(ctx actor.Context) {
+	if p, ok := ctx.Message().(*ping); ok {
+		if p.n < 100 {
+			ctx.Respond(&pong{p.n})
+		} else {
+			ctx.Request(ctx.Sender(), &pong{p.n})
+		}
+	}
+}
+
+// failures is a testing.TB whose Fatalf and Errorf are recorded instead
+// of failing the real test, so that tests can assert that an assertion
+// fails. Fatalf ends the calling goroutine as testing.T's does: run the
+// assertion under it with run.
+type failures struct {
+	testing.TB // the real test, for Helper, Cleanup, Logf
+	mu         sync.Mutex
+	msgs       []string
+}
+
+func (f *failures) Fatalf(format string, args ...any) {
+	f.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *failures) Errorf(format string, args ...any) {
+	f.mu.Lock()
+	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+// run calls assertion on its own goroutine (so that Fatalf's Goexit ends
+// only that) and returns the failures it reported.
+func (f *failures) run(assertion func()) []string {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		assertion()
+	}()
+	<-done
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.msgs
+	f.msgs = nil
+	return out
+}
+
+func TestProbeExpectReturnsTheFirstMessageOfTheAskedTypeAndKeepsTheOthers(t *testing.T) {
+	system := testSystem(t)
+	p := NewProbe(t, system)
+	system.Root.Send(p.PID(), &ping{1})
+	system.Root.Send(p.PID(), &pong{2})
+	system.Root.Send(p.PID(), &ping{3})
+
+	if got := Expect[*pong](p, time.Second); got.n != 2 {
+		t.Fatalf("Expect[*pong] = %d, want 2", got.n)
+	}
+	// The pings that came before and after the pong were kept, in order.
+	if got := Expect[*ping](p, time.Second); got.n != 1 {
+		t.Fatalf("first Expect[*ping] = %d, want 1", got.n)
+	}
+	if got := Expect[*ping](p, time.Second); got.n != 3 {
+		t.Fatalf("second Expect[*ping] = %d, want 3", got.n)
+	}
+	p.ExpectNothing(20 * time.Millisecond)
+}
+
+func TestProbeExpectWaitsForAMessageStillOnItsWay(t *testing.T) {
+	system := testSystem(t)
+	p := NewProbe(t, system)
+	sent := make(chan struct{})
+	go func() {
+		<-sent
+		system.Root.Send(p.PID(), &ping{7})
+	}()
+	close(sent) // the send happens while Expect waits (or just before)
+	if got := Expect[*ping](p, 5*time.Second); got.n != 7 {
+		t.Fatalf("Expect[*ping] = %d, want 7", got.n)
+	}
+}
+
+func TestProbeExpectAcceptsAnInterfaceType(t *testing.T) {
+	system := testSystem(t)
+	p := NewProbe(t, system)
+	system.Root.Send(p.PID(), &ping{1}) // not a Stringer
+	system.Root.Send(p.PID(), &pong{4})
+	if got := Expect[fmt.Stringer](p, time.Second); got.String() != "pong 4" {
+		t.Fatalf("Expect[fmt.Stringer] = %q, want pong 4", got)
+	}
+}
+
+func TestProbeExpectFailsWhenNothingOfTheTypeArrives(t *testing.T) {
+	system := testSystem(t)
+	f := &failures{TB: t}
+	p := NewProbe(f, system)
+	system.Root.Send(p.PID(), &ping{1})
+	start := time.Now()
+	msgs := f.run(func() {
+		Expect[*pong](p, 50*time.Millisecond)
+		t.Error("Expect returned although no *pong arrived")
+	})
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "no *testkit.pong within 50ms") || !strings.Contains(msgs[0], "kept: *testkit.ping") {
+		t.Fatalf("failures = %q, want one naming the missing *pong and the kept *ping", msgs)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("Expect gave up after %v, before its 50ms", waited)
+	}
+	// The ping it passed over is still there.
+	if got := Expect[*ping](p, time.Second); got.n != 1 {
+		t.Fatalf("Expect[*ping] = %d, want 1", got.n)
+	}
+}
+
+func TestProbeExpectNothingPassesOnSilenceAndWaitsTheWholeTime(t *testing.T) {
+	system := testSystem(t)
+	p := NewProbe(t, system)
+	start := time.Now()
+	p.ExpectNothing(60 * time.Millisecond)
+	if waited := time.Since(start); waited < 60*time.Millisecond {
+		t.Errorf("ExpectNothing returned after %v, want at least 60ms", waited)
+	}
+}
+
+func TestProbeExpectNothingFailsOnAMessageThatArrives(t *testing.T) {
+	system := testSystem(t)
+	f := &failures{TB: t}
+	p := NewProbe(f, system)
+	go system.Root.Send(p.PID(), &ping{9})
+	msgs := f.run(func() { p.ExpectNothing(5 * time.Second) })
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *testkit.ping") {
+		t.Fatalf("failures = %q, want one naming the *ping", msgs)
+	}
+}
+
+func TestProbeExpectNothingFailsOnAMessageLeftUnexpected(t *testing.T) {
+	system := testSystem(t)
+	f := &failures{TB: t}
+	p := NewProbe(f, system)
+	system.Root.Send(p.PID(), &ping{1})
+	system.Root.Send(p.PID(), &pong{2})
+	if got := Expect[*pong](p, time.Second); got.n != 2 {
+		t.Fatalf("Expect[*pong] = %d, want 2", got.n)
+	}
+	msgs := f.run(func() { p.ExpectNothing(10 * time.Millisecond) })
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *testkit.ping") {
+		t.Fatalf("failures = %q, want one naming the kept *ping", msgs)
+	}
+}
+
+func TestProbeRequestGetsTheReplyWithItsSender(t *testing.T) {
+	system := testSystem(t)
+	target := system.Root.Spawn(actor.PropsFromFunc(echo))
+	t.Cleanup(func() { _ = system.Root.StopFuture(target).Wait() })
+	p := NewProbe(t, system)
+
+	p.Request(target, &ping{5}) // answered with ctx.Respond
+	d := ExpectDelivery[*pong](p, time.Second)
+	if d.Message.(*pong).n != 5 || d.Sender != nil {
+		t.Fatalf("reply %+v from %v, want pong 5 without a sender", d.Message, d.Sender)
+	}
+	p.Request(target, &ping{105}) // answered with ctx.Request
+	d = ExpectDelivery[*pong](p, time.Second)
+	if d.Message.(*pong).n != 105 || d.Sender == nil || !d.Sender.Equal(target) {
+		t.Fatalf("reply %+v from %v, want pong 105 from %v", d.Message, d.Sender, target)
+	}
+	p.ExpectNothing(20 * time.Millisecond)
+}
+
+func TestProbeWatchSeesTheTargetStop(t *testing.T) {
+	system := testSystem(t)
+	target := system.Root.Spawn(actor.PropsFromFunc(echo))
+	p := NewProbe(t, system)
+	p.Watch(target)
+	// The watch is in place once the probe has handled it; a request sent
+	// after it is handled after it too (one mailbox, in order), so the
+	// reply proves it.
+	p.Request(target, &ping{1})
+	Expect[*pong](p, time.Second)
+	system.Root.Stop(target)
+	term := Expect[*actor.Terminated](p, 5*time.Second)
+	if !term.Who.Equal(target) {
+		t.Fatalf("Terminated for %v, want %v", term.Who, target)
+	}
+}
+
+func TestProbeIsStoppedWhenTheTestEnds(t *testing.T) {
+	system := testSystem(t)
+	var pid *actor.PID
+	t.Run("inner", func(t *testing.T) {
+		pid = NewProbe(t, system).PID()
+	})
+	// The inner test's cleanup stopped the probe: watching it now yields
+	// Terminated at once.
+	p := NewProbe(t, system)
+	p.Watch(pid)
+	if term := Expect[*actor.Terminated](p, 5*time.Second); !term.Who.Equal(pid) {
+		t.Fatalf("Terminated for %v, want the inner probe %v", term.Who, pid)
+	}
+}
