@@ -49,6 +49,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	// Arguments after the flags (after "--") go to every node's serve.
 	if *frontends < 1 || *backends < 1 {
 		fmt.Fprintln(stderr, "homing dev: need at least one frontend and one backend")
 		return 2
@@ -114,6 +115,7 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			"--data", filepath.Join(*dir, n.name), "--account-store", filepath.Join(*dir, "accounts"),
 			"--partitions", strconv.Itoa(*partitions), "--domains", *domain, "--gossip-fast",
 			"--hostname", n.name + ".dev.test"}
+		args = append(args, fs.Args()...) // after --: passed to every node
 		if n.gossip != seed {
 			args = append(args, "--join", seed)
 		}
