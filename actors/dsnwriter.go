@@ -25,11 +25,13 @@ type dsnJob struct {
 // about, so a report enqueued again after a crash is the same queue message
 // and a local sender's mailbox stores it once.
 type dsnActor struct {
-	cfg   *Config
-	enq   *Enqueuer
-	stats *Stats
-	log   *slog.Logger
-	now   func() time.Time
+	cfg *Config
+	// submit queues the report by the node's queue mode (a report written
+	// on a backend in mode Remotely goes to a Locally-for-Others member).
+	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
+	stats  *Stats
+	log    *slog.Logger
+	now    func() time.Time
 }
 
 func (d *dsnActor) Receive(ctx actor.Context) {
@@ -64,7 +66,7 @@ func (d *dsnActor) write(job *dsnJob) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
 	defer cancel()
-	err := d.enq.Enqueue(ctx, env, raw)
+	err := d.submit(ctx, env, raw)
 	if err == nil {
 		d.log.Info("DSN queued", "queueID", id, "about", job.env.ID, "action", string(job.kind), "to", job.env.From)
 	}

@@ -32,8 +32,39 @@ type Enqueuer struct {
 // Enqueue implements smtp.Enqueuer. Recipients in a local domain whose
 // Account is not set yet are resolved here; one that does not exist is
 // recorded as failed (5.1.1) so the sender gets a report, and one that
-// cannot be resolved now makes the whole call fail temporarily.
+// cannot be resolved now makes the whole call fail temporarily. A message
+// marked for transfer (queue mode Remotely) is stored as it is: it is
+// routed where it is processed.
 func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error {
+	if err := e.prepare(ctx, env, body); err != nil {
+		return err
+	}
+	if err := e.store.Put(ctx, env, body); err != nil {
+		return fmt.Errorf("queueing %s: %w", env.ID, err)
+	}
+	e.root.Send(e.queue, &enqueued{env: env, body: body})
+	return nil
+}
+
+// EnqueueTransfer implements smtp.TransferEnqueuer: a message handed over
+// by another member is queued once, however often the transfer is
+// repeated.
+func (e *Enqueuer) EnqueueTransfer(ctx context.Context, env *mail.Envelope, body []byte) (bool, error) {
+	if err := e.prepare(ctx, env, body); err != nil {
+		return false, err
+	}
+	dup, err := e.store.PutTransfer(ctx, env, body)
+	if err != nil {
+		return false, fmt.Errorf("queueing transfer %s: %w", env.ID, err)
+	}
+	if !dup {
+		e.root.Send(e.queue, &enqueued{env: env, body: body})
+	}
+	return dup, nil
+}
+
+// prepare sets the id, arrival time and size, and routes the recipients.
+func (e *Enqueuer) prepare(ctx context.Context, env *mail.Envelope, body []byte) error {
 	if env.ID == "" {
 		env.ID = mail.NewID(e.now())
 	}
@@ -48,7 +79,17 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 		if r.State == "" {
 			r.State = mail.StatePending
 		}
-		if r.Account != "" || !e.dir.IsLocalDomain(mail.Domain(r.Addr)) {
+	}
+	if env.Transfer {
+		return nil
+	}
+	return e.route(ctx, env)
+}
+
+// route resolves the local recipients of env (aliases to accounts).
+func (e *Enqueuer) route(ctx context.Context, env *mail.Envelope) error {
+	for _, r := range env.Recipients {
+		if r.State.Final() || r.Account != "" || !e.dir.IsLocalDomain(mail.Domain(r.Addr)) {
 			continue
 		}
 		acct, err := e.dir.Resolve(ctx, r.Addr)
@@ -62,10 +103,6 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 			return fmt.Errorf("resolving %s: %w", r.Addr, err)
 		}
 	}
-	if err := e.store.Put(ctx, env, body); err != nil {
-		return fmt.Errorf("queueing %s: %w", env.ID, err)
-	}
-	e.root.Send(e.queue, &enqueued{env: env, body: body})
 	return nil
 }
 

@@ -307,6 +307,8 @@ type fakeQueue struct {
 	// eachHook, when set, runs at the start of Each (before it reads
 	// anything); it may block.
 	eachHook func()
+	// transferred: ids stored by PutTransfer.
+	transferred map[string]bool
 }
 
 func newFakeQueue() *fakeQueue {
@@ -326,6 +328,20 @@ func (q *fakeQueue) Put(_ context.Context, env *mail.Envelope, body []byte) erro
 	q.bodies[env.ID] = append([]byte(nil), body...)
 	q.log = append(q.log, queueOp{kind: opPut, id: env.ID, env: env.Clone(), body: append([]byte(nil), body...)})
 	return nil
+}
+
+func (q *fakeQueue) PutTransfer(ctx context.Context, env *mail.Envelope, body []byte) (bool, error) {
+	q.mu.Lock()
+	if q.transferred == nil {
+		q.transferred = map[string]bool{}
+	}
+	if q.transferred[env.ID] {
+		q.mu.Unlock()
+		return true, nil
+	}
+	q.transferred[env.ID] = true
+	q.mu.Unlock()
+	return false, q.Put(ctx, env, body)
 }
 
 func (q *fakeQueue) Update(env *mail.Envelope) <-chan error {

@@ -75,7 +75,13 @@ type qentry struct {
 	// waiting: the message is due but waits for a slot among the active
 	// messages (queueActor.ready).
 	waiting bool
+	// transferring: a transfer to a Locally-for-Others member is under
+	// way (env.Transfer).
+	transferring bool
 }
+
+// busy reports whether e holds an active slot.
+func (e *qentry) busy() bool { return len(e.inflight) > 0 || e.transferring }
 
 // queueActor keeps the in-memory view of this node's durable queue and
 // drives delivery: it hands local recipients to the local delivery actor and
@@ -86,14 +92,17 @@ type qentry struct {
 // commit asynchronously (Update, Delete); the order of writes to one
 // message is the order in which this actor submits them.
 type queueActor struct {
-	cfg     *Config
-	store   QueueStore
-	relayer Relayer
-	enq     *Enqueuer
-	place   Placement
-	stats   *Stats
-	log     *slog.Logger
-	now     func() time.Time
+	cfg        *Config
+	store      QueueStore
+	relayer    Relayer
+	transferer Transferer
+	// submit queues generated mail by the node's queue mode (DSNs).
+	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
+	enq    *Enqueuer
+	place  Placement
+	stats  *Stats
+	log    *slog.Logger
+	now    func() time.Time
 	// base is cancelled when the node shuts down; relay goroutines use
 	// it. (protoactor's Actor.Receive takes no context of the node's life.)
 	base context.Context
@@ -146,6 +155,8 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.attempt(ctx, e)
 	case *attemptDone:
 		q.done(ctx, m)
+	case *transferred:
+		q.transferred(ctx, m)
 	case *retryLocal:
 		q.retryLocal(ctx)
 	case *dsnWritten:
@@ -186,7 +197,7 @@ func (q *queueActor) start(ctx actor.Context) {
 		return &localDeliveryActor{cfg: q.cfg, place: q.place, stats: q.stats, now: q.now}
 	}))
 	q.dsn = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &dsnActor{cfg: q.cfg, enq: q.enq, stats: q.stats, log: q.log, now: q.now}
+		return &dsnActor{cfg: q.cfg, submit: q.submit, stats: q.stats, log: q.log, now: q.now}
 	}))
 	n := 0
 	err := q.store.Each(func(env *mail.Envelope) error {
@@ -213,7 +224,11 @@ func (q *queueActor) start(ctx actor.Context) {
 // attempt starts delivery of every open recipient that is due and not in
 // flight, and schedules the message's next wake-up otherwise.
 func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
-	if e.env.Held || e.reporting {
+	if e.env.Held || e.reporting || e.transferring {
+		return
+	}
+	if e.env.Transfer {
+		q.transfer(ctx, e)
 		return
 	}
 	now := q.now()
@@ -383,6 +398,91 @@ func (q *queueActor) retryLocal(ctx actor.Context) {
 	}
 }
 
+// transferred: the outcome of handing a message to a Locally-for-Others
+// member. With err nil, member has it queued; otherwise env is the message
+// routed for processing here (or nil when routing failed too).
+type transferred struct {
+	id     string
+	member string
+	env    *mail.Envelope
+	err    error
+}
+
+// transfer hands e (generated here in queue mode Remotely) to a member
+// that processes queues for others. The attempt runs in a goroutine; on
+// any failure the message is routed and processed here (mail flow 6:
+// nothing is ever lost).
+func (q *queueActor) transfer(ctx actor.Context, e *qentry) {
+	if q.active >= q.cfg.MaxActive {
+		if !e.waiting {
+			e.waiting = true
+			q.ready = append(q.ready, e.env.ID)
+		}
+		return
+	}
+	if e.body == nil {
+		body, err := q.store.Body(e.env.ID)
+		if err != nil {
+			q.log.Error("reading queued body", "queueID", e.env.ID, "err", err)
+			e.due = q.now().Add(q.cfg.MinBackoff)
+			ctx.Send(q.sched, &wake{id: e.env.ID, at: e.due})
+			return
+		}
+		e.body = body
+	}
+	q.active++
+	e.transferring = true
+	env, body := e.env.Clone(), e.body
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	go func() {
+		tctx, cancel := context.WithTimeout(q.base, q.cfg.RelayTimeout)
+		defer cancel()
+		var member string
+		err := errors.New("no transferer")
+		if q.transferer != nil {
+			member, err = q.transferer.Transfer(tctx, env, body)
+		}
+		if err == nil {
+			root.Send(self, &transferred{id: env.ID, member: member})
+			return
+		}
+		env.Transfer = false
+		if rerr := q.enq.route(tctx, env); rerr != nil {
+			root.Send(self, &transferred{id: env.ID, err: fmt.Errorf("%v; routing here: %w", err, rerr)})
+			return
+		}
+		root.Send(self, &transferred{id: env.ID, env: env, err: err})
+	}()
+}
+
+func (q *queueActor) transferred(ctx actor.Context, m *transferred) {
+	e := q.entries[m.id]
+	if e == nil || !e.transferring {
+		return
+	}
+	e.transferring = false
+	q.active--
+	defer q.pump(ctx)
+	switch {
+	case m.err == nil:
+		q.stats.Transferred.Add(1)
+		q.stats.result("transfer", "transferred")
+		q.log.Info("transferred to a member that processes queues for others", "queueID", m.id, "member", m.member)
+		q.remove(m.id)
+	case m.env != nil:
+		q.stats.result("transfer", "fallback")
+		q.log.Info("transfer failed; processing here", "queueID", m.id, "err", m.err)
+		e.env = m.env
+		q.write(m.id, q.store.Update(e.env.Clone()))
+		q.attempt(ctx, e)
+	default:
+		q.stats.result("transfer", "retry")
+		q.log.Warn("transfer failed and the message cannot be routed here yet; retrying", "queueID", m.id, "err", m.err)
+		e.due = q.now().Add(q.cfg.LocalRetry)
+		ctx.Send(q.sched, &wake{id: m.id, at: e.due})
+	}
+}
+
 // pump starts waiting messages while there are free slots.
 func (q *queueActor) pump(ctx actor.Context) {
 	for q.active < q.cfg.MaxActive && len(q.ready) > 0 {
@@ -484,7 +584,7 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 }
 
 func (q *queueActor) remove(id string) {
-	if e := q.entries[id]; e != nil && len(e.inflight) > 0 {
+	if e := q.entries[id]; e != nil && e.busy() {
 		q.active-- // its outcomes will find no entry
 	}
 	delete(q.entries, id)

@@ -36,6 +36,7 @@ type Stats struct {
 	Relayed        atomic.Int64
 	Bounced        atomic.Int64
 	Deferred       atomic.Int64
+	Transferred    atomic.Int64 // messages handed to a Locally-for-Others member
 	QueueDepth     atomic.Int64
 
 	lat *latencyRing

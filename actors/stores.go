@@ -32,11 +32,24 @@ type OpenPartition func(id int) (PartitionData, error)
 // QueueStore is the durable queue. *storage.QueueStore satisfies it.
 type QueueStore interface {
 	Put(ctx context.Context, env *mail.Envelope, body []byte) error
+	// PutTransfer is Put for a message handed over by another member:
+	// it stores nothing and reports duplicate when that id was handed
+	// over before.
+	PutTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error)
 	Update(env *mail.Envelope) <-chan error
 	Delete(id string) <-chan error
 	Envelope(id string) (*mail.Envelope, error)
 	Body(id string) ([]byte, error)
 	Each(fn func(*mail.Envelope) error) error
+}
+
+// Transferer hands a message generated here to a member whose queue mode
+// is Locally for Others (queue mode Remotely). It returns the member that
+// took it, or an error when none did (no such member alive, connection,
+// authentication, transfer or reply failure, timeout): the message is then
+// processed here. *node's transferer satisfies it.
+type Transferer interface {
+	Transfer(ctx context.Context, env *mail.Envelope, body []byte) (member string, err error)
 }
 
 // Relayer sends one SMTP transaction to the MX of one domain.

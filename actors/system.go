@@ -30,8 +30,14 @@ type Deps struct {
 	Queue QueueStore
 	// Relayer sends mail for remote domains.
 	Relayer Relayer
-	Logger  *slog.Logger
-	Stats   *Stats
+	// Transferer hands mail generated here to a Locally-for-Others member
+	// (queue mode Remotely); nil on a single node.
+	Transferer Transferer
+	// Mode returns this node's queue processing mode now ("locally",
+	// "locally-for-others" or "remotely"); nil = locally.
+	Mode   func() string
+	Logger *slog.Logger
+	Stats  *Stats
 	// Now is the clock (tests move it); nil = time.Now.
 	Now func() time.Time
 }
@@ -58,6 +64,23 @@ type System struct {
 
 	dummyOnce sync.Once
 	dummyHash string
+
+	mode       func() string
+	transferer Transferer
+}
+
+// Submit takes mail generated on this node (a user's submission through
+// the API, a rule's redirect, forward or auto-reply, a DSN) and queues it
+// according to the node's queue processing mode (design.md, mail flow 6):
+// Locally and Locally for Others queue it here, through the Enqueuer and
+// its rules; Remotely stores it durably as it is (the "temp file") and
+// hands it to a Locally-for-Others member, falling back to this node's
+// queue on any failure. It returns once the message is durable here.
+func (s *System) Submit(ctx context.Context, env *mail.Envelope, body []byte) error {
+	if s.mode != nil && s.mode() == "remotely" && s.transferer != nil {
+		env.Transfer = true
+	}
+	return s.enq.Enqueue(ctx, env, body)
 }
 
 // Start creates the actor system of a node and its actors, and recovers
@@ -113,8 +136,10 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
 	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, root: s.root, queue: s.queue, now: now}
+	s.mode, s.transferer = deps.Mode, deps.Transferer
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
+			transferer: deps.Transferer, submit: s.Submit,
 			place: s.place, stats: stats, log: log, now: now, base: base}
 	})
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {

@@ -158,6 +158,7 @@ type Stats struct {
 	Relayed         int64     `json:"relayed"`         // recipients accepted by a remote MTA
 	Bounced         int64     `json:"bounced"`         // recipients failed permanently
 	Deferred        int64     `json:"deferred"`        // temporary failures
+	Transferred     int64     `json:"transferred"`     // messages handed to a Locally-for-Others member
 	QueueDepth      int       `json:"queueDepth"`      // messages in the queue now
 	StoreLatencyP50 float64   `json:"storeLatencyP50"` // seconds, received -> stored
 	StoreLatencyP99 float64   `json:"storeLatencyP99"`

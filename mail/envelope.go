@@ -72,6 +72,11 @@ type Envelope struct {
 	Held bool `json:"held,omitempty"`
 	// WarnedDelay records that a delayed-delivery warning was sent.
 	WarnedDelay bool `json:"warnedDelay,omitempty"`
+	// Transfer: the message was generated on this node in queue mode
+	// Remotely and waits to be handed to a Locally-for-Others member. The
+	// queue does not attempt it itself unless every transfer fails; then
+	// it is processed here (design.md, mail flow 6).
+	Transfer bool `json:"transfer,omitempty"`
 }
 
 // RcptState is the queue state of one recipient.

@@ -24,8 +24,8 @@ var _ admin.API = apiImpl{}
 
 func (a apiImpl) Cluster(ctx context.Context) (admin.Cluster, error) {
 	n := a.n
-	if n.cl != nil && n.cl.membership != nil {
-		return n.clusterView(), nil
+	if cl := n.cluster(); cl != nil && cl.membership != nil {
+		return n.clusterView(cl), nil
 	}
 	c := admin.Cluster{Members: []admin.Member{{
 		Name:      n.cfg.Name,
@@ -207,7 +207,7 @@ func (a apiImpl) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (ad
 			a.n.mu.Lock()
 			a.n.queueMode = *s.QueueMode
 			a.n.mu.Unlock()
-			if cl := a.n.cl; cl != nil && cl.membership != nil {
+			if cl := a.n.cluster(); cl != nil && cl.membership != nil {
 				mode := *s.QueueMode
 				if err := cl.membership.UpdateMeta(func(m *cluster.Meta) { m.QueueMode = mode }); err != nil {
 					a.n.log.Error("gossiping the queue mode", "err", err)
@@ -243,6 +243,7 @@ func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
 		Relayed:         s.Relayed.Load(),
 		Bounced:         s.Bounced.Load(),
 		Deferred:        s.Deferred.Load(),
+		Transferred:     s.Transferred.Load(),
 		QueueDepth:      int(s.QueueDepth.Load()),
 		StoreLatencyP50: q[0].Seconds(),
 		StoreLatencyP99: q[1].Seconds(),
@@ -280,7 +281,7 @@ func (a apiImpl) Submit(ctx context.Context, user, password string, to []string,
 	env.ID = hmail.NewID(env.Received)
 	body := append([]byte(fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
 		account, a.n.cfg.Hostname, env.ID, env.Received.Format(time.RFC1123Z))), raw...)
-	if err := a.n.actors.Enqueuer().Enqueue(ctx, env, body); err != nil {
+	if err := a.n.actors.Submit(ctx, env, body); err != nil {
 		a.n.log.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
@@ -309,8 +310,8 @@ func checkMessage(raw []byte) error {
 
 // ownerOf names the node that owns partition p.
 func (n *Node) ownerOf(p int) string {
-	if n.cl != nil {
-		return n.cl.placement.Owner(p)
+	if cl := n.cluster(); cl != nil {
+		return cl.placement.Owner(p)
 	}
 	return n.cfg.Name
 }

@@ -46,7 +46,8 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	if err != nil {
 		return fmt.Errorf("--cluster-addr %s: %w", cfg.ClusterAddr, err)
 	}
-	n.cl = &clusterParts{placement: pl, channel: ch}
+	cl := &clusterParts{placement: pl, channel: ch}
+	n.setCluster(cl) // so that Close stops the channel if the rest fails
 	ms, err := cluster.Start(cluster.Config{
 		Name:          cfg.Name,
 		BindAddr:      cfg.Gossip,
@@ -72,23 +73,40 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	if err != nil {
 		return fmt.Errorf("--gossip %s: %w", cfg.Gossip, err)
 	}
-	n.cl.membership = ms
-	n.cl.ownership = cluster.RunOwnership(ms, pl, n.actors, cfg.hasRole("backend"), n.log.With("component", "ownership"))
+	full := &clusterParts{placement: pl, channel: ch, membership: ms}
+	n.setCluster(full)
+	own := cluster.RunOwnership(ms, pl, n.actors, cfg.hasRole("backend"), n.log.With("component", "ownership"))
+	n.setCluster(&clusterParts{placement: pl, channel: ch, membership: ms, ownership: own})
 	return nil
+}
+
+func (n *Node) setCluster(cl *clusterParts) {
+	n.mu.Lock()
+	n.cl = cl
+	n.mu.Unlock()
+}
+
+// cluster returns the node's cluster parts (nil on a single node, or
+// before they are started). The parts are never changed once published.
+func (n *Node) cluster() *clusterParts {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cl
 }
 
 // stopCluster leaves the cluster gracefully: the others see "left" and
 // take over this node's partitions, which close when the actors stop.
 func (n *Node) stopCluster() error {
-	if n.cl == nil {
+	cl := n.cluster()
+	if cl == nil {
 		return nil
 	}
-	if n.cl.ownership != nil {
-		n.cl.ownership.Stop()
+	if cl.ownership != nil {
+		cl.ownership.Stop()
 	}
 	var err error
-	if n.cl.membership != nil && !n.abrupt.Load() {
-		err = n.cl.membership.Leave(2 * time.Second)
+	if cl.membership != nil && !n.abrupt.Load() {
+		err = cl.membership.Leave(2 * time.Second)
 	}
 	return err
 }
@@ -96,22 +114,23 @@ func (n *Node) stopCluster() error {
 // closeCluster stops what must outlive the actors: the channel and the
 // gossip.
 func (n *Node) closeCluster() error {
-	if n.cl == nil {
+	cl := n.cluster()
+	if cl == nil {
 		return nil
 	}
-	if n.cl.channel != nil {
-		n.cl.channel.Stop()
+	if cl.channel != nil {
+		cl.channel.Stop()
 	}
-	if n.cl.membership != nil {
-		return n.cl.membership.Shutdown()
+	if cl.membership != nil {
+		return cl.membership.Shutdown()
 	}
 	return nil
 }
 
 // clusterView is GET /api/v1/cluster on a clustered node.
-func (n *Node) clusterView() admin.Cluster {
+func (n *Node) clusterView(cl *clusterParts) admin.Cluster {
 	var c admin.Cluster
-	for _, m := range n.cl.membership.Members() {
+	for _, m := range cl.membership.Members() {
 		mem := admin.Member{
 			Name: m.Name, Roles: m.Meta.Roles, QueueMode: m.Meta.QueueMode, State: string(m.State),
 			SMTP: m.Meta.SMTP, Admin: m.Meta.Admin, Version: m.Meta.Version,
@@ -121,7 +140,7 @@ func (n *Node) clusterView() admin.Cluster {
 		}
 		c.Members = append(c.Members, mem)
 	}
-	for p, o := range n.cl.placement.Owners() {
+	for p, o := range cl.placement.Owners() {
 		c.Partitions = append(c.Partitions, admin.Partition{ID: p, Owner: o})
 	}
 	return c

@@ -55,6 +55,10 @@ type Config struct {
 	Hostname     string            // SMTP greeting, Received, DSN; default Name
 	Routes       map[string]string // static relay routes, domain -> host:port, "*" smarthost
 	QueueMode    string            // locally | locally-for-others | remotely
+	// ForwardTo sends every non-local recipient over SMTP to these
+	// "host:port"s instead of relaying it: "*" means the cluster's live
+	// frontends (a backend without Internet access).
+	ForwardTo []string
 	// SyncMode is how writes are made durable: "syncfs" (default on
 	// Linux: one syncfs round per group of commits across every DB of a
 	// filesystem, see storage.Syncer) or "fsync" (badger's sync per
@@ -163,6 +167,17 @@ func (c Config) Validate() error {
 	for _, d := range c.Domains {
 		if d == "" || strings.ContainsAny(d, " @,") {
 			return fmt.Errorf("--domains: %q is not a domain", d)
+		}
+	}
+	for _, f := range c.ForwardTo {
+		if f == "*" {
+			if !c.Clustered() {
+				return errors.New("--forward-to '*' needs a cluster (the frontends are found through membership)")
+			}
+			continue
+		}
+		if _, _, err := net.SplitHostPort(f); err != nil {
+			return fmt.Errorf("--forward-to %s: want HOST:PORT or *", f)
 		}
 	}
 	for d, hp := range c.Routes {

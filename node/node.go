@@ -106,11 +106,27 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		open = func(id int) (actors.PartitionData, error) { return n.accounts.Open(id) }
 	}
 
-	relayer := smtp.NewClient(smtp.ClientConfig{
+	var clusterAuth *smtp.ClusterAuth
+	if cfg.Clustered() && cfg.Secret != "" {
+		clusterAuth = smtp.NewClusterAuth(cfg.Secret, cfg.ClusterName, cfg.Name)
+	}
+	relayCfg := smtp.ClientConfig{
 		Hostname: cfg.Hostname,
 		Resolver: cfg.Resolver,
 		Routes:   cfg.Routes,
-	})
+	}
+	if len(cfg.ForwardTo) > 0 {
+		// A backend without Internet access: every non-local recipient
+		// goes to the frontends, which relay it (authenticated as a
+		// member, so they accept any domain).
+		relayCfg.Smarthosts = n.forwardHosts(new(atomic.Uint64))
+		relayCfg.Auth = clusterAuth
+	}
+	relayer := smtp.NewClient(relayCfg)
+	var tr actors.Transferer
+	if clusterAuth != nil {
+		tr = &transferer{n: n, auth: clusterAuth, client: smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname})}
+	}
 	stats := actors.NewStats(n.registry)
 	var sysPtr atomic.Pointer[actors.System]
 	var pl *cluster.Placement
@@ -137,6 +153,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Placement:     placement,
 		Queue:         n.queue,
 		Relayer:       relayer,
+		Transferer:    tr,
+		Mode:          n.mode,
 		Logger:        log.With("component", "actors"),
 		Stats:         stats,
 	})
@@ -170,6 +188,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
 		Source:              mail.SourceSMTP,
 		TLSConfig:           tlsConfig,
+		Cluster:             clusterAuth,
+		AcceptTransfers:     func() bool { return n.mode() == ModeLocallyForOthers },
 	}
 	n.smtpServer = smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, log.With("component", "smtp"), smtpMetrics)
 	if n.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {

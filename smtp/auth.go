@@ -28,15 +28,22 @@ func (s *session) authAllowed() bool {
 // server has no Authenticator or the connection may not authenticate.
 func (s *session) AuthMechanisms() (mechs []string) {
 	defer s.recoverPanic("AuthMechanisms", nil)
-	if !s.authAllowed() {
-		return nil
+	if s.authAllowed() {
+		mechs = append(mechs, mechPlain, mechLogin)
 	}
-	return []string{mechPlain, mechLogin}
+	if s.srv.cfg.Cluster != nil {
+		// A challenge-response: no secret on the wire, so no TLS needed.
+		mechs = append(mechs, MechCluster)
+	}
+	return mechs
 }
 
 // Auth starts an AUTH exchange (RFC 4954 §4).
 func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 	defer s.recoverPanic("AUTH", &err)
+	if mech == MechCluster && s.srv.cfg.Cluster != nil {
+		return s.clusterAuth(), nil
+	}
 	switch {
 	case s.srv.auth == nil:
 		return nil, s.answer(reply(502, "5.5.1", "AUTH not available"))
@@ -66,6 +73,30 @@ func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 		}}}, nil
 	}
 	return nil, s.answer(reply(504, "5.5.4", "Unrecognized authentication mechanism"))
+}
+
+// clusterAuth runs X-HOMING-CLUSTER; failures count like wrong passwords.
+func (s *session) clusterAuth() sasl.Server {
+	return &saslErrors{s: s, Server: &clusterServer{a: s.srv.cfg.Cluster, done: func(node string) error {
+		if node == "" {
+			s.mu.Lock()
+			s.authFailures++
+			failures := s.authFailures
+			s.mu.Unlock()
+			s.srv.log.Warn("cluster authentication failed", "client", s.clientIP, "failures", failures)
+			s.pause(s.srv.cfg.AuthFailureDelay)
+			if failures >= s.srv.cfg.MaxAuthFailures {
+				s.closeAfterReply()
+				return s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+			}
+			return s.answer(reply(535, "5.7.8", "Authentication credentials invalid"))
+		}
+		s.mu.Lock()
+		s.clusterPeer = node
+		s.mu.Unlock()
+		s.srv.m.reply(string(s.srv.cfg.Source), 235)
+		return nil
+	}}}
 }
 
 // checkPassword asks the Authenticator. A wrong password waits

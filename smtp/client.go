@@ -44,6 +44,13 @@ type ClientConfig struct {
 	// that host. Either way a server that does not offer STARTTLS gets
 	// the message in plaintext.
 	TLS *tls.Config
+	// Smarthosts, when set, overrides Routes and MX for every domain: the
+	// "host:port" list it returns now is tried in order (forwarding to
+	// the cluster's frontends, --forward-to).
+	Smarthosts func() []string
+	// Auth, when set, authenticates every connection with the cluster
+	// mechanism (a backend forwarding to a frontend may then relay).
+	Auth *ClusterAuth
 	// Dial opens connections; nil is a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }

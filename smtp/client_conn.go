@@ -52,6 +52,11 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 		return remote(res, name), nx
 	}
 	defer cl.Close()
+	if c.cfg.Auth != nil {
+		if err := cl.Auth(c.cfg.Auth.Client()); err != nil {
+			return remote(mail.Temp("4.7.0", fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
+		}
+	}
 	c.transact(cl, conn, name, env, rcpts, body, results)
 	return mail.Result{}, done
 }

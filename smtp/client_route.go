@@ -23,6 +23,18 @@ type host struct {
 // route returns the hosts to try for domain, best first, or the result
 // every recipient gets when there are none.
 func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result) {
+	if c.cfg.Smarthosts != nil {
+		var hosts []host
+		for _, hp := range c.cfg.Smarthosts() {
+			if hs, fail := routeHost(hp); fail == nil {
+				hosts = append(hosts, hs...)
+			}
+		}
+		if len(hosts) == 0 {
+			return nil, ptr(mail.Temp("4.4.4", "no forwarding host available for "+domain))
+		}
+		return hosts, nil
+	}
 	if hp, ok := c.cfg.Routes[domain]; ok {
 		return routeHost(hp)
 	}

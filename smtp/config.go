@@ -68,6 +68,14 @@ type Config struct {
 	// Now is the clock for Received headers and envelopes; nil means
 	// time.Now. Tests set it.
 	Now func() time.Time
+
+	// Cluster, when set, offers the cluster submission protocol: members
+	// authenticate with X-HOMING-CLUSTER (see cluster.go), may relay, and
+	// may hand over messages with their whole envelope.
+	Cluster *ClusterAuth
+	// AcceptTransfers reports whether this node takes transferred
+	// messages now (its queue mode is Locally for Others). nil: never.
+	AcceptTransfers func() bool
 }
 
 // withDefaults returns c with every zero field set to its default.

@@ -2,9 +2,11 @@ package smtp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -29,7 +31,7 @@ func (s *session) data(r io.Reader) error {
 	s.mu.Lock()
 	tx := s.tx
 	tx.rcpts = append([]*mail.Recipient(nil), s.tx.rcpts...)
-	helo, authAccount := s.helo, s.authAccount
+	helo, authAccount, peer := s.helo, s.authAccount, s.clusterPeer
 	s.mu.Unlock()
 
 	// With DATA, go-smtp's read deadline is the one it set for the DATA
@@ -70,6 +72,20 @@ func (s *session) data(r io.Reader) error {
 		return errBareCRLF()
 	case msg.lineTooLong:
 		return errLineTooLong()
+	}
+
+	// A cluster transfer starts with the envelope record.
+	transfer, rest, isRecord, recErr := splitEnvelopeRecord(msg.data)
+	switch {
+	case isRecord && peer == "":
+		return reply(554, "5.7.1", "Envelope records are accepted from cluster members only")
+	case isRecord && recErr != nil:
+		s.srv.log.Warn("bad envelope record", "peer", peer, "err", recErr)
+		return reply(554, "5.6.0", "Malformed envelope record")
+	case isRecord && (s.srv.cfg.AcceptTransfers == nil || !s.srv.cfg.AcceptTransfers()):
+		return reply(451, "4.3.2", "This node does not take transfers now")
+	case isRecord:
+		return s.transferred(transfer, rest, tx, peer, helo)
 	}
 
 	now := s.srv.cfg.Now()
@@ -123,6 +139,87 @@ func (s *session) data(r io.Reader) error {
 	}
 	s.srv.m.messageAccepted(string(s.srv.cfg.Source), len(body))
 	s.srv.log.Debug("message accepted", "id", env.ID, "from", env.From, "rcpts", len(env.Recipients), "size", env.Size)
+	return reply(250, "2.0.0", "OK queued as "+env.ID)
+}
+
+// TransferEnqueuer is implemented by an Enqueuer that recognises a
+// message it has queued before (by id): a cluster transfer retried after
+// an unclear reply is then acknowledged again without a second copy.
+type TransferEnqueuer interface {
+	EnqueueTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error)
+}
+
+// transferred queues a message handed over by a cluster member with its
+// envelope record.
+func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, peer, helo string) error {
+	// MAIL and RCPT must agree with the record.
+	if !strings.EqualFold(env.From, tx.from) {
+		return reply(554, "5.6.0", "Envelope record does not match MAIL FROM")
+	}
+	want := map[string]bool{}
+	for _, r := range tx.rcpts {
+		want[strings.ToLower(r.Addr)] = true
+	}
+	var open []*mail.Recipient
+	for _, r := range env.Recipients {
+		if r.State.Final() {
+			continue
+		}
+		if !want[strings.ToLower(r.Addr)] {
+			return reply(554, "5.6.0", "Envelope record does not match RCPT TO")
+		}
+		delete(want, strings.ToLower(r.Addr))
+		// The receiving node routes afresh (its own directory).
+		open = append(open, &mail.Recipient{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt, State: mail.StatePending})
+	}
+	if len(want) > 0 || len(open) == 0 {
+		return reply(554, "5.6.0", "Envelope record does not match RCPT TO")
+	}
+	now := s.srv.cfg.Now()
+	hdr := receivedHeader(received{
+		helo:     sanitizeHELO(helo),
+		clientIP: s.clientIP,
+		by:       s.srv.cfg.Hostname,
+		tls:      s.tls,
+		auth:     true,
+		smtputf8: env.SMTPUTF8,
+		id:       env.ID,
+		rcpts:    open,
+		date:     now,
+	})
+	body := append(append(make([]byte, 0, len(hdr)+len(data)), hdr...), data...)
+	out := &mail.Envelope{
+		ID: env.ID, From: env.From, Recipients: open, EnvID: env.EnvID, Ret: env.Ret,
+		SMTPUTF8: env.SMTPUTF8, Body8Bit: env.Body8Bit, Received: env.Received,
+		Source: mail.SourceCluster, Auth: env.Auth, HELO: sanitizeHELO(helo), Size: int64(len(body)),
+	}
+	if out.Received.IsZero() {
+		out.Received = now
+	}
+	if s.clientIP.IsValid() {
+		out.ClientIP = s.clientIP.String()
+	}
+	var dup bool
+	var err error
+	if te, ok := s.srv.enq.(TransferEnqueuer); ok {
+		dup, err = te.EnqueueTransfer(s.ctx, out, body)
+	} else {
+		err = s.srv.enq.Enqueue(s.ctx, out, body)
+	}
+	var rej *mail.RejectError
+	switch {
+	case errors.As(err, &rej):
+		return rejectReply(rej)
+	case err != nil:
+		s.srv.log.Warn("enqueue of a transfer failed", "id", env.ID, "peer", peer, "err", err)
+		return errTempFailure()
+	}
+	s.srv.m.messageAccepted(string(mail.SourceCluster), len(body))
+	if dup {
+		s.srv.log.Info("transfer already queued", "id", env.ID, "peer", peer)
+		return reply(250, "2.0.0", "OK already queued as "+env.ID)
+	}
+	s.srv.log.Debug("transfer accepted", "id", env.ID, "peer", peer)
 	return reply(250, "2.0.0", "OK queued as "+env.ID)
 }
 

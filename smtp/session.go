@@ -44,6 +44,7 @@ type session struct {
 	mu           sync.Mutex
 	helo         string
 	authAccount  string // set by a successful AUTH; survives RSET
+	clusterPeer  string // the member authenticated with X-HOMING-CLUSTER
 	authFailures int
 	tx           transaction
 }
@@ -139,7 +140,7 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv.cfg.Submission && s.authAccount == "" {
+	if s.srv.cfg.Submission && s.authAccount == "" && s.clusterPeer == "" {
 		return errAuthRequired() // RFC 6409 §4.3
 	}
 	if s.tx.started {
@@ -195,7 +196,7 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 		opts = &gosmtp.RcptOptions{}
 	}
 	s.mu.Lock()
-	authed := s.authAccount != ""
+	authed := s.authAccount != "" || s.clusterPeer != ""
 	started, smtputf8 := s.tx.started, s.tx.smtputf8
 	s.mu.Unlock()
 	if !started {

@@ -17,6 +17,7 @@ import (
 //
 //	e/<id>                    envelope, JSON (mail.Envelope)
 //	b/<id>                    message body
+//	t/<id>                    a cluster transfer with this id was queued (expires after TransferRetention)
 //
 // Partition DB (AccountStore.Open):
 //
@@ -33,6 +34,7 @@ import (
 var (
 	prefixEnvelope = []byte("e/")
 	prefixBody     = []byte("b/")
+	prefixTransfer = []byte("t/")
 
 	prefixAccount = []byte("a/")
 	prefixAlias   = []byte("l/")

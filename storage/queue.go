@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/homing-mail/homing/mail"
 )
@@ -19,6 +21,8 @@ import (
 // would write the envelope back without its body.
 type QueueStore struct {
 	db *DB
+	// transferMu serialises PutTransfer's check-then-write.
+	transferMu sync.Mutex
 }
 
 // OpenQueue opens the queue in dir (created if needed). Bodies up to 64 KiB
@@ -47,6 +51,36 @@ func (q *QueueStore) Put(ctx context.Context, env *mail.Envelope, body []byte) e
 	}
 	b.Set(key(prefixBody, env.ID), body)
 	return q.db.Commit(ctx, b)
+}
+
+// TransferRetention is how long a queue remembers the id of a message
+// handed over by another member, so that a transfer repeated after an
+// unclear reply is recognised.
+const TransferRetention = 7 * 24 * time.Hour
+
+// PutTransfer stores a message handed over by another cluster member, like
+// Put, unless a message with its id was stored by PutTransfer within
+// TransferRetention: then it stores nothing and returns duplicate=true.
+// Calls for one id must not run concurrently (the caller serialises them;
+// a session holds one transfer at a time and ids are unique per sender).
+func (q *QueueStore) PutTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error) {
+	if err := checkID(env.ID); err != nil {
+		return false, err
+	}
+	q.transferMu.Lock()
+	defer q.transferMu.Unlock()
+	if _, err := q.db.Get(key(prefixTransfer, env.ID)); err == nil {
+		return true, nil
+	} else if !errors.Is(err, mail.ErrNotFound) {
+		return false, err
+	}
+	b, err := envelopeBatch(env)
+	if err != nil {
+		return false, err
+	}
+	b.Set(key(prefixBody, env.ID), body)
+	b.setTTL(key(prefixTransfer, env.ID), []byte{1}, TransferRetention)
+	return false, q.db.Commit(ctx, b)
 }
 
 // Update rewrites the envelope of a queued message (recipient states,

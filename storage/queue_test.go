@@ -153,3 +153,28 @@ func TestQueueUsesItsValueThreshold(t *testing.T) {
 		t.Fatalf("queue ValueThreshold = %d, want %d", got, queueProfile.valueThreshold)
 	}
 }
+
+// A transfer repeated after an unclear reply is stored once, even after
+// the first copy was delivered and deleted.
+func TestPutTransferOnce(t *testing.T) {
+	q, err := OpenQueue(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	env := &mail.Envelope{ID: "T1", From: "a@x", Recipients: []*mail.Recipient{{Addr: "b@y", State: mail.StatePending}}}
+	dup, err := q.PutTransfer(context.Background(), env, []byte("body"))
+	if err != nil || dup {
+		t.Fatalf("first PutTransfer = %v, %v", dup, err)
+	}
+	if err := <-q.Delete("T1"); err != nil {
+		t.Fatal(err)
+	}
+	dup, err = q.PutTransfer(context.Background(), env, []byte("body"))
+	if err != nil || !dup {
+		t.Fatalf("repeated PutTransfer = %v, %v; want duplicate", dup, err)
+	}
+	if _, err := q.Envelope("T1"); !errors.Is(err, mail.ErrNotFound) {
+		t.Fatalf("the repeated transfer was stored again: %v", err)
+	}
+}

@@ -86,6 +86,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
 	fs.StringVar(&cfg.SyncMode, "sync", "syncfs", "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar(&cfg.QueueMode, "queue-mode", "locally", "queue processing: locally, locally-for-others, remotely")
+	fs.Var((*listFlag)(&cfg.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
 	fs.Var(routeFlag(cfg.Routes), "route", "static relay route DOMAIN=HOST:PORT (repeatable; * = smarthost)")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-size", 32<<20, "largest message accepted, bytes")
 	fs.IntVar(&cfg.MaxRecipients, "max-recipients", 1000, "most recipients per message")
