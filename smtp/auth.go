@@ -104,6 +104,12 @@ func (s *session) clusterAuth() sasl.Server {
 // connection with 421. A non-empty authzid other than the user fails.
 func (s *session) checkPassword(username, password, authzid string) (err error) {
 	defer s.recoverPanic("AUTH check", &err)
+	ip := s.clientIP.String()
+	if s.srv.authLim.blocked(ip, username) {
+		s.srv.log.Warn("authentication refused: too many failures", "client", ip, "user", username)
+		s.pause(s.srv.cfg.AuthFailureDelay)
+		return s.answer(reply(454, "4.7.0", "Too many failed authentication attempts; try again later"))
+	}
 	var account string
 	if authzid == "" {
 		account, err = s.srv.auth.Authenticate(s.ctx, username, password)
@@ -118,6 +124,7 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		s.srv.m.reply(string(s.srv.cfg.Source), 235) // go-smtp writes the 235
 		return nil
 	case err == nil || errors.Is(err, mail.ErrAuthFailed):
+		s.srv.authLim.failed(ip, username)
 		s.mu.Lock()
 		s.authFailures++
 		failures := s.authFailures

@@ -60,6 +60,12 @@ type Config struct {
 	// reply, to slow down password guessing. Default 1 s; tests set it
 	// short.
 	AuthFailureDelay time.Duration
+	// MaxAuthFailuresPerIP and MaxAuthFailuresPerAccount bound failed
+	// AUTH attempts across connections within AuthFailureWindow; beyond
+	// them AUTH answers 454 4.7.0 without checking (defaults 10, 5, 15 min).
+	MaxAuthFailuresPerIP      int
+	MaxAuthFailuresPerAccount int
+	AuthFailureWindow         time.Duration
 
 	// Source is stamped on accepted envelopes. Default mail.SourceSMTP,
 	// or mail.SourceSubmission when Submission is set.
@@ -109,6 +115,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAuthFailures <= 0 {
 		c.MaxAuthFailures = 3
+	}
+	if c.MaxAuthFailuresPerIP <= 0 {
+		c.MaxAuthFailuresPerIP = 10
+	}
+	if c.MaxAuthFailuresPerAccount <= 0 {
+		c.MaxAuthFailuresPerAccount = 5
+	}
+	if c.AuthFailureWindow <= 0 {
+		c.AuthFailureWindow = 15 * time.Minute
 	}
 	if c.AuthFailureDelay <= 0 {
 		c.AuthFailureDelay = time.Second

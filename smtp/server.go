@@ -31,8 +31,9 @@ type Server struct {
 	log  *slog.Logger
 	m    *Metrics
 
-	gs  *gosmtp.Server
-	lim *limiter
+	gs      *gosmtp.Server
+	lim     *limiter
+	authLim *authLimiter
 
 	// ctx is the parent of every session's context; Close cancels it.
 	ctx    context.Context
@@ -54,6 +55,7 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, dir: dir, enq: enq, auth: auth, log: log, m: m, ctx: ctx, cancel: cancel}
+	s.authLim = newAuthLimiter(cfg.AuthFailureWindow, cfg.MaxAuthFailuresPerIP, cfg.MaxAuthFailuresPerAccount, cfg.Now)
 	s.lim = newLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, func(reason string) {
 		m.connectionRejected(string(cfg.Source), reason)
 		log.Info("connection refused: too many connections", "limit", reason)
