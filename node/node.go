@@ -200,6 +200,16 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		sub := scfg
 		sub.Submission = true
 		sub.Source = mail.SourceSubmission
+		if sub.TLSConfig == nil {
+			// AUTH needs TLS off loopback: without a configured
+			// certificate, offer STARTTLS with a self-signed one.
+			cert, err := selfSigned(cfg.Hostname)
+			if err != nil {
+				return nil, fmt.Errorf("self-signed certificate: %w", err)
+			}
+			sub.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
+		}
 		n.subServer = smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
 			log.With("component", "submission"), smtpMetrics)
 		if n.subLn, err = net.Listen("tcp", cfg.SubmissionAddr); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/admin"
@@ -286,4 +287,50 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
+}
+
+// The submission listener: AUTH required before MAIL, then an account may
+// relay; STARTTLS is offered with a self-signed certificate when none is
+// configured.
+func TestSubmissionAuthRelays(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
+		c.SubmissionAddr = "127.0.0.1:0"
+	}))
+	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	c, err := gosmtp.Dial(n.SubmissionAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("mua.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		t.Fatal("submission does not offer STARTTLS")
+	}
+	err = c.Mail("alice@example.test", nil)
+	assertSMTPCode(t, err, 530, "5.7.0")
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")); err != nil {
+		t.Fatalf("AUTH PLAIN: %v", err)
+	}
+	msg := testkit.Message("alice@example.test", "bob@remote.test", "submitted", "via 587")
+	if err := c.Mail("alice@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@remote.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := mx.WaitMessages(t, 1, 20*time.Second)
+	if got[0].From != "alice@example.test" || !bytes.Contains(got[0].Data, []byte("ESMTPA")) {
+		t.Fatalf("MX got from %q:\n%s", got[0].From, got[0].Data)
+	}
 }
