@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -40,10 +41,23 @@ type partitionActor struct {
 	// previous owner has not closed it yet: a handoff in progress).
 	retry     *time.Timer
 	retryWait time.Duration
+
+	retiring    bool
+	retireReply *actor.PID
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
 type retryOpen struct{}
+
+// retire asks a partition actor to stop taking work: it passivates its
+// account actors (each finishes what is in its mailbox), answers every
+// later request as temporarily unavailable, and replies retired once the
+// account actors are gone. protoactor drops the messages still queued in
+// a stopping actor without a reply; retiring first means none is left
+// waiting for its whole timeout.
+type retire struct{}
+
+type retired struct{}
 
 // partitionStatus asks a partition actor for its partitionState.
 type partitionStatus struct{}
@@ -94,7 +108,20 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 			p.data = nil
 		}
 		p.stats.stopped(KindPartition)
+	case *retire:
+		p.retiring, p.retireReply = true, ctx.Sender()
+		for acct := range p.children {
+			p.stopChild(ctx, acct)
+		}
+		p.maybeRetired(ctx)
 	case *pb.Deliver:
+		if p.retiring {
+			ctx.Respond(&pb.DeliverResult{
+				QueueId: m.QueueId, Recipient: m.Recipient, Partition: int32(p.id),
+				Result: pbResult(mail.Temp("4.4.3", "partition is moving to another node")),
+			})
+			return
+		}
 		if err := p.ensureOpen(); err != nil {
 			ctx.Respond(&pb.DeliverResult{
 				QueueId: m.QueueId, Recipient: m.Recipient, Partition: int32(p.id),
@@ -188,12 +215,30 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	delete(p.children, account)
+	if p.retiring {
+		for _, pm := range c.pending {
+			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
+				ctx.Send(pm.sender, &pb.DeliverResult{QueueId: d.QueueId, Recipient: d.Recipient, Partition: int32(p.id),
+					Result: pbResult(mail.Temp("4.4.3", "partition is moving to another node"))})
+			}
+		}
+		p.maybeRetired(ctx)
+		return
+	}
 	if len(c.pending) == 0 {
 		return
 	}
 	fresh := p.activate(ctx, account)
 	for _, pm := range c.pending {
 		ctx.RequestWithCustomSender(fresh.pid, pm.msg, pm.sender)
+	}
+}
+
+// maybeRetired answers the retire request once no account actor is left.
+func (p *partitionActor) maybeRetired(ctx actor.Context) {
+	if p.retiring && len(p.children) == 0 && p.retireReply != nil {
+		ctx.Send(p.retireReply, &retired{})
+		p.retireReply = nil
 	}
 }
 
@@ -212,6 +257,10 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	case *pb.Resolve, *pb.CreateAccount, *pb.GetAccount, *pb.DeleteAccount, *pb.ListAccounts,
 		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw:
 	default:
+		return
+	}
+	if p.retiring {
+		ctx.Respond(unavailableReply(msg, errors.New("partition is moving to another node")))
 		return
 	}
 	if err := p.ensureOpen(); err != nil {

@@ -227,10 +227,12 @@ func (s *System) StopPartition(id int) {
 	}
 	s.partMu.Unlock()
 	if pid != nil {
-		// Stop, not Poison: system messages go first, so the data closes
-		// now even if requests are queued; they are answered as dead
-		// letters and retried by their senders.
-		_ = s.root.StopFuture(pid).Wait()
+		// Retire first (account actors finish their mailboxes; later
+		// requests are answered "unavailable" at once), then poison: the
+		// requests still queued are answered before the actor stops and
+		// closes the data.
+		_, _ = s.root.RequestFuture(pid, &retire{}, s.cfg.RequestTimeout).Result()
+		_ = s.root.PoisonFuture(pid).Wait()
 	}
 }
 

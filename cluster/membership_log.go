@@ -5,6 +5,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // memberlistLogWriter turns memberlist's log lines ("[WARN] memberlist:
@@ -27,6 +28,9 @@ type memberlistLogWriter struct{ m *Membership }
 func newMemberlistLog(m *Membership) *log.Logger {
 	return log.New(memberlistLogWriter{m}, "", 0)
 }
+
+// refuteGrace: see Write.
+const refuteGrace = 10 * time.Second
 
 const (
 	suspectPrefix = "Suspect "
@@ -60,7 +64,11 @@ func (w memberlistLogWriter) Write(p []byte) (int, error) {
 			w.m.signalChanged()
 		}
 	}
-	if strings.HasPrefix(text, refuteDead) {
+	// The refuted message names no incarnation: in the first moments of a
+	// process it is usually about a predecessor under the same name, so it
+	// only counts after refuteGrace (push/pull state and join lists, which
+	// carry the start time, are trusted at once).
+	if strings.HasPrefix(text, refuteDead) && time.Since(time.Unix(0, w.m.Meta().Started)) > refuteGrace {
 		w.m.declaredDead("a member gossiped that this node is dead (" + text + ")")
 	}
 	return len(p), nil

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -34,8 +35,15 @@ type ClusterOptions struct {
 	Partitions int
 	// Node, if set, changes a node's configuration after StartCluster
 	// has filled it (and wins over it), before every start of the node,
-	// Restart included.
+	// Restart included. It is called on the test's goroutine. Replacing
+	// WrapGossip takes the node off the Switch and hides its gossip
+	// address from the nodes that join after it.
 	Node func(name string, c *node.Config)
+	// LogLevel is the least level of the records the nodes write to
+	// t.Log; the zero value is slog.LevelInfo. slog.LevelDebug shows
+	// everything, memberlist's chatter included (with GossipFast, several
+	// lines per node every 100 ms while a member is dead).
+	LogLevel slog.Level
 }
 
 // Cluster is a dynamic Homing cluster of in-process nodes on loopback, in
@@ -56,9 +64,11 @@ type ClusterOptions struct {
 // `//go:build !race` (real processes, as in node/cluster_test.go, are the
 // way to test a cluster under -race).
 //
-// The methods that start, stop or cut nodes, and WaitSettled, fail the
-// test with t.Fatalf: call them from the goroutine running the test that
-// started the cluster. Node, Admin and Names are safe for concurrent use.
+// Methods fail the test with t.Fatalf when they cannot do their job (a
+// node that does not start, a name that does not run, a cluster that does
+// not settle): call them from the goroutine running the test that started
+// the cluster. Names, and Node and Admin of a running node, are also safe
+// to call from other goroutines (a sender loop, say).
 type Cluster struct {
 	t      testing.TB
 	opt    ClusterOptions
@@ -109,7 +119,7 @@ func StartCluster(t testing.TB, opt ClusterOptions) *Cluster {
 		http:    &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}},
 		members: map[string]*clusterMember{},
 	}
-	t.Cleanup(c.closeAll)
+	t.Cleanup(c.http.CloseIdleConnections) // after every node's closeAtEnd
 	for i := 1; i <= opt.Frontends; i++ {
 		c.add("fe"+strconv.Itoa(i), "frontend")
 	}
@@ -130,6 +140,7 @@ func (c *Cluster) add(name, role string) *node.Node {
 		c.t.Fatalf("cluster: a node named %s exists already", name)
 	}
 	cfg := TestConfig(c.t, name)
+	cfg.Logger = slog.New(minLevel{cfg.Logger.Handler(), c.opt.LogLevel})
 	cfg.Roles = []string{role}
 	cfg.Partitions = c.opt.Partitions
 	cfg.AccountStore = c.store
@@ -139,6 +150,7 @@ func (c *Cluster) add(name, role string) *node.Node {
 	cfg.GossipFast = true
 	cfg.LocalRetry = 300 * time.Millisecond
 	m := &clusterMember{cfg: cfg}
+	c.closeAtEnd(m)
 	c.mu.Lock()
 	c.members[name] = m
 	c.order = append(c.order, name)
@@ -185,31 +197,34 @@ func (c *Cluster) gossipSeeds() []string {
 	return seeds
 }
 
-// closeAll closes every running node at the end of the test, without
+// closeAtEnd closes m's node, if it runs, when the test ends, without
 // leaving the cluster (nobody is left to care, and a graceful leave waits
-// for its broadcast).
-func (c *Cluster) closeAll() {
-	c.op.Lock()
-	defer c.op.Unlock()
-	c.mu.Lock()
-	var running []*node.Node
-	for _, name := range slices.Backward(c.order) {
-		if m := c.members[name]; m.node != nil {
-			running = append(running, m.node)
-			m.node = nil
+// for its broadcast). It is registered right after the node's logger, so
+// that it runs before the logger stops writing to t.Log (cleanups run last
+// registered first), and nodes close in the reverse order of their
+// creation.
+func (c *Cluster) closeAtEnd(m *clusterMember) {
+	c.t.Cleanup(func() {
+		c.op.Lock()
+		defer c.op.Unlock()
+		c.mu.Lock()
+		n := m.node
+		m.node, m.gossip = nil, ""
+		c.mu.Unlock()
+		if n == nil {
+			return
 		}
-	}
-	c.mu.Unlock()
-	for _, n := range running {
+		start := time.Now()
 		if err := n.CloseAbruptly(); err != nil {
 			c.t.Errorf("cluster: closing %s: %v", n.Name(), err)
 		}
-	}
-	c.http.CloseIdleConnections()
+		c.t.Logf("cluster: %s closed in %v", n.Name(), time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // member returns the member called name, failing the test if there is none.
 func (c *Cluster) member(name string) *clusterMember {
+	c.t.Helper()
 	c.mu.Lock()
 	m := c.members[name]
 	c.mu.Unlock()
@@ -259,7 +274,8 @@ func (c *Cluster) Names() []string {
 	return out
 }
 
-// AddBackend starts a new backend called name that joins the cluster, and
+// AddBackend starts a new backend called name (a name not used before in
+// this cluster) that joins the running nodes, and
 // waits until the placement has settled with it (unless a Partition or
 // Isolate is in effect: then it returns once the node runs).
 func (c *Cluster) AddBackend(name string) *node.Node {
@@ -347,7 +363,9 @@ func (c *Cluster) Isolate(name string) {
 }
 
 // Partition cuts the gossip link between nodes a and b, both ways, until
-// Heal.
+// Heal. Where a third node reaches both, memberlist's indirect probes
+// through it may keep a and b alive in each other's eyes; a two-node cut
+// (or Isolate) always ends in "dead".
 func (c *Cluster) Partition(a, b string) {
 	c.t.Helper()
 	c.member(a)
@@ -375,13 +393,20 @@ func (c *Cluster) Heal() {
 // cannot succeed while a Partition or Isolate is in effect.
 func (c *Cluster) WaitSettled(t testing.TB) {
 	t.Helper()
-	var why string
+	var why, last string
 	start := time.Now()
 	Eventually(t, settleTimeout, func() bool {
 		why = c.unsettled()
+		if why != "" {
+			last = why
+		}
 		return why == ""
 	}, "cluster not settled: %s", lazyString(func() string { return why }))
-	t.Logf("cluster settled in %v", time.Since(start).Round(time.Millisecond))
+	if last == "" {
+		t.Logf("cluster settled")
+	} else {
+		t.Logf("cluster settled in %v (last waited for: %s)", time.Since(start).Round(time.Millisecond), last)
+	}
 }
 
 // unsettled returns why the cluster has not settled, or "" if it has.
@@ -403,7 +428,9 @@ func (c *Cluster) unsettled() string {
 	if !slices.ContainsFunc(names, func(n string) bool { return backend[n] }) {
 		return "no backend runs"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A node answers at once unless a partition actor is busy (stopping,
+	// say): then ask again on the next poll rather than wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 
 	var owners []string // by partition, as the first running node sees them
@@ -466,6 +493,24 @@ func (c *Cluster) unsettled() string {
 		}
 	}
 	return ""
+}
+
+// minLevel drops the records below a level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }
 
 // lazyString formats as what its function returns when formatted.
