@@ -51,6 +51,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./mail -run '^$$' -fuzz FuzzParseAddress -fuzztime $(FUZZTIME)
 	$(GO) test ./smtp -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME)
+	$(GO) test ./cluster -run '^$$' -fuzz FuzzDecodeMeta -fuzztime $(FUZZTIME)
+	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:
