@@ -14,6 +14,7 @@ ACCOUNTS ?= 500
 build:
 	$(GO) build -o $(HOMING) ./cmd/homing
 	$(GO) build -o $(BIN)/homing-load ./cmd/homing-load
+	$(GO) build -o $(BIN)/homing-filter-example ./cmd/homing-filter-example
 
 # The default single node: data under ./data, SMTP 127.0.0.1:2525, admin 127.0.0.1:8025.
 run: build
@@ -55,6 +56,7 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./filter -run '^$$' -fuzz FuzzParseResponse -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:
