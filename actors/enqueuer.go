@@ -22,11 +22,12 @@ import (
 // Safe for concurrent use by every SMTP session, the admin API and the
 // DSN writer.
 type Enqueuer struct {
-	store QueueStore
-	dir   *Directory
-	root  *actor.RootContext
-	queue *actor.PID
-	now   func() time.Time
+	store    QueueStore
+	dir      *Directory
+	pipeline ContentPipeline // nil: no rules
+	root     *actor.RootContext
+	queue    *actor.PID
+	now      func() time.Time
 }
 
 // Enqueue implements smtp.Enqueuer. Recipients in a local domain whose
@@ -36,7 +37,8 @@ type Enqueuer struct {
 // marked for transfer (queue mode Remotely) is stored as it is: it is
 // routed where it is processed.
 func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error {
-	if err := e.prepare(ctx, env, body); err != nil {
+	body, discard, err := e.prepare(ctx, env, body)
+	if err != nil || discard {
 		return err
 	}
 	if err := e.store.Put(ctx, env, body); err != nil {
@@ -50,7 +52,8 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 // by another member is queued once, however often the transfer is
 // repeated.
 func (e *Enqueuer) EnqueueTransfer(ctx context.Context, env *mail.Envelope, body []byte) (bool, error) {
-	if err := e.prepare(ctx, env, body); err != nil {
+	body, discard, err := e.prepare(ctx, env, body)
+	if err != nil || discard {
 		return false, err
 	}
 	dup, err := e.store.PutTransfer(ctx, env, body)
@@ -63,17 +66,18 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, env *mail.Envelope, body
 	return dup, nil
 }
 
-// prepare sets the id, arrival time and size, and routes the recipients.
-func (e *Enqueuer) prepare(ctx context.Context, env *mail.Envelope, body []byte) error {
+// prepare sets the id, arrival time and size, runs the rules and routes
+// the recipients (a message waiting for transfer is left as it is: it is
+// processed where it is queued). It returns the body to store.
+func (e *Enqueuer) prepare(ctx context.Context, env *mail.Envelope, body []byte) ([]byte, bool, error) {
 	if env.ID == "" {
 		env.ID = mail.NewID(e.now())
 	}
 	if env.Received.IsZero() {
 		env.Received = e.now()
 	}
-	env.Size = int64(len(body))
 	if len(env.Recipients) == 0 {
-		return fmt.Errorf("%w: no recipients", errInvalid)
+		return nil, false, fmt.Errorf("%w: no recipients", errInvalid)
 	}
 	for _, r := range env.Recipients {
 		if r.State == "" {
@@ -81,9 +85,23 @@ func (e *Enqueuer) prepare(ctx context.Context, env *mail.Envelope, body []byte)
 		}
 	}
 	if env.Transfer {
-		return nil
+		env.Size = int64(len(body))
+		return body, false, nil
 	}
-	return e.route(ctx, env)
+	body, discard, err := e.process(ctx, env, body)
+	if err != nil || discard {
+		return nil, discard, err
+	}
+	env.Size = int64(len(body))
+	return body, false, e.route(ctx, env)
+}
+
+// process runs the content pipeline, if any.
+func (e *Enqueuer) process(ctx context.Context, env *mail.Envelope, body []byte) ([]byte, bool, error) {
+	if e.pipeline == nil {
+		return body, false, nil
+	}
+	return e.pipeline.Process(ctx, env, body)
 }
 
 // route resolves the local recipients of env (aliases to accounts).

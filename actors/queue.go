@@ -402,10 +402,19 @@ func (q *queueActor) retryLocal(ctx actor.Context) {
 // member. With err nil, member has it queued; otherwise env is the message
 // routed for processing here (or nil when routing failed too).
 type transferred struct {
-	id     string
-	member string
-	env    *mail.Envelope
-	err    error
+	id       string
+	member   string
+	env      *mail.Envelope
+	body     []byte
+	err      error
+	discard  bool // a rule discarded it when it was processed here
+	rejected bool // a rule refused it when it was processed here
+}
+
+// isReject reports whether err is a rule's refusal.
+func isReject(err error) bool {
+	var rej *mail.RejectError
+	return errors.As(err, &rej)
 }
 
 // transfer hands e (generated here in queue mode Remotely) to a member
@@ -446,12 +455,25 @@ func (q *queueActor) transfer(ctx actor.Context, e *qentry) {
 			root.Send(self, &transferred{id: env.ID, member: member})
 			return
 		}
+		// Processed here after all: this queue takes it, so its rules run
+		// here (once), then it is routed and stored as processed.
 		env.Transfer = false
-		if rerr := q.enq.route(tctx, env); rerr != nil {
-			root.Send(self, &transferred{id: env.ID, err: fmt.Errorf("%v; routing here: %w", err, rerr)})
-			return
+		out, discard, perr := q.enq.process(tctx, env, body)
+		if perr == nil && !discard {
+			env.Size = int64(len(out))
+			perr = q.enq.route(tctx, env)
 		}
-		root.Send(self, &transferred{id: env.ID, env: env, err: err})
+		if perr == nil && !discard {
+			perr = q.store.Put(tctx, env, out)
+		}
+		switch {
+		case discard:
+			root.Send(self, &transferred{id: env.ID, env: env, discard: true, err: err})
+		case perr != nil:
+			root.Send(self, &transferred{id: env.ID, err: fmt.Errorf("%v; processing here: %w", err, perr), rejected: isReject(perr)})
+		default:
+			root.Send(self, &transferred{id: env.ID, env: env, body: out, err: err})
+		}
 	}()
 }
 
@@ -469,11 +491,26 @@ func (q *queueActor) transferred(ctx actor.Context, m *transferred) {
 		q.stats.result("transfer", "transferred")
 		q.log.Info("transferred to a member that processes queues for others", "queueID", m.id, "member", m.member)
 		q.remove(m.id)
+	case m.discard:
+		q.log.Info("transfer failed; processed here and discarded by a rule", "queueID", m.id, "err", m.err)
+		q.remove(m.id)
+	case m.rejected:
+		// Generated here, refused here by a rule: fail every recipient and
+		// report it to the sender, as a delivery failure.
+		q.log.Info("transfer failed; refused here by a rule", "queueID", m.id, "err", m.err)
+		var rej *mail.RejectError
+		errors.As(m.err, &rej)
+		for _, r := range e.env.Recipients {
+			if !r.State.Final() {
+				q.fail(r, q.now(), rej.Status, fmt.Sprintf("%d %s %s", rej.Code, rej.Status, rej.Text), "transfer")
+			}
+		}
+		e.env.Transfer = false
+		q.finish(ctx, e)
 	case m.env != nil:
 		q.stats.result("transfer", "fallback")
 		q.log.Info("transfer failed; processing here", "queueID", m.id, "err", m.err)
-		e.env = m.env
-		q.write(m.id, q.store.Update(e.env.Clone()))
+		e.env, e.body = m.env, m.body
 		q.attempt(ctx, e)
 	default:
 		q.stats.result("transfer", "retry")

@@ -58,3 +58,14 @@ type Transferer interface {
 type Relayer interface {
 	Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Recipient, body []byte) []mail.Result
 }
+
+// ContentPipeline runs the server-wide and cluster-wide rules, and the
+// external filters they name, on a message entering this node's queue
+// (design.md: "rules run in the Enqueuer of the node whose queue takes the
+// message"). It may change the recipients and the body (added header
+// fields); discard means the message is accepted and dropped; an error
+// wrapping *mail.RejectError refuses it with that reply, any other error
+// is temporary. Safe for concurrent use.
+type ContentPipeline interface {
+	Process(ctx context.Context, env *mail.Envelope, body []byte) (out []byte, discard bool, err error)
+}

@@ -33,6 +33,9 @@ type Deps struct {
 	// Transferer hands mail generated here to a Locally-for-Others member
 	// (queue mode Remotely); nil on a single node.
 	Transferer Transferer
+	// Pipeline runs server-wide and cluster-wide rules and filters in the
+	// Enqueuer; nil = none.
+	Pipeline ContentPipeline
 	// Mode returns this node's queue processing mode now ("locally",
 	// "locally-for-others" or "remotely"); nil = locally.
 	Mode   func() string
@@ -135,7 +138,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
-	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, root: s.root, queue: s.queue, now: now}
+	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, root: s.root, queue: s.queue, now: now}
 	s.mode, s.transferer = deps.Mode, deps.Transferer
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -31,6 +32,11 @@ type API interface {
 
 	Actors(ctx context.Context) (map[string]int, error)
 	Stats(ctx context.Context) (Stats, error)
+	// Rules returns the "server" (this node's) or "cluster" (every
+	// member's) rule set; SetRules replaces it (an *Error 400 when a rule
+	// is invalid) and returns what is in force.
+	Rules(ctx context.Context, scope string) (RuleSet, error)
+	SetRules(ctx context.Context, scope string, rules json.RawMessage) (RuleSet, error)
 	// Partitions reports the partitions whose actors run on this node.
 	Partitions(ctx context.Context) ([]PartitionStatus, error)
 
@@ -139,6 +145,14 @@ type SettingsUpdate struct {
 	QueueMode *string `json:"queueMode,omitempty"`
 }
 
+// RuleSet is GET/PUT /api/v1/rules/{scope}: a JSON array of rules (see
+// package rules and README.md) and, for the cluster-wide set, its version.
+type RuleSet struct {
+	Scope   string          `json:"scope"`
+	Version int64           `json:"version,omitempty"`
+	Rules   json.RawMessage `json:"rules"`
+}
+
 // PartitionStatus is one partition actor on the node answering, GET
 // /api/v1/partitions.
 type PartitionStatus struct {
@@ -159,6 +173,7 @@ type Stats struct {
 	Bounced         int64     `json:"bounced"`         // recipients failed permanently
 	Deferred        int64     `json:"deferred"`        // temporary failures
 	Transferred     int64     `json:"transferred"`     // messages handed to a Locally-for-Others member
+	FilterRuns      int64     `json:"filterRuns"`      // external filter invocations on this node
 	QueueDepth      int       `json:"queueDepth"`      // messages in the queue now
 	StoreLatencyP50 float64   `json:"storeLatencyP50"` // seconds, received -> stored
 	StoreLatencyP99 float64   `json:"storeLatencyP99"`

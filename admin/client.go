@@ -164,6 +164,20 @@ func (c *Client) Actors(ctx context.Context) (map[string]int, error) {
 	return out, err
 }
 
+// Rules is GET /api/v1/rules/{scope}.
+func (c *Client) Rules(ctx context.Context, scope string) (RuleSet, error) {
+	var out RuleSet
+	err := c.call(ctx, http.MethodGet, "/api/v1/rules/"+url.PathEscape(scope), nil, &out)
+	return out, err
+}
+
+// SetRules is PUT /api/v1/rules/{scope} with the rule array.
+func (c *Client) SetRules(ctx context.Context, scope string, rules json.RawMessage) (RuleSet, error) {
+	var out RuleSet
+	err := c.call(ctx, http.MethodPut, "/api/v1/rules/"+url.PathEscape(scope), rules, &out)
+	return out, err
+}
+
 // Partitions is GET /api/v1/partitions.
 func (c *Client) Partitions(ctx context.Context) ([]PartitionStatus, error) {
 	var out []PartitionStatus

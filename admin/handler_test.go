@@ -57,7 +57,7 @@ func TestContractShapes(t *testing.T) {
 	}
 
 	st := e.do("GET", "/api/v1/stats", "").expect(t, 200).object(t)
-	wantKeys(t, "stats", st, "accepted", "deliveredLocal", "relayed", "bounced", "deferred", "queueDepth", "storeLatencyP50", "storeLatencyP99", "since", "transferred")
+	wantKeys(t, "stats", st, "accepted", "deliveredLocal", "relayed", "bounced", "deferred", "queueDepth", "storeLatencyP50", "storeLatencyP99", "since", "transferred", "filterRuns")
 	if st["deliveredLocal"] != float64(8) || st["storeLatencyP99"] != 0.01 {
 		t.Errorf("stats %v", st)
 	}

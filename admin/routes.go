@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sort"
@@ -39,6 +40,8 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
+	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)
+	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
 
@@ -269,6 +272,49 @@ func (h *handler) actors(w http.ResponseWriter, r *http.Request) {
 		a = map[string]int{}
 	}
 	writeJSON(w, http.StatusOK, a)
+}
+
+func ruleScope(r *http.Request) (string, error) {
+	s := r.PathValue("scope")
+	if s != "server" && s != "cluster" {
+		return "", &Error{Status: http.StatusNotFound, Message: "rule scope must be server or cluster"}
+	}
+	return s, nil
+}
+
+func (h *handler) rules(w http.ResponseWriter, r *http.Request) {
+	scope, err := ruleScope(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rs, err := h.api.Rules(r.Context(), scope)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
+}
+
+// setRules takes the rule array itself as the body.
+func (h *handler) setRules(w http.ResponseWriter, r *http.Request) {
+	scope, err := ruleScope(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var list []json.RawMessage
+	if err := decode(w, r, h.opt.BodyLimit, &list); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	raw, _ := json.Marshal(list)
+	rs, err := h.api.SetRules(r.Context(), scope, raw)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 func (h *handler) partitions(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,9 @@ type Meta struct {
 	Partitions int      // partition count; nodes with another count are refused
 	Static     string   // static mode: the partitions this backend owns, e.g. "0-7,12"; "" = dynamic
 	Started    int64    // unix nanoseconds when this process started (tells restarts apart)
+	// RulesVersion is the version of the cluster-wide rules this node
+	// applies; a member with an older one fetches the newer set.
+	RulesVersion int64
 }
 
 // HasRole reports whether r is one of m's roles.
@@ -65,18 +68,19 @@ type metaFlags struct {
 // wireMeta is the encoding of Meta and its flags: JSON with short keys,
 // empty fields left out.
 type wireMeta struct {
-	Cluster    string   `json:"c,omitempty"`
-	Version    string   `json:"v,omitempty"`
-	Roles      []string `json:"r,omitempty"`
-	QueueMode  string   `json:"q,omitempty"`
-	SMTP       string   `json:"s,omitempty"`
-	Channel    string   `json:"ch,omitempty"`
-	Admin      string   `json:"a,omitempty"`
-	Partitions int      `json:"p,omitempty"`
-	Static     string   `json:"st,omitempty"`
-	Started    int64    `json:"t,omitempty"`
-	Leaving    bool     `json:"lv,omitempty"`
-	Alone      bool     `json:"al,omitempty"`
+	Cluster      string   `json:"c,omitempty"`
+	Version      string   `json:"v,omitempty"`
+	Roles        []string `json:"r,omitempty"`
+	QueueMode    string   `json:"q,omitempty"`
+	SMTP         string   `json:"s,omitempty"`
+	Channel      string   `json:"ch,omitempty"`
+	Admin        string   `json:"a,omitempty"`
+	Partitions   int      `json:"p,omitempty"`
+	Static       string   `json:"st,omitempty"`
+	Started      int64    `json:"t,omitempty"`
+	RulesVersion int64    `json:"rv,omitempty"`
+	Leaving      bool     `json:"lv,omitempty"`
+	Alone        bool     `json:"al,omitempty"`
 }
 
 // EncodeMeta encodes m for memberlist. The error wraps ErrMetaTooLarge when
@@ -90,7 +94,7 @@ func encodeMeta(m Meta, f metaFlags) ([]byte, error) {
 	b, err := json.Marshal(wireMeta{
 		Cluster: m.Cluster, Version: m.Version, Roles: m.Roles, QueueMode: m.QueueMode,
 		SMTP: m.SMTP, Channel: m.Channel, Admin: m.Admin, Partitions: m.Partitions,
-		Static: m.Static, Started: m.Started, Leaving: f.leaving, Alone: f.alone,
+		Static: m.Static, Started: m.Started, Leaving: f.leaving, Alone: f.alone, RulesVersion: m.RulesVersion,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encoding node metadata: %w", err)
@@ -121,6 +125,6 @@ func decodeMeta(b []byte) (Meta, metaFlags, error) {
 	return Meta{
 		Cluster: w.Cluster, Version: w.Version, Roles: w.Roles, QueueMode: w.QueueMode,
 		SMTP: w.SMTP, Channel: w.Channel, Admin: w.Admin, Partitions: w.Partitions,
-		Static: w.Static, Started: w.Started,
+		Static: w.Static, Started: w.Started, RulesVersion: w.RulesVersion,
 	}, metaFlags{leaving: w.Leaving, alone: w.Alone}, nil
 }

@@ -23,11 +23,12 @@ type PartitionHost interface {
 // previous owner has let go). When this node learns that the cluster
 // declared it dead, it closes every partition first, before anything else.
 type Ownership struct {
-	ms      *Membership
-	pl      *Placement
-	host    PartitionHost
-	backend bool
-	log     *slog.Logger
+	ms       *Membership
+	pl       *Placement
+	host     PartitionHost
+	backend  bool
+	log      *slog.Logger
+	onChange func()
 
 	stop chan struct{}
 	done chan struct{}
@@ -38,8 +39,10 @@ type Ownership struct {
 
 // RunOwnership starts following membership. host may be a frontend's
 // actors (backend false): then only the queue is told about changes.
-func RunOwnership(ms *Membership, pl *Placement, host PartitionHost, backend bool, log *slog.Logger) *Ownership {
-	o := &Ownership{ms: ms, pl: pl, host: host, backend: backend, log: log,
+// onChange, if not nil, runs (in the ownership goroutine) after every
+// change has been applied.
+func RunOwnership(ms *Membership, pl *Placement, host PartitionHost, backend bool, log *slog.Logger, onChange func()) *Ownership {
+	o := &Ownership{ms: ms, pl: pl, host: host, backend: backend, log: log, onChange: onChange,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	o.apply()
 	go o.run()
@@ -100,6 +103,9 @@ func (o *Ownership) apply() {
 		}
 	}
 	o.host.RetryLocal()
+	if o.onChange != nil {
+		o.onChange()
+	}
 }
 
 // Moves counts partitions started or stopped here because of membership.

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
 	hmail "github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -244,6 +246,7 @@ func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
 		Bounced:         s.Bounced.Load(),
 		Deferred:        s.Deferred.Load(),
 		Transferred:     s.Transferred.Load(),
+		FilterRuns:      a.n.pipe.invocations.Load(),
 		QueueDepth:      int(s.QueueDepth.Load()),
 		StoreLatencyP50: q[0].Seconds(),
 		StoreLatencyP99: q[1].Seconds(),
@@ -324,3 +327,52 @@ func (n *Node) mode() string {
 
 // Version is the node software version.
 const Version = "0.1.0"
+
+func (a apiImpl) Rules(ctx context.Context, scope string) (admin.RuleSet, error) {
+	sc := rules.ScopeServer
+	if scope == "cluster" {
+		sc = rules.ScopeCluster
+	}
+	rs, v := a.n.pipe.rulesOf(sc)
+	if rs == nil {
+		rs = []rules.Rule{}
+	}
+	b, err := json.Marshal(rs)
+	return admin.RuleSet{Scope: scope, Version: v, Rules: b}, err
+}
+
+func (a apiImpl) SetRules(ctx context.Context, scope string, raw json.RawMessage) (admin.RuleSet, error) {
+	var rs []rules.Rule
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rs); err != nil {
+		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error()}
+	}
+	if scope == "cluster" {
+		if a.n.cluster() == nil {
+			// A single node is its own cluster.
+			a.n.log.Info("cluster-wide rules set on a single node")
+		}
+		b, _ := json.Marshal(rs)
+		if _, err := a.n.setClusterRules(b); err != nil {
+			return admin.RuleSet{}, rulesError(err)
+		}
+	} else {
+		if err := a.n.pipe.set(rules.ScopeServer, rs, 0); err != nil {
+			return admin.RuleSet{}, rulesError(err)
+		}
+		if err := a.n.pipe.save(); err != nil {
+			return admin.RuleSet{}, err
+		}
+		a.n.log.Info("server-wide rules changed", "rules", len(rs))
+	}
+	return a.Rules(ctx, scope)
+}
+
+// rulesError makes a validation error a 400 for the operator.
+func rulesError(err error) error {
+	if errors.Is(err, rules.ErrInvalidRule) || strings.Contains(err.Error(), "filter") {
+		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	return err
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
+	"github.com/homing-mail/homing/rules"
 )
 
 // clusterParts are what a clustered node runs besides a single node's
@@ -48,6 +49,10 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	}
 	cl := &clusterParts{placement: pl, channel: ch}
 	n.setCluster(cl) // so that Close stops the channel if the rest fails
+	if err := n.startSettings(); err != nil {
+		return err
+	}
+	_, rulesVersion := n.pipe.rulesOf(rules.ScopeCluster)
 	ms, err := cluster.Start(cluster.Config{
 		Name:          cfg.Name,
 		BindAddr:      cfg.Gossip,
@@ -58,16 +63,17 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 		WrapTransport: cfg.WrapGossip,
 		Logger:        n.log.With("component", "gossip"),
 		Meta: cluster.Meta{
-			Cluster:    cfg.ClusterName,
-			Version:    Version,
-			Roles:      cfg.Roles,
-			QueueMode:  cfg.QueueMode,
-			SMTP:       n.SMTPAddr(),
-			Channel:    ch.Address(),
-			Admin:      n.AdminAddr(),
-			Partitions: cfg.Partitions,
-			Static:     cfg.StaticPartitions,
-			Started:    n.started.UnixNano(),
+			Cluster:      cfg.ClusterName,
+			Version:      Version,
+			Roles:        cfg.Roles,
+			QueueMode:    cfg.QueueMode,
+			SMTP:         n.SMTPAddr(),
+			Channel:      ch.Address(),
+			Admin:        n.AdminAddr(),
+			Partitions:   cfg.Partitions,
+			Static:       cfg.StaticPartitions,
+			Started:      n.started.UnixNano(),
+			RulesVersion: rulesVersion,
 		},
 	})
 	if err != nil {
@@ -75,7 +81,7 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	}
 	full := &clusterParts{placement: pl, channel: ch, membership: ms}
 	n.setCluster(full)
-	own := cluster.RunOwnership(ms, pl, n.actors, cfg.hasRole("backend"), n.log.With("component", "ownership"))
+	own := cluster.RunOwnership(ms, pl, n.actors, cfg.hasRole("backend"), n.log.With("component", "ownership"), n.syncClusterRules)
 	n.setCluster(&clusterParts{placement: pl, channel: ch, membership: ms, ownership: own})
 	return nil
 }

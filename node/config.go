@@ -55,6 +55,9 @@ type Config struct {
 	Hostname     string            // SMTP greeting, Received, DSN; default Name
 	Routes       map[string]string // static relay routes, domain -> host:port, "*" smarthost
 	QueueMode    string            // locally | locally-for-others | remotely
+	// Filters are the external filters (content plugins) rules may name:
+	// name -> program and arguments (--filter NAME=COMMAND).
+	Filters map[string][]string
 	// ForwardTo sends every non-local recipient over SMTP to these
 	// "host:port"s instead of relaying it: "*" means the cluster's live
 	// frontends (a backend without Internet access).

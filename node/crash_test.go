@@ -21,12 +21,18 @@ import (
 // need real processes (kill -9 cannot be simulated in process).
 var homingBin string
 
+// filterBin is the example external filter (cmd/homing-filter-example).
+var filterBin string
+
 func buildBinary() (cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "homing-bin-")
 	if err != nil {
 		return nil, err
 	}
 	homingBin, err = testkit.BuildHoming(dir)
+	if err == nil {
+		filterBin, err = testkit.BuildCommand(dir, "github.com/homing-mail/homing/cmd/homing-filter-example")
+	}
 	return func() { os.RemoveAll(dir) }, err
 }
 

@@ -122,3 +122,73 @@ func TestRemotelyLocallyForOthersMemberKilled(t *testing.T) {
 		t.Fatalf("MX got %d copies, want exactly one", n)
 	}
 }
+
+// TestRemotelyRunsClusterFilterOnce shows the point of remote queue
+// processing (design.md, mail flow 5): a message generated on a backend
+// that forwards to '*' passes the cluster-wide filter twice in mode
+// Locally (the backend's Enqueuer, then the frontend's), and once in mode
+// Remotely (only the Locally-for-Others frontend's Enqueuer).
+func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	c := newTestCluster(t)
+	c.add("fe1", "frontend", "--queue-mode", "locally-for-others", "--route", "remote.test="+mx.Addr, "--filter", "cf="+filterBin)
+	c.add("be1", "backend", "--queue-mode", "locally", "--forward-to", "*", "--filter", "cf="+filterBin)
+	c.waitOwners("fe1", "be1")
+	fe, be := c.admin("fe1"), c.admin("be1")
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
+		return err == nil || strings.Contains(err.Error(), "exists")
+	}, "creating alice")
+	// The cluster-wide rule is set once, on the frontend; the backend gets it.
+	set, err := fe.SetRules(context.Background(), "cluster", []byte(`[{"name":"scan","actions":[{"kind":"filter","value":"cf"}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		rs, err := be.Rules(context.Background(), "cluster")
+		return err == nil && rs.Version == set.Version
+	}, "the backend does not apply the cluster-wide rules")
+
+	send := func(subject string) testkit.Received {
+		t.Helper()
+		before := len(mx.Messages())
+		raw := testkit.Message("alice@example.test", "bob@remote.test", subject, "generated on the backend")
+		if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
+			t.Fatal(err)
+		}
+		return mx.WaitMessages(t, before+1, 30*time.Second)[before]
+	}
+	runs := func() (int64, int64) { return stats(t, be).FilterRuns, stats(t, fe).FilterRuns }
+
+	got := send("in mode locally")
+	b1, f1 := runs()
+	if b1 != 1 || f1 != 1 || strings.Count(string(got.Data), "X-Homing-Filtered: yes") != 2 {
+		t.Fatalf("mode locally: filter ran %d times on be1 and %d on fe1, message filtered %d times; want 1, 1, 2",
+			b1, f1, strings.Count(string(got.Data), "X-Homing-Filtered: yes"))
+	}
+
+	mode := "remotely"
+	if _, err := be.UpdateSettings(context.Background(), admin.SettingsUpdate{QueueMode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	// Every member sees the change (gossip) within seconds.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		v, err := fe.Cluster(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, m := range v.Members {
+			if m.Name == "be1" {
+				return m.QueueMode == "remotely"
+			}
+		}
+		return false
+	}, "fe1 does not see be1's new queue mode")
+	got = send("in mode remotely")
+	b2, f2 := runs()
+	if b2 != b1 || f2 != f1+1 || strings.Count(string(got.Data), "X-Homing-Filtered: yes") != 1 {
+		t.Fatalf("mode remotely: filter ran %d more times on be1 and %d more on fe1, message filtered %d times; want 0, 1, 1",
+			b2-b1, f2-f1, strings.Count(string(got.Data), "X-Homing-Filtered: yes"))
+	}
+	t.Logf("filter runs per backend-generated message: locally %d, remotely %d", b1+f1, (b2-b1)+(f2-f1))
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
+	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/smtp"
 	"github.com/homing-mail/homing/storage"
@@ -51,6 +52,7 @@ type Node struct {
 	mu        sync.Mutex
 	queueMode string
 	demo      demoInfo
+	pipe      *pipeline
 	cl        *clusterParts
 	syncers   []*storage.Syncer
 
@@ -127,6 +129,24 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if clusterAuth != nil {
 		tr = &transferer{n: n, auth: clusterAuth, client: smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname})}
 	}
+	filterMetrics := filter.NewMetrics(n.registry)
+	filters := map[string]*filter.Filter{}
+	for name, cmd := range cfg.Filters {
+		f, err := filter.Start(filter.Config{Name: name, Command: cmd, Logger: log.With("component", "filter", "filter", name)}, filterMetrics)
+		if err != nil {
+			for _, f := range filters {
+				f.Close()
+			}
+			return nil, fmt.Errorf("--filter %s: %w", name, err)
+		}
+		filters[name] = f
+	}
+	if n.pipe, err = newPipeline(cfg.DataDir, filters, log.With("component", "rules")); err != nil {
+		for _, f := range filters {
+			f.Close()
+		}
+		return nil, err
+	}
 	stats := actors.NewStats(n.registry)
 	var sysPtr atomic.Pointer[actors.System]
 	var pl *cluster.Placement
@@ -154,6 +174,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Queue:         n.queue,
 		Relayer:       relayer,
 		Transferer:    tr,
+		Pipeline:      n.pipe,
 		Mode:          n.mode,
 		Logger:        log.With("component", "actors"),
 		Stats:         stats,
@@ -297,6 +318,9 @@ func (n *Node) Close() error {
 			n.actors.Stop()
 		}
 		errs = append(errs, n.closeCluster())
+		if n.pipe != nil {
+			errs = append(errs, n.pipe.close())
+		}
 		if n.accounts != nil {
 			errs = append(errs, n.accounts.Close())
 		}

@@ -27,6 +27,19 @@ func BuildHoming(dir string) (string, error) {
 	return out, nil
 }
 
+// BuildCommand builds the main package pkg (an import path) into dir and
+// returns the binary's path.
+func BuildCommand(dir, pkg string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %v: %s", pkg, err, stderr.String())
+	}
+	return out, nil
+}
+
 // FreeAddr returns a loopback host:port that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()

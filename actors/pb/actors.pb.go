@@ -1183,6 +1183,157 @@ func (x *RawReply) GetError() *Error {
 	return nil
 }
 
+// Rules carries a rule set between nodes: cluster-wide rules are set once
+// through any node's admin API and every member applies the same set, the
+// newest version winning.
+type Rules struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`      // "cluster"
+	Version       int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"` // unix nanoseconds of the change
+	Json          []byte                 `protobuf:"bytes,3,opt,name=json,proto3" json:"json,omitempty"`        // []rules.Rule as JSON
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rules) Reset() {
+	*x = Rules{}
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rules) ProtoMessage() {}
+
+func (x *Rules) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rules.ProtoReflect.Descriptor instead.
+func (*Rules) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Rules) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+func (x *Rules) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Rules) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+type GetRules struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scope         string                 `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRules) Reset() {
+	*x = GetRules{}
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRules) ProtoMessage() {}
+
+func (x *GetRules) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRules.ProtoReflect.Descriptor instead.
+func (*GetRules) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetRules) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
+type RulesAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int64                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesAck) Reset() {
+	*x = RulesAck{}
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesAck) ProtoMessage() {}
+
+func (x *RulesAck) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesAck.ProtoReflect.Descriptor instead.
+func (*RulesAck) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RulesAck) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
@@ -1270,7 +1421,15 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\"H\n" +
 	"\bRawReply\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05errorB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"K\n" +
+	"\x05Rules\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
+	"\x04json\x18\x03 \x01(\fR\x04json\" \n" +
+	"\bGetRules\x12\x14\n" +
+	"\x05scope\x18\x01 \x01(\tR\x05scope\"$\n" +
+	"\bRulesAck\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversionB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
 
 var (
 	file_actors_pb_actors_proto_rawDescOnce sync.Once
@@ -1285,7 +1444,7 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),       // 0: homing.actors.Error.Kind
 	(*Result)(nil),        // 1: homing.actors.Result
@@ -1307,6 +1466,9 @@ var file_actors_pb_actors_proto_goTypes = []any{
 	(*MessagesReply)(nil), // 17: homing.actors.MessagesReply
 	(*GetRaw)(nil),        // 18: homing.actors.GetRaw
 	(*RawReply)(nil),      // 19: homing.actors.RawReply
+	(*Rules)(nil),         // 20: homing.actors.Rules
+	(*GetRules)(nil),      // 21: homing.actors.GetRules
+	(*RulesAck)(nil),      // 22: homing.actors.RulesAck
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
@@ -1337,7 +1499,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -5,6 +5,7 @@ package admintest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -54,6 +55,8 @@ type Fake struct {
 	Current     admin.Settings
 	ActorCounts map[string]int
 	Counters    admin.Stats
+	// RuleSets answers Rules and records SetRules, by scope.
+	RuleSets map[string]admin.RuleSet
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// StatsFunc, when set, answers Stats instead of Counters. It runs
@@ -307,6 +310,29 @@ func (f *Fake) Actors(ctx context.Context) (map[string]int, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// Rules returns RuleSets[scope].
+func (f *Fake) Rules(ctx context.Context, scope string) (admin.RuleSet, error) {
+	defer f.Unlock()
+	if err := f.enter("Rules"); err != nil {
+		return admin.RuleSet{}, err
+	}
+	return f.RuleSets[scope], nil
+}
+
+// SetRules stores rules as RuleSets[scope].
+func (f *Fake) SetRules(ctx context.Context, scope string, rules json.RawMessage) (admin.RuleSet, error) {
+	defer f.Unlock()
+	if err := f.enter("SetRules"); err != nil {
+		return admin.RuleSet{}, err
+	}
+	if f.RuleSets == nil {
+		f.RuleSets = map[string]admin.RuleSet{}
+	}
+	rs := admin.RuleSet{Scope: scope, Rules: append(json.RawMessage(nil), rules...)}
+	f.RuleSets[scope] = rs
+	return rs, nil
 }
 
 // Partitions returns PartitionList.

@@ -55,6 +55,20 @@ func (r routeFlag) Set(v string) error {
 	return nil
 }
 
+// filterFlag collects repeated --filter NAME=COMMAND ARGS.
+type filterFlag map[string][]string
+
+func (f filterFlag) String() string { return fmt.Sprint(map[string][]string(f)) }
+func (f filterFlag) Set(v string) error {
+	name, cmd, ok := strings.Cut(v, "=")
+	args := strings.Fields(cmd)
+	if !ok || name == "" || len(args) == 0 {
+		return fmt.Errorf("want NAME=COMMAND [ARGS...], got %q", v)
+	}
+	f[name] = args
+	return nil
+}
+
 // serveFlags binds every setting of `homing serve` to cfg.
 func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string, configFile *string) {
 	cfg.Routes = map[string]string{}
@@ -86,6 +100,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
 	fs.StringVar(&cfg.SyncMode, "sync", "syncfs", "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar(&cfg.QueueMode, "queue-mode", "locally", "queue processing: locally, locally-for-others, remotely")
+	cfg.Filters = map[string][]string{}
+	fs.Var(filterFlag(cfg.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
 	fs.Var((*listFlag)(&cfg.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
 	fs.Var(routeFlag(cfg.Routes), "route", "static relay route DOMAIN=HOST:PORT (repeatable; * = smarthost)")
 	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-size", 32<<20, "largest message accepted, bytes")

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/homing-mail/homing/filter"
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/rules"
+)
+
+// pipeline runs the server-wide and the cluster-wide rules, and the
+// external filters they name, in this node's Enqueuer (actors.ContentPipeline).
+// Rule sets are replaced whole (atomically) when the administrator changes
+// them; the cluster-wide set also arrives from other members.
+type pipeline struct {
+	log     *slog.Logger
+	tmp     string // where filters read message files
+	file    string // rules.json in the data directory
+	filters map[string]*filter.Filter
+
+	mu             sync.RWMutex
+	server         []rules.Rule
+	cluster        []rules.Rule
+	clusterVersion int64
+	serverSet      *rules.Set
+	clusterSet     *rules.Set
+
+	invocations atomic.Int64 // filter runs on this node
+}
+
+// storedRules is rules.json.
+type storedRules struct {
+	Server         []rules.Rule `json:"server"`
+	Cluster        []rules.Rule `json:"cluster"`
+	ClusterVersion int64        `json:"clusterVersion"`
+}
+
+func newPipeline(dataDir string, filters map[string]*filter.Filter, log *slog.Logger) (*pipeline, error) {
+	p := &pipeline{log: log, tmp: filepath.Join(dataDir, "filter-tmp"), file: filepath.Join(dataDir, "rules.json"), filters: filters}
+	if err := os.MkdirAll(p.tmp, 0o700); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st storedRules
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.file, err)
+	}
+	if err := p.set(rules.ScopeServer, st.Server, 0); err != nil {
+		return nil, fmt.Errorf("%s: server rules: %w", p.file, err)
+	}
+	if err := p.set(rules.ScopeCluster, st.Cluster, st.ClusterVersion); err != nil {
+		return nil, fmt.Errorf("%s: cluster rules: %w", p.file, err)
+	}
+	return p, nil
+}
+
+// set validates and installs a rule set (without saving it).
+func (p *pipeline) set(scope rules.Scope, rs []rules.Rule, version int64) error {
+	set, err := rules.Compile(rs, scope)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		for _, a := range r.Actions {
+			if a.Kind == rules.ActionFilter && p.filters[a.Value] == nil {
+				return fmt.Errorf("rule %q: no filter named %q is configured (--filter NAME=COMMAND)", r.Name, a.Value)
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if scope == rules.ScopeCluster {
+		p.cluster, p.clusterSet, p.clusterVersion = rs, set, version
+	} else {
+		p.server, p.serverSet = rs, set
+	}
+	return nil
+}
+
+// save writes rules.json durably (temp file, fsync, rename).
+func (p *pipeline) save() error {
+	p.mu.RLock()
+	b, err := json.MarshalIndent(storedRules{Server: p.server, Cluster: p.cluster, ClusterVersion: p.clusterVersion}, "", "  ")
+	p.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	tmp := p.file + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, p.file)
+}
+
+// rulesOf returns a copy of a rule set and its version.
+func (p *pipeline) rulesOf(scope rules.Scope) ([]rules.Rule, int64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if scope == rules.ScopeCluster {
+		return append([]rules.Rule(nil), p.cluster...), p.clusterVersion
+	}
+	return append([]rules.Rule(nil), p.server...), 0
+}
+
+// Process implements actors.ContentPipeline: cluster-wide rules, then
+// server-wide rules, then the filters they name, in order.
+func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte) ([]byte, bool, error) {
+	p.mu.RLock()
+	cs, ss := p.clusterSet, p.serverSet
+	p.mu.RUnlock()
+	if cs.Len() == 0 && ss.Len() == 0 {
+		return body, false, nil
+	}
+	h, _ := rules.ParseHeader(body) // a malformed header still yields what it could parse
+	m := rules.NewMessage(env, h)
+	oc, os := cs.Evaluate(m), ss.Evaluate(m)
+	for _, o := range []rules.Outcome{oc, os} {
+		if o.Reject != nil {
+			p.log.Info("message refused by a rule", "queueID", env.ID, "rules", strings.Join(o.Matched, ","))
+			return nil, false, o.Reject
+		}
+	}
+	out := rules.Outcome{
+		Discard:    oc.Discard || os.Discard,
+		Redirect:   append(oc.Redirect, os.Redirect...),
+		Forward:    append(oc.Forward, os.Forward...),
+		AddHeaders: append(oc.AddHeaders, os.AddHeaders...),
+		Matched:    append(oc.Matched, os.Matched...),
+	}
+	for _, name := range append(oc.Filters, os.Filters...) {
+		f := p.filters[name]
+		if f == nil {
+			// The rule was valid when set; the filter went away (a
+			// restart without it). Keep the mail: try again later.
+			p.log.Error("a rule names a filter that is not configured", "filter", name, "queueID", env.ID)
+			return nil, false, fmt.Errorf("filter %q is not configured", name)
+		}
+		p.invocations.Add(1)
+		var rcpts []string
+		for _, r := range env.Recipients {
+			if !r.State.Final() {
+				rcpts = append(rcpts, r.Addr)
+			}
+		}
+		v, err := f.CheckMessage(ctx, p.tmp, env.From, rcpts, body)
+		switch {
+		case err != nil && v.Kind != filter.KindFailure:
+			return nil, false, fmt.Errorf("filter %s: %w", name, err)
+		case v.Kind == filter.KindOK:
+			out.AddHeaders = append(out.AddHeaders, v.Headers...)
+		case v.Kind == filter.KindDiscard:
+			p.log.Info("message discarded by a filter", "filter", name, "queueID", env.ID)
+			out.Discard = true
+		case v.Kind == filter.KindReject:
+			return nil, false, &mail.RejectError{Code: 550, Status: "5.7.1", Text: "Message rejected by content filter: " + v.Text}
+		case v.Kind == filter.KindError:
+			return nil, false, &mail.RejectError{Code: 554, Status: "5.6.0", Text: "Message refused by content filter: " + v.Text}
+		default: // KindFailure: try again later
+			return nil, false, fmt.Errorf("filter %s: temporary failure: %s (%v)", name, v.Text, err)
+		}
+	}
+	// Recipients: the kept ones (with their DSN parameters), then those
+	// that redirect and forward add.
+	var orig []string
+	byAddr := map[string]*mail.Recipient{}
+	for _, r := range env.Recipients {
+		orig = append(orig, r.Addr)
+		byAddr[r.Addr] = r
+	}
+	var rcpts []*mail.Recipient
+	for _, a := range out.Recipients(orig) {
+		if r := byAddr[a]; r != nil {
+			rcpts = append(rcpts, r)
+		} else {
+			rcpts = append(rcpts, &mail.Recipient{Addr: a, State: mail.StatePending})
+		}
+	}
+	if len(rcpts) == 0 {
+		p.log.Info("message discarded by a rule", "queueID", env.ID, "rules", strings.Join(out.Matched, ","))
+		return nil, true, nil
+	}
+	env.Recipients = rcpts
+	if len(out.AddHeaders) > 0 {
+		var b []byte
+		for _, h := range out.AddHeaders {
+			b = append(append(b, h...), '\r', '\n')
+		}
+		body = append(b, body...)
+	}
+	return body, false, nil
+}
+
+// close stops the filters.
+func (p *pipeline) close() error {
+	var errs []error
+	for _, f := range p.filters {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
