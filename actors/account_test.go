@@ -190,7 +190,7 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	system := newActorSystem(log)
 	root := system.Root
 	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(0, openFake(part), &cfg, stats, log)
+		return newPartitionActor(0, openFake(part), &cfg, stats, log, nil, nil)
 	}, actor.WithReceiverMiddleware(hold)))
 	t.Cleanup(func() {
 		_ = root.PoisonFuture(pid).Wait()

@@ -40,6 +40,7 @@ type fakePartition struct {
 	// appendHook, when set, runs inside every Append after it has been
 	// counted and before it stores anything; it may block.
 	appendHook func(account string, req storage.AppendRequest)
+	replied    map[string]bool // AutoReplied records
 }
 
 // fakeMessage is one stored message.
@@ -123,6 +124,30 @@ func (p *fakePartition) CreateAccount(_ context.Context, a storage.Account) erro
 	a.Address = addr
 	p.accounts[addr] = a
 	return nil
+}
+
+func (p *fakePartition) UpdateAccount(_ context.Context, a storage.Account) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addr := strings.ToLower(a.Address)
+	if _, ok := p.accounts[addr]; !ok {
+		return fmt.Errorf("fake: account %s: %w", addr, mail.ErrNotFound)
+	}
+	a.Address = addr
+	p.accounts[addr] = a
+	return nil
+}
+
+func (p *fakePartition) AutoReplied(_ context.Context, account, sender string, _ time.Duration) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.replied == nil {
+		p.replied = map[string]bool{}
+	}
+	k := strings.ToLower(account) + "\n" + strings.ToLower(sender)
+	already := p.replied[k]
+	p.replied[k] = true
+	return already, nil
 }
 
 func (p *fakePartition) Account(addr string) (storage.Account, error) {

@@ -168,7 +168,7 @@ func spawnPartition(t *testing.T, s *System, part *fakePartition) *actor.PID {
 	t.Helper()
 	root := s.ActorSystem().Root
 	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log)
+		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log, s.Submit, nil)
 	}))
 	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
 	return pid

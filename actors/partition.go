@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -44,6 +46,9 @@ type partitionActor struct {
 
 	retiring    bool
 	retireReply *actor.PID
+
+	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
+	now    func() time.Time
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
@@ -79,9 +84,13 @@ type pendingMessage struct {
 	sender *actor.PID
 }
 
-func newPartitionActor(id int, open OpenPartition, cfg *Config, stats *Stats, log *slog.Logger) *partitionActor {
+func newPartitionActor(id int, open OpenPartition, cfg *Config, stats *Stats, log *slog.Logger,
+	submit func(ctx context.Context, env *mail.Envelope, body []byte) error, now func() time.Time) *partitionActor {
+	if now == nil {
+		now = time.Now
+	}
 	return &partitionActor{
-		id: id, open: open, cfg: cfg, stats: stats,
+		id: id, open: open, cfg: cfg, stats: stats, submit: submit, now: now,
 		log:      log.With("partition", id),
 		children: map[string]*accountChild{},
 		byPID:    map[string]string{},
@@ -195,7 +204,8 @@ func (p *partitionActor) route(ctx actor.Context, account string, msg interface{
 
 func (p *partitionActor) activate(ctx actor.Context, account string) *accountChild {
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log}
+		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log,
+			submit: p.submit, now: p.now}
 	})
 	pid := ctx.Spawn(props)
 	c := &accountChild{pid: pid}
@@ -255,7 +265,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	msg := ctx.Message()
 	switch msg.(type) {
 	case *pb.Resolve, *pb.CreateAccount, *pb.GetAccount, *pb.DeleteAccount, *pb.ListAccounts,
-		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw:
+		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw, *pb.SetAccountRules:
 	default:
 		return
 	}
@@ -327,13 +337,37 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	case *pb.GetRaw:
 		raw, err := p.data.Raw(strings.ToLower(m.Account), m.Id)
 		ctx.Respond(&pb.RawReply{Raw: raw, Error: pbError(err)})
+	case *pb.SetAccountRules:
+		addr := strings.ToLower(m.Address)
+		var rs []rules.Rule
+		err := json.Unmarshal(m.Rules, &rs)
+		if err == nil {
+			_, err = rules.Compile(rs, rules.ScopeAccount)
+		}
+		if err != nil {
+			ctx.Respond(&pb.AccountReply{Error: pbError(fmt.Errorf("%w: %v", errInvalid, err))})
+			return
+		}
+		a, err := p.data.Account(addr)
+		if err == nil {
+			a.Rules = append([]byte(nil), m.Rules...)
+			err = p.data.UpdateAccount(cctx, a)
+		}
+		if err == nil {
+			p.stopChild(ctx, addr) // the next activation reads the new rules
+		}
+		var rec *pb.AccountRecord
+		if err == nil {
+			rec = p.record(a)
+		}
+		ctx.Respond(&pb.AccountReply{Account: rec, Error: pbError(err)})
 	}
 }
 
 func (p *partitionActor) record(a storage.Account) *pb.AccountRecord {
 	rec := &pb.AccountRecord{
 		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
-		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(p.id),
+		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(p.id), Rules: a.Rules,
 	}
 	if used, n, err := p.data.Usage(a.Address); err == nil {
 		rec.UsedBytes, rec.Messages = used, int64(n)

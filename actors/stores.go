@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"time"
 
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
@@ -23,6 +24,10 @@ type PartitionData interface {
 	Messages(account, folder string) ([]storage.MessageInfo, error)
 	Raw(account, id string) ([]byte, error)
 	Usage(account string) (bytes int64, count int, err error)
+	UpdateAccount(ctx context.Context, a storage.Account) error
+	// AutoReplied records an RFC 3834 auto-reply from account to sender
+	// (kept for ttl) and reports whether one was recorded already.
+	AutoReplied(ctx context.Context, account, sender string, ttl time.Duration) (already bool, err error)
 }
 
 // OpenPartition opens the data of partition id. It fails (with an error

@@ -70,6 +70,7 @@ type System struct {
 
 	mode       func() string
 	transferer Transferer
+	now        func() time.Time
 }
 
 // Submit takes mail generated on this node (a user's submission through
@@ -111,7 +112,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 		actor.WithDeadLetterRequestLogging(false),
 	)
 	base, cancel := context.WithCancel(context.Background())
-	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel}
+	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel, now: now}
 
 	s.place = deps.Placement
 	s.open = deps.OpenPartition
@@ -209,7 +210,7 @@ func (s *System) StartPartition(id int) error {
 		return nil
 	}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log)
+		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s.Submit, s.now)
 	})
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
 	if err != nil {
@@ -358,6 +359,15 @@ func (s *System) GetAccount(ctx context.Context, address string) (*Account, erro
 func (s *System) DeleteAccount(ctx context.Context, address string) error {
 	_, err := s.accountRequest(ctx, address, &pb.DeleteAccount{Address: address})
 	return err
+}
+
+// SetAccountRules replaces an account's rules (JSON array of rules.Rule).
+func (s *System) SetAccountRules(ctx context.Context, address string, js []byte) (*Account, error) {
+	reply, err := s.accountRequest(ctx, address, &pb.SetAccountRules{Address: address, Rules: js})
+	if err != nil {
+		return nil, err
+	}
+	return reply.Account, nil
 }
 
 // SetAlias makes alias deliver to account.

@@ -37,6 +37,10 @@ type API interface {
 	// is invalid) and returns what is in force.
 	Rules(ctx context.Context, scope string) (RuleSet, error)
 	SetRules(ctx context.Context, scope string, rules json.RawMessage) (RuleSet, error)
+	// AccountRules and SetAccountRules are an account's rules (run by its
+	// account actor at delivery: folder, redirect, forward, vacation...).
+	AccountRules(ctx context.Context, address string) (RuleSet, error)
+	SetAccountRules(ctx context.Context, address string, rules json.RawMessage) (RuleSet, error)
 	// Partitions reports the partitions whose actors run on this node.
 	Partitions(ctx context.Context) ([]PartitionStatus, error)
 

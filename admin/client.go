@@ -178,6 +178,20 @@ func (c *Client) SetRules(ctx context.Context, scope string, rules json.RawMessa
 	return out, err
 }
 
+// AccountRules is GET /api/v1/accounts/{address}/rules.
+func (c *Client) AccountRules(ctx context.Context, address string) (RuleSet, error) {
+	var out RuleSet
+	err := c.call(ctx, http.MethodGet, "/api/v1/accounts/"+url.PathEscape(address)+"/rules", nil, &out)
+	return out, err
+}
+
+// SetAccountRules is PUT /api/v1/accounts/{address}/rules.
+func (c *Client) SetAccountRules(ctx context.Context, address string, rules json.RawMessage) (RuleSet, error) {
+	var out RuleSet
+	err := c.call(ctx, http.MethodPut, "/api/v1/accounts/"+url.PathEscape(address)+"/rules", rules, &out)
+	return out, err
+}
+
 // Partitions is GET /api/v1/partitions.
 func (c *Client) Partitions(ctx context.Context) ([]PartitionStatus, error) {
 	var out []PartitionStatus

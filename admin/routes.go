@@ -40,6 +40,8 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
+	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)
+	m.HandleFunc("PUT /api/v1/accounts/{address}/rules", h.setAccountRules)
 	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
@@ -272,6 +274,30 @@ func (h *handler) actors(w http.ResponseWriter, r *http.Request) {
 		a = map[string]int{}
 	}
 	writeJSON(w, http.StatusOK, a)
+}
+
+func (h *handler) accountRules(w http.ResponseWriter, r *http.Request) {
+	rs, err := h.api.AccountRules(r.Context(), r.PathValue("address"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
+}
+
+func (h *handler) setAccountRules(w http.ResponseWriter, r *http.Request) {
+	var list []json.RawMessage
+	if err := decode(w, r, h.opt.BodyLimit, &list); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	raw, _ := json.Marshal(list)
+	rs, err := h.api.SetAccountRules(r.Context(), r.PathValue("address"), raw)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 func ruleScope(r *http.Request) (string, error) {

@@ -376,3 +376,35 @@ func rulesError(err error) error {
 	}
 	return err
 }
+
+func (a apiImpl) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
+	rec, err := a.n.actors.GetAccount(ctx, address)
+	if err != nil {
+		return admin.RuleSet{}, err
+	}
+	rs := json.RawMessage(rec.Rules)
+	if len(rs) == 0 {
+		rs = json.RawMessage("[]")
+	}
+	return admin.RuleSet{Scope: "account", Rules: rs}, nil
+}
+
+func (a apiImpl) SetAccountRules(ctx context.Context, address string, raw json.RawMessage) (admin.RuleSet, error) {
+	var rs []rules.Rule
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rs); err != nil {
+		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error()}
+	}
+	if _, err := rules.Compile(rs, rules.ScopeAccount); err != nil {
+		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	b, _ := json.Marshal(rs)
+	if _, err := a.n.actors.SetAccountRules(ctx, address, b); err != nil {
+		if actors.InvalidError(err) {
+			return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		}
+		return admin.RuleSet{}, err
+	}
+	return a.AccountRules(ctx, address)
+}

@@ -334,3 +334,56 @@ func TestSubmissionAuthRelays(t *testing.T) {
 		t.Fatalf("MX got from %q:\n%s", got[0].From, got[0].Data)
 	}
 }
+
+// Account rules run in the account actor at delivery: file into a folder,
+// forward a copy (marked Delivered-To), and an RFC 3834 vacation reply once
+// per sender, from the null sender.
+func TestAccountRules(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "carol@example.test", "carol-pw-123", 0)
+	_, err := c.SetAccountRules(context.Background(), "alice@example.test", []byte(`[
+	  {"name":"news","priority":10,"conditions":[{"field":"subject","op":"contains","value":"news"}],
+	   "actions":[{"kind":"folder","value":"News"}]},
+	  {"name":"copy","actions":[{"kind":"forward","value":"carol@example.test"}]},
+	  {"name":"away","actions":[{"kind":"vacation","value":"I am away until Monday.","params":{"days":"7"}}]}
+	]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetAccountRules(context.Background(), "alice@example.test", []byte(`[{"name":"x","actions":[{"kind":"launch"}]}]`)); err == nil {
+		t.Fatal("an invalid rule was accepted")
+	}
+	for i := 0; i < 2; i++ {
+		msg := testkit.Message("bob@remote.test", "alice@example.test", "daily news", "read all about it")
+		if _, err := testkit.Send(n.SMTPAddr(), "bob@remote.test", []string{"alice@example.test"}, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := waitMessages(t, c, "alice@example.test", 2)
+	for _, m := range ms {
+		if m.Folder != "News" {
+			t.Errorf("message %s filed in %q, want News", m.ID, m.Folder)
+		}
+	}
+	copies := waitMessages(t, c, "carol@example.test", 2)
+	raw, _ := c.RawMessage(context.Background(), "carol@example.test", copies[0].ID)
+	if !bytes.Contains(raw, []byte("Delivered-To: alice@example.test")) {
+		t.Errorf("forwarded copy lacks Delivered-To:\n%s", raw)
+	}
+	replies := mx.WaitMessages(t, 1, 20*time.Second)
+	if replies[0].From != "" || replies[0].To[0] != "bob@remote.test" || !bytes.Contains(replies[0].Data, []byte("Auto-Submitted: auto-replied")) ||
+		!bytes.Contains(replies[0].Data, []byte("I am away until Monday.")) {
+		t.Fatalf("auto-reply from %q to %v:\n%s", replies[0].From, replies[0].To, replies[0].Data)
+	}
+	// Only once per sender: the second message got no reply.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		q, err := c.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "queue not empty")
+	if got := len(mx.Messages()); got != 1 {
+		t.Fatalf("%d auto-replies to one sender, want 1", got)
+	}
+}

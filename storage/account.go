@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/homing-mail/homing/mail"
@@ -16,15 +17,19 @@ type Account struct {
 	PasswordHash string    // argon2id PHC string or bcrypt (see HashPassword)
 	QuotaBytes   int64     // 0 = unlimited
 	Created      time.Time // set by CreateAccount when zero
+	// Rules are the account's rules (package rules, as JSON); the account
+	// actor runs them at delivery.
+	Rules json.RawMessage
 }
 
 // accountRecord is the stored form of an Account (a/<addr>), decoupled from
 // the API type so the disk format changes only on purpose.
 type accountRecord struct {
-	Address      string    `json:"address"`
-	PasswordHash string    `json:"passwordHash,omitempty"`
-	QuotaBytes   int64     `json:"quotaBytes,omitempty"`
-	Created      time.Time `json:"created"`
+	Address      string          `json:"address"`
+	PasswordHash string          `json:"passwordHash,omitempty"`
+	QuotaBytes   int64           `json:"quotaBytes,omitempty"`
+	Created      time.Time       `json:"created"`
+	Rules        json.RawMessage `json:"rules,omitempty"`
 }
 
 func encodeAccount(a Account) ([]byte, error) {
@@ -199,7 +204,7 @@ const purgeChunk = 1000
 // Deleting is idempotent, so an interrupted purge is simply run again.
 func (p *Partition) purge(ctx context.Context, addr string) error {
 	var keys [][]byte
-	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup} {
+	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation} {
 		if err := p.db.scanKeys(accountPrefix(prefix, addr), func(k []byte) error {
 			keys = append(keys, k)
 			return nil
@@ -346,4 +351,30 @@ func (p *Partition) Resolve(addr string) (string, error) {
 		return "", err
 	}
 	return string(v), nil
+}
+
+// AutoReplied records, for RFC 3834 vacation replies, that account
+// answered sender now; the record expires after ttl. It reports whether a
+// record was there already (then nothing is written): the caller replies
+// only when it was not.
+func (p *Partition) AutoReplied(ctx context.Context, account, sender string, ttl time.Duration) (already bool, err error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return false, err
+	}
+	if sender == "" || ttl <= 0 {
+		return false, fmt.Errorf("storage: auto-reply record: empty sender or ttl")
+	}
+	unlock := p.locks.lock(addr)
+	k := append(accountPrefix(prefixVacation, addr), []byte(strings.ToLower(sender))...)
+	if _, err := p.db.Get(k); err == nil {
+		unlock()
+		return true, nil
+	} else if !errors.Is(err, mail.ErrNotFound) {
+		unlock()
+		return false, err
+	}
+	var b Batch
+	b.setTTL(k, []byte{1}, ttl)
+	return false, p.commitLocked(ctx, &b, unlock)
 }

@@ -28,6 +28,7 @@ import (
 //	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322)
 //	d/<addr>\x00<dedup key>   dedup record: the id (uint64), expires after DedupRetention
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
+//	v/<addr>\x00<sender>      RFC 3834 auto-reply sent to sender (expires after the rule's days)
 //
 // Metadata and raw bytes are apart so that listing a mailbox never reads a
 // body.
@@ -36,13 +37,14 @@ var (
 	prefixBody     = []byte("b/")
 	prefixTransfer = []byte("t/")
 
-	prefixAccount = []byte("a/")
-	prefixAlias   = []byte("l/")
-	prefixState   = []byte("s/")
-	prefixMeta    = []byte("m/")
-	prefixRaw     = []byte("r/")
-	prefixDedup   = []byte("d/")
-	prefixPurge   = []byte("x/")
+	prefixAccount  = []byte("a/")
+	prefixAlias    = []byte("l/")
+	prefixState    = []byte("s/")
+	prefixMeta     = []byte("m/")
+	prefixRaw      = []byte("r/")
+	prefixDedup    = []byte("d/")
+	prefixPurge    = []byte("x/")
+	prefixVacation = []byte("v/")
 )
 
 func key(prefix []byte, parts ...string) []byte {

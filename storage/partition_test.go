@@ -634,3 +634,42 @@ func (k *keyedMutex) holders(key string) int {
 	}
 	return 0
 }
+
+// Account rules are stored with the account; an auto-reply record is kept
+// once per sender until it expires.
+func TestAccountRulesAndAutoReplied(t *testing.T) {
+	s, err := NewAccountStore(t.TempDir(), 1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.CreateAccount(ctx, Account{Address: "ann@x.test", Rules: []byte(`[{"name":"r"}]`)}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Account("ann@x.test")
+	if err != nil || string(a.Rules) != `[{"name":"r"}]` {
+		t.Fatalf("account rules = %s, %v", a.Rules, err)
+	}
+	already, err := p.AutoReplied(ctx, "ann@x.test", "Bob@Y.test", time.Hour)
+	if err != nil || already {
+		t.Fatalf("first AutoReplied = %v, %v", already, err)
+	}
+	already, err = p.AutoReplied(ctx, "ann@x.test", "bob@y.test", time.Hour)
+	if err != nil || !already {
+		t.Fatalf("second AutoReplied = %v, %v; want already", already, err)
+	}
+	if err := p.DeleteAccount(ctx, "ann@x.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CreateAccount(ctx, Account{Address: "ann@x.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if already, _ := p.AutoReplied(ctx, "ann@x.test", "bob@y.test", time.Hour); already {
+		t.Fatal("a deleted account's auto-reply records survived")
+	}
+}

@@ -492,6 +492,7 @@ type AccountRecord struct {
 	UsedBytes       int64                  `protobuf:"varint,5,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
 	Messages        int64                  `protobuf:"varint,6,opt,name=messages,proto3" json:"messages,omitempty"`
 	Partition       int32                  `protobuf:"varint,7,opt,name=partition,proto3" json:"partition,omitempty"`
+	Rules           []byte                 `protobuf:"bytes,8,opt,name=rules,proto3" json:"rules,omitempty"` // account rules, JSON
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -575,6 +576,66 @@ func (x *AccountRecord) GetPartition() int32 {
 	return 0
 }
 
+func (x *AccountRecord) GetRules() []byte {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// SetAccountRules replaces an account's rules (validated by the owner).
+type SetAccountRules struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Rules         []byte                 `protobuf:"bytes,2,opt,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAccountRules) Reset() {
+	*x = SetAccountRules{}
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAccountRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAccountRules) ProtoMessage() {}
+
+func (x *SetAccountRules) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAccountRules.ProtoReflect.Descriptor instead.
+func (*SetAccountRules) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SetAccountRules) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *SetAccountRules) GetRules() []byte {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
 type CreateAccount struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       *AccountRecord         `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -584,7 +645,7 @@ type CreateAccount struct {
 
 func (x *CreateAccount) Reset() {
 	*x = CreateAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +657,7 @@ func (x *CreateAccount) String() string {
 func (*CreateAccount) ProtoMessage() {}
 
 func (x *CreateAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +670,7 @@ func (x *CreateAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccount.ProtoReflect.Descriptor instead.
 func (*CreateAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateAccount) GetAccount() *AccountRecord {
@@ -628,7 +689,7 @@ type GetAccount struct {
 
 func (x *GetAccount) Reset() {
 	*x = GetAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +701,7 @@ func (x *GetAccount) String() string {
 func (*GetAccount) ProtoMessage() {}
 
 func (x *GetAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +714,7 @@ func (x *GetAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccount.ProtoReflect.Descriptor instead.
 func (*GetAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetAccount) GetAddress() string {
@@ -672,7 +733,7 @@ type DeleteAccount struct {
 
 func (x *DeleteAccount) Reset() {
 	*x = DeleteAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +745,7 @@ func (x *DeleteAccount) String() string {
 func (*DeleteAccount) ProtoMessage() {}
 
 func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +758,7 @@ func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccount.ProtoReflect.Descriptor instead.
 func (*DeleteAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteAccount) GetAddress() string {
@@ -715,7 +776,7 @@ type ListAccounts struct {
 
 func (x *ListAccounts) Reset() {
 	*x = ListAccounts{}
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +788,7 @@ func (x *ListAccounts) String() string {
 func (*ListAccounts) ProtoMessage() {}
 
 func (x *ListAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +801,7 @@ func (x *ListAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccounts.ProtoReflect.Descriptor instead.
 func (*ListAccounts) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
 }
 
 type SetAlias struct {
@@ -753,7 +814,7 @@ type SetAlias struct {
 
 func (x *SetAlias) Reset() {
 	*x = SetAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +826,7 @@ func (x *SetAlias) String() string {
 func (*SetAlias) ProtoMessage() {}
 
 func (x *SetAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +839,7 @@ func (x *SetAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAlias.ProtoReflect.Descriptor instead.
 func (*SetAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetAlias) GetAlias() string {
@@ -804,7 +865,7 @@ type DeleteAlias struct {
 
 func (x *DeleteAlias) Reset() {
 	*x = DeleteAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +877,7 @@ func (x *DeleteAlias) String() string {
 func (*DeleteAlias) ProtoMessage() {}
 
 func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +890,7 @@ func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlias.ProtoReflect.Descriptor instead.
 func (*DeleteAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteAlias) GetAlias() string {
@@ -850,7 +911,7 @@ type AccountReply struct {
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +923,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +936,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AccountReply) GetAccount() *AccountRecord {
@@ -912,7 +973,7 @@ type MessageInfo struct {
 
 func (x *MessageInfo) Reset() {
 	*x = MessageInfo{}
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +985,7 @@ func (x *MessageInfo) String() string {
 func (*MessageInfo) ProtoMessage() {}
 
 func (x *MessageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +998,7 @@ func (x *MessageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInfo.ProtoReflect.Descriptor instead.
 func (*MessageInfo) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MessageInfo) GetId() string {
@@ -985,7 +1046,7 @@ type ListMessages struct {
 
 func (x *ListMessages) Reset() {
 	*x = ListMessages{}
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1058,7 @@ func (x *ListMessages) String() string {
 func (*ListMessages) ProtoMessage() {}
 
 func (x *ListMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1071,7 @@ func (x *ListMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessages.ProtoReflect.Descriptor instead.
 func (*ListMessages) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListMessages) GetAccount() string {
@@ -1037,7 +1098,7 @@ type MessagesReply struct {
 
 func (x *MessagesReply) Reset() {
 	*x = MessagesReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1110,7 @@ func (x *MessagesReply) String() string {
 func (*MessagesReply) ProtoMessage() {}
 
 func (x *MessagesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1123,7 @@ func (x *MessagesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesReply.ProtoReflect.Descriptor instead.
 func (*MessagesReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MessagesReply) GetMessages() []*MessageInfo {
@@ -1089,7 +1150,7 @@ type GetRaw struct {
 
 func (x *GetRaw) Reset() {
 	*x = GetRaw{}
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1162,7 @@ func (x *GetRaw) String() string {
 func (*GetRaw) ProtoMessage() {}
 
 func (x *GetRaw) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1175,7 @@ func (x *GetRaw) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRaw.ProtoReflect.Descriptor instead.
 func (*GetRaw) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRaw) GetAccount() string {
@@ -1141,7 +1202,7 @@ type RawReply struct {
 
 func (x *RawReply) Reset() {
 	*x = RawReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1214,7 @@ func (x *RawReply) String() string {
 func (*RawReply) ProtoMessage() {}
 
 func (x *RawReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1227,7 @@ func (x *RawReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawReply.ProtoReflect.Descriptor instead.
 func (*RawReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RawReply) GetRaw() []byte {
@@ -1197,7 +1258,7 @@ type Rules struct {
 
 func (x *Rules) Reset() {
 	*x = Rules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1270,7 @@ func (x *Rules) String() string {
 func (*Rules) ProtoMessage() {}
 
 func (x *Rules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1283,7 @@ func (x *Rules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rules.ProtoReflect.Descriptor instead.
 func (*Rules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Rules) GetScope() string {
@@ -1255,7 +1316,7 @@ type GetRules struct {
 
 func (x *GetRules) Reset() {
 	*x = GetRules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1328,7 @@ func (x *GetRules) String() string {
 func (*GetRules) ProtoMessage() {}
 
 func (x *GetRules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1341,7 @@ func (x *GetRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRules.ProtoReflect.Descriptor instead.
 func (*GetRules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRules) GetScope() string {
@@ -1299,7 +1360,7 @@ type RulesAck struct {
 
 func (x *RulesAck) Reset() {
 	*x = RulesAck{}
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1372,7 @@ func (x *RulesAck) String() string {
 func (*RulesAck) ProtoMessage() {}
 
 func (x *RulesAck) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1385,7 @@ func (x *RulesAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulesAck.ProtoReflect.Descriptor instead.
 func (*RulesAck) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RulesAck) GetVersion() int64 {
@@ -1376,7 +1437,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"U\n" +
 	"\rResolveResult\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\xf4\x01\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8a\x02\n" +
 	"\rAccountRecord\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x1f\n" +
@@ -1386,7 +1447,11 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x12\x1a\n" +
 	"\bmessages\x18\x06 \x01(\x03R\bmessages\x12\x1c\n" +
-	"\tpartition\x18\a \x01(\x05R\tpartition\"G\n" +
+	"\tpartition\x18\a \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05rules\x18\b \x01(\fR\x05rules\"A\n" +
+	"\x0fSetAccountRules\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05rules\x18\x02 \x01(\fR\x05rules\"G\n" +
 	"\rCreateAccount\x126\n" +
 	"\aaccount\x18\x01 \x01(\v2\x1c.homing.actors.AccountRecordR\aaccount\"&\n" +
 	"\n" +
@@ -1444,31 +1509,32 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_actors_pb_actors_proto_goTypes = []any{
-	(Error_Kind)(0),       // 0: homing.actors.Error.Kind
-	(*Result)(nil),        // 1: homing.actors.Result
-	(*Error)(nil),         // 2: homing.actors.Error
-	(*Deliver)(nil),       // 3: homing.actors.Deliver
-	(*DeliverResult)(nil), // 4: homing.actors.DeliverResult
-	(*Resolve)(nil),       // 5: homing.actors.Resolve
-	(*ResolveResult)(nil), // 6: homing.actors.ResolveResult
-	(*AccountRecord)(nil), // 7: homing.actors.AccountRecord
-	(*CreateAccount)(nil), // 8: homing.actors.CreateAccount
-	(*GetAccount)(nil),    // 9: homing.actors.GetAccount
-	(*DeleteAccount)(nil), // 10: homing.actors.DeleteAccount
-	(*ListAccounts)(nil),  // 11: homing.actors.ListAccounts
-	(*SetAlias)(nil),      // 12: homing.actors.SetAlias
-	(*DeleteAlias)(nil),   // 13: homing.actors.DeleteAlias
-	(*AccountReply)(nil),  // 14: homing.actors.AccountReply
-	(*MessageInfo)(nil),   // 15: homing.actors.MessageInfo
-	(*ListMessages)(nil),  // 16: homing.actors.ListMessages
-	(*MessagesReply)(nil), // 17: homing.actors.MessagesReply
-	(*GetRaw)(nil),        // 18: homing.actors.GetRaw
-	(*RawReply)(nil),      // 19: homing.actors.RawReply
-	(*Rules)(nil),         // 20: homing.actors.Rules
-	(*GetRules)(nil),      // 21: homing.actors.GetRules
-	(*RulesAck)(nil),      // 22: homing.actors.RulesAck
+	(Error_Kind)(0),         // 0: homing.actors.Error.Kind
+	(*Result)(nil),          // 1: homing.actors.Result
+	(*Error)(nil),           // 2: homing.actors.Error
+	(*Deliver)(nil),         // 3: homing.actors.Deliver
+	(*DeliverResult)(nil),   // 4: homing.actors.DeliverResult
+	(*Resolve)(nil),         // 5: homing.actors.Resolve
+	(*ResolveResult)(nil),   // 6: homing.actors.ResolveResult
+	(*AccountRecord)(nil),   // 7: homing.actors.AccountRecord
+	(*SetAccountRules)(nil), // 8: homing.actors.SetAccountRules
+	(*CreateAccount)(nil),   // 9: homing.actors.CreateAccount
+	(*GetAccount)(nil),      // 10: homing.actors.GetAccount
+	(*DeleteAccount)(nil),   // 11: homing.actors.DeleteAccount
+	(*ListAccounts)(nil),    // 12: homing.actors.ListAccounts
+	(*SetAlias)(nil),        // 13: homing.actors.SetAlias
+	(*DeleteAlias)(nil),     // 14: homing.actors.DeleteAlias
+	(*AccountReply)(nil),    // 15: homing.actors.AccountReply
+	(*MessageInfo)(nil),     // 16: homing.actors.MessageInfo
+	(*ListMessages)(nil),    // 17: homing.actors.ListMessages
+	(*MessagesReply)(nil),   // 18: homing.actors.MessagesReply
+	(*GetRaw)(nil),          // 19: homing.actors.GetRaw
+	(*RawReply)(nil),        // 20: homing.actors.RawReply
+	(*Rules)(nil),           // 21: homing.actors.Rules
+	(*GetRules)(nil),        // 22: homing.actors.GetRules
+	(*RulesAck)(nil),        // 23: homing.actors.RulesAck
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
@@ -1478,7 +1544,7 @@ var file_actors_pb_actors_proto_depIdxs = []int32{
 	7,  // 4: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
 	7,  // 5: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
 	2,  // 6: homing.actors.AccountReply.error:type_name -> homing.actors.Error
-	15, // 7: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
+	16, // 7: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
 	2,  // 8: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
 	2,  // 9: homing.actors.RawReply.error:type_name -> homing.actors.Error
 	10, // [10:10] is the sub-list for method output_type
@@ -1499,7 +1565,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -335,6 +335,29 @@ func (f *Fake) SetRules(ctx context.Context, scope string, rules json.RawMessage
 	return rs, nil
 }
 
+// AccountRules returns RuleSets["account:"+address].
+func (f *Fake) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
+	defer f.Unlock()
+	if err := f.enter("AccountRules"); err != nil {
+		return admin.RuleSet{}, err
+	}
+	return f.RuleSets["account:"+address], nil
+}
+
+// SetAccountRules stores rules as RuleSets["account:"+address].
+func (f *Fake) SetAccountRules(ctx context.Context, address string, rules json.RawMessage) (admin.RuleSet, error) {
+	defer f.Unlock()
+	if err := f.enter("SetAccountRules"); err != nil {
+		return admin.RuleSet{}, err
+	}
+	if f.RuleSets == nil {
+		f.RuleSets = map[string]admin.RuleSet{}
+	}
+	rs := admin.RuleSet{Scope: "account", Rules: append(json.RawMessage(nil), rules...)}
+	f.RuleSets["account:"+address] = rs
+	return rs, nil
+}
+
 // Partitions returns PartitionList.
 func (f *Fake) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	defer f.Unlock()
