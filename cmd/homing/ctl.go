@@ -51,6 +51,11 @@ commands:
   queue retry|hold|release|delete ID...
   settings                             this node's settings
   settings set queue-mode MODE         MODE: locally, locally-for-others, remotely
+  rules [server|cluster]               a rule set (server: this node; cluster: every member)
+  rules set server|cluster FILE|-      replace it with a JSON array of rules
+  account-rules ADDR                   an account's rules
+  account-rules set ADDR FILE|-        replace them
+  partitions                           the partitions whose actors run on this node
   actors                               actor counts per kind on this node
   stats                                counters and delivery latency
   submit --user ADDR --password P --to ADDR[,ADDR] [FILE|-]
@@ -206,6 +211,10 @@ func (c *ctlRun) run(args []string) error {
 		"actors":   c.cmdActors,
 		"stats":    c.cmdStats,
 		"submit":   c.cmdSubmit,
+
+		"rules":         c.cmdRules,
+		"account-rules": c.cmdAccountRules,
+		"partitions":    c.cmdPartitions,
 	}
 	h, ok := handlers[cmd]
 	if !ok {
