@@ -89,6 +89,11 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		nodes = append(nodes, n)
 	}
 	seed := nodes[0].gossip
+	// The example filter, when it was built beside this binary (make build).
+	filterBin := filepath.Join(filepath.Dir(self), "homing-filter-example")
+	if _, err := os.Stat(filterBin); err != nil {
+		filterBin = ""
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	stopAll := func() {
@@ -118,6 +123,16 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		args = append(args, fs.Args()...) // after --: passed to every node
 		if n.gossip != seed {
 			args = append(args, "--join", seed)
+		}
+		// The reference layout: frontends process queues for others;
+		// backends have no Internet access and forward to them.
+		if n.role == "frontend" {
+			args = append(args, "--queue-mode", "locally-for-others")
+		} else {
+			args = append(args, "--queue-mode", "locally", "--forward-to", "*")
+		}
+		if filterBin != "" {
+			args = append(args, "--filter", "example="+filterBin)
 		}
 		logf, err := os.OpenFile(filepath.Join(*dir, n.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
@@ -169,6 +184,12 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Send mail:  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, demo)
 	fmt.Fprintf(stdout, "Look:       bin/homing ctl --admin %s cluster\n", nodes[0].admin)
 	fmt.Fprintf(stdout, "            bin/homing ctl --admin %s messages %s\n", nodes[0].admin, demo)
+	if filterBin != "" {
+		fmt.Fprintf(stdout, "Filter:     every node runs the example filter as \"example\"; turn it on cluster-wide with\n")
+		fmt.Fprintf(stdout, "            echo '[{\"name\":\"scan\",\"actions\":[{\"kind\":\"filter\",\"value\":\"example\"}]}]' | bin/homing ctl --admin %s rules set cluster -\n", nodes[0].admin)
+	}
+	fmt.Fprintf(stdout, "Modes:      frontends are locally-for-others; backends locally, forwarding to them. Try\n")
+	fmt.Fprintf(stdout, "            bin/homing ctl --admin %s settings set queue-mode remotely\n", nodes[len(nodes)-1].admin)
 	fmt.Fprintf(stdout, "Ctrl-C stops every node.\n")
 
 	exited := make(chan string, len(nodes))
