@@ -5,6 +5,7 @@ package deps
 
 import (
 	_ "github.com/asynkron/protoactor-go/actor"
+	_ "github.com/chromedp/chromedp"
 	_ "github.com/asynkron/protoactor-go/remote"
 	_ "github.com/dgraph-io/badger/v4"
 	_ "github.com/emersion/go-sasl"
