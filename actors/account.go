@@ -138,6 +138,15 @@ func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
 		a.used += size
 	}
 	out.MessageId, out.Duplicate = res.ID, res.Duplicate
+	if res.Duplicate {
+		a.stats.Journal.Record(m.QueueId, "stored", fmt.Sprintf("%s: already stored as message %s of %s (a repeated delivery)", m.Recipient, res.ID, a.address))
+	} else {
+		f := folder
+		if f == "" {
+			f = "INBOX"
+		}
+		a.stats.Journal.Record(m.QueueId, "stored", fmt.Sprintf("%s: stored as message %s in %s/%s", m.Recipient, res.ID, a.address, f))
+	}
 	out.Result = pbResult(mail.Delivered("stored"))
 	return out
 }

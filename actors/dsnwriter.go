@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -68,6 +69,7 @@ func (d *dsnActor) write(job *dsnJob) error {
 	defer cancel()
 	err := d.submit(ctx, env, raw)
 	if err == nil {
+		d.stats.Journal.Record(job.env.ID, "report", fmt.Sprintf("%s report %s queued to <%s>", job.kind, id, job.env.From))
 		d.log.Info("DSN queued", "queueID", id, "about", job.env.ID, "action", string(job.kind), "to", job.env.From)
 	}
 	return err

@@ -25,6 +25,7 @@ type Enqueuer struct {
 	store    QueueStore
 	dir      *Directory
 	pipeline ContentPipeline // nil: no rules
+	journal  *Journal
 	root     *actor.RootContext
 	queue    *actor.PID
 	now      func() time.Time
@@ -44,8 +45,25 @@ func (e *Enqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte)
 	if err := e.store.Put(ctx, env, body); err != nil {
 		return fmt.Errorf("queueing %s: %w", env.ID, err)
 	}
+	e.note(env, "")
 	e.root.Send(e.queue, &enqueued{env: env, body: body})
 	return nil
+}
+
+// note records the arrival of env in the journal.
+func (e *Enqueuer) note(env *mail.Envelope, how string) {
+	if e.journal == nil {
+		return
+	}
+	from := env.From
+	if from == "" {
+		from = "<>"
+	}
+	d := fmt.Sprintf("from %s to %d recipient(s), %d bytes, source %s%s", from, len(env.Recipients), env.Size, env.Source, how)
+	if env.Transfer {
+		d += "; waiting for transfer to a member that processes queues for others"
+	}
+	e.journal.Record(env.ID, "queued", d)
 }
 
 // EnqueueTransfer implements smtp.TransferEnqueuer: a message handed over
@@ -61,6 +79,7 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, env *mail.Envelope, body
 		return false, fmt.Errorf("queueing transfer %s: %w", env.ID, err)
 	}
 	if !dup {
+		e.note(env, " (handed over by a member)")
 		e.root.Send(e.queue, &enqueued{env: env, body: body})
 	}
 	return dup, nil

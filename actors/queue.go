@@ -336,6 +336,7 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		if r.Local() {
 			path = "local"
 		}
+		q.stats.Journal.Record(env.ID, journalEvent(o.res, r), journalDetail(o.res, r))
 		switch {
 		case o.res.OK():
 			r.State, r.Done, r.LastError, r.NextAttempt = mail.StateDelivered, o.at, "", time.Time{}
@@ -487,6 +488,7 @@ func (q *queueActor) transferred(ctx actor.Context, m *transferred) {
 	defer q.pump(ctx)
 	switch {
 	case m.err == nil:
+		q.stats.Journal.Record(m.id, "transferred", "handed to "+m.member)
 		q.stats.Transferred.Add(1)
 		q.stats.result("transfer", "transferred")
 		q.log.Info("transferred to a member that processes queues for others", "queueID", m.id, "member", m.member)
@@ -508,6 +510,7 @@ func (q *queueActor) transferred(ctx actor.Context, m *transferred) {
 		e.env.Transfer = false
 		q.finish(ctx, e)
 	case m.env != nil:
+		q.stats.Journal.Record(m.id, "transfer-failed", m.err.Error()+"; processed here")
 		q.stats.result("transfer", "fallback")
 		q.log.Info("transfer failed; processing here", "queueID", m.id, "err", m.err)
 		e.env, e.body = m.env, m.body
@@ -620,7 +623,33 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 	q.remove(m.id)
 }
 
+// journalEvent names the journal event of an attempt's result.
+func journalEvent(res mail.Result, r *mail.Recipient) string {
+	switch {
+	case res.OK() && r.Local():
+		return "delivered"
+	case res.OK():
+		return "relayed"
+	case res.Temporary():
+		return "deferred"
+	default:
+		return "failed"
+	}
+}
+
+func journalDetail(res mail.Result, r *mail.Recipient) string {
+	switch {
+	case res.OK() && r.Local():
+		return r.Addr + ": stored in the mailbox of " + r.Account
+	case res.OK():
+		return r.Addr + ": accepted by " + res.RemoteMTA
+	default:
+		return r.Addr + ": " + res.String()
+	}
+}
+
 func (q *queueActor) remove(id string) {
+	q.stats.Journal.Record(id, "left", "removed from the queue")
 	if e := q.entries[id]; e != nil && e.busy() {
 		q.active-- // its outcomes will find no entry
 	}

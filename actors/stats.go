@@ -41,6 +41,9 @@ type Stats struct {
 
 	lat *latencyRing
 
+	// Journal records the journey of messages through this node.
+	Journal *Journal
+
 	promActive   *prometheus.GaugeVec
 	promResults  *prometheus.CounterVec
 	promLatency  prometheus.Histogram
@@ -51,9 +54,10 @@ type Stats struct {
 // NewStats returns counters registered on reg (nil: not exported).
 func NewStats(reg prometheus.Registerer) *Stats {
 	s := &Stats{
-		since:  time.Now(),
-		active: make(map[string]*atomic.Int64, len(kinds)),
-		lat:    newLatencyRing(1 << 16),
+		since:   time.Now(),
+		active:  make(map[string]*atomic.Int64, len(kinds)),
+		lat:     newLatencyRing(1 << 16),
+		Journal: NewJournal(1<<17, nil),
 		promActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "homing_actors_active", Help: "Actors alive on this node, by kind.",
 		}, []string{"kind"}),

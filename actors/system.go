@@ -139,7 +139,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
-	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, root: s.root, queue: s.queue, now: now}
+	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, root: s.root, queue: s.queue, now: now}
 	s.mode, s.transferer = deps.Mode, deps.Transferer
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,

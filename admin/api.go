@@ -30,6 +30,20 @@ type API interface {
 	// settings now in force.
 	UpdateSettings(ctx context.Context, s SettingsUpdate) (Settings, error)
 
+	// Nodes reports every member (this node alone on a single node): its
+	// actors, queue, partitions and counters; a member that cannot be
+	// asked is listed with Error set.
+	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// ClusterQueue lists the queues of every member (QueueEntry.Node says
+	// whose).
+	ClusterQueue(ctx context.Context) ([]QueueEntry, error)
+	// Journey is the path of one message across the cluster, by queue id.
+	Journey(ctx context.Context, id string) ([]JourneyEvent, error)
+	// NodeQueueAction and NodeUpdateSettings act on another member (by
+	// name; "" or this node's name act here).
+	NodeQueueAction(ctx context.Context, node, id, action string) error
+	NodeUpdateSettings(ctx context.Context, node string, s SettingsUpdate) (Settings, error)
+
 	Actors(ctx context.Context) (map[string]int, error)
 	Stats(ctx context.Context) (Stats, error)
 	// Rules returns the "server" (this node's) or "cluster" (every
@@ -125,6 +139,38 @@ type QueueEntry struct {
 	LastError   string           `json:"lastError,omitempty"`
 	Received    time.Time        `json:"received"`
 	Size        int64            `json:"size"`
+	Node        string           `json:"node,omitempty"` // whose queue (cluster-wide listings)
+}
+
+// NodeInfo is one member in GET /api/v1/nodes.
+type NodeInfo struct {
+	Member
+	Actors       map[string]int    `json:"actors"`
+	Activations  int64             `json:"activations"`
+	Passivations int64             `json:"passivations"`
+	Queue        QueueSummary      `json:"queue"`
+	Partitions   []PartitionStatus `json:"partitions"`
+	Stats        Stats             `json:"stats"`
+	Error        string            `json:"error,omitempty"` // the member could not be asked
+}
+
+// QueueSummary is a node's queue by state and destination.
+type QueueSummary struct {
+	Total    int            `json:"total"`
+	Active   int            `json:"active"`
+	Deferred int            `json:"deferred"`
+	Held     int            `json:"held"`
+	Oldest   *time.Time     `json:"oldest,omitempty"`
+	ByDomain map[string]int `json:"byDomain"`
+}
+
+// JourneyEvent is one step of a message, GET /api/v1/journey/{id}.
+type JourneyEvent struct {
+	Time   time.Time `json:"time"`
+	Node   string    `json:"node"`
+	ID     string    `json:"id"` // the message id (a report or copy has a derived id)
+	Event  string    `json:"event"`
+	Detail string    `json:"detail"`
 }
 
 // QueueRecipient is the state of one recipient of a queued message.

@@ -192,6 +192,43 @@ func (c *Client) SetAccountRules(ctx context.Context, address string, rules json
 	return out, err
 }
 
+// Nodes is GET /api/v1/nodes.
+func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	var out []NodeInfo
+	err := c.call(ctx, http.MethodGet, "/api/v1/nodes", nil, &out)
+	return out, err
+}
+
+// ClusterQueue is GET /api/v1/queue?scope=cluster.
+func (c *Client) ClusterQueue(ctx context.Context) ([]QueueEntry, error) {
+	var out []QueueEntry
+	err := c.call(ctx, http.MethodGet, "/api/v1/queue?scope=cluster", nil, &out)
+	return out, err
+}
+
+// Journey is GET /api/v1/journey/{id}.
+func (c *Client) Journey(ctx context.Context, id string) ([]JourneyEvent, error) {
+	var out []JourneyEvent
+	err := c.call(ctx, http.MethodGet, "/api/v1/journey/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// NodeQueueAction is a queue action with ?node=.
+func (c *Client) NodeQueueAction(ctx context.Context, node, id, action string) error {
+	method, path := http.MethodPost, "/api/v1/queue/"+url.PathEscape(id)+"/"+url.PathEscape(action)
+	if action == ActionDelete {
+		method, path = http.MethodDelete, "/api/v1/queue/"+url.PathEscape(id)
+	}
+	return c.call(ctx, method, path+"?node="+url.QueryEscape(node), nil, nil)
+}
+
+// NodeUpdateSettings is PUT /api/v1/settings?node=.
+func (c *Client) NodeUpdateSettings(ctx context.Context, node string, u SettingsUpdate) (Settings, error) {
+	var out Settings
+	err := c.call(ctx, http.MethodPut, "/api/v1/settings?node="+url.QueryEscape(node), u, &out)
+	return out, err
+}
+
 // Partitions is GET /api/v1/partitions.
 func (c *Client) Partitions(ctx context.Context) ([]PartitionStatus, error) {
 	var out []PartitionStatus

@@ -40,6 +40,8 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
+	m.HandleFunc("GET /api/v1/nodes", h.nodes)
+	m.HandleFunc("GET /api/v1/journey/{id}", h.journey)
 	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)
 	m.HandleFunc("PUT /api/v1/accounts/{address}/rules", h.setAccountRules)
 	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)
@@ -192,7 +194,16 @@ func (h *handler) rawMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
-	q, err := h.api.Queue(r.Context())
+	var q []QueueEntry
+	var err error
+	switch scope := r.URL.Query().Get("scope"); scope {
+	case "", "node":
+		q, err = h.api.Queue(r.Context())
+	case "cluster":
+		q, err = h.api.ClusterQueue(r.Context())
+	default:
+		err = badRequest("scope must be node or cluster")
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -222,7 +233,13 @@ func (h *handler) queueEntry(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) queueAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h.api.QueueAction(r.Context(), r.PathValue("id"), action); err != nil {
+		var err error
+		if node := r.URL.Query().Get("node"); node != "" {
+			err = h.api.NodeQueueAction(r.Context(), node, r.PathValue("id"), action)
+		} else {
+			err = h.api.QueueAction(r.Context(), r.PathValue("id"), action)
+		}
+		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -249,7 +266,13 @@ func (h *handler) updateSettings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badRequest("queueMode must be one of "+QueueModeLocally+", "+QueueModeLocallyForOthers+", "+QueueModeRemotely))
 		return
 	}
-	s, err := h.api.UpdateSettings(r.Context(), req)
+	var s Settings
+	var err error
+	if node := r.URL.Query().Get("node"); node != "" {
+		s, err = h.api.NodeUpdateSettings(r.Context(), node, req)
+	} else {
+		s, err = h.api.UpdateSettings(r.Context(), req)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -341,6 +364,44 @@ func (h *handler) setRules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rs)
+}
+
+func (h *handler) nodes(w http.ResponseWriter, r *http.Request) {
+	ns, err := h.api.Nodes(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if ns == nil {
+		ns = []NodeInfo{}
+	}
+	for i := range ns {
+		if ns[i].Partitions == nil {
+			ns[i].Partitions = []PartitionStatus{}
+		}
+		if ns[i].Actors == nil {
+			ns[i].Actors = map[string]int{}
+		}
+		if ns[i].Queue.ByDomain == nil {
+			ns[i].Queue.ByDomain = map[string]int{}
+		}
+		if ns[i].Roles == nil {
+			ns[i].Roles = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, ns)
+}
+
+func (h *handler) journey(w http.ResponseWriter, r *http.Request) {
+	ev, err := h.api.Journey(r.Context(), r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if ev == nil {
+		ev = []JourneyEvent{}
+	}
+	writeJSON(w, http.StatusOK, ev)
 }
 
 func (h *handler) partitions(w http.ResponseWriter, r *http.Request) {

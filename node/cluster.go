@@ -52,6 +52,9 @@ func (n *Node) startCluster(pl *cluster.Placement) error {
 	if err := n.startSettings(); err != nil {
 		return err
 	}
+	if err := n.startIntrospect(); err != nil {
+		return err
+	}
 	_, rulesVersion := n.pipe.rulesOf(rules.ScopeCluster)
 	ms, err := cluster.Start(cluster.Config{
 		Name:          cfg.Name,

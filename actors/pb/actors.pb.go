@@ -1395,6 +1395,130 @@ func (x *RulesAck) GetVersion() int64 {
 	return 0
 }
 
+// Introspect asks a node about itself for the admin API of another node:
+// any node answers for the whole cluster by asking every member. kind is
+// node, queue, journey, queue-action or settings; the answer is the
+// admin API's JSON for that node.
+type Introspect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Json          []byte                 `protobuf:"bytes,4,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Introspect) Reset() {
+	*x = Introspect{}
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Introspect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Introspect) ProtoMessage() {}
+
+func (x *Introspect) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Introspect.ProtoReflect.Descriptor instead.
+func (*Introspect) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Introspect) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Introspect) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Introspect) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Introspect) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+type IntrospectReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Json          []byte                 `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectReply) Reset() {
+	*x = IntrospectReply{}
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectReply) ProtoMessage() {}
+
+func (x *IntrospectReply) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectReply.ProtoReflect.Descriptor instead.
+func (*IntrospectReply) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *IntrospectReply) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+func (x *IntrospectReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
@@ -1494,7 +1618,16 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\bGetRules\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\"$\n" +
 	"\bRulesAck\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x03R\aversionB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
+	"\aversion\x18\x01 \x01(\x03R\aversion\"\\\n" +
+	"\n" +
+	"Introspect\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x12\n" +
+	"\x04json\x18\x04 \x01(\fR\x04json\"Q\n" +
+	"\x0fIntrospectReply\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05errorB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
 
 var (
 	file_actors_pb_actors_proto_rawDescOnce sync.Once
@@ -1509,7 +1642,7 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),         // 0: homing.actors.Error.Kind
 	(*Result)(nil),          // 1: homing.actors.Result
@@ -1535,6 +1668,8 @@ var file_actors_pb_actors_proto_goTypes = []any{
 	(*Rules)(nil),           // 21: homing.actors.Rules
 	(*GetRules)(nil),        // 22: homing.actors.GetRules
 	(*RulesAck)(nil),        // 23: homing.actors.RulesAck
+	(*Introspect)(nil),      // 24: homing.actors.Introspect
+	(*IntrospectReply)(nil), // 25: homing.actors.IntrospectReply
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
@@ -1547,11 +1682,12 @@ var file_actors_pb_actors_proto_depIdxs = []int32{
 	16, // 7: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
 	2,  // 8: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
 	2,  // 9: homing.actors.RawReply.error:type_name -> homing.actors.Error
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	2,  // 10: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -1565,7 +1701,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

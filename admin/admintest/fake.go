@@ -57,6 +57,9 @@ type Fake struct {
 	Counters    admin.Stats
 	// RuleSets answers Rules and records SetRules, by scope.
 	RuleSets map[string]admin.RuleSet
+	// NodeList answers Nodes; Journeys answers Journey.
+	NodeList []admin.NodeInfo
+	Journeys map[string][]admin.JourneyEvent
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// StatsFunc, when set, answers Stats instead of Counters. It runs
@@ -356,6 +359,48 @@ func (f *Fake) SetAccountRules(ctx context.Context, address string, rules json.R
 	rs := admin.RuleSet{Scope: "account", Rules: append(json.RawMessage(nil), rules...)}
 	f.RuleSets["account:"+address] = rs
 	return rs, nil
+}
+
+// Nodes returns NodeList.
+func (f *Fake) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
+	defer f.Unlock()
+	if err := f.enter("Nodes"); err != nil {
+		return nil, err
+	}
+	return append([]admin.NodeInfo(nil), f.NodeList...), nil
+}
+
+// ClusterQueue returns QueueList.
+func (f *Fake) ClusterQueue(ctx context.Context) ([]admin.QueueEntry, error) {
+	defer f.Unlock()
+	if err := f.enter("ClusterQueue"); err != nil {
+		return nil, err
+	}
+	return slices.Clone(f.QueueList), nil
+}
+
+// Journey returns Journeys[id].
+func (f *Fake) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, error) {
+	defer f.Unlock()
+	if err := f.enter("Journey"); err != nil {
+		return nil, err
+	}
+	return append([]admin.JourneyEvent(nil), f.Journeys[id]...), nil
+}
+
+// NodeQueueAction records the call like QueueAction.
+func (f *Fake) NodeQueueAction(ctx context.Context, node, id, action string) error {
+	defer f.Unlock()
+	return f.enter("NodeQueueAction")
+}
+
+// NodeUpdateSettings records the call and returns CurrentSettings.
+func (f *Fake) NodeUpdateSettings(ctx context.Context, node string, u admin.SettingsUpdate) (admin.Settings, error) {
+	defer f.Unlock()
+	if err := f.enter("NodeUpdateSettings"); err != nil {
+		return admin.Settings{}, err
+	}
+	return admin.Settings{}, nil
 }
 
 // Partitions returns PartitionList.
