@@ -52,6 +52,9 @@ type (
 	// retryLocal: partition owners changed; retry deferred local
 	// recipients now.
 	retryLocal struct{}
+	// queueOldest asks for the arrival time of the oldest queued message.
+	queueOldest      struct{}
+	queueOldestReply struct{ at time.Time }
 	// queueList and queueGet answer the admin API with copies.
 	queueList   struct{}
 	queueGet    struct{ id string }
@@ -168,6 +171,14 @@ func (q *queueActor) Receive(ctx actor.Context) {
 			delete(q.relays, m.domain)
 			ctx.Poison(m.pid)
 		}
+	case *queueOldest:
+		var oldest time.Time
+		for _, e := range q.entries {
+			if oldest.IsZero() || e.env.Received.Before(oldest) {
+				oldest = e.env.Received
+			}
+		}
+		ctx.Respond(&queueOldestReply{at: oldest})
 	case *queueList:
 		out := make([]*mail.Envelope, 0, len(q.entries))
 		for _, e := range q.entries {
@@ -347,6 +358,7 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 				q.stats.Relayed.Add(1)
 			}
 			q.stats.result(path, "delivered")
+			q.stats.relayResult(r, "delivered")
 		case o.res.Temporary():
 			r.LastError = o.res.String()
 			if r.FirstTempFailure.IsZero() {
@@ -369,6 +381,7 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 				r.NextAttempt = o.at.Add(delay)
 				q.stats.Deferred.Add(1)
 				q.stats.result(path, "deferred")
+				q.stats.relayResult(r, "deferred")
 			}
 		default:
 			q.fail(r, o.at, o.res.Status, o.res.String(), path)
@@ -544,6 +557,7 @@ func (q *queueActor) fail(r *mail.Recipient, at time.Time, status, text, path st
 		status = "5.0.0"
 	}
 	r.State, r.Done, r.Status, r.LastError, r.NextAttempt = mail.StateFailed, at, status, text, time.Time{}
+	q.stats.relayResult(r, "failed")
 	q.stats.Bounced.Add(1)
 	q.stats.result(path, "failed")
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Actor kinds, as GET /api/v1/actors counts them.
@@ -49,6 +51,15 @@ type Stats struct {
 	promLatency  prometheus.Histogram
 	promDepth    prometheus.Gauge
 	promActivate *prometheus.CounterVec
+	promRelay    *prometheus.CounterVec
+}
+
+// relayResult counts a relay outcome by destination domain.
+func (s *Stats) relayResult(r *mail.Recipient, outcome string) {
+	if r.Local() {
+		return
+	}
+	s.promRelay.WithLabelValues(mail.Domain(r.Addr), outcome).Inc()
 }
 
 // NewStats returns counters registered on reg (nil: not exported).
@@ -72,6 +83,9 @@ func NewStats(reg prometheus.Registerer) *Stats {
 		promDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "homing_queue_messages", Help: "Messages in this node's queue.",
 		}),
+		promRelay: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_relay_results_total", Help: "Relay outcomes per recipient, by destination domain.",
+		}, []string{"domain", "outcome"}),
 		promActivate: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homing_account_actor_events_total", Help: "Account actor activations and passivations.",
 		}, []string{"event"}),
@@ -80,7 +94,7 @@ func NewStats(reg prometheus.Registerer) *Stats {
 		s.active[k] = new(atomic.Int64)
 	}
 	if reg != nil {
-		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate)
+		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate, s.promRelay)
 	}
 	return s
 }

@@ -462,6 +462,16 @@ func (s *System) Queue(ctx context.Context) ([]*mail.Envelope, error) {
 	return reply.entries, reply.err
 }
 
+// OldestQueued returns the arrival time of the oldest queued message (zero
+// when the queue is empty).
+func (s *System) OldestQueued(ctx context.Context) (time.Time, error) {
+	reply, err := request[*queueOldestReply](ctx, s.root, s.queue, &queueOldest{}, s.cfg.RequestTimeout)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return reply.at, nil
+}
+
 // QueueEntry returns a copy of one queued message's envelope.
 func (s *System) QueueEntry(ctx context.Context, id string) (*mail.Envelope, error) {
 	reply, err := request[*queueEntries](ctx, s.root, s.queue, &queueGet{id: id}, s.cfg.RequestTimeout)

@@ -183,6 +183,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("starting actors: %w", err)
 	}
 	sysPtr.Store(n.actors)
+	n.registerNodeMetrics()
 
 	if cfg.DemoAccount && !cfg.Clustered() {
 		if err := n.ensureDemo(ctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -385,5 +387,42 @@ func TestAccountRules(t *testing.T) {
 	}, "queue not empty")
 	if got := len(mx.Messages()); got != 1 {
 		t.Fatalf("%d auto-replies to one sender, want 1", got)
+	}
+}
+
+// /metrics has the series operators watch: SMTP sessions and replies by
+// code, queue depth and age, delivery latency, relay results by domain,
+// actor counts, members by state, partition moves.
+func TestMetrics(t *testing.T) {
+	mx := testkit.StartFakeMX(t)
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
+	c := client(n)
+	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	if _, err := testkit.Send(n.SMTPAddr(), "x@remote.test", []string{"alice@example.test"},
+		testkit.Message("x@remote.test", "alice@example.test", "m", "m")); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, c, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, testkit.Message("alice@example.test", "bob@remote.test", "r", "r"))
+	mx.WaitMessages(t, 1, 20*time.Second)
+	waitMessages(t, c, "alice@example.test", 1)
+	var body string
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + n.AdminAddr() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, `homing_relay_results_total{domain="remote.test",outcome="delivered"} 1`)
+	}, "relay result by domain not in /metrics")
+	for _, want := range []string{
+		"homing_smtp_sessions_total", `homing_smtp_replies_total{`, "homing_queue_messages 0",
+		"homing_queue_oldest_seconds 0", "homing_delivery_latency_seconds_bucket", `homing_actors_active{kind="queue"} 1`,
+		`homing_cluster_members{state="alive"} 0`, "homing_partition_moves_total 0",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
