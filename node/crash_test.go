@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/mail"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -104,40 +103,7 @@ func TestKill9DuringSendsLosesNothing(t *testing.T) {
 	t.Logf("%d messages acknowledged before SIGKILL", len(acked))
 
 	p.Start()
-	want := map[string]int{}
-	for _, acct := range acked {
-		want[acct]++
-	}
-	seen := map[string]int{}
-	for acct, n := range want {
-		var ms []admin.Message
-		testkit.Eventually(t, 30*time.Second, func() bool {
-			var err error
-			ms, err = c.Messages(context.Background(), acct)
-			return err == nil && len(ms) >= n
-		}, "%s has %d messages after restart, want at least %d", acct, len(ms), n)
-		for _, m := range ms {
-			raw, err := c.RawMessage(context.Background(), acct, m.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg, err := mail.ReadMessage(bytes.NewReader(raw))
-			if err != nil {
-				t.Fatalf("stored message %s/%s does not parse: %v", acct, m.ID, err)
-			}
-			seen[msg.Header.Get("Message-ID")]++
-		}
-	}
-	for mid := range acked {
-		if seen[mid] != 1 {
-			t.Errorf("acknowledged message %s stored %d times, want exactly once", mid, seen[mid])
-		}
-	}
-	for mid, n := range seen {
-		if n > 1 {
-			t.Errorf("message %s stored %d times", mid, n)
-		}
-	}
+	verifyExactlyOnce(t, c, acked)
 	if t.Failed() {
 		t.Logf("node log:\n%s", p.Log())
 	}
