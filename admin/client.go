@@ -215,11 +215,14 @@ func (c *Client) Journey(ctx context.Context, id string) ([]JourneyEvent, error)
 
 // NodeQueueAction is a queue action with ?node=.
 func (c *Client) NodeQueueAction(ctx context.Context, node, id, action string) error {
-	method, path := http.MethodPost, "/api/v1/queue/"+url.PathEscape(id)+"/"+url.PathEscape(action)
-	if action == ActionDelete {
-		method, path = http.MethodDelete, "/api/v1/queue/"+url.PathEscape(id)
+	p, q := "/api/v1/queue/"+url.PathEscape(id), "?node="+url.QueryEscape(node)
+	switch action {
+	case ActionDelete:
+		return c.call(ctx, http.MethodDelete, p+q, nil, nil)
+	case ActionRetry, ActionHold, ActionRelease:
+		return c.call(ctx, http.MethodPost, p+"/"+action+q, nil, nil)
 	}
-	return c.call(ctx, method, path+"?node="+url.QueryEscape(node), nil, nil)
+	return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("unknown queue action %q (retry, hold, release or delete)", action)}
 }
 
 // NodeUpdateSettings is PUT /api/v1/settings?node=.

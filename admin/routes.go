@@ -305,7 +305,7 @@ func (h *handler) accountRules(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rs)
+	writeRules(w, rs)
 }
 
 func (h *handler) setAccountRules(w http.ResponseWriter, r *http.Request) {
@@ -319,6 +319,14 @@ func (h *handler) setAccountRules(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	writeRules(w, rs)
+}
+
+// writeRules writes a rule set; no rules are [], never null.
+func writeRules(w http.ResponseWriter, rs RuleSet) {
+	if len(rs.Rules) == 0 {
+		rs.Rules = json.RawMessage("[]")
 	}
 	writeJSON(w, http.StatusOK, rs)
 }
@@ -342,7 +350,7 @@ func (h *handler) rules(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rs)
+	writeRules(w, rs)
 }
 
 // setRules takes the rule array itself as the body.
@@ -363,7 +371,7 @@ func (h *handler) setRules(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rs)
+	writeRules(w, rs)
 }
 
 func (h *handler) nodes(w http.ResponseWriter, r *http.Request) {

@@ -36,13 +36,27 @@ type Submission struct {
 // (f.Lock(); ...; f.Unlock()), since the methods read and change them under
 // that lock. All methods are safe for concurrent use.
 //
-// Behaviour: accounts live in Accounts (Account, DeleteAccount and
-// Messages of an unknown address are mail.ErrNotFound, CreateAccount of a
-// known one mail.ErrExists); Submit checks Passwords (else
-// mail.ErrAuthFailed); QueueAction changes the entry's State ("hold" ->
-// "held", "release" and "retry" -> "active") or removes it ("delete").
-// Errs[method] makes that method return the error; PanicIn names a method
-// that panics.
+// Behaviour: accounts live in AccountMap (Account, DeleteAccount,
+// Messages, AccountRules and SetAccountRules of an unknown address are
+// mail.ErrNotFound, CreateAccount of a known one mail.ErrExists); Submit
+// checks Passwords (else mail.ErrAuthFailed); QueueAction changes the
+// entry's State ("hold" -> "held", "release" and "retry" -> "active") or
+// removes it ("delete").
+//
+// The cluster: QueueList holds every member's queue, QueueEntry.Node
+// naming whose ("" is this node, Current.Name). Queue lists this node's
+// entries; ClusterQueue lists all of them with Node filled in;
+// NodeQueueAction acts like QueueAction on the entry of that node (an
+// unknown node is an *admin.Error 404, like the real node's). NodeList
+// answers Nodes, and NodeUpdateSettings changes the QueueMode of the
+// NodeList entry of that name (or Current for "" and this node's name).
+// Journey answers from Journeys (an id that is not a key is
+// mail.ErrNotFound). Rules answers from RuleSets, or an empty set of the
+// scope when none was stored, as the node does.
+//
+// Every call is recorded with its arguments after the context (Calls,
+// CallsTo). Errs[method] makes that method return the error; PanicIn names
+// a method that panics.
 type Fake struct {
 	sync.Mutex
 
@@ -57,7 +71,7 @@ type Fake struct {
 	Counters    admin.Stats
 	// RuleSets answers Rules and records SetRules, by scope.
 	RuleSets map[string]admin.RuleSet
-	// NodeList answers Nodes; Journeys answers Journey.
+	// NodeList answers Nodes; Journeys answers Journey (by queue id).
 	NodeList []admin.NodeInfo
 	Journeys map[string][]admin.JourneyEvent
 	// PartitionList answers Partitions.
@@ -67,7 +81,12 @@ type Fake struct {
 	StatsFunc func() admin.Stats
 	Submitted []Submission
 
-	Errs    map[string]error
+	Errs map[string]error
+	// ErrFor, when set, is asked first for every call (method and
+	// arguments, as recorded); a non-nil answer is that call's error, so
+	// one item of a batch can fail. It runs with the fake locked and must
+	// not call the fake.
+	ErrFor  func(Call) error
 	PanicIn string
 
 	calls []Call
@@ -100,7 +119,8 @@ func (f *Fake) Calls() []Call {
 	return slices.Clone(f.calls)
 }
 
-// CallsTo returns the recorded calls of one method, in order.
+// CallsTo returns the recorded calls of one method, in order (the order
+// the fake was called in: concurrent callers interleave).
 func (f *Fake) CallsTo(method string) []Call {
 	f.Lock()
 	defer f.Unlock()
@@ -124,14 +144,20 @@ func (f *Fake) SetErr(method string, err error) {
 	f.Errs[method] = err
 }
 
-// enter records a call and returns the injected error; the caller holds
-// the lock until it returns.
+// enter records a call and returns the injected error (ErrFor's, else
+// Errs'); the caller holds the lock until it returns.
 func (f *Fake) enter(method string, args ...any) error {
 	f.Lock()
-	f.calls = append(f.calls, Call{Method: method, Args: args})
+	c := Call{Method: method, Args: args}
+	f.calls = append(f.calls, c)
 	if f.PanicIn == method {
 		// The caller's deferred Unlock runs while the panic unwinds.
 		panic("admintest: injected panic in " + method)
+	}
+	if f.ErrFor != nil {
+		if err := f.ErrFor(c); err != nil {
+			return err
+		}
 	}
 	return f.Errs[method]
 }
@@ -233,14 +259,25 @@ func (f *Fake) RawMessage(ctx context.Context, address, id string) ([]byte, erro
 	return slices.Clone(b), nil
 }
 
-// Queue returns QueueList.
+// Queue returns the entries of QueueList that are this node's (Node "" or
+// Current.Name).
 func (f *Fake) Queue(ctx context.Context) ([]admin.QueueEntry, error) {
 	defer f.Unlock()
 	if err := f.enter("Queue"); err != nil {
 		return nil, err
 	}
-	return slices.Clone(f.QueueList), nil
+	var out []admin.QueueEntry
+	for _, e := range f.QueueList {
+		if f.isSelf(e.Node) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
+
+// isSelf reports whether node names this node ("" or Current.Name); the
+// caller holds the lock.
+func (f *Fake) isSelf(node string) bool { return node == "" || node == f.Current.Name }
 
 // QueueEntry returns one entry of QueueList or mail.ErrNotFound.
 func (f *Fake) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, error) {
@@ -256,14 +293,20 @@ func (f *Fake) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, err
 	return admin.QueueEntry{}, fmt.Errorf("queue %s: %w", id, mail.ErrNotFound)
 }
 
-// QueueAction changes or removes an entry of QueueList.
+// QueueAction changes or removes an entry of this node's queue.
 func (f *Fake) QueueAction(ctx context.Context, id, action string) error {
 	defer f.Unlock()
 	if err := f.enter("QueueAction", id, action); err != nil {
 		return err
 	}
+	return f.act(func(e admin.QueueEntry) bool { return e.ID == id && f.isSelf(e.Node) }, id, action)
+}
+
+// act applies a queue action to the first entry of QueueList that match
+// accepts (mail.ErrNotFound when none does); the caller holds the lock.
+func (f *Fake) act(match func(admin.QueueEntry) bool, id, action string) error {
 	for i := range f.QueueList {
-		if f.QueueList[i].ID != id {
+		if !match(f.QueueList[i]) {
 			continue
 		}
 		switch action {
@@ -315,50 +358,74 @@ func (f *Fake) Actors(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-// Rules returns RuleSets[scope].
+// Rules returns RuleSets[scope] as stored, or an empty set of the scope
+// (rules []) when none is. The recorded arguments are scope.
 func (f *Fake) Rules(ctx context.Context, scope string) (admin.RuleSet, error) {
 	defer f.Unlock()
-	if err := f.enter("Rules"); err != nil {
+	if err := f.enter("Rules", scope); err != nil {
 		return admin.RuleSet{}, err
 	}
-	return f.RuleSets[scope], nil
+	return f.ruleSet(scope, scope), nil
 }
 
-// SetRules stores rules as RuleSets[scope].
+// ruleSet returns RuleSets[key] or an empty set of scope; the caller
+// holds the lock.
+func (f *Fake) ruleSet(key, scope string) admin.RuleSet {
+	if rs, ok := f.RuleSets[key]; ok {
+		rs.Rules = slices.Clone(rs.Rules)
+		return rs
+	}
+	return admin.RuleSet{Scope: scope, Rules: json.RawMessage("[]")}
+}
+
+// SetRules stores rules as RuleSets[scope]; the "cluster" set gets the
+// version after the one stored. The recorded arguments are scope and the
+// rules as a string.
 func (f *Fake) SetRules(ctx context.Context, scope string, rules json.RawMessage) (admin.RuleSet, error) {
 	defer f.Unlock()
-	if err := f.enter("SetRules"); err != nil {
+	if err := f.enter("SetRules", scope, string(rules)); err != nil {
 		return admin.RuleSet{}, err
 	}
 	if f.RuleSets == nil {
 		f.RuleSets = map[string]admin.RuleSet{}
 	}
-	rs := admin.RuleSet{Scope: scope, Rules: append(json.RawMessage(nil), rules...)}
+	rs := admin.RuleSet{Scope: scope, Rules: slices.Clone(rules)}
+	if scope == "cluster" {
+		rs.Version = f.RuleSets[scope].Version + 1
+	}
 	f.RuleSets[scope] = rs
-	return rs, nil
+	return f.ruleSet(scope, scope), nil
 }
 
-// AccountRules returns RuleSets["account:"+address].
+// AccountRules returns RuleSets["account:"+address] (an empty set when
+// none is stored), or mail.ErrNotFound for an unknown account.
 func (f *Fake) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
 	defer f.Unlock()
-	if err := f.enter("AccountRules"); err != nil {
+	if err := f.enter("AccountRules", address); err != nil {
 		return admin.RuleSet{}, err
 	}
-	return f.RuleSets["account:"+address], nil
+	if _, ok := f.AccountMap[address]; !ok {
+		return admin.RuleSet{}, fmt.Errorf("account %s: %w", address, mail.ErrNotFound)
+	}
+	return f.ruleSet("account:"+address, "account"), nil
 }
 
-// SetAccountRules stores rules as RuleSets["account:"+address].
+// SetAccountRules stores rules as RuleSets["account:"+address], or
+// returns mail.ErrNotFound for an unknown account. The recorded arguments
+// are address and the rules as a string.
 func (f *Fake) SetAccountRules(ctx context.Context, address string, rules json.RawMessage) (admin.RuleSet, error) {
 	defer f.Unlock()
-	if err := f.enter("SetAccountRules"); err != nil {
+	if err := f.enter("SetAccountRules", address, string(rules)); err != nil {
 		return admin.RuleSet{}, err
+	}
+	if _, ok := f.AccountMap[address]; !ok {
+		return admin.RuleSet{}, fmt.Errorf("account %s: %w", address, mail.ErrNotFound)
 	}
 	if f.RuleSets == nil {
 		f.RuleSets = map[string]admin.RuleSet{}
 	}
-	rs := admin.RuleSet{Scope: "account", Rules: append(json.RawMessage(nil), rules...)}
-	f.RuleSets["account:"+address] = rs
-	return rs, nil
+	f.RuleSets["account:"+address] = admin.RuleSet{Scope: "account", Rules: slices.Clone(rules)}
+	return f.ruleSet("account:"+address, "account"), nil
 }
 
 // Nodes returns NodeList.
@@ -370,37 +437,99 @@ func (f *Fake) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
 	return append([]admin.NodeInfo(nil), f.NodeList...), nil
 }
 
-// ClusterQueue returns QueueList.
+// ClusterQueue returns QueueList, each entry's Node filled in (this
+// node's entries get Current.Name).
 func (f *Fake) ClusterQueue(ctx context.Context) ([]admin.QueueEntry, error) {
 	defer f.Unlock()
 	if err := f.enter("ClusterQueue"); err != nil {
 		return nil, err
 	}
-	return slices.Clone(f.QueueList), nil
+	out := slices.Clone(f.QueueList)
+	for i := range out {
+		if out[i].Node == "" {
+			out[i].Node = f.Current.Name
+		}
+	}
+	return out, nil
 }
 
-// Journey returns Journeys[id].
+// Journey returns Journeys[id], or mail.ErrNotFound when id is not a key
+// (a key with no events answers an empty list).
 func (f *Fake) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, error) {
 	defer f.Unlock()
-	if err := f.enter("Journey"); err != nil {
+	if err := f.enter("Journey", id); err != nil {
 		return nil, err
 	}
-	return append([]admin.JourneyEvent(nil), f.Journeys[id]...), nil
+	ev, ok := f.Journeys[id]
+	if !ok {
+		return nil, fmt.Errorf("message %s: %w (no node remembers it)", id, mail.ErrNotFound)
+	}
+	return slices.Clone(ev), nil
 }
 
-// NodeQueueAction records the call like QueueAction.
+// knownNode reports whether node is this node or an entry of NodeList or
+// QueueList; the caller holds the lock.
+func (f *Fake) knownNode(node string) bool {
+	if f.isSelf(node) {
+		return true
+	}
+	for _, n := range f.NodeList {
+		if n.Name == node {
+			return true
+		}
+	}
+	for _, e := range f.QueueList {
+		if e.Node == node {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeQueueAction is QueueAction on the entry of QueueList with the id
+// whose Node is node ("" and Current.Name are this node). A node the fake
+// does not know (not in NodeList or QueueList) is an *admin.Error 404.
+// The recorded arguments are node, id and action.
 func (f *Fake) NodeQueueAction(ctx context.Context, node, id, action string) error {
 	defer f.Unlock()
-	return f.enter("NodeQueueAction")
+	if err := f.enter("NodeQueueAction", node, id, action); err != nil {
+		return err
+	}
+	if !f.knownNode(node) {
+		return &admin.Error{Status: 404, Message: "no node named " + node}
+	}
+	self := f.isSelf(node)
+	return f.act(func(e admin.QueueEntry) bool {
+		return e.ID == id && (e.Node == node || self && f.isSelf(e.Node))
+	}, id, action)
 }
 
-// NodeUpdateSettings records the call and returns CurrentSettings.
+// NodeUpdateSettings applies u to Current when node is this node ("" or
+// Current.Name), else to the QueueMode of NodeList's entry of that name,
+// and returns that node's settings. An unknown node is an *admin.Error
+// 404. The recorded arguments are node and u.
 func (f *Fake) NodeUpdateSettings(ctx context.Context, node string, u admin.SettingsUpdate) (admin.Settings, error) {
 	defer f.Unlock()
-	if err := f.enter("NodeUpdateSettings"); err != nil {
+	if err := f.enter("NodeUpdateSettings", node, u); err != nil {
 		return admin.Settings{}, err
 	}
-	return admin.Settings{}, nil
+	if f.isSelf(node) {
+		if u.QueueMode != nil {
+			f.Current.QueueMode = *u.QueueMode
+		}
+		return f.Current, nil
+	}
+	for i := range f.NodeList {
+		n := &f.NodeList[i]
+		if n.Name != node {
+			continue
+		}
+		if u.QueueMode != nil {
+			n.QueueMode = *u.QueueMode
+		}
+		return admin.Settings{QueueMode: n.QueueMode, Name: n.Name, Roles: slices.Clone(n.Roles)}, nil
+	}
+	return admin.Settings{}, &admin.Error{Status: 404, Message: "no node named " + node}
 }
 
 // Partitions returns PartitionList.

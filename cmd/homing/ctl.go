@@ -33,10 +33,14 @@ global flags (also accepted after the command):
   --admin ADDR     admin API address (default $HOMING_ADMIN, else 127.0.0.1:8025)
   --token TOKEN    admin bearer token (default $HOMING_TOKEN)
   --json           print the API's JSON, indented
-  --timeout D      give up after D (default 1m)
+  --timeout D      give up after D (default 1m; in a batch, each request)
 
 commands:
   cluster                              members and partition owners
+  nodes                                every member: roles, queue mode, state,
+                                       queue (total/deferred/held), oldest entry,
+                                       partitions (open/total), actors, error
+  journey ID                           the path of one message across the nodes
   accounts                             list accounts
   accounts add ADDR [--password P | --password-stdin] [--quota SIZE]
                                        create an account (no password: one is
@@ -44,13 +48,29 @@ commands:
                                        e.g. 500MiB, 2G
   accounts show ADDR                   one account
   accounts delete ADDR                 delete an account
+  accounts import FILE|-               create the accounts listed in FILE (or
+                                       stdin), one a line: ADDR PASSWORD [QUOTA]
+                                       or ADDR HASH [QUOTA] (HASH: $argon2id$...
+                                       or bcrypt $2...; {HASH} also works);
+                                       # comments and blank lines are skipped;
+                                       existing accounts are skipped; 4 at a
+                                       time, progress on stderr
   messages ADDR                        list an account's messages
   message ADDR ID                      write a stored message's raw bytes to stdout
-  queue                                list the queue
+  queue [--cluster | --node N]         list this node's queue (--cluster: every
+                                       member's, with a NODE column; --node:
+                                       one member's)
   queue show ID                        one queued message and its recipients
-  queue retry|hold|release|delete ID...
+  queue retry|hold|release|delete ID... [--node N]
+                                       act on messages (--node: in N's queue)
+  queue retry --all [--cluster | --node N]
+                                       retry every deferred message of this node
+                                       (--cluster: of every member; --node: of N),
+                                       progress on stderr
   settings                             this node's settings
-  settings set queue-mode MODE         MODE: locally, locally-for-others, remotely
+  settings set queue-mode MODE [--node N]
+                                       MODE: locally, locally-for-others,
+                                       remotely (--node: change member N)
   rules [server|cluster]               a rule set (server: this node; cluster: every member)
   rules set server|cluster FILE|-      replace it with a JSON array of rules
   account-rules ADDR                   an account's rules
@@ -65,14 +85,15 @@ commands:
 
 // runCtl runs `homing ctl` with the arguments after "ctl" and returns the
 // exit code: 0 on success, 1 when the operation failed, 2 on a usage
-// error. It reads stdin only for --password-stdin and `submit -`.
+// error. It reads stdin only for --password-stdin, `submit -`, `rules set
+// ... -` and `accounts import -`.
 func runCtl(args []string, stdout, stderr io.Writer) int {
 	return ctlMain(args, os.Stdin, stdout, stderr, os.Getenv)
 }
 
 // ctlMain is runCtl with its inputs injectable, for tests.
 func ctlMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	c := &ctlRun{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &ctlRun{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now, tty: ctlIsTerminal(stderr)}
 	c.admin = getenv("HOMING_ADMIN")
 	if c.admin == "" {
 		c.admin = "127.0.0.1:8025"
@@ -127,6 +148,9 @@ type ctlRun struct {
 
 	client *admin.Client
 	ctx    context.Context
+
+	now func() time.Time // the clock (progress rendering, ages)
+	tty bool             // stderr is a terminal: progress as a redrawn bar
 }
 
 // flags returns a flag set for a (sub)command with the global flags on it,
@@ -202,6 +226,8 @@ func (c *ctlRun) run(args []string) error {
 	}
 	handlers := map[string]func([]string) error{
 		"cluster":  c.cmdCluster,
+		"nodes":    c.cmdNodes,
+		"journey":  c.cmdJourney,
 		"accounts": c.cmdAccounts,
 		"account":  c.cmdAccounts,
 		"messages": c.cmdMessages,
@@ -392,9 +418,11 @@ func (c *ctlRun) cmdAccounts(args []string) error {
 			return c.cmdAccountShow(args[1:])
 		case "delete", "remove", "rm":
 			return c.cmdAccountDelete(args[1:])
+		case "import":
+			return c.cmdAccountImport(args[1:])
 		}
 		if !strings.HasPrefix(args[0], "-") {
-			return ctlUsagef("unknown accounts command %q (add, show, delete)", args[0])
+			return ctlUsagef("unknown accounts command %q (add, show, delete, import)", args[0])
 		}
 	}
 	_, done, err := c.prepare(c.flags("accounts"), args, 0, 0, "accounts: unexpected argument")
@@ -569,22 +597,62 @@ func (c *ctlRun) cmdQueue(args []string) error {
 			return ctlUsagef("unknown queue command %q (show, retry, hold, release, delete)", args[0])
 		}
 	}
-	_, done, err := c.prepare(c.flags("queue"), args, 0, 0, "queue: unexpected argument")
+	fs := c.flags("queue")
+	all := fs.Bool("cluster", false, "every member's queue")
+	node := fs.String("node", "", "one member's queue")
+	_, done, err := c.prepare(fs, args, 0, 0, "queue: unexpected argument")
 	if err != nil {
 		return err
 	}
 	defer done()
-	q, err := c.client.Queue(c.ctx)
-	if err != nil {
-		return c.describe("queue", err)
+	if *all && *node != "" {
+		return ctlUsagef("give only one of --cluster and --node")
 	}
+	q, err := c.queueOf(*all, *node)
+	if err != nil {
+		return err
+	}
+	withNode := *all || *node != ""
 	return c.out(q, func(w io.Writer) {
+		if withNode {
+			fmt.Fprint(w, "NODE\t")
+		}
 		fmt.Fprintln(w, "ID\tSTATE\tATTEMPTS\tNEXT ATTEMPT\tSIZE\tSENDER\tRECIPIENTS\tLAST ERROR")
 		for _, e := range q {
+			if withNode {
+				fmt.Fprintf(w, "%s\t", ctlCell(e.Node))
+			}
 			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", ctlCell(e.ID), ctlCell(e.State), e.Attempts,
 				ctlTimePtr(e.NextAttempt), ctlSize(e.Size), ctlSender(e.Sender), ctlRecipients(e.Recipients), ctlClip(e.LastError, 60))
 		}
 	})
+}
+
+// queueOf lists this node's queue, every member's (cluster), or one
+// member's (node: the cluster-wide listing cut to that node). Entries of
+// the cluster-wide listing name their node.
+func (c *ctlRun) queueOf(cluster bool, node string) ([]admin.QueueEntry, error) {
+	if !cluster && node == "" {
+		q, err := c.client.Queue(c.ctx)
+		if err != nil {
+			return nil, c.describe("queue", err)
+		}
+		return q, nil
+	}
+	all, err := c.client.ClusterQueue(c.ctx)
+	if err != nil {
+		return nil, c.describe("cluster queue", err)
+	}
+	if node == "" {
+		return all, nil
+	}
+	q := []admin.QueueEntry{}
+	for _, e := range all {
+		if e.Node == node {
+			q = append(q, e)
+		}
+	}
+	return q, nil
 }
 
 // ctlRecipients is the first recipient and how many more there are.
@@ -640,14 +708,46 @@ func ctlDone(action string) string {
 }
 
 func (c *ctlRun) cmdQueueAction(action string, args []string) error {
-	ids, done, err := c.prepare(c.flags("queue "+action), args, 1, -1, "queue "+action+" needs at least one ID")
+	fs := c.flags("queue " + action)
+	node := fs.String("node", "", "act on this member's queue")
+	var all, cluster *bool
+	if action == admin.ActionRetry {
+		all = fs.Bool("all", false, "every deferred message")
+		cluster = fs.Bool("cluster", false, "with --all: of every member")
+	}
+	ids, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if all != nil && *all {
+		switch {
+		case len(ids) > 0:
+			return ctlUsagef("queue retry --all takes no ID")
+		case *cluster && *node != "":
+			return ctlUsagef("give only one of --cluster and --node")
+		}
+		return c.retryAll(*cluster, *node)
+	}
+	switch {
+	case cluster != nil && *cluster:
+		return ctlUsagef("--cluster goes with --all (for single messages give --node N)")
+	case len(ids) == 0:
+		return ctlUsagef("queue %s needs at least one ID", action)
+	}
+	done, err := c.connect()
 	if err != nil {
 		return err
 	}
 	defer done()
 	failed := 0
 	for _, id := range ids {
-		if err := c.client.QueueAction(c.ctx, id, action); err != nil {
+		var err error
+		if *node != "" {
+			err = c.client.NodeQueueAction(c.ctx, *node, id, action)
+		} else {
+			err = c.client.QueueAction(c.ctx, id, action)
+		}
+		if err != nil {
 			failed++
 			fmt.Fprintf(c.stderr, "homing ctl: %s\n", ctlSanitize(c.describe("queue "+id, err).Error()))
 			continue
@@ -690,7 +790,9 @@ func (c *ctlRun) printSettings(s admin.Settings) error {
 }
 
 func (c *ctlRun) cmdSettingsSet(args []string) error {
-	pos, err := c.parse(c.flags("settings set"), args)
+	fs := c.flags("settings set")
+	node := fs.String("node", "", "change this member's settings")
+	pos, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -712,9 +814,18 @@ func (c *ctlRun) cmdSettingsSet(args []string) error {
 		return err
 	}
 	defer done()
-	s, err := c.client.UpdateSettings(c.ctx, up)
+	var s admin.Settings
+	if *node != "" {
+		s, err = c.client.NodeUpdateSettings(c.ctx, *node, up)
+	} else {
+		s, err = c.client.UpdateSettings(c.ctx, up)
+	}
 	if err != nil {
-		return c.describe("settings", err)
+		what := "settings"
+		if *node != "" {
+			what = "settings of " + *node
+		}
+		return c.describe(what, err)
 	}
 	return c.printSettings(s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -36,11 +37,22 @@ type ctlEnv struct {
 // checks at the end that no goroutine of the test outlives it.
 func newCtlEnv(t *testing.T, token string) *ctlEnv {
 	t.Helper()
+	return newCtlEnvWrapped(t, token, nil)
+}
+
+// newCtlEnvWrapped is newCtlEnv with the handler wrapped by wrap (nil: not
+// wrapped), to watch the requests.
+func newCtlEnvWrapped(t *testing.T, token string, wrap func(http.Handler) http.Handler) *ctlEnv {
+	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	f := admintest.NewFake()
 	e := &ctlEnv{t: t, fake: f, env: map[string]string{}}
-	e.srv = httptest.NewServer(admin.NewHandler(f, admin.Options{Token: token}))
+	h := admin.NewHandler(f, admin.Options{Token: token})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	e.env["HOMING_ADMIN"] = e.srv.Listener.Addr().String() // host:port, no scheme
 	e.env["HOMING_TOKEN"] = token
@@ -261,7 +273,7 @@ func TestCtlAccountsUsageErrors(t *testing.T) {
 		{[]string{"accounts", "add", "a@b", "--password", "p", "--password-stdin"}, "homing ctl: give only one of --password and --password-stdin"},
 		{[]string{"accounts", "add", "a@b", "--frobnicate"}, "homing ctl: flag provided but not defined: -frobnicate"},
 		{[]string{"accounts", "show"}, "homing ctl: accounts show needs exactly one ADDRESS"},
-		{[]string{"accounts", "purge"}, `homing ctl: unknown accounts command "purge" (add, show, delete)`},
+		{[]string{"accounts", "purge"}, `homing ctl: unknown accounts command "purge" (add, show, delete, import)`},
 	} {
 		r := e.run("", c.args...)
 		r.failed(t, 2, c.line)
@@ -461,6 +473,12 @@ func TestCtlUsage(t *testing.T) {
 			t.Errorf("%v: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
 		}
 	}
+	for _, cmd := range []string{"\n  nodes ", "\n  journey ID ", "\n  accounts import FILE|- ", "\n  queue [--cluster | --node N] ",
+		"\n  queue retry --all [--cluster | --node N]", "\n  settings set queue-mode MODE [--node N]"} {
+		if !strings.Contains(ctlUsage, cmd) {
+			t.Errorf("the usage text does not list %q", strings.TrimSpace(cmd))
+		}
+	}
 	e.run("").failed(t, 2, "homing ctl: no command given")
 	e.run("", "explode").failed(t, 2, `homing ctl: unknown command "explode"`)
 	e.run("", "--bogus", "stats").failed(t, 2, "homing ctl: flag provided but not defined: -bogus")
@@ -505,7 +523,7 @@ func TestCtlRules(t *testing.T) {
 	if !strings.Contains(r.stdout, `"kind": "filter"`) {
 		t.Fatalf("rules cluster printed %q", r.stdout)
 	}
-	e.run("", "account-rules", "set", "a@x.test", "-").failed(t, 1, "homing ctl: -: not JSON (want an array of rules)")
-	e.run(`[]`, "account-rules", "set", "a@x.test", "-").ok(t)
+	e.run("", "account-rules", "set", "demo@example.test", "-").failed(t, 1, "homing ctl: -: not JSON (want an array of rules)")
+	e.run(`[]`, "account-rules", "set", "demo@example.test", "-").ok(t)
 	e.run("", "rules", "set", "cluster").failed(t, 2, "homing ctl: usage: rules [server|cluster] | rules set server|cluster FILE|-")
 }
