@@ -246,7 +246,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Logger:        log.With("component", "admin"),
 	})
-	n.adminSrv = &http.Server{Handler: withPprof(handler, cfg.AdminToken), ReadHeaderTimeout: 10 * time.Second}
+	n.adminSrv = &http.Server{Handler: withConsole(withPprof(handler, cfg.AdminToken)), ReadHeaderTimeout: 10 * time.Second}
 	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 		return nil, fmt.Errorf("--admin %s: %w", cfg.AdminAddr, err)
 	}

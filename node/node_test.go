@@ -426,3 +426,26 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// The admin listener serves the web console at /console/ and sends / there.
+func TestConsoleIsServed(t *testing.T) {
+	n := testkit.StartNode(t, "n1")
+	cl := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := cl.Get("http://" + n.AdminAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("GET / = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, err = http.Get("http://" + n.AdminAddr() + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "<html") || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /console/ = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

@@ -199,14 +199,21 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 			exited <- fmt.Sprintf("%s exited: %v", n.name, n.err)
 		}(n)
 	}
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(stdout, "\nhoming dev: stopping every node")
-	case msg := <-exited:
-		fmt.Fprintf(stderr, "homing dev: %s; stopping the others (logs in %s)\n", msg, *dir)
+	// A node that dies (kill -9 to see failover) is reported; the others
+	// keep running until Ctrl-C.
+	for alive := len(nodes); alive > 0; {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "\nhoming dev: stopping every node")
+			stopAll()
+			return 0
+		case msg := <-exited:
+			alive--
+			fmt.Fprintf(stderr, "homing dev: %s (the others keep running; logs in %s)\n", msg, *dir)
+		}
 	}
-	stopAll()
-	return 0
+	fmt.Fprintln(stderr, "homing dev: every node has exited")
+	return 1
 }
 
 func allOwned(c admin.Cluster) bool {

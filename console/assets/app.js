@@ -1,0 +1,876 @@
+// Homing web console. It polls the node's JSON API (same origin) and draws
+// the cluster, the queue depth over time, the cluster's queue, the journey
+// of a message and accounts. Everything that comes from the API reaches the
+// DOM as text (textContent, append of strings, setAttribute), never as
+// markup. No library, no build step.
+'use strict';
+
+(() => {
+  const API = '/api/v1';
+  const CLUSTER_EVERY_MS = 2000; // cluster picture and queue depth
+  const QUEUE_EVERY_MS = 5000; // queue list
+  const HISTORY_MS = 5 * 60 * 1000; // queue depth kept in memory
+  const GAP_MS = 3 * CLUSTER_EVERY_MS; // a longer gap between samples breaks the line
+  const MODE_PENDING_MS = 10000; // how long a switched mode waits for gossip
+  const QUEUE_ROWS_MAX = 500;
+  const TOKEN_KEY = 'homing.console.token';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const STATES = ['alive', 'suspect', 'dead', 'left'];
+  const MODES = [
+    ['locally', 'Locally'],
+    ['locally-for-others', 'Locally for Others'],
+    ['remotely', 'Remotely'],
+  ];
+  const ACTIONS = [
+    ['retry', 'Retry'],
+    ['hold', 'Hold'],
+    ['release', 'Release'],
+    ['delete', 'Delete'],
+  ];
+
+  // Geometry of the cluster picture, in SVG user units.
+  const BOX = { w: 250, pad: 12, head: 112, cell: 22, gap: 4, perRow: 9 };
+  const ROW_GAP = 56;
+  const MARGIN = 16;
+  const FOOTER = 28;
+  // Geometry of the queue depth chart (its viewBox is 560 x 180).
+  const CHART = { w: 560, h: 180, left: 44, right: 14, top: 12, bottom: 28 };
+
+  const state = {
+    samples: [], // {t, total}: total queue depth, the last HISTORY_MS
+    members: new Map(), // member name -> the SVG parts of its box
+    pendingModes: new Map(), // member name -> {mode, until}
+    queueShown: null, // JSON of the queue list on screen
+    queueSeq: 0, // the newest queue request; older answers are dropped
+    journeySeq: 0,
+    accountSeq: 0,
+  };
+
+  // ---- DOM helpers -------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  // h builds an HTML element, s an SVG element. Attributes are set with
+  // setAttribute and children appended as nodes or text, so no value is
+  // ever parsed as markup. null, undefined and false are skipped.
+  function h(tag, attrs, ...children) {
+    return build(document.createElement(tag), attrs, children);
+  }
+
+  function s(tag, attrs, ...children) {
+    return build(document.createElementNS(SVG_NS, tag), attrs, children);
+  }
+
+  function build(node, attrs, children) {
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      node.setAttribute(name, value === true ? '' : String(value));
+    }
+    for (const child of children) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  // say writes a status line; kind is '', 'ok' or 'error'.
+  function say(id, text, kind) {
+    const node = $(id);
+    node.textContent = text || '';
+    node.dataset.kind = kind || '';
+  }
+
+  // ---- the API -----------------------------------------------------------
+
+  class APIError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function token() {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  }
+
+  // api calls the JSON API and returns the decoded body (null when empty).
+  // It throws an APIError with a message fit for the operator; a 401 also
+  // opens the token form.
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    const tok = token();
+    if (tok) headers.Authorization = 'Bearer ' + tok;
+    const init = { method, headers, cache: 'no-store', credentials: 'same-origin' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (err) {
+      throw new APIError(0, `the node did not answer (${err.message})`);
+    }
+    if (res.status === 401) {
+      askForToken(tok
+        ? 'The node refused this token. Enter a valid admin token.'
+        : 'This node requires an admin token.');
+      throw new APIError(401, 'not authorized: an admin token is required (401)');
+    }
+    if (res.status === 403) {
+      throw new APIError(403, 'forbidden: this token may not do that; a read-only token can only look (403)');
+    }
+    if (!res.ok) throw new APIError(res.status, await errorMessage(res));
+    const text = await res.text();
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new APIError(res.status, 'the node answered with something that is not JSON');
+    }
+  }
+
+  async function errorMessage(res) {
+    let detail = '';
+    try {
+      const body = await res.json();
+      if (body && body.error) detail = String(body.error);
+    } catch {
+      // not JSON: the status says it all
+    }
+    return detail ? `${detail} (${res.status})` : `HTTP ${res.status} ${res.statusText}`.trim();
+  }
+
+  // ---- the admin token ---------------------------------------------------
+
+  function askForToken(message) {
+    $('auth-message').textContent = message;
+    if ($('auth').hidden) {
+      $('auth').hidden = false;
+      $('token-input').focus();
+    }
+  }
+
+  function onTokenSubmit(ev) {
+    ev.preventDefault();
+    const value = $('token-input').value.trim();
+    if (!value) return;
+    sessionStorage.setItem(TOKEN_KEY, value);
+    $('token-input').value = '';
+    $('auth').hidden = true;
+    showForgetButton();
+    refreshAll();
+  }
+
+  function forgetToken() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showForgetButton();
+    refreshAll();
+  }
+
+  function showForgetButton() {
+    $('forget-token').hidden = !token();
+  }
+
+  // ---- formatting --------------------------------------------------------
+
+  // fmtTime shows an RFC 3339 time in UTC; withMillis for journeys, where
+  // events can be milliseconds apart.
+  function fmtTime(value, withMillis) {
+    if (!value) return '—';
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) return String(value);
+    if (d.getUTCFullYear() <= 1) return '—'; // Go's zero time
+    const iso = d.toISOString();
+    return iso.slice(0, 10) + ' ' + iso.slice(11, withMillis ? 23 : 19) + ' UTC';
+  }
+
+  function fmtSize(bytes) {
+    const n = Number(bytes);
+    if (!Number.isFinite(n)) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return (i === 0 ? String(v) : v.toFixed(1)) + ' ' + units[i];
+  }
+
+  function fmtNum(v) {
+    return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  }
+
+  function modeLabel(mode) {
+    const m = MODES.find(([value]) => value === mode);
+    return m ? m[1] : String(mode || 'unknown');
+  }
+
+  // cssToken makes a value safe to use as part of a class name.
+  function cssToken(v) {
+    return String(v || 'unknown').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  }
+
+  // colourIndex gives each node name one of six colours, the same on every
+  // refresh, so one node's events stand out in a journey.
+  function colourIndex(name) {
+    let hash = 0;
+    for (const ch of String(name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+    return hash % 6;
+  }
+
+  function byName(a, b) {
+    return String(a.name).localeCompare(String(b.name), undefined, { numeric: true });
+  }
+
+  function timeOf(v) {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? 0 : t;
+  }
+
+  function roles(member) {
+    return Array.isArray(member.roles) ? member.roles.map(String) : [];
+  }
+
+  // ---- the cluster picture -----------------------------------------------
+
+  async function refreshCluster() {
+    const [cluster, nodes] = await Promise.allSettled([
+      api('GET', API + '/cluster'),
+      api('GET', API + '/nodes'),
+    ]);
+    if (cluster.status === 'rejected') {
+      say('cluster-error', 'Cluster view unavailable: ' + cluster.reason.message, 'error');
+      $('cluster').classList.add('stale');
+      return;
+    }
+    $('cluster').classList.remove('stale');
+    const details = nodes.status === 'fulfilled' ? nodeDetails(nodes.value) : null;
+    say('cluster-error', details ? '' : 'Per-node details unavailable: ' + nodes.reason.message, 'error');
+    drawCluster(cluster.value || {}, details || new Map());
+    $('cluster-updated').textContent = 'updated ' + fmtTime(new Date().toISOString());
+    if (details) recordDepth(details);
+  }
+
+  // nodeDetails indexes GET /api/v1/nodes ([{"name", "queue": {"total",
+  // ...}, "partitions": [{"id", "open"}], "error"}]) by node name: the
+  // partitions each node holds open, its queue depth, and the error when
+  // the node could not be asked (then it has no depth and nothing open).
+  function nodeDetails(body) {
+    const list = Array.isArray(body) ? body : [];
+    const out = new Map();
+    for (const n of list) {
+      if (!n || typeof n !== 'object' || !n.name) continue;
+      const error = n.error ? String(n.error) : '';
+      const open = new Set();
+      for (const p of !error && Array.isArray(n.partitions) ? n.partitions : []) {
+        if (p && p.open === true) open.add(Number(p.id));
+      }
+      out.set(String(n.name), { open, depth: error ? null : queueTotal(n), error });
+    }
+    return out;
+  }
+
+  function queueTotal(n) {
+    return n.queue && typeof n.queue.total === 'number' ? n.queue.total : null;
+  }
+
+  // partitionsOf groups the partition map by owner; partitions with no
+  // owner, or an owner that is not a member, are "unowned".
+  function partitionsOf(list, members) {
+    const names = new Set(members.map((m) => String(m.name)));
+    const owned = new Map();
+    const unowned = [];
+    for (const p of Array.isArray(list) ? list : []) {
+      if (!p || p.id === undefined) continue;
+      const id = Number(p.id);
+      const owner = p.owner ? String(p.owner) : '';
+      if (!owner || !names.has(owner)) {
+        unowned.push(id);
+        continue;
+      }
+      if (!owned.has(owner)) owned.set(owner, []);
+      owned.get(owner).push(id);
+    }
+    for (const ids of owned.values()) ids.sort((a, b) => a - b);
+    unowned.sort((a, b) => a - b);
+    return { owned, unowned, total: Array.isArray(list) ? list.length : 0 };
+  }
+
+  function isBackend(member) {
+    return roles(member).includes('backend');
+  }
+
+  function boxHeight(member, owned) {
+    if (!isBackend(member)) return BOX.head;
+    const n = (owned.get(String(member.name)) || []).length;
+    const rows = Math.max(1, Math.ceil(n / BOX.perRow));
+    return BOX.head + rows * (BOX.cell + BOX.gap) + BOX.pad;
+  }
+
+  // layout puts frontends (and members without the backend role) in the
+  // top row and backends in the row below, each row sorted by name.
+  function layout(members, owned) {
+    const rows = [members.filter((m) => !isBackend(m)), members.filter(isBackend)]
+      .filter((row) => row.length > 0);
+    const boxes = [];
+    let y = MARGIN;
+    let width = 320;
+    for (const row of rows) {
+      row.sort(byName);
+      const height = Math.max(...row.map((m) => boxHeight(m, owned)));
+      row.forEach((m, i) => {
+        boxes.push({ member: m, x: MARGIN + i * (BOX.w + MARGIN), y, w: BOX.w, h: height, backend: isBackend(m) });
+      });
+      width = Math.max(width, MARGIN + row.length * (BOX.w + MARGIN));
+      y += height + ROW_GAP;
+    }
+    const height = (rows.length ? y - ROW_GAP : y) + MARGIN + FOOTER;
+    return { boxes, width, height };
+  }
+
+  function drawCluster(cluster, details) {
+    const members = (Array.isArray(cluster.members) ? cluster.members : [])
+      .filter((m) => m && m.name);
+    const parts = partitionsOf(cluster.partitions, members);
+    const { boxes, width, height } = layout(members, parts.owned);
+    const svg = $('cluster');
+    svg.setAttribute('width', width);
+    svg.setAttribute('height', height);
+    svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+    drawLinks(boxes);
+    const seen = new Set();
+    for (const box of boxes) {
+      const name = String(box.member.name);
+      seen.add(name);
+      updateMember(memberParts(name), box, details.get(name), parts.owned.get(name) || []);
+    }
+    for (const [name, p] of state.members) {
+      if (seen.has(name)) continue;
+      p.g.remove();
+      state.members.delete(name);
+    }
+    drawFooter(parts, members.length, height);
+  }
+
+  // drawLinks draws the cluster channel: a line from every frontend to
+  // every backend, dashed when either end is not alive.
+  function drawLinks(boxes) {
+    const fronts = boxes.filter((b) => !b.backend);
+    const backs = boxes.filter((b) => b.backend);
+    const lines = [];
+    for (const f of fronts) {
+      for (const b of backs) {
+        const up = f.member.state === 'alive' && b.member.state === 'alive';
+        lines.push(s('line', {
+          class: up ? 'link' : 'link down',
+          x1: f.x + f.w / 2, y1: f.y + f.h, x2: b.x + b.w / 2, y2: b.y,
+        }));
+      }
+    }
+    $('cluster-links').replaceChildren(...lines);
+  }
+
+  function drawFooter(parts, memberCount, height) {
+    const footer = $('cluster-footer');
+    footer.setAttribute('x', MARGIN);
+    footer.setAttribute('y', height - MARGIN);
+    if (memberCount === 0) {
+      footer.textContent = 'No members reported.';
+      footer.setAttribute('class', 'footer warn');
+    } else if (parts.unowned.length > 0) {
+      footer.textContent = `Partitions without a live owner: ${parts.unowned.join(', ')}`;
+      footer.setAttribute('class', 'footer warn');
+    } else {
+      footer.textContent = `${memberCount} member(s), ${parts.total} partition(s), every one owned.`;
+      footer.setAttribute('class', 'footer');
+    }
+  }
+
+  // memberParts returns the box of a member, creating it the first time.
+  // Boxes are kept across refreshes so that the queue-mode select keeps
+  // its focus and an open drop-down while the picture updates.
+  function memberParts(name) {
+    const known = state.members.get(name);
+    if (known) return known;
+    const select = modeSelect(name);
+    const p = {
+      g: s('g', { class: 'member', 'data-node': name, role: 'group', 'aria-label': `member ${name}` }),
+      title: s('title'),
+      rect: s('rect', { class: 'box', rx: 8, ry: 8 }),
+      band: s('rect', { class: 'band', height: 6, rx: 3, ry: 3, x: 1, y: 1 }),
+      name: s('text', { class: 'name', x: BOX.pad, y: 30 }, name),
+      state: s('text', { class: 'state', y: 30, 'text-anchor': 'end' }),
+      roles: s('text', { class: 'detail roles', x: BOX.pad, y: 50 }),
+      info: s('text', { class: 'detail info', x: BOX.pad, y: 68 }),
+      form: s('foreignObject', { x: BOX.pad, y: 76, width: BOX.w - 2 * BOX.pad, height: 30 }),
+      parts: s('g', { class: 'partitions', transform: `translate(${BOX.pad},${BOX.head})` }),
+      select,
+    };
+    p.form.append(h('label', { class: 'mode' }, 'Queue mode ', select));
+    p.g.append(p.title, p.rect, p.band, p.name, p.state, p.roles, p.info, p.form, p.parts);
+    $('cluster-members').append(p.g);
+    state.members.set(name, p);
+    return p;
+  }
+
+  function updateMember(p, box, detail, partitions) {
+    const m = box.member;
+    const raw = String(m.state || 'unknown').toLowerCase();
+    const known = STATES.includes(raw) ? raw : 'unknown';
+    p.g.setAttribute('transform', `translate(${box.x},${box.y})`);
+    p.g.setAttribute('class', `member state-${known}` + (box.backend ? ' backend' : ' frontend'));
+    p.g.setAttribute('data-state', raw);
+    p.rect.setAttribute('width', box.w);
+    p.rect.setAttribute('height', box.h);
+    p.band.setAttribute('width', box.w - 2);
+    p.state.setAttribute('x', box.w - BOX.pad);
+    p.state.textContent = raw;
+    p.roles.textContent = roles(m).join(' + ') || 'no roles';
+    p.info.textContent = infoLine(m, detail);
+    p.title.textContent = memberTitle(m, detail);
+    updateSelect(p.select, String(m.name), String(m.queueMode || ''), known === 'alive' || known === 'suspect');
+    drawPartitions(p.parts, box, detail, partitions);
+  }
+
+  function infoLine(m, detail) {
+    const bits = [];
+    if (detail && detail.error) bits.push('no answer');
+    else if (detail && detail.depth !== null) bits.push(`queue ${detail.depth}`);
+    if (m.uptime) bits.push(`up ${m.uptime}`);
+    if (m.version) bits.push(String(m.version));
+    return bits.join(' · ');
+  }
+
+  function memberTitle(m, detail) {
+    const lines = [`${m.name}: ${m.state || 'unknown'}`, `roles: ${roles(m).join(', ') || 'none'}`,
+      `queue mode: ${modeLabel(m.queueMode)}`];
+    if (m.smtp) lines.push(`SMTP ${m.smtp}`);
+    if (m.admin) lines.push(`admin ${m.admin}`);
+    if (detail && detail.error) lines.push(`details: ${detail.error}`);
+    return lines.join('\n');
+  }
+
+  function drawPartitions(layer, box, detail, ids) {
+    if (!box.backend) {
+      layer.replaceChildren();
+      return;
+    }
+    if (ids.length === 0) {
+      layer.replaceChildren(s('text', { class: 'detail', x: 0, y: 15 }, 'no partitions'));
+      return;
+    }
+    const step = BOX.cell + BOX.gap;
+    layer.replaceChildren(...ids.map((id, i) => {
+      const open = Boolean(detail) && detail.open.has(id);
+      return s('g', {
+        class: open ? 'partition open' : 'partition closed',
+        'data-partition': id,
+        'data-open': String(open),
+        transform: `translate(${(i % BOX.perRow) * step},${Math.floor(i / BOX.perRow) * step})`,
+      },
+      s('title', {}, `partition ${id}: ${open ? 'open' : 'not open'} on ${box.member.name}`),
+      s('rect', { width: BOX.cell, height: BOX.cell, rx: 3, ry: 3 }),
+      s('text', { x: BOX.cell / 2, y: BOX.cell / 2 + 4, 'text-anchor': 'middle' }, id));
+    }));
+  }
+
+  // ---- the queue-mode switch ---------------------------------------------
+
+  function modeSelect(name) {
+    const select = h('select', { class: 'mode-select', 'data-node': name, 'aria-label': `Queue mode of ${name}` },
+      ...MODES.map(([value, label]) => h('option', { value }, label)));
+    select.addEventListener('change', () => changeMode(name, select));
+    return select;
+  }
+
+  // updateSelect shows the member's mode, unless the operator is using the
+  // select or just switched it and gossip has not caught up yet. A member
+  // that is dead or has left cannot be switched.
+  function updateSelect(select, name, mode, reachable) {
+    const pending = state.pendingModes.get(name);
+    if (pending && (pending.mode === mode || Date.now() > pending.until)) {
+      state.pendingModes.delete(name);
+    }
+    select.dataset.current = mode;
+    select.disabled = select.dataset.busy === 'true' || !reachable;
+    if (select.disabled || document.activeElement === select || state.pendingModes.has(name)) return;
+    if (select.value !== mode) select.value = mode;
+  }
+
+  async function changeMode(name, select) {
+    const mode = select.value;
+    select.dataset.busy = 'true';
+    select.disabled = true;
+    try {
+      await api('PUT', `${API}/settings?node=${encodeURIComponent(name)}`, { queueMode: mode });
+      state.pendingModes.set(name, { mode, until: Date.now() + MODE_PENDING_MS });
+      say('cluster-status', `${name}: queue mode set to ${modeLabel(mode)}.`, 'ok');
+    } catch (err) {
+      select.value = select.dataset.current || '';
+      say('cluster-status', `${name}: queue mode not changed: ${err.message}`, 'error');
+    } finally {
+      select.dataset.busy = 'false';
+      select.disabled = false;
+    }
+  }
+
+  // ---- queue depth over time ---------------------------------------------
+
+  function recordDepth(details) {
+    let total = 0;
+    let answered = 0;
+    for (const d of details.values()) {
+      if (d.depth === null) continue;
+      total += d.depth;
+      answered++;
+    }
+    if (answered === 0) return;
+    const now = Date.now();
+    state.samples.push({ t: now, total });
+    while (state.samples.length > 0 && state.samples[0].t < now - HISTORY_MS) state.samples.shift();
+    say('depth-now', `${total} message(s) queued now on ${answered} node(s).`);
+    drawDepthChart(now);
+  }
+
+  // niceCeil rounds up to 1, 2 or 5 times a power of ten.
+  function niceCeil(v) {
+    const p = 10 ** Math.floor(Math.log10(v));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  function depthPath(x, y) {
+    let d = '';
+    let last = null;
+    for (const p of state.samples) {
+      d += (last === null || p.t - last > GAP_MS ? 'M' : 'L') + x(p.t).toFixed(1) + ',' + y(p.total).toFixed(1);
+      last = p.t;
+    }
+    return d;
+  }
+
+  function drawDepthChart(now) {
+    const { w, h: height, left, right, top, bottom } = CHART;
+    const pw = w - left - right;
+    const ph = height - top - bottom;
+    const max = niceCeil(Math.max(2, ...state.samples.map((p) => p.total)));
+    const x = (t) => left + pw * (1 - (now - t) / HISTORY_MS);
+    const y = (v) => top + ph * (1 - v / max);
+    const grid = [0, max / 2, max].map((v) => s('g', { class: 'grid-line' },
+      s('line', { x1: left, x2: w - right, y1: y(v), y2: y(v) }),
+      s('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v))));
+    const ticks = [5, 4, 3, 2, 1, 0].map((min) => s('text', {
+      class: 'tick', x: x(now - min * 60000), y: height - 8,
+      'text-anchor': min === 5 ? 'start' : (min === 0 ? 'end' : 'middle'),
+    }, min === 0 ? 'now' : `−${min} min`));
+    const lastSample = state.samples[state.samples.length - 1];
+    const svg = $('depth-chart');
+    svg.replaceChildren(...grid, ...ticks,
+      s('path', { class: 'depth-line', d: depthPath(x, y) }),
+      s('circle', { class: 'depth-dot', cx: x(lastSample.t), cy: y(lastSample.total), r: 3.5 }));
+    svg.setAttribute('data-samples', state.samples.length);
+    svg.setAttribute('data-last', lastSample.total);
+  }
+
+  // ---- the queue list ----------------------------------------------------
+
+  async function refreshQueue() {
+    const seq = ++state.queueSeq;
+    let body;
+    try {
+      body = await api('GET', API + '/queue?scope=cluster');
+    } catch (err) {
+      if (seq === state.queueSeq) say('queue-error', 'Queue unavailable: ' + err.message, 'error');
+      return;
+    }
+    if (seq !== state.queueSeq) return; // a newer request answers
+    say('queue-error', '', 'error');
+    const list = Array.isArray(body) ? body : (body && Array.isArray(body.entries) ? body.entries : []);
+    const entries = list.filter((e) => e && e.id);
+    entries.sort((a, b) => timeOf(a.received) - timeOf(b.received) || String(a.id).localeCompare(String(b.id)));
+    const key = JSON.stringify(entries);
+    if (key === state.queueShown) return;
+    state.queueShown = key;
+    renderQueue(entries);
+  }
+
+  function renderQueue(entries) {
+    const shown = entries.slice(0, QUEUE_ROWS_MAX);
+    const rows = shown.length > 0
+      ? shown.map(queueRow)
+      : [h('tr', {}, h('td', { colspan: 10, class: 'empty' }, 'The queue is empty.'))];
+    $('queue-body').replaceChildren(...rows);
+    $('queue-count').textContent = entries.length > shown.length
+      ? `showing ${shown.length} of ${entries.length}`
+      : `${entries.length} message(s)`;
+  }
+
+  function queueRow(e) {
+    const id = String(e.id);
+    const node = String(e.node || '');
+    const st = String(e.state || '');
+    return h('tr', { 'data-queue-id': id, 'data-node': node, 'data-state': st },
+      h('td', {}, h('button', { type: 'button', class: 'link', 'data-journey': id, title: 'Show the journey of this message' }, id)),
+      h('td', { class: 'node' }, node || '—'),
+      h('td', {}, e.sender ? String(e.sender) : '<>'),
+      h('td', {}, recipientList(e.recipients)),
+      h('td', { class: 'state' }, h('span', { class: 'badge q-' + cssToken(st) }, st || '—'),
+        h('span', { class: 'muted attempts' }, attemptsText(e.attempts))),
+      timeCell(e.nextAttempt),
+      h('td', { class: 'error-text' }, e.lastError ? String(e.lastError) : ''),
+      timeCell(e.received),
+      h('td', { class: 'num' }, fmtSize(e.size)),
+      h('td', {}, h('div', { class: 'actions' }, ...ACTIONS.map(([action, label]) => h('button', {
+        type: 'button',
+        'data-action': action,
+        class: action === 'delete' ? 'danger' : null,
+        'aria-label': `${label} ${id}`,
+        disabled: (action === 'hold' && st === 'held') || (action === 'release' && st !== 'held'),
+      }, label)))));
+  }
+
+  // timeCell shows a UTC time as date and time on two lines, to keep the
+  // queue table narrow; the column heads say UTC.
+  function timeCell(value) {
+    const text = fmtTime(value);
+    const [date, time] = text.endsWith(' UTC') ? text.slice(0, -4).split(' ') : [text, ''];
+    return h('td', { class: 'time' }, h('time', { datetime: time ? String(value) : null },
+      h('span', {}, date), time ? h('span', {}, ' ' + time) : null));
+  }
+
+  function attemptsText(n) {
+    const count = Number(n) || 0;
+    return count === 1 ? '1 attempt' : `${count} attempts`;
+  }
+
+  function recipientList(recipients) {
+    const list = Array.isArray(recipients) ? recipients : [];
+    return h('ul', { class: 'rcpts' }, ...list.map((r) => {
+      const bits = [r.state, r.attempts ? attemptsText(r.attempts) : ''].filter(Boolean).join(', ');
+      return h('li', { title: r.lastError ? String(r.lastError) : null },
+        String(r.address || ''), bits ? h('span', { class: 'muted' }, ` (${bits})`) : null);
+    }));
+  }
+
+  function onQueueClick(ev) {
+    const button = ev.target.closest('button');
+    if (!button || button.disabled) return;
+    const row = button.closest('tr');
+    if (button.dataset.journey) {
+      $('journey-input').value = button.dataset.journey;
+      showJourney(button.dataset.journey);
+      return;
+    }
+    if (button.dataset.action && row) {
+      queueAction(row.dataset.queueId, row.dataset.node, button.dataset.action, row);
+    }
+  }
+
+  async function queueAction(id, node, action, row) {
+    const label = (ACTIONS.find(([a]) => a === action) || [action, action])[1];
+    if (action === 'delete' && !(await confirmDelete(id, node))) {
+      say('queue-status', `Kept ${id}.`);
+      return;
+    }
+    const where = node ? `?node=${encodeURIComponent(node)}` : '';
+    const path = `${API}/queue/${encodeURIComponent(id)}${action === 'delete' ? '' : '/' + action}${where}`;
+    setBusy(row, true);
+    try {
+      await api(action === 'delete' ? 'DELETE' : 'POST', path);
+      say('queue-status', `${label}: ${id}${node ? ' on ' + node : ''}: done.`, 'ok');
+    } catch (err) {
+      say('queue-status', `${label} ${id} failed: ${err.message}`, 'error');
+    }
+    setBusy(row, false);
+    state.queueShown = null;
+    await refreshQueue();
+  }
+
+  function setBusy(row, busy) {
+    row.classList.toggle('busy', busy);
+    for (const b of row.querySelectorAll('button[data-action]')) {
+      if (busy) b.disabled = true;
+    }
+  }
+
+  // confirmDelete asks in a modal dialog; resolves true only on "Delete".
+  function confirmDelete(id, node) {
+    const dialog = $('confirm-dialog');
+    if (dialog.open) return Promise.resolve(false);
+    $('confirm-text').textContent =
+      `Delete message ${id}${node ? ' from the queue of ' + node : ''}? It will not be delivered.`;
+    dialog.returnValue = '';
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+      dialog.showModal();
+    });
+  }
+
+  // ---- the journey of a message ------------------------------------------
+
+  async function showJourney(raw) {
+    const id = String(raw || '').trim();
+    const seq = ++state.journeySeq;
+    $('journey').replaceChildren();
+    if (!id) return;
+    say('journey-status', `Looking up ${id}…`);
+    let events;
+    try {
+      events = await api('GET', `${API}/journey/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (seq !== state.journeySeq) return;
+      say('journey-status', err.status === 404
+        ? `No journey known for ${id}.`
+        : `Journey of ${id} unavailable: ${err.message}`, 'error');
+      return;
+    }
+    if (seq !== state.journeySeq) return;
+    const list = (Array.isArray(events) ? events : []).filter((e) => e && typeof e === 'object');
+    list.sort((a, b) => timeOf(a.time) - timeOf(b.time));
+    if (list.length === 0) {
+      say('journey-status', `No events recorded for ${id}.`);
+      return;
+    }
+    const nodes = new Set(list.map((e) => String(e.node || '?'))).size;
+    say('journey-status', `${id}: ${list.length} event(s) on ${nodes} node(s).`, 'ok');
+    $('journey').replaceChildren(...list.map(journeyItem));
+  }
+
+  function journeyItem(e) {
+    const node = String(e.node || '?');
+    return h('li', { class: 'event', 'data-node': node, 'data-event': e.event ? String(e.event) : '' },
+      h('time', { datetime: e.time ? String(e.time) : null }, fmtTime(e.time, true)),
+      h('span', { class: `node-tag c${colourIndex(node)}` }, node),
+      h('span', { class: 'event-name' }, e.event ? String(e.event) : ''),
+      e.detail ? h('span', { class: 'event-detail' }, String(e.detail)) : null);
+  }
+
+  // ---- account lookup ----------------------------------------------------
+
+  async function lookupAccount(raw) {
+    const address = String(raw || '').trim();
+    const seq = ++state.accountSeq;
+    $('account').replaceChildren();
+    $('account-messages').hidden = true;
+    $('account-messages-body').replaceChildren();
+    if (!address) return;
+    say('account-status', `Looking up ${address}…`);
+    const base = `${API}/accounts/${encodeURIComponent(address)}`;
+    let account;
+    let messages;
+    try {
+      account = await api('GET', base);
+      if (seq !== state.accountSeq) return;
+      showAccount(account || {});
+      messages = await api('GET', base + '/messages');
+    } catch (err) {
+      if (seq !== state.accountSeq) return;
+      say('account-status', err.status === 404 && !account
+        ? `No such account: ${address}.`
+        : `Account ${address} unavailable: ${err.message}`, 'error');
+      return;
+    }
+    if (seq !== state.accountSeq) return;
+    const list = (Array.isArray(messages) ? messages : []).filter((m) => m && typeof m === 'object');
+    showMessages(list);
+    say('account-status', `${account.address || address}: ${list.length} message(s) listed.`, 'ok');
+  }
+
+  function showAccount(a) {
+    const used = Number(a.usedBytes) || 0;
+    const quota = Number(a.quotaBytes) || 0;
+    const storage = h('span', {}, `${fmtSize(used)} used of ${quota > 0 ? fmtSize(quota) : 'no quota'}`);
+    if (quota > 0) storage.append(' ', h('meter', { min: 0, max: quota, value: used, 'aria-label': 'quota used' }));
+    const facts = [
+      ['address', 'Address', String(a.address || '')],
+      ['storage', 'Storage', storage],
+      ['messages', 'Messages', String(Number(a.messages) || 0)],
+      ['created', 'Created', fmtTime(a.created)],
+      ['partition', 'Partition', a.partition === undefined ? '—' : String(a.partition)],
+      ['owner', 'Owner', a.owner ? String(a.owner) : 'no owner'],
+    ];
+    $('account').replaceChildren(...facts.map(([field, label, value]) =>
+      h('div', { 'data-field': field }, h('dt', {}, label), h('dd', {}, value))));
+  }
+
+  function showMessages(list) {
+    $('account-messages-body').replaceChildren(...(list.length > 0
+      ? list.map((m) => h('tr', { 'data-message-id': String(m.id || '') },
+        h('td', {}, String(m.id || '')),
+        h('td', {}, String(m.folder || '')),
+        h('td', {}, fmtTime(m.received)),
+        h('td', {}, String(m.from || '')),
+        h('td', {}, String(m.subject || '')),
+        h('td', { class: 'num' }, fmtSize(m.size))))
+      : [h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No messages.'))]));
+    $('account-messages').hidden = false;
+  }
+
+  // ---- the answering node ------------------------------------------------
+
+  async function refreshAnswering() {
+    try {
+      const st = await api('GET', API + '/settings');
+      const name = st && st.name ? String(st.name) : 'this node';
+      $('answering').textContent = `answered by ${name}` +
+        (st && st.queueMode ? `, queue mode ${modeLabel(st.queueMode)}` : '');
+    } catch (err) {
+      $('answering').textContent = 'node settings unavailable: ' + err.message;
+    }
+  }
+
+  // ---- start -------------------------------------------------------------
+
+  function refreshAll() {
+    refreshAnswering();
+    refreshCluster();
+    state.queueShown = null;
+    refreshQueue();
+  }
+
+  // every runs fn now and then ms after each run ends, so that slow
+  // answers never pile up.
+  function every(ms, fn) {
+    const loop = async () => {
+      try {
+        await fn();
+      } finally {
+        setTimeout(loop, ms);
+      }
+    };
+    loop();
+  }
+
+  function onSubmit(id, fn) {
+    $(id).addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      fn();
+    });
+  }
+
+  function init() {
+    $('cluster').append(
+      s('g', { id: 'cluster-links' }),
+      s('g', { id: 'cluster-members' }),
+      s('text', { id: 'cluster-footer', class: 'footer' }));
+    $('token-form').addEventListener('submit', onTokenSubmit);
+    $('forget-token').addEventListener('click', forgetToken);
+    $('queue-body').addEventListener('click', onQueueClick);
+    $('queue-refresh').addEventListener('click', () => {
+      state.queueShown = null;
+      refreshQueue();
+    });
+    onSubmit('journey-form', () => showJourney($('journey-input').value));
+    onSubmit('account-form', () => lookupAccount($('account-input').value));
+    showForgetButton();
+    refreshAnswering();
+    every(CLUSTER_EVERY_MS, refreshCluster);
+    every(QUEUE_EVERY_MS, refreshQueue);
+  }
+
+  init();
+})();

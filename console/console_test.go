@@ -1,0 +1,456 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestConsoleInChromium drives the console in headless Chromium against a
+// fake admin API: one browser, one tab and one fake per subtest.
+func TestConsoleInChromium(t *testing.T) {
+	browser := startBrowser(t)
+
+	// The subtests wait mostly on the console's own polling (2 s and 5 s),
+	// so they run side by side, each in its own tab against its own fake.
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, context.Context)
+	}{
+		{"ClusterPictureFollowsMembership", testClusterPicture},
+		{"QueueHoldChangesState", testQueueHold},
+		{"QueueDeleteAsksFirst", testQueueDelete},
+		{"JourneyShowsNodes", testJourney},
+		{"AccountLookup", testAccount},
+		{"QueueModeSwitch", testQueueMode},
+		{"QueueDepthChart", testDepthChart},
+		{"AdminToken", testToken},
+		{"DataIsText", testEscaping},
+		{"APIErrorShown", testAPIError},
+		{"Screenshot", testScreenshot},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, browser)
+		})
+	}
+}
+
+const (
+	be1Parts = `#cluster g.member[data-node="be1"] [data-partition]`
+	be2Parts = `#cluster g.member[data-node="be2"] [data-partition]`
+)
+
+func testClusterPicture(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+
+	p.waitFor("three members and be1's four partitions",
+		`document.querySelectorAll('#cluster g.member[data-node]').length === 3 &&
+		 document.querySelectorAll('`+be1Parts+`').length === 4`)
+	names := p.attrs("#cluster g.member", "data-node")
+	slices.Sort(names)
+	if want := []string{"be1", "be2", "fe1"}; !slices.Equal(names, want) {
+		t.Fatalf("members drawn: %q, want %q", names, want)
+	}
+	if got := p.attrs("#cluster g.member", "data-state"); !slices.Equal(got, []string{"alive", "alive", "alive"}) {
+		t.Errorf("member states: %q, want all alive", got)
+	}
+	if got, want := p.attrs(be1Parts, "data-partition"), []string{"0", "3", "5", "6"}; !slices.Equal(got, want) {
+		t.Errorf("be1's partitions: %q, want %q", got, want)
+	}
+	if got, want := p.attrs(be1Parts, "data-open"), []string{"true", "true", "false", "true"}; !slices.Equal(got, want) {
+		t.Errorf("be1's partitions open: %q, want %q (5 is not open)", got, want)
+	}
+	if got, want := p.texts(be1Parts+" text"), []string{"0", "3", "5", "6"}; !slices.Equal(got, want) {
+		t.Errorf("be1's partition labels: %q, want %q", got, want)
+	}
+	if got, want := p.attrs(be2Parts, "data-partition"), []string{"1", "2", "4", "7"}; !slices.Equal(got, want) {
+		t.Errorf("be2's partitions: %q, want %q", got, want)
+	}
+	if got := p.attrs(`#cluster g.member[data-node="fe1"] [data-partition]`, "data-partition"); len(got) != 0 {
+		t.Errorf("frontend fe1 drawn with partitions %q", got)
+	}
+	fe1 := strings.Join(p.texts(`#cluster g.member[data-node="fe1"] text`), " | ")
+	for _, want := range []string{"fe1", "alive", "frontend", "queue 1"} {
+		if !strings.Contains(fe1, want) {
+			t.Errorf("fe1's box reads %q, missing %q", fe1, want)
+		}
+	}
+	modes := eval[[]string](p, `Array.from(document.querySelectorAll('#cluster select.mode-select'), s => s.dataset.node + '=' + s.value).sort()`)
+	if want := []string{"be1=locally", "be2=remotely", "fe1=locally-for-others"}; !slices.Equal(modes, want) {
+		t.Errorf("queue-mode selects: %q, want %q", modes, want)
+	}
+
+	killed := time.Now()
+	api.killBackend("be2")
+	p.waitFor("be2 drawn dead",
+		`document.querySelector('#cluster g.member[data-node="be2"]').getAttribute('data-state') === 'dead'`)
+	seen := time.Since(killed)
+	p.waitFor("be2's partitions drawn on be1", `document.querySelectorAll('`+be1Parts+`').length === 8`)
+	t.Logf("the picture showed be2 dead %v after the API reported it (the console polls every 2 s)", seen.Round(time.Millisecond))
+	if seen > 5*time.Second {
+		t.Errorf("the picture took %v to show be2 dead, want a few seconds at most", seen)
+	}
+	if got := p.attrs(be2Parts, "data-partition"); len(got) != 0 {
+		t.Errorf("dead be2 still drawn with partitions %q", got)
+	}
+	if got, want := p.attrs(be1Parts, "data-open"), []string{"true", "false", "false", "true", "false", "false", "true", "false"}; !slices.Equal(got, want) {
+		t.Errorf("be1's partitions open after the move: %q, want %q (moved ones not open yet)", got, want)
+	}
+	if be2 := strings.Join(p.texts(`#cluster g.member[data-node="be2"] text`), " | "); !strings.Contains(be2, "no answer") {
+		t.Errorf("dead be2's box reads %q, want it to say the node gave no answer", be2)
+	}
+	if !eval[bool](p, `document.querySelector('#cluster select.mode-select[data-node="be2"]').disabled`) {
+		t.Error("dead be2's queue mode can still be switched")
+	}
+}
+
+func testQueueHold(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+
+	p.waitFor("both queue entries", `document.querySelectorAll('#queue tr[data-queue-id]').length === 2`)
+	rows := eval[[][]string](p, `Array.from(document.querySelectorAll('#queue tr[data-queue-id]'),
+		r => [r.dataset.queueId, r.querySelector('td.node').textContent, r.dataset.state, r.cells[2].textContent])`)
+	want := [][]string{{idDeferred, "fe1", "deferred", "alice@example.net"}, {idActive, "be2", "active", "<>"}}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Fatalf("queue rows (id, node, state, sender): %q, want %q", rows, want)
+	}
+
+	row := `#queue tr[data-queue-id="` + idActive + `"]`
+	p.click(row + ` button[data-action="hold"]`)
+	p.waitFor("the refreshed list to show the entry held", `document.querySelector('`+row+`').dataset.state === 'held'`)
+	if got, want := api.callsWith(""), []string{"POST /api/v1/queue/" + idActive + "/hold?node=be2"}; !slices.Equal(got, want) {
+		t.Fatalf("requests that change state: %q, want %q", got, want)
+	}
+	buttons := eval[map[string]bool](p, `Object.fromEntries(Array.from(document.querySelectorAll('`+row+` button[data-action]'), b => [b.dataset.action, b.disabled]))`)
+	if !buttons["hold"] || buttons["release"] {
+		t.Errorf("held row: hold disabled=%v release disabled=%v, want hold off and release on", buttons["hold"], buttons["release"])
+	}
+	if got := p.texts(row + " .badge"); !slices.Equal(got, []string{"held"}) {
+		t.Errorf("held row's state badge: %q", got)
+	}
+	if got := p.attrs(`#queue tr[data-queue-id="`+idDeferred+`"]`, "data-state"); !slices.Equal(got, []string{"deferred"}) {
+		t.Errorf("the other entry changed too: %q", got)
+	}
+
+	p.click(row + ` button[data-action="release"]`)
+	p.waitFor("the entry released", `document.querySelector('`+row+`').dataset.state === 'deferred'`)
+	if got := api.callsWith("POST /api/v1/queue/" + idActive + "/release?node=be2"); len(got) != 1 {
+		t.Errorf("release requests: %q, want one", got)
+	}
+}
+
+func testQueueDelete(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+	row := `#queue tr[data-queue-id="` + idDeferred + `"]`
+	p.waitVisible(row)
+
+	p.click(row + ` button[data-action="delete"]`)
+	p.waitVisible("#confirm-dialog")
+	if text := strings.Join(p.texts("#confirm-text"), ""); !strings.Contains(text, idDeferred) || !strings.Contains(text, "fe1") {
+		t.Errorf("confirmation reads %q, want the id and the node", text)
+	}
+	p.click("#confirm-cancel")
+	p.waitFor("the dialog to close on Cancel",
+		`!document.getElementById('confirm-dialog').open && document.getElementById('queue-status').textContent.includes('Kept')`)
+	if got := api.callsWith("DELETE"); len(got) != 0 {
+		t.Fatalf("Cancel sent %q", got)
+	}
+
+	p.click(row + ` button[data-action="delete"]`)
+	p.waitVisible("#confirm-dialog")
+	p.click("#confirm-ok")
+	p.waitFor("the entry gone from the list", `document.querySelector('`+row+`') === null &&
+		document.querySelectorAll('#queue tr[data-queue-id]').length === 1`)
+	if got, want := api.callsWith("DELETE"), []string{"DELETE /api/v1/queue/" + idDeferred + "?node=fe1"}; !slices.Equal(got, want) {
+		t.Errorf("delete requests: %q, want %q", got, want)
+	}
+}
+
+func testJourney(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+
+	p.typeInto("#journey-input", idDeferred)
+	p.click(`#journey-form button[type="submit"]`)
+	p.waitFor("four journey events", `document.querySelectorAll('#journey li.event').length === 4`)
+	events := eval[[][]string](p, `Array.from(document.querySelectorAll('#journey li.event'),
+		li => [li.querySelector('.node-tag').innerText, li.querySelector('.event-name').innerText, li.querySelector('time').textContent])`)
+	want := [][]string{
+		{"fe1", "received", "2026-03-14 09:26:53.000 UTC"},
+		{"fe1", "queued", "2026-03-14 09:26:53.005 UTC"},
+		{"fe1", "filtered", "2026-03-14 09:26:53.040 UTC"},
+		{"be1", "delivered", "2026-03-14 09:26:53.120 UTC"},
+	}
+	if !slices.EqualFunc(events, want, slices.Equal) {
+		t.Errorf("journey (node, event, time) in order: %q, want %q", events, want)
+	}
+	if text := eval[string](p, `document.getElementById('journey').innerText`); !strings.Contains(text, "bob@example.test, partition 3") {
+		t.Errorf("journey text %q lacks the delivery's detail", text)
+	}
+
+	p.typeInto("#journey-input", "Qunknown")
+	p.click(`#journey-form button[type="submit"]`)
+	p.waitFor("an unknown id reported", `document.getElementById('journey-status').textContent.includes('No journey known for Qunknown') &&
+		document.querySelectorAll('#journey li').length === 0`)
+
+	// The id in the queue list is a shortcut to its journey.
+	p.click(`#queue button[data-journey="` + idDeferred + `"]`)
+	p.waitFor("the journey from the queue list", `document.querySelectorAll('#journey li.event').length === 4 &&
+		document.getElementById('journey-input').value === '`+idDeferred+`'`)
+}
+
+func testAccount(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+
+	p.typeInto("#account-input", "bob@example.test")
+	p.click(`#account-form button[type="submit"]`)
+	p.waitFor("the account's two messages", `document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 2`)
+	facts := eval[map[string]string](p, `Object.fromEntries(Array.from(document.querySelectorAll('#account [data-field]'),
+		d => [d.dataset.field, d.querySelector('dd').textContent]))`)
+	for field, want := range map[string]string{
+		"address": "bob@example.test", "owner": "be1", "partition": "3", "messages": "2",
+		"created": "2026-03-12 09:26:53 UTC", "storage": "5.0 KiB used of 10.0 MiB ",
+	} {
+		if facts[field] != want {
+			t.Errorf("account %s shows %q, want %q", field, facts[field], want)
+		}
+	}
+	msgs := eval[[][]string](p, `Array.from(document.querySelectorAll('#account-messages-body tr[data-message-id]'),
+		r => Array.from(r.cells, c => c.textContent))`)
+	want := [][]string{
+		{"1", "INBOX", "2026-03-14 08:26:53 UTC", "alice@example.net", "Lunch on Friday?", "2.1 KiB"},
+		{"2", "Archive", "2026-03-14 08:56:53 UTC", "dave@example.org", "Minutes of the meeting", "2.9 KiB"},
+	}
+	if !slices.EqualFunc(msgs, want, slices.Equal) {
+		t.Errorf("messages: %q, want %q", msgs, want)
+	}
+
+	p.typeInto("#account-input", "nobody@example.test")
+	p.click(`#account-form button[type="submit"]`)
+	p.waitFor("an unknown account reported", `document.getElementById('account-status').textContent.includes('No such account: nobody@example.test') &&
+		document.querySelectorAll('#account [data-field]').length === 0 && document.getElementById('account-messages').hidden`)
+}
+
+func testQueueMode(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+	sel := `#cluster select.mode-select[data-node="be1"]`
+	p.waitFor("be1's mode shown", `document.querySelector('`+sel+`')?.value === 'locally'`)
+
+	// The keyboard, as an operator would: type-ahead picks "Remotely".
+	p.run(chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), "r"))
+	waitUntil(t, "the PUT of be1's queue mode", func() bool { return len(api.callsWith("PUT")) > 0 })
+	if got, want := api.callsWith(""), []string{`PUT /api/v1/settings?node=be1 {"queueMode":"remotely"}`}; !slices.Equal(got, want) {
+		t.Fatalf("requests that change state: %q, want %q", got, want)
+	}
+	if got := api.memberMode("be1"); got != "remotely" {
+		t.Fatalf("the fake holds be1's mode %q", got)
+	}
+	p.waitFor("the switch confirmed", `document.getElementById('cluster-status').textContent.includes('be1: queue mode set to Remotely')`)
+	p.run(chromedp.Blur(chromedp.CSS(sel)))
+	// The box's tooltip is rebuilt from GET /api/v1/cluster on every
+	// refresh: the cluster, not the select, now says remotely.
+	p.waitFor("the refreshed picture to show the new mode",
+		`document.querySelector('#cluster g.member[data-node="be1"] > title').textContent.includes('queue mode: Remotely') &&
+		 document.querySelector('`+sel+`').value === 'remotely'`)
+	if got := api.memberMode("be2"); got != "remotely" {
+		t.Errorf("be2's mode changed to %q", got)
+	}
+}
+
+func testDepthChart(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+	p.waitFor("a first sample of 2 (fe1 1 + be1 0 + be2 1)", `document.getElementById('depth-chart').dataset.last === '2'`)
+	if text := strings.Join(p.texts("#depth-now"), ""); !strings.Contains(text, "2 message(s) queued now on 3 node(s)") {
+		t.Errorf("depth line reads %q", text)
+	}
+	api.setDepth("be1", 40)
+	p.waitFor("the chart to reach 42", `document.getElementById('depth-chart').dataset.last === '42'`)
+	samples := eval[int](p, `Number(document.getElementById('depth-chart').dataset.samples)`)
+	if samples < 2 {
+		t.Errorf("chart holds %d samples, want at least 2", samples)
+	}
+	d := eval[string](p, `document.querySelector('#depth-chart path.depth-line').getAttribute('d')`)
+	if !strings.HasPrefix(d, "M") || !strings.Contains(d, "L") {
+		t.Errorf("depth line path %q, want a line through the samples", d)
+	}
+	if labels := p.texts("#depth-chart .grid-line text"); !slices.Equal(labels, []string{"0", "25", "50"}) {
+		t.Errorf("y axis labels %q, want 0 25 50 for a maximum of 42", labels)
+	}
+}
+
+func testToken(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	api.token, api.readOnly = "s3cret-admin", "s3cret-read"
+	p := openConsole(t, browser, api)
+
+	p.waitVisible("#auth")
+	p.waitFor("the token request", `document.getElementById('auth-message').textContent === 'This node requires an admin token.'`)
+	if n := eval[int](p, `document.querySelectorAll('#cluster g.member').length`); n != 0 {
+		t.Fatalf("%d members drawn without a token", n)
+	}
+
+	p.typeInto("#token-input", "wrong")
+	p.click(`#token-form button[type="submit"]`)
+	p.waitFor("a refused token reported", `!document.getElementById('auth').hidden &&
+		document.getElementById('auth-message').textContent.includes('refused this token')`)
+
+	// A read-only token shows everything and changes nothing.
+	p.typeInto("#token-input", "s3cret-read")
+	p.click(`#token-form button[type="submit"]`)
+	p.waitFor("the cluster with the read-only token", `document.getElementById('auth').hidden &&
+		document.querySelectorAll('#cluster g.member').length === 3`)
+	row := `#queue tr[data-queue-id="` + idActive + `"]`
+	p.waitVisible(row)
+	p.click(row + ` button[data-action="hold"]`)
+	p.waitFor("403 explained", `document.getElementById('queue-status').textContent.includes('forbidden')`)
+	if got := p.attrs(row, "data-state"); !slices.Equal(got, []string{"active"}) {
+		t.Errorf("entry state after a forbidden hold: %q", got)
+	}
+
+	// Forget it, and give the admin token instead.
+	p.click("#forget-token")
+	p.waitVisible("#auth")
+	p.typeInto("#token-input", "s3cret-admin")
+	p.click(`#token-form button[type="submit"]`)
+	p.waitFor("the form gone", `document.getElementById('auth').hidden`)
+	p.click(row + ` button[data-action="hold"]`)
+	p.waitFor("the entry held with the admin token", `document.querySelector('`+row+`')?.dataset.state === 'held'`)
+	if got := eval[string](p, `sessionStorage.getItem('homing.console.token')`); got != "s3cret-admin" {
+		t.Errorf("sessionStorage holds %q", got)
+	}
+	auth := api.authSeen()
+	if !slices.Contains(auth, "Bearer s3cret-admin") || !slices.Contains(auth, "Bearer s3cret-read") || !slices.Contains(auth, "") {
+		t.Errorf("Authorization headers seen: %q", slices.Compact(slices.Sorted(slices.Values(auth))))
+	}
+}
+
+func testAPIError(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+	p.waitFor("the members", `document.querySelectorAll('#cluster g.member').length === 3`)
+
+	api.setBroken(true)
+	p.waitFor("the failure reported and the picture marked stale",
+		`document.getElementById('cluster-error').textContent === 'Cluster view unavailable: cluster view timed out (500)' &&
+		 document.getElementById('cluster').classList.contains('stale')`)
+	if n := eval[int](p, `document.querySelectorAll('#cluster g.member').length`); n != 3 {
+		t.Errorf("%d members drawn while the API fails, want the last picture kept", n)
+	}
+	api.setBroken(false)
+	p.waitFor("the error cleared", `document.getElementById('cluster-error').textContent === '' &&
+		!document.getElementById('cluster').classList.contains('stale')`)
+}
+
+func testEscaping(t *testing.T, browser context.Context) {
+	const (
+		evilName   = `<img src=x onerror="window.__pwned=1">`
+		evilSender = `<script>window.__pwned=2</script>@evil.example`
+		evilNode   = `<i>fe1</i>`
+		evilDetail = `<img src=x onerror="window.__pwned=3">`
+	)
+	api := newFakeAPI()
+	api.members[0].Name = evilName
+	api.queue[0].Sender = evilSender
+	api.queue[0].Node = evilNode
+	api.queue[0].LastError = `<b>bold</b>`
+	api.journeys[idDeferred][0].Detail = evilDetail
+	p := openConsole(t, browser, api)
+
+	p.waitFor("the members and the queue", `document.querySelectorAll('#cluster g.member').length === 3 &&
+		document.querySelectorAll('#queue tr[data-queue-id]').length === 2`)
+	p.typeInto("#journey-input", idDeferred)
+	p.click(`#journey-form button[type="submit"]`)
+	p.waitFor("the journey", `document.querySelectorAll('#journey li.event').length === 4`)
+
+	if n := eval[int](p, `document.querySelectorAll('main img, main b, main i, main script').length`); n != 0 {
+		t.Errorf("%d elements made from API data", n)
+	}
+	if got := p.texts(`#cluster g.member[data-node="` + strings.ReplaceAll(evilName, `"`, `\"`) + `"] text.name`); !slices.Equal(got, []string{evilName}) {
+		t.Errorf("member name shown as %q, want the raw text", got)
+	}
+	row := `#queue tr[data-queue-id="` + idDeferred + `"]`
+	cells := eval[[]string](p, `Array.from(document.querySelector('`+row+`').cells, c => c.textContent)`)
+	if cells[1] != evilNode || cells[2] != evilSender || cells[6] != "<b>bold</b>" {
+		t.Errorf("queue row cells %q, want node, sender and error as text", cells)
+	}
+	if text := eval[string](p, `document.getElementById('journey').textContent`); !strings.Contains(text, evilDetail) {
+		t.Errorf("journey text %q lacks the detail as text", text)
+	}
+	// The odd node name travels URL-encoded and arrives intact.
+	p.click(row + ` button[data-action="hold"]`)
+	p.waitFor("the entry held", `document.querySelector('`+row+`').dataset.state === 'held'`)
+	if got, want := api.callsWith(""), []string{"POST /api/v1/queue/" + idDeferred + "/hold?node=%3Ci%3Efe1%3C%2Fi%3E"}; !slices.Equal(got, want) {
+		t.Errorf("hold request %q, want %q", got, want)
+	}
+	if pwned := eval[bool](p, `window.__pwned !== undefined`); pwned {
+		t.Error("API data ran as script")
+	}
+}
+
+// testScreenshot fills every part of the page, checks that the page loaded
+// nothing from anywhere but its own origin, and takes a full-page
+// screenshot (kept in the test's temporary directory, or written to
+// $HOMING_CONSOLE_SCREENSHOT when set, to look at).
+func testScreenshot(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	p := openConsole(t, browser, api)
+	p.typeInto("#journey-input", idDeferred)
+	p.click(`#journey-form button[type="submit"]`)
+	p.typeInto("#account-input", "bob@example.test")
+	p.click(`#account-form button[type="submit"]`)
+	p.waitFor("every part filled", `document.querySelectorAll('#cluster g.member').length === 3 &&
+		document.querySelectorAll('#queue tr[data-queue-id]').length === 2 &&
+		document.querySelectorAll('#journey li.event').length === 4 &&
+		document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 2 &&
+		Number(document.getElementById('depth-chart').dataset.samples) >= 2`)
+
+	// Something to see: a dead backend and a rising queue.
+	api.killBackend("be2")
+	api.setDepth("be1", 5)
+	p.waitFor("be2 dead and a depth of 6 (fe1 1 + be1 5; be2 does not answer)",
+		`document.querySelector('#cluster g.member[data-node="be2"]').getAttribute('data-state') === 'dead' &&
+		 document.getElementById('depth-chart').dataset.last === '6' &&
+		 document.getElementById('depth-now').textContent === '6 message(s) queued now on 2 node(s).'`)
+
+	foreign := eval[[]string](p, `performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin + '/'))`)
+	if len(foreign) != 0 {
+		t.Errorf("the page loaded from other origins: %q", foreign)
+	}
+
+	ctx, cancel := withLimit(p)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 1000 || b.Dy() < 800 {
+		t.Errorf("screenshot is %dx%d, want the whole page", b.Dx(), b.Dy())
+	}
+	path := filepath.Join(t.TempDir(), "console.png")
+	if env := os.Getenv("HOMING_CONSOLE_SCREENSHOT"); env != "" {
+		path = env
+	}
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatalf("writing the screenshot: %v", err)
+	}
+	t.Logf("screenshot %dx%d: %s", img.Bounds().Dx(), img.Bounds().Dy(), path)
+}
