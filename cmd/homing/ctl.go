@@ -25,6 +25,7 @@ import (
 	"unicode"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/cluster"
 )
 
 const ctlUsage = `usage: homing ctl [--admin ADDR] [--token TOKEN] [--json] COMMAND [ARGS]
@@ -388,26 +389,8 @@ func ctlOwners(ps []admin.Partition) []ctlOwner {
 	return out
 }
 
-// ctlRanges writes sorted ids compactly: 0-3,7,9-12.
-func ctlRanges(ids []int) string {
-	var b strings.Builder
-	for i := 0; i < len(ids); {
-		j := i
-		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		if j > i {
-			fmt.Fprintf(&b, "%d-%d", ids[i], ids[j])
-		} else {
-			fmt.Fprintf(&b, "%d", ids[i])
-		}
-		i = j + 1
-	}
-	return b.String()
-}
+// ctlRanges writes ids compactly: 0-3,7,9-12.
+func ctlRanges(ids []int) string { return cluster.FormatPartitionSet(ids) }
 
 func (c *ctlRun) cmdAccounts(args []string) error {
 	if len(args) > 0 {
