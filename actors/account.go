@@ -56,7 +56,25 @@ func (a *accountActor) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout:
 		ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
 	case *pb.Deliver:
-		ctx.Respond(a.deliver(m))
+		out, durable := a.deliver(m)
+		if durable == nil {
+			ctx.Respond(out)
+			return
+		}
+		// Written, not yet synced: answer once it is durable, and go on
+		// with the next delivery meanwhile (one account's deliveries then
+		// share sync rounds). The storage layer fails every later write if
+		// this sync fails, so nothing is reported stored on top of a loss.
+		sender, root := ctx.Sender(), ctx.ActorSystem().Root
+		go func() {
+			if err := <-durable; err != nil {
+				a.log.Error("local delivery not synced", "account", a.address, "queueID", m.QueueId, "err", err)
+				out.Result, out.MessageId = pbResult(mail.Temp("4.3.0", "mailbox temporarily unavailable")), ""
+			}
+			if sender != nil {
+				root.Send(sender, out)
+			}
+		}()
 	case *reloadAccount:
 		a.loaded = false
 	}
@@ -94,12 +112,14 @@ func (a *accountActor) load() error {
 // deliver stores one message (Local Delivery). It is idempotent: the queue
 // id and the recipient form the dedup key, so a retry after an unclear
 // answer never stores the message twice.
-func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
-	out := &pb.DeliverResult{QueueId: m.QueueId, Recipient: m.Recipient}
+// durable, when not nil, says when the stored message is synced: out may
+// be reported only then.
+func (a *accountActor) deliver(m *pb.Deliver) (out *pb.DeliverResult, durable <-chan error) {
+	out = &pb.DeliverResult{QueueId: m.QueueId, Recipient: m.Recipient}
 	if !a.loaded {
 		if err := a.load(); err != nil {
 			out.Result = pbResult(a.failure(m, err))
-			return out
+			return out, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
@@ -110,13 +130,13 @@ func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
 		raw, folder, stop = a.applyRules(ctx, m)
 		if stop != nil {
 			out.Result = pbResult(*stop)
-			return out
+			return out, nil
 		}
 	}
 	size := int64(len(raw))
 	// The store checks the quota after the dedup lookup, so a repeated
 	// delivery of a message already stored is a duplicate, never "full".
-	res, err := a.data.Append(ctx, a.address, storage.AppendRequest{
+	res, durable, err := a.data.AppendAsync(ctx, a.address, storage.AppendRequest{
 		Folder:     folder,
 		DedupKey:   m.QueueId + "/" + m.Recipient,
 		Raw:        raw,
@@ -127,12 +147,12 @@ func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
 		// RFC 3463 4.2.2: mailbox full. Temporary; the queue turns it
 		// permanent after its over-quota time (5.2.2).
 		out.Result = pbResult(mail.Result{Code: 452, Status: "4.2.2", Text: "mailbox full"})
-		return out
+		return out, nil
 	}
 	if err != nil {
 		a.loaded = false
 		out.Result = pbResult(a.failure(m, err))
-		return out
+		return out, nil
 	}
 	if !res.Duplicate {
 		a.used += size
@@ -148,7 +168,7 @@ func (a *accountActor) deliver(m *pb.Deliver) *pb.DeliverResult {
 		a.stats.Journal.Record(m.QueueId, "stored", fmt.Sprintf("%s: stored as message %s in %s/%s", m.Recipient, res.ID, a.address, f))
 	}
 	out.Result = pbResult(mail.Delivered("stored"))
-	return out
+	return out, durable
 }
 
 // applyRules runs the account's rules on one delivery: it may refuse it,

@@ -264,6 +264,11 @@ func (p *fakePartition) Append(_ context.Context, account string, req storage.Ap
 	return storage.AppendResult{ID: id}, nil
 }
 
+func (p *fakePartition) AppendAsync(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, <-chan error, error) {
+	res, err := p.Append(ctx, account, req)
+	return res, nil, err
+}
+
 func (p *fakePartition) Messages(account, folder string) ([]storage.MessageInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -21,6 +21,9 @@ type PartitionData interface {
 	DeleteAlias(ctx context.Context, alias string) error
 	Resolve(addr string) (string, error)
 	Append(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, error)
+	// AppendAsync returns once the message is written; durable says when
+	// it is synced (nil: nothing to wait for).
+	AppendAsync(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, <-chan error, error)
 	Messages(account, folder string) ([]storage.MessageInfo, error)
 	Raw(account, id string) ([]byte, error)
 	Usage(account string) (bytes int64, count int, err error)

@@ -50,6 +50,17 @@ type pending struct {
 	b          *Batch
 	est, count int64 // badger's size estimate and entry count
 	done       chan error
+	written    chan struct{} // SubmitWritten: closed once applied (or failed)
+}
+
+// markWritten closes the written channels of group (once).
+func markWritten(group []*pending) {
+	for _, p := range group {
+		if p.written != nil {
+			close(p.written)
+			p.written = nil
+		}
+	}
 }
 
 // Submit queues b for the committer and returns at once, without waiting
@@ -69,38 +80,59 @@ type pending struct {
 // the memtable size, counting values below the store's value threshold in
 // full and others as 14 bytes).
 func (db *DB) Submit(b *Batch) <-chan error {
+	_, done := db.submit(b, false)
+	return done
+}
+
+// SubmitWritten is Submit that also reports, on written (closed once), when
+// b has been applied to the database: later reads see it, and with a shared
+// Syncer it is not durable yet (done says when it is). A caller can then
+// let the next writer of the same records go ahead while b is being synced;
+// a failed sync fails every later write too, so nothing can become durable
+// on top of a lost write.
+func (db *DB) SubmitWritten(b *Batch) (written <-chan struct{}, done <-chan error) {
+	return db.submit(b, true)
+}
+
+func (db *DB) submit(b *Batch, withWritten bool) (<-chan struct{}, <-chan error) {
+	var written chan struct{}
+	if withWritten {
+		written = make(chan struct{})
+	}
 	ch := make(chan error, 1)
+	fail := func(err error) (<-chan struct{}, <-chan error) {
+		if written != nil {
+			close(written)
+		}
+		ch <- err
+		return written, ch
+	}
 	if b == nil {
-		ch <- errors.New("storage: nil batch")
-		return ch
+		return fail(errors.New("storage: nil batch"))
 	}
 	if err := b.validate(); err != nil {
-		ch <- err
-		return ch
+		return fail(err)
 	}
 	est, count := b.size(db.prof.valueThreshold)
 	if est >= db.maxTxnSize || count >= db.maxTxnCount {
-		ch <- fmt.Errorf("%w: %d writes, ~%d bytes (limit %d writes, %d bytes)",
-			ErrBatchTooBig, count, est, db.maxTxnCount, db.maxTxnSize)
-		return ch
+		return fail(fmt.Errorf("%w: %d writes, ~%d bytes (limit %d writes, %d bytes)",
+			ErrBatchTooBig, count, est, db.maxTxnCount, db.maxTxnSize))
 	}
 	db.mu.Lock()
 	switch {
 	case db.closing:
 		db.mu.Unlock()
-		ch <- ErrClosed
-		return ch
+		return fail(ErrClosed)
 	case db.failed != nil:
 		err := db.failed
 		db.mu.Unlock()
-		ch <- err
-		return ch
+		return fail(err)
 	}
-	db.queue = append(db.queue, &pending{b: b, est: est, count: count, done: ch})
+	db.queue = append(db.queue, &pending{b: b, est: est, count: count, done: ch, written: written})
 	db.mu.Unlock()
 	db.stats.batches.Add(1)
 	db.signal()
-	return ch
+	return written, ch
 }
 
 // Commit submits b and waits until it is durable. If ctx ends first, Commit
@@ -186,6 +218,27 @@ func (db *DB) commitGroup(group []*pending) {
 		}
 		return
 	}
+	markWritten(group)
+	if err == nil && db.opt.Syncer != nil {
+		// SyncWrites is off: the transaction is in badger's mapped WAL and
+		// value log; a shared round makes it durable. Wait for it off the
+		// committer, which goes on with the next group meanwhile, so that
+		// writes keep coming while a round runs (the next writer of an
+		// account waits only for "written", see SubmitWritten).
+		db.syncing.Add(1)
+		go func() {
+			defer db.syncing.Done()
+			err := db.opt.Syncer.Sync()
+			if err != nil {
+				err = db.fail(err)
+				db.stats.failed.Add(uint64(len(group)))
+			}
+			for _, p := range group {
+				p.done <- err
+			}
+		}()
+		return
+	}
 	if err != nil {
 		db.stats.failed.Add(uint64(len(group)))
 	}
@@ -235,11 +288,6 @@ func (db *DB) write(group []*pending) error {
 		return nil
 	}
 	err := txn.Commit()
-	if err == nil && db.opt.Syncer != nil {
-		// SyncWrites is off: the transaction is in badger's mapped WAL
-		// and value log; the shared round makes it durable.
-		err = db.opt.Syncer.Sync()
-	}
 	db.stats.commits.Add(1)
 	if err == nil {
 		if se := db.syncErr.Load(); se != nil {

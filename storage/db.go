@@ -50,6 +50,10 @@ type DB struct {
 	gcStop chan struct{}
 	gcDone chan struct{}
 
+	// syncing counts the goroutines waiting for a Syncer round for a
+	// written group (see commitGroup).
+	syncing sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -259,6 +263,7 @@ func (db *DB) Close() error {
 		db.mu.Unlock()
 		db.signal()
 		<-db.done
+		db.syncing.Wait() // every accepted batch has its answer
 
 		close(db.gcStop)
 		<-db.gcDone

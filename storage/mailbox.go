@@ -140,16 +140,45 @@ func normalizeFolder(f string) (string, error) {
 // does not exist, and ErrValueTooBig beyond MaxValueBytes. Quota is not
 // enforced here; the caller compares Usage with Account.QuotaBytes.
 func (p *Partition) Append(ctx context.Context, account string, req AppendRequest) (AppendResult, error) {
-	addr, err := p.account(account)
+	res, durable, err := p.append(ctx, account, req, false)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	if durable != nil {
+		select {
+		case err := <-durable:
+			if err != nil {
+				return AppendResult{}, err
+			}
+		case <-ctx.Done():
+			return AppendResult{}, ctx.Err()
+		}
+	}
+	return res, nil
+}
+
+// AppendAsync is Append that returns as soon as the message is written
+// (a later Append of the account sees it, and gets the next id), before it
+// is durable: durable receives nil once it is synced, or the error that
+// stopped it. So one account's deliveries share sync rounds instead of
+// taking one each. A duplicate (or a refusal) comes back with a nil
+// channel. The caller must not report the message stored before durable
+// says so.
+func (p *Partition) AppendAsync(ctx context.Context, account string, req AppendRequest) (AppendResult, <-chan error, error) {
+	return p.append(ctx, account, req, true)
+}
+
+func (p *Partition) append(ctx context.Context, account string, req AppendRequest, async bool) (AppendResult, <-chan error, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return AppendResult{}, nil, err
 	}
 	folder, err := normalizeFolder(req.Folder)
 	if err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, nil, err
 	}
 	if len(req.Raw) == 0 {
-		return AppendResult{}, fmt.Errorf("storage: append to %s: empty message", addr)
+		return AppendResult{}, nil, fmt.Errorf("storage: append to %s: empty message", addr)
 	}
 	received := req.Received
 	if received.IsZero() {
@@ -159,25 +188,25 @@ func (p *Partition) Append(ctx context.Context, account string, req AppendReques
 	st, err := p.mailbox(addr)
 	if err != nil {
 		unlock()
-		return AppendResult{}, err
+		return AppendResult{}, nil, err
 	}
 	if req.DedupKey != "" {
 		v, err := p.db.Get(dedupKey(addr, req.DedupKey))
 		switch {
 		case err == nil && len(v) == 8:
 			unlock()
-			return AppendResult{ID: strconv.FormatUint(binary.BigEndian.Uint64(v), 10), Duplicate: true}, nil
+			return AppendResult{ID: strconv.FormatUint(binary.BigEndian.Uint64(v), 10), Duplicate: true}, nil, nil
 		case err == nil:
 			unlock()
-			return AppendResult{}, fmt.Errorf("storage: dedup record of %s: %d bytes", addr, len(v))
+			return AppendResult{}, nil, fmt.Errorf("storage: dedup record of %s: %d bytes", addr, len(v))
 		case !errors.Is(err, mail.ErrNotFound):
 			unlock()
-			return AppendResult{}, err
+			return AppendResult{}, nil, err
 		}
 	}
 	if req.QuotaBytes > 0 && st.bytes+int64(len(req.Raw)) > req.QuotaBytes {
 		unlock()
-		return AppendResult{}, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
+		return AppendResult{}, nil, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
 	}
 	meta, err := json.Marshal(messageRecord{
 		Folder:   folder,
@@ -188,7 +217,7 @@ func (p *Partition) Append(ctx context.Context, account string, req AppendReques
 	})
 	if err != nil {
 		unlock()
-		return AppendResult{}, err
+		return AppendResult{}, nil, err
 	}
 	id := st.next
 	st.next++
@@ -202,10 +231,18 @@ func (p *Partition) Append(ctx context.Context, account string, req AppendReques
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
-	if err := p.commitLocked(ctx, &b, unlock); err != nil {
-		return AppendResult{}, err
+	res := AppendResult{ID: strconv.FormatUint(id, 10)}
+	if !async {
+		if err := p.commitLocked(ctx, &b, unlock); err != nil {
+			return AppendResult{}, nil, err
+		}
+		return res, nil, nil
 	}
-	return AppendResult{ID: strconv.FormatUint(id, 10)}, nil
+	durable, err := p.commitWritten(ctx, &b, unlock)
+	if err != nil {
+		return AppendResult{}, nil, err
+	}
+	return res, durable, nil
 }
 
 // Messages lists account's messages in folder ("" = every folder) in id

@@ -111,6 +111,30 @@ func (p *Partition) commitLocked(ctx context.Context, b *Batch, unlock func()) e
 	}
 }
 
+// commitWritten submits b and calls unlock as soon as b is applied (reads
+// see it), then returns the channel that says when b is durable. If ctx ends
+// before b is applied, it returns ctx.Err() and unlocks when b is applied.
+func (p *Partition) commitWritten(ctx context.Context, b *Batch, unlock func()) (<-chan error, error) {
+	if err := ctx.Err(); err != nil {
+		unlock()
+		return nil, err
+	}
+	written, done := p.db.SubmitWritten(b)
+	select {
+	case <-written:
+		unlock()
+		return done, nil
+	case <-ctx.Done():
+		p.bg.Add(1)
+		go func() {
+			defer p.bg.Done()
+			<-written
+			unlock()
+		}()
+		return nil, ctx.Err()
+	}
+}
+
 // keyedMutex is a mutex per key, created on demand and dropped when no one
 // holds or waits for it.
 type keyedMutex struct {

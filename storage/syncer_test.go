@@ -140,3 +140,53 @@ func dbs2idx(dbs []*DB, db *DB) int {
 	}
 	return -1
 }
+
+// Deliveries to one account share sync rounds with AppendAsync: the next
+// append goes ahead as soon as the previous one is written, ids stay
+// distinct and in order, and each is reported durable.
+func TestAppendAsyncSharesRounds(t *testing.T) {
+	root := t.TempDir()
+	syncer, err := NewSyncer(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syncer.Close()
+	s, err := NewAccountStore(root+"/accounts", 1, Options{Syncer: syncer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.CreateAccount(ctx, Account{Address: "hot@x.test"}); err != nil {
+		t.Fatal(err)
+	}
+	before := syncer.Stats().Rounds
+	var durables []<-chan error
+	for i := 0; i < 50; i++ {
+		res, d, err := p.AppendAsync(ctx, "hot@x.test", AppendRequest{DedupKey: fmt.Sprint("q", i), Raw: []byte("Subject: x\r\n\r\nx\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ID != fmt.Sprint(i+1) {
+			t.Fatalf("append %d got id %s", i, res.ID)
+		}
+		durables = append(durables, d)
+	}
+	for i, d := range durables {
+		if err := <-d; err != nil {
+			t.Fatalf("append %d not durable: %v", i, err)
+		}
+	}
+	rounds := syncer.Stats().Rounds - before
+	t.Logf("50 appends to one account in %d syncfs rounds", rounds)
+	if rounds >= 50 {
+		t.Fatalf("%d rounds for 50 appends: they did not share rounds", rounds)
+	}
+	if _, n, _ := p.Usage("hot@x.test"); n != 50 {
+		t.Fatalf("%d messages stored, want 50", n)
+	}
+}
