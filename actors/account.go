@@ -43,7 +43,6 @@ type accountActor struct {
 	loaded bool
 	acct   storage.Account
 	rules  *rules.Set
-	used   int64
 }
 
 func (a *accountActor) Receive(ctx actor.Context) {
@@ -75,24 +74,15 @@ func (a *accountActor) Receive(ctx actor.Context) {
 				root.Send(sender, out)
 			}
 		}()
-	case *reloadAccount:
-		a.loaded = false
 	}
 }
-
-// reloadAccount tells an account actor that its record changed.
-type reloadAccount struct{}
 
 func (a *accountActor) load() error {
 	acct, err := a.data.Account(a.address)
 	if err != nil {
 		return err
 	}
-	used, _, err := a.data.Usage(a.address)
-	if err != nil {
-		return err
-	}
-	a.acct, a.used, a.loaded = acct, used, true
+	a.acct, a.loaded = acct, true
 	a.rules = nil
 	if len(acct.Rules) > 0 {
 		var rs []rules.Rule
@@ -133,7 +123,6 @@ func (a *accountActor) deliver(m *pb.Deliver) (out *pb.DeliverResult, durable <-
 			return out, nil
 		}
 	}
-	size := int64(len(raw))
 	// The store checks the quota after the dedup lookup, so a repeated
 	// delivery of a message already stored is a duplicate, never "full".
 	res, durable, err := a.data.AppendAsync(ctx, a.address, storage.AppendRequest{
@@ -153,9 +142,6 @@ func (a *accountActor) deliver(m *pb.Deliver) (out *pb.DeliverResult, durable <-
 		a.loaded = false
 		out.Result = pbResult(a.failure(m, err))
 		return out, nil
-	}
-	if !res.Duplicate {
-		a.used += size
 	}
 	out.MessageId, out.Duplicate = res.ID, res.Duplicate
 	if res.Duplicate {

@@ -173,9 +173,6 @@ func (p *partitionActor) tryOpen(ctx actor.Context) {
 	p.retry = time.AfterFunc(p.retryWait, func() { root.Send(self, &retryOpen{}) })
 }
 
-// Open reports whether the partition's data is open here.
-func (p *partitionActor) Open() bool { return p.data != nil }
-
 func (p *partitionActor) ensureOpen() error {
 	if p.data != nil {
 		return nil

@@ -736,6 +736,3 @@ func (q *queueActor) action(ctx actor.Context, m *queueAction) error {
 	}
 	return nil
 }
-
-// errQueueStopped is returned to callers when the queue actor is gone.
-var errQueueStopped = errors.New("queue is not running")

@@ -39,7 +39,6 @@ type Syncer struct {
 	started uint64 // rounds started
 	done    uint64 // rounds finished
 	running bool
-	errAt   uint64 // the last round that failed, 0 if none
 	err     error
 
 	rounds, waits uint64
@@ -101,7 +100,7 @@ func (s *Syncer) Sync() error {
 		s.running = false
 		s.done = round
 		if err != nil && s.err == nil {
-			s.errAt, s.err = round, fmt.Errorf("%w: syncfs %s: %w", ErrFailed, s.dir, err)
+			s.err = fmt.Errorf("%w: syncfs %s: %w", ErrFailed, s.dir, err)
 		}
 		s.cond.Broadcast()
 	}
