@@ -35,8 +35,18 @@ type testCluster struct {
 	gossip map[string]string
 }
 
+// newTestCluster makes an empty cluster; when the test fails (t.Fatal
+// included), every node's log tail is written to the test log.
 func newTestCluster(t *testing.T) *testCluster {
-	return &testCluster{t: t, store: t.TempDir(), nodes: map[string]*testkit.Process{}, gossip: map[string]string{}}
+	c := &testCluster{t: t, store: t.TempDir(), nodes: map[string]*testkit.Process{}, gossip: map[string]string{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for name, p := range c.nodes {
+				t.Logf("--- %s log:\n%s", name, tail(p.Log(), 80))
+			}
+		}
+	})
+	return c
 }
 
 // add starts a node with the given role and extra flags.
@@ -292,11 +302,6 @@ func TestClusterMailFlowsThroughFrontendToBackends(t *testing.T) {
 	s.waitCount(t, 500)
 	acked := s.finish()
 	verifyExactlyOnce(t, fe, acked)
-	if t.Failed() {
-		for name, p := range c.nodes {
-			t.Logf("--- %s log:\n%s", name, tail(p.Log(), 60))
-		}
-	}
 }
 
 // TestClusterKillBackendUnderLoad: kill -9 of a backend while mail flows;
@@ -319,11 +324,6 @@ func TestClusterKillBackendUnderLoad(t *testing.T) {
 	s.waitCount(t, s.n.Load()+150)
 	acked := s.finish()
 	verifyExactlyOnce(t, fe, acked)
-	if t.Failed() {
-		for name, p := range c.nodes {
-			t.Logf("--- %s log:\n%s", name, tail(p.Log(), 60))
-		}
-	}
 }
 
 // TestClusterFrontendCutOffWaitsInQueue: while no backend answers (the only
@@ -378,13 +378,6 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 	}
 
 	be.Signal(syscall.SIGCONT)
-	defer func() {
-		if t.Failed() {
-			for name, p := range c.nodes {
-				t.Logf("--- %s log:\n%s", name, tail(p.Log(), 80))
-			}
-		}
-	}()
 	for _, a := range accounts {
 		waitMessages(t, fe, a, 2)
 	}
@@ -440,11 +433,6 @@ func TestClusterTwoOwnersFence(t *testing.T) {
 	t.Logf("100 more messages acknowledged %v after the kill", time.Since(killed).Round(10*time.Millisecond))
 	acked := s.finish()
 	verifyExactlyOnce(t, fe, acked)
-	if t.Failed() {
-		for name, p := range c.nodes {
-			t.Logf("--- %s log:\n%s", name, tail(p.Log(), 60))
-		}
-	}
 }
 
 func tail(s string, n int) string {
