@@ -41,7 +41,7 @@ type Config struct {
 	// ("0-7,12"; static cluster). Empty: dynamic (rendezvous over live
 	// backends sharing AccountStore).
 	StaticPartitions string
-	// GossipFast shrinks gossip timers (failure detection in ~2 s); for
+	// GossipFast shrinks gossip timers (a crash is detected in well under a second); for
 	// tests and `homing dev`.
 	GossipFast bool
 	// WrapGossip, if set, wraps the gossip transport (testkit uses a

@@ -92,7 +92,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster without a secret (trusted test networks only)")
 	fs.StringVar(&cfg.ClusterName, "cluster-name", "homing", "cluster name; nodes of other clusters are refused")
 	fs.StringVar(&cfg.StaticPartitions, "static-partitions", "", "static cluster: the partitions this backend owns, e.g. 0-7,12")
-	fs.BoolVar(&cfg.GossipFast, "gossip-fast", false, "shrink gossip timers (failure detection in ~2 s; tests and homing dev)")
+	fs.BoolVar(&cfg.GossipFast, "gossip-fast", false, "shrink gossip timers (a crash is detected in under a second; tests and homing dev)")
 	fs.StringVar(&cfg.DataDir, "data", "data", "data directory (queue, and accounts unless --account-store)")
 	fs.StringVar(&cfg.AccountStore, "account-store", "", "account store root (default DATA/accounts)")
 	fs.IntVar(&cfg.Partitions, "partitions", 16, "account partitions (fixed when the store is created)")
