@@ -347,7 +347,6 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		if r.Local() {
 			path = "local"
 		}
-		q.stats.Journal.Record(env.ID, journalEvent(o.res, r), journalDetail(o.res, r))
 		switch {
 		case o.res.OK():
 			r.State, r.Done, r.LastError, r.NextAttempt = mail.StateDelivered, o.at, "", time.Time{}
@@ -386,6 +385,7 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		default:
 			q.fail(r, o.at, o.res.Status, o.res.String(), path)
 		}
+		q.stats.Journal.Record(env.ID, journalEvent(r), journalDetail(o.res, r))
 	}
 	if len(e.inflight) == 0 {
 		q.active--
@@ -637,26 +637,30 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 	q.remove(m.id)
 }
 
-// journalEvent names the journal event of an attempt's result.
-func journalEvent(res mail.Result, r *mail.Recipient) string {
+// journalEvent names the journal event of a recipient's state after an
+// attempt (a temporary failure past the queue lifetime is a failure).
+func journalEvent(r *mail.Recipient) string {
 	switch {
-	case res.OK() && r.Local():
+	case r.State == mail.StateDelivered && r.Local():
 		return "delivered"
-	case res.OK():
+	case r.State == mail.StateDelivered:
 		return "relayed"
-	case res.Temporary():
-		return "deferred"
-	default:
+	case r.State == mail.StateFailed:
 		return "failed"
+	default:
+		return "deferred"
 	}
 }
 
 func journalDetail(res mail.Result, r *mail.Recipient) string {
-	switch {
-	case res.OK() && r.Local():
-		return r.Addr + ": stored in the mailbox of " + r.Account
-	case res.OK():
+	switch r.State {
+	case mail.StateDelivered:
+		if r.Local() {
+			return r.Addr + ": stored in the mailbox of " + r.Account
+		}
 		return r.Addr + ": accepted by " + res.RemoteMTA
+	case mail.StateFailed:
+		return r.Addr + ": " + r.LastError
 	default:
 		return r.Addr + ": " + res.String()
 	}
