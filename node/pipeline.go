@@ -105,14 +105,17 @@ func (p *pipeline) save() error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err == nil {
+	// A failed write or fsync must stop the rename: rules.json would
+	// otherwise be replaced by a file that is not on disk.
+	_, err = f.Write(b)
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("saving rules: %w", err)
 	}
 	return os.Rename(tmp, p.file)
 }

@@ -26,15 +26,17 @@ import (
 //     (valueLog.write, logFile.doneWriting). One transaction is one sync,
 //     covering everything in it.
 //
-// So the batching has to happen above badger: DBs open with SyncWrites=true,
-// and ONE committer goroutine per DB takes every batch that is waiting when
+// So the batching has to happen above badger: ONE committer goroutine per DB takes every batch that is waiting when
 // it becomes free, writes them all as ONE badger transaction (one sync for
 // all of them), then tells each caller. While that sync runs, new batches
 // queue up and form the next group; under load the merge factor grows by
 // itself and no timer adds latency when the load is light. Batches are
 // taken in Submit order, and later writes to a key in one transaction
 // override earlier ones, so the order of Submit calls is the order in which
-// writes take effect, merged or not.
+// writes take effect, merged or not. The transaction is made durable either
+// by badger itself (SyncWrites=true, one sync per merged transaction) or,
+// with a Syncer, by the next syncfs(2) round shared by every DB of the
+// filesystem (SyncWrites=false; see syncer.go).
 //
 // A group is bounded by Options.MaxBatchBytes and by badger's own limits on
 // a transaction; a batch that cannot fit in a transaction even alone is

@@ -6,11 +6,15 @@
 // RFC 5321 §6.1 makes a server that answers 250 to DATA responsible for the
 // message: "the receiver-SMTP MUST NOT lose the message for frivolous
 // reasons". Homing therefore acknowledges a write only once it is synced to
-// disk. A DB opens badger with SyncWrites=true and funnels every write
-// through one committer goroutine that merges the batches waiting at that
-// moment into one badger transaction, so concurrent SMTP sessions share one
-// sync (group commit); see commit.go for why this must be done here rather
-// than inside badger.
+// disk. Every write of a DB goes through one committer goroutine that
+// merges the batches waiting at that moment into one badger transaction, so
+// concurrent SMTP sessions share one sync (group commit); see commit.go for
+// why this must be done here rather than inside badger. Two ways make that
+// transaction durable (Options.Syncer): by default every DB of a filesystem
+// opens badger with SyncWrites=false and shares one Syncer, whose syncfs(2)
+// round covers the writes of every DB at once (syncer.go); without a Syncer
+// (--sync fsync, for network filesystems) badger opens with SyncWrites=true
+// and syncs each merged transaction itself.
 //
 // # Fencing
 //

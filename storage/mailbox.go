@@ -137,8 +137,11 @@ func normalizeFolder(f string) (string, error) {
 // key seen before (within DedupRetention, even if the message was deleted
 // since) returns the first append's ID with Duplicate=true and writes
 // nothing. It fails with an error wrapping mail.ErrNotFound if the account
-// does not exist, and ErrValueTooBig beyond MaxValueBytes. Quota is not
-// enforced here; the caller compares Usage with Account.QuotaBytes.
+// does not exist, ErrValueTooBig beyond MaxValueBytes, and ErrOverQuota
+// when req.QuotaBytes is set and the message would take the mailbox over it
+// (checked after the dedup lookup, under the account's lock, so a repeated
+// delivery is a duplicate, never "full", and two appends cannot both fit
+// into the last free bytes).
 func (p *Partition) Append(ctx context.Context, account string, req AppendRequest) (AppendResult, error) {
 	res, durable, err := p.append(ctx, account, req, false)
 	if err != nil {
