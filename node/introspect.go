@@ -272,13 +272,14 @@ func (a apiImpl) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, 
 
 // member finds a live member by name.
 func (n *Node) member(name string) (cluster.Member, error) {
-	for _, m := range n.members(func(m cluster.Member) bool { return m.Name == name }) {
-		if !m.State.Live() {
-			return m, &admin.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("node %s is %s", name, m.State)}
-		}
-		return m, nil
+	found := n.members(func(m cluster.Member) bool { return m.Name == name })
+	switch {
+	case len(found) == 0:
+		return cluster.Member{}, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no node named %s", name)}
+	case !found[0].State.Live():
+		return found[0], &admin.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("node %s is %s", name, found[0].State)}
 	}
-	return cluster.Member{}, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no node named %s", name)}
+	return found[0], nil
 }
 
 func (a apiImpl) NodeQueueAction(ctx context.Context, node, id, action string) error {

@@ -111,13 +111,13 @@ func FuzzEvaluate(f *testing.F) {
 					ok = false
 				}
 			}
-			s, err := Compile(rules, scope)
+			_, err := Compile(rules, scope)
 			if err == nil {
 				// Two rules are named "fuzz": Compile must refuse them.
 				t.Fatalf("duplicate names compiled in %s", scope)
 			}
 			if ok {
-				s, err = Compile(rules[:2], scope)
+				s, err := Compile(rules[:2], scope)
 				if err != nil {
 					t.Fatalf("valid rules do not compile: %v", err)
 				}
