@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,14 @@ type passivate struct {
 	pid     *actor.PID
 }
 
+// The kinds of work an account's rules leave pending after an append
+// (storage.AppendRequest.Pending); each also names its generated message's
+// id (derivedID).
+const (
+	workForward  = "R" // forward and redirect copies
+	workVacation = "V" // an RFC 3834 auto-reply
+)
+
 // accountActor is the only writer of one account's mailbox. It is activated
 // by the first message for the account and passivated after cfg.AccountIdle
 // without messages.
@@ -35,10 +44,10 @@ type accountActor struct {
 	cfg     *Config
 	stats   *Stats
 	log     *slog.Logger
-	// submit queues mail this account's rules generate (redirect,
+	// submitter queues mail this account's rules generate (redirect,
 	// forward, auto-reply) by the node's queue mode.
-	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
-	now    func() time.Time
+	submitter Submitter
+	now       func() time.Time
 
 	loaded bool
 	acct   storage.Account
@@ -55,25 +64,7 @@ func (a *accountActor) Receive(ctx actor.Context) {
 	case *actor.ReceiveTimeout:
 		ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
 	case *pb.Deliver:
-		out, durable := a.deliver(m)
-		if durable == nil {
-			ctx.Respond(out)
-			return
-		}
-		// Written, not yet synced: answer once it is durable, and go on
-		// with the next delivery meanwhile (one account's deliveries then
-		// share sync rounds). The storage layer fails every later write if
-		// this sync fails, so nothing is reported stored on top of a loss.
-		sender, root := ctx.Sender(), ctx.ActorSystem().Root
-		go func() {
-			if err := <-durable; err != nil {
-				a.log.Error("local delivery not synced", "account", a.address, "queueID", m.QueueId, "err", err)
-				out.Result, out.MessageId = pbResult(mail.Temp("4.3.0", "mailbox temporarily unavailable")), ""
-			}
-			if sender != nil {
-				root.Send(sender, out)
-			}
-		}()
+		a.deliver(ctx, m)
 	}
 }
 
@@ -99,104 +90,287 @@ func (a *accountActor) load() error {
 	return nil
 }
 
-// deliver stores one message (Local Delivery). It is idempotent: the queue
-// id and the recipient form the dedup key, so a retry after an unclear
-// answer never stores the message twice.
-// durable, when not nil, says when the stored message is synced: out may
-// be reported only then.
-func (a *accountActor) deliver(m *pb.Deliver) (out *pb.DeliverResult, durable <-chan error) {
-	out = &pb.DeliverResult{QueueId: m.QueueId, Recipient: m.Recipient}
+// delivery is the work of one recipient of a Deliver.
+type delivery struct {
+	rcpt   *mail.Recipient
+	result mail.Result
+	// durable, when set, says when the append is synced.
+	durable <-chan error
+	// generated are the messages to submit once the append is durable;
+	// dedupKey is the append's key, whose pending work is cleared once
+	// they are queued.
+	generated []*mail.Message
+	dedupKey  string
+}
+
+// deliver stores one attempt (Local Delivery) for each of its recipients,
+// in the order of a delivery transaction (maddy's: no side effect before
+// the commit):
+//
+//  1. evaluate the account's rules: refuse, file into a folder, add
+//     header fields, keep a copy or not, messages to generate;
+//  2. append, the commit: the message (or only its dedup record, when the
+//     rules keep no copy), the work it leaves pending and the auto-reply
+//     marks go in one batch, idempotent on the queue id and recipient;
+//  3. only when that append is durable and new, or repeated while its
+//     pending work was never done, submit the generated messages (forward
+//     and redirect copies, the vacation reply) and then clear the work.
+//
+// The answer goes back when all of that is done, off the actor (a
+// goroutine waits for the sync and the submissions): stored, or temporary
+// when the sync or a submission failed. A retry after that finds a
+// duplicate with its work still pending and does only the work; a retry
+// after the work was done does nothing at all. So a forwarded copy is sent
+// once however often the delivery is repeated (over quota, an unclear
+// answer), except after a crash between a submission and the clearing of
+// its work (at least once, like every queue hand-off).
+func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
+	msg := mailMessage(d)
+	raw, _ := mail.ReadBody(msg.Body)
+	var work []*delivery
+	for _, r := range msg.Envelope.Recipients {
+		w := &delivery{rcpt: r}
+		w.result = a.deliverOne(msg, raw, w)
+		w.result.Rcpt = r.Key
+		work = append(work, w)
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	answer := func() {
+		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
+		for _, w := range work {
+			out.Results = append(out.Results, pbResult(w.result))
+		}
+		if sender != nil {
+			root.Send(sender, out)
+		}
+	}
+	if !slices.ContainsFunc(work, func(w *delivery) bool { return w.durable != nil || len(w.generated) > 0 }) {
+		answer()
+		return
+	}
+	// Written, not yet synced: answer once it is durable and its work is
+	// queued, and go on with the next delivery meanwhile (one account's
+	// deliveries then share sync rounds). The storage layer fails every
+	// later write if this sync fails, so nothing is reported stored on top
+	// of a loss.
+	go func() {
+		for _, w := range work {
+			a.complete(msg.Envelope.ID, w)
+		}
+		answer()
+	}()
+}
+
+// complete waits for w's append to be durable and submits the messages it
+// generated (on the goroutine of deliver, never the actor's).
+func (a *accountActor) complete(queueID string, w *delivery) {
+	if w.durable != nil {
+		if err := <-w.durable; err != nil {
+			a.log.Error("local delivery not synced", "account", a.address, "queueID", queueID, "err", err)
+			w.result = mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
+			return
+		}
+	}
+	if len(w.generated) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
+	defer cancel()
+	for _, g := range w.generated {
+		if err := a.submitter.Submit(ctx, g); err != nil {
+			a.log.Error("account rule could not queue a message; the delivery will be retried", "account", a.address,
+				"queueID", queueID, "generated", g.Envelope.ID, "err", err)
+			w.result = mail.Temp(mail.StatusLocalError, "forwarding failed; try again later")
+			return
+		}
+		a.log.Info("account rule queued a message", "account", a.address, "about", queueID, "queueID", g.Envelope.ID,
+			"to", recipientList(g.Envelope))
+	}
+	if err := <-a.data.ClearPending(a.address, w.dedupKey); err != nil {
+		// The work is done; a repeated delivery would do it again.
+		a.log.Error("clearing the pending work of a delivery", "account", a.address, "queueID", queueID, "err", err)
+	}
+}
+
+// deliverOne runs steps 1 and 2 of deliver for one recipient and returns
+// its result (final unless w.durable or w.generated say there is more).
+func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) mail.Result {
+	env, r := msg.Envelope, w.rcpt
 	if !a.loaded {
 		if err := a.load(); err != nil {
-			out.Result = pbResult(a.failure(m, err))
-			return out, nil
+			return a.failure(env.ID, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
-	raw, folder := m.Raw, m.Folder
-	if a.rules.Len() > 0 {
-		var stop *mail.Result
-		raw, folder, stop = a.applyRules(ctx, m)
-		if stop != nil {
-			out.Result = pbResult(*stop)
-			return out, nil
-		}
+	w.dedupKey = env.ID + "/" + r.Addr
+	p := a.plan(env, r, raw)
+	if p.stop != nil {
+		return *p.stop
+	}
+	req := storage.AppendRequest{
+		Folder:     p.folder,
+		DedupKey:   w.dedupKey,
+		Received:   env.Received,
+		QuotaBytes: a.acct.QuotaBytes,
+		Discard:    !p.keep,
+		Pending:    p.work,
+	}
+	switch {
+	case !p.keep:
+	case len(p.headers) > 0:
+		req.Raw = append(p.headers, raw...)
+	default:
+		req.Raw = raw
+	}
+	if slices.Contains(p.work, workVacation) {
+		req.AutoReplied, req.AutoReplyTTL = []string{env.From}, p.vacationTTL
 	}
 	// The store checks the quota after the dedup lookup, so a repeated
 	// delivery of a message already stored is a duplicate, never "full".
-	res, durable, err := a.data.AppendAsync(ctx, a.address, storage.AppendRequest{
-		Folder:     folder,
-		DedupKey:   m.QueueId + "/" + m.Recipient,
-		Raw:        raw,
-		Received:   time.Unix(0, m.ReceivedUnixNano),
-		QuotaBytes: a.acct.QuotaBytes,
-	})
-	if errors.Is(err, storage.ErrOverQuota) {
+	res, durable, err := a.data.AppendAsync(ctx, a.address, req)
+	switch {
+	case errors.Is(err, storage.ErrOverQuota):
 		// RFC 3463 4.2.2: mailbox full. Temporary; the queue turns it
 		// permanent after its over-quota time (5.2.2).
-		out.Result = pbResult(mail.Result{Code: 452, Status: "4.2.2", Text: "mailbox full"})
-		return out, nil
-	}
-	if err != nil {
+		return mail.Result{Code: 452, Status: mail.StatusMailboxFull, Text: "mailbox full"}
+	case err != nil:
 		a.loaded = false
-		out.Result = pbResult(a.failure(m, err))
-		return out, nil
+		return a.failure(env.ID, err)
 	}
-	out.MessageId, out.Duplicate = res.ID, res.Duplicate
+	w.durable = durable
+	todo := p.work
 	if res.Duplicate {
-		a.stats.Journal.Record(m.QueueId, "stored", fmt.Sprintf("%s: already stored as message %s of %s (a repeated delivery)", m.Recipient, res.ID, a.address))
-	} else {
-		f := folder
-		if f == "" {
-			f = "INBOX"
-		}
-		a.stats.Journal.Record(m.QueueId, "stored", fmt.Sprintf("%s: stored as message %s in %s/%s", m.Recipient, res.ID, a.address, f))
+		todo = res.Pending
 	}
-	out.Result = pbResult(mail.Delivered("stored"))
-	return out, durable
+	w.generated = a.generate(msg, r, raw, p, todo)
+	a.journal(env.ID, r, p, res)
+	if !p.keep {
+		return mail.Result{Code: 250, Status: mail.StatusOK, Text: "handled by the account's rules (not kept)"}
+	}
+	return mail.Delivered("stored")
 }
 
-// applyRules runs the account's rules on one delivery: it may refuse it,
-// file it in a folder, add header fields, keep no copy, and generate
-// messages (redirect and forward copies, an RFC 3834 auto-reply), which go
-// out through the node's queue mode. stop is the result to answer when the
-// message is not stored here.
-func (a *accountActor) applyRules(ctx context.Context, m *pb.Deliver) (raw []byte, folder string, stop *mail.Result) {
-	raw, folder = m.Raw, m.Folder
-	h, _ := rules.ParseHeader(m.Raw)
-	env := &mail.Envelope{From: m.Sender, Recipients: []*mail.Recipient{{Addr: m.Recipient}}, Size: int64(len(m.Raw))}
-	o := a.rules.Evaluate(rules.NewMessage(env, h))
+// plan is what the account's rules make of one delivery.
+type plan struct {
+	stop    *mail.Result // answer this; store and generate nothing
+	keep    bool
+	folder  string
+	headers []byte // header fields to prepend to the stored copy
+	forward []string
+	// vacation is the auto-reply the rules ask for, when RFC 3834 allows
+	// one for this message; it is sent only if work has workVacation
+	// (the sender was not answered within vacationTTL yet) or a repeated
+	// delivery finds it pending.
+	vacation    *rules.Vacation
+	vacationTTL time.Duration
+	work        []string // the work of a new delivery: workForward, workVacation
+}
+
+// plan evaluates the account's rules for recipient r of env (step 1).
+func (a *accountActor) plan(env *mail.Envelope, r *mail.Recipient, raw []byte) plan {
+	p := plan{keep: true}
+	if a.rules.Len() == 0 {
+		return p
+	}
+	h, _ := rules.ParseHeader(raw)
+	one := &mail.Envelope{From: env.From, Recipients: []*mail.Recipient{{Addr: r.Addr}}, Size: int64(len(raw)), Source: env.Source}
+	o := a.rules.Evaluate(rules.NewMessage(one, h))
 	if o.Reject != nil {
-		return nil, "", &mail.Result{Code: o.Reject.Code, Status: o.Reject.Status, Text: o.Reject.Text}
+		res := o.Reject.Result()
+		return plan{stop: &res}
+	}
+	p.keep, p.folder = o.Keep(), o.Folder
+	for _, line := range o.AddHeaders {
+		p.headers = append(append(p.headers, line...), '\r', '\n')
 	}
 	// Delivered-To (RFC 9228) marks what this account already handled: a
 	// message that comes back is stored, never sent round again.
 	looped := rules.AddressedTo(deliveredTo(h), a.address)
 	if out := append(append([]string(nil), o.Redirect...), o.Forward...); len(out) > 0 {
 		if looped {
-			a.log.Warn("forwarding loop: not forwarding again", "account", a.address, "queueID", m.QueueId)
-		} else if err := a.generate(ctx, m, out, append([]byte("Delivered-To: "+a.address+"\r\n"), m.Raw...), "R"); err != nil {
-			return nil, "", &mail.Result{Code: 451, Status: "4.3.0", Text: "forwarding failed; try again later"}
+			a.log.Warn("forwarding loop: not forwarding again", "account", a.address, "queueID", env.ID)
+		} else {
+			p.forward = out
+			p.work = append(p.work, workForward)
 		}
 	}
-	if o.Vacation != nil && !looped {
-		a.autoReply(ctx, m, h, o.Vacation)
-	}
-	if !o.Keep() {
-		return nil, "", &mail.Result{Code: 250, Status: "2.0.0", Text: "handled by the account's rules (not kept)"}
-	}
-	if o.Folder != "" {
-		folder = o.Folder
-	}
-	if len(o.AddHeaders) > 0 {
-		var b []byte
-		for _, line := range o.AddHeaders {
-			b = append(append(b, line...), '\r', '\n')
+	if v := o.Vacation; v != nil && !looped && a.mayAutoReply(env, r, h) {
+		days := v.Days
+		if days <= 0 {
+			days = rules.DefaultVacationDays
 		}
-		raw = append(b, raw...)
+		p.vacation, p.vacationTTL = v, time.Duration(days)*24*time.Hour
+		if already, err := a.data.HasAutoReplied(a.address, env.From); err == nil && !already {
+			p.work = append(p.work, workVacation)
+		}
 	}
-	return raw, folder, nil
+	return p
+}
+
+// mayAutoReply: an RFC 3834 vacation reply never goes to the null sender,
+// lists or automatic mail, and only when the account was named in To or Cc
+// (RFC 3834 §2). (At most once per sender per the rule's days is the
+// auto-reply mark's business.)
+func (a *accountActor) mayAutoReply(env *mail.Envelope, r *mail.Recipient, h rules.Header) bool {
+	if ok, why := rules.ShouldAutoReply(env.From, h); !ok {
+		a.log.Debug("no auto-reply", "account", a.address, "reason", why)
+		return false
+	}
+	return rules.AddressedTo(h, a.address, r.Addr)
+}
+
+// generate builds the messages of the work kinds todo for recipient r: a
+// copy for the forward and redirect addresses, and the vacation reply. Their
+// queue ids are derived from the delivery's, so the same delivery always
+// generates the same messages.
+func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte, p plan, todo []string) []*mail.Message {
+	env := msg.Envelope
+	var out []*mail.Message
+	if slices.Contains(todo, workForward) && len(p.forward) > 0 {
+		g := &mail.Envelope{ID: derivedID(env.ID, r.Addr, workForward), From: env.From, Received: a.now(),
+			Source: rules.SourceRule, Auth: a.address}
+		for _, to := range p.forward {
+			g.Recipients = append(g.Recipients, &mail.Recipient{Addr: to, State: mail.StatePending})
+		}
+		out = append(out, &mail.Message{Envelope: g, Body: mail.Prepend([]byte("Delivered-To: "+a.address+"\r\n"), msg.Body)})
+	}
+	if v := p.vacation; slices.Contains(todo, workVacation) && v != nil {
+		h, _ := rules.ParseHeader(raw)
+		from := v.From
+		if from == "" {
+			from = a.address
+		}
+		id := derivedID(env.ID, r.Addr, workVacation)
+		body := rules.AutoReplyMessage(from, env.From, v.Subject, v.Text, h, a.now(), id+"@"+a.cfg.Hostname)
+		out = append(out, &mail.Message{Body: mail.BytesBody(body), Envelope: &mail.Envelope{
+			ID:         id,
+			From:       "", // RFC 3834 §3.3: auto-replies go out from the null sender
+			Recipients: []*mail.Recipient{{Addr: env.From, State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}},
+			Received:   a.now(),
+			Source:     rules.SourceRule,
+			Auth:       a.address,
+		}})
+	}
+	return out
+}
+
+// journal records what the append did.
+func (a *accountActor) journal(queueID string, r *mail.Recipient, p plan, res storage.AppendResult) {
+	switch {
+	case res.Duplicate && res.ID != "":
+		a.stats.Journal.Record(queueID, "stored", fmt.Sprintf("%s: already stored as message %s of %s (a repeated delivery)", r.Addr, res.ID, a.address))
+	case res.Duplicate:
+		a.stats.Journal.Record(queueID, "stored", fmt.Sprintf("%s: already handled by the rules of %s (a repeated delivery)", r.Addr, a.address))
+	case !p.keep:
+		a.stats.Journal.Record(queueID, "stored", fmt.Sprintf("%s: handled by the rules of %s, no copy kept", r.Addr, a.address))
+	default:
+		f := p.folder
+		if f == "" {
+			f = storage.Inbox
+		}
+		a.stats.Journal.Record(queueID, "stored", fmt.Sprintf("%s: stored as message %s in %s/%s", r.Addr, res.ID, a.address, f))
+	}
 }
 
 // deliveredTo returns the Delivered-To fields of h as a header that
@@ -209,66 +383,6 @@ func deliveredTo(h rules.Header) rules.Header {
 	return out
 }
 
-// generate submits a copy of the message for rcpts. Its queue id is
-// derived from the delivery's, so a delivery retried after a crash
-// produces the same message, which a local mailbox stores once.
-func (a *accountActor) generate(ctx context.Context, m *pb.Deliver, rcpts []string, body []byte, kind string) error {
-	env := &mail.Envelope{
-		ID:       derivedID(m.QueueId, m.Recipient, kind),
-		From:     m.Sender,
-		Received: a.now(),
-		Source:   rules.SourceRule,
-		Auth:     a.address,
-	}
-	for _, r := range rcpts {
-		env.Recipients = append(env.Recipients, &mail.Recipient{Addr: r, State: mail.StatePending})
-	}
-	if err := a.submit(ctx, env, body); err != nil {
-		a.log.Error("account rule could not queue a message", "account", a.address, "queueID", m.QueueId, "err", err)
-		return err
-	}
-	a.log.Info("account rule queued a message", "account", a.address, "about", m.QueueId, "queueID", env.ID, "to", strings.Join(rcpts, ","))
-	return nil
-}
-
-// autoReply sends an RFC 3834 vacation reply, at most once per sender per
-// v.Days, never to the null sender, lists or automatic mail, and only when
-// the account was named in To or Cc (RFC 3834 §2).
-func (a *accountActor) autoReply(ctx context.Context, m *pb.Deliver, h rules.Header, v *rules.Vacation) {
-	if ok, why := rules.ShouldAutoReply(m.Sender, h); !ok {
-		a.log.Debug("no auto-reply", "account", a.address, "reason", why)
-		return
-	}
-	if !rules.AddressedTo(h, a.address, m.Recipient) {
-		return
-	}
-	days := v.Days
-	if days <= 0 {
-		days = rules.DefaultVacationDays
-	}
-	already, err := a.data.AutoReplied(ctx, a.address, m.Sender, time.Duration(days)*24*time.Hour)
-	if err != nil || already {
-		return
-	}
-	from := v.From
-	if from == "" {
-		from = a.address
-	}
-	id := derivedID(m.QueueId, m.Recipient, "V")
-	body := rules.AutoReplyMessage(from, m.Sender, v.Subject, v.Text, h, a.now(), id+"@"+a.cfg.Hostname)
-	env := &mail.Envelope{
-		ID:         id,
-		From:       "", // RFC 3834 §3.3: auto-replies go out from the null sender
-		Recipients: []*mail.Recipient{{Addr: m.Sender, State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}},
-		Received:   a.now(),
-		Source:     rules.SourceRule,
-		Auth:       a.address,
-	}
-	if err := a.submit(ctx, env, body); err != nil {
-		a.log.Error("auto-reply not queued", "account", a.address, "err", err)
-	}
-}
-
 // derivedID names a message generated from a delivery.
 func derivedID(queueID, rcpt, kind string) string {
 	h := fnv.New32a()
@@ -276,10 +390,18 @@ func derivedID(queueID, rcpt, kind string) string {
 	return fmt.Sprintf("%s%s%08X", queueID, kind, h.Sum32())
 }
 
-func (a *accountActor) failure(m *pb.Deliver, err error) mail.Result {
-	if errors.Is(err, mail.ErrNotFound) || errors.Is(err, mail.ErrNoSuchUser) {
-		return mail.Perm("5.1.1", "no such mailbox")
+func recipientList(env *mail.Envelope) string {
+	var out []string
+	for _, r := range env.Recipients {
+		out = append(out, r.Addr)
 	}
-	a.log.Error("local delivery failed", "account", a.address, "queueID", m.QueueId, "err", err)
-	return mail.Temp("4.3.0", "mailbox temporarily unavailable")
+	return strings.Join(out, ",")
+}
+
+func (a *accountActor) failure(queueID string, err error) mail.Result {
+	if errors.Is(err, mail.ErrNotFound) || errors.Is(err, mail.ErrNoSuchUser) {
+		return mail.Perm(mail.StatusNoSuchUser, "no such mailbox")
+	}
+	a.log.Error("local delivery failed", "account", a.address, "queueID", queueID, "err", err)
+	return mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
 }

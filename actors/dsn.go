@@ -23,10 +23,10 @@ const (
 const maxReturnedBody = 1 << 20
 
 // buildDSN composes an RFC 3464 delivery status notification about env for
-// the recipients idxs (and, in a failure report, the delivered ones also).
-// It returns the report's bytes. The caller sends it from the null sender
-// to env.From.
-func buildDSN(hostname string, env *mail.Envelope, body []byte, kind reportKind, idxs, also []int, now, until time.Time, id string) []byte {
+// the recipients whose keys are rcpts (and, in a failure report, the
+// delivered ones also). It returns the report's bytes. The caller sends it
+// from the null sender to env.From.
+func buildDSN(hostname string, env *mail.Envelope, body []byte, kind reportKind, rcpts, also []int, now, until time.Time, id string) []byte {
 	boundary := "=_homing_" + id
 	var b bytes.Buffer
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...); b.WriteString("\r\n") }
@@ -70,8 +70,7 @@ func buildDSN(hostname string, env *mail.Envelope, body []byte, kind reportKind,
 		w("Your message was delivered to the mailboxes below, as you asked.")
 	}
 	w("")
-	for _, i := range idxs {
-		r := env.Recipients[i]
+	for _, r := range recipients(env, rcpts) {
 		if r.LastError != "" {
 			w("<%s>: %s", r.Addr, oneLine(r.LastError))
 		} else {
@@ -89,19 +88,19 @@ func buildDSN(hostname string, env *mail.Envelope, body []byte, kind reportKind,
 		w("Original-Envelope-Id: %s", xtext(env.EnvID))
 	}
 	w("Arrival-Date: %s", env.Received.Format(time.RFC1123Z))
-	for _, i := range idxs {
-		perRecipient(w, env.Recipients[i], kind, until)
+	for _, r := range recipients(env, rcpts) {
+		perRecipient(w, r, kind, until)
 	}
 	if kind == reportFailure {
-		for _, i := range also {
-			perRecipient(w, env.Recipients[i], reportSuccess, until)
+		for _, r := range recipients(env, also) {
+			perRecipient(w, r, reportSuccess, until)
 		}
 	}
 	w("")
 
 	// Part 3: the original (RFC 3461 §4.3 RET; RFC 3462 text/rfc822-headers).
 	w("--%s", boundary)
-	headersOnly := kind != reportFailure || env.Ret == mail.ReturnHeaders || len(body) > maxReturnedBody
+	headersOnly := kind != reportFailure || env.Ret == mail.ReturnHeaders || len(body) > maxReturnedBody || env.Size > maxReturnedBody
 	if headersOnly {
 		w("Content-Type: text/rfc822-headers")
 		w("")
@@ -129,11 +128,11 @@ func perRecipient(w func(string, ...any), r *mail.Recipient, kind reportKind, un
 	status := r.Status
 	switch {
 	case kind == reportSuccess:
-		status = "2.0.0"
-	case kind == reportDelay && (status == "" || status[0] != '4'):
-		status = "4.0.0"
-	case kind == reportFailure && (status == "" || status[0] != '5'):
-		status = "5.0.0"
+		status = mail.StatusOK
+	case kind == reportDelay && status.Class() != 4:
+		status = mail.StatusTempFailure
+	case kind == reportFailure && status.Class() != 5:
+		status = mail.StatusPermFailure
 	}
 	w("Status: %s", status)
 	if r.RemoteMTA != "" {
@@ -148,6 +147,17 @@ func perRecipient(w func(string, ...any), r *mail.Recipient, kind reportKind, un
 	if kind == reportDelay && !r.NextAttempt.IsZero() {
 		w("Will-Retry-Until: %s", until.Format(time.RFC1123Z))
 	}
+}
+
+// recipients returns the recipients of env with the keys, in that order.
+func recipients(env *mail.Envelope, keys []int) []*mail.Recipient {
+	out := make([]*mail.Recipient, 0, len(keys))
+	for _, k := range keys {
+		if r := env.Recipient(k); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // headerBlock returns the header section of a message, ending in CRLF.

@@ -9,30 +9,36 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/rules"
 )
 
-// dsnJob asks the DSN writer for one report.
+// dsnJob asks the DSN writer for one report about msg.
 type dsnJob struct {
-	env  *mail.Envelope
-	body []byte
-	kind reportKind
-	idxs []int // the recipients reported on
-	also []int // delivered recipients mentioned in a failure report
+	msg   *mail.Message
+	kind  reportKind
+	rcpts []int // the keys of the recipients reported on
+	also  []int // delivered recipients mentioned in a failure report
 }
 
-// dsnActor writes delivery status notifications and enqueues them from the
+// dsnActor writes delivery status notifications and submits them from the
 // null sender, so a report that fails makes no further report (RFC 3461
 // §6.2). The id of a report is derived from the id of the message it is
-// about, so a report enqueued again after a crash is the same queue message
-// and a local sender's mailbox stores it once.
+// about, so a report submitted again after a crash is the same queue
+// message and a local sender's mailbox stores it once.
+//
+// A submission waits for the Enqueuer's rules and filters and a sync
+// round, so each report is written and submitted on a goroutine of its
+// own, which tells the queue when it is durable (dsnWritten): the actor
+// never blocks.
 type dsnActor struct {
 	cfg *Config
-	// submit queues the report by the node's queue mode (a report written
-	// on a backend in mode Remotely goes to a Locally-for-Others member).
-	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
-	stats  *Stats
-	log    *slog.Logger
-	now    func() time.Time
+	// submitter queues the report by the node's queue mode (a report
+	// written on a backend in mode Remotely goes to a Locally-for-Others
+	// member).
+	submitter Submitter
+	stats     *Stats
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 func (d *dsnActor) Receive(ctx actor.Context) {
@@ -42,37 +48,58 @@ func (d *dsnActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		d.stats.stopped(KindDSN)
 	case *dsnJob:
-		err := d.write(m)
-		if m.kind != reportDelay {
-			ctx.Send(ctx.Parent(), &dsnWritten{id: m.env.ID, err: err})
-		} else if err != nil {
-			d.log.Error("delay warning not sent", "queueID", m.env.ID, "err", err)
-		}
+		root, queue := ctx.ActorSystem().Root, ctx.Parent()
+		go func() {
+			err := d.write(m)
+			if m.kind != reportDelay {
+				root.Send(queue, &dsnWritten{id: m.msg.Envelope.ID, err: err})
+			} else if err != nil {
+				d.log.Error("delay warning not sent", "queueID", m.msg.Envelope.ID, "err", err)
+			}
+		}()
 	}
 }
 
 func (d *dsnActor) write(job *dsnJob) error {
 	now := d.now()
-	id := reportID(job.env.ID, job.kind)
-	raw := buildDSN(d.cfg.Hostname, job.env, job.body, job.kind, job.idxs, job.also, now,
-		job.env.Received.Add(d.cfg.MaxLifetime), id)
+	orig := job.msg.Envelope
+	body, err := d.original(job.msg)
+	if err != nil {
+		return err
+	}
+	id := reportID(orig.ID, job.kind)
+	raw := buildDSN(d.cfg.Hostname, orig, body, job.kind, job.rcpts, job.also, now,
+		orig.Received.Add(d.cfg.MaxLifetime), id)
 	env := &mail.Envelope{
 		ID:         id,
 		From:       "",
-		Recipients: []*mail.Recipient{{Addr: job.env.From, State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}},
+		Recipients: []*mail.Recipient{{Addr: orig.From, State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}},
 		Received:   now,
 		Source:     mail.SourceDSN,
-		SMTPUTF8:   job.env.SMTPUTF8,
+		SMTPUTF8:   orig.SMTPUTF8,
 		Body8Bit:   true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
 	defer cancel()
-	err := d.submit(ctx, env, raw)
-	if err == nil {
-		d.stats.Journal.Record(job.env.ID, "report", fmt.Sprintf("%s report %s queued to <%s>", job.kind, id, job.env.From))
-		d.log.Info("DSN queued", "queueID", id, "about", job.env.ID, "action", string(job.kind), "to", job.env.From)
+	if err := d.submitter.Submit(ctx, &mail.Message{Envelope: env, Body: mail.BytesBody(raw)}); err != nil {
+		return err
 	}
-	return err
+	d.stats.Journal.Record(orig.ID, "report", fmt.Sprintf("%s report %s queued to <%s>", job.kind, id, orig.From))
+	d.log.Info("DSN queued", "queueID", id, "about", orig.ID, "action", string(job.kind), "to", orig.From)
+	return nil
+}
+
+// original is what a report may quote of the message: all of it when it
+// is small enough to return, its header section otherwise (buildDSN
+// decides which it uses).
+func (d *dsnActor) original(msg *mail.Message) ([]byte, error) {
+	if msg.Body == nil {
+		return nil, nil
+	}
+	if msg.Body.Size() > maxReturnedBody {
+		return mail.Head(msg.Body, rules.MaxHeaderBytes)
+	}
+	return mail.ReadBody(msg.Body)
 }
 
 // reportID derives a report's queue id from the original's: the same

@@ -1,44 +1,26 @@
 package actors
 
 import (
-	"time"
-
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
 )
 
-// localJob asks the local delivery actor to deliver one queued message to
-// some of its local recipients.
-type localJob struct {
-	id       string
-	from     string
-	received time.Time
-	body     []byte
-	rcpts    []localRcpt
-}
-
-type localRcpt struct {
-	idx     int
-	addr    string
-	account string
-}
-
 // Placement tells where the actor of each account partition lives. On a
 // single node every partition is local; in a cluster the placement follows
-// membership. PartitionPID returns an error wrapping ErrUnavailable when
-// the partition has no owner right now (handoff, no backend alive).
+// membership. PartitionPID returns an error wrapping mail.ErrUnavailable
+// when the partition has no owner right now (handoff, no backend alive).
 type Placement interface {
 	PartitionPID(partition int) (*actor.PID, error)
 }
 
-// localDeliveryActor is Local Delivery: it sends each local recipient of a
-// queued message to the actor of the account's partition, wherever it
-// runs, and reports the outcomes to the queue. The backend stores the
-// message at once; nothing is queued there. No answer within
-// RequestTimeout is a temporary failure, and a retry is safe because the
-// append is idempotent.
+// localDeliveryActor is Local Delivery: it sends each attempt's local
+// recipients, one pb.Deliver per account, to the actor of the account's
+// partition, wherever it runs, and reports the answers to the queue. The
+// backend stores the message at once; nothing is queued there. No answer
+// within RequestTimeout is a temporary failure, and a retry is safe
+// because the append is idempotent.
 //
 // At most perAccountWindow deliveries to one account are in flight; the
 // rest wait here in order. An account actor stores one message at a time,
@@ -48,7 +30,6 @@ type localDeliveryActor struct {
 	cfg   *Config
 	place Placement
 	stats *Stats
-	now   func() time.Time
 
 	accounts map[string]*accountWindow
 }
@@ -61,18 +42,19 @@ type accountWindow struct {
 	waiting  []*deliveryTask
 }
 
-// deliveryTask is one recipient of one local job.
+// deliveryTask is the part of one attempt for one account.
 type deliveryTask struct {
-	job  *jobState
-	rcpt localRcpt
+	job     *jobState
+	account string
+	msg     *mail.Message // the attempt for this account's recipients
 }
 
-// jobState collects the outcomes of one localJob.
+// jobState collects the answers of one attempt.
 type jobState struct {
-	job   *localJob
-	queue *actor.PID
-	done  *attemptDone
-	left  int
+	id      string
+	queue   *actor.PID
+	results []mail.Result
+	left    int // tasks without an answer
 }
 
 func (l *localDeliveryActor) Receive(ctx actor.Context) {
@@ -82,24 +64,32 @@ func (l *localDeliveryActor) Receive(ctx actor.Context) {
 		l.accounts = map[string]*accountWindow{}
 	case *actor.Stopped:
 		l.stats.stopped(KindLocalDelivery)
-	case *localJob:
+	case *mail.Message:
 		queue := ctx.Sender()
 		if queue == nil {
 			queue = ctx.Parent()
 		}
-		js := &jobState{job: m, queue: queue, left: len(m.rcpts),
-			done: &attemptDone{id: m.id, outcomes: make([]outcome, 0, len(m.rcpts))}}
-		for _, r := range m.rcpts {
-			l.enqueue(ctx, &deliveryTask{job: js, rcpt: r})
+		var accounts []string
+		byAccount := map[string][]int{}
+		for _, r := range m.Envelope.Recipients {
+			if byAccount[r.Account] == nil {
+				accounts = append(accounts, r.Account)
+			}
+			byAccount[r.Account] = append(byAccount[r.Account], r.Key)
+		}
+		js := &jobState{id: m.Envelope.ID, queue: queue, left: len(accounts),
+			results: make([]mail.Result, 0, len(m.Envelope.Recipients))}
+		for _, a := range accounts {
+			l.enqueue(ctx, &deliveryTask{job: js, account: a, msg: m.For(byAccount[a]...)})
 		}
 	}
 }
 
 func (l *localDeliveryActor) enqueue(ctx actor.Context, t *deliveryTask) {
-	w := l.accounts[t.rcpt.account]
+	w := l.accounts[t.account]
 	if w == nil {
 		w = &accountWindow{}
-		l.accounts[t.rcpt.account] = w
+		l.accounts[t.account] = w
 	}
 	if w.inflight >= perAccountWindow {
 		w.waiting = append(w.waiting, t)
@@ -109,15 +99,16 @@ func (l *localDeliveryActor) enqueue(ctx actor.Context, t *deliveryTask) {
 	l.deliver(ctx, t)
 }
 
-// finished records one outcome and starts the account's next waiting task.
-func (l *localDeliveryActor) finished(ctx actor.Context, t *deliveryTask, res mail.Result) {
+// finished records the answers of one task and starts the account's next
+// waiting task.
+func (l *localDeliveryActor) finished(ctx actor.Context, t *deliveryTask, results []mail.Result) {
 	js := t.job
-	js.done.outcomes = append(js.done.outcomes, outcome{idx: t.rcpt.idx, res: res, at: l.now()})
+	js.results = append(js.results, results...)
 	js.left--
 	if js.left == 0 {
-		ctx.Send(js.queue, js.done)
+		ctx.Send(js.queue, &attemptDone{id: js.id, results: js.results})
 	}
-	w := l.accounts[t.rcpt.account]
+	w := l.accounts[t.account]
 	if w == nil {
 		return
 	}
@@ -131,33 +122,40 @@ func (l *localDeliveryActor) finished(ctx actor.Context, t *deliveryTask, res ma
 		return
 	}
 	if w.inflight == 0 {
-		delete(l.accounts, t.rcpt.account)
+		delete(l.accounts, t.account)
 	}
 }
 
+// all is res for every recipient of t.
+func (t *deliveryTask) all(res mail.Result) []mail.Result {
+	out := make([]mail.Result, 0, len(t.msg.Envelope.Recipients))
+	for _, r := range t.msg.Envelope.Recipients {
+		res.Rcpt = r.Key
+		out = append(out, res)
+	}
+	return out
+}
+
 func (l *localDeliveryActor) deliver(ctx actor.Context, t *deliveryTask) {
-	job, r := t.job.job, t.rcpt
-	pid, err := l.place.PartitionPID(mail.PartitionOf(r.account, l.cfg.Partitions))
+	pid, err := l.place.PartitionPID(mail.PartitionOf(t.account, l.cfg.Partitions))
 	if err != nil {
-		l.finished(ctx, t, mail.Temp("4.4.3", "mailbox server temporarily unavailable"))
+		l.finished(ctx, t, t.all(mail.Temp(mail.StatusDirectoryFailure, "mailbox server temporarily unavailable")))
 		return
 	}
-	f := ctx.RequestFuture(pid, &pb.Deliver{
-		QueueId:          job.id,
-		Recipient:        r.addr,
-		Account:          r.account,
-		Raw:              job.body,
-		ReceivedUnixNano: job.received.UnixNano(),
-		Sender:           job.from,
-	}, l.cfg.RequestTimeout)
+	d, err := pbDeliver(t.msg)
+	if err != nil {
+		l.finished(ctx, t, t.all(mail.Temp(mail.StatusLocalError, "message body unavailable")))
+		return
+	}
+	f := ctx.RequestFuture(pid, d, l.cfg.RequestTimeout)
 	ctx.ReenterAfter(f, func(res interface{}, err error) {
 		dr, ok := res.(*pb.DeliverResult)
 		if err != nil || !ok {
 			// Timeout or the owner went away: the message may or may
 			// not be stored. Retrying is safe (idempotent).
-			l.finished(ctx, t, mail.Temp("4.4.1", "no answer from the mailbox server"))
+			l.finished(ctx, t, t.all(mail.Temp(mail.StatusNoAnswer, "no answer from the mailbox server")))
 			return
 		}
-		l.finished(ctx, t, mailResult(dr.Result))
+		l.finished(ctx, t, mailResults(dr, t.msg.Envelope.Recipients))
 	})
 }

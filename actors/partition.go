@@ -47,8 +47,8 @@ type partitionActor struct {
 	retiring    bool
 	retireReply *actor.PID
 
-	submit func(ctx context.Context, env *mail.Envelope, body []byte) error
-	now    func() time.Time
+	submitter Submitter
+	now       func() time.Time
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
@@ -85,12 +85,12 @@ type pendingMessage struct {
 }
 
 func newPartitionActor(id int, open OpenPartition, cfg *Config, stats *Stats, log *slog.Logger,
-	submit func(ctx context.Context, env *mail.Envelope, body []byte) error, now func() time.Time) *partitionActor {
+	submitter Submitter, now func() time.Time) *partitionActor {
 	if now == nil {
 		now = time.Now
 	}
 	return &partitionActor{
-		id: id, open: open, cfg: cfg, stats: stats, submit: submit, now: now,
+		id: id, open: open, cfg: cfg, stats: stats, submitter: submitter, now: now,
 		log:      log.With("partition", id),
 		children: map[string]*accountChild{},
 		byPID:    map[string]string{},
@@ -124,21 +124,18 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		}
 		p.maybeRetired(ctx)
 	case *pb.Deliver:
-		if p.retiring {
-			ctx.Respond(&pb.DeliverResult{
-				QueueId: m.QueueId, Recipient: m.Recipient, Partition: int32(p.id),
-				Result: pbResult(mail.Temp("4.4.3", "partition is moving to another node")),
-			})
-			return
+		rcpts := m.GetEnvelope().GetRecipients()
+		switch {
+		case len(rcpts) == 0:
+			ctx.Respond(deliverResult(m, p.id, nil))
+		case p.retiring:
+			ctx.Respond(deliverFailure(m, p.id, errMoving))
+		case p.ensureOpen() != nil:
+			ctx.Respond(deliverFailure(m, p.id, mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")))
+		default:
+			// Local Delivery sends one Deliver per account.
+			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
 		}
-		if err := p.ensureOpen(); err != nil {
-			ctx.Respond(&pb.DeliverResult{
-				QueueId: m.QueueId, Recipient: m.Recipient, Partition: int32(p.id),
-				Result: pbResult(mail.Temp("4.3.0", "mailbox temporarily unavailable")),
-			})
-			return
-		}
-		p.route(ctx, strings.ToLower(m.Account), m)
 	case *passivate:
 		if c, ok := p.children[m.account]; ok && c.pid.Equal(m.pid) && !c.stopping {
 			c.stopping = true
@@ -202,7 +199,7 @@ func (p *partitionActor) route(ctx actor.Context, account string, msg interface{
 func (p *partitionActor) activate(ctx actor.Context, account string) *accountChild {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log,
-			submit: p.submit, now: p.now}
+			submitter: p.submitter, now: p.now}
 	})
 	pid := ctx.Spawn(props)
 	c := &accountChild{pid: pid}
@@ -225,8 +222,7 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 	if p.retiring {
 		for _, pm := range c.pending {
 			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
-				ctx.Send(pm.sender, &pb.DeliverResult{QueueId: d.QueueId, Recipient: d.Recipient, Partition: int32(p.id),
-					Result: pbResult(mail.Temp("4.4.3", "partition is moving to another node"))})
+				ctx.Send(pm.sender, deliverFailure(d, p.id, errMoving))
 			}
 		}
 		p.maybeRetired(ctx)
@@ -281,13 +277,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 		acct, err := p.data.Resolve(strings.ToLower(m.Address))
 		ctx.Respond(&pb.ResolveResult{Account: acct, Error: pbError(err)})
 	case *pb.CreateAccount:
-		a := m.Account
-		rec := storage.Account{
-			Address:      strings.ToLower(a.Address),
-			PasswordHash: a.PasswordHash,
-			QuotaBytes:   a.QuotaBytes,
-			Created:      time.Unix(0, a.CreatedUnixNano),
-		}
+		rec := storageAccount(m.Account, strings.ToLower(m.GetAccount().GetAddress()))
 		err := p.data.CreateAccount(cctx, rec)
 		if err == nil {
 			p.stopChild(ctx, rec.Address)
@@ -322,10 +312,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 		ms, err := p.data.Messages(strings.ToLower(m.Account), m.Folder)
 		reply := &pb.MessagesReply{Error: pbError(err)}
 		for _, x := range ms {
-			reply.Messages = append(reply.Messages, &pb.MessageInfo{
-				Id: x.ID, Folder: x.Folder, Size: x.Size,
-				ReceivedUnixNano: x.Received.UnixNano(), Flags: x.Flags,
-			})
+			reply.Messages = append(reply.Messages, pbMessageInfo(x))
 		}
 		sort.Slice(reply.Messages, func(i, j int) bool {
 			return reply.Messages[i].ReceivedUnixNano < reply.Messages[j].ReceivedUnixNano
@@ -342,7 +329,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 			_, err = rules.Compile(rs, rules.ScopeAccount)
 		}
 		if err != nil {
-			ctx.Respond(&pb.AccountReply{Error: pbError(fmt.Errorf("%w: %v", errInvalid, err))})
+			ctx.Respond(&pb.AccountReply{Error: pbError(fmt.Errorf("%w: %v", mail.ErrInvalid, err))})
 			return
 		}
 		a, err := p.data.Account(addr)
@@ -362,26 +349,9 @@ func (p *partitionActor) admin(ctx actor.Context) {
 }
 
 func (p *partitionActor) record(a storage.Account) *pb.AccountRecord {
-	rec := &pb.AccountRecord{
-		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
-		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(p.id), Rules: a.Rules,
-	}
-	if used, n, err := p.data.Usage(a.Address); err == nil {
-		rec.UsedBytes, rec.Messages = used, int64(n)
-	}
-	return rec
+	used, n, _ := p.data.Usage(a.Address)
+	return pbAccount(a, p.id, used, n)
 }
 
-func unavailableReply(msg interface{}, err error) interface{} {
-	e := &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
-	switch msg.(type) {
-	case *pb.Resolve:
-		return &pb.ResolveResult{Error: e}
-	case *pb.ListMessages:
-		return &pb.MessagesReply{Error: e}
-	case *pb.GetRaw:
-		return &pb.RawReply{Error: e}
-	default:
-		return &pb.AccountReply{Error: e}
-	}
-}
+// errMoving answers what reaches a partition that is being handed over.
+var errMoving = mail.Temp(mail.StatusDirectoryFailure, "partition is moving to another node")

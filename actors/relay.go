@@ -2,21 +2,16 @@ package actors
 
 import (
 	"context"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
 )
 
-// relayJob asks a relay actor to send one message to some of its recipients,
-// all in the actor's domain, in one SMTP transaction.
+// relayJob is one attempt waiting in a relay actor, with the queue that
+// asked for it.
 type relayJob struct {
-	id    string
-	env   *mail.Envelope
-	body  []byte
-	idxs  []int
-	rcpts []*mail.Recipient
+	msg   *mail.Message
 	queue *actor.PID
 }
 
@@ -24,9 +19,10 @@ type relayJob struct {
 type relayFinished struct{}
 
 // relayActor sends the remote recipients of one destination domain, at most
-// RelayConcurrency transactions at a time, and reports outcomes to the
-// queue. The SMTP conversation runs in a goroutine per transaction, so the
-// actor never waits on the network.
+// RelayConcurrency transactions at a time, and reports the answers to the
+// queue. Each attempt (a *mail.Message whose recipients are all in the
+// domain) is one SMTP transaction, run in a goroutine, so the actor never
+// waits on the network.
 type relayActor struct {
 	domain  string
 	cfg     *Config
@@ -36,10 +32,9 @@ type relayActor struct {
 	// transactions in progress end. (Actors get no context from
 	// protoactor, hence the field.)
 	base context.Context
-	now  func() time.Time
 
 	running  int
-	pending  []*relayJob
+	pending  []relayJob
 	received int // jobs received in all (see relayIdle)
 }
 
@@ -50,10 +45,9 @@ func (r *relayActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(r.cfg.RelayIdle)
 	case *actor.Stopped:
 		r.stats.stopped(KindRelay)
-	case *relayJob:
+	case *mail.Message:
 		r.received++
-		m.queue = ctx.Parent()
-		r.pending = append(r.pending, m)
+		r.pending = append(r.pending, relayJob{msg: m, queue: ctx.Parent()})
 		r.pump(ctx)
 	case *relayFinished:
 		r.running--
@@ -68,24 +62,35 @@ func (r *relayActor) Receive(ctx actor.Context) {
 func (r *relayActor) pump(ctx actor.Context) {
 	for r.running < r.cfg.RelayConcurrency && len(r.pending) > 0 {
 		job := r.pending[0]
+		r.pending[0] = relayJob{}
 		r.pending = r.pending[1:]
 		r.running++
 		root, self := ctx.ActorSystem().Root, ctx.Self()
 		go func() {
 			tctx, cancel := context.WithTimeout(r.base, r.cfg.RelayTimeout)
-			results := r.relayer.Send(tctx, job.env, job.rcpts, job.body)
+			results := r.relayer.Send(tctx, job.msg)
 			cancel()
-			now := r.now()
-			done := &attemptDone{id: job.id}
-			for i, idx := range job.idxs {
-				res := mail.Temp("4.4.2", "no result from relay")
-				if i < len(results) {
-					res = results[i]
-				}
-				done.outcomes = append(done.outcomes, outcome{idx: idx, res: res, at: now})
-			}
-			root.Send(job.queue, done)
+			root.Send(job.queue, &attemptDone{id: job.msg.Envelope.ID, results: answered(job.msg, results)})
 			root.Send(self, &relayFinished{})
 		}()
 	}
+}
+
+// answered returns one result per recipient of the attempt msg: the one in
+// results naming it, or a temporary failure where the relayer gave none.
+func answered(msg *mail.Message, results []mail.Result) []mail.Result {
+	byKey := make(map[int]mail.Result, len(results))
+	for _, res := range results {
+		byKey[res.Rcpt] = res
+	}
+	out := make([]mail.Result, 0, len(msg.Envelope.Recipients))
+	for _, rc := range msg.Envelope.Recipients {
+		res, ok := byKey[rc.Key]
+		if !ok {
+			res = mail.Temp(mail.StatusConnectionLost, "no result from relay")
+			res.Rcpt = rc.Key
+		}
+		out = append(out, res)
+	}
+	return out
 }

@@ -133,6 +133,40 @@ func (s *Stats) result(path, outcome string) {
 	s.promResults.WithLabelValues(path, outcome).Inc()
 }
 
+// recorded counts the queue's verdict on one recipient after an attempt;
+// latency is the time since the message was queued.
+func (s *Stats) recorded(r *mail.Recipient, v verdict, latency time.Duration) {
+	path := "relay"
+	if r.Local() {
+		path = "local"
+	}
+	switch v {
+	case delivered:
+		s.delivered(latency)
+		if r.Local() {
+			s.DeliveredLocal.Add(1)
+		} else {
+			s.Relayed.Add(1)
+		}
+		s.result(path, "delivered")
+		s.relayResult(r, "delivered")
+	case deferred:
+		s.Deferred.Add(1)
+		s.result(path, "deferred")
+		s.relayResult(r, "deferred")
+	default:
+		s.failed(r, path)
+	}
+}
+
+// failed counts a recipient that failed for good on path (local, relay,
+// transfer).
+func (s *Stats) failed(r *mail.Recipient, path string) {
+	s.relayResult(r, "failed")
+	s.Bounced.Add(1)
+	s.result(path, "failed")
+}
+
 func (s *Stats) delivered(latency time.Duration) {
 	s.promLatency.Observe(latency.Seconds())
 	s.lat.add(latency)

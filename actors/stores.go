@@ -2,35 +2,39 @@ package actors
 
 import (
 	"context"
-	"time"
 
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
 
+// What the actors stand on, as interfaces of the package that uses them.
+// Package actorstest has fakes of each with failure injection.
+
 // PartitionData is one opened account partition. *storage.Partition
-// satisfies it; tests substitute fakes that fail on demand.
+// satisfies it.
 type PartitionData interface {
 	ID() int
 	Close() error
 	CreateAccount(ctx context.Context, a storage.Account) error
 	Account(addr string) (storage.Account, error)
+	UpdateAccount(ctx context.Context, a storage.Account) error
 	DeleteAccount(ctx context.Context, addr string) error
 	Accounts() ([]storage.Account, error)
 	SetAlias(ctx context.Context, alias, account string) error
 	DeleteAlias(ctx context.Context, alias string) error
 	Resolve(addr string) (string, error)
-	Append(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, error)
 	// AppendAsync returns once the message is written; durable says when
-	// it is synced (nil: nothing to wait for).
+	// it is synced (nil: nothing to wait for, a duplicate or a refusal).
+	// See storage.AppendRequest for Discard, Pending and AutoReplied.
 	AppendAsync(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, <-chan error, error)
+	// ClearPending forgets the work recorded with an append (it is done).
+	ClearPending(account, dedupKey string) <-chan error
+	// HasAutoReplied reports whether account sent sender an RFC 3834
+	// auto-reply that is still remembered.
+	HasAutoReplied(account, sender string) (bool, error)
 	Messages(account, folder string) ([]storage.MessageInfo, error)
 	Raw(account, id string) ([]byte, error)
 	Usage(account string) (bytes int64, count int, err error)
-	UpdateAccount(ctx context.Context, a storage.Account) error
-	// AutoReplied records an RFC 3834 auto-reply from account to sender
-	// (kept for ttl) and reports whether one was recorded already.
-	AutoReplied(ctx context.Context, account, sender string, ttl time.Duration) (already bool, err error)
 }
 
 // OpenPartition opens the data of partition id. It fails (with an error
@@ -39,15 +43,16 @@ type OpenPartition func(id int) (PartitionData, error)
 
 // QueueStore is the durable queue. *storage.QueueStore satisfies it.
 type QueueStore interface {
-	Put(ctx context.Context, env *mail.Envelope, body []byte) error
+	// Put stores a new message and returns once it is durable.
+	Put(ctx context.Context, msg *mail.Message) error
 	// PutTransfer is Put for a message handed over by another member:
 	// it stores nothing and reports duplicate when that id was handed
 	// over before.
-	PutTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error)
+	PutTransfer(ctx context.Context, msg *mail.Message) (duplicate bool, err error)
 	Update(env *mail.Envelope) <-chan error
 	Delete(id string) <-chan error
 	Envelope(id string) (*mail.Envelope, error)
-	Body(id string) ([]byte, error)
+	Body(id string) (mail.Body, error)
 	Each(fn func(*mail.Envelope) error) error
 }
 
@@ -55,25 +60,36 @@ type QueueStore interface {
 // is Locally for Others (queue mode Remotely). It returns the member that
 // took it, or an error when none did (no such member alive, connection,
 // authentication, transfer or reply failure, timeout): the message is then
-// processed here. *node's transferer satisfies it.
+// processed here. *transfer.Client satisfies it.
 type Transferer interface {
-	Transfer(ctx context.Context, env *mail.Envelope, body []byte) (member string, err error)
+	Transfer(ctx context.Context, msg *mail.Message) (member string, err error)
 }
 
-// Relayer sends one SMTP transaction to the MX of one domain.
-// *smtp.Client satisfies it. Send returns one result per recipient, in
-// order, and never blocks past ctx.
+// Relayer sends one SMTP transaction to the MX of one domain: the attempt
+// msg, whose recipients are all in that domain. *smtp.Client satisfies it.
+// Send returns one result per recipient, each naming the recipient's Key,
+// and never blocks past ctx.
 type Relayer interface {
-	Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Recipient, body []byte) []mail.Result
+	Send(ctx context.Context, msg *mail.Message) []mail.Result
 }
 
 // ContentPipeline runs the server-wide and cluster-wide rules, and the
 // external filters they name, on a message entering this node's queue
 // (design.md: "rules run in the Enqueuer of the node whose queue takes the
-// message"). It may change the recipients and the body (added header
-// fields); discard means the message is accepted and dropped; an error
-// wrapping *mail.RejectError refuses it with that reply, any other error
-// is temporary. Safe for concurrent use.
+// message"). It may change msg's recipients and body (added header fields);
+// discard means the message is accepted and dropped; an error carrying a
+// *mail.Error refuses it with that reply, any other error is temporary.
+// Safe for concurrent use. *content.Pipeline satisfies it.
 type ContentPipeline interface {
-	Process(ctx context.Context, env *mail.Envelope, body []byte) (out []byte, discard bool, err error)
+	Process(ctx context.Context, msg *mail.Message) (discard bool, err error)
+}
+
+// Submitter takes mail generated on this node (a rule's forward, redirect
+// or auto-reply, a DSN, a user's submission) and queues it by the node's
+// queue processing mode. Submit returns once the message is durable, which
+// may take a sync round and the rules and filters of the Enqueuer: actors
+// never call it from Receive, only from a goroutine that reports back.
+// *System satisfies it.
+type Submitter interface {
+	Submit(ctx context.Context, msg *mail.Message) error
 }

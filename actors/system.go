@@ -80,11 +80,12 @@ type System struct {
 // its rules; Remotely stores it durably as it is (the "temp file") and
 // hands it to a Locally-for-Others member, falling back to this node's
 // queue on any failure. It returns once the message is durable here.
-func (s *System) Submit(ctx context.Context, env *mail.Envelope, body []byte) error {
+// System satisfies Submitter.
+func (s *System) Submit(ctx context.Context, msg *mail.Message) error {
 	if s.mode != nil && s.mode() == "remotely" && s.transferer != nil {
-		env.Transfer = true
+		msg.Envelope.Transfer = true
 	}
-	return s.enq.Enqueue(ctx, env, body)
+	return s.enq.Enqueue(ctx, msg)
 }
 
 // Start creates the actor system of a node and its actors, and recovers
@@ -143,7 +144,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	s.mode, s.transferer = deps.Mode, deps.Transferer
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
-			transferer: deps.Transferer, submit: s.Submit,
+			transferer: deps.Transferer, submitter: s,
 			place: s.place, stats: stats, log: log, now: now, base: base}
 	})
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
@@ -210,7 +211,7 @@ func (s *System) StartPartition(id int) error {
 		return nil
 	}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s.Submit, s.now)
+		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
 	})
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
 	if err != nil {
@@ -310,7 +311,7 @@ type localPlacement []*actor.PID
 
 func (l localPlacement) PartitionPID(p int) (*actor.PID, error) {
 	if p < 0 || p >= len(l) || l[p] == nil {
-		return nil, fmt.Errorf("%w: partition %d has no owner", ErrUnavailable, p)
+		return nil, fmt.Errorf("%w: partition %d has no owner", mail.ErrUnavailable, p)
 	}
 	return l[p], nil
 }

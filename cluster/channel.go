@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/homing-mail/homing/mail"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,13 +23,13 @@ var (
 	// ErrChannelConfig: the ChannelConfig is not usable (no secret and not
 	// Insecure, both, a short secret, a malformed address). The wrapped
 	// text says which.
-	ErrChannelConfig = errors.New("cluster: bad channel config")
+	ErrChannelConfig = mail.PermanentError("cluster: bad channel config")
 	// ErrChannelStarted: the actor system already has a remote (one
 	// channel per actor system).
-	ErrChannelStarted = errors.New("cluster: actor system already has a channel")
+	ErrChannelStarted = mail.PermanentError("cluster: actor system already has a channel")
 	// ErrChannelListen: the channel could not listen on BindAddr (or, far
 	// less likely, protoactor's endpoint manager did not start).
-	ErrChannelListen = errors.New("cluster: channel cannot listen")
+	ErrChannelListen = mail.PermanentError("cluster: channel cannot listen")
 )
 
 // maxChannelMessage is the largest gRPC message the channel's server

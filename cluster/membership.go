@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 // ErrClosed is returned by UpdateMeta and Leave once the Membership has
 // left or shut down.
-var ErrClosed = errors.New("cluster: membership is shut down")
+var ErrClosed = mail.TemporaryError("cluster: membership is shut down")
 
 // Membership is this node's view of the cluster: it runs memberlist,
 // refuses foreign nodes, keeps the member table and tells its owner when

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,16 +12,17 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 // ErrInsecure is returned by Start when the node is to join other nodes
 // (Config.Join) without a secret and without Config.Insecure.
-var ErrInsecure = errors.New("cluster: joining a cluster without a secret: set --secret (the same on every node), " +
+var ErrInsecure = mail.PermanentError("cluster: joining a cluster without a secret: set --secret (the same on every node), " +
 	"or --insecure to gossip unencrypted and unauthenticated")
 
 // ErrMembershipConfig is wrapped by Start when the Config is not usable; the
 // wrapped text says which field and why.
-var ErrMembershipConfig = errors.New("cluster: bad membership config")
+var ErrMembershipConfig = mail.PermanentError("cluster: bad membership config")
 
 // gossipKeyLabel is the HKDF info prefix of the gossip key; a zero byte and
 // the cluster name follow it. Changing it changes every key.

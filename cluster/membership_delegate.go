@@ -18,6 +18,10 @@ type RefusedError struct {
 	Reason string // e.g. `cluster name "a" != "b"` (theirs, then ours)
 }
 
+// Temporary is false: the node stays refused until its configuration
+// changes.
+func (e *RefusedError) Temporary() bool { return false }
+
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("refusing node %s (%s): %s", e.Node, e.Addr, e.Reason)
 }

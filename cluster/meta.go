@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 // The roles a node can have (Meta.Roles).
@@ -18,11 +18,11 @@ const (
 // ErrMetaTooLarge is wrapped by EncodeMeta (and so by Start and UpdateMeta)
 // when the encoded metadata does not fit memberlist's node metadata
 // (memberlist.MetaMaxSize bytes).
-var ErrMetaTooLarge = errors.New("cluster: node metadata too large")
+var ErrMetaTooLarge = mail.PermanentError("cluster: node metadata too large")
 
 // ErrBadMeta is wrapped by DecodeMeta when the bytes are not metadata that
 // EncodeMeta wrote.
-var ErrBadMeta = errors.New("cluster: malformed node metadata")
+var ErrBadMeta = mail.PermanentError("cluster: malformed node metadata")
 
 // Meta is what a node tells the cluster about itself: memberlist node
 // metadata, at most memberlist.MetaMaxSize (512) bytes encoded. It is a

@@ -9,10 +9,11 @@ import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/homing-mail/homing/mail"
 )
 
 // ErrNoOwner is wrapped by PartitionPID when a partition has no owner now.
-var ErrNoOwner = fmt.Errorf("partition has no owner")
+var ErrNoOwner = mail.TemporaryError("partition has no owner")
 
 // Placement decides which backend owns each account partition and tells
 // where its actor lives. It satisfies actors.Placement.

@@ -1,18 +1,18 @@
 package cluster
 
 import (
-	"errors"
 	"net"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 // ErrLinkCut is what a Switch-wrapped transport returns for a stream dialled
 // across a cut link.
-var ErrLinkCut = errors.New("cluster: switch: link cut")
+var ErrLinkCut = mail.TemporaryError("cluster: switch: link cut")
 
 // Switch is a test helper (package testkit uses it): an in-process network
 // switch for the gossip transports of several nodes, to partition and heal

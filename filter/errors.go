@@ -1,8 +1,9 @@
 package filter
 
 import (
-	"errors"
 	"strconv"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Errors returned with a KindFailure verdict. Callers test them with
@@ -10,26 +11,26 @@ import (
 // ErrInvalidConfig, which are the caller's mistakes.
 var (
 	// ErrTimeout: the program did not answer within Config.Timeout.
-	ErrTimeout = errors.New("filter: request timed out")
+	ErrTimeout = mail.TemporaryError("filter: request timed out")
 	// ErrGaveUp: the program died MaxAttempts times while the request was
 	// pending.
-	ErrGaveUp = errors.New("filter: program died too often during the request")
+	ErrGaveUp = mail.TemporaryError("filter: program died too often during the request")
 	// ErrClosed: the Filter was closed before the request was answered.
-	ErrClosed = errors.New("filter: closed")
+	ErrClosed = mail.TemporaryError("filter: closed")
 	// ErrProtocol: the program's answer broke the protocol.
-	ErrProtocol = errors.New("filter: protocol violation")
+	ErrProtocol = mail.TemporaryError("filter: protocol violation")
 	// ErrBadHeader: an ADDHEADER answer carried an invalid header field
 	// (a header injection attempt, a bad name, a control character). An
 	// error matching it also matches ErrProtocol.
-	ErrBadHeader = errors.New("filter: invalid header from filter")
+	ErrBadHeader = mail.TemporaryError("filter: invalid header from filter")
 	// ErrInvalidPath: the message path given to Check cannot be sent on a
 	// protocol line (empty, or it contains CR, LF or NUL).
-	ErrInvalidPath = errors.New("filter: invalid message path")
+	ErrInvalidPath = mail.PermanentError("filter: invalid message path")
 	// ErrInvalidConfig: Start was given an unusable Config.
-	ErrInvalidConfig = errors.New("filter: invalid config")
+	ErrInvalidConfig = mail.PermanentError("filter: invalid config")
 	// ErrInvalidEnvelope: WriteMessageFile was given an address that
 	// cannot be written on an envelope line.
-	ErrInvalidEnvelope = errors.New("filter: invalid envelope address")
+	ErrInvalidEnvelope = mail.PermanentError("filter: invalid envelope address")
 )
 
 // ProtocolError describes one line from the program that broke the
@@ -45,6 +46,9 @@ type ProtocolError struct {
 	// Header is set when the line was refused for an invalid header field.
 	Header bool
 }
+
+// Temporary is true: the filter misbehaved, the message is not at fault.
+func (e *ProtocolError) Temporary() bool { return true }
 
 func (e *ProtocolError) Error() string {
 	s := "filter: protocol violation: " + e.Reason

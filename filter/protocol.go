@@ -1,10 +1,11 @@
 package filter
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Response keywords (upper case; the parser folds case).
@@ -123,8 +124,8 @@ func parseResponse(line string) (response, error) {
 
 // errUnterminated and friends are the reasons unquote gives.
 var (
-	errUnterminated = errors.New("unterminated quoted string")
-	errBadEscape    = errors.New("invalid escape in quoted string")
+	errUnterminated = mail.TemporaryError("unterminated quoted string")
+	errBadEscape    = mail.TemporaryError("invalid escape in quoted string")
 )
 
 // unquote reads the quoted string at the start of s (which begins with a

@@ -1,7 +1,6 @@
 package mail
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -14,12 +13,12 @@ import (
 var (
 	// ErrBadAddress: the string is not an RFC 5321 §4.1.2 Mailbox
 	// (the SMTP server answers 501 5.1.3).
-	ErrBadAddress = errors.New("bad address syntax")
+	ErrBadAddress = PermanentError("bad address syntax")
 	// ErrRelaySyntax: the address uses a form that asks the receiver to
 	// route it further (source route, percent hack, bang path, a second
 	// '@'). Homing never honours them; an unauthenticated SMTP client that
 	// sends one is refused with 554 5.7.1.
-	ErrRelaySyntax = errors.New("relay syntax in address")
+	ErrRelaySyntax = PermanentError("relay syntax in address")
 )
 
 // Length limits. RFC 5321 §4.5.3.1.1 puts the local part at 64 octets but

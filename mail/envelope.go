@@ -96,6 +96,12 @@ func (s RcptState) Final() bool { return s == StateDelivered || s == StateFailed
 
 // Recipient is one forward-path of an envelope and its delivery state.
 type Recipient struct {
+	// Key names the recipient within its message for the message's whole
+	// life: AssignKeys sets it when the message is queued, it is stored
+	// with the envelope, and every attempt and every answer names the
+	// recipient by it (never by its position in a list, which rules and
+	// transfers change). Keys are unique within an envelope and never 0.
+	Key int `json:"key"`
 	// Addr is the recipient as given in RCPT TO, normalised by
 	// ParseAddress (domain lower-cased).
 	Addr string `json:"addr"`
@@ -114,9 +120,9 @@ type Recipient struct {
 	FirstTempFailure time.Time `json:"firstTempFailure,omitempty"`
 	// LastError is the last reply or error, as text for people.
 	LastError string `json:"lastError,omitempty"`
-	// Status is the RFC 3463 enhanced status code of the last result,
-	// e.g. "5.1.1"; RemoteMTA the host that gave it.
-	Status    string    `json:"status,omitempty"`
+	// Status is the RFC 3463 enhanced status code of the last result;
+	// RemoteMTA the host that gave it.
+	Status    Status    `json:"status,omitempty"`
 	RemoteMTA string    `json:"remoteMTA,omitempty"`
 	Done      time.Time `json:"done,omitempty"`
 }
@@ -140,6 +146,33 @@ func (r *Recipient) Wants(n Notify) bool {
 		}
 	}
 	return false
+}
+
+// Recipient returns the recipient with key, or nil.
+func (e *Envelope) Recipient(key int) *Recipient {
+	for _, r := range e.Recipients {
+		if r.Key == key {
+			return r
+		}
+	}
+	return nil
+}
+
+// AssignKeys gives every recipient that has no key, or a key another
+// recipient has already, a new one: the next after the largest in use.
+// Keys already unique stay as they are.
+func (e *Envelope) AssignKeys() {
+	next, seen := 1, make(map[int]bool, len(e.Recipients))
+	for _, r := range e.Recipients {
+		next = max(next, r.Key+1)
+	}
+	for _, r := range e.Recipients {
+		if r.Key <= 0 || seen[r.Key] {
+			r.Key = next
+			next++
+		}
+		seen[r.Key] = true
+	}
 }
 
 // Open returns the recipients that are not in a final state.

@@ -6,11 +6,13 @@ import "fmt"
 // to a local mailbox or to a remote MTA. It carries what an RFC 3464 report
 // needs.
 type Result struct {
+	// Rcpt is the Key of the recipient the result is for.
+	Rcpt int
 	// Code is the SMTP reply code (250, 451, 550, ...). Codes 2xx mean
 	// delivered, 4xx a temporary failure, 5xx a permanent one.
 	Code int
-	// Status is the RFC 3463 enhanced status code, e.g. "4.2.2".
-	Status string
+	// Status is the RFC 3463 enhanced status code (StatusMailboxFull...).
+	Status Status
 	// Text is the human-readable reply or error text.
 	Text string
 	// RemoteMTA is the host that answered, for relay results.
@@ -31,11 +33,11 @@ func (r Result) String() string {
 	return fmt.Sprintf("%d %s", r.Code, r.Text)
 }
 
-// Temp builds a temporary-failure result.
-func Temp(status, text string) Result { return Result{Code: 451, Status: status, Text: text} }
+// Temp builds a temporary-failure result (451).
+func Temp(status Status, text string) Result { return Result{Code: 451, Status: status, Text: text} }
 
-// Perm builds a permanent-failure result.
-func Perm(status, text string) Result { return Result{Code: 550, Status: status, Text: text} }
+// Perm builds a permanent-failure result (550).
+func Perm(status Status, text string) Result { return Result{Code: 550, Status: status, Text: text} }
 
 // Delivered is the result of a successful delivery.
-func Delivered(text string) Result { return Result{Code: 250, Status: "2.0.0", Text: text} }
+func Delivered(text string) Result { return Result{Code: 250, Status: StatusOK, Text: text} }

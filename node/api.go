@@ -192,7 +192,7 @@ func (a apiImpl) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, e
 
 func (a apiImpl) QueueAction(ctx context.Context, id, action string) error {
 	err := a.n.actors.QueueAction(ctx, id, action)
-	if actors.InvalidError(err) {
+	if errors.Is(err, hmail.ErrInvalid) {
 		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	return err
@@ -284,7 +284,7 @@ func (a apiImpl) Submit(ctx context.Context, user, password string, to []string,
 	env.ID = hmail.NewID(env.Received)
 	body := append([]byte(fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
 		account, a.n.cfg.Hostname, env.ID, env.Received.Format(time.RFC1123Z))), raw...)
-	if err := a.n.actors.Submit(ctx, env, body); err != nil {
+	if err := a.n.actors.Submit(ctx, &hmail.Message{Envelope: env, Body: hmail.BytesBody(body)}); err != nil {
 		a.n.log.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
@@ -401,7 +401,7 @@ func (a apiImpl) SetAccountRules(ctx context.Context, address string, raw json.R
 	}
 	b, _ := json.Marshal(rs)
 	if _, err := a.n.actors.SetAccountRules(ctx, address, b); err != nil {
-		if actors.InvalidError(err) {
+		if errors.Is(err, hmail.ErrInvalid) {
 			return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 		}
 		return admin.RuleSet{}, err

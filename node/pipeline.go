@@ -132,20 +132,25 @@ func (p *pipeline) rulesOf(scope rules.Scope) ([]rules.Rule, int64) {
 
 // Process implements actors.ContentPipeline: cluster-wide rules, then
 // server-wide rules, then the filters they name, in order.
-func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte) ([]byte, bool, error) {
+func (p *pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error) {
 	p.mu.RLock()
 	cs, ss := p.clusterSet, p.serverSet
 	p.mu.RUnlock()
 	if cs.Len() == 0 && ss.Len() == 0 {
-		return body, false, nil
+		return false, nil
 	}
-	h, _ := rules.ParseHeader(body) // a malformed header still yields what it could parse
+	env := msg.Envelope
+	head, err := mail.Head(msg.Body, rules.MaxHeaderBytes)
+	if err != nil {
+		return false, fmt.Errorf("reading the message: %w", err)
+	}
+	h, _ := rules.ParseHeader(head) // a malformed header still yields what it could parse
 	m := rules.NewMessage(env, h)
 	oc, os := cs.Evaluate(m), ss.Evaluate(m)
 	for _, o := range []rules.Outcome{oc, os} {
 		if o.Reject != nil {
 			p.log.Info("message refused by a rule", "queueID", env.ID, "rules", strings.Join(o.Matched, ","))
-			return nil, false, o.Reject
+			return false, o.Reject
 		}
 	}
 	out := rules.Outcome{
@@ -161,7 +166,7 @@ func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte)
 			// The rule was valid when set; the filter went away (a
 			// restart without it). Keep the mail: try again later.
 			p.log.Error("a rule names a filter that is not configured", "filter", name, "queueID", env.ID)
-			return nil, false, fmt.Errorf("filter %q is not configured", name)
+			return false, fmt.Errorf("filter %q is not configured", name)
 		}
 		p.invocations.Add(1)
 		var rcpts []string
@@ -170,21 +175,25 @@ func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte)
 				rcpts = append(rcpts, r.Addr)
 			}
 		}
+		body, err := mail.ReadBody(msg.Body)
+		if err != nil {
+			return false, fmt.Errorf("reading the message: %w", err)
+		}
 		v, err := f.CheckMessage(ctx, p.tmp, env.From, rcpts, body)
 		switch {
 		case err != nil && v.Kind != filter.KindFailure:
-			return nil, false, fmt.Errorf("filter %s: %w", name, err)
+			return false, fmt.Errorf("filter %s: %w", name, err)
 		case v.Kind == filter.KindOK:
 			out.AddHeaders = append(out.AddHeaders, v.Headers...)
 		case v.Kind == filter.KindDiscard:
 			p.log.Info("message discarded by a filter", "filter", name, "queueID", env.ID)
 			out.Discard = true
 		case v.Kind == filter.KindReject:
-			return nil, false, &mail.RejectError{Code: 550, Status: "5.7.1", Text: "Message rejected by content filter: " + v.Text}
+			return false, &mail.Error{Code: 550, Status: mail.StatusRefused, Reason: "Message rejected by content filter: " + v.Text}
 		case v.Kind == filter.KindError:
-			return nil, false, &mail.RejectError{Code: 554, Status: "5.6.0", Text: "Message refused by content filter: " + v.Text}
+			return false, &mail.Error{Code: 554, Status: mail.StatusBadContent, Reason: "Message refused by content filter: " + v.Text}
 		default: // KindFailure: try again later
-			return nil, false, fmt.Errorf("filter %s: temporary failure: %s (%v)", name, v.Text, err)
+			return false, fmt.Errorf("filter %s: temporary failure: %s (%v)", name, v.Text, err)
 		}
 	}
 	// Recipients: the kept ones (with their DSN parameters), then those
@@ -205,7 +214,7 @@ func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte)
 	}
 	if len(rcpts) == 0 {
 		p.log.Info("message discarded by a rule", "queueID", env.ID, "rules", strings.Join(out.Matched, ","))
-		return nil, true, nil
+		return true, nil
 	}
 	env.Recipients = rcpts
 	if len(out.AddHeaders) > 0 {
@@ -213,9 +222,9 @@ func (p *pipeline) Process(ctx context.Context, env *mail.Envelope, body []byte)
 		for _, h := range out.AddHeaders {
 			b = append(append(b, h...), '\r', '\n')
 		}
-		body = append(b, body...)
+		msg.Body = mail.Prepend(b, msg.Body)
 	}
-	return body, false, nil
+	return false, nil
 }
 
 // close stops the filters.

@@ -29,7 +29,7 @@ var errNoTransferTarget = errors.New("no member processes queues for others now"
 // suspect one), starting at a different one each time. A transfer whose
 // reply was lost is sent again to the same member first: it recognises the
 // message id and does not queue it twice.
-func (t *transferer) Transfer(ctx context.Context, env *mail.Envelope, body []byte) (string, error) {
+func (t *transferer) Transfer(ctx context.Context, msg *mail.Message) (string, error) {
 	targets := t.n.members(func(m cluster.Member) bool {
 		return !m.Self && m.State == cluster.StateAlive && m.Meta.QueueMode == ModeLocallyForOthers && m.Meta.SMTP != ""
 	})
@@ -40,10 +40,10 @@ func (t *transferer) Transfer(ctx context.Context, env *mail.Envelope, body []by
 	var last error
 	for i := 0; i < len(targets) && i < 2; i++ {
 		m := targets[(start+i)%len(targets)]
-		err := t.client.Transfer(ctx, m.Meta.SMTP, t.auth, env, body)
+		err := t.client.Transfer(ctx, m.Meta.SMTP, t.auth, msg)
 		var te *smtp.TransferError
 		if errors.As(err, &te) && te.Unclear && ctx.Err() == nil {
-			err = t.client.Transfer(ctx, m.Meta.SMTP, t.auth, env, body)
+			err = t.client.Transfer(ctx, m.Meta.SMTP, t.auth, msg)
 		}
 		if err == nil {
 			return m.Name, nil

@@ -14,7 +14,7 @@ import (
 // act is an Action checked and prepared for Evaluate.
 type act struct {
 	kind   string
-	reject *mail.RejectError // reject
+	reject *mail.Error // reject
 	addrs  []string          // redirect, forward
 	text   string            // add-header (the whole line), folder, filter
 	vac    *Vacation         // vacation
@@ -55,8 +55,8 @@ func compileAction(a Action) (act, error) {
 }
 
 // defaultReject is the reply of a reject action without a value.
-func defaultReject() *mail.RejectError {
-	return &mail.RejectError{Code: 550, Status: "5.7.1", Text: "Message refused by policy"}
+func defaultReject() *mail.Error {
+	return &mail.Error{Code: 550, Status: mail.StatusRefused, Reason: "Message refused by policy"}
 }
 
 // parseReject reads "code [status] text": an RFC 5321 §4.2 reply code
@@ -65,7 +65,7 @@ func defaultReject() *mail.RejectError {
 // (RFC 5321 §4.2 textstring). Each part may be left out: the defaults are
 // 550, x.7.1 and "Message refused by policy". A value that does not start
 // with digits is all text.
-func parseReject(v string) (*mail.RejectError, error) {
+func parseReject(v string) (*mail.Error, error) {
 	r := defaultReject()
 	rest := strings.TrimSpace(v)
 	if tok, after := cutToken(rest); tok != "" && allDigits(tok) {
@@ -76,7 +76,9 @@ func parseReject(v string) (*mail.RejectError, error) {
 			return nil, fmt.Errorf("reply code 421 is reserved for closing the connection")
 		}
 		r.Code, _ = strconv.Atoi(tok)
-		r.Status = string(tok[0]) + ".7.1"
+		if r.Code/100 == 4 {
+			r.Status = mail.StatusRefused.Transient()
+		}
 		rest = after
 	}
 	if tok, after := cutToken(rest); tok != "" && strings.Trim(tok, "0123456789.") == "" && strings.Contains(tok, ".") {
@@ -86,7 +88,7 @@ func parseReject(v string) (*mail.RejectError, error) {
 		if tok[0] != byte('0'+r.Code/100) {
 			return nil, fmt.Errorf("enhanced status code %s does not match reply code %d", tok, r.Code)
 		}
-		r.Status = tok
+		r.Status = mail.Status(tok)
 		rest = after
 	}
 	if rest != "" {
@@ -98,7 +100,7 @@ func parseReject(v string) (*mail.RejectError, error) {
 				return nil, fmt.Errorf("text may hold printable US-ASCII only (RFC 5321 §4.2), not %q", c)
 			}
 		}
-		r.Text = rest
+		r.Reason = rest
 	}
 	return r, nil
 }

@@ -17,17 +17,17 @@ func TestActions(t *testing.T) {
 		want   Outcome
 	}{
 		{"reject with code, status and text", Action{Kind: "reject", Value: "550 5.7.1 No thanks"},
-			Outcome{Reject: &mail.RejectError{Code: 550, Status: "5.7.1", Text: "No thanks"}}},
+			Outcome{Reject: &mail.Error{Code: 550, Status: "5.7.1", Reason: "No thanks"}}},
 		{"reject default", Action{Kind: "reject"},
-			Outcome{Reject: &mail.RejectError{Code: 550, Status: "5.7.1", Text: "Message refused by policy"}}},
+			Outcome{Reject: &mail.Error{Code: 550, Status: "5.7.1", Reason: "Message refused by policy"}}},
 		{"reject temporary, status from the class", Action{Kind: "reject", Value: "451 Try later"},
-			Outcome{Reject: &mail.RejectError{Code: 451, Status: "4.7.1", Text: "Try later"}}},
+			Outcome{Reject: &mail.Error{Code: 451, Status: "4.7.1", Reason: "Try later"}}},
 		{"reject code only", Action{Kind: "reject", Value: "554"},
-			Outcome{Reject: &mail.RejectError{Code: 554, Status: "5.7.1", Text: "Message refused by policy"}}},
+			Outcome{Reject: &mail.Error{Code: 554, Status: "5.7.1", Reason: "Message refused by policy"}}},
 		{"reject text only", Action{Kind: "reject", Value: "No spam here"},
-			Outcome{Reject: &mail.RejectError{Code: 550, Status: "5.7.1", Text: "No spam here"}}},
+			Outcome{Reject: &mail.Error{Code: 550, Status: "5.7.1", Reason: "No spam here"}}},
 		{"reject status without code", Action{Kind: "reject", Value: "5.7.26 DMARC failed"},
-			Outcome{Reject: &mail.RejectError{Code: 550, Status: "5.7.26", Text: "DMARC failed"}}},
+			Outcome{Reject: &mail.Error{Code: 550, Status: "5.7.26", Reason: "DMARC failed"}}},
 		{"discard", Action{Kind: "discard"}, Outcome{Discard: true}},
 		{"redirect, normalised", Action{Kind: "redirect", Value: "Boss@Example.ORG, <sec@example.net>,boss@example.org"},
 			Outcome{Redirect: []string{"Boss@example.org", "sec@example.net", "boss@example.org"}}},
@@ -149,7 +149,7 @@ func TestRejectIsFinalAndClearsTheRest(t *testing.T) {
 		rule("after", 1, Action{Kind: "filter", Value: "x"}),
 	}
 	o := Evaluate(rules, sample())
-	want := Outcome{Reject: &mail.RejectError{Code: 550, Status: "5.7.1", Text: "Go away"}, Matched: []string{"tag", "refuse"}}
+	want := Outcome{Reject: &mail.Error{Code: 550, Status: "5.7.1", Reason: "Go away"}, Matched: []string{"tag", "refuse"}}
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("Outcome = %+v", describe(o))
 	}
@@ -275,10 +275,10 @@ func TestEvaluateDeterministicAndIsolated(t *testing.T) {
 	if o.Reject == nil {
 		t.Fatal("no reject")
 	}
-	o.Reject.Text = "changed"
+	o.Reject.Reason = "changed"
 	o2 := s.Evaluate(sample())
-	if o2.Reject.Text != "no" {
-		t.Errorf("changing an Outcome changed the Set: %q", o2.Reject.Text)
+	if o2.Reject.Reason != "no" {
+		t.Errorf("changing an Outcome changed the Set: %q", o2.Reject.Reason)
 	}
 	s2, _ := Compile([]Rule{rule("v", 1, Action{Kind: "vacation", Value: "away"}, Action{Kind: "forward", Value: "f@example.net"})}, ScopeAccount)
 	o = s2.Evaluate(sample())

@@ -2,9 +2,10 @@ package rules
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Limits of ParseHeader. Postfix's header_size_limit is 100 KiB; Homing
@@ -21,10 +22,10 @@ const (
 var (
 	// ErrMalformedHeader: a line in the header section is neither a field
 	// nor the continuation of one.
-	ErrMalformedHeader = errors.New("malformed header section")
+	ErrMalformedHeader = mail.PermanentError("malformed header section")
 	// ErrHeaderTooLarge: the header section is longer than MaxHeaderBytes
 	// or has more than MaxHeaderFields fields.
-	ErrHeaderTooLarge = errors.New("header section too large")
+	ErrHeaderTooLarge = mail.PermanentError("header section too large")
 )
 
 // Field is one header field: its name as written and its unfolded value,

@@ -11,7 +11,7 @@ type Outcome struct {
 	// recipient fails with it. A reject ends the evaluation, and a rejected
 	// outcome carries nothing else but Matched: no copies of a refused
 	// message go anywhere.
-	Reject *mail.RejectError
+	Reject *mail.Error
 	// Discard: the original recipients do not get the message. Redirect and
 	// Forward recipients still do (forward + discard is "forward without
 	// keeping a copy"). A discard ends the evaluation.

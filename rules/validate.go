@@ -1,9 +1,10 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Limits that keep a rule small enough to gossip and cheap to run.
@@ -23,7 +24,7 @@ const (
 
 // ErrInvalidRule is what every *ValidationError wraps; the admin API
 // answers it with 400.
-var ErrInvalidRule = errors.New("invalid rule")
+var ErrInvalidRule = mail.PermanentError("invalid rule")
 
 // ValidationError says why a rule was refused, in words for the person who
 // wrote it: `rule "x": action 2: folder is only for account rules`.
@@ -36,6 +37,9 @@ type ValidationError struct {
 }
 
 // Error is `rule "name": reason`.
+// Temporary is false: the rule is wrong as written.
+func (e *ValidationError) Temporary() bool { return false }
+
 func (e *ValidationError) Error() string { return fmt.Sprintf("rule %q: %s", e.Rule, e.Reason) }
 
 // Unwrap returns ErrInvalidRule.

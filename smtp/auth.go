@@ -46,16 +46,16 @@ func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 	}
 	switch {
 	case s.srv.auth == nil:
-		return nil, s.answer(reply(502, "5.5.1", "AUTH not available"))
+		return nil, s.answer(reply(502, mail.StatusBadCommand, "AUTH not available"))
 	case !s.authAllowed():
-		return nil, s.answer(reply(538, "5.7.11", "Encryption required for requested authentication mechanism"))
+		return nil, s.answer(reply(538, mail.StatusEncryptionRequired, "Encryption required for requested authentication mechanism"))
 	}
 	s.mu.Lock()
 	failures := s.authFailures
 	s.mu.Unlock()
 	if failures >= s.srv.cfg.MaxAuthFailures {
 		s.closeAfterReply()
-		return nil, s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+		return nil, s.answer(reply(421, mail.StatusTempAuth, "Too many authentication failures, closing connection"))
 	}
 	switch mech {
 	case mechPlain:
@@ -72,7 +72,7 @@ func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 			return s.checkPassword(username, password, "")
 		}}}, nil
 	}
-	return nil, s.answer(reply(504, "5.5.4", "Unrecognized authentication mechanism"))
+	return nil, s.answer(reply(504, mail.StatusBadArguments, "Unrecognized authentication mechanism"))
 }
 
 // clusterAuth runs X-HOMING-CLUSTER; failures count like wrong passwords.
@@ -87,9 +87,9 @@ func (s *session) clusterAuth() sasl.Server {
 			s.pause(s.srv.cfg.AuthFailureDelay)
 			if failures >= s.srv.cfg.MaxAuthFailures {
 				s.closeAfterReply()
-				return s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+				return s.answer(reply(421, mail.StatusTempAuth, "Too many authentication failures, closing connection"))
 			}
-			return s.answer(reply(535, "5.7.8", "Authentication credentials invalid"))
+			return s.answer(reply(535, mail.StatusBadCredentials, "Authentication credentials invalid"))
 		}
 		s.mu.Lock()
 		s.clusterPeer = node
@@ -108,7 +108,7 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 	if s.srv.authLim.blocked(ip, username) {
 		s.srv.log.Warn("authentication refused: too many failures", "client", ip, "user", username)
 		s.pause(s.srv.cfg.AuthFailureDelay)
-		return s.answer(reply(454, "4.7.0", "Too many failed authentication attempts; try again later"))
+		return s.answer(reply(454, mail.StatusTempAuth, "Too many failed authentication attempts; try again later"))
 	}
 	var account string
 	if authzid == "" {
@@ -133,12 +133,12 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		s.pause(s.srv.cfg.AuthFailureDelay)
 		if failures >= s.srv.cfg.MaxAuthFailures {
 			s.closeAfterReply()
-			return s.answer(reply(421, "4.7.0", "Too many authentication failures, closing connection"))
+			return s.answer(reply(421, mail.StatusTempAuth, "Too many authentication failures, closing connection"))
 		}
-		return s.answer(reply(535, "5.7.8", "Authentication credentials invalid"))
+		return s.answer(reply(535, mail.StatusBadCredentials, "Authentication credentials invalid"))
 	default:
 		s.srv.log.Warn("authenticator failed", "user", username, "err", err)
-		return s.answer(reply(454, "4.7.0", "Temporary authentication failure"))
+		return s.answer(reply(454, mail.StatusTempAuth, "Temporary authentication failure"))
 	}
 }
 
@@ -173,7 +173,7 @@ func (x *saslErrors) Next(response []byte) (challenge []byte, done bool, err err
 	challenge, done, err = x.Server.Next(response)
 	var se *gosmtp.SMTPError
 	if err != nil && !errors.As(err, &se) {
-		return nil, false, x.s.answer(reply(501, "5.5.2", "Malformed authentication response"))
+		return nil, false, x.s.answer(reply(501, mail.StatusSyntaxError, "Malformed authentication response"))
 	}
 	return challenge, done, err
 }

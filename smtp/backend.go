@@ -23,16 +23,17 @@ type Directory interface {
 
 // Enqueuer takes accepted messages.
 type Enqueuer interface {
-	// Enqueue stores env and body durably. It returns nil only once the
-	// message and its whole envelope are synced to disk: the session
-	// replies 250 after that and only after that (RFC 5321 §6.1).
-	// env.ID may be set on entry (the session names the queue id in
-	// the Received header before it enqueues) and Enqueue keeps it; an
-	// empty ID is set by Enqueue. body is not retained by the caller
-	// after Enqueue returns, and Enqueue may keep it.
-	// An error is always temporary from the client's point of view
-	// (451 4.3.0); a *mail.RejectError is sent as it is.
-	Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error
+	// Enqueue stores msg durably. It returns nil only once the message
+	// and its whole envelope are synced to disk: the session replies 250
+	// after that and only after that (RFC 5321 §6.1). The envelope's ID
+	// may be set on entry (the session names the queue id in the
+	// Received header before it enqueues) and Enqueue keeps it; an empty
+	// ID is set by Enqueue. The caller does not use msg after Enqueue
+	// returns, and Enqueue may keep it.
+	// An error carrying a *mail.Error (a rule's or a filter's refusal)
+	// is sent with its code, status and reason; any other error is the
+	// generic temporary failure (451 4.3.0).
+	Enqueue(ctx context.Context, msg *mail.Message) error
 }
 
 // Authenticator checks the credentials of a user of the submission

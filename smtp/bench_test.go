@@ -13,7 +13,7 @@ import (
 
 type discardEnqueuer struct{}
 
-func (discardEnqueuer) Enqueue(context.Context, *mail.Envelope, []byte) error { return nil }
+func (discardEnqueuer) Enqueue(context.Context, *mail.Message) error { return nil }
 
 // BenchmarkSessionDelivery measures messages of 4 KiB through one
 // connection: MAIL, RCPT (directory lookup), DATA, checks, Received header

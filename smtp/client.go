@@ -92,10 +92,11 @@ func NewClient(cfg ClientConfig) *Client {
 	return &Client{cfg: cfg.withDefaults()}
 }
 
-// Send delivers body to rcpts, which must all be in one domain (the domain
-// of rcpts[0] is used), in ONE SMTP transaction, and returns one
-// mail.Result per recipient in the same order. It never returns an error
-// and never blocks past ctx:
+// Send delivers the attempt msg to its recipients, which must all be in
+// one domain (the domain of the first is used), in ONE SMTP transaction,
+// and returns one mail.Result per recipient, in the envelope's order and
+// each naming its recipient's Key. It never returns an error and never
+// blocks past ctx:
 //
 //   - Routing: a route for the domain (or "*") names the host; otherwise
 //     the domain's MX hosts by preference, or the domain itself when it has
@@ -118,7 +119,9 @@ func NewClient(cfg ClientConfig) *Client {
 //     one was accepted, and its final reply applies to all accepted ones.
 //     A connection lost after MAIL is a temporary 4.4.2 for every
 //     recipient without a final answer.
-func (c *Client) Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Recipient, body []byte) (results []mail.Result) {
+func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Result) {
+	env, body := msg.Envelope, msg.Body
+	rcpts := env.Recipients
 	results = make([]mail.Result, len(rcpts))
 	if len(rcpts) == 0 {
 		return results
@@ -126,7 +129,10 @@ func (c *Client) Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Rec
 	defer func() {
 		if p := recover(); p != nil {
 			// A bug, not the peer's fault: try again later.
-			fill(results, mail.Temp("4.3.0", fmt.Sprintf("internal error while relaying: %v", p)))
+			fill(results, mail.Temp(mail.StatusLocalError, fmt.Sprintf("internal error while relaying: %v", p)))
+		}
+		for i, r := range rcpts {
+			results[i].Rcpt = r.Key
 		}
 	}()
 
@@ -136,7 +142,7 @@ func (c *Client) Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Rec
 		fill(results, *fail)
 		return results
 	}
-	last := mail.Temp("4.4.4", "no mail server found for "+domain)
+	last := mail.Temp(mail.StatusUnableToRoute, "no mail server found for "+domain)
 	for _, h := range hosts {
 		addrs, fail := c.addresses(ctx, h)
 		if fail != nil {
@@ -145,7 +151,7 @@ func (c *Client) Send(ctx context.Context, env *mail.Envelope, rcpts []*mail.Rec
 		}
 		for _, addr := range addrs {
 			if ctx.Err() != nil {
-				fill(results, mail.Temp("4.4.1", "delivery attempt cancelled: "+ctx.Err().Error()))
+				fill(results, mail.Temp(mail.StatusNoAnswer, "delivery attempt cancelled: "+ctx.Err().Error()))
 				return results
 			}
 			res, next := c.attempt(ctx, h.name, addr, true, env, rcpts, body, results)

@@ -35,12 +35,12 @@ const (
 // attempt connects to addr and runs the transaction there. Before MAIL
 // nothing is written to results; from MAIL on, every result is set.
 func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
-	env *mail.Envelope, rcpts []*mail.Recipient, body []byte, results []mail.Result) (mail.Result, next) {
+	env *mail.Envelope, rcpts []*mail.Recipient, body mail.Body, results []mail.Result) (mail.Result, next) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	raw, err := c.cfg.Dial(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
-		return remote(mail.Temp("4.4.1", fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), nextHost
+		return remote(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), nextHost
 	}
 	defer raw.Close()
 	// Any blocking read or write ends when ctx does.
@@ -54,7 +54,7 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 	defer cl.Close()
 	if c.cfg.Auth != nil {
 		if err := cl.Auth(c.cfg.Auth.Client()); err != nil {
-			return remote(mail.Temp("4.7.0", fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
+			return remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
 		}
 	}
 	c.transact(cl, conn, name, env, rcpts, body, results)
@@ -71,7 +71,7 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 // plaintext it is a harmless repetition, RFC 5321 §4.1.4).
 func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS bool) (*gosmtp.Client, net.Conn, mail.Result, next) {
 	broken := func(what string, err error) (*gosmtp.Client, net.Conn, mail.Result, next) {
-		return nil, nil, mail.Temp("4.4.2", fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
+		return nil, nil, mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
 	}
 	raw.SetDeadline(time.Now().Add(c.cfg.CommandTimeout))
 	br := bufio.NewReader(&io.LimitedReader{R: raw, N: maxPreludeBytes})
@@ -83,7 +83,7 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 			// A 4xx (or 5xx) greeting: this host does not take mail now.
 			return nil, nil, fromReply(toSMTPError(pe)), nextHost
 		}
-		return nil, nil, mail.Temp("4.4.1", fmt.Sprintf("no greeting from %s: %v", name, err)), nextHost
+		return nil, nil, mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("no greeting from %s: %v", name, err)), nextHost
 	}
 	ext := map[string]string{}
 	if _, err := io.WriteString(raw, "EHLO "+c.cfg.Hostname+"\r\n"); err != nil {
@@ -124,7 +124,7 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 			err := tc.HandshakeContext(hctx)
 			cancel()
 			if err != nil {
-				res := mail.Temp("4.7.5", fmt.Sprintf("TLS handshake with %s failed: %v", name, err))
+				res := mail.Temp(mail.StatusTLSFailed, fmt.Sprintf("TLS handshake with %s failed: %v", name, err))
 				if c.cfg.TLS == nil {
 					return nil, nil, res, retryPlain
 				}
@@ -174,7 +174,7 @@ func (c *Client) tlsConfig(name string) *tls.Config {
 
 // transact runs MAIL, RCPT and DATA and sets every result.
 func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
-	env *mail.Envelope, rcpts []*mail.Recipient, body []byte, results []mail.Result) {
+	env *mail.Envelope, rcpts []*mail.Recipient, body mail.Body, results []mail.Result) {
 	set := func(i int, r mail.Result) { results[i] = remote(r, name) }
 	setAll := func(idx []int, r mail.Result) {
 		for _, i := range idx {
@@ -186,7 +186,7 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 		all[i] = i
 	}
 	lost := func(err error) mail.Result {
-		return mail.Temp("4.4.2", fmt.Sprintf("connection to %s lost: %v", name, err))
+		return mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("connection to %s lost: %v", name, err))
 	}
 	// fail maps a command's error: the server's reply, or a lost connection.
 	fail := func(err error) mail.Result {
@@ -198,24 +198,24 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 	}
 
 	if ok, _ := cl.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
-		setAll(all, mail.Result{Code: 553, Status: "5.6.7", Text: name + " does not support SMTPUTF8, which the message needs (RFC 6531 §3.4)"})
+		setAll(all, mail.Result{Code: 553, Status: mail.StatusNeedsUTF8, Text: name + " does not support SMTPUTF8, which the message needs (RFC 6531 §3.4)"})
 		quit(cl)
 		return
 	}
 	if ok, _ := cl.Extension("8BITMIME"); env.Body8Bit && !ok {
-		setAll(all, mail.Result{Code: 554, Status: "5.6.3", Text: name + " does not support 8BITMIME, which the message needs (RFC 6152 §3)"})
+		setAll(all, mail.Result{Code: 554, Status: mail.StatusNeeds8BitMIME, Text: name + " does not support 8BITMIME, which the message needs (RFC 6152 §3)"})
 		quit(cl)
 		return
 	}
 	if ok, v := cl.Extension("SIZE"); ok {
-		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && int64(len(body)) > limit {
-			setAll(all, mail.Result{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", len(body), name, limit)})
+		if limit, err := strconv.ParseInt(v, 10, 64); err == nil && limit > 0 && body.Size() > limit {
+			setAll(all, mail.Result{Code: 552, Status: mail.StatusMessageTooBig, Text: fmt.Sprintf("message size %d exceeds the limit of %s (%d)", body.Size(), name, limit)})
 			quit(cl)
 			return
 		}
 	}
 
-	if err := cl.Mail(env.From, mailOptions(env, len(body))); err != nil {
+	if err := cl.Mail(env.From, mailOptions(env, body.Size())); err != nil {
 		setAll(all, fail(err))
 		quit(cl)
 		return
@@ -248,7 +248,7 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 		return
 	}
 	conn.SetDeadline(time.Now().Add(c.cfg.DataTimeout))
-	if _, err := w.Write(body); err != nil {
+	if err := writeBody(w, body); err != nil {
 		setAll(accepted, lost(err))
 		return
 	}
@@ -259,9 +259,7 @@ func (c *Client) transact(cl *gosmtp.Client, conn net.Conn, name string,
 	}
 	ok := toSMTPError(&textproto.Error{Code: 250, Msg: resp.StatusText})
 	delivered := mail.Delivered(oneLine(ok.Message))
-	if ok.EnhancedCode != gosmtp.EnhancedCodeNotSet && ok.EnhancedCode[0] == 2 {
-		delivered.Status = fmt.Sprintf("%d.%d.%d", ok.EnhancedCode[0], ok.EnhancedCode[1], ok.EnhancedCode[2])
-	}
+	delivered.Status = statusOf(ok.EnhancedCode, 250)
 	setAll(accepted, delivered)
 	quit(cl)
 }
@@ -278,8 +276,8 @@ func quit(cl *gosmtp.Client) {
 
 // mailOptions returns the MAIL parameters. Values go-smtp would refuse
 // locally (and so fail the whole attempt) are left out instead.
-func mailOptions(env *mail.Envelope, size int) *gosmtp.MailOptions {
-	o := &gosmtp.MailOptions{Size: int64(size), UTF8: env.SMTPUTF8}
+func mailOptions(env *mail.Envelope, size int64) *gosmtp.MailOptions {
+	o := &gosmtp.MailOptions{Size: size, UTF8: env.SMTPUTF8}
 	if env.Ret == mail.ReturnFull || env.Ret == mail.ReturnHeaders {
 		o.Return = gosmtp.DSNReturn(env.Ret)
 	}
@@ -336,13 +334,9 @@ func validNotify(ns []mail.Notify) bool {
 func fromReply(e *gosmtp.SMTPError) mail.Result {
 	text := oneLine(e.Message)
 	if e.Code < 400 || e.Code > 599 {
-		return mail.Temp("4.5.0", fmt.Sprintf("unexpected reply %d %s", e.Code, text))
+		return mail.Temp(mail.StatusProtocolError, fmt.Sprintf("unexpected reply %d %s", e.Code, text))
 	}
-	status := fmt.Sprintf("%d.0.0", e.Code/100)
-	if ec := e.EnhancedCode; ec[0] == e.Code/100 && ec[1] >= 0 && ec[2] >= 0 {
-		status = fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2])
-	}
-	return mail.Result{Code: e.Code, Status: status, Text: text}
+	return mail.Result{Code: e.Code, Status: statusOf(e.EnhancedCode, e.Code), Text: text}
 }
 
 // toSMTPError parses the enhanced status code of a reply read by
@@ -350,7 +344,7 @@ func fromReply(e *gosmtp.SMTPError) mail.Result {
 func toSMTPError(pe *textproto.Error) *gosmtp.SMTPError {
 	se := &gosmtp.SMTPError{Code: pe.Code, Message: pe.Msg}
 	if code, rest, ok := strings.Cut(pe.Msg, " "); ok {
-		if ec := enhanced(code); ec != gosmtp.EnhancedCodeNotSet {
+		if ec := enhanced(mail.Status(code)); ec != gosmtp.EnhancedCodeNotSet {
 			se.EnhancedCode, se.Message = ec, rest
 		}
 	}
@@ -405,4 +399,15 @@ func (p *preludeConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return p.Conn.Read(b)
+}
+
+// writeBody copies body to w (the DATA writer, which dot-stuffs it).
+func writeBody(w io.Writer, body mail.Body) error {
+	r, err := body.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(w, r)
+	return err
 }

@@ -31,7 +31,7 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 			}
 		}
 		if len(hosts) == 0 {
-			return nil, ptr(mail.Temp("4.4.4", "no forwarding host available for "+domain))
+			return nil, ptr(mail.Temp(mail.StatusUnableToRoute, "no forwarding host available for "+domain))
 		}
 		return hosts, nil
 	}
@@ -45,7 +45,7 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 		// An address literal names the host itself (RFC 5321 §4.1.3).
 		ip, ok := literalIP(domain)
 		if !ok {
-			return nil, ptr(mail.Perm("5.1.2", "bad address literal "+domain))
+			return nil, ptr(mail.Perm(mail.StatusBadDestinationHost, "bad address literal "+domain))
 		}
 		return []host{{name: ip.String(), port: c.cfg.Port,
 			addrs: []string{net.JoinHostPort(ip.String(), strconv.Itoa(c.cfg.Port))}}}, nil
@@ -53,11 +53,11 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 
 	mxs, err := c.cfg.Resolver.LookupMX(ctx, domain)
 	if err != nil && !isNotFound(err) {
-		return nil, ptr(mail.Temp("4.4.3", "DNS lookup of the MX records of "+domain+" failed: "+err.Error()))
+		return nil, ptr(mail.Temp(mail.StatusDirectoryFailure, "DNS lookup of the MX records of "+domain+" failed: "+err.Error()))
 	}
 	if len(mxs) == 1 && mxs[0] != nil && (mxs[0].Host == "." || mxs[0].Host == "") {
 		// RFC 7505 §3: the domain accepts no mail.
-		return nil, ptr(mail.Result{Code: 556, Status: "5.1.10", Text: domain + " does not accept mail (null MX, RFC 7505)"})
+		return nil, ptr(mail.Result{Code: 556, Status: mail.StatusNullMX, Text: domain + " does not accept mail (null MX, RFC 7505)"})
 	}
 	mxs = slices.DeleteFunc(slices.Clone(mxs), func(mx *net.MX) bool {
 		return mx == nil || strings.TrimSuffix(mx.Host, ".") == ""
@@ -76,9 +76,9 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 	addrs, err := c.cfg.Resolver.LookupHost(ctx, domain)
 	switch {
 	case isNotFound(err) || (err == nil && len(addrs) == 0):
-		return nil, ptr(mail.Perm("5.1.2", "domain "+domain+" has no mail server"))
+		return nil, ptr(mail.Perm(mail.StatusBadDestinationHost, "domain "+domain+" has no mail server"))
 	case err != nil:
-		return nil, ptr(mail.Temp("4.4.3", "DNS lookup of "+domain+" failed: "+err.Error()))
+		return nil, ptr(mail.Temp(mail.StatusDirectoryFailure, "DNS lookup of "+domain+" failed: "+err.Error()))
 	}
 	return []host{{name: domain, port: c.cfg.Port, addrs: withPort(addrs, c.cfg.Port)}}, nil
 }
@@ -92,9 +92,9 @@ func (c *Client) addresses(ctx context.Context, h host) ([]string, *mail.Result)
 	ips, err := c.cfg.Resolver.LookupHost(ctx, h.name)
 	switch {
 	case isNotFound(err) || (err == nil && len(ips) == 0):
-		return nil, ptr(mail.Temp("4.4.4", "mail server "+h.name+" has no address"))
+		return nil, ptr(mail.Temp(mail.StatusUnableToRoute, "mail server "+h.name+" has no address"))
 	case err != nil:
-		return nil, ptr(mail.Temp("4.4.3", "DNS lookup of "+h.name+" failed: "+err.Error()))
+		return nil, ptr(mail.Temp(mail.StatusDirectoryFailure, "DNS lookup of "+h.name+" failed: "+err.Error()))
 	}
 	return withPort(ips, h.port), nil
 }
@@ -104,7 +104,7 @@ func routeHost(hp string) ([]host, *mail.Result) {
 	name, portText, err := net.SplitHostPort(hp)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil || name == "" || port <= 0 || port > 65535 {
-		return nil, ptr(mail.Temp("4.4.4", "bad route "+hp))
+		return nil, ptr(mail.Temp(mail.StatusUnableToRoute, "bad route "+hp))
 	}
 	h := host{name: name, port: port}
 	if ip, err := netip.ParseAddr(name); err == nil {

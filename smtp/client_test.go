@@ -177,6 +177,13 @@ func rcptsOf(addrs ...string) []*mail.Recipient {
 	return rs
 }
 
+// msgOf is the attempt of env for rcpts (keys assigned) with body.
+func msgOf(env *mail.Envelope, rcpts []*mail.Recipient, body string) *mail.Message {
+	env.Recipients = rcpts
+	env.AssignKeys()
+	return &mail.Message{Envelope: env, Body: mail.BytesBody(body)}
+}
+
 const testBody = "Subject: test\r\n\r\n.dot line\r\nbody\r\n"
 
 func sendCtx(t *testing.T) context.Context {
@@ -192,7 +199,7 @@ func TestClientOneTransactionPerRecipientResults(t *testing.T) {
 	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.addr}})
 
 	env := &mail.Envelope{ID: "Q1", From: "s@example.test"}
-	res := cl.Send(sendCtx(t), env, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test", "d@remote.test"), []byte(testBody))
+	res := cl.Send(sendCtx(t), msgOf(env, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test", "d@remote.test"), testBody))
 
 	if len(res) != 4 {
 		t.Fatalf("%d results", len(res))
@@ -231,7 +238,7 @@ func TestClientNoDataWhenAllRecipientsRefused(t *testing.T) {
 	rs := startRemote(t, nil)
 	rs.rcptErr["a@remote.test"] = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"}
 	cl := NewClient(ClientConfig{Routes: map[string]string{"*": rs.addr}})
-	res := cl.Send(sendCtx(t), &mail.Envelope{From: ""}, rcptsOf("a@remote.test"), []byte(testBody))
+	res := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: ""}, rcptsOf("a@remote.test"), testBody))
 	if res[0].Code != 550 {
 		t.Errorf("result %+v", res[0])
 	}
@@ -249,7 +256,7 @@ func TestClientFinalReplyAppliesToAccepted(t *testing.T) {
 	rs.rcptErr["b@remote.test"] = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"}
 	rs.dataErr = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "spam"}
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
-	res := cl.Send(sendCtx(t), &mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test"), []byte(testBody))
+	res := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test"), testBody))
 	if res[0].Code != 554 || res[0].Status != "5.7.1" || res[2].Code != 554 {
 		t.Errorf("accepted recipients: %+v %+v", res[0], res[2])
 	}
@@ -266,7 +273,7 @@ func TestClientDSNParameters(t *testing.T) {
 	rcpts[0].Notify = []mail.Notify{mail.NotifySuccess, mail.NotifyDelay}
 	rcpts[0].ORcpt = "rfc822;list@example.test"
 	rcpts[1].Notify = []mail.Notify{mail.NotifyNever}
-	res := cl.Send(sendCtx(t), env, rcpts, []byte(testBody))
+	res := cl.Send(sendCtx(t), msgOf(env, rcpts, testBody))
 	if !res[0].OK() || !res[1].OK() {
 		t.Fatalf("results %+v", res)
 	}
@@ -294,7 +301,7 @@ func TestClientConnectionRefused(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close()
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": addr}})
-	res := cl.Send(sendCtx(t), &mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test", "b@remote.test"), []byte(testBody))
+	res := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test", "b@remote.test"), testBody))
 	for i, r := range res {
 		if !r.Temporary() || r.Status != "4.4.1" {
 			t.Errorf("result %d: %+v, want temporary 4.4.1", i, r)
@@ -346,7 +353,7 @@ func TestClientMXOrderAndFallback(t *testing.T) {
 	}
 	d := &dialMap{to: map[string]string{"127.0.0.1:25": busy, "127.0.0.2:25": good.addr}}
 	cl := NewClient(ClientConfig{Resolver: res, Dial: d.dial})
-	out := cl.Send(sendCtx(t), &mail.Envelope{From: "s@example.test"}, rcptsOf("a@dest.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@dest.test"), testBody))
 	if !out[0].OK() || out[0].RemoteMTA != "mx-backup.dest.test" {
 		t.Fatalf("result %+v, want delivered by mx-backup.dest.test", out[0])
 	}
@@ -366,7 +373,7 @@ func TestClientAllHostsBusy(t *testing.T) {
 	}
 	d := &dialMap{to: map[string]string{"127.0.0.1:25": busy}}
 	out := NewClient(ClientConfig{Resolver: res, Dial: d.dial}).
-		Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@dest.test"), []byte(testBody))
+		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@dest.test"), testBody))
 	if out[0].Code != 421 || out[0].Status != "4.3.2" || out[0].RemoteMTA != "mx.dest.test" {
 		t.Errorf("result %+v, want the 421 greeting", out[0])
 	}
@@ -376,7 +383,7 @@ func TestClientNullMX(t *testing.T) {
 	res := &stubResolver{mx: map[string][]*net.MX{"nomail.test": {{Host: ".", Pref: 0}}}}
 	d := &dialMap{}
 	out := NewClient(ClientConfig{Resolver: res, Dial: d.dial}).
-		Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@nomail.test", "b@nomail.test"), []byte(testBody))
+		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@nomail.test", "b@nomail.test"), testBody))
 	for i, r := range out {
 		if r.Code/100 != 5 || r.Status != "5.1.10" {
 			t.Errorf("result %d: %+v, want permanent 5.1.10", i, r)
@@ -392,7 +399,7 @@ func TestClientImplicitMX(t *testing.T) {
 	res := &stubResolver{hosts: map[string][]string{"implicit.test": {"127.0.0.1"}}}
 	d := &dialMap{to: map[string]string{"127.0.0.1:2525": good.addr}}
 	out := NewClient(ClientConfig{Resolver: res, Dial: d.dial, Port: 2525}).
-		Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@implicit.test"), []byte(testBody))
+		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@implicit.test"), testBody))
 	if !out[0].OK() || out[0].RemoteMTA != "implicit.test" {
 		t.Errorf("result %+v", out[0])
 	}
@@ -401,12 +408,12 @@ func TestClientImplicitMX(t *testing.T) {
 func TestClientDNSFailures(t *testing.T) {
 	d := &dialMap{}
 	out := NewClient(ClientConfig{Resolver: &stubResolver{}, Dial: d.dial}).
-		Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@nxdomain.test"), []byte(testBody))
+		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@nxdomain.test"), testBody))
 	if out[0].Code/100 != 5 || out[0].Status != "5.1.2" {
 		t.Errorf("NXDOMAIN: %+v", out[0])
 	}
 	out = NewClient(ClientConfig{Resolver: &stubResolver{err: &net.DNSError{Err: "server misbehaving", IsTemporary: true}}, Dial: d.dial}).
-		Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@x.test"), []byte(testBody))
+		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@x.test"), testBody))
 	if !out[0].Temporary() || out[0].Status != "4.4.3" {
 		t.Errorf("SERVFAIL: %+v", out[0])
 	}
@@ -418,7 +425,7 @@ func TestClientDNSFailures(t *testing.T) {
 func TestClientSMTPUTF8NotSupported(t *testing.T) {
 	rs := startRemote(t, func(s *gosmtp.Server) { s.EnableSMTPUTF8 = false })
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("a@remote.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("a@remote.test"), testBody))
 	if out[0].Code/100 != 5 || out[0].Status != "5.6.7" {
 		t.Errorf("result %+v, want permanent 5.6.7", out[0])
 	}
@@ -430,7 +437,7 @@ func TestClientSMTPUTF8NotSupported(t *testing.T) {
 func TestClientSMTPUTF8Supported(t *testing.T) {
 	rs := startRemote(t, nil)
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("用户@remote.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("用户@remote.test"), testBody))
 	if !out[0].OK() {
 		t.Fatalf("result %+v", out[0])
 	}
@@ -443,7 +450,7 @@ func TestClientSMTPUTF8Supported(t *testing.T) {
 func TestClientRemoteSizeLimit(t *testing.T) {
 	rs := startRemote(t, func(s *gosmtp.Server) { s.MaxMessageBytes = 10 })
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@remote.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@remote.test"), testBody))
 	if out[0].Code != 552 || out[0].Status != "5.3.4" {
 		t.Errorf("result %+v", out[0])
 	}
@@ -455,7 +462,7 @@ func TestClientRemoteSizeLimit(t *testing.T) {
 func TestClientOpportunisticSTARTTLS(t *testing.T) {
 	rs := startRemote(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
 	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.addr}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test"), testBody))
 	if !out[0].OK() {
 		t.Fatalf("result %+v", out[0])
 	}
@@ -470,7 +477,7 @@ func TestClientOpportunisticSTARTTLS(t *testing.T) {
 func TestClientVerifiedTLSFailure(t *testing.T) {
 	rs := startRemote(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
 	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}, TLS: &tls.Config{ServerName: "remote.test"}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{}, rcptsOf("a@remote.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@remote.test"), testBody))
 	if !out[0].Temporary() || out[0].Status != "4.7.5" {
 		t.Errorf("result %+v, want temporary 4.7.5", out[0])
 	}
@@ -514,7 +521,7 @@ func TestClientHonoursContext(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	out := NewClient(ClientConfig{Routes: map[string]string{"remote.test": l.Addr().String()}}).
-		Send(ctx, &mail.Envelope{}, rcptsOf("a@remote.test"), []byte(testBody))
+		Send(ctx, msgOf(&mail.Envelope{}, rcptsOf("a@remote.test"), testBody))
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Send took %v with a 200ms context", d)
 	}
@@ -528,7 +535,7 @@ func TestClientHonoursContext(t *testing.T) {
 func TestClientRelaysThroughServer(t *testing.T) {
 	ts := startServer(t, Config{TLSConfig: selfSignedTLS(t, "mx.example.test")}, false)
 	cl := NewClient(ClientConfig{Hostname: "relay.remote.example", Routes: map[string]string{"example.test": ts.addr}})
-	out := cl.Send(sendCtx(t), &mail.Envelope{From: "s@remote.example"}, rcptsOf("alice@example.test", "nobody@example.test"), []byte(testBody))
+	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@remote.example"}, rcptsOf("alice@example.test", "nobody@example.test"), testBody))
 	if !out[0].OK() || out[1].Code != 550 || out[1].Status != "5.1.1" {
 		t.Fatalf("results %+v", out)
 	}

@@ -129,7 +129,7 @@ func (s *clusterServer) Next(response []byte) ([]byte, bool, error) {
 }
 
 // ErrMalformedClusterAuth: the X-HOMING-CLUSTER response is not well formed.
-var ErrMalformedClusterAuth = errors.New("malformed cluster authentication response")
+var ErrMalformedClusterAuth = mail.PermanentError("malformed cluster authentication response")
 
 // encodeEnvelopeRecord writes the envelope record line (with CRLF).
 func encodeEnvelopeRecord(env *mail.Envelope) ([]byte, error) {
@@ -175,14 +175,19 @@ type TransferError struct {
 	Unclear bool
 }
 
+// Temporary is true: a failed transfer is retried, or the message is
+// processed where it was generated.
+func (e *TransferError) Temporary() bool { return true }
+
 func (e *TransferError) Error() string { return "cluster transfer: " + e.Err.Error() }
 func (e *TransferError) Unwrap() error { return e.Err }
 
-// Transfer hands env and body to the member whose SMTP listener is addr,
+// Transfer hands msg to the member whose SMTP listener is addr,
 // with the cluster submission protocol. It returns nil only after the
 // member answered 250 to the end of DATA, i.e. the message is durable in
 // its queue. auth's node name identifies this node.
-func (c *Client) Transfer(ctx context.Context, addr string, auth *ClusterAuth, env *mail.Envelope, body []byte) error {
+func (c *Client) Transfer(ctx context.Context, addr string, auth *ClusterAuth, msg *mail.Message) error {
+	env := msg.Envelope
 	if auth == nil {
 		return &TransferError{Err: errors.New("no cluster secret")}
 	}
@@ -229,7 +234,7 @@ func (c *Client) Transfer(ctx context.Context, addr string, auth *ClusterAuth, e
 	if _, err := w.Write(record); err != nil {
 		return &TransferError{Err: err}
 	}
-	if _, err := w.Write(body); err != nil {
+	if err := writeBody(w, msg.Body); err != nil {
 		return &TransferError{Err: err}
 	}
 	if err := w.Close(); err != nil {

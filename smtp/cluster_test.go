@@ -44,7 +44,7 @@ func TestClusterTransfer(t *testing.T) {
 	c := NewClient(ClientConfig{Hostname: "be1.test"})
 	body := []byte("Subject: t\r\n\r\nhello\r\n")
 	auth := NewClusterAuth("the-cluster-secret-123", "homing", "be1")
-	if err := c.Transfer(context.Background(), ts.addr, auth, transferEnvelope("ID1"), body); err != nil {
+	if err := c.Transfer(context.Background(), ts.addr, auth, &mail.Message{Envelope: transferEnvelope("ID1"), Body: mail.BytesBody(body)}); err != nil {
 		t.Fatal(err)
 	}
 	envs, bodies := ts.enq.messages()
@@ -72,7 +72,7 @@ func TestClusterTransferWrongSecret(t *testing.T) {
 	accept.Store(true)
 	ts := startClusterServer(t, &accept)
 	c := NewClient(ClientConfig{Hostname: "intruder.test"})
-	err := c.Transfer(context.Background(), ts.addr, NewClusterAuth("another-secret-456789", "homing", "be1"), transferEnvelope("ID2"), []byte("x\r\n"))
+	err := c.Transfer(context.Background(), ts.addr, NewClusterAuth("another-secret-456789", "homing", "be1"), &mail.Message{Envelope: transferEnvelope("ID2"), Body: mail.BytesBody("x\r\n")})
 	var se *gosmtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 535 {
 		t.Fatalf("transfer with a wrong secret = %v, want 535", err)
@@ -112,7 +112,7 @@ func TestClusterTransferRefusedWhenNotLocallyForOthers(t *testing.T) {
 	var accept atomic.Bool
 	ts := startClusterServer(t, &accept)
 	c := NewClient(ClientConfig{Hostname: "be1.test"})
-	err := c.Transfer(context.Background(), ts.addr, NewClusterAuth("the-cluster-secret-123", "homing", "be1"), transferEnvelope("ID4"), []byte("x\r\n"))
+	err := c.Transfer(context.Background(), ts.addr, NewClusterAuth("the-cluster-secret-123", "homing", "be1"), &mail.Message{Envelope: transferEnvelope("ID4"), Body: mail.BytesBody("x\r\n")})
 	var se *gosmtp.SMTPError
 	var te *TransferError
 	if !errors.As(err, &se) || se.Code != 451 || !errors.As(err, &te) || te.Unclear {

@@ -58,9 +58,9 @@ func (s *session) data(r io.Reader) error {
 		}
 		var ne net.Error
 		if errors.As(msg.readErr, &ne) && ne.Timeout() {
-			return reply(421, "4.4.2", "Timeout waiting for message data, closing connection")
+			return reply(421, mail.StatusConnectionLost, "Timeout waiting for message data, closing connection")
 		}
-		return reply(421, "4.4.2", "Error reading message data, closing connection")
+		return reply(421, mail.StatusConnectionLost, "Error reading message data, closing connection")
 	case !tx.started || len(tx.rcpts) == 0:
 		return errNoRecipients()
 	case msg.tooBig:
@@ -78,12 +78,12 @@ func (s *session) data(r io.Reader) error {
 	transfer, rest, isRecord, recErr := splitEnvelopeRecord(msg.data)
 	switch {
 	case isRecord && peer == "":
-		return reply(554, "5.7.1", "Envelope records are accepted from cluster members only")
+		return reply(554, mail.StatusRefused, "Envelope records are accepted from cluster members only")
 	case isRecord && recErr != nil:
 		s.srv.log.Warn("bad envelope record", "peer", peer, "err", recErr)
-		return reply(554, "5.6.0", "Malformed envelope record")
+		return reply(554, mail.StatusBadContent, "Malformed envelope record")
 	case isRecord && (s.srv.cfg.AcceptTransfers == nil || !s.srv.cfg.AcceptTransfers()):
-		return reply(451, "4.3.2", "This node does not take transfers now")
+		return reply(451, mail.StatusNotAccepting, "This node does not take transfers now")
 	case isRecord:
 		return s.transferred(transfer, rest, tx, peer, helo)
 	}
@@ -125,28 +125,25 @@ func (s *session) data(r io.Reader) error {
 		env.ClientIP = s.clientIP.String()
 	}
 
-	err := s.srv.enq.Enqueue(s.ctx, env, body)
-	var rej *mail.RejectError
-	switch {
-	case errors.As(err, &rej):
-		return rejectReply(rej)
-	case err != nil:
-		s.srv.log.Warn("enqueue failed", "id", id, "client", env.ClientIP, "err", err)
-		return errTempFailure()
+	if err := s.srv.enq.Enqueue(s.ctx, &mail.Message{Envelope: env, Body: mail.BytesBody(body)}); err != nil {
+		if mail.AsError(err) == nil {
+			s.srv.log.Warn("enqueue failed", "id", id, "client", env.ClientIP, "err", err)
+		}
+		return errorReply(err)
 	}
 	if env.ID == "" {
 		env.ID = id
 	}
 	s.srv.m.messageAccepted(string(s.srv.cfg.Source), len(body))
 	s.srv.log.Debug("message accepted", "id", env.ID, "from", env.From, "rcpts", len(env.Recipients), "size", env.Size)
-	return reply(250, "2.0.0", "OK queued as "+env.ID)
+	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
 }
 
 // TransferEnqueuer is implemented by an Enqueuer that recognises a
 // message it has queued before (by id): a cluster transfer retried after
 // an unclear reply is then acknowledged again without a second copy.
 type TransferEnqueuer interface {
-	EnqueueTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error)
+	EnqueueTransfer(ctx context.Context, msg *mail.Message) (duplicate bool, err error)
 }
 
 // transferred queues a message handed over by a cluster member with its
@@ -154,7 +151,7 @@ type TransferEnqueuer interface {
 func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, peer, helo string) error {
 	// MAIL and RCPT must agree with the record.
 	if !strings.EqualFold(env.From, tx.from) {
-		return reply(554, "5.6.0", "Envelope record does not match MAIL FROM")
+		return reply(554, mail.StatusBadContent, "Envelope record does not match MAIL FROM")
 	}
 	want := map[string]bool{}
 	for _, r := range tx.rcpts {
@@ -166,14 +163,14 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 			continue
 		}
 		if !want[strings.ToLower(r.Addr)] {
-			return reply(554, "5.6.0", "Envelope record does not match RCPT TO")
+			return reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
 		}
 		delete(want, strings.ToLower(r.Addr))
 		// The receiving node routes afresh (its own directory).
-		open = append(open, &mail.Recipient{Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt, State: mail.StatePending})
+		open = append(open, &mail.Recipient{Key: r.Key, Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt, State: mail.StatePending})
 	}
 	if len(want) > 0 || len(open) == 0 {
-		return reply(554, "5.6.0", "Envelope record does not match RCPT TO")
+		return reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
 	}
 	now := s.srv.cfg.Now()
 	hdr := receivedHeader(received{
@@ -201,26 +198,25 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 	}
 	var dup bool
 	var err error
+	msg := &mail.Message{Envelope: out, Body: mail.BytesBody(body)}
 	if te, ok := s.srv.enq.(TransferEnqueuer); ok {
-		dup, err = te.EnqueueTransfer(s.ctx, out, body)
+		dup, err = te.EnqueueTransfer(s.ctx, msg)
 	} else {
-		err = s.srv.enq.Enqueue(s.ctx, out, body)
+		err = s.srv.enq.Enqueue(s.ctx, msg)
 	}
-	var rej *mail.RejectError
-	switch {
-	case errors.As(err, &rej):
-		return rejectReply(rej)
-	case err != nil:
-		s.srv.log.Warn("enqueue of a transfer failed", "id", env.ID, "peer", peer, "err", err)
-		return errTempFailure()
+	if err != nil {
+		if mail.AsError(err) == nil {
+			s.srv.log.Warn("enqueue of a transfer failed", "id", env.ID, "peer", peer, "err", err)
+		}
+		return errorReply(err)
 	}
 	s.srv.m.messageAccepted(string(mail.SourceCluster), len(body))
 	if dup {
 		s.srv.log.Info("transfer already queued", "id", env.ID, "peer", peer)
-		return reply(250, "2.0.0", "OK already queued as "+env.ID)
+		return reply(250, mail.StatusOK, "OK already queued as "+env.ID)
 	}
 	s.srv.log.Debug("transfer accepted", "id", env.ID, "peer", peer)
-	return reply(250, "2.0.0", "OK queued as "+env.ID)
+	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
 }
 
 // message is the result of reading DATA.

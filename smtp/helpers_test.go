@@ -94,7 +94,12 @@ type fakeEnqueuer struct {
 	panicMsg string
 }
 
-func (q *fakeEnqueuer) Enqueue(ctx context.Context, env *mail.Envelope, body []byte) error {
+func (q *fakeEnqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
+	env := msg.Envelope
+	body, err := mail.ReadBody(msg.Body)
+	if err != nil {
+		return err
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.panicMsg != "" {

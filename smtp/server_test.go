@@ -185,15 +185,15 @@ func TestSessionEnqueueErrors(t *testing.T) {
 		t.Errorf("enqueue error: %d %q, want 451 4.3.0 without internal text", code, msg)
 	}
 
-	ts.enq.set(&mail.RejectError{Code: 550, Status: "5.7.1", Text: "Rejected by rule\r\nInjected: header"}, "")
+	ts.enq.set(&mail.Error{Code: 550, Status: "5.7.1", Reason: "Rejected by rule\r\nInjected: header"}, "")
 	code, msg = send()
 	if code != 550 || msg != "5.7.1 Rejected by ruleInjected: header" {
-		t.Errorf("RejectError: %d %q, want 550 5.7.1 with the rule's text (CR LF dropped)", code, msg)
+		t.Errorf("mail.Error: %d %q, want 550 5.7.1 with the rule's text (CR LF dropped)", code, msg)
 	}
 
-	ts.enq.set(&mail.RejectError{Code: 452, Status: "4.2.2", Text: "Mailbox full"}, "")
+	ts.enq.set(&mail.Error{Code: 452, Status: "4.2.2", Reason: "Mailbox full"}, "")
 	if code, msg = send(); code != 452 || msg != "4.2.2 Mailbox full" {
-		t.Errorf("temporary RejectError: %d %q", code, msg)
+		t.Errorf("temporary mail.Error: %d %q", code, msg)
 	}
 
 	ts.enq.set(nil, "boom")

@@ -154,9 +154,9 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 		a, err := mail.ParseAddress(from)
 		switch {
 		case errors.Is(err, mail.ErrRelaySyntax):
-			return reply(553, "5.1.7", "Sender address syntax not accepted")
+			return reply(553, mail.StatusBadSender, "Sender address syntax not accepted")
 		case err != nil:
-			return reply(501, "5.1.7", "Bad sender address syntax")
+			return reply(501, mail.StatusBadSender, "Bad sender address syntax")
 		}
 		addr = a
 	}
@@ -200,7 +200,7 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 	started, smtputf8 := s.tx.started, s.tx.smtputf8
 	s.mu.Unlock()
 	if !started {
-		return reply(503, "5.5.1", "Need MAIL before RCPT")
+		return reply(503, mail.StatusBadCommand, "Need MAIL before RCPT")
 	}
 
 	addr, err := mail.ParseAddress(to)
@@ -212,9 +212,9 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 		if !authed {
 			return errRelayDenied()
 		}
-		return reply(553, "5.1.3", "Relay syntax in addresses is not accepted")
+		return reply(553, mail.StatusBadDestination, "Relay syntax in addresses is not accepted")
 	case err != nil:
-		return reply(501, "5.1.3", "Bad destination mailbox address syntax")
+		return reply(501, mail.StatusBadDestination, "Bad destination mailbox address syntax")
 	}
 	if !smtputf8 && !isASCII(addr) {
 		return errNeedUTF8()

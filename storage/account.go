@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/homing-mail/homing/mail"
@@ -199,12 +198,12 @@ func (p *Partition) purgeIfMarked(ctx context.Context, addr string) error {
 // below badger's transaction limit.
 const purgeChunk = 1000
 
-// purge deletes the messages, bodies and dedup records of a deleted
+// purge deletes the messages, bodies, dedup, pending and auto-reply records of a deleted
 // account, then its purge marker. The caller holds the account lock.
 // Deleting is idempotent, so an interrupted purge is simply run again.
 func (p *Partition) purge(ctx context.Context, addr string) error {
 	var keys [][]byte
-	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation} {
+	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation, prefixPending} {
 		if err := p.db.scanKeys(accountPrefix(prefix, addr), func(k []byte) error {
 			keys = append(keys, k)
 			return nil
@@ -351,30 +350,4 @@ func (p *Partition) Resolve(addr string) (string, error) {
 		return "", err
 	}
 	return string(v), nil
-}
-
-// AutoReplied records, for RFC 3834 vacation replies, that account
-// answered sender now; the record expires after ttl. It reports whether a
-// record was there already (then nothing is written): the caller replies
-// only when it was not.
-func (p *Partition) AutoReplied(ctx context.Context, account, sender string, ttl time.Duration) (already bool, err error) {
-	addr, err := p.account(account)
-	if err != nil {
-		return false, err
-	}
-	if sender == "" || ttl <= 0 {
-		return false, fmt.Errorf("storage: auto-reply record: empty sender or ttl")
-	}
-	unlock := p.locks.lock(addr)
-	k := append(accountPrefix(prefixVacation, addr), []byte(strings.ToLower(sender))...)
-	if _, err := p.db.Get(k); err == nil {
-		unlock()
-		return true, nil
-	} else if !errors.Is(err, mail.ErrNotFound) {
-		unlock()
-		return false, err
-	}
-	var b Batch
-	b.setTTL(k, []byte{1}, ttl)
-	return false, p.commitLocked(ctx, &b, unlock)
 }

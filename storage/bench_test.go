@@ -40,7 +40,7 @@ func BenchmarkQueuePut(b *testing.B) {
 		for pb.Next() {
 			env := testEnvelope(mail.NewID(time.Now()))
 			env.Size = int64(len(body))
-			if err := q.Put(ctx, env, body); err != nil {
+			if err := q.Put(ctx, &mail.Message{Envelope: env, Body: mail.BytesBody(body)}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -195,7 +195,7 @@ func BenchmarkQueueChurn(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			env := testEnvelope(mail.NewID(time.Now()))
-			if err := q.Put(ctx, env, body); err != nil {
+			if err := q.Put(ctx, &mail.Message{Envelope: env, Body: mail.BytesBody(body)}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,43 +1,50 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // Errors returned by this package. Test for them with errors.Is; most are
-// wrapped with the directory, key or address they concern.
+// wrapped with the directory, key or address they concern. Each answers
+// Temporary (mail.IsTemporary): a lock held elsewhere, a closed or failed
+// DB and a full mailbox may go away; bad keys, ids, addresses and values
+// never do.
 var (
 	// ErrLocked: the database directory is held by another open, in this
 	// process or another one. badger's flock is the fence that keeps two
 	// nodes from owning one partition.
-	ErrLocked = errors.New("storage: database is locked by another open")
+	ErrLocked = mail.TemporaryError("storage: database is locked by another open")
 	// ErrClosed: the DB, store or partition has been closed.
-	ErrClosed = errors.New("storage: closed")
+	ErrClosed = mail.TemporaryError("storage: closed")
 	// ErrBatchTooBig: one batch does not fit in a single badger
 	// transaction (see DB.Submit). It is never a merge of several batches.
-	ErrBatchTooBig = errors.New("storage: batch too big for one transaction")
+	ErrBatchTooBig = mail.PermanentError("storage: batch too big for one transaction")
 	// ErrInvalidKey: a key is empty, too long or in badger's reserved
 	// "!badger!" namespace.
-	ErrInvalidKey = errors.New("storage: invalid key")
+	ErrInvalidKey = mail.PermanentError("storage: invalid key")
 	// ErrValueTooBig: a value is larger than MaxValueBytes.
-	ErrValueTooBig = errors.New("storage: value too big")
+	ErrValueTooBig = mail.PermanentError("storage: value too big")
 	// ErrFailed: an earlier commit failed with an I/O error. After a failed
 	// sync the kernel may have dropped dirty pages while reporting later
 	// syncs as successful, so the DB refuses all further writes until it is
 	// closed and opened again (the error returned wraps both this and the
 	// original cause).
-	ErrFailed = errors.New("storage: database failed")
+	ErrFailed = mail.TemporaryError("storage: database failed")
 	// ErrInvalidAddress: an account or alias address is not usable as a
 	// key (empty, no '@', control characters, longer than 320 bytes).
-	ErrInvalidAddress = errors.New("storage: invalid address")
+	ErrInvalidAddress = mail.PermanentError("storage: invalid address")
 	// ErrInvalidID: a queue id is empty, too long or contains '/' or
 	// control characters.
-	ErrInvalidID = errors.New("storage: invalid id")
+	ErrInvalidID = mail.PermanentError("storage: invalid id")
+	// ErrInvalidMessage: an append that can never succeed as asked (an
+	// empty message, Discard or Pending without a DedupKey).
+	ErrInvalidMessage = mail.PermanentError("storage: invalid message")
 	// ErrOverQuota: an Append would take the mailbox over
 	// AppendRequest.QuotaBytes (checked after the dedup lookup, so a
 	// repeated delivery of a stored message is still a duplicate).
-	ErrOverQuota = errors.New("storage: mailbox over quota")
+	ErrOverQuota = mail.TemporaryError("storage: mailbox over quota")
 )
 
 // WrongPartitionError is returned when an address is used in a partition it
@@ -48,6 +55,9 @@ type WrongPartitionError struct {
 	Partition int // the partition that was asked
 	Want      int // mail.PartitionOf(Address, partitions)
 }
+
+// Temporary is false: the address will never belong to this partition.
+func (e *WrongPartitionError) Temporary() bool { return false }
 
 func (e *WrongPartitionError) Error() string {
 	return fmt.Sprintf("storage: address %q belongs to partition %d, not %d", e.Address, e.Want, e.Partition)
@@ -61,6 +71,9 @@ type PartitionCountError struct {
 	Recorded int // the count in root/store.json
 	Asked    int // the count passed to NewAccountStore
 }
+
+// Temporary is false: the store's partition count never changes.
+func (e *PartitionCountError) Temporary() bool { return false }
 
 func (e *PartitionCountError) Error() string {
 	return fmt.Sprintf("storage: account store %s has %d partitions, not %d (the count cannot change)",

@@ -26,7 +26,8 @@ import (
 //	s/<addr>                  mailbox state: next id, bytes, count (3 x uint64)
 //	m/<addr>\x00<id:uint64>   message metadata, JSON (messageRecord)
 //	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322)
-//	d/<addr>\x00<dedup key>   dedup record: the id (uint64), expires after DedupRetention
+//	d/<addr>\x00<dedup key>   dedup record: the id (uint64; 0 for a discarded delivery), expires after DedupRetention
+//	w/<addr>\x00<dedup key>   work pending after that append (JSON list), until ClearPending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
 //	v/<addr>\x00<sender>      RFC 3834 auto-reply sent to sender (expires after the rule's days)
 //
@@ -45,6 +46,7 @@ var (
 	prefixDedup    = []byte("d/")
 	prefixPurge    = []byte("x/")
 	prefixVacation = []byte("v/")
+	prefixPending  = []byte("w/")
 )
 
 func key(prefix []byte, parts ...string) []byte {
@@ -74,6 +76,16 @@ func messageKey(prefix []byte, addr string, id uint64) []byte {
 // dedupKey is d/ + addr + NUL + the caller's dedup key.
 func dedupKey(addr, dedup string) []byte {
 	return append(accountPrefix(prefixDedup, addr), dedup...)
+}
+
+// pendingKey is w/ + addr + NUL + the dedup key of the append.
+func pendingKey(addr, dedup string) []byte {
+	return append(accountPrefix(prefixPending, addr), dedup...)
+}
+
+// autoReplyKey is v/ + addr + NUL + the lower-cased sender.
+func autoReplyKey(addr, sender string) []byte {
+	return append(accountPrefix(prefixVacation, addr), strings.ToLower(sender)...)
 }
 
 // maxAddressBytes: RFC 5321 §4.5.3.1 limits a local part to 64 octets and a

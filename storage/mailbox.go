@@ -38,6 +38,23 @@ type AppendRequest struct {
 	// QuotaBytes, when positive, refuses the append (ErrOverQuota) if the
 	// mailbox would hold more than this many bytes with it.
 	QuotaBytes int64
+	// Discard stores no message: only the dedup record (and Pending and
+	// AutoReplied) is written, so that a delivery the account's rules do
+	// not keep is still recognised when it is repeated. Raw may be empty
+	// and the quota is not checked. It needs a DedupKey.
+	Discard bool
+	// Pending names work the caller does once the append is durable: the
+	// messages the account's rules generate (forward and redirect copies,
+	// an auto-reply). It is written with the dedup record, and a repeated
+	// append with the same DedupKey returns it (AppendResult.Pending)
+	// until ClearPending: so a delivery retried because that work failed
+	// does it then, and one retried after it was done does not do it
+	// again. It needs a DedupKey.
+	Pending []string
+	// AutoReplied records that the account sent an RFC 3834 auto-reply
+	// to these senders (HasAutoReplied), each for AutoReplyTTL.
+	AutoReplied  []string
+	AutoReplyTTL time.Duration
 }
 
 // AppendResult says what Append stored.
@@ -46,8 +63,11 @@ type AppendResult struct {
 	// every id the account had before (like an IMAP UID, RFC 3501 §2.3.1.1).
 	ID string
 	// Duplicate: the DedupKey was seen before; nothing was written and ID
-	// is the id of the first append.
+	// is the id of the first append ("" when it was a Discard).
 	Duplicate bool
+	// Pending is, for a Duplicate, the work the first append recorded and
+	// nobody has cleared yet (AppendRequest.Pending).
+	Pending []string
 }
 
 // MessageInfo describes a stored message without its bytes.
@@ -180,8 +200,14 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if err != nil {
 		return AppendResult{}, nil, err
 	}
-	if len(req.Raw) == 0 {
-		return AppendResult{}, nil, fmt.Errorf("storage: append to %s: empty message", addr)
+	if len(req.Raw) == 0 && !req.Discard {
+		return AppendResult{}, nil, fmt.Errorf("%w: append to %s: empty message", ErrInvalidMessage, addr)
+	}
+	if req.DedupKey == "" && (req.Discard || len(req.Pending) > 0) {
+		return AppendResult{}, nil, fmt.Errorf("%w: append to %s: Discard and Pending need a DedupKey", ErrInvalidMessage, addr)
+	}
+	if len(req.AutoReplied) > 0 && req.AutoReplyTTL <= 0 {
+		return AppendResult{}, nil, fmt.Errorf("%w: append to %s: auto-reply records need a TTL", ErrInvalidMessage, addr)
 	}
 	received := req.Received
 	if received.IsZero() {
@@ -197,8 +223,15 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		v, err := p.db.Get(dedupKey(addr, req.DedupKey))
 		switch {
 		case err == nil && len(v) == 8:
-			unlock()
-			return AppendResult{ID: strconv.FormatUint(binary.BigEndian.Uint64(v), 10), Duplicate: true}, nil, nil
+			defer unlock()
+			res := AppendResult{Duplicate: true}
+			if n := binary.BigEndian.Uint64(v); n > 0 {
+				res.ID = strconv.FormatUint(n, 10)
+			}
+			if res.Pending, err = p.pending(addr, req.DedupKey); err != nil {
+				return AppendResult{}, nil, err
+			}
+			return res, nil, nil
 		case err == nil:
 			unlock()
 			return AppendResult{}, nil, fmt.Errorf("storage: dedup record of %s: %d bytes", addr, len(v))
@@ -206,6 +239,22 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 			unlock()
 			return AppendResult{}, nil, err
 		}
+	}
+	var b Batch
+	for _, sender := range req.AutoReplied {
+		b.setTTL(autoReplyKey(addr, sender), []byte{1}, req.AutoReplyTTL)
+	}
+	if len(req.Pending) > 0 {
+		v, err := json.Marshal(req.Pending)
+		if err != nil {
+			unlock()
+			return AppendResult{}, nil, err
+		}
+		b.setTTL(pendingKey(addr, req.DedupKey), v, DedupRetention)
+	}
+	if req.Discard {
+		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, 0), DedupRetention)
+		return p.commitAppend(ctx, &b, unlock, AppendResult{}, async)
 	}
 	if req.QuotaBytes > 0 && st.bytes+int64(len(req.Raw)) > req.QuotaBytes {
 		unlock()
@@ -227,25 +276,79 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	st.bytes += int64(len(req.Raw))
 	st.count++
 
-	var b Batch
 	b.Set(messageKey(prefixMeta, addr, id), meta)
 	b.Set(messageKey(prefixRaw, addr, id), req.Raw)
 	b.Set(key(prefixState, addr), st.encode())
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
-	res := AppendResult{ID: strconv.FormatUint(id, 10)}
+	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10)}, async)
+}
+
+// commitAppend commits the batch of an append: synchronously, or, when
+// async, returning once it is written with the channel that says when it
+// is durable.
+func (p *Partition) commitAppend(ctx context.Context, b *Batch, unlock func(), res AppendResult, async bool) (AppendResult, <-chan error, error) {
 	if !async {
-		if err := p.commitLocked(ctx, &b, unlock); err != nil {
+		if err := p.commitLocked(ctx, b, unlock); err != nil {
 			return AppendResult{}, nil, err
 		}
 		return res, nil, nil
 	}
-	durable, err := p.commitWritten(ctx, &b, unlock)
+	durable, err := p.commitWritten(ctx, b, unlock)
 	if err != nil {
 		return AppendResult{}, nil, err
 	}
 	return res, durable, nil
+}
+
+// pending reads the work recorded with dedup key k; the caller holds the
+// account's lock.
+func (p *Partition) pending(addr, k string) ([]string, error) {
+	v, err := p.db.Get(pendingKey(addr, k))
+	switch {
+	case errors.Is(err, mail.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	var out []string
+	if err := json.Unmarshal(v, &out); err != nil {
+		return nil, fmt.Errorf("storage: pending work of %s: %w", addr, err)
+	}
+	return out, nil
+}
+
+// ClearPending forgets the work recorded with the append of dedupKey (it
+// is done). It does not wait: the channel (buffer 1) receives nil once the
+// change is durable. Clearing work that is not there is not an error.
+func (p *Partition) ClearPending(account, dedupKey string) <-chan error {
+	addr, err := p.account(account)
+	if err != nil {
+		ch := make(chan error, 1)
+		ch <- err
+		return ch
+	}
+	var b Batch
+	b.Delete(pendingKey(addr, dedupKey))
+	return p.db.Submit(&b)
+}
+
+// HasAutoReplied reports whether account sent sender an RFC 3834
+// auto-reply that is still remembered (AppendRequest.AutoReplied).
+func (p *Partition) HasAutoReplied(account, sender string) (bool, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return false, err
+	}
+	_, err = p.db.Get(autoReplyKey(addr, sender))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, mail.ErrNotFound):
+		return false, nil
+	}
+	return false, err
 }
 
 // Messages lists account's messages in folder ("" = every folder) in id

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -635,8 +636,9 @@ func (k *keyedMutex) holders(key string) int {
 	return 0
 }
 
-// Account rules are stored with the account; an auto-reply record is kept
-// once per sender until it expires.
+// Account rules are stored with the account; an auto-reply record written
+// with an append is kept per sender (case-insensitively) and goes with the
+// account.
 func TestAccountRulesAndAutoReplied(t *testing.T) {
 	s, err := NewAccountStore(t.TempDir(), 1, Options{})
 	if err != nil {
@@ -655,13 +657,18 @@ func TestAccountRulesAndAutoReplied(t *testing.T) {
 	if err != nil || string(a.Rules) != `[{"name":"r"}]` {
 		t.Fatalf("account rules = %s, %v", a.Rules, err)
 	}
-	already, err := p.AutoReplied(ctx, "ann@x.test", "Bob@Y.test", time.Hour)
-	if err != nil || already {
-		t.Fatalf("first AutoReplied = %v, %v", already, err)
+	if already, err := p.HasAutoReplied("ann@x.test", "bob@y.test"); err != nil || already {
+		t.Fatalf("HasAutoReplied before any reply = %v, %v", already, err)
 	}
-	already, err = p.AutoReplied(ctx, "ann@x.test", "bob@y.test", time.Hour)
-	if err != nil || !already {
-		t.Fatalf("second AutoReplied = %v, %v; want already", already, err)
+	if _, err := p.Append(ctx, "ann@x.test", AppendRequest{Raw: []byte("x\r\n"), DedupKey: "q1/ann@x.test",
+		AutoReplied: []string{"Bob@Y.test"}, AutoReplyTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if already, err := p.HasAutoReplied("ann@x.test", "bob@y.test"); err != nil || !already {
+		t.Fatalf("HasAutoReplied after the append = %v, %v; want true", already, err)
+	}
+	if already, _ := p.HasAutoReplied("ann@x.test", "carol@y.test"); already {
+		t.Fatal("HasAutoReplied is true for a sender never answered")
 	}
 	if err := p.DeleteAccount(ctx, "ann@x.test"); err != nil {
 		t.Fatal(err)
@@ -669,7 +676,58 @@ func TestAccountRulesAndAutoReplied(t *testing.T) {
 	if err := p.CreateAccount(ctx, Account{Address: "ann@x.test"}); err != nil {
 		t.Fatal(err)
 	}
-	if already, _ := p.AutoReplied(ctx, "ann@x.test", "bob@y.test", time.Hour); already {
+	if already, _ := p.HasAutoReplied("ann@x.test", "bob@y.test"); already {
 		t.Fatal("a deleted account's auto-reply records survived")
+	}
+}
+
+// Work recorded with an append (AppendRequest.Pending) comes back with
+// every repeated append of its dedup key until it is cleared; a Discard
+// stores no message but is recognised when repeated.
+func TestAppendPendingAndDiscard(t *testing.T) {
+	s, err := NewAccountStore(t.TempDir(), 1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.CreateAccount(ctx, Account{Address: "ann@x.test"}); err != nil {
+		t.Fatal(err)
+	}
+	req := AppendRequest{Raw: []byte("kept\r\n"), DedupKey: "q1/ann@x.test", Pending: []string{"forward"}}
+	first, err := p.Append(ctx, "ann@x.test", req)
+	if err != nil || first.Duplicate || first.ID == "" {
+		t.Fatalf("first append = %+v, %v", first, err)
+	}
+	again, err := p.Append(ctx, "ann@x.test", req)
+	if err != nil || !again.Duplicate || again.ID != first.ID || !slices.Equal(again.Pending, []string{"forward"}) {
+		t.Fatalf("repeated append before ClearPending = %+v, %v; want a duplicate of %s with the forward pending", again, err, first.ID)
+	}
+	if err := <-p.ClearPending("ann@x.test", req.DedupKey); err != nil {
+		t.Fatal(err)
+	}
+	again, err = p.Append(ctx, "ann@x.test", req)
+	if err != nil || !again.Duplicate || again.Pending != nil {
+		t.Fatalf("repeated append after ClearPending = %+v, %v; want a duplicate with nothing pending", again, err)
+	}
+
+	drop := AppendRequest{DedupKey: "q2/ann@x.test", Discard: true, Pending: []string{"redirect"}, QuotaBytes: 1}
+	res, err := p.Append(ctx, "ann@x.test", drop)
+	if err != nil || res.Duplicate || res.ID != "" {
+		t.Fatalf("discard = %+v, %v; want stored nothing, no error (quota not checked)", res, err)
+	}
+	res, err = p.Append(ctx, "ann@x.test", drop)
+	if err != nil || !res.Duplicate || res.ID != "" || !slices.Equal(res.Pending, []string{"redirect"}) {
+		t.Fatalf("repeated discard = %+v, %v; want a duplicate without id, redirect pending", res, err)
+	}
+	if _, n, _ := p.Usage("ann@x.test"); n != 1 {
+		t.Fatalf("mailbox holds %d messages, want 1 (a discard stores none)", n)
+	}
+	if _, err := p.Append(ctx, "ann@x.test", AppendRequest{Discard: true}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("discard without a dedup key = %v, want ErrInvalidMessage", err)
 	}
 }

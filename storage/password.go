@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // argon2id parameters for new hashes: OWASP's Password Storage Cheat Sheet
@@ -34,10 +36,10 @@ const (
 
 // ErrMalformedHash is wrapped by VerifyPassword when the stored hash cannot
 // be parsed.
-var ErrMalformedHash = errors.New("storage: malformed password hash")
+var ErrMalformedHash = mail.PermanentError("storage: malformed password hash")
 
 // ErrEmptyPassword is returned by HashPassword for "".
-var ErrEmptyPassword = errors.New("storage: empty password")
+var ErrEmptyPassword = mail.PermanentError("storage: empty password")
 
 var b64 = base64.RawStdEncoding
 

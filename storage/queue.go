@@ -42,14 +42,13 @@ func (q *QueueStore) DB() *DB { return q.db }
 
 // Put stores a new message, envelope and body in one batch, and returns nil
 // only once both are synced to disk: the caller may then answer 250 to DATA
-// (RFC 5321 §6.1). env.ID must be set by the caller. If ctx ends first, Put
-// returns ctx.Err() and the message may still be stored.
-func (q *QueueStore) Put(ctx context.Context, env *mail.Envelope, body []byte) error {
-	b, err := envelopeBatch(env)
+// (RFC 5321 §6.1). The envelope's ID must be set by the caller. If ctx ends
+// first, Put returns ctx.Err() and the message may still be stored.
+func (q *QueueStore) Put(ctx context.Context, msg *mail.Message) error {
+	b, err := messageBatch(msg)
 	if err != nil {
 		return err
 	}
-	b.Set(key(prefixBody, env.ID), body)
 	return q.db.Commit(ctx, b)
 }
 
@@ -63,7 +62,11 @@ const TransferRetention = 7 * 24 * time.Hour
 // TransferRetention: then it stores nothing and returns duplicate=true.
 // Calls for one id must not run concurrently (the caller serialises them;
 // a session holds one transfer at a time and ids are unique per sender).
-func (q *QueueStore) PutTransfer(ctx context.Context, env *mail.Envelope, body []byte) (duplicate bool, err error) {
+func (q *QueueStore) PutTransfer(ctx context.Context, msg *mail.Message) (duplicate bool, err error) {
+	env := msg.Envelope
+	if env == nil {
+		return false, errNilEnvelope
+	}
 	if err := checkID(env.ID); err != nil {
 		return false, err
 	}
@@ -74,11 +77,10 @@ func (q *QueueStore) PutTransfer(ctx context.Context, env *mail.Envelope, body [
 	} else if !errors.Is(err, mail.ErrNotFound) {
 		return false, err
 	}
-	b, err := envelopeBatch(env)
+	b, err := messageBatch(msg)
 	if err != nil {
 		return false, err
 	}
-	b.Set(key(prefixBody, env.ID), body)
 	b.setTTL(key(prefixTransfer, env.ID), []byte{1}, TransferRetention)
 	return false, q.db.Commit(ctx, b)
 }
@@ -126,7 +128,7 @@ func (q *QueueStore) Envelope(id string) (*mail.Envelope, error) {
 }
 
 // Body returns the stored body of id, or an error wrapping mail.ErrNotFound.
-func (q *QueueStore) Body(id string) ([]byte, error) {
+func (q *QueueStore) Body(id string) (mail.Body, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -134,7 +136,7 @@ func (q *QueueStore) Body(id string) ([]byte, error) {
 	if err != nil {
 		return nil, queueErr(id, err)
 	}
-	return v, nil
+	return mail.BytesBody(v), nil
 }
 
 // Each calls fn with every stored envelope in id order (mail.NewID ids sort
@@ -153,9 +155,28 @@ func (q *QueueStore) Each(fn func(*mail.Envelope) error) error {
 // Close closes the queue's DB; see DB.Close.
 func (q *QueueStore) Close() error { return q.db.Close() }
 
+var errNilEnvelope = mail.PermanentError("storage: nil envelope")
+
+// messageBatch is the batch that stores msg's envelope and body.
+func messageBatch(msg *mail.Message) (*Batch, error) {
+	if msg == nil || msg.Body == nil {
+		return nil, fmt.Errorf("%w: a message without a body", ErrInvalidMessage)
+	}
+	b, err := envelopeBatch(msg.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	body, err := mail.ReadBody(msg.Body)
+	if err != nil {
+		return nil, fmt.Errorf("storage: reading the body of %s: %w", msg.Envelope.ID, err)
+	}
+	b.Set(key(prefixBody, msg.Envelope.ID), body)
+	return b, nil
+}
+
 func envelopeBatch(env *mail.Envelope) (*Batch, error) {
 	if env == nil {
-		return nil, errors.New("storage: nil envelope")
+		return nil, errNilEnvelope
 	}
 	if err := checkID(env.ID); err != nil {
 		return nil, err

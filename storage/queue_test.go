@@ -37,7 +37,7 @@ func TestQueueLifecycle(t *testing.T) {
 	bigBody := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB: in the value log
 	bodies := [][]byte{[]byte("hello world"), bigBody, []byte("third")}
 	for i, id := range ids {
-		if err := q.Put(ctx, testEnvelope(id), bodies[i]); err != nil {
+		if err := q.Put(ctx, &mail.Message{Envelope: testEnvelope(id), Body: mail.BytesBody(bodies[i])}); err != nil {
 			t.Fatalf("Put %s: %v", id, err)
 		}
 	}
@@ -49,7 +49,7 @@ func TestQueueLifecycle(t *testing.T) {
 		t.Fatalf("Envelope = %+v, want %+v", env, testEnvelope(ids[0]))
 	}
 	for i, id := range ids {
-		body, err := q.Body(id)
+		body, err := queueBody(q, id)
 		if err != nil || !bytes.Equal(body, bodies[i]) {
 			t.Fatalf("Body %s: %d bytes, %v", id, len(body), err)
 		}
@@ -75,7 +75,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if env.Recipients[0].State != mail.StateDelivered || env.Recipients[1].Attempts != 1 {
 		t.Fatalf("after Update: %+v %+v", env.Recipients[0], env.Recipients[1])
 	}
-	if body, _ := q.Body(ids[1]); !bytes.Equal(body, bigBody) {
+	if body, _ := queueBody(q, ids[1]); !bytes.Equal(body, bigBody) {
 		t.Fatal("Update changed the body")
 	}
 
@@ -86,7 +86,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if _, err := q.Envelope(ids[2]); !errors.Is(err, mail.ErrNotFound) {
 		t.Fatalf("Envelope after Delete = %v, want ErrNotFound", err)
 	}
-	if _, err := q.Body(ids[2]); !errors.Is(err, mail.ErrNotFound) {
+	if _, err := queueBody(q, ids[2]); !errors.Is(err, mail.ErrNotFound) {
 		t.Fatalf("Body after Delete = %v, want ErrNotFound", err)
 	}
 	if err := <-q.Delete(ids[2]); err != nil {
@@ -112,7 +112,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if got[1].Recipients[1].State != mail.StateDeferred {
 		t.Fatal("update lost across reopen")
 	}
-	if body, err := q.Body(ids[1]); err != nil || !bytes.Equal(body, bigBody) {
+	if body, err := queueBody(q, ids[1]); err != nil || !bytes.Equal(body, bigBody) {
 		t.Fatalf("body lost across reopen: %v", err)
 	}
 }
@@ -125,14 +125,14 @@ func TestQueueRefusesBadInput(t *testing.T) {
 	defer q.Close()
 	ctx := context.Background()
 	for _, id := range []string{"", "a/b", "has space", string(make([]byte, 200))} {
-		if err := q.Put(ctx, testEnvelope(id), []byte("x")); !errors.Is(err, ErrInvalidID) {
+		if err := q.Put(ctx, &mail.Message{Envelope: testEnvelope(id), Body: mail.BytesBody([]byte("x"))}); !errors.Is(err, ErrInvalidID) {
 			t.Errorf("Put(id %q) = %v, want ErrInvalidID", id, err)
 		}
 		if err := <-q.Delete(id); !errors.Is(err, ErrInvalidID) {
 			t.Errorf("Delete(%q) = %v, want ErrInvalidID", id, err)
 		}
 	}
-	if err := q.Put(ctx, nil, nil); err == nil {
+	if err := q.Put(ctx, nil); err == nil {
 		t.Error("Put(nil envelope) succeeded")
 	}
 	if err := <-q.Update(nil); err == nil {
@@ -163,18 +163,27 @@ func TestPutTransferOnce(t *testing.T) {
 	}
 	defer q.Close()
 	env := &mail.Envelope{ID: "T1", From: "a@x", Recipients: []*mail.Recipient{{Addr: "b@y", State: mail.StatePending}}}
-	dup, err := q.PutTransfer(context.Background(), env, []byte("body"))
+	dup, err := q.PutTransfer(context.Background(), &mail.Message{Envelope: env, Body: mail.BytesBody("body")})
 	if err != nil || dup {
 		t.Fatalf("first PutTransfer = %v, %v", dup, err)
 	}
 	if err := <-q.Delete("T1"); err != nil {
 		t.Fatal(err)
 	}
-	dup, err = q.PutTransfer(context.Background(), env, []byte("body"))
+	dup, err = q.PutTransfer(context.Background(), &mail.Message{Envelope: env, Body: mail.BytesBody("body")})
 	if err != nil || !dup {
 		t.Fatalf("repeated PutTransfer = %v, %v; want duplicate", dup, err)
 	}
 	if _, err := q.Envelope("T1"); !errors.Is(err, mail.ErrNotFound) {
 		t.Fatalf("the repeated transfer was stored again: %v", err)
 	}
+}
+
+// queueBody reads the stored body of id as bytes.
+func queueBody(q *QueueStore, id string) ([]byte, error) {
+	b, err := q.Body(id)
+	if err != nil {
+		return nil, err
+	}
+	return mail.ReadBody(b)
 }

@@ -91,6 +91,9 @@ type Result struct {
 	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"` // RFC 3463 enhanced status code
 	Text          string                 `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
 	RemoteMta     string                 `protobuf:"bytes,4,opt,name=remote_mta,json=remoteMta,proto3" json:"remote_mta,omitempty"`
+	Rcpt          int32                  `protobuf:"varint,5,opt,name=rcpt,proto3" json:"rcpt,omitempty"`                           // the recipient's key (mail.Recipient.Key)
+	MessageId     string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"` // Local Delivery: the id the message got in the mailbox
+	Duplicate     bool                   `protobuf:"varint,7,opt,name=duplicate,proto3" json:"duplicate,omitempty"`                 // Local Delivery: it was stored before (a repeated delivery)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -153,6 +156,27 @@ func (x *Result) GetRemoteMta() string {
 	return ""
 }
 
+func (x *Result) GetRcpt() int32 {
+	if x != nil {
+		return x.Rcpt
+	}
+	return 0
+}
+
+func (x *Result) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *Result) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
 // Error tells a caller what kind of failure happened without sending it
 // internal details it could show to a client.
 type Error struct {
@@ -207,25 +231,234 @@ func (x *Error) GetText() string {
 	return ""
 }
 
-// Deliver is Local Delivery of one queued message to one account: the
-// partition's owner stores it at once (it is not queued there) and answers
-// DeliverResult. queue_id + recipient is the idempotency key.
-type Deliver struct {
+// Recipient is one recipient of an attempt (mail.Recipient without its
+// queue state).
+type Recipient struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           int32                  `protobuf:"varint,1,opt,name=key,proto3" json:"key,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Account       string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Notify        []string               `protobuf:"bytes,4,rep,name=notify,proto3" json:"notify,omitempty"`
+	Orcpt         string                 `protobuf:"bytes,5,opt,name=orcpt,proto3" json:"orcpt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Recipient) Reset() {
+	*x = Recipient{}
+	mi := &file_actors_pb_actors_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Recipient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Recipient) ProtoMessage() {}
+
+func (x *Recipient) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Recipient.ProtoReflect.Descriptor instead.
+func (*Recipient) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Recipient) GetKey() int32 {
+	if x != nil {
+		return x.Key
+	}
+	return 0
+}
+
+func (x *Recipient) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Recipient) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *Recipient) GetNotify() []string {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
+func (x *Recipient) GetOrcpt() string {
+	if x != nil {
+		return x.Orcpt
+	}
+	return ""
+}
+
+// Envelope is the envelope of an attempt (mail.Envelope without queue
+// state): the recipients are the ones attempted.
+type Envelope struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
-	QueueId          string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
-	Recipient        string                 `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	Account          string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
-	Raw              []byte                 `protobuf:"bytes,4,opt,name=raw,proto3" json:"raw,omitempty"`
-	ReceivedUnixNano int64                  `protobuf:"varint,5,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
-	Folder           string                 `protobuf:"bytes,6,opt,name=folder,proto3" json:"folder,omitempty"`
-	Sender           string                 `protobuf:"bytes,7,opt,name=sender,proto3" json:"sender,omitempty"`
+	Id               string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	From             string                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	Recipients       []*Recipient           `protobuf:"bytes,3,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	EnvId            string                 `protobuf:"bytes,4,opt,name=env_id,json=envId,proto3" json:"env_id,omitempty"`
+	Ret              string                 `protobuf:"bytes,5,opt,name=ret,proto3" json:"ret,omitempty"`
+	Smtputf8         bool                   `protobuf:"varint,6,opt,name=smtputf8,proto3" json:"smtputf8,omitempty"`
+	Body8Bit         bool                   `protobuf:"varint,7,opt,name=body8bit,proto3" json:"body8bit,omitempty"`
+	ReceivedUnixNano int64                  `protobuf:"varint,8,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	Source           string                 `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	Auth             string                 `protobuf:"bytes,10,opt,name=auth,proto3" json:"auth,omitempty"`
+	ClientIp         string                 `protobuf:"bytes,11,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	Helo             string                 `protobuf:"bytes,12,opt,name=helo,proto3" json:"helo,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
 
+func (x *Envelope) Reset() {
+	*x = Envelope{}
+	mi := &file_actors_pb_actors_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Envelope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Envelope) ProtoMessage() {}
+
+func (x *Envelope) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
+func (*Envelope) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Envelope) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Envelope) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Envelope) GetRecipients() []*Recipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *Envelope) GetEnvId() string {
+	if x != nil {
+		return x.EnvId
+	}
+	return ""
+}
+
+func (x *Envelope) GetRet() string {
+	if x != nil {
+		return x.Ret
+	}
+	return ""
+}
+
+func (x *Envelope) GetSmtputf8() bool {
+	if x != nil {
+		return x.Smtputf8
+	}
+	return false
+}
+
+func (x *Envelope) GetBody8Bit() bool {
+	if x != nil {
+		return x.Body8Bit
+	}
+	return false
+}
+
+func (x *Envelope) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *Envelope) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Envelope) GetAuth() string {
+	if x != nil {
+		return x.Auth
+	}
+	return ""
+}
+
+func (x *Envelope) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *Envelope) GetHelo() string {
+	if x != nil {
+		return x.Helo
+	}
+	return ""
+}
+
+// Deliver is Local Delivery of one attempt of a queued message to
+// recipients that are all one account (a mail.Message): the partition's
+// owner stores it at once (it is not queued there) and answers
+// DeliverResult. The queue id and each recipient's address form the
+// idempotency key of its append.
+type Deliver struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelope      *Envelope              `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
 func (x *Deliver) Reset() {
 	*x = Deliver{}
-	mi := &file_actors_pb_actors_proto_msgTypes[2]
+	mi := &file_actors_pb_actors_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +470,7 @@ func (x *Deliver) String() string {
 func (*Deliver) ProtoMessage() {}
 
 func (x *Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[2]
+	mi := &file_actors_pb_actors_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,73 +483,37 @@ func (x *Deliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deliver.ProtoReflect.Descriptor instead.
 func (*Deliver) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{2}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *Deliver) GetQueueId() string {
+func (x *Deliver) GetEnvelope() *Envelope {
 	if x != nil {
-		return x.QueueId
-	}
-	return ""
-}
-
-func (x *Deliver) GetRecipient() string {
-	if x != nil {
-		return x.Recipient
-	}
-	return ""
-}
-
-func (x *Deliver) GetAccount() string {
-	if x != nil {
-		return x.Account
-	}
-	return ""
-}
-
-func (x *Deliver) GetRaw() []byte {
-	if x != nil {
-		return x.Raw
+		return x.Envelope
 	}
 	return nil
 }
 
-func (x *Deliver) GetReceivedUnixNano() int64 {
+func (x *Deliver) GetBody() []byte {
 	if x != nil {
-		return x.ReceivedUnixNano
+		return x.Body
 	}
-	return 0
+	return nil
 }
 
-func (x *Deliver) GetFolder() string {
-	if x != nil {
-		return x.Folder
-	}
-	return ""
-}
-
-func (x *Deliver) GetSender() string {
-	if x != nil {
-		return x.Sender
-	}
-	return ""
-}
-
+// DeliverResult has one result per recipient of the Deliver, each naming
+// its recipient's key.
 type DeliverResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
-	Recipient     string                 `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	Result        *Result                `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
-	MessageId     string                 `protobuf:"bytes,4,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	Duplicate     bool                   `protobuf:"varint,5,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
-	Partition     int32                  `protobuf:"varint,6,opt,name=partition,proto3" json:"partition,omitempty"`
+	Results       []*Result              `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeliverResult) Reset() {
 	*x = DeliverResult{}
-	mi := &file_actors_pb_actors_proto_msgTypes[3]
+	mi := &file_actors_pb_actors_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +525,7 @@ func (x *DeliverResult) String() string {
 func (*DeliverResult) ProtoMessage() {}
 
 func (x *DeliverResult) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[3]
+	mi := &file_actors_pb_actors_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +538,7 @@ func (x *DeliverResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResult.ProtoReflect.Descriptor instead.
 func (*DeliverResult) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{3}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeliverResult) GetQueueId() string {
@@ -351,32 +548,11 @@ func (x *DeliverResult) GetQueueId() string {
 	return ""
 }
 
-func (x *DeliverResult) GetRecipient() string {
+func (x *DeliverResult) GetResults() []*Result {
 	if x != nil {
-		return x.Recipient
-	}
-	return ""
-}
-
-func (x *DeliverResult) GetResult() *Result {
-	if x != nil {
-		return x.Result
+		return x.Results
 	}
 	return nil
-}
-
-func (x *DeliverResult) GetMessageId() string {
-	if x != nil {
-		return x.MessageId
-	}
-	return ""
-}
-
-func (x *DeliverResult) GetDuplicate() bool {
-	if x != nil {
-		return x.Duplicate
-	}
-	return false
 }
 
 func (x *DeliverResult) GetPartition() int32 {
@@ -396,7 +572,7 @@ type Resolve struct {
 
 func (x *Resolve) Reset() {
 	*x = Resolve{}
-	mi := &file_actors_pb_actors_proto_msgTypes[4]
+	mi := &file_actors_pb_actors_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -408,7 +584,7 @@ func (x *Resolve) String() string {
 func (*Resolve) ProtoMessage() {}
 
 func (x *Resolve) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[4]
+	mi := &file_actors_pb_actors_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -421,7 +597,7 @@ func (x *Resolve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resolve.ProtoReflect.Descriptor instead.
 func (*Resolve) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{4}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Resolve) GetAddress() string {
@@ -441,7 +617,7 @@ type ResolveResult struct {
 
 func (x *ResolveResult) Reset() {
 	*x = ResolveResult{}
-	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +629,7 @@ func (x *ResolveResult) String() string {
 func (*ResolveResult) ProtoMessage() {}
 
 func (x *ResolveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +642,7 @@ func (x *ResolveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResult.ProtoReflect.Descriptor instead.
 func (*ResolveResult) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{5}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResolveResult) GetAccount() string {
@@ -499,7 +675,7 @@ type AccountRecord struct {
 
 func (x *AccountRecord) Reset() {
 	*x = AccountRecord{}
-	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +687,7 @@ func (x *AccountRecord) String() string {
 func (*AccountRecord) ProtoMessage() {}
 
 func (x *AccountRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +700,7 @@ func (x *AccountRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRecord.ProtoReflect.Descriptor instead.
 func (*AccountRecord) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{6}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AccountRecord) GetAddress() string {
@@ -594,7 +770,7 @@ type SetAccountRules struct {
 
 func (x *SetAccountRules) Reset() {
 	*x = SetAccountRules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +782,7 @@ func (x *SetAccountRules) String() string {
 func (*SetAccountRules) ProtoMessage() {}
 
 func (x *SetAccountRules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +795,7 @@ func (x *SetAccountRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccountRules.ProtoReflect.Descriptor instead.
 func (*SetAccountRules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetAccountRules) GetAddress() string {
@@ -645,7 +821,7 @@ type CreateAccount struct {
 
 func (x *CreateAccount) Reset() {
 	*x = CreateAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +833,7 @@ func (x *CreateAccount) String() string {
 func (*CreateAccount) ProtoMessage() {}
 
 func (x *CreateAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +846,7 @@ func (x *CreateAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccount.ProtoReflect.Descriptor instead.
 func (*CreateAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateAccount) GetAccount() *AccountRecord {
@@ -689,7 +865,7 @@ type GetAccount struct {
 
 func (x *GetAccount) Reset() {
 	*x = GetAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +877,7 @@ func (x *GetAccount) String() string {
 func (*GetAccount) ProtoMessage() {}
 
 func (x *GetAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +890,7 @@ func (x *GetAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccount.ProtoReflect.Descriptor instead.
 func (*GetAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetAccount) GetAddress() string {
@@ -733,7 +909,7 @@ type DeleteAccount struct {
 
 func (x *DeleteAccount) Reset() {
 	*x = DeleteAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +921,7 @@ func (x *DeleteAccount) String() string {
 func (*DeleteAccount) ProtoMessage() {}
 
 func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +934,7 @@ func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccount.ProtoReflect.Descriptor instead.
 func (*DeleteAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteAccount) GetAddress() string {
@@ -776,7 +952,7 @@ type ListAccounts struct {
 
 func (x *ListAccounts) Reset() {
 	*x = ListAccounts{}
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +964,7 @@ func (x *ListAccounts) String() string {
 func (*ListAccounts) ProtoMessage() {}
 
 func (x *ListAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +977,7 @@ func (x *ListAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccounts.ProtoReflect.Descriptor instead.
 func (*ListAccounts) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
 }
 
 type SetAlias struct {
@@ -814,7 +990,7 @@ type SetAlias struct {
 
 func (x *SetAlias) Reset() {
 	*x = SetAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +1002,7 @@ func (x *SetAlias) String() string {
 func (*SetAlias) ProtoMessage() {}
 
 func (x *SetAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +1015,7 @@ func (x *SetAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAlias.ProtoReflect.Descriptor instead.
 func (*SetAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetAlias) GetAlias() string {
@@ -865,7 +1041,7 @@ type DeleteAlias struct {
 
 func (x *DeleteAlias) Reset() {
 	*x = DeleteAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1053,7 @@ func (x *DeleteAlias) String() string {
 func (*DeleteAlias) ProtoMessage() {}
 
 func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1066,7 @@ func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlias.ProtoReflect.Descriptor instead.
 func (*DeleteAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteAlias) GetAlias() string {
@@ -911,7 +1087,7 @@ type AccountReply struct {
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1099,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1112,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AccountReply) GetAccount() *AccountRecord {
@@ -973,7 +1149,7 @@ type MessageInfo struct {
 
 func (x *MessageInfo) Reset() {
 	*x = MessageInfo{}
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1161,7 @@ func (x *MessageInfo) String() string {
 func (*MessageInfo) ProtoMessage() {}
 
 func (x *MessageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1174,7 @@ func (x *MessageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInfo.ProtoReflect.Descriptor instead.
 func (*MessageInfo) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MessageInfo) GetId() string {
@@ -1046,7 +1222,7 @@ type ListMessages struct {
 
 func (x *ListMessages) Reset() {
 	*x = ListMessages{}
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1234,7 @@ func (x *ListMessages) String() string {
 func (*ListMessages) ProtoMessage() {}
 
 func (x *ListMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1247,7 @@ func (x *ListMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessages.ProtoReflect.Descriptor instead.
 func (*ListMessages) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListMessages) GetAccount() string {
@@ -1098,7 +1274,7 @@ type MessagesReply struct {
 
 func (x *MessagesReply) Reset() {
 	*x = MessagesReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1286,7 @@ func (x *MessagesReply) String() string {
 func (*MessagesReply) ProtoMessage() {}
 
 func (x *MessagesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1299,7 @@ func (x *MessagesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesReply.ProtoReflect.Descriptor instead.
 func (*MessagesReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MessagesReply) GetMessages() []*MessageInfo {
@@ -1150,7 +1326,7 @@ type GetRaw struct {
 
 func (x *GetRaw) Reset() {
 	*x = GetRaw{}
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1338,7 @@ func (x *GetRaw) String() string {
 func (*GetRaw) ProtoMessage() {}
 
 func (x *GetRaw) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1351,7 @@ func (x *GetRaw) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRaw.ProtoReflect.Descriptor instead.
 func (*GetRaw) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRaw) GetAccount() string {
@@ -1202,7 +1378,7 @@ type RawReply struct {
 
 func (x *RawReply) Reset() {
 	*x = RawReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1390,7 @@ func (x *RawReply) String() string {
 func (*RawReply) ProtoMessage() {}
 
 func (x *RawReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1403,7 @@ func (x *RawReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawReply.ProtoReflect.Descriptor instead.
 func (*RawReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RawReply) GetRaw() []byte {
@@ -1258,7 +1434,7 @@ type Rules struct {
 
 func (x *Rules) Reset() {
 	*x = Rules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1446,7 @@ func (x *Rules) String() string {
 func (*Rules) ProtoMessage() {}
 
 func (x *Rules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1459,7 @@ func (x *Rules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rules.ProtoReflect.Descriptor instead.
 func (*Rules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Rules) GetScope() string {
@@ -1316,7 +1492,7 @@ type GetRules struct {
 
 func (x *GetRules) Reset() {
 	*x = GetRules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1504,7 @@ func (x *GetRules) String() string {
 func (*GetRules) ProtoMessage() {}
 
 func (x *GetRules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1517,7 @@ func (x *GetRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRules.ProtoReflect.Descriptor instead.
 func (*GetRules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRules) GetScope() string {
@@ -1360,7 +1536,7 @@ type RulesAck struct {
 
 func (x *RulesAck) Reset() {
 	*x = RulesAck{}
-	mi := &file_actors_pb_actors_proto_msgTypes[22]
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1548,7 @@ func (x *RulesAck) String() string {
 func (*RulesAck) ProtoMessage() {}
 
 func (x *RulesAck) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[22]
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1561,7 @@ func (x *RulesAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulesAck.ProtoReflect.Descriptor instead.
 func (*RulesAck) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{22}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RulesAck) GetVersion() int64 {
@@ -1411,7 +1587,7 @@ type Introspect struct {
 
 func (x *Introspect) Reset() {
 	*x = Introspect{}
-	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	mi := &file_actors_pb_actors_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1599,7 @@ func (x *Introspect) String() string {
 func (*Introspect) ProtoMessage() {}
 
 func (x *Introspect) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	mi := &file_actors_pb_actors_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1612,7 @@ func (x *Introspect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Introspect.ProtoReflect.Descriptor instead.
 func (*Introspect) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{23}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Introspect) GetKind() string {
@@ -1477,7 +1653,7 @@ type IntrospectReply struct {
 
 func (x *IntrospectReply) Reset() {
 	*x = IntrospectReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	mi := &file_actors_pb_actors_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1665,7 @@ func (x *IntrospectReply) String() string {
 func (*IntrospectReply) ProtoMessage() {}
 
 func (x *IntrospectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	mi := &file_actors_pb_actors_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1678,7 @@ func (x *IntrospectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectReply.ProtoReflect.Descriptor instead.
 func (*IntrospectReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{24}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *IntrospectReply) GetJson() []byte {
@@ -1523,13 +1699,17 @@ var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
-	"\x16actors/pb/actors.proto\x12\rhoming.actors\"g\n" +
+	"\x16actors/pb/actors.proto\x12\rhoming.actors\"\xb8\x01\n" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
 	"\x04text\x18\x03 \x01(\tR\x04text\x12\x1d\n" +
 	"\n" +
-	"remote_mta\x18\x04 \x01(\tR\tremoteMta\"\xa7\x01\n" +
+	"remote_mta\x18\x04 \x01(\tR\tremoteMta\x12\x12\n" +
+	"\x04rcpt\x18\x05 \x01(\x05R\x04rcpt\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xa7\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"[\n" +
@@ -1540,23 +1720,36 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06EXISTS\x10\x02\x12\x10\n" +
 	"\fNO_SUCH_USER\x10\x03\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x04\x12\v\n" +
-	"\aINVALID\x10\x05\"\xcc\x01\n" +
-	"\aDeliver\x12\x19\n" +
-	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x1c\n" +
-	"\trecipient\x18\x02 \x01(\tR\trecipient\x12\x18\n" +
-	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x10\n" +
-	"\x03raw\x18\x04 \x01(\fR\x03raw\x12,\n" +
-	"\x12received_unix_nano\x18\x05 \x01(\x03R\x10receivedUnixNano\x12\x16\n" +
-	"\x06folder\x18\x06 \x01(\tR\x06folder\x12\x16\n" +
-	"\x06sender\x18\a \x01(\tR\x06sender\"\xd2\x01\n" +
-	"\rDeliverResult\x12\x19\n" +
-	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x1c\n" +
-	"\trecipient\x18\x02 \x01(\tR\trecipient\x12-\n" +
-	"\x06result\x18\x03 \x01(\v2\x15.homing.actors.ResultR\x06result\x12\x1d\n" +
+	"\aINVALID\x10\x05\"\x7f\n" +
+	"\tRecipient\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06notify\x18\x04 \x03(\tR\x06notify\x12\x14\n" +
+	"\x05orcpt\x18\x05 \x01(\tR\x05orcpt\"\xd4\x02\n" +
+	"\bEnvelope\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x128\n" +
 	"\n" +
-	"message_id\x18\x04 \x01(\tR\tmessageId\x12\x1c\n" +
-	"\tduplicate\x18\x05 \x01(\bR\tduplicate\x12\x1c\n" +
-	"\tpartition\x18\x06 \x01(\x05R\tpartition\"#\n" +
+	"recipients\x18\x03 \x03(\v2\x18.homing.actors.RecipientR\n" +
+	"recipients\x12\x15\n" +
+	"\x06env_id\x18\x04 \x01(\tR\x05envId\x12\x10\n" +
+	"\x03ret\x18\x05 \x01(\tR\x03ret\x12\x1a\n" +
+	"\bsmtputf8\x18\x06 \x01(\bR\bsmtputf8\x12\x1a\n" +
+	"\bbody8bit\x18\a \x01(\bR\bbody8bit\x12,\n" +
+	"\x12received_unix_nano\x18\b \x01(\x03R\x10receivedUnixNano\x12\x16\n" +
+	"\x06source\x18\t \x01(\tR\x06source\x12\x12\n" +
+	"\x04auth\x18\n" +
+	" \x01(\tR\x04auth\x12\x1b\n" +
+	"\tclient_ip\x18\v \x01(\tR\bclientIp\x12\x12\n" +
+	"\x04helo\x18\f \x01(\tR\x04helo\"R\n" +
+	"\aDeliver\x123\n" +
+	"\benvelope\x18\x01 \x01(\v2\x17.homing.actors.EnvelopeR\benvelope\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"y\n" +
+	"\rDeliverResult\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12/\n" +
+	"\aresults\x18\x02 \x03(\v2\x15.homing.actors.ResultR\aresults\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\"#\n" +
 	"\aResolve\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"U\n" +
 	"\rResolveResult\x12\x18\n" +
@@ -1642,52 +1835,56 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),         // 0: homing.actors.Error.Kind
 	(*Result)(nil),          // 1: homing.actors.Result
 	(*Error)(nil),           // 2: homing.actors.Error
-	(*Deliver)(nil),         // 3: homing.actors.Deliver
-	(*DeliverResult)(nil),   // 4: homing.actors.DeliverResult
-	(*Resolve)(nil),         // 5: homing.actors.Resolve
-	(*ResolveResult)(nil),   // 6: homing.actors.ResolveResult
-	(*AccountRecord)(nil),   // 7: homing.actors.AccountRecord
-	(*SetAccountRules)(nil), // 8: homing.actors.SetAccountRules
-	(*CreateAccount)(nil),   // 9: homing.actors.CreateAccount
-	(*GetAccount)(nil),      // 10: homing.actors.GetAccount
-	(*DeleteAccount)(nil),   // 11: homing.actors.DeleteAccount
-	(*ListAccounts)(nil),    // 12: homing.actors.ListAccounts
-	(*SetAlias)(nil),        // 13: homing.actors.SetAlias
-	(*DeleteAlias)(nil),     // 14: homing.actors.DeleteAlias
-	(*AccountReply)(nil),    // 15: homing.actors.AccountReply
-	(*MessageInfo)(nil),     // 16: homing.actors.MessageInfo
-	(*ListMessages)(nil),    // 17: homing.actors.ListMessages
-	(*MessagesReply)(nil),   // 18: homing.actors.MessagesReply
-	(*GetRaw)(nil),          // 19: homing.actors.GetRaw
-	(*RawReply)(nil),        // 20: homing.actors.RawReply
-	(*Rules)(nil),           // 21: homing.actors.Rules
-	(*GetRules)(nil),        // 22: homing.actors.GetRules
-	(*RulesAck)(nil),        // 23: homing.actors.RulesAck
-	(*Introspect)(nil),      // 24: homing.actors.Introspect
-	(*IntrospectReply)(nil), // 25: homing.actors.IntrospectReply
+	(*Recipient)(nil),       // 3: homing.actors.Recipient
+	(*Envelope)(nil),        // 4: homing.actors.Envelope
+	(*Deliver)(nil),         // 5: homing.actors.Deliver
+	(*DeliverResult)(nil),   // 6: homing.actors.DeliverResult
+	(*Resolve)(nil),         // 7: homing.actors.Resolve
+	(*ResolveResult)(nil),   // 8: homing.actors.ResolveResult
+	(*AccountRecord)(nil),   // 9: homing.actors.AccountRecord
+	(*SetAccountRules)(nil), // 10: homing.actors.SetAccountRules
+	(*CreateAccount)(nil),   // 11: homing.actors.CreateAccount
+	(*GetAccount)(nil),      // 12: homing.actors.GetAccount
+	(*DeleteAccount)(nil),   // 13: homing.actors.DeleteAccount
+	(*ListAccounts)(nil),    // 14: homing.actors.ListAccounts
+	(*SetAlias)(nil),        // 15: homing.actors.SetAlias
+	(*DeleteAlias)(nil),     // 16: homing.actors.DeleteAlias
+	(*AccountReply)(nil),    // 17: homing.actors.AccountReply
+	(*MessageInfo)(nil),     // 18: homing.actors.MessageInfo
+	(*ListMessages)(nil),    // 19: homing.actors.ListMessages
+	(*MessagesReply)(nil),   // 20: homing.actors.MessagesReply
+	(*GetRaw)(nil),          // 21: homing.actors.GetRaw
+	(*RawReply)(nil),        // 22: homing.actors.RawReply
+	(*Rules)(nil),           // 23: homing.actors.Rules
+	(*GetRules)(nil),        // 24: homing.actors.GetRules
+	(*RulesAck)(nil),        // 25: homing.actors.RulesAck
+	(*Introspect)(nil),      // 26: homing.actors.Introspect
+	(*IntrospectReply)(nil), // 27: homing.actors.IntrospectReply
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
-	1,  // 1: homing.actors.DeliverResult.result:type_name -> homing.actors.Result
-	2,  // 2: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
-	7,  // 3: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
-	7,  // 4: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
-	7,  // 5: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
-	2,  // 6: homing.actors.AccountReply.error:type_name -> homing.actors.Error
-	16, // 7: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
-	2,  // 8: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
-	2,  // 9: homing.actors.RawReply.error:type_name -> homing.actors.Error
-	2,  // 10: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	3,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
+	4,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
+	1,  // 3: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
+	2,  // 4: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
+	9,  // 5: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
+	9,  // 6: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
+	9,  // 7: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
+	2,  // 8: homing.actors.AccountReply.error:type_name -> homing.actors.Error
+	18, // 9: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
+	2,  // 10: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
+	2,  // 11: homing.actors.RawReply.error:type_name -> homing.actors.Error
+	2,  // 12: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -1701,7 +1898,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

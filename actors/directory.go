@@ -1,0 +1,126 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+)
+
+// Directory answers which addresses are local accounts, asking the actor of
+// the address's partition (an alias lives in the partition of the alias
+// address). It satisfies smtp.Directory.
+//
+// It remembers the addresses it found (a bounded map). An answer younger
+// than the cache TTL is used without asking again (on a frontend every
+// RCPT would otherwise be a round trip to a backend). When the partition's
+// owner cannot answer (a frontend cut off from the backends, a handoff), an
+// address known to exist is still accepted, however old the answer: the
+// message waits in this node's queue until the owner answers. An address
+// never seen gets 451 4.4.3. So a real account is never rejected, and
+// nothing accepted is lost (if the account was deleted meanwhile, the
+// sender gets a DSN).
+type Directory struct {
+	domains map[string]bool
+	parts   int
+	place   Placement
+	root    *actor.RootContext
+	timeout time.Duration
+
+	ttl   time.Duration
+	now   func() time.Time
+	mu    sync.Mutex
+	known map[string]knownAddress // last positive answers
+}
+
+type knownAddress struct {
+	account string
+	at      time.Time
+}
+
+// maxKnown bounds the Directory's memory of positive answers.
+const maxKnown = 100_000
+
+func (d *Directory) remember(addr, account string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known == nil {
+		d.known = map[string]knownAddress{}
+	}
+	if _, ok := d.known[addr]; !ok && len(d.known) >= maxKnown {
+		for k := range d.known { // drop an arbitrary entry
+			delete(d.known, k)
+			break
+		}
+	}
+	d.known[addr] = knownAddress{account: account, at: d.now()}
+}
+
+func (d *Directory) forget(addr string) {
+	d.mu.Lock()
+	delete(d.known, addr)
+	d.mu.Unlock()
+}
+
+// recall returns the remembered account of addr and whether the answer is
+// still fresh.
+func (d *Directory) recall(addr string) (account string, known, fresh bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k, ok := d.known[addr]
+	return k.account, ok, ok && d.now().Sub(k.at) < d.ttl
+}
+
+// IsLocalDomain implements smtp.Directory.
+func (d *Directory) IsLocalDomain(domain string) bool {
+	return d.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+}
+
+// Domains returns the local domains.
+func (d *Directory) Domains() []string {
+	out := make([]string, 0, len(d.domains))
+	for k := range d.domains {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Resolve implements smtp.Directory.
+func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
+	addr = strings.ToLower(addr)
+	if a, _, fresh := d.recall(addr); fresh {
+		return a, nil
+	}
+	account, err := d.ask(ctx, addr)
+	switch {
+	case err == nil:
+		d.remember(addr, account)
+		return account, nil
+	case errors.Is(err, mail.ErrNoSuchUser):
+		d.forget(addr)
+		return "", err
+	default:
+		if a, known, _ := d.recall(addr); known {
+			return a, nil
+		}
+		return "", err
+	}
+}
+
+func (d *Directory) ask(ctx context.Context, addr string) (string, error) {
+	pid, err := d.place.PartitionPID(mail.PartitionOf(addr, d.parts))
+	if err != nil {
+		return "", err
+	}
+	reply, err := request[*pb.ResolveResult](ctx, d.root, pid, &pb.Resolve{Address: addr}, d.timeout)
+	if err != nil {
+		return "", err
+	}
+	return reply.Account, goError(reply.Error)
+}

@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
+)
+
+// Every conversion between Homing's types and the protobuf messages that
+// cross the cluster channel (package pb) is in this file.
+
+// pbError turns an error into the wire form, keeping only its kind and a
+// short text.
+func pbError(err error) *pb.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mail.ErrNoSuchUser):
+		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
+	case errors.Is(err, mail.ErrNotFound):
+		return &pb.Error{Kind: pb.Error_NOT_FOUND, Text: err.Error()}
+	case errors.Is(err, mail.ErrExists):
+		return &pb.Error{Kind: pb.Error_EXISTS, Text: err.Error()}
+	case !mail.IsTemporary(err):
+		return &pb.Error{Kind: pb.Error_INVALID, Text: err.Error()}
+	default:
+		return &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
+	}
+}
+
+// goError turns the wire form back into an error that errors.Is can test.
+func goError(e *pb.Error) error {
+	if e == nil || e.Kind == pb.Error_NONE {
+		return nil
+	}
+	switch e.Kind {
+	case pb.Error_NO_SUCH_USER:
+		return fmt.Errorf("%w: %s", mail.ErrNoSuchUser, e.Text)
+	case pb.Error_NOT_FOUND:
+		return fmt.Errorf("%w: %s", mail.ErrNotFound, e.Text)
+	case pb.Error_EXISTS:
+		return fmt.Errorf("%w: %s", mail.ErrExists, e.Text)
+	case pb.Error_INVALID:
+		return fmt.Errorf("%w: %s", mail.ErrInvalid, e.Text)
+	default:
+		return fmt.Errorf("%w: %s", mail.ErrUnavailable, e.Text)
+	}
+}
+
+func pbResult(r mail.Result) *pb.Result {
+	return &pb.Result{Rcpt: int32(r.Rcpt), Code: int32(r.Code), Status: string(r.Status), Text: r.Text, RemoteMta: r.RemoteMTA}
+}
+
+// mailResults are the results of a DeliverResult; a recipient of want the
+// answer does not name gets a temporary failure.
+func mailResults(dr *pb.DeliverResult, want []*mail.Recipient) []mail.Result {
+	got := make(map[int]*pb.Result, len(dr.GetResults()))
+	for _, r := range dr.GetResults() {
+		got[int(r.Rcpt)] = r
+	}
+	out := make([]mail.Result, 0, len(want))
+	for _, rc := range want {
+		r := got[rc.Key]
+		if r == nil {
+			out = append(out, mail.Result{Rcpt: rc.Key, Code: 451, Status: mail.StatusLocalError, Text: "no result for this recipient"})
+			continue
+		}
+		out = append(out, mail.Result{Rcpt: rc.Key, Code: int(r.Code), Status: mail.Status(r.Status), Text: r.Text, RemoteMTA: r.RemoteMta})
+	}
+	return out
+}
+
+// pbDeliver is the Local Delivery of msg (an attempt for recipients of one
+// account).
+func pbDeliver(msg *mail.Message) (*pb.Deliver, error) {
+	body, err := mail.ReadBody(msg.Body)
+	if err != nil {
+		return nil, err
+	}
+	env := msg.Envelope
+	out := &pb.Deliver{Body: body, Envelope: &pb.Envelope{
+		Id: env.ID, From: env.From, EnvId: env.EnvID, Ret: string(env.Ret), Smtputf8: env.SMTPUTF8,
+		Body8Bit: env.Body8Bit, ReceivedUnixNano: env.Received.UnixNano(), Source: string(env.Source),
+		Auth: env.Auth, ClientIp: env.ClientIP, Helo: env.HELO,
+	}}
+	for _, r := range env.Recipients {
+		pr := &pb.Recipient{Key: int32(r.Key), Address: r.Addr, Account: r.Account, Orcpt: r.ORcpt}
+		for _, n := range r.Notify {
+			pr.Notify = append(pr.Notify, string(n))
+		}
+		out.Envelope.Recipients = append(out.Envelope.Recipients, pr)
+	}
+	return out, nil
+}
+
+// mailMessage is the Message a Deliver carries.
+func mailMessage(d *pb.Deliver) *mail.Message {
+	e := d.GetEnvelope()
+	env := &mail.Envelope{
+		ID: e.GetId(), From: e.GetFrom(), EnvID: e.GetEnvId(), Ret: mail.Return(e.GetRet()), SMTPUTF8: e.GetSmtputf8(),
+		Body8Bit: e.GetBody8Bit(), Received: time.Unix(0, e.GetReceivedUnixNano()), Source: mail.Source(e.GetSource()),
+		Auth: e.GetAuth(), ClientIP: e.GetClientIp(), HELO: e.GetHelo(), Size: int64(len(d.GetBody())),
+	}
+	for _, r := range e.GetRecipients() {
+		mr := &mail.Recipient{Key: int(r.Key), Addr: r.Address, Account: r.Account, ORcpt: r.Orcpt, State: mail.StatePending}
+		for _, n := range r.Notify {
+			mr.Notify = append(mr.Notify, mail.Notify(n))
+		}
+		env.Recipients = append(env.Recipients, mr)
+	}
+	return &mail.Message{Envelope: env, Body: mail.BytesBody(d.GetBody())}
+}
+
+// deliverResult answers d with one result per recipient.
+func deliverResult(d *pb.Deliver, partition int, results []*pb.Result) *pb.DeliverResult {
+	return &pb.DeliverResult{QueueId: d.GetEnvelope().GetId(), Partition: int32(partition), Results: results}
+}
+
+// deliverFailure answers every recipient of d with res.
+func deliverFailure(d *pb.Deliver, partition int, res mail.Result) *pb.DeliverResult {
+	out := deliverResult(d, partition, nil)
+	for _, r := range d.GetEnvelope().GetRecipients() {
+		res.Rcpt = int(r.Key)
+		out.Results = append(out.Results, pbResult(res))
+	}
+	return out
+}
+
+// pbAccount is an account record as the admin layer sees it.
+func pbAccount(a storage.Account, partition int, used int64, messages int) *pb.AccountRecord {
+	return &pb.AccountRecord{
+		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
+		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(partition), Rules: a.Rules,
+		UsedBytes: used, Messages: int64(messages),
+	}
+}
+
+// storageAccount is the record a CreateAccount asks for.
+func storageAccount(a *pb.AccountRecord, address string) storage.Account {
+	return storage.Account{
+		Address:      address,
+		PasswordHash: a.GetPasswordHash(),
+		QuotaBytes:   a.GetQuotaBytes(),
+		Created:      time.Unix(0, a.GetCreatedUnixNano()),
+	}
+}
+
+// pbMessageInfo is a mailbox listing entry.
+func pbMessageInfo(m storage.MessageInfo) *pb.MessageInfo {
+	return &pb.MessageInfo{Id: m.ID, Folder: m.Folder, Size: m.Size, ReceivedUnixNano: m.Received.UnixNano(), Flags: m.Flags}
+}
+
+// unavailableReply answers an admin request msg that cannot be served now.
+func unavailableReply(msg interface{}, err error) interface{} {
+	e := &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
+	switch msg.(type) {
+	case *pb.Resolve:
+		return &pb.ResolveResult{Error: e}
+	case *pb.ListMessages:
+		return &pb.MessagesReply{Error: e}
+	case *pb.GetRaw:
+		return &pb.RawReply{Error: e}
+	default:
+		return &pb.AccountReply{Error: e}
+	}
+}

@@ -1,0 +1,134 @@
+package mail
+
+import (
+	"bytes"
+	"io"
+)
+
+// Message is the one shape a message has on its way through Homing, from
+// the SMTP session's DATA to the mailbox append or the relay: its envelope
+// and a reference to its bytes. The Enqueuer takes a Message, the queue
+// keeps it, and every delivery attempt is a Message whose envelope lists
+// only the recipients attempted (For); Local Delivery carries it across the
+// cluster channel, and the account actor stores it.
+type Message struct {
+	Envelope *Envelope
+	Body     Body
+}
+
+// For returns the attempt of m for the recipients keys name: a Message
+// with a copy of the envelope that holds only those recipients (in the
+// envelope's order), sharing m's body. Unknown keys are ignored.
+func (m *Message) For(keys ...int) *Message {
+	want := make(map[int]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	env := m.Envelope.Clone()
+	rcpts := env.Recipients[:0]
+	for _, r := range env.Recipients {
+		if want[r.Key] {
+			rcpts = append(rcpts, r)
+		}
+	}
+	env.Recipients = rcpts
+	return &Message{Envelope: env, Body: m.Body}
+}
+
+// Body is the bytes of a message: the RFC 5322 header and body as stored,
+// with the trace fields Homing added. A Body is never changed in place (a
+// rule that adds header fields makes a new one with Prepend), so one Body
+// may be shared by every attempt of a message and read concurrently.
+type Body interface {
+	// Size is the length in bytes.
+	Size() int64
+	// Open returns a reader of the bytes from the start. Each call
+	// returns a new, independent reader.
+	Open() (io.ReadCloser, error)
+}
+
+// BytesBody is a Body held in memory.
+type BytesBody []byte
+
+// Size implements Body.
+func (b BytesBody) Size() int64 { return int64(len(b)) }
+
+// Open implements Body.
+func (b BytesBody) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+
+// ReadBody returns the bytes of b (those of a BytesBody without a copy;
+// the caller must not change them).
+func ReadBody(b Body) ([]byte, error) {
+	switch b := b.(type) {
+	case nil:
+		return nil, nil
+	case BytesBody:
+		return b, nil
+	case *prefixed:
+		rest, err := ReadBody(b.rest)
+		if err != nil {
+			return nil, err
+		}
+		return append(append(make([]byte, 0, len(b.head)+len(rest)), b.head...), rest...), nil
+	}
+	r, err := b.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := make([]byte, 0, b.Size())
+	buf := bytes.NewBuffer(out)
+	if _, err := buf.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Head returns at most n bytes from the start of b: enough of a message to
+// parse its header section without reading its body.
+func Head(b Body, n int) ([]byte, error) {
+	if bb, ok := b.(BytesBody); ok {
+		if len(bb) > n {
+			return bb[:n], nil
+		}
+		return bb, nil
+	}
+	r, err := b.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Prepend returns a Body that is head followed by b (header fields a rule
+// or the account's delivery adds), without copying b.
+func Prepend(head []byte, b Body) Body {
+	if len(head) == 0 {
+		return b
+	}
+	return &prefixed{head: append([]byte(nil), head...), rest: b}
+}
+
+// prefixed is a Body with bytes in front of another.
+type prefixed struct {
+	head []byte
+	rest Body
+}
+
+func (p *prefixed) Size() int64 { return int64(len(p.head)) + p.rest.Size() }
+
+func (p *prefixed) Open() (io.ReadCloser, error) {
+	r, err := p.rest.Open()
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(p.head), r), r}, nil
+}
