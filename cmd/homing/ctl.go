@@ -25,7 +25,7 @@ import (
 	"unicode"
 
 	"github.com/homing-mail/homing/admin"
-	"github.com/homing-mail/homing/cluster"
+	"github.com/homing-mail/homing/mail"
 )
 
 const ctlUsage = `usage: homing ctl [--admin ADDR] [--token TOKEN] [--json] COMMAND [ARGS]
@@ -390,7 +390,7 @@ func ctlOwners(ps []admin.Partition) []ctlOwner {
 }
 
 // ctlRanges writes ids compactly: 0-3,7,9-12.
-func ctlRanges(ids []int) string { return cluster.FormatPartitionSet(ids) }
+func ctlRanges(ids []int) string { return mail.FormatPartitionSet(ids) }
 
 func (c *ctlRun) cmdAccounts(args []string) error {
 	if len(args) > 0 {
