@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // PartitionHost runs partition actors on this node. *actors.System
@@ -98,8 +100,8 @@ func (o *Ownership) apply() {
 			o.mu.Lock()
 			o.moves += len(lose) + len(gain)
 			o.mu.Unlock()
-			o.log.Info("partitions moved", "released", FormatPartitionSet(lose), "taken", FormatPartitionSet(gain),
-				"owned", FormatPartitionSet(owned))
+			o.log.Info("partitions moved", "released", mail.FormatPartitionSet(lose), "taken", mail.FormatPartitionSet(gain),
+				"owned", mail.FormatPartitionSet(owned))
 		}
 	}
 	o.host.RetryLocal()

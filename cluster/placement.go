@@ -5,10 +5,10 @@ import (
 	"hash/fnv"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -60,7 +60,7 @@ func (pl *Placement) Update(members []Member) []int {
 	for _, m := range members {
 		channel[m.Name] = m.Meta.Channel
 		if m.Name == pl.self && m.Meta.HasRole("backend") && m.Meta.Static != "" {
-			selfStatic, _ = ParsePartitionSet(m.Meta.Static, pl.partitions)
+			selfStatic, _ = mail.ParsePartitionSet(m.Meta.Static, pl.partitions)
 		}
 	}
 	var owned []int
@@ -136,7 +136,7 @@ func Assign(partitions int, members []Member) []string {
 			dynamic = append(dynamic, m.Name)
 			continue
 		}
-		set, err := ParsePartitionSet(m.Meta.Static, partitions)
+		set, err := mail.ParsePartitionSet(m.Meta.Static, partitions)
 		if err != nil {
 			continue
 		}
@@ -214,61 +214,4 @@ func score(p int, name string) uint64 {
 	x *= 0x94d049bb133111eb
 	x ^= x >> 31
 	return x
-}
-
-// ParsePartitionSet parses "0-7,12" into sorted partition ids below n.
-func ParsePartitionSet(s string, n int) ([]int, error) {
-	seen := map[int]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return nil, fmt.Errorf("partition set %q: %q is not a number", s, lo)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil {
-				return nil, fmt.Errorf("partition set %q: %q is not a number", s, hi)
-			}
-		}
-		if a < 0 || b >= n || a > b {
-			return nil, fmt.Errorf("partition set %q: %q is outside 0-%d", s, part, n-1)
-		}
-		for p := a; p <= b; p++ {
-			seen[p] = true
-		}
-	}
-	out := make([]int, 0, len(seen))
-	for p := range seen {
-		out = append(out, p)
-	}
-	sort.Ints(out)
-	return out, nil
-}
-
-// FormatPartitionSet writes ids as compact ranges ("0-3,5").
-func FormatPartitionSet(ids []int) string {
-	ids = append([]int(nil), ids...)
-	sort.Ints(ids)
-	var b strings.Builder
-	for i := 0; i < len(ids); {
-		j := i
-		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		if j > i {
-			fmt.Fprintf(&b, "%d-%d", ids[i], ids[j])
-		} else {
-			fmt.Fprintf(&b, "%d", ids[i])
-		}
-		i = j + 1
-	}
-	return b.String()
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/homing-mail/homing/ctl"
 )
 
 func main() {
@@ -21,7 +23,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return runServe(args[1:], stdout, stderr)
 	case "ctl":
-		return runCtl(args[1:], stdout, stderr)
+		return ctl.Main(args[1:], os.Stdin, stdout, stderr, os.Getenv)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
 	case "version":

@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"os"
@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ctlIsTerminalFile reports whether f is a terminal: it has terminal
+// isTerminalFile reports whether f is a terminal: it has terminal
 // attributes (TCGETS answers), which /dev/null and other character devices
 // do not.
-func ctlIsTerminalFile(f *os.File) bool {
+func isTerminalFile(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }

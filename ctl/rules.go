@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 )
 
 // cmdRules: `rules [server|cluster]`, `rules set server|cluster FILE|-`.
-func (c *ctlRun) cmdRules(args []string) error {
+func (c *command) cmdRules(args []string) error {
 	pos, done, err := c.prepare(c.flags("rules"), args, 0, 3, "usage: rules [server|cluster] | rules set server|cluster FILE|-")
 	if err != nil {
 		return err
@@ -38,12 +38,12 @@ func (c *ctlRun) cmdRules(args []string) error {
 		}
 		return c.printRules(rs)
 	default:
-		return ctlUsagef("usage: rules [server|cluster] | rules set server|cluster FILE|-")
+		return usagef("usage: rules [server|cluster] | rules set server|cluster FILE|-")
 	}
 }
 
 // cmdAccountRules: `account-rules ADDR`, `account-rules set ADDR FILE|-`.
-func (c *ctlRun) cmdAccountRules(args []string) error {
+func (c *command) cmdAccountRules(args []string) error {
 	pos, done, err := c.prepare(c.flags("account-rules"), args, 1, 3, "usage: account-rules ADDR | account-rules set ADDR FILE|-")
 	if err != nil {
 		return err
@@ -67,31 +67,12 @@ func (c *ctlRun) cmdAccountRules(args []string) error {
 		}
 		return c.printRules(rs)
 	default:
-		return ctlUsagef("usage: account-rules ADDR | account-rules set ADDR FILE|-")
+		return usagef("usage: account-rules ADDR | account-rules set ADDR FILE|-")
 	}
-}
-
-// cmdPartitions: the partitions whose actors run on the node asked.
-func (c *ctlRun) cmdPartitions(args []string) error {
-	_, done, err := c.prepare(c.flags("partitions"), args, 0, 0, "partitions takes no arguments")
-	if err != nil {
-		return err
-	}
-	defer done()
-	ps, err := c.client.Partitions(c.ctx)
-	if err != nil {
-		return c.describe("partitions", err)
-	}
-	return c.out(ps, func(w io.Writer) {
-		fmt.Fprintln(w, "PARTITION\tOPEN\tACTIVE ACCOUNTS")
-		for _, p := range ps {
-			fmt.Fprintf(w, "%d\t%v\t%d\n", p.ID, p.Open, p.ActiveAccounts)
-		}
-	})
 }
 
 // readInput reads a file, or stdin for "-", as a JSON rule array.
-func (c *ctlRun) readInput(name string) (json.RawMessage, error) {
+func (c *command) readInput(name string) (json.RawMessage, error) {
 	var raw []byte
 	var err error
 	if name == "-" {
@@ -109,7 +90,7 @@ func (c *ctlRun) readInput(name string) (json.RawMessage, error) {
 }
 
 // printRules shows a rule set: its JSON, indented (rules are data).
-func (c *ctlRun) printRules(rs admin.RuleSet) error {
+func (c *command) printRules(rs admin.RuleSet) error {
 	if c.json {
 		return c.out(rs, nil)
 	}

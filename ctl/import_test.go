@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"encoding/json"
@@ -20,7 +20,7 @@ import (
 	"github.com/homing-mail/homing/admin/admintest"
 )
 
-const ctlArgon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+const argonHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
 
 // createdRequests returns the CreateAccount requests the fake got, by
 // address (a batch sends them in any order).
@@ -33,8 +33,8 @@ func createdRequests(f *admintest.Fake) map[string]admin.CreateAccount {
 	return out
 }
 
-func TestCtlAccountsImport(t *testing.T) {
-	e := newCtlEnv(t, "tok")
+func TestAccountsImport(t *testing.T) {
+	e := newTestEnv(t, "tok")
 	bc, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestCtlAccountsImport(t *testing.T) {
 		"# exported from the old server",
 		"",
 		"alice@example.test   s3cret",
-		"bob@example.test " + ctlArgon + " 500MiB",
+		"bob@example.test " + argonHash + " 500MiB",
 		"\tcarol@example.test {" + string(bc) + "}\r", // CRLF file, tab before
 		"dave@example.test " + string(bc),
 		"demo@example.test whatever 1G", // exists
@@ -67,7 +67,7 @@ func TestCtlAccountsImport(t *testing.T) {
 	got := createdRequests(e.fake)
 	want := map[string]admin.CreateAccount{
 		"alice@example.test": {Address: "alice@example.test", Password: "s3cret"},
-		"bob@example.test":   {Address: "bob@example.test", PasswordHash: ctlArgon, QuotaBytes: 500 << 20},
+		"bob@example.test":   {Address: "bob@example.test", PasswordHash: argonHash, QuotaBytes: 500 << 20},
 		"carol@example.test": {Address: "carol@example.test", PasswordHash: string(bc)},
 		"dave@example.test":  {Address: "dave@example.test", PasswordHash: string(bc)},
 		"demo@example.test":  {Address: "demo@example.test", Password: "whatever", QuotaBytes: 1 << 30},
@@ -97,8 +97,8 @@ func TestCtlAccountsImport(t *testing.T) {
 	}
 }
 
-func TestCtlAccountsImportFailures(t *testing.T) {
-	e := newCtlEnv(t, "")
+func TestAccountsImportFailures(t *testing.T) {
+	e := newTestEnv(t, "")
 	e.fake.Lock()
 	e.fake.ErrFor = func(c admintest.Call) error {
 		if c.Method == "CreateAccount" && c.Args[0].(admin.CreateAccount).Address == "bad@example.test" {
@@ -141,9 +141,9 @@ func TestCtlAccountsImportFailures(t *testing.T) {
 
 // A malformed line stops the import before anything is sent, with its line
 // number and without the password.
-func TestCtlAccountsImportMalformed(t *testing.T) {
-	e := newCtlEnv(t, "")
-	long := "x@example.test " + strings.Repeat("p", ctlImportMaxLine)
+func TestAccountsImportMalformed(t *testing.T) {
+	e := newTestEnv(t, "")
+	long := "x@example.test " + strings.Repeat("p", importMaxLine)
 	for _, c := range []struct {
 		name, in, line string
 	}{
@@ -154,7 +154,7 @@ func TestCtlAccountsImportMalformed(t *testing.T) {
 		{"twice", "a@example.test hunter2\n\nA@example.test other\na@example.test hunter3\n", "homing ctl: stdin:4: a@example.test is already on line 1"},
 		{"bad quota", "a@example.test hunter2 lots\n", `homing ctl: stdin:1: quota: "lots" is not a size (bytes, or a number with K, M, G, T)`},
 		{"braces without a hash", "a@example.test {hunter2}\n", "homing ctl: stdin:1: {...} must hold an argon2id ($argon2id$) or bcrypt ($2b$) hash"},
-		{"line too long", "a@example.test hunter2\n" + long + "\n", fmt.Sprintf("homing ctl: stdin:2: line longer than %d bytes", ctlImportMaxLine)},
+		{"line too long", "a@example.test hunter2\n" + long + "\n", fmt.Sprintf("homing ctl: stdin:2: line longer than %d bytes", importMaxLine)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := e.run(c.in, "accounts", "import", "-")
@@ -172,7 +172,7 @@ func TestCtlAccountsImportMalformed(t *testing.T) {
 
 // The import has exactly four requests in flight: the first four are held
 // until all four have arrived, and no fifth arrives meanwhile.
-func TestCtlAccountsImportConcurrency(t *testing.T) {
+func TestAccountsImportConcurrency(t *testing.T) {
 	var mu sync.Mutex
 	inFlight, peak, started := 0, 0, 0
 	four := make(chan struct{})
@@ -184,11 +184,11 @@ func TestCtlAccountsImportConcurrency(t *testing.T) {
 			started++
 			peak = max(peak, inFlight)
 			n := started
-			if n == ctlBatchWorkers {
+			if n == batchWorkers {
 				close(four)
 			}
 			mu.Unlock()
-			if n <= ctlBatchWorkers {
+			if n <= batchWorkers {
 				select {
 				case <-four:
 				case <-time.After(10 * time.Second): // a deadline, not a wait: fewer than four at once
@@ -203,7 +203,7 @@ func TestCtlAccountsImportConcurrency(t *testing.T) {
 			mu.Unlock()
 		})
 	}
-	e := newCtlEnvWrapped(t, "", wrap)
+	e := newTestEnvWrapped(t, "", wrap)
 	var in strings.Builder
 	for i := range 40 {
 		fmt.Fprintf(&in, "u%02d@example.test pw%d\n", i, i)
@@ -217,14 +217,14 @@ func TestCtlAccountsImportConcurrency(t *testing.T) {
 	if stuck != nil {
 		t.Fatal(stuck)
 	}
-	if peak != ctlBatchWorkers || started != 40 {
-		t.Errorf("peak %d requests in flight (want %d), %d requests (want 40)", peak, ctlBatchWorkers, started)
+	if peak != batchWorkers || started != 40 {
+		t.Errorf("peak %d requests in flight (want %d), %d requests (want 40)", peak, batchWorkers, started)
 	}
 }
 
-func TestCtlIsHash(t *testing.T) {
+func TestIsHash(t *testing.T) {
 	for s, want := range map[string]bool{
-		ctlArgon: true,
+		argonHash: true,
 		"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy": true,
 		"$2y$12$abc":   true,
 		"$2$05$abc":    true,
@@ -233,8 +233,8 @@ func TestCtlIsHash(t *testing.T) {
 		"hunter2":      false,
 		"":             false,
 	} {
-		if got := ctlIsHash(s); got != want {
-			t.Errorf("ctlIsHash(%q) = %v, want %v", s, got, want)
+		if got := isHash(s); got != want {
+			t.Errorf("isHash(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

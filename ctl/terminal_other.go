@@ -1,12 +1,12 @@
 //go:build !linux
 
-package main
+package ctl
 
 import "os"
 
-// ctlIsTerminalFile reports whether f is a character device: a terminal,
+// isTerminalFile reports whether f is a character device: a terminal,
 // most likely (elsewhere than Linux the check is this coarse).
-func ctlIsTerminalFile(f *os.File) bool {
+func isTerminalFile(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

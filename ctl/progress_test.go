@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"bytes"
@@ -10,35 +10,35 @@ import (
 	"time"
 )
 
-// ctlFakeClock is a clock the test moves.
-type ctlFakeClock struct{ t time.Time }
+// fakeClock is a clock the test moves.
+type fakeClock struct{ t time.Time }
 
-func newCtlFakeClock() *ctlFakeClock        { return &ctlFakeClock{t: ctlT0} }
-func (c *ctlFakeClock) now() time.Time      { return c.t }
-func (c *ctlFakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func newFakeClock() *fakeClock           { return &fakeClock{t: t0} }
+func (c *fakeClock) now() time.Time      { return c.t }
+func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
 
-// ctlFrames splits a terminal's output into the frames drawn.
-func ctlFrames(out string) []string { return strings.Split(strings.TrimPrefix(out, "\r"), "\r") }
+// splitFrames splits a terminal's output into the frames drawn.
+func splitFrames(out string) []string { return strings.Split(strings.TrimPrefix(out, "\r"), "\r") }
 
-func ctlLastFrame(out string) string {
-	f := ctlFrames(out)
+func lastFrame(out string) string {
+	f := splitFrames(out)
 	return f[len(f)-1]
 }
 
-// ctlTestBar is a progress display 10 characters wide, as in the example
+// testBar is a progress display 10 characters wide, as in the example
 // "[#####.....] 523/1000".
-func ctlTestBar(w *bytes.Buffer, tty bool, total int, clk *ctlFakeClock) *ctlProgress {
-	p := newCtlProgress(w, tty, total, clk.now)
+func testBar(w *bytes.Buffer, tty bool, total int, clk *fakeClock) *progress {
+	p := newProgress(w, tty, total, clk.now)
 	p.width = 10
 	return p
 }
 
 // On a terminal the bar is redrawn in place: the first item draws it, and
 // then at most one frame per interval however fast items finish.
-func TestCtlProgressTerminalRateLimited(t *testing.T) {
+func TestProgressTerminalRateLimited(t *testing.T) {
 	var buf bytes.Buffer
-	clk := newCtlFakeClock()
-	p := ctlTestBar(&buf, true, 1000, clk)
+	clk := newFakeClock()
+	p := testBar(&buf, true, 1000, clk)
 
 	p.Done(false)
 	if got := buf.String(); got != "\r[..........] 1/1000" {
@@ -50,26 +50,26 @@ func TestCtlProgressTerminalRateLimited(t *testing.T) {
 	if n := strings.Count(buf.String(), "\r"); n != 1 {
 		t.Fatalf("%d frames drawn within one interval, want 1: %q", n, buf.String())
 	}
-	clk.add(ctlBarInterval)
+	clk.add(barInterval)
 	p.Done(false)
-	if got := ctlLastFrame(buf.String()); got != "[#####.....] 524/1000" {
+	if got := lastFrame(buf.String()); got != "[#####.....] 524/1000" {
 		t.Fatalf("frame after an interval %q", got)
 	}
-	clk.add(ctlBarInterval - time.Millisecond)
+	clk.add(barInterval - time.Millisecond)
 	p.Done(true)
 	if n := strings.Count(buf.String(), "\r"); n != 2 {
 		t.Fatalf("a frame was drawn before the interval passed: %q", buf.String())
 	}
 	clk.add(time.Millisecond)
 	p.Done(false)
-	if got := ctlLastFrame(buf.String()); got != "[#####.....] 526/1000, 1 failed" {
+	if got := lastFrame(buf.String()); got != "[#####.....] 526/1000, 1 failed" {
 		t.Fatalf("frame with a failure %q", got)
 	}
 	// The last item is always drawn, even within the interval.
 	for range 1000 - 526 {
 		p.Done(false)
 	}
-	if got := ctlLastFrame(buf.String()); got != "[##########] 1000/1000, 1 failed" {
+	if got := lastFrame(buf.String()); got != "[##########] 1000/1000, 1 failed" {
 		t.Fatalf("last frame %q", got)
 	}
 	p.Finish()
@@ -80,10 +80,10 @@ func TestCtlProgressTerminalRateLimited(t *testing.T) {
 
 // A steady stream of items over one second draws about ten frames, not a
 // thousand.
-func TestCtlProgressFrameCount(t *testing.T) {
+func TestProgressFrameCount(t *testing.T) {
 	var buf bytes.Buffer
-	clk := newCtlFakeClock()
-	p := ctlTestBar(&buf, true, 1000, clk)
+	clk := newFakeClock()
+	p := testBar(&buf, true, 1000, clk)
 	for range 1000 {
 		clk.add(time.Millisecond)
 		p.Done(false)
@@ -100,17 +100,17 @@ func TestCtlProgressFrameCount(t *testing.T) {
 
 // A shorter frame after a longer one is padded so no old characters stay
 // on the line.
-func TestCtlProgressPadsShorterFrame(t *testing.T) {
+func TestProgressPadsShorterFrame(t *testing.T) {
 	var buf bytes.Buffer
-	clk := newCtlFakeClock()
-	p := ctlTestBar(&buf, true, 20, clk)
+	clk := newFakeClock()
+	p := testBar(&buf, true, 20, clk)
 	p.Done(true)
 	p.mu.Lock()
 	p.failed = 0 // a frame shorter than the one before
 	p.mu.Unlock()
-	clk.add(ctlBarInterval)
+	clk.add(barInterval)
 	p.Done(false)
-	frames := ctlFrames(buf.String())
+	frames := splitFrames(buf.String())
 	if len(frames) != 2 || len(frames[1]) != len(frames[0]) || !strings.HasPrefix(frames[1], "[#.........] 2/20 ") {
 		t.Errorf("frames %q", frames)
 	}
@@ -118,10 +118,10 @@ func TestCtlProgressPadsShorterFrame(t *testing.T) {
 
 // Without a terminal the progress is a plain "n/m" line at each tenth,
 // with no control characters and nothing rate-limited away.
-func TestCtlProgressPlainLines(t *testing.T) {
+func TestProgressPlainLines(t *testing.T) {
 	var buf bytes.Buffer
-	clk := newCtlFakeClock()
-	p := ctlTestBar(&buf, false, 1000, clk)
+	clk := newFakeClock()
+	p := testBar(&buf, false, 1000, clk)
 	for range 1000 {
 		p.Done(false)
 	}
@@ -139,7 +139,7 @@ func TestCtlProgressPlainLines(t *testing.T) {
 
 	// A batch smaller than ten reports every item.
 	buf.Reset()
-	p = ctlTestBar(&buf, false, 3, clk)
+	p = testBar(&buf, false, 3, clk)
 	for range 3 {
 		p.Done(false)
 	}
@@ -150,7 +150,7 @@ func TestCtlProgressPlainLines(t *testing.T) {
 
 	// Finish before the end reports where it stopped.
 	buf.Reset()
-	p = ctlTestBar(&buf, false, 1000, clk)
+	p = testBar(&buf, false, 1000, clk)
 	for range 150 {
 		p.Done(false)
 	}
@@ -161,10 +161,10 @@ func TestCtlProgressPlainLines(t *testing.T) {
 }
 
 // An empty batch shows nothing at all.
-func TestCtlProgressEmpty(t *testing.T) {
+func TestProgressEmpty(t *testing.T) {
 	for _, tty := range []bool{true, false} {
 		var buf bytes.Buffer
-		p := ctlTestBar(&buf, tty, 0, newCtlFakeClock())
+		p := testBar(&buf, tty, 0, newFakeClock())
 		p.Done(false)
 		p.Finish()
 		if buf.Len() != 0 {
@@ -175,8 +175,8 @@ func TestCtlProgressEmpty(t *testing.T) {
 
 // Buffers, files and /dev/null are not terminals: the bar is not drawn
 // into a log or a pipe.
-func TestCtlIsTerminal(t *testing.T) {
-	if ctlIsTerminal(&bytes.Buffer{}) {
+func TestIsTerminal(t *testing.T) {
+	if isTerminal(&bytes.Buffer{}) {
 		t.Errorf("a buffer is a terminal")
 	}
 	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
@@ -184,7 +184,7 @@ func TestCtlIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if ctlIsTerminal(f) {
+	if isTerminal(f) {
 		t.Errorf("a regular file is a terminal")
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
@@ -192,7 +192,7 @@ func TestCtlIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer null.Close()
-	if ctlIsTerminal(null) {
+	if isTerminal(null) {
 		t.Errorf("%s is a terminal", os.DevNull)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package ctl
 
 import (
 	"fmt"
@@ -12,12 +12,12 @@ import (
 // Progress rendering of `homing ctl`'s long operations (retrying a whole
 // queue, importing accounts).
 const (
-	ctlBarWidth    = 30                     // characters between the brackets
-	ctlBarInterval = 100 * time.Millisecond // at most 10 renders a second on a terminal
-	ctlPlainSteps  = 10                     // "n/m" lines without a terminal: every 10%
+	barWidth    = 30                     // characters between the brackets
+	barInterval = 100 * time.Millisecond // at most 10 renders a second on a terminal
+	plainSteps  = 10                     // "n/m" lines without a terminal: every 10%
 )
 
-// ctlProgress shows how far a batch of total items has got, on w.
+// progress shows how far a batch of total items has got, on w.
 //
 // On a terminal it redraws one line in place, "\r[#####.....] 523/1000",
 // at most once per interval (and always for the first and the last item),
@@ -27,7 +27,7 @@ const (
 //
 // Done may be called from several goroutines; Finish once, after the last
 // Done.
-type ctlProgress struct {
+type progress struct {
 	w        io.Writer
 	tty      bool
 	total    int
@@ -44,22 +44,22 @@ type ctlProgress struct {
 	step     int       // plain mode: tenths already reported
 }
 
-// newCtlProgress returns a progress display for total items on w; tty
+// newProgress returns a progress display for total items on w; tty
 // chooses the redrawn bar over plain lines, now is the clock.
-func newCtlProgress(w io.Writer, tty bool, total int, now func() time.Time) *ctlProgress {
-	return &ctlProgress{w: w, tty: tty, total: total, width: ctlBarWidth, interval: ctlBarInterval, now: now}
+func newProgress(w io.Writer, tty bool, total int, now func() time.Time) *progress {
+	return &progress{w: w, tty: tty, total: total, width: barWidth, interval: barInterval, now: now}
 }
 
-// ctlIsTerminal reports whether w is a terminal, where the bar may redraw
-// its line (ctlIsTerminalFile is per operating system).
-func ctlIsTerminal(w io.Writer) bool {
+// isTerminal reports whether w is a terminal, where the bar may redraw
+// its line (isTerminalFile is per operating system).
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && ctlIsTerminalFile(f)
+	return ok && isTerminalFile(f)
 }
 
 // Done counts one finished item; failed counts it as a failure too (the
 // bar shows how many failed so far).
-func (p *ctlProgress) Done(failed bool) {
+func (p *progress) Done(failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.total <= 0 {
@@ -72,7 +72,7 @@ func (p *ctlProgress) Done(failed bool) {
 	if !p.tty {
 		// The tenths crossed: one line each time, with the count when it
 		// crossed (a batch of 3 reports 1/3, 2/3, 3/3).
-		if s := p.done * ctlPlainSteps / p.total; s > p.step {
+		if s := p.done * plainSteps / p.total; s > p.step {
 			p.step = s
 			fmt.Fprintf(p.w, "%d/%d\n", p.done, p.total)
 		}
@@ -87,16 +87,16 @@ func (p *ctlProgress) Done(failed bool) {
 
 // Finish draws the final state and ends the terminal's line, so what is
 // printed next starts on a line of its own.
-func (p *ctlProgress) Finish() {
+func (p *progress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.total <= 0 {
 		return
 	}
 	if !p.tty {
-		if p.step < ctlPlainSteps {
+		if p.step < plainSteps {
 			fmt.Fprintf(p.w, "%d/%d\n", p.done, p.total)
-			p.step = ctlPlainSteps
+			p.step = plainSteps
 		}
 		return
 	}
@@ -105,7 +105,7 @@ func (p *ctlProgress) Finish() {
 }
 
 // draw redraws the terminal line; the caller holds the lock.
-func (p *ctlProgress) draw(now time.Time) {
+func (p *progress) draw(now time.Time) {
 	line := p.bar()
 	pad := ""
 	if n := p.lastLen - len(line); n > 0 {
@@ -116,7 +116,7 @@ func (p *ctlProgress) draw(now time.Time) {
 }
 
 // bar is "[#####.....] 523/1000" and ", 2 failed" when some did.
-func (p *ctlProgress) bar() string {
+func (p *progress) bar() string {
 	fill := min(p.done, p.total) * p.width / p.total
 	s := "[" + strings.Repeat("#", fill) + strings.Repeat(".", p.width-fill) + "] " + fmt.Sprintf("%d/%d", p.done, p.total)
 	if p.failed > 0 {

@@ -1,0 +1,34 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// cmdJourney: `journey ID`, the steps of one message on every node, in
+// time order (GET /api/v1/journey/{id}).
+func (c *command) cmdJourney(args []string) error {
+	pos, done, err := c.prepare(c.flags("journey"), args, 1, 1, "journey needs exactly one ID")
+	if err != nil {
+		return err
+	}
+	defer done()
+	id := pos[0]
+	ev, err := c.client.Journey(c.ctx, id)
+	if err != nil {
+		return c.describe("message "+id, err)
+	}
+	return c.out(ev, func(w io.Writer) {
+		fmt.Fprintln(w, "TIME\tNODE\tEVENT\tDETAIL")
+		for _, e := range ev {
+			detail := e.Detail
+			if e.ID != "" && e.ID != id {
+				// A report or copy made from the message has an id of
+				// its own.
+				detail = strings.TrimSpace("[" + e.ID + "] " + detail)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", formatTimeMillis(e.Time), cell(e.Node), cell(e.Event), clip(detail, 100))
+		}
+	})
+}

@@ -1,0 +1,39 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+)
+
+func (c *command) cmdMessages(args []string) error {
+	pos, done, err := c.prepare(c.flags("messages"), args, 1, 1, "messages needs exactly one ADDRESS")
+	if err != nil {
+		return err
+	}
+	defer done()
+	ms, err := c.client.Messages(c.ctx, pos[0])
+	if err != nil {
+		return c.describe("account "+pos[0], err)
+	}
+	return c.out(ms, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tFOLDER\tSIZE\tRECEIVED\tFROM\tSUBJECT")
+		for _, m := range ms {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(m.ID), cell(m.Folder), formatSize(m.Size),
+				formatTime(m.Received), clip(m.From, 40), clip(m.Subject, 60))
+		}
+	})
+}
+
+func (c *command) cmdMessage(args []string) error {
+	pos, done, err := c.prepare(c.flags("message"), args, 2, 2, "message needs ADDRESS and ID")
+	if err != nil {
+		return err
+	}
+	defer done()
+	raw, err := c.client.RawMessage(c.ctx, pos[0], pos[1])
+	if err != nil {
+		return c.describe("message "+pos[1], err)
+	}
+	_, err = c.stdout.Write(raw)
+	return err
+}

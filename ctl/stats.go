@@ -1,0 +1,56 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"sort"
+)
+
+func (c *command) cmdActors(args []string) error {
+	_, done, err := c.prepare(c.flags("actors"), args, 0, 0, "actors takes no arguments")
+	if err != nil {
+		return err
+	}
+	defer done()
+	a, err := c.client.Actors(c.ctx)
+	if err != nil {
+		return c.describe("actors", err)
+	}
+	return c.out(a, func(w io.Writer) {
+		kinds := make([]string, 0, len(a))
+		total := 0
+		for k, n := range a {
+			kinds = append(kinds, k)
+			total += n
+		}
+		sort.Strings(kinds)
+		fmt.Fprintln(w, "KIND\tCOUNT")
+		for _, k := range kinds {
+			fmt.Fprintf(w, "%s\t%d\n", cell(k), a[k])
+		}
+		fmt.Fprintf(w, "total\t%d\n", total)
+	})
+}
+
+func (c *command) cmdStats(args []string) error {
+	_, done, err := c.prepare(c.flags("stats"), args, 0, 0, "stats takes no arguments")
+	if err != nil {
+		return err
+	}
+	defer done()
+	s, err := c.client.Stats(c.ctx)
+	if err != nil {
+		return c.describe("stats", err)
+	}
+	return c.out(s, func(w io.Writer) {
+		fmt.Fprintf(w, "accepted:\t%d\n", s.Accepted)
+		fmt.Fprintf(w, "delivered local:\t%d\n", s.DeliveredLocal)
+		fmt.Fprintf(w, "relayed:\t%d\n", s.Relayed)
+		fmt.Fprintf(w, "bounced:\t%d\n", s.Bounced)
+		fmt.Fprintf(w, "deferred:\t%d\n", s.Deferred)
+		fmt.Fprintf(w, "queue depth:\t%d\n", s.QueueDepth)
+		fmt.Fprintf(w, "store latency p50:\t%s\n", formatMillis(s.StoreLatencyP50))
+		fmt.Fprintf(w, "store latency p99:\t%s\n", formatMillis(s.StoreLatencyP99))
+		fmt.Fprintf(w, "since:\t%s\n", formatTime(s.Since))
+	})
+}
