@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	hmail "github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
@@ -20,13 +21,11 @@ import (
 // ---------------------------------------------------------------------------
 // Reports through the queue (RFC 3461 §6, RFC 3464).
 
-func rejectBad(c relayCall, _ int) []hmail.Result {
-	return results(c, func(a string) hmail.Result {
-		if hmail.Domain(a) == "bad.example" {
-			return hmail.Result{Code: 550, Status: "5.1.1", Text: "user unknown", RemoteMTA: "mx.bad.example"}
-		}
-		return hmail.Delivered("ok")
-	})
+func rejectBad(r *hmail.Recipient, _ int) hmail.Result {
+	if hmail.Domain(r.Addr) == "bad.example" {
+		return hmail.Result{Code: 550, Status: hmail.StatusNoSuchUser, Text: "user unknown", RemoteMTA: "mx.bad.example"}
+	}
+	return hmail.Delivered("ok")
 }
 
 // A permanent relay failure makes a failure report, enqueued from the null
@@ -34,10 +33,10 @@ func rejectBad(c relayCall, _ int) []hmail.Result {
 // and delivered to the (local) sender.
 func TestPermanentFailureReportsToSender(t *testing.T) {
 	const sam = "sam@example.test"
-	part := newFakePartition(0, storage.Account{Address: sam})
-	relayer := newFakeRelayer()
-	relayer.setScript(rejectBad)
-	queue := newFakeQueue()
+	part := actorstest.NewPartition(0, storage.Account{Address: sam})
+	relayer := actorstest.NewRelayer()
+	relayer.Answer(rejectBad)
+	queue := actorstest.NewQueue()
 	stats := NewStats(nil)
 	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Stats: stats})
 
@@ -47,24 +46,24 @@ func TestPermanentFailureReportsToSender(t *testing.T) {
 	body := testBody("bounce me")
 	id := enqueue(t, s, env, body)
 	fid := id + "F"
-	queue.waitDeleted(t, id)
-	queue.waitDeleted(t, fid)
+	queue.WaitDeleted(t, id)
+	queue.WaitDeleted(t, fid)
 
-	put := queue.put(fid)
+	put := queue.FirstPut(fid)
 	if put == nil {
 		t.Fatalf("no report %s queued", fid)
 	}
-	if p, d := queue.opIndex(opPut, fid), queue.opIndex(opDelete, id); p > d {
+	if p, d := queue.OpIndex(actorstest.OpPut, fid), queue.OpIndex(actorstest.OpDelete, id); p > d {
 		t.Errorf("the report was queued (write %d) after the original was deleted (write %d)", p, d)
 	}
-	rep := put.env
+	rep := put.Env
 	if rep.From != "" || rep.Source != hmail.SourceDSN || len(rep.Recipients) != 1 {
 		t.Fatalf("report envelope from %q, source %s, %d recipients; want from <>, dsn, 1", rep.From, rep.Source, len(rep.Recipients))
 	}
 	if r := rep.Recipients[0]; r.Addr != sam || r.Account != sam || !slices.Equal(r.Notify, []hmail.Notify{hmail.NotifyNever}) {
 		t.Errorf("report recipient %+v, want %s (local account), NOTIFY=NEVER", r, sam)
 	}
-	msgs := part.messages(sam)
+	msgs := part.Stored(sam)
 	if len(msgs) != 1 || msgs[0].DedupKey != fid+"/"+sam {
 		t.Fatalf("sender's mailbox holds %+v, want the report once (dedup key %s/%s)", msgs, fid, sam)
 	}
@@ -104,40 +103,40 @@ func TestNoFailureReport(t *testing.T) {
 		{"NOTIFY=SUCCESS,DELAY", "bob@remote.example", []hmail.Notify{hmail.NotifySuccess, hmail.NotifyDelay}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			relayer := newFakeRelayer()
-			relayer.setScript(rejectBad)
-			queue := newFakeQueue()
+			relayer := actorstest.NewRelayer()
+			relayer.Answer(rejectBad)
+			queue := actorstest.NewQueue()
 			s := startSystem(t, testConfig(), Deps{Queue: queue, Relayer: relayer})
 			env := newEnvelope(c.from, "nobody@bad.example")
 			env.Recipients[0].Notify = c.notify
 			id := enqueue(t, s, env, testBody(c.name))
-			queue.waitDeleted(t, id)
+			queue.WaitDeleted(t, id)
 			// A report is always queued before the original is deleted.
-			for _, op := range queue.ops() {
-				if op.kind == opPut && op.id != id {
-					t.Errorf("report %s queued", op.id)
+			for _, op := range queue.Ops() {
+				if op.Kind == actorstest.OpPut && op.ID != id {
+					t.Errorf("report %s queued", op.ID)
 				}
 			}
-			if n := len(relayer.callsFor(id)); n != 1 {
+			if n := len(relayer.CallsFor(id)); n != 1 {
 				t.Errorf("%d attempts, want 1", n)
 			}
 		})
 	}
 	t.Run("report that fails", func(t *testing.T) {
-		relayer := newFakeRelayer()
-		relayer.setScript(rejectBad)
-		queue := newFakeQueue()
+		relayer := actorstest.NewRelayer()
+		relayer.Answer(rejectBad)
+		queue := actorstest.NewQueue()
 		s := startSystem(t, testConfig(), Deps{Queue: queue, Relayer: relayer})
 		id := enqueue(t, s, newEnvelope("bob@bad.example", "nobody@bad.example"), testBody("loop"))
 		fid := reportID(id, reportFailure)
-		queue.waitDeleted(t, id)
-		queue.waitDeleted(t, fid)
-		if n := len(relayer.callsFor(fid)); n != 1 {
+		queue.WaitDeleted(t, id)
+		queue.WaitDeleted(t, fid)
+		if n := len(relayer.CallsFor(fid)); n != 1 {
 			t.Errorf("report attempted %d times, want 1", n)
 		}
-		for _, op := range queue.ops() {
-			if op.kind == opPut && op.id != id && op.id != fid {
-				t.Errorf("report about the report queued: %s", op.id)
+		for _, op := range queue.Ops() {
+			if op.Kind == actorstest.OpPut && op.ID != id && op.ID != fid {
+				t.Errorf("report about the report queued: %s", op.ID)
 			}
 		}
 	})
@@ -147,9 +146,9 @@ func TestNoFailureReport(t *testing.T) {
 // (id original+"S") for that recipient only, with the headers only.
 func TestSuccessReportForLocalDelivery(t *testing.T) {
 	const ann, ben = "ann@example.test", "ben@example.test"
-	part := newFakePartition(0, storage.Account{Address: ann}, storage.Account{Address: ben})
-	relayer := newFakeRelayer()
-	queue := newFakeQueue()
+	part := actorstest.NewPartition(0, storage.Account{Address: ann}, storage.Account{Address: ben})
+	relayer := actorstest.NewRelayer()
+	queue := actorstest.NewQueue()
 	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer})
 
 	env := newEnvelope("bob@remote.example", ann, ben)
@@ -157,17 +156,17 @@ func TestSuccessReportForLocalDelivery(t *testing.T) {
 	body := testBody("please confirm")
 	id := enqueue(t, s, env, body)
 	sid := reportID(id, reportSuccess)
-	queue.waitDeleted(t, id)
-	queue.waitDeleted(t, sid)
+	queue.WaitDeleted(t, id)
+	queue.WaitDeleted(t, sid)
 
-	if p, d := queue.opIndex(opPut, sid), queue.opIndex(opDelete, id); p < 0 || p > d {
+	if p, d := queue.OpIndex(actorstest.OpPut, sid), queue.OpIndex(actorstest.OpDelete, id); p < 0 || p > d {
 		t.Errorf("success report queued at write %d, original deleted at write %d", p, d)
 	}
-	calls := relayer.callsFor(sid)
-	if len(calls) != 1 || calls[0].env.From != "" || !slices.Equal(calls[0].rcpts, []string{"bob@remote.example"}) {
+	calls := relayer.CallsFor(sid)
+	if len(calls) != 1 || calls[0].Env.From != "" || !slices.Equal(calls[0].Rcpts, []string{"bob@remote.example"}) {
 		t.Fatalf("success report calls %+v, want one from <> to bob@remote.example", calls)
 	}
-	raw := calls[0].body
+	raw := calls[0].Body
 	if got := dsnField(raw, "Final-Recipient"); !slices.Equal(got, []string{"rfc822; " + ann}) {
 		t.Errorf("Final-Recipient %v, want only %s (who asked)", got, ann)
 	}
@@ -180,7 +179,7 @@ func TestSuccessReportForLocalDelivery(t *testing.T) {
 	if bytes.Contains(raw, []byte("Hello, please confirm.")) {
 		t.Error("a success report returned the message body, want the headers only")
 	}
-	if len(part.messages(ann)) != 1 || len(part.messages(ben)) != 1 {
+	if len(part.Stored(ann)) != 1 || len(part.Stored(ben)) != 1 {
 		t.Error("the message was not delivered to both recipients")
 	}
 }
@@ -273,10 +272,10 @@ func dsnEnvelope() *hmail.Envelope {
 	return &hmail.Envelope{
 		ID: "06ABCDEF", From: "sam@example.test", EnvID: "id+1 = x", Received: dsnReceived,
 		Recipients: []*hmail.Recipient{
-			{Addr: "a@far.example", ORcpt: "rfc822;a@far.example", State: hmail.StateFailed, Status: "5.1.1",
+			{Key: 1, Addr: "a@far.example", ORcpt: "rfc822;a@far.example", State: hmail.StateFailed, Status: "5.1.1",
 				LastError: "550 5.1.1 no such user\r\nX-Injected: yes", RemoteMTA: "mx.far.example", Done: dsnDone},
-			{Addr: "b@example.test", Account: "b@example.test", State: hmail.StateDelivered, Status: "2.0.0", Done: dsnDone},
-			{Addr: "c@slow.example", State: hmail.StateDeferred, Status: "4.4.1",
+			{Key: 2, Addr: "b@example.test", Account: "b@example.test", State: hmail.StateDelivered, Status: "2.0.0", Done: dsnDone},
+			{Key: 3, Addr: "c@slow.example", State: hmail.StateDeferred, Status: "4.4.1",
 				LastError: "451 4.4.1 connection timed out", Done: dsnDone, NextAttempt: dsnNow.Add(time.Minute)},
 		},
 	}
@@ -286,7 +285,7 @@ var dsnOriginal = []byte("From: sam@example.test\r\nTo: a@far.example\r\nSubject
 
 func TestBuildDSNFailureStructure(t *testing.T) {
 	env := dsnEnvelope()
-	raw := buildDSN("mx.example.test", env, dsnOriginal, reportFailure, []int{0}, []int{1}, dsnNow, dsnUntil, "06ABCDEFF")
+	raw := buildDSN("mx.example.test", env, dsnOriginal, reportFailure, []int{1}, []int{2}, dsnNow, dsnUntil, "06ABCDEFF")
 	p := parseDSN(t, raw)
 
 	for k, want := range map[string]string{
@@ -362,17 +361,17 @@ func TestBuildDSNHeadersOnly(t *testing.T) {
 		ret  hmail.Return
 		kind reportKind
 		body []byte
-		idxs []int
+		keys []int
 	}{
-		{"RET=HDRS", hmail.ReturnHeaders, reportFailure, dsnOriginal, []int{0}},
-		{"too big", hmail.ReturnFull, reportFailure, big, []int{0}},
-		{"delay", hmail.ReturnFull, reportDelay, dsnOriginal, []int{2}},
-		{"success", hmail.ReturnFull, reportSuccess, dsnOriginal, []int{1}},
+		{"RET=HDRS", hmail.ReturnHeaders, reportFailure, dsnOriginal, []int{1}},
+		{"too big", hmail.ReturnFull, reportFailure, big, []int{1}},
+		{"delay", hmail.ReturnFull, reportDelay, dsnOriginal, []int{3}},
+		{"success", hmail.ReturnFull, reportSuccess, dsnOriginal, []int{2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := dsnEnvelope()
 			env.Ret = c.ret
-			raw := buildDSN("mx.example.test", env, c.body, c.kind, c.idxs, nil, dsnNow, dsnUntil, "R1")
+			raw := buildDSN("mx.example.test", env, c.body, c.kind, c.keys, nil, dsnNow, dsnUntil, "R1")
 			p := parseDSN(t, raw)
 			if len(p.types) != 3 || p.types[2] != "text/rfc822-headers" {
 				t.Fatalf("parts %q, want the third text/rfc822-headers", p.types)
@@ -389,7 +388,7 @@ func TestBuildDSNHeadersOnly(t *testing.T) {
 
 func TestBuildDSNDelay(t *testing.T) {
 	env := dsnEnvelope()
-	raw := buildDSN("mx.example.test", env, dsnOriginal, reportDelay, []int{2}, nil, dsnNow, dsnUntil, "06ABCDEFD")
+	raw := buildDSN("mx.example.test", env, dsnOriginal, reportDelay, []int{3}, nil, dsnNow, dsnUntil, "06ABCDEFD")
 	p := parseDSN(t, raw)
 	if got := p.header.Get("Subject"); got != "Delayed Mail (still being retried)" {
 		t.Errorf("Subject %q", got)
@@ -409,7 +408,7 @@ func TestBuildDSNDelay(t *testing.T) {
 func TestBuildDSNLongDiagnosticStaysOnOneLine(t *testing.T) {
 	env := dsnEnvelope()
 	env.Recipients[0].LastError = "550 " + strings.Repeat("very long reply ", 200)
-	raw := buildDSN("mx.example.test", env, dsnOriginal, reportFailure, []int{0}, nil, dsnNow, dsnUntil, "L1")
+	raw := buildDSN("mx.example.test", env, dsnOriginal, reportFailure, []int{1}, nil, dsnNow, dsnUntil, "L1")
 	p := parseDSN(t, raw)
 	if d := p.rcpts[0].Get("Diagnostic-Code"); !strings.HasPrefix(d, "smtp; 550 very long reply") {
 		t.Errorf("Diagnostic-Code %q", d)

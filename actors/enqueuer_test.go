@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
@@ -15,17 +16,17 @@ import (
 // temporary failure, and an address the owner denied is forgotten.
 func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 	const ann = "ann@example.test"
-	part := newFakePartition(0, storage.Account{Address: ann})
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
 	if err := part.SetAlias(testCtx(t), "anna@example.test", ann); err != nil {
 		t.Fatal(err)
 	}
-	place := &switchPlacement{}
-	queue := newFakeQueue()
+	place := &actorstest.Placement{}
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.LookupCacheTTL = -1 // always ask the owner; TestDirectoryCacheTTL covers the fresh cache
 	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
 	pid := spawnPartition(t, s, part)
-	place.set(pid)
+	place.Set(pid)
 	dir, ctx := s.Directory(), testCtx(t)
 
 	resolve := func(addr, want string, wantErr error) {
@@ -39,14 +40,14 @@ func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 	resolve("anna@example.test", ann, nil)
 	resolve("nobody@example.test", "", mail.ErrNoSuchUser)
 
-	place.set(nil) // the owner is gone
+	place.Set(nil) // the owner is gone
 	resolve("ann@example.test", ann, nil)
 	resolve("anna@example.test", ann, nil)
-	resolve("nobody@example.test", "", ErrUnavailable)
-	resolve("never@example.test", "", ErrUnavailable)
+	resolve("nobody@example.test", "", mail.ErrUnavailable)
+	resolve("never@example.test", "", mail.ErrUnavailable)
 	env := newEnvelope("bob@remote.example", ann)
 	id := enqueue(t, s, env, testBody("owner away"))
-	if p := queue.put(id); p == nil || p.env.Recipients[0].Account != ann {
+	if p := queue.FirstPut(id); p == nil || rcptOf(t, p.Env, 1).Account != ann {
 		t.Errorf("message to a known address while the owner is away: put %+v, want queued for %s", p, ann)
 	}
 
@@ -54,10 +55,10 @@ func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 	if err := part.DeleteAccount(ctx, ann); err != nil {
 		t.Fatal(err)
 	}
-	place.set(pid)
+	place.Set(pid)
 	resolve(ann, "", mail.ErrNoSuchUser)
-	place.set(nil)
-	resolve(ann, "", ErrUnavailable)
+	place.Set(nil)
+	resolve(ann, "", mail.ErrUnavailable)
 	if d := dir.Domains(); len(d) != 1 || d[0] != "example.test" || !dir.IsLocalDomain("EXAMPLE.test.") || dir.IsLocalDomain("remote.example") {
 		t.Errorf("local domains %v", d)
 	}
@@ -67,13 +68,13 @@ func TestDirectoryRemembersKnownAddresses(t *testing.T) {
 // owner again; an older one is checked again.
 func TestDirectoryCacheTTL(t *testing.T) {
 	const ann = "ann@example.test"
-	part := newFakePartition(0, storage.Account{Address: ann})
-	place := &switchPlacement{}
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	place := &actorstest.Placement{}
 	clock := newFakeClock()
 	cfg := testConfig()
 	cfg.LookupCacheTTL = time.Minute
-	s := startSystem(t, cfg, Deps{Placement: place, Queue: newFakeQueue(), Now: clock.Now})
-	place.set(spawnPartition(t, s, part))
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: actorstest.NewQueue(), Now: clock.Now})
+	place.Set(spawnPartition(t, s, part))
 	dir, ctx := s.Directory(), testCtx(t)
 	if a, err := dir.Resolve(ctx, ann); err != nil || a != ann {
 		t.Fatalf("first Resolve = %q, %v", a, err)

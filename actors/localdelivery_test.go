@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
@@ -17,36 +18,36 @@ import (
 // it once.
 func TestAppendErrorIsRetriedThenStored(t *testing.T) {
 	const ann = "ann@example.test"
-	part := newFakePartition(0, storage.Account{Address: ann})
-	part.failAppend(1, errors.New("write /data/p0000/000001.vlog: input/output error"))
-	queue := newFakeQueue()
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	part.FailAppends(1, errors.New("write /data/p0000/000001.vlog: input/output error"))
+	queue := actorstest.NewQueue()
 	stats := NewStats(nil)
 	cfg := testConfig()
 	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Stats: stats})
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("disk error"))
-	queue.waitDeleted(t, id)
+	queue.WaitDeleted(t, id)
 
-	deferred := queue.updates(id)
+	deferred := queue.Updates(id)
 	if len(deferred) != 1 {
 		t.Fatalf("%d updates of the message, want 1 (the deferral)", len(deferred))
 	}
-	r := deferred[0].Recipients[0]
-	if r.State != mail.StateDeferred || r.Attempts != 1 || r.Status != "4.3.0" || !strings.HasPrefix(r.LastError, "451 4.3.0") {
+	r := rcptOf(t, deferred[0], 1)
+	if r.State != mail.StateDeferred || r.Attempts != 1 || r.Status != mail.StatusLocalError || !strings.HasPrefix(r.LastError, "451 4.3.0") {
 		t.Errorf("after the failed attempt: state %s, attempts %d, status %q, last error %q; want deferred, 1, 4.3.0, 451 4.3.0 ...",
 			r.State, r.Attempts, r.Status, r.LastError)
 	}
 	if got := r.NextAttempt.Sub(r.FirstTempFailure); got != cfg.MinBackoff {
 		t.Errorf("next attempt %v after the failure, want MinBackoff %v", got, cfg.MinBackoff)
 	}
-	if got := part.appendCalls(); got != 2 {
+	if got := part.AppendCalls(); got != 2 {
 		t.Errorf("%d Append calls, want 2 (the failure and the retry)", got)
 	}
-	msgs := part.messages(ann)
+	msgs := part.Stored(ann)
 	if len(msgs) != 1 || msgs[0].DedupKey != id+"/"+ann {
 		t.Fatalf("stored %+v, want one message with dedup key %s/%s", msgs, id, ann)
 	}
-	if ops := queue.ops(); len(ops) != 3 {
+	if ops := queue.Ops(); len(ops) != 3 {
 		t.Errorf("queue writes %v, want put, update, delete (no report)", opKinds(ops))
 	}
 	if d, l := stats.Deferred.Load(), stats.DeliveredLocal.Load(); d != 1 || l != 1 {
@@ -54,10 +55,10 @@ func TestAppendErrorIsRetriedThenStored(t *testing.T) {
 	}
 }
 
-func opKinds(ops []queueOp) []string {
+func opKinds(ops []actorstest.Op) []string {
 	out := make([]string, len(ops))
 	for i, op := range ops {
-		out[i] = string(op.kind) + " " + op.id
+		out[i] = string(op.Kind) + " " + op.ID
 	}
 	return out
 }
@@ -66,8 +67,8 @@ func opKinds(ops []queueOp) []string {
 // with 4.4.3, and delivered once an owner appears.
 func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
 	const ann = "ann@example.test"
-	place := &switchPlacement{}
-	queue := newFakeQueue()
+	place := &actorstest.Placement{}
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
 	ctx := testCtx(t)
@@ -75,10 +76,10 @@ func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
 	// Without an owner nobody can say whether the address exists:
 	// accepting it would be a guess, so Enqueue fails temporarily.
 	unresolved := newEnvelope("bob@remote.example", ann)
-	if err := s.Enqueuer().Enqueue(ctx, unresolved, testBody("unresolved")); !errors.Is(err, ErrUnavailable) {
+	if err := s.Enqueuer().Enqueue(ctx, message(unresolved, testBody("unresolved"))); !errors.Is(err, mail.ErrUnavailable) {
 		t.Errorf("Enqueue with an unresolvable local recipient = %v, want ErrUnavailable", err)
 	}
-	if queue.put(unresolved.ID) != nil {
+	if queue.FirstPut(unresolved.ID) != nil {
 		t.Error("a message that could not be routed was queued")
 	}
 
@@ -86,21 +87,19 @@ func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
 	env := newEnvelope("bob@remote.example", ann)
 	env.Recipients[0].Account = ann
 	id := enqueue(t, s, env, testBody("no owner"))
-	got := queue.waitUpdate(t, id, "the recipient is deferred", func(e *mail.Envelope) bool {
-		return e.Recipients[0].State == mail.StateDeferred
-	})
-	if r := got.Recipients[0]; r.Status != "4.4.3" || !strings.HasPrefix(r.LastError, "451 4.4.3") {
+	got := queue.WaitUpdate(t, id, "the recipient is deferred", inState(1, mail.StateDeferred))
+	if r := rcptOf(t, got, 1); r.Status != mail.StatusDirectoryFailure || !strings.HasPrefix(r.LastError, "451 4.4.3") {
 		t.Errorf("deferred with status %q, last error %q; want 4.4.3", r.Status, r.LastError)
 	}
-	if queue.deleted(id) {
+	if queue.Deleted(id) {
 		t.Fatal("the message left the queue without an owner for its partition")
 	}
 
 	// An owner appears: the next retry delivers.
-	part := newFakePartition(0, storage.Account{Address: ann})
-	place.set(spawnPartition(t, s, part))
-	queue.waitDeleted(t, id)
-	if msgs := part.messages(ann); len(msgs) != 1 {
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	place.Set(spawnPartition(t, s, part))
+	queue.WaitDeleted(t, id)
+	if msgs := part.Stored(ann); len(msgs) != 1 {
 		t.Errorf("%d messages stored once the partition had an owner, want 1", len(msgs))
 	}
 }
@@ -110,12 +109,10 @@ func TestNoPartitionOwnerDefersThenDelivers(t *testing.T) {
 // keeps the backoff.
 func TestLocalRetryCapsBackoffForUnreachableOwner(t *testing.T) {
 	const ann = "ann@example.test"
-	place := &switchPlacement{}
-	relayer := newFakeRelayer()
-	relayer.setScript(func(c relayCall, _ int) []mail.Result {
-		return results(c, func(string) mail.Result { return mail.Temp("4.4.1", "no answer from host") })
-	})
-	queue := newFakeQueue()
+	place := &actorstest.Placement{}
+	relayer := actorstest.NewRelayer()
+	relayer.Answer(func(*mail.Recipient, int) mail.Result { return mail.Temp(mail.StatusNoAnswer, "no answer from host") })
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalRetry = time.Hour, time.Hour, 50*time.Millisecond
 	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue, Relayer: relayer})
@@ -124,26 +121,26 @@ func TestLocalRetryCapsBackoffForUnreachableOwner(t *testing.T) {
 	local.Recipients[0].Account = ann
 	lid := enqueue(t, s, local, testBody("local"))
 	rid := enqueue(t, s, newEnvelope("bob@remote.example", "u@far.example"), testBody("remote"))
-	isDeferred := func(e *mail.Envelope) bool { return e.Recipients[0].State == mail.StateDeferred }
-	if r := queue.waitUpdate(t, lid, "deferred", isDeferred).Recipients[0]; r.NextAttempt.Sub(r.FirstTempFailure) != cfg.LocalRetry {
+	isDeferred := inState(1, mail.StateDeferred)
+	if r := rcptOf(t, queue.WaitUpdate(t, lid, "deferred", isDeferred), 1); r.NextAttempt.Sub(r.FirstTempFailure) != cfg.LocalRetry {
 		t.Errorf("local recipient without an owner retried after %v, want LocalRetry %v",
 			r.NextAttempt.Sub(r.FirstTempFailure), cfg.LocalRetry)
 	}
-	if r := queue.waitUpdate(t, rid, "deferred", isDeferred).Recipients[0]; r.NextAttempt.Sub(r.FirstTempFailure) != cfg.MinBackoff {
+	if r := rcptOf(t, queue.WaitUpdate(t, rid, "deferred", isDeferred), 1); r.NextAttempt.Sub(r.FirstTempFailure) != cfg.MinBackoff {
 		t.Errorf("remote 4.4.1 retried after %v, want MinBackoff %v", r.NextAttempt.Sub(r.FirstTempFailure), cfg.MinBackoff)
 	}
 	// The capped retries reach the owner once there is one.
-	part := newFakePartition(0, storage.Account{Address: ann})
-	place.set(spawnPartition(t, s, part))
-	queue.waitDeleted(t, lid)
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	place.Set(spawnPartition(t, s, part))
+	queue.WaitDeleted(t, lid)
 }
 
 // RetryLocal (partition owners changed) attempts every deferred local
 // recipient at once, without waiting for its retry time.
 func TestRetryLocalAttemptsDeferredLocalRecipientsNow(t *testing.T) {
 	const ann = "ann@example.test"
-	place := &switchPlacement{}
-	queue := newFakeQueue()
+	place := &actorstest.Placement{}
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalRetry = time.Hour, time.Hour, time.Hour
 	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
@@ -151,24 +148,32 @@ func TestRetryLocalAttemptsDeferredLocalRecipientsNow(t *testing.T) {
 	env := newEnvelope("bob@remote.example", ann)
 	env.Recipients[0].Account = ann
 	id := enqueue(t, s, env, testBody("waiting for an owner"))
-	queue.waitUpdate(t, id, "deferred", func(e *mail.Envelope) bool { return e.Recipients[0].State == mail.StateDeferred })
+	queue.WaitUpdate(t, id, "deferred", inState(1, mail.StateDeferred))
 
-	part := newFakePartition(0, storage.Account{Address: ann})
-	place.set(spawnPartition(t, s, part))
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	place.Set(spawnPartition(t, s, part))
 	s.RetryLocal()
-	queue.waitDeleted(t, id)
-	if n := len(part.messages(ann)); n != 1 {
+	queue.WaitDeleted(t, id)
+	if n := len(part.Stored(ann)); n != 1 {
 		t.Errorf("%d messages stored, want 1", n)
 	}
 }
 
 // spawnPartition runs a partition actor for part in s's actor system (as
 // the owner of a partition in a cluster would), stopped after the test.
-func spawnPartition(t *testing.T, s *System, part *fakePartition) *actor.PID {
+// Its account actors submit what their rules generate through s.
+func spawnPartition(t *testing.T, s *System, part *actorstest.Partition) *actor.PID {
+	t.Helper()
+	return spawnPartitionWith(t, s, part, s)
+}
+
+// spawnPartitionWith is spawnPartition with the account actors' Submitter
+// (a fake, say) and s's clock.
+func spawnPartitionWith(t *testing.T, s *System, part *actorstest.Partition, sub Submitter) *actor.PID {
 	t.Helper()
 	root := s.ActorSystem().Root
 	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log, s.Submit, nil)
+		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log, sub, s.now)
 	}))
 	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
 	return pid

@@ -13,8 +13,18 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/goleak"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
+)
+
+// The fakes of package actorstest are what the actors stand on.
+var (
+	_ PartitionData = (*actorstest.Partition)(nil)
+	_ QueueStore    = (*actorstest.Queue)(nil)
+	_ Relayer       = (*actorstest.Relayer)(nil)
+	_ Submitter     = (*actorstest.Submitter)(nil)
+	_ Placement     = (*actorstest.Placement)(nil)
 )
 
 // Every test stops what it starts (System.Stop, PoisonFuture, store Close);
@@ -29,6 +39,23 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
 	)
+}
+
+// Bugs in the actors' code that tests found, reported and not fixed yet.
+// The assertions that show one skip, naming it (knownBug); when a bug is
+// fixed, delete its constant and the knownBug calls: they must then pass.
+const (
+	// account.go (deliver's answer, via wire.go pbResult): the answer of a
+	// Local Delivery never sets pb.Result.MessageId and Duplicate, which
+	// actors.proto documents ("the id the message got in the mailbox",
+	// "it was stored before").
+	bugAnswerNamesNoMessage = "account.go: Local Delivery answers leave pb.Result.MessageId and Duplicate unset"
+)
+
+// knownBug skips the rest of t because of a reported bug.
+func knownBug(t *testing.T, bug string) {
+	t.Helper()
+	t.Skip("known bug, reported, not fixed yet: " + bug)
 }
 
 // waitTimeout bounds every wait of these tests. The waits are for things
@@ -144,18 +171,18 @@ func testConfig() Config {
 func startSystem(t testing.TB, cfg Config, deps Deps) *System {
 	t.Helper()
 	if deps.Queue == nil {
-		deps.Queue = newFakeQueue()
+		deps.Queue = actorstest.NewQueue()
 	}
 	if deps.Relayer == nil {
-		deps.Relayer = newFakeRelayer()
+		deps.Relayer = actorstest.NewRelayer()
 	}
 	if deps.Logger == nil {
 		deps.Logger = testLogger(t)
 	}
 	if deps.OpenPartition == nil && deps.Placement == nil {
-		parts := make([]*fakePartition, max(cfg.Partitions, 1))
+		parts := make([]*actorstest.Partition, max(cfg.Partitions, 1))
 		for i := range parts {
-			parts[i] = newFakePartition(i)
+			parts[i] = actorstest.NewPartition(i)
 		}
 		deps.OpenPartition = openFake(parts...)
 	}
@@ -180,7 +207,7 @@ func waitRecovered(t testing.TB, root *actor.RootContext, queue *actor.PID) {
 }
 
 // openFake is an OpenPartition that hands out fake partitions by id.
-func openFake(parts ...*fakePartition) OpenPartition {
+func openFake(parts ...*actorstest.Partition) OpenPartition {
 	return func(id int) (PartitionData, error) {
 		if id < 0 || id >= len(parts) {
 			return nil, fmt.Errorf("no fake partition %d", id)
@@ -206,7 +233,32 @@ func newEnvelope(from string, rcpts ...string) *mail.Envelope {
 	return env
 }
 
-// enqueue enqueues env with body and returns its id.
+// message is env with body, as the Enqueuer takes it.
+func message(env *mail.Envelope, body []byte) *mail.Message {
+	return &mail.Message{Envelope: env, Body: mail.BytesBody(body)}
+}
+
+// rcptOf returns the recipient of env with key, failing t when it has none.
+func rcptOf(t testing.TB, env *mail.Envelope, key int) *mail.Recipient {
+	t.Helper()
+	r := env.Recipient(key)
+	if r == nil {
+		t.Fatalf("envelope %s has no recipient with key %d", env.ID, key)
+	}
+	return r
+}
+
+// inState is a condition for Queue.WaitUpdate: the recipient with key is in
+// state st.
+func inState(key int, st mail.RcptState) func(*mail.Envelope) bool {
+	return func(e *mail.Envelope) bool {
+		r := e.Recipient(key)
+		return r != nil && r.State == st
+	}
+}
+
+// enqueue enqueues env with body and returns its id. The Enqueuer gives
+// the recipients of a new envelope the keys 1, 2, ... in their order.
 func enqueue(t testing.TB, s *System, env *mail.Envelope, body []byte) string {
 	t.Helper()
 	return enqueueTo(t, s.Enqueuer(), env, body)
@@ -217,10 +269,26 @@ func enqueueTo(t testing.TB, enq *Enqueuer, env *mail.Envelope, body []byte) str
 	id := env.ID
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := enq.Enqueue(ctx, env, body); err != nil {
+	if err := enq.Enqueue(ctx, message(env, body)); err != nil {
 		t.Fatalf("Enqueue %s: %v", id, err)
 	}
 	return id
+}
+
+// deliverMsg is the Local Delivery of one message from
+// sender@remote.example to one recipient (key 1) of account.
+func deliverMsg(queueID, rcpt, account string, raw []byte) *pb.Deliver {
+	return deliverFrom(queueID, "sender@remote.example", rcpt, account, raw)
+}
+
+func deliverFrom(queueID, from, rcpt, account string, raw []byte) *pb.Deliver {
+	return &pb.Deliver{
+		Envelope: &pb.Envelope{
+			Id: queueID, From: from, ReceivedUnixNano: time.Now().UnixNano(), Source: string(mail.SourceSMTP),
+			Recipients: []*pb.Recipient{{Key: 1, Address: rcpt, Account: account}},
+		},
+		Body: raw,
+	}
 }
 
 // deliver sends one Deliver to a partition actor and waits for the answer.
@@ -228,13 +296,23 @@ func deliver(t testing.TB, root *actor.RootContext, pid *actor.PID, d *pb.Delive
 	t.Helper()
 	res, err := root.RequestFuture(pid, d, waitTimeout).Result()
 	if err != nil {
-		t.Fatalf("Deliver %s/%s: %v", d.QueueId, d.Recipient, err)
+		t.Fatalf("Deliver %s: %v", d.GetEnvelope().GetId(), err)
 	}
 	dr, ok := res.(*pb.DeliverResult)
 	if !ok {
-		t.Fatalf("Deliver %s/%s: reply %T", d.QueueId, d.Recipient, res)
+		t.Fatalf("Deliver %s: reply %T", d.GetEnvelope().GetId(), res)
 	}
 	return dr
+}
+
+// only returns the one result of a DeliverResult for a Deliver of one
+// recipient, checking that it names that recipient (key 1).
+func only(t testing.TB, dr *pb.DeliverResult) *pb.Result {
+	t.Helper()
+	if len(dr.Results) != 1 || dr.Results[0].GetRcpt() != 1 {
+		t.Fatalf("DeliverResult of %s: %v, want one result for recipient 1", dr.QueueId, dr.Results)
+	}
+	return dr.Results[0]
 }
 
 func testCtx(t testing.TB) context.Context {

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/homing-mail/homing/actors/actorstest"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -13,7 +15,7 @@ import (
 // open the data by itself; once it can, deliveries are stored.
 func TestPartitionRetriesOpenWhileLocked(t *testing.T) {
 	const ann = "ann@example.test"
-	part := newFakePartition(0, storage.Account{Address: ann})
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
 	var locked atomic.Bool
 	var opens atomic.Int32
 	locked.Store(true)
@@ -27,9 +29,9 @@ func TestPartitionRetriesOpenWhileLocked(t *testing.T) {
 	s := startSystem(t, testConfig(), Deps{OpenPartition: open})
 	pid, root, ctx := s.LocalPartition(0), s.ActorSystem().Root, testCtx(t)
 
-	r := deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("locked")))
-	if r.Result.GetCode() != 451 || r.Result.GetStatus() != "4.3.0" {
-		t.Errorf("delivery to a partition held elsewhere = %v, want 451 4.3.0", r.Result)
+	r := only(t, deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("locked"))))
+	if r.GetCode() != 451 || r.GetStatus() != string(mail.StatusLocalError) {
+		t.Errorf("delivery to a partition held elsewhere = %v, want 451 4.3.0", r)
 	}
 	if st := s.PartitionStates(ctx); len(st) != 1 || st[0].Open {
 		t.Errorf("PartitionStates = %+v, want partition 0 not open", st)
@@ -42,10 +44,10 @@ func TestPartitionRetriesOpenWhileLocked(t *testing.T) {
 		st := s.PartitionStates(ctx)
 		return len(st) == 1 && st[0].Open
 	}, "the partition opens without a request asking for it")
-	if r := deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("open"))); r.Result.GetCode() != 250 {
-		t.Errorf("delivery once open = %v, want 250", r.Result)
+	if r := only(t, deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("open")))); r.GetCode() != 250 {
+		t.Errorf("delivery once open = %v, want 250", r)
 	}
-	if n := len(part.messages(ann)); n != 1 {
+	if n := len(part.Stored(ann)); n != 1 {
 		t.Errorf("%d messages stored, want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
 )
@@ -62,26 +63,26 @@ func TestQueueRecoveryAttemptsStoredMessages(t *testing.T) {
 				r.State = mail.StatePending
 			}
 		}
-		if err := store.Put(ctx, env, testBody("recovered "+env.ID)); err != nil {
+		if err := store.Put(ctx, message(env, testBody("recovered "+env.ID))); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	part := newFakePartition(0, storage.Account{Address: ann})
-	relayer := newFakeRelayer()
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	relayer := actorstest.NewRelayer()
 	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: store, Relayer: relayer})
 
 	for _, id := range []string{local.ID, remote.ID, finished.ID} {
 		eventually(t, func() bool { return goneFrom(store, id) }, "recovered message %s leaves the queue", id)
 	}
-	if msgs := part.messages(ann); len(msgs) != 1 || msgs[0].DedupKey != local.ID+"/"+ann ||
+	if msgs := part.Stored(ann); len(msgs) != 1 || msgs[0].DedupKey != local.ID+"/"+ann ||
 		string(msgs[0].Raw) != string(testBody("recovered "+local.ID)) {
 		t.Errorf("stored %+v, want the recovered local message once", msgs)
 	}
-	if n := len(relayer.callsFor(remote.ID)); n != 1 {
+	if n := len(relayer.CallsFor(remote.ID)); n != 1 {
 		t.Errorf("recovered remote message relayed %d times, want 1", n)
 	}
-	if n := len(relayer.callsFor(held.ID)) + len(relayer.callsFor(finished.ID)); n != 0 {
+	if n := len(relayer.CallsFor(held.ID)) + len(relayer.CallsFor(finished.ID)); n != 0 {
 		t.Errorf("%d relay calls for held or finished messages, want 0", n)
 	}
 	list, err := s.Queue(ctx)
@@ -100,38 +101,38 @@ func TestQueueRecoveryAttemptsStoredMessages(t *testing.T) {
 // slot lost by the queue's MaxActive accounting shows here): it sends n
 // messages to a blocked domain, waits for n transactions at once, and lets
 // them finish.
-func requireActiveSlots(t *testing.T, s *System, queue *fakeQueue, relayer *fakeRelayer, n int) {
+func requireActiveSlots(t *testing.T, s *System, queue *actorstest.Queue, relayer *actorstest.Relayer, n int) {
 	t.Helper()
-	gate := relayer.block("probe.example")
+	gate := relayer.Block("probe.example")
 	var ids []string
 	for range n {
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@probe.example"), testBody("probe")))
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for relayer.inflightTo("probe.example") < n && time.Now().Before(deadline) {
+	for relayer.InflightTo("probe.example") < n && time.Now().Before(deadline) {
 		timer := time.NewTimer(time.Millisecond)
 		<-timer.C // polling interval, not synchronisation
 	}
-	got := relayer.inflightTo("probe.example")
+	got := relayer.InflightTo("probe.example")
 	close(gate)
 	if got < n {
 		t.Errorf("only %d of %d messages in flight at once (MaxActive %d): an active slot was lost", got, n, s.cfg.MaxActive)
 		return
 	}
 	for _, id := range ids {
-		queue.waitDeleted(t, id)
+		queue.WaitDeleted(t, id)
 	}
 }
 
 // With MaxActive=2 at most two messages are attempted at once; the others
 // wait their turn and all are delivered.
 func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
-	relayer := newFakeRelayer()
-	queue := newFakeQueue()
+	relayer := actorstest.NewRelayer()
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.MaxActive = 2
 	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer})
-	gate := relayer.block(anyDomain)
+	gate := relayer.Block(actorstest.AnyDomain)
 
 	var ids []string
 	for i := range 10 {
@@ -139,23 +140,23 @@ func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
 		rcpt := fmt.Sprintf("u@d%d.example", i)
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", rcpt), testBody("active")))
 	}
-	eventually(t, func() bool { return relayer.inflightTotal() >= 2 }, "two messages in flight")
+	eventually(t, func() bool { return relayer.InflightTotal() >= 2 }, "two messages in flight")
 	if _, err := s.Queue(testCtx(t)); err != nil { // the queue has seen all ten
 		t.Fatal(err)
 	}
-	if got := relayer.callCount(); got != 2 {
+	if got := relayer.CallCount(); got != 2 {
 		t.Errorf("%d messages attempted with MaxActive 2", got)
 	}
 	for i := range ids {
-		release(t, gate, fmt.Sprintf("message %d", i+1))
+		actorstest.Release(t, gate, fmt.Sprintf("message %d", i+1))
 	}
 	for _, id := range ids {
-		queue.waitDeleted(t, id)
+		queue.WaitDeleted(t, id)
 	}
-	if got := relayer.maxInflightTotal(); got != 2 {
+	if got := relayer.MaxInflightTotal(); got != 2 {
 		t.Errorf("at most %d messages in flight, want 2", got)
 	}
-	if got := relayer.inflightTotal(); got != 0 {
+	if got := relayer.InflightTotal(); got != 0 {
 		t.Errorf("%d calls still in flight", got)
 	}
 }
@@ -163,18 +164,18 @@ func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
 // A message enqueued while the queue actor is still reading its store
 // (right after Start) is attempted once, and its active slot is returned.
 func TestEnqueueDuringRecoveryAttemptsOnce(t *testing.T) {
-	queue := newFakeQueue()
+	queue := actorstest.NewQueue()
 	scanning, proceed := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	letGo := func() { once.Do(func() { close(proceed) }) }
-	queue.eachHook = func() {
+	queue.SetEachHook(func() {
 		close(scanning)
 		<-proceed
-	}
-	relayer := newFakeRelayer()
+	})
+	relayer := actorstest.NewRelayer()
 	cfg := testConfig()
 	cfg.MaxActive = 2
-	s, err := Start(cfg, Deps{Queue: queue, Relayer: relayer, OpenPartition: openFake(newFakePartition(0)), Logger: testLogger(t)})
+	s, err := Start(cfg, Deps{Queue: queue, Relayer: relayer, OpenPartition: openFake(actorstest.NewPartition(0)), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,15 +183,15 @@ func TestEnqueueDuringRecoveryAttemptsOnce(t *testing.T) {
 	t.Cleanup(letGo)
 
 	receive(t, scanning, "the queue actor reads its store")
-	gate := relayer.block("far.example")
+	gate := relayer.Block("far.example")
 	id := enqueue(t, s, newEnvelope("bob@remote.example", "u@far.example"), testBody("early"))
 	letGo()
 	waitRecovered(t, s.root, s.queue)
 	close(gate)
-	queue.waitDeleted(t, id)
+	queue.WaitDeleted(t, id)
 
 	requireActiveSlots(t, s, queue, relayer, 2)
-	if n := len(relayer.callsFor(id)); n != 1 {
+	if n := len(relayer.CallsFor(id)); n != 1 {
 		t.Errorf("message enqueued during recovery relayed %d times, want 1", n)
 	}
 }
@@ -200,68 +201,64 @@ func TestEnqueueDuringRecoveryAttemptsOnce(t *testing.T) {
 // make a second queue entry for it: it would be relayed twice, and the
 // outcome of one attempt would find no entry, losing an active slot.
 func TestRecoveredReportIsNotQueuedTwice(t *testing.T) {
-	queue := newFakeQueue()
+	queue := actorstest.NewQueue()
 	now := time.Now()
 	orig := newEnvelope("sam@remote.example", "x@bad.example")
 	orig.Received = now.Add(-time.Minute)
 	r := orig.Recipients[0]
-	r.State, r.Status, r.LastError, r.Done, r.Attempts = mail.StateFailed, "5.1.1", "550 5.1.1 user unknown", now, 1
-	queue.seed(orig, testBody("bounced"))
+	r.State, r.Status, r.LastError, r.Done, r.Attempts = mail.StateFailed, mail.StatusNoSuchUser, "550 5.1.1 user unknown", now, 1
+	queue.Seed(orig, testBody("bounced"))
 	report := &mail.Envelope{ID: reportID(orig.ID, reportFailure), Received: now, Source: mail.SourceDSN,
 		Recipients: []*mail.Recipient{{Addr: "sam@remote.example", State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}}}
-	queue.seed(report, []byte("Subject: the report written before the crash\r\n\r\n"))
+	queue.Seed(report, []byte("Subject: the report written before the crash\r\n\r\n"))
 
-	relayer := newFakeRelayer()
-	gate := relayer.block("remote.example")
+	relayer := actorstest.NewRelayer()
+	gate := relayer.Block("remote.example")
 	cfg := testConfig()
 	cfg.MaxActive = 2
 	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer})
 
 	// The report is written again before the original leaves the queue.
-	queue.waitDeleted(t, orig.ID)
-	if queue.put(report.ID) == nil {
+	queue.WaitDeleted(t, orig.ID)
+	if queue.FirstPut(report.ID) == nil {
 		t.Fatal("the failure report was not written again for the recovered bounce")
 	}
 	close(gate)
-	queue.waitDeleted(t, report.ID)
+	queue.WaitDeleted(t, report.ID)
 
 	requireActiveSlots(t, s, queue, relayer, 2)
-	if n := len(relayer.callsFor(report.ID)); n != 1 {
+	if n := len(relayer.CallsFor(report.ID)); n != 1 {
 		t.Errorf("the report was relayed %d times, want 1", n)
 	}
 }
 
 // expire runs a message to a domain that always defers, past MaxLifetime,
 // and returns the report sent to its sender.
-func expire(t *testing.T) (dsn relayCall, stats *Stats) {
+func expire(t *testing.T) (dsn actorstest.RelayCall, stats *Stats) {
 	t.Helper()
 	clock := newFakeClock()
-	relayer := newFakeRelayer()
-	relayer.setScript(func(c relayCall, _ int) []mail.Result {
-		return results(c, func(a string) mail.Result {
-			if mail.Domain(a) == "slow.example" {
-				return mail.Result{Code: 451, Status: "4.4.1", Text: "connection timed out", RemoteMTA: "mx.slow.example"}
-			}
-			return mail.Delivered("ok")
-		})
+	relayer := actorstest.NewRelayer()
+	relayer.Answer(func(r *mail.Recipient, _ int) mail.Result {
+		if mail.Domain(r.Addr) == "slow.example" {
+			return mail.Result{Code: 451, Status: mail.StatusNoAnswer, Text: "connection timed out", RemoteMTA: "mx.slow.example"}
+		}
+		return mail.Delivered("ok")
 	})
-	queue := newFakeQueue()
+	queue := actorstest.NewQueue()
 	stats = NewStats(nil)
 	cfg := testConfig()
 	cfg.MaxLifetime = time.Hour
 	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now, Stats: stats})
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow"))
-	queue.waitUpdate(t, id, "the first attempt is deferred", func(e *mail.Envelope) bool {
-		return e.Recipients[0].State == mail.StateDeferred
-	})
+	queue.WaitUpdate(t, id, "the first attempt is deferred", inState(1, mail.StateDeferred))
 	clock.Advance(time.Hour)
-	queue.waitDeleted(t, id)
-	queue.waitDeleted(t, reportID(id, reportFailure))
-	if n := len(relayer.callsFor(id)); n != 2 {
+	queue.WaitDeleted(t, id)
+	queue.WaitDeleted(t, reportID(id, reportFailure))
+	if n := len(relayer.CallsFor(id)); n != 2 {
 		t.Errorf("%d attempts, want 2 (deferred, then expired)", n)
 	}
-	calls := relayer.callsFor(reportID(id, reportFailure))
+	calls := relayer.CallsFor(reportID(id, reportFailure))
 	if len(calls) != 1 {
 		t.Fatalf("%d failure reports relayed, want 1", len(calls))
 	}
@@ -282,10 +279,10 @@ func dsnField(raw []byte, name string) []string {
 // failure report.
 func TestMaxLifetimeExpiryFailsAndReports(t *testing.T) {
 	dsn, stats := expire(t)
-	if dsn.env.From != "" || len(dsn.rcpts) != 1 || dsn.rcpts[0] != "bob@remote.example" {
-		t.Errorf("report from %q to %v, want from <> to bob@remote.example", dsn.env.From, dsn.rcpts)
+	if dsn.Env.From != "" || len(dsn.Rcpts) != 1 || dsn.Rcpts[0] != "bob@remote.example" {
+		t.Errorf("report from %q to %v, want from <> to bob@remote.example", dsn.Env.From, dsn.Rcpts)
 	}
-	body := dsn.body
+	body := dsn.Body
 	if got := dsnField(body, "Action"); len(got) != 1 || got[0] != "failed" {
 		t.Errorf("Action %v, want [failed]", got)
 	}
@@ -308,7 +305,7 @@ func TestMaxLifetimeExpiryFailsAndReports(t *testing.T) {
 // queue asks for it (fail(..., "4.4.7", ...)) but the report says 5.0.0.
 func TestMaxLifetimeExpiryStatusIsX47(t *testing.T) {
 	dsn, _ := expire(t)
-	if got := dsnField(dsn.body, "Status"); len(got) != 1 || !strings.HasSuffix(got[0], ".4.7") {
+	if got := dsnField(dsn.Body, "Status"); len(got) != 1 || !strings.HasSuffix(got[0], ".4.7") {
 		t.Errorf("Status of an expired recipient %v, want 5.4.7 (or 4.4.7): delivery time expired", got)
 	}
 }
@@ -319,19 +316,20 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 	const ann = "ann@example.test"
 	clock := newFakeClock()
 	t0 := clock.Now()
-	part := newFakePartition(0, storage.Account{Address: ann, QuotaBytes: 10})
-	relayer := newFakeRelayer()
-	queue := newFakeQueue()
+	part := actorstest.NewPartition(0, storage.Account{Address: ann, QuotaBytes: 10})
+	relayer := actorstest.NewRelayer()
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.OverQuotaTimeout = time.Hour
 	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clock.Now})
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("too big"))
 	attempt := func(n int) *mail.Recipient {
-		env := queue.waitUpdate(t, id, fmt.Sprintf("attempt %d is recorded", n), func(e *mail.Envelope) bool {
-			return e.Recipients[0].Attempts == n
+		env := queue.WaitUpdate(t, id, fmt.Sprintf("attempt %d is recorded", n), func(e *mail.Envelope) bool {
+			r := e.Recipient(1)
+			return r != nil && r.Attempts == n
 		})
-		return env.Recipients[0]
+		return rcptOf(t, env, 1)
 	}
 	r := attempt(1)
 	if r.State != mail.StateDeferred || r.Status != "4.2.2" || r.LastError != "452 4.2.2 mailbox full" || !r.FirstTempFailure.Equal(t0) {
@@ -343,20 +341,20 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 		t.Errorf("second attempt, within OverQuotaTimeout: %s since %v; want deferred since %v", r.State, r.FirstTempFailure, t0)
 	}
 	clock.Advance(cfg.OverQuotaTimeout / 2)
-	queue.waitDeleted(t, id)
-	queue.waitDeleted(t, reportID(id, reportFailure))
+	queue.WaitDeleted(t, id)
+	queue.WaitDeleted(t, reportID(id, reportFailure))
 
-	calls := relayer.callsFor(reportID(id, reportFailure))
+	calls := relayer.CallsFor(reportID(id, reportFailure))
 	if len(calls) != 1 {
 		t.Fatalf("%d failure reports, want 1", len(calls))
 	}
-	if got := dsnField(calls[0].body, "Status"); len(got) != 1 || got[0] != "5.2.2" {
+	if got := dsnField(calls[0].Body, "Status"); len(got) != 1 || got[0] != "5.2.2" {
 		t.Errorf("Status %v, want [5.2.2]", got)
 	}
-	if got := dsnField(calls[0].body, "Diagnostic-Code"); len(got) != 1 || got[0] != "smtp; mailbox full: 452 4.2.2 mailbox full" {
+	if got := dsnField(calls[0].Body, "Diagnostic-Code"); len(got) != 1 || got[0] != "smtp; mailbox full: 452 4.2.2 mailbox full" {
 		t.Errorf("Diagnostic-Code %v", got)
 	}
-	if n := len(part.messages(ann)); n != 0 {
+	if n := len(part.Stored(ann)); n != 0 {
 		t.Errorf("%d messages stored in the full mailbox", n)
 	}
 }
@@ -365,17 +363,15 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 // at once, delete removes the message.
 func TestQueueAdminActions(t *testing.T) {
 	clock := newFakeClock()
-	relayer := newFakeRelayer()
+	relayer := actorstest.NewRelayer()
 	// The first attempt of every message is deferred, the next succeeds.
-	relayer.setScript(func(c relayCall, n int) []mail.Result {
-		return results(c, func(string) mail.Result {
-			if n == 0 {
-				return mail.Temp("4.4.1", "try again")
-			}
-			return mail.Delivered("ok")
-		})
+	relayer.Answer(func(_ *mail.Recipient, n int) mail.Result {
+		if n == 0 {
+			return mail.Temp(mail.StatusNoAnswer, "try again")
+		}
+		return mail.Delivered("ok")
 	})
-	queue := newFakeQueue()
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.RelayConcurrency = 1 // one relay transaction at a time: calls happen in order
 	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now})
@@ -383,9 +379,7 @@ func TestQueueAdminActions(t *testing.T) {
 
 	deferred := func(id string) {
 		t.Helper()
-		queue.waitUpdate(t, id, "it is deferred", func(e *mail.Envelope) bool {
-			return e.Recipients[0].State == mail.StateDeferred
-		})
+		queue.WaitUpdate(t, id, "it is deferred", inState(1, mail.StateDeferred))
 	}
 	held := enqueue(t, s, newEnvelope("bob@remote.example", "h@q.example"), testBody("held"))
 	deferred(held)
@@ -400,15 +394,15 @@ func TestQueueAdminActions(t *testing.T) {
 	if env, err := s.QueueEntry(ctx, held); err != nil || !env.Held {
 		t.Fatalf("QueueEntry after hold = %+v, %v; want Held", env, err)
 	}
-	if ups := queue.updates(held); !ups[len(ups)-1].Held {
+	if ups := queue.Updates(held); len(ups) == 0 || !ups[len(ups)-1].Held {
 		t.Error("the hold was not written to the store")
 	}
 	// Both become due; held's wake-up comes first, control's second, and
 	// with one relay transaction at a time an attempt of held would
 	// have been sent before control's.
 	clock.Advance(time.Minute)
-	queue.waitDeleted(t, control)
-	if n := len(relayer.callsFor(held)); n != 1 {
+	queue.WaitDeleted(t, control)
+	if n := len(relayer.CallsFor(held)); n != 1 {
 		t.Fatalf("held message attempted %d times, want 1 (before the hold)", n)
 	}
 
@@ -416,8 +410,8 @@ func TestQueueAdminActions(t *testing.T) {
 	if err := s.QueueAction(ctx, held, "release"); err != nil {
 		t.Fatal(err)
 	}
-	queue.waitDeleted(t, held)
-	if n := len(relayer.callsFor(held)); n != 2 {
+	queue.WaitDeleted(t, held)
+	if n := len(relayer.CallsFor(held)); n != 2 {
 		t.Errorf("released message attempted %d times, want 2", n)
 	}
 
@@ -428,18 +422,18 @@ func TestQueueAdminActions(t *testing.T) {
 	if err := s.QueueAction(ctx, retried, "retry"); err != nil {
 		t.Fatal(err)
 	}
-	queue.waitDeleted(t, retried)
+	queue.WaitDeleted(t, retried)
 
 	// Delete.
 	gone := enqueue(t, s, newEnvelope("bob@remote.example", "d@q.example"), testBody("deleted"))
 	deferred(gone)
-	if err := s.QueueAction(ctx, gone, "frobnicate"); !InvalidError(err) {
+	if err := s.QueueAction(ctx, gone, "frobnicate"); !errors.Is(err, mail.ErrInvalid) {
 		t.Errorf("unknown action: %v, want an invalid-request error", err)
 	}
 	if err := s.QueueAction(ctx, gone, "delete"); err != nil {
 		t.Fatal(err)
 	}
-	if !queue.deleted(gone) {
+	if !queue.Deleted(gone) {
 		t.Error("delete did not remove the message from the store")
 	}
 	if _, err := s.QueueEntry(ctx, gone); !errors.Is(err, mail.ErrNotFound) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -17,43 +18,47 @@ import (
 // result lands on its own recipient, and a retry carries only the
 // recipients still open.
 func TestRelayOneTransactionPerDomain(t *testing.T) {
-	relayer := newFakeRelayer()
+	relayer := actorstest.NewRelayer()
 	var greylisted atomic.Bool
-	relayer.setScript(func(c relayCall, _ int) []mail.Result {
-		return results(c, func(a string) mail.Result {
-			if a == "x2@one.example" && greylisted.CompareAndSwap(false, true) {
-				return mail.Result{Code: 451, Status: "4.7.1", Text: "greylisted", RemoteMTA: "mx.one.example"}
-			}
-			return mail.Result{Code: 250, Status: "2.0.0", Text: "ok", RemoteMTA: "mx." + mail.Domain(a)}
-		})
+	relayer.Answer(func(r *mail.Recipient, _ int) mail.Result {
+		if r.Addr == "x2@one.example" && greylisted.CompareAndSwap(false, true) {
+			return mail.Result{Code: 451, Status: "4.7.1", Text: "greylisted", RemoteMTA: "mx.one.example"}
+		}
+		return mail.Result{Code: 250, Status: mail.StatusOK, Text: "ok", RemoteMTA: "mx." + mail.Domain(r.Addr)}
 	})
-	queue := newFakeQueue()
+	queue := actorstest.NewQueue()
 	s := startSystem(t, testConfig(), Deps{Queue: queue, Relayer: relayer})
 	body := testBody("grouped")
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example",
 		"x1@one.example", "y@two.example", "x2@one.example", "x3@one.example"), body)
-	queue.waitDeleted(t, id)
+	queue.WaitDeleted(t, id)
 
-	one, two := relayer.callsTo("one.example"), relayer.callsTo("two.example")
+	one, two := relayer.CallsTo("one.example"), relayer.CallsTo("two.example")
 	if len(one) != 2 || len(two) != 1 {
 		t.Fatalf("%d calls to one.example, %d to two.example; want 2 (attempt, retry) and 1", len(one), len(two))
 	}
-	if want := []string{"x1@one.example", "x2@one.example", "x3@one.example"}; !slices.Equal(one[0].rcpts, want) {
-		t.Errorf("first transaction to one.example for %v, want %v", one[0].rcpts, want)
+	if want := []string{"x1@one.example", "x2@one.example", "x3@one.example"}; !slices.Equal(one[0].Rcpts, want) {
+		t.Errorf("first transaction to one.example for %v, want %v", one[0].Rcpts, want)
 	}
-	if want := []string{"y@two.example"}; !slices.Equal(two[0].rcpts, want) {
-		t.Errorf("transaction to two.example for %v, want %v", two[0].rcpts, want)
+	if want := []string{"y@two.example"}; !slices.Equal(two[0].Rcpts, want) {
+		t.Errorf("transaction to two.example for %v, want %v", two[0].Rcpts, want)
 	}
-	if want := []string{"x2@one.example"}; !slices.Equal(one[1].rcpts, want) {
-		t.Errorf("retry for %v, want only the deferred %v", one[1].rcpts, want)
+	if want := []string{"x2@one.example"}; !slices.Equal(one[1].Rcpts, want) {
+		t.Errorf("retry for %v, want only the deferred %v", one[1].Rcpts, want)
 	}
-	if one[0].env.ID != id || one[0].env.From != "bob@remote.example" || string(one[0].body) != string(body) {
+	if want := []int{1, 3, 4}; !slices.Equal(one[0].Keys, want) {
+		t.Errorf("first transaction to one.example for keys %v, want %v", one[0].Keys, want)
+	}
+	if want := []int{3}; !slices.Equal(one[1].Keys, want) {
+		t.Errorf("retry for keys %v, want only the deferred %v", one[1].Keys, want)
+	}
+	if one[0].Env.ID != id || one[0].Env.From != "bob@remote.example" || string(one[0].Body) != string(body) {
 		t.Errorf("relayed envelope %s from %q with body %q; want %s from bob@remote.example and the queued body",
-			one[0].env.ID, one[0].env.From, one[0].body, id)
+			one[0].Env.ID, one[0].Env.From, one[0].Body, id)
 	}
 
-	ups := queue.updates(id)
+	ups := queue.Updates(id)
 	if len(ups) == 0 {
 		t.Fatal("no update after the first attempt")
 	}
@@ -77,18 +82,18 @@ func TestRelayOneTransactionPerDomain(t *testing.T) {
 // At most RelayConcurrency transactions run to one domain; another domain
 // is not held up by a busy one.
 func TestRelayConcurrencyPerDomain(t *testing.T) {
-	relayer := newFakeRelayer()
-	queue := newFakeQueue()
+	relayer := actorstest.NewRelayer()
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.RelayConcurrency = 2
 	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer})
-	slow := relayer.block("slow.example")
+	slow := relayer.Block("slow.example")
 
 	var ids []string
 	for range 5 {
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow")))
 	}
-	eventually(t, func() bool { return relayer.inflightTo("slow.example") >= 2 }, "two transactions to slow.example")
+	eventually(t, func() bool { return relayer.InflightTo("slow.example") >= 2 }, "two transactions to slow.example")
 	// The queue has handled every message (and handed each to the relay
 	// actor) once it answers this.
 	if _, err := s.Queue(testCtx(t)); err != nil {
@@ -96,21 +101,21 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 	}
 
 	fast := enqueue(t, s, newEnvelope("bob@remote.example", "u@fast.example"), testBody("fast"))
-	queue.waitDeleted(t, fast)
-	if n := len(relayer.callsTo("slow.example")); n != 2 {
+	queue.WaitDeleted(t, fast)
+	if n := len(relayer.CallsTo("slow.example")); n != 2 {
 		t.Errorf("%d transactions to slow.example started while 2 were blocked, want 2 (the limit)", n)
 	}
 
 	for i := range ids {
-		release(t, slow, fmt.Sprintf("slow.example transaction %d", i+1))
+		actorstest.Release(t, slow, fmt.Sprintf("slow.example transaction %d", i+1))
 	}
 	for _, id := range ids {
-		queue.waitDeleted(t, id)
+		queue.WaitDeleted(t, id)
 	}
-	if got := relayer.maxInflightTo("slow.example"); got != 2 {
+	if got := relayer.MaxInflightTo("slow.example"); got != 2 {
 		t.Errorf("at most %d transactions to slow.example at once, want 2", got)
 	}
-	if got := len(relayer.callsTo("slow.example")); got != 5 {
+	if got := len(relayer.CallsTo("slow.example")); got != 5 {
 		t.Errorf("%d transactions to slow.example, want 5", got)
 	}
 }
@@ -150,8 +155,8 @@ func startQueueActor(t *testing.T, cfg Config, deps Deps, mw ...actor.ReceiverMi
 // queue's mailbox), those jobs must still be sent: none may be dropped with
 // the retired actor.
 func TestRetiredRelayActorDropsNoJobs(t *testing.T) {
-	relayer := newFakeRelayer()
-	queue := newFakeQueue()
+	relayer := actorstest.NewRelayer()
+	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.RelayIdle = 20 * time.Millisecond
 	cfg.RelayConcurrency = 1
@@ -171,20 +176,20 @@ func TestRetiredRelayActorDropsNoJobs(t *testing.T) {
 	enq, root, qpid := startQueueActor(t, cfg, Deps{Queue: queue, Relayer: relayer}, hold)
 
 	first := enqueueTo(t, enq, newEnvelope("bob@remote.example", "u@far.example"), testBody("first"))
-	queue.waitDeleted(t, first)
+	queue.WaitDeleted(t, first)
 	idle := receive(t, held, "the relay actor for far.example reports idle")
 
-	gate := relayer.block("far.example")
+	gate := relayer.Block("far.example")
 	var ids []string
 	for range 3 {
 		ids = append(ids, enqueueTo(t, enq, newEnvelope("bob@remote.example", "u@far.example"), testBody("later")))
 	}
 	// The idle report reaches the queue after these three messages.
 	root.Send(qpid, idle)
-	eventually(t, func() bool { return relayer.inflightTo("far.example") == 1 }, "a transaction to far.example")
+	eventually(t, func() bool { return relayer.InflightTo("far.example") == 1 }, "a transaction to far.example")
 	close(gate)
 	for _, id := range ids {
-		eventuallyWithin(t, 2*time.Second, func() bool { return queue.deleted(id) },
+		eventuallyWithin(t, 2*time.Second, func() bool { return queue.Deleted(id) },
 			"message %s, handed to the relay actor before it was retired, is sent", id)
 	}
 }
