@@ -56,7 +56,9 @@ type Config struct {
 	MaxActive int
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (the
+// defaults written on the fields; flags show the same values).
+func (c Config) WithDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -104,3 +106,7 @@ func (c *Config) backoff(attempts int) time.Duration {
 	}
 	return min(d, c.MaxBackoff)
 }
+
+// withDefaults is WithDefaults, for the tests written before it was
+// exported.
+func (c Config) withDefaults() Config { return c.WithDefaults() }

@@ -91,7 +91,7 @@ func (s *System) Submit(ctx context.Context, msg *mail.Message) error {
 // Start creates the actor system of a node and its actors, and recovers
 // the queue.
 func Start(cfg Config, deps Deps) (*System, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if deps.Queue == nil || deps.Relayer == nil {
 		return nil, errors.New("actors: Queue and Relayer are required")
 	}

@@ -51,6 +51,13 @@ func goError(e *pb.Error) error {
 	}
 }
 
+// WireError is err in the form that crosses the channel, for the other
+// packages that answer members (control's introspection).
+func WireError(err error) *pb.Error { return pbError(err) }
+
+// ErrorFromWire is the error a member sent, testable with errors.Is.
+func ErrorFromWire(e *pb.Error) error { return goError(e) }
+
 func pbResult(r mail.Result) *pb.Result {
 	return &pb.Result{Rcpt: int32(r.Rcpt), Code: int32(r.Code), Status: string(r.Status), Text: r.Text, RemoteMta: r.RemoteMTA}
 }

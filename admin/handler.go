@@ -39,6 +39,13 @@ type Options struct {
 	// SubmitLimit bounds the body of POST /api/v1/submit; 0 means
 	// DefaultSubmitLimit.
 	SubmitLimit int64
+	// Pprof serves Go's profiles under /debug/pprof/, behind the token
+	// and Host checks of the API.
+	Pprof bool
+	// Console, when set, is the web console, served under /console/
+	// without a token (static assets; the console asks the operator for
+	// the token and sends it with its API calls); "/" redirects there.
+	Console http.Handler
 }
 
 // handler is the http.Handler NewHandler returns. It holds no mutable state
@@ -102,6 +109,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(rw, http.StatusInternalServerError, errorBody{Error: "internal error"})
 		}
 	}()
+	if c := h.opt.Console; c != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		switch {
+		case r.URL.Path == "/":
+			http.Redirect(rw, r, "/console/", http.StatusFound)
+			return
+		case r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/"):
+			c.ServeHTTP(rw, r)
+			return
+		}
+	}
 	if err := h.cop.Check(r); err != nil {
 		writeError(rw, http.StatusForbidden, "cross-origin request refused")
 		return

@@ -240,14 +240,22 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &admin.Error{Status: 422, Message: "quota too small"}), 422, "quota too small"},
 		{&admin.Error{Status: 0, Message: "no status"}, 500, "no status"},
 		{errors.New("badger: /var/lib/secret/000001.vlog: disk on fire"), 500, "internal error"},
+		{fmt.Errorf("partition 3: %w", mail.ErrUnavailable), 503, "partition 3: temporarily unavailable"},
+		{fmt.Errorf("queue action: %w", mail.ErrInvalid), 400, "queue action: invalid request"},
+		{mail.Temporaryf(mail.StatusLocalError, "disk full"), 503, "451 4.3.0 disk full"},
+		{fmt.Errorf("%w: not an address", mail.ErrBadAddress), 400, "bad address syntax: not an address"},
 	}
 	for _, c := range cases {
 		t.Run(c.msg, func(t *testing.T) {
 			e := newEnv(t, admin.Options{})
 			e.fake.SetErr("Stats", c.err)
-			msg := e.do("GET", "/api/v1/stats", "").expect(t, c.status).errorText(t)
+			res := e.do("GET", "/api/v1/stats", "").expect(t, c.status)
+			msg := res.errorText(t)
 			if msg != c.msg {
 				t.Errorf("message %q, want %q", msg, c.msg)
+			}
+			if got := res.header.Get("Retry-After"); (c.status == 503) != (got != "") {
+				t.Errorf("Retry-After %q on a %d", got, c.status)
 			}
 			if c.status == 500 && c.msg == "internal error" && !strings.Contains(e.log.String(), "disk on fire") {
 				t.Errorf("the detail of a 500 was not logged: %q", e.log.String())
@@ -443,4 +451,32 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	if len(r.body) != 0 {
 		t.Errorf("HEAD with a body")
 	}
+}
+
+// The profiler is served only when asked for, behind the token and Host
+// checks of the API (a DNS-rebound name must not read the command line);
+// the console is served without a token, and / redirects to it.
+func TestPprofAndConsoleMounts(t *testing.T) {
+	e := newEnv(t, admin.Options{})
+	e.do("GET", "/debug/pprof/cmdline", "").expect(t, 404)
+
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("console " + r.URL.Path))
+	})
+	e = newEnv(t, admin.Options{Pprof: true, Console: console})
+	if r := e.do("GET", "/debug/pprof/cmdline", "").expect(t, 200); len(r.body) == 0 {
+		t.Error("pprof cmdline is empty")
+	}
+	e.do("GET", "/debug/pprof/cmdline", "", "Host: evil.invalid").expect(t, 403)
+	if r := e.do("GET", "/console/app.js", "").expect(t, 200); string(r.body) != "console /console/app.js" {
+		t.Errorf("console answered %q", r.body)
+	}
+	if r := e.do("GET", "/", "").expect(t, 200); string(r.body) != "console /console/" { // the client follows the redirect
+		t.Errorf("/ led to %q, want the console's /console/", r.body)
+	}
+
+	e = newEnv(t, admin.Options{Pprof: true, Token: "sekret"})
+	e.do("GET", "/debug/pprof/cmdline", "").expect(t, 401)
+	e.do("GET", "/debug/pprof/cmdline", "", "Authorization: Bearer sekret").expect(t, 200)
 }

@@ -32,18 +32,35 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
-// fail maps an error from the API (or from decoding) to its answer:
-// *Error -> its Status and Message; mail.ErrNotFound and mail.ErrNoSuchUser
-// -> 404, mail.ErrExists -> 409, mail.ErrAuthFailed -> 401, each with the
-// error's text; anything else -> 500 "internal error", with the detail
-// logged and never sent.
+// retryAfter is the Retry-After of a 503 (RFC 9110 §10.2.3), in seconds:
+// about how long a partition handoff or a member's restart takes.
+const retryAfter = "5"
+
+// fail maps an error from the API (or from decoding) to its answer, by the
+// error taxonomy of package mail:
+//
+//   - *Error -> its Status and Message;
+//   - mail.ErrNotFound, mail.ErrNoSuchUser -> 404; mail.ErrExists -> 409;
+//     mail.ErrAuthFailed -> 401; each with the error's text;
+//   - any other error that says it is permanent (mail.ErrInvalid, a bad
+//     address, an invalid rule...) -> 400 with its text: the request is
+//     wrong;
+//   - an error that says it is temporary (no owner, a handoff, a member
+//     that did not answer, a failed disk) -> 503 with Retry-After and its
+//     text;
+//   - an error that says neither -> 500 "internal error", with the detail
+//     logged and never sent.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
+	var kind interface{ Temporary() bool }
 	switch {
 	case errors.As(err, &ae):
 		status := ae.Status
 		if status < 400 || status > 599 {
 			status = http.StatusInternalServerError
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		writeError(w, status, ae.Message)
 	case errors.Is(err, mail.ErrNotFound), errors.Is(err, mail.ErrNoSuchUser):
@@ -56,6 +73,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// The client went away; nobody reads the answer.
 		h.log.Debug("admin: request canceled", "method", r.Method, "path", r.URL.Path)
 		writeError(w, http.StatusServiceUnavailable, "request canceled")
+	case errors.As(err, &kind) && !kind.Temporary():
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.As(err, &kind):
+		h.log.Warn("admin: temporarily unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		h.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")

@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"sort"
 	"strconv"
@@ -51,6 +52,15 @@ func (h *handler) routes() {
 
 	if h.opt.Metrics != nil {
 		m.Handle("GET /metrics", h.opt.Metrics)
+	}
+	if h.opt.Pprof {
+		// Go's profiler shows internals (and the command line): behind
+		// the same token and Host checks as the API.
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	m.HandleFunc("/", h.notFound)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // gossipLog is a slog handler for one test node: every record goes to t.Log
@@ -102,7 +104,7 @@ func gossipConfig(name string) Config {
 		BindAddr: "127.0.0.1:0",
 		Secret:   "a test secret that is long enough",
 		Fast:     true,
-		Meta: Meta{Cluster: "test", Version: "test", Roles: []string{RoleBackend}, QueueMode: "locally",
+		Meta: Meta{Cluster: "test", Version: "test", Roles: []mail.Role{mail.RoleBackend}, QueueMode: "locally",
 			SMTP: "127.0.0.1:25", Partitions: 8},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 func TestJoinThreeNodesSeedStartsLate(t *testing.T) {
@@ -38,7 +39,7 @@ func TestJoinThreeNodesSeedStartsLate(t *testing.T) {
 			if m.Self != (m.Name == n.LocalName()) {
 				t.Fatalf("%s: Self wrong for %s", n.LocalName(), m.Name)
 			}
-			if m.Meta.Cluster != "test" || m.Meta.Partitions != 8 || !m.Meta.HasRole(RoleBackend) || m.Meta.Started == 0 {
+			if m.Meta.Cluster != "test" || m.Meta.Partitions != 8 || !m.Meta.HasRole(mail.RoleBackend) || m.Meta.Started == 0 {
 				t.Fatalf("%s: meta of %s not gossiped: %+v", n.LocalName(), m.Name, m.Meta)
 			}
 		}
@@ -240,10 +241,10 @@ func TestUpdateMetaPropagates(t *testing.T) {
 	drain(a.Changed())
 
 	start := time.Now()
-	if err := b.UpdateMeta(func(m *Meta) { m.QueueMode = "remotely"; m.Roles = []string{RoleFrontend} }); err != nil {
+	if err := b.UpdateMeta(func(m *Meta) { m.QueueMode = "remotely"; m.Roles = []mail.Role{mail.RoleFrontend} }); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Meta(); got.QueueMode != "remotely" || got.HasRole(RoleBackend) {
+	if got := b.Meta(); got.QueueMode != "remotely" || got.HasRole(mail.RoleBackend) {
 		t.Fatalf("b.Meta() = %+v", got)
 	}
 	if !received(a.Changed(), 2*time.Second) {
@@ -252,7 +253,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 	eventually(t, 2*time.Second, func() bool {
 		for _, n := range all {
 			for _, m := range n.Members() {
-				if m.Name == "b" && (m.Meta.QueueMode != "remotely" || m.Meta.HasRole(RoleBackend)) {
+				if m.Name == "b" && (m.Meta.QueueMode != "remotely" || m.Meta.HasRole(mail.RoleBackend)) {
 					return false
 				}
 			}

@@ -9,12 +9,6 @@ import (
 	"github.com/homing-mail/homing/mail"
 )
 
-// The roles a node can have (Meta.Roles).
-const (
-	RoleFrontend = "frontend" // takes mail over SMTP and keeps a queue
-	RoleBackend  = "backend"  // owns account partitions
-)
-
 // ErrMetaTooLarge is wrapped by EncodeMeta (and so by Start and UpdateMeta)
 // when the encoded metadata does not fit memberlist's node metadata
 // (memberlist.MetaMaxSize bytes).
@@ -29,23 +23,23 @@ var ErrBadMeta = mail.PermanentError("cluster: malformed node metadata")
 // value type; copy it freely (Roles is cloned wherever Membership hands it
 // out).
 type Meta struct {
-	Cluster    string   // cluster name; nodes of another cluster are refused
-	Version    string   // software version
-	Roles      []string // RoleFrontend, RoleBackend
-	QueueMode  string   // locally | locally-for-others | remotely
-	SMTP       string   // host:port of the SMTP listener
-	Channel    string   // host:port of the cluster channel (protoactor remote)
-	Admin      string   // host:port of the admin HTTP API
-	Partitions int      // partition count; nodes with another count are refused
-	Static     string   // static mode: the partitions this backend owns, e.g. "0-7,12"; "" = dynamic
-	Started    int64    // unix nanoseconds when this process started (tells restarts apart)
+	Cluster    string // cluster name; nodes of another cluster are refused
+	Version    string // software version
+	Roles      []mail.Role
+	QueueMode  mail.QueueMode
+	SMTP       string // host:port of the SMTP listener
+	Channel    string // host:port of the cluster channel (protoactor remote)
+	Admin      string // host:port of the admin HTTP API
+	Partitions int    // partition count; nodes with another count are refused
+	Static     string // static mode: the partitions this backend owns, e.g. "0-7,12"; "" = dynamic
+	Started    int64  // unix nanoseconds when this process started (tells restarts apart)
 	// RulesVersion is the version of the cluster-wide rules this node
 	// applies; a member with an older one fetches the newer set.
 	RulesVersion int64
 }
 
 // HasRole reports whether r is one of m's roles.
-func (m Meta) HasRole(r string) bool { return slices.Contains(m.Roles, r) }
+func (m Meta) HasRole(r mail.Role) bool { return slices.Contains(m.Roles, r) }
 
 // clone returns a copy of m that shares no memory with it.
 func (m Meta) clone() Meta {
@@ -68,19 +62,19 @@ type metaFlags struct {
 // wireMeta is the encoding of Meta and its flags: JSON with short keys,
 // empty fields left out.
 type wireMeta struct {
-	Cluster      string   `json:"c,omitempty"`
-	Version      string   `json:"v,omitempty"`
-	Roles        []string `json:"r,omitempty"`
-	QueueMode    string   `json:"q,omitempty"`
-	SMTP         string   `json:"s,omitempty"`
-	Channel      string   `json:"ch,omitempty"`
-	Admin        string   `json:"a,omitempty"`
-	Partitions   int      `json:"p,omitempty"`
-	Static       string   `json:"st,omitempty"`
-	Started      int64    `json:"t,omitempty"`
-	RulesVersion int64    `json:"rv,omitempty"`
-	Leaving      bool     `json:"lv,omitempty"`
-	Alone        bool     `json:"al,omitempty"`
+	Cluster      string         `json:"c,omitempty"`
+	Version      string         `json:"v,omitempty"`
+	Roles        []mail.Role    `json:"r,omitempty"`
+	QueueMode    mail.QueueMode `json:"q,omitempty"`
+	SMTP         string         `json:"s,omitempty"`
+	Channel      string         `json:"ch,omitempty"`
+	Admin        string         `json:"a,omitempty"`
+	Partitions   int            `json:"p,omitempty"`
+	Static       string         `json:"st,omitempty"`
+	Started      int64          `json:"t,omitempty"`
+	RulesVersion int64          `json:"rv,omitempty"`
+	Leaving      bool           `json:"lv,omitempty"`
+	Alone        bool           `json:"al,omitempty"`
 }
 
 // EncodeMeta encodes m for memberlist. The error wraps ErrMetaTooLarge when

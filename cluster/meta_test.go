@@ -7,18 +7,19 @@ import (
 	"testing"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/homing-mail/homing/mail"
 )
 
 func fullMeta() Meta {
 	return Meta{
-		Cluster: "prod", Version: "1.2.3", Roles: []string{RoleFrontend, RoleBackend},
+		Cluster: "prod", Version: "1.2.3", Roles: []mail.Role{mail.RoleFrontend, mail.RoleBackend},
 		QueueMode: "locally-for-others", SMTP: "10.0.0.1:25", Channel: "10.0.0.1:7947",
 		Admin: "10.0.0.1:8025", Partitions: 16, Static: "0-7,12", Started: 1732838400123456789,
 	}
 }
 
 func TestMetaRoundTrip(t *testing.T) {
-	for _, m := range []Meta{fullMeta(), {Partitions: 1}, {Cluster: "x", Roles: []string{}}} {
+	for _, m := range []Meta{fullMeta(), {Partitions: 1}, {Cluster: "x", Roles: []mail.Role{}}} {
 		b, err := EncodeMeta(m)
 		if err != nil {
 			t.Fatalf("EncodeMeta(%+v): %v", m, err)
@@ -105,8 +106,8 @@ func TestDecodeMetaIgnoresUnknownKeysAndTheFlags(t *testing.T) {
 }
 
 func TestMetaHasRole(t *testing.T) {
-	m := Meta{Roles: []string{RoleFrontend}}
-	if !m.HasRole(RoleFrontend) || m.HasRole(RoleBackend) || (Meta{}).HasRole(RoleBackend) {
+	m := Meta{Roles: []mail.Role{mail.RoleFrontend}}
+	if !m.HasRole(mail.RoleFrontend) || m.HasRole(mail.RoleBackend) || (Meta{}).HasRole(mail.RoleBackend) {
 		t.Fatalf("HasRole wrong for %v", m.Roles)
 	}
 }

@@ -59,7 +59,7 @@ func (pl *Placement) Update(members []Member) []int {
 	channel := map[string]string{}
 	for _, m := range members {
 		channel[m.Name] = m.Meta.Channel
-		if m.Name == pl.self && m.Meta.HasRole("backend") && m.Meta.Static != "" {
+		if m.Name == pl.self && m.Meta.HasRole(mail.RoleBackend) && m.Meta.Static != "" {
 			selfStatic, _ = mail.ParsePartitionSet(m.Meta.Static, pl.partitions)
 		}
 	}
@@ -129,7 +129,7 @@ func Assign(partitions int, members []Member) []string {
 	var dynamic []string
 	claims := make([][]string, partitions)
 	for _, m := range members {
-		if !m.Meta.HasRole("backend") || (m.State != StateAlive && m.State != StateSuspect) {
+		if !m.Meta.HasRole(mail.RoleBackend) || (m.State != StateAlive && m.State != StateSuspect) {
 			continue
 		}
 		if m.Meta.Static == "" {

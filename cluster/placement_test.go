@@ -5,16 +5,17 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/homing-mail/homing/mail"
 )
 
 func backend(name string, state State, static string) Member {
-	return Member{Name: name, State: state, Meta: Meta{Roles: []string{"backend"}, Static: static, Channel: name + ":1"}}
+	return Member{Name: name, State: state, Meta: Meta{Roles: []mail.Role{"backend"}, Static: static, Channel: name + ":1"}}
 }
 
 func TestAssignSpreadsAndMovesLittle(t *testing.T) {
 	const n = 64
 	three := []Member{backend("b1", StateAlive, ""), backend("b2", StateAlive, ""), backend("b3", StateAlive, ""),
-		{Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}
+		{Name: "fe", State: StateAlive, Meta: Meta{Roles: []mail.Role{"frontend"}}}}
 	before := Assign(n, three)
 	count := map[string]int{}
 	for p, o := range before {
@@ -80,7 +81,7 @@ func TestAssignSpreadsAndMovesLittle(t *testing.T) {
 }
 
 func TestAssignNoBackends(t *testing.T) {
-	for p, o := range Assign(4, []Member{{Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}) {
+	for p, o := range Assign(4, []Member{{Name: "fe", State: StateAlive, Meta: Meta{Roles: []mail.Role{"frontend"}}}}) {
 		if o != "" {
 			t.Errorf("partition %d owned by %q with no backend", p, o)
 		}
@@ -114,7 +115,7 @@ func TestPlacementSelfStaticAlwaysOwns(t *testing.T) {
 }
 
 func TestPartitionPIDRoutesToOwnerChannel(t *testing.T) {
-	ms := []Member{backend("b1", StateAlive, ""), {Name: "fe", State: StateAlive, Meta: Meta{Roles: []string{"frontend"}}}}
+	ms := []Member{backend("b1", StateAlive, ""), {Name: "fe", State: StateAlive, Meta: Meta{Roles: []mail.Role{"frontend"}}}}
 	pl := NewPlacement(4, "fe", func(int) *actor.PID { return nil })
 	if owned := pl.Update(ms); len(owned) != 0 {
 		t.Fatalf("a frontend owns %v", owned)

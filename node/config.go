@@ -7,174 +7,223 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/homing-mail/homing/actors"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/smtp"
 )
 
-// Config is every setting of a node. cmd/homing fills it from flags and the
-// config file; tests fill it directly. Zero values take the defaults that
-// Defaults documents.
+// Config is every setting of a node, nested per component. cmd/homing
+// fills it from flags and the config file; tests fill it directly. Zero
+// values take defaults, and each default is written once, by the component
+// that owns it: WithDefaults applies them (smtp.Config.WithDefaults,
+// actors.Config.WithDefaults and the sub-configs below), and the flags of
+// `homing serve` show the same values.
 type Config struct {
-	Name  string   // node name, unique in the cluster; default: hostname
-	Roles []string // "frontend", "backend"; default both
+	Name     string      // node name, unique in the cluster; default "homing"
+	Roles    []mail.Role // default both
+	Hostname string      // SMTP greeting, Received, DSN, relay EHLO; default Name
+	Domains  []string    // local domains; default example.test
+	// DemoAccount creates demo@<first domain> with a random password
+	// (kept in DataDir/demo-password) when it does not exist.
+	DemoAccount bool
+	Logger      *slog.Logger
 
-	SMTPAddr       string // public SMTP listener; default 127.0.0.1:2525
-	SubmissionAddr string // submission listener (AUTH required); "" = off
-	TLSCert        string // PEM certificate chain; with TLSKey enables STARTTLS
-	TLSKey         string
-	AdminAddr      string // admin HTTP; default 127.0.0.1:8025; "" after Defaults never
-	AdminToken     string // bearer token; required when AdminAddr is not loopback
-	AdminReadToken string // read-only bearer token
+	Listen  Listen
+	Admin   Admin
+	Store   Store
+	Cluster Cluster
+	Routing Routing
+	// SMTP holds the limits and timeouts of both SMTP listeners. The node
+	// sets Hostname, Submission, TLSConfig, Source and the cluster fields
+	// itself.
+	SMTP smtp.Config
+	// Queue holds the retry schedule, lifetimes, concurrency and actor
+	// timers. The node sets Partitions (Store.Partitions), Hostname and
+	// LocalDomains (Domains) itself.
+	Queue actors.Config
+}
 
-	// Cluster membership and channel. A node is part of a cluster when
-	// Gossip or Join is set; otherwise it is a single node.
-	Gossip      string   // gossip (memberlist) listen host:port
-	ClusterAddr string   // cluster channel (protoactor remote) listen host:port
-	Join        []string // seeds host:port
-	Secret      string   // cluster secret: gossip encryption and channel mTLS keys
-	Insecure    bool     // allow a multi-node cluster without a secret
-	ClusterName string   // default "homing"
+// Listen is where the node takes SMTP.
+type Listen struct {
+	SMTP       string // public SMTP listener; default 127.0.0.1:2525
+	Submission string // submission listener (AUTH required); "" = off
+	TLSCert    string // PEM certificate chain; with TLSKey enables STARTTLS
+	TLSKey     string
+}
+
+// Admin is the admin HTTP endpoint.
+type Admin struct {
+	Addr      string // default 127.0.0.1:8025
+	Token     string // bearer token; required when Addr is not loopback
+	ReadToken string // read-only bearer token
+}
+
+// SyncMode is how writes are made durable.
+type SyncMode string
+
+const (
+	// SyncFS: one syncfs(2) round per group of commits across every DB
+	// of a filesystem (storage.Syncer); the default on Linux.
+	SyncFS SyncMode = "syncfs"
+	// SyncFsync: badger's sync per transaction, merged per DB; for
+	// network filesystems.
+	SyncFsync SyncMode = "fsync"
+)
+
+// Store is where the node keeps its data.
+type Store struct {
+	DataDir      string   // default ./data
+	AccountStore string   // root of the account partitions; default DataDir/accounts
+	Partitions   int      // default 16 (fixed when the store is created)
+	Sync         SyncMode // default SyncFS
+}
+
+// Cluster is the node's membership. A node is part of a cluster when
+// Gossip or Join is set; otherwise it is a single node.
+type Cluster struct {
+	Gossip string   // gossip (memberlist) listen host:port; default 127.0.0.1:7946 in a cluster
+	Addr   string   // cluster channel (protoactor remote) listen host:port; default 127.0.0.1:7947 in a cluster
+	Join   []string // seeds host:port
+	Secret string   // cluster secret: gossip encryption and channel mTLS keys
+	// Insecure allows a multi-node cluster without a secret.
+	Insecure bool
+	Name     string // cluster name; default "homing"
 	// StaticPartitions makes this backend own exactly these partitions
 	// ("0-7,12"; static cluster). Empty: dynamic (rendezvous over live
-	// backends sharing AccountStore).
+	// backends sharing Store.AccountStore).
 	StaticPartitions string
-	// GossipFast shrinks gossip timers (a crash is detected in well under a second); for
-	// tests and `homing dev`.
+	// GossipFast shrinks gossip timers (a crash is detected in well
+	// under a second); for tests and `homing dev`.
 	GossipFast bool
 	// WrapGossip, if set, wraps the gossip transport (testkit uses a
 	// cluster.Switch to partition and heal nodes in one process).
 	WrapGossip func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+}
 
-	DataDir      string // default ./data
-	AccountStore string // root of the account partitions; default DataDir/accounts
-	Partitions   int    // default 16 (fixed when the store is created)
-	Domains      []string
-	Hostname     string            // SMTP greeting, Received, DSN; default Name
-	Routes       map[string]string // static relay routes, domain -> host:port, "*" smarthost
-	QueueMode    string            // locally | locally-for-others | remotely
-	// Filters are the external filters (content plugins) rules may name:
-	// name -> program and arguments (--filter NAME=COMMAND).
-	Filters map[string][]string
+// Routing is where mail goes and what runs on it on the way.
+type Routing struct {
+	// Mode is the queue processing mode (design.md, mail flow 6); default
+	// mail.ModeLocally. The administrator changes it at run time.
+	Mode mail.QueueMode
+	// Routes are static relay routes, domain -> host:port ("*" smarthost).
+	Routes map[string]string
 	// ForwardTo sends every non-local recipient over SMTP to these
 	// "host:port"s instead of relaying it: "*" means the cluster's live
 	// frontends (a backend without Internet access).
 	ForwardTo []string
-	// SyncMode is how writes are made durable: "syncfs" (default on
-	// Linux: one syncfs round per group of commits across every DB of a
-	// filesystem, see storage.Syncer) or "fsync" (badger's sync per
-	// transaction, merged per DB; for network filesystems).
-	SyncMode string
-
-	MaxMessageBytes     int64
-	MaxRecipients       int
-	MaxConnections      int
-	MaxConnectionsPerIP int
-	CommandTimeout      time.Duration
-	DataTimeout         time.Duration
-
-	MinBackoff       time.Duration
-	MaxBackoff       time.Duration
-	MaxLifetime      time.Duration
-	DelayWarning     time.Duration
-	OverQuotaTimeout time.Duration
-	RelayConcurrency int
-	AccountIdle      time.Duration
-	LocalRetry       time.Duration // retry cap when a backend did not answer
-	LookupCacheTTL   time.Duration // reuse a positive RCPT lookup this long
-
-	// DemoAccount creates demo@<first domain> with a random password
-	// (kept in DataDir/demo-password) when it does not exist.
-	DemoAccount bool
-
+	// Filters are the external filters (content plugins) rules may name:
+	// name -> program and arguments (--filter NAME=COMMAND).
+	Filters map[string][]string
 	// Resolver is the DNS for relaying; nil = the system's. Tests stub it.
 	Resolver smtp.Resolver
-	Logger   *slog.Logger
 }
 
-// Queue processing modes (design.md, "The mail flow" item 6).
-const (
-	ModeLocally          = "locally"
-	ModeLocallyForOthers = "locally-for-others"
-	ModeRemotely         = "remotely"
-)
+// Defaults is the configuration of a node with every default applied: what
+// `homing serve` with no flags runs.
+func Defaults() Config { return Config{}.WithDefaults() }
 
-// Defaults fills unset fields.
-func (c Config) Defaults() Config {
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
 	if c.Name == "" {
 		c.Name = "homing"
 	}
 	if len(c.Roles) == 0 {
-		c.Roles = []string{"frontend", "backend"}
-	}
-	if c.SMTPAddr == "" {
-		c.SMTPAddr = "127.0.0.1:2525"
-	}
-	if c.AdminAddr == "" {
-		c.AdminAddr = "127.0.0.1:8025"
-	}
-	if c.DataDir == "" {
-		c.DataDir = "data"
-	}
-	if c.AccountStore == "" {
-		c.AccountStore = filepath.Join(c.DataDir, "accounts")
-	}
-	if c.Partitions == 0 {
-		c.Partitions = 16
-	}
-	if len(c.Domains) == 0 {
-		c.Domains = []string{"example.test"}
+		c.Roles = []mail.Role{mail.RoleFrontend, mail.RoleBackend}
 	}
 	if c.Hostname == "" {
 		c.Hostname = c.Name
 	}
-	if c.QueueMode == "" {
-		c.QueueMode = ModeLocally
+	if len(c.Domains) == 0 {
+		c.Domains = []string{"example.test"}
 	}
-	if c.ClusterName == "" {
-		c.ClusterName = "homing"
+	c.Listen = c.Listen.withDefaults()
+	c.Admin = c.Admin.withDefaults()
+	c.Store = c.Store.withDefaults()
+	c.Cluster = c.Cluster.withDefaults()
+	if c.Routing.Mode == "" {
+		c.Routing.Mode = mail.ModeLocally
 	}
-	if c.Clustered() && c.Gossip == "" {
+	c.SMTP = c.SMTP.WithDefaults()
+	c.SMTP.Hostname = c.Hostname
+	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
+	c.Queue = c.Queue.WithDefaults()
+	return c
+}
+
+func (l Listen) withDefaults() Listen {
+	if l.SMTP == "" {
+		l.SMTP = "127.0.0.1:2525"
+	}
+	return l
+}
+
+func (a Admin) withDefaults() Admin {
+	if a.Addr == "" {
+		a.Addr = "127.0.0.1:8025"
+	}
+	return a
+}
+
+func (s Store) withDefaults() Store {
+	if s.DataDir == "" {
+		s.DataDir = "data"
+	}
+	if s.AccountStore == "" {
+		s.AccountStore = filepath.Join(s.DataDir, "accounts")
+	}
+	if s.Partitions == 0 {
+		s.Partitions = 16
+	}
+	if s.Sync == "" {
+		s.Sync = SyncFS
+	}
+	return s
+}
+
+func (c Cluster) withDefaults() Cluster {
+	if c.Name == "" {
+		c.Name = "homing"
+	}
+	if c.Enabled() && c.Gossip == "" {
 		c.Gossip = "127.0.0.1:7946"
 	}
-	if c.Clustered() && c.ClusterAddr == "" {
-		c.ClusterAddr = "127.0.0.1:7947"
-	}
-	if c.SyncMode == "" {
-		c.SyncMode = "syncfs"
+	if c.Enabled() && c.Addr == "" {
+		c.Addr = "127.0.0.1:7947"
 	}
 	return c
 }
 
+// Enabled reports whether the node joins a cluster.
+func (c Cluster) Enabled() bool { return c.Gossip != "" || len(c.Join) > 0 }
+
 // Validate reports the first setting that cannot work, in words for the
-// operator.
+// operator (naming the flag).
 func (c Config) Validate() error {
 	for _, r := range c.Roles {
-		if r != "frontend" && r != "backend" {
+		if _, err := mail.ParseRole(string(r)); err != nil {
 			return fmt.Errorf("--roles: unknown role %q (want frontend, backend or both)", r)
 		}
 	}
-	switch c.QueueMode {
-	case ModeLocally, ModeLocallyForOthers, ModeRemotely:
-	default:
-		return fmt.Errorf("--queue-mode: %q is not one of locally, locally-for-others, remotely", c.QueueMode)
+	if _, err := mail.ParseQueueMode(string(c.Routing.Mode)); err != nil {
+		return fmt.Errorf("--queue-mode: %q is not one of locally, locally-for-others, remotely", c.Routing.Mode)
 	}
-	if c.SyncMode != "syncfs" && c.SyncMode != "fsync" {
-		return fmt.Errorf("--sync: %q is not syncfs or fsync", c.SyncMode)
+	if c.Store.Sync != SyncFS && c.Store.Sync != SyncFsync {
+		return fmt.Errorf("--sync: %q is not syncfs or fsync", c.Store.Sync)
 	}
-	if c.Partitions < 1 || c.Partitions > 4096 {
-		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Partitions)
+	if c.Store.Partitions < 1 || c.Store.Partitions > 4096 {
+		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Store.Partitions)
 	}
 	for _, d := range c.Domains {
 		if d == "" || strings.ContainsAny(d, " @,") {
 			return fmt.Errorf("--domains: %q is not a domain", d)
 		}
 	}
-	for _, f := range c.ForwardTo {
+	for _, f := range c.Routing.ForwardTo {
 		if f == "*" {
-			if !c.Clustered() {
+			if !c.Cluster.Enabled() {
 				return errors.New("--forward-to '*' needs a cluster (the frontends are found through membership)")
 			}
 			continue
@@ -183,37 +232,28 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--forward-to %s: want HOST:PORT or *", f)
 		}
 	}
-	for d, hp := range c.Routes {
+	for d, hp := range c.Routing.Routes {
 		if _, _, err := net.SplitHostPort(hp); err != nil {
 			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
 		}
 	}
-	if c.Clustered() && c.Secret == "" && !c.Insecure {
+	if c.Cluster.Enabled() && c.Cluster.Secret == "" && !c.Cluster.Insecure {
 		return errors.New("--gossip/--join without --secret: a cluster needs a shared secret (or --insecure, for a trusted test network only)")
 	}
-	if c.StaticPartitions != "" && !c.Clustered() {
+	if c.Cluster.StaticPartitions != "" && !c.Cluster.Enabled() {
 		return errors.New("--static-partitions needs a cluster (--gossip/--join)")
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
+	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
-	if !isLoopback(c.AdminAddr) && c.AdminToken == "" {
+	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {
 		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")
 	}
 	return nil
 }
 
-// Clustered reports whether the node joins a cluster.
-func (c Config) Clustered() bool { return c.Gossip != "" || len(c.Join) > 0 }
-
-func (c Config) hasRole(r string) bool {
-	for _, x := range c.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
+// hasRole reports whether the node has role r.
+func (c Config) hasRole(r mail.Role) bool { return mail.HasRole(c.Roles, r) }
 
 // isLoopback reports whether addr (host:port) listens on loopback only.
 func isLoopback(addr string) bool {

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,58 +13,73 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/cluster"
+	"github.com/homing-mail/homing/console"
+	"github.com/homing-mail/homing/content"
+	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/transfer"
 )
+
+// Version is the node software version.
+const Version = control.Version
 
 // Node is one running Homing node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	started time.Time
-
-	queue    *storage.QueueStore
-	accounts *storage.AccountStore
-	actors   *actors.System
+	cfg      Config
+	log      *slog.Logger
+	started  time.Time
 	registry *prometheus.Registry
+	stop     shutdown
+	abrupt   atomic.Bool // CloseAbruptly: no graceful leave
 
-	smtpServer *smtp.Server
-	subServer  *smtp.Server
-	smtpLn     net.Listener
-	subLn      net.Listener
-	adminLn    net.Listener
-	adminSrv   *http.Server
+	// Set by the steps of Start, in order; read-only afterwards.
+	syncers     []*storage.Syncer
+	queue       *storage.QueueStore
+	accounts    *storage.AccountStore
+	pipe        *content.Pipeline
+	replicator  *content.Replicator
+	placement   *cluster.Placement // nil on a single node
+	actors      *actors.System
+	settings    *control.Settings
+	api         *control.API
+	clusterAuth *smtp.ClusterAuth
+	channel     *cluster.Channel
+	smtpLn      net.Listener
+	subLn       net.Listener
+	adminLn     net.Listener
+	demo        demoInfo
 
-	mu        sync.Mutex
-	queueMode string
-	demo      demoInfo
-	pipe      *pipeline
-	cl        *clusterParts
-	syncers   []*storage.Syncer
-
-	abrupt    atomic.Bool // CloseAbruptly: no graceful leave
-	closeOnce sync.Once
-	closeErr  error
-	wg        sync.WaitGroup
+	// membership is set once the node has joined (the last step); the
+	// transfer client and forwarding read it from the start.
+	membership atomic.Pointer[cluster.Membership]
+	closed     atomic.Bool
+	closeErr   error
 }
 
-// Start opens the stores, starts the actors and the listeners, and returns
-// once the node accepts mail.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
-	cfg = cfg.Defaults()
+// Start opens the stores, starts the content pipeline, the actors, the
+// cluster channel, the SMTP listeners and the admin endpoint, and joins the
+// cluster, each a step that pushes its closers on the node's shutdown
+// stack; it returns once the node accepts mail. When a step fails, what
+// the steps before it started is closed in reverse, and the error says
+// which setting or resource failed and why.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -74,201 +88,359 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("node", cfg.Name)
-	n = &Node{cfg: cfg, log: log, started: time.Now(), queueMode: cfg.QueueMode, registry: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
+	n := &Node{cfg: cfg, log: log, started: time.Now(), registry: prometheus.NewRegistry()}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	steps := []func(context.Context) error{
+		n.openStores,
+		n.startContent,
+		n.startActors,
+		n.startChannel,
+		n.startSMTP,
+		n.startAdmin,
+		n.joinCluster,
 	}
-	sopt := storage.Options{Logger: log.With("component", "storage")}
-	qopt, aopt := sopt, sopt
-	if cfg.SyncMode == "syncfs" {
-		if qopt.Syncer, err = n.syncerFor(cfg.DataDir); err != nil {
-			return nil, err
-		}
-		if aopt.Syncer, err = n.syncerFor(cfg.AccountStore); err != nil {
-			return nil, err
-		}
-	}
-	n.queue, err = storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), qopt)
-	if err != nil {
-		return nil, fmt.Errorf("opening the queue: %w", err)
-	}
-	var open actors.OpenPartition
-	if cfg.hasRole("backend") {
-		n.accounts, err = storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
-		if err != nil {
-			return nil, fmt.Errorf("opening the account store: %w", err)
-		}
-		open = func(id int) (actors.PartitionData, error) { return n.accounts.Open(id) }
-	}
-
-	var clusterAuth *smtp.ClusterAuth
-	if cfg.Clustered() && cfg.Secret != "" {
-		clusterAuth = smtp.NewClusterAuth(cfg.Secret, cfg.ClusterName, cfg.Name)
-	}
-	relayCfg := smtp.ClientConfig{
-		Hostname: cfg.Hostname,
-		Resolver: cfg.Resolver,
-		Routes:   cfg.Routes,
-	}
-	if len(cfg.ForwardTo) > 0 {
-		// A backend without Internet access: every non-local recipient
-		// goes to the frontends, which relay it (authenticated as a
-		// member, so they accept any domain).
-		relayCfg.Smarthosts = n.forwardHosts(new(atomic.Uint64))
-		relayCfg.Auth = clusterAuth
-	}
-	relayer := smtp.NewClient(relayCfg)
-	var tr actors.Transferer
-	if clusterAuth != nil {
-		tr = &transferer{n: n, auth: clusterAuth, client: smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname})}
-	}
-	filterMetrics := filter.NewMetrics(n.registry)
-	filters := map[string]*filter.Filter{}
-	for name, cmd := range cfg.Filters {
-		f, err := filter.Start(filter.Config{Name: name, Command: cmd, Logger: log.With("component", "filter", "filter", name)}, filterMetrics)
-		if err != nil {
-			for _, f := range filters {
-				f.Close()
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			if cerr := n.stop.run(); cerr != nil {
+				log.Error("closing after a failed start", "err", cerr)
 			}
-			return nil, fmt.Errorf("--filter %s: %w", name, err)
-		}
-		filters[name] = f
-	}
-	if n.pipe, err = newPipeline(cfg.DataDir, filters, log.With("component", "rules")); err != nil {
-		for _, f := range filters {
-			f.Close()
-		}
-		return nil, err
-	}
-	stats := actors.NewStats(n.registry)
-	var sysPtr atomic.Pointer[actors.System]
-	var pl *cluster.Placement
-	var placement actors.Placement // nil interface on a single node
-	if cfg.Clustered() {
-		pl = newPlacement(cfg, &sysPtr)
-		placement = pl
-	}
-	n.actors, err = actors.Start(actors.Config{
-		Partitions:       cfg.Partitions,
-		Hostname:         cfg.Hostname,
-		LocalDomains:     cfg.Domains,
-		AccountIdle:      cfg.AccountIdle,
-		MinBackoff:       cfg.MinBackoff,
-		MaxBackoff:       cfg.MaxBackoff,
-		MaxLifetime:      cfg.MaxLifetime,
-		DelayWarning:     cfg.DelayWarning,
-		OverQuotaTimeout: cfg.OverQuotaTimeout,
-		RelayConcurrency: cfg.RelayConcurrency,
-		LocalRetry:       cfg.LocalRetry,
-		LookupCacheTTL:   cfg.LookupCacheTTL,
-	}, actors.Deps{
-		OpenPartition: open,
-		Placement:     placement,
-		Queue:         n.queue,
-		Relayer:       relayer,
-		Transferer:    tr,
-		Pipeline:      n.pipe,
-		Mode:          n.mode,
-		Logger:        log.With("component", "actors"),
-		Stats:         stats,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("starting actors: %w", err)
-	}
-	sysPtr.Store(n.actors)
-	n.registerNodeMetrics()
-
-	if cfg.DemoAccount && !cfg.Clustered() {
-		if err := n.ensureDemo(ctx); err != nil {
 			return nil, err
 		}
 	}
-
-	var tlsConfig *tls.Config
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	smtpMetrics := smtp.NewMetrics(n.registry)
-	scfg := smtp.Config{
-		Hostname:            cfg.Hostname,
-		MaxMessageBytes:     cfg.MaxMessageBytes,
-		MaxRecipients:       cfg.MaxRecipients,
-		CommandTimeout:      cfg.CommandTimeout,
-		DataTimeout:         cfg.DataTimeout,
-		MaxConnections:      cfg.MaxConnections,
-		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
-		Source:              mail.SourceSMTP,
-		TLSConfig:           tlsConfig,
-		Cluster:             clusterAuth,
-		AcceptTransfers:     func() bool { return n.mode() == ModeLocallyForOthers },
-	}
-	n.smtpServer = smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, log.With("component", "smtp"), smtpMetrics)
-	if n.smtpLn, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
-		return nil, fmt.Errorf("--smtp %s: %w", cfg.SMTPAddr, err)
-	}
-	n.serve("smtp", func() error { return n.smtpServer.Serve(n.smtpLn) })
-	if cfg.SubmissionAddr != "" {
-		sub := scfg
-		sub.Submission = true
-		sub.Source = mail.SourceSubmission
-		if sub.TLSConfig == nil {
-			// AUTH needs TLS off loopback: without a configured
-			// certificate, offer STARTTLS with a self-signed one.
-			cert, err := selfSigned(cfg.Hostname)
-			if err != nil {
-				return nil, fmt.Errorf("self-signed certificate: %w", err)
-			}
-			sub.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-			log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
-		}
-		n.subServer = smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
-			log.With("component", "submission"), smtpMetrics)
-		if n.subLn, err = net.Listen("tcp", cfg.SubmissionAddr); err != nil {
-			return nil, fmt.Errorf("--submission %s: %w", cfg.SubmissionAddr, err)
-		}
-		n.serve("submission", func() error { return n.subServer.Serve(n.subLn) })
-	}
-
-	handler := admin.NewHandler(apiImpl{n}, admin.Options{
-		Token:         cfg.AdminToken,
-		ReadOnlyToken: cfg.AdminReadToken,
-		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
-		Logger:        log.With("component", "admin"),
-	})
-	n.adminSrv = &http.Server{Handler: withConsole(withPprof(handler, cfg.AdminToken)), ReadHeaderTimeout: 10 * time.Second}
-	if n.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-		return nil, fmt.Errorf("--admin %s: %w", cfg.AdminAddr, err)
-	}
-	n.serve("admin", func() error { return n.adminSrv.Serve(n.adminLn) })
-	if cfg.Clustered() {
-		if err := n.startCluster(pl); err != nil {
-			return nil, err
-		}
-	}
-	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", strings.Join(cfg.Roles, ","),
-		"domains", strings.Join(cfg.Domains, ","), "data", cfg.DataDir)
+	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", fmt.Sprint(cfg.Roles),
+		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
 	return n, nil
 }
 
-func (n *Node) serve(what string, f func() error) {
-	n.wg.Add(1)
+// openStores opens the queue and, on a backend, the account store, with a
+// shared syncfs Syncer per filesystem in SyncFS mode.
+func (n *Node) openStores(context.Context) error {
+	cfg := n.cfg.Store
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
+	}
+	sopt := storage.Options{Logger: n.log.With("component", "storage")}
+	qopt, aopt := sopt, sopt
+	if cfg.Sync == SyncFS {
+		var err error
+		if qopt.Syncer, err = n.syncerFor(cfg.DataDir); err != nil {
+			return err
+		}
+		if aopt.Syncer, err = n.syncerFor(cfg.AccountStore); err != nil {
+			return err
+		}
+	}
+	q, err := storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), qopt)
+	if err != nil {
+		return fmt.Errorf("opening the queue in %s: %w", cfg.DataDir, err)
+	}
+	n.queue = q
+	n.stop.push("queue store", q.Close)
+	if n.cfg.hasRole(mail.RoleBackend) {
+		a, err := storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
+		if err != nil {
+			return fmt.Errorf("opening the account store %s: %w", cfg.AccountStore, err)
+		}
+		n.accounts = a
+		n.stop.push("account store", a.Close)
+	}
+	return nil
+}
+
+// syncerFor returns the Syncer of the filesystem holding dir, creating it
+// on first use: DBs on one filesystem share syncfs rounds.
+func (n *Node) syncerFor(dir string) (*storage.Syncer, error) {
+	for _, s := range n.syncers {
+		if s.Covers(dir) {
+			return s, nil
+		}
+	}
+	s, err := storage.NewSyncer(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--sync syncfs: %w (use --sync fsync)", err)
+	}
+	n.syncers = append(n.syncers, s)
+	n.stop.push("syncfs syncer", func() error {
+		if st := s.Stats(); st.Rounds > 0 {
+			n.log.Info("syncfs rounds", "rounds", st.Rounds, "waits", st.Waits, "avgRound", st.RoundTime/time.Duration(st.Rounds))
+		}
+		return s.Close()
+	})
+	return s, nil
+}
+
+// startContent starts the external filters and the content pipeline with
+// the rule sets saved in the data directory.
+func (n *Node) startContent(context.Context) error {
+	metrics := filter.NewMetrics(n.registry)
+	filters := map[string]*filter.Filter{}
+	closeFilters := func() error {
+		var errs []error
+		for _, f := range filters {
+			errs = append(errs, f.Close())
+		}
+		return errors.Join(errs...)
+	}
+	for name, cmd := range n.cfg.Routing.Filters {
+		f, err := filter.Start(filter.Config{Name: name, Command: cmd, Logger: n.log.With("component", "filter", "filter", name)}, metrics)
+		if err != nil {
+			closeFilters()
+			return fmt.Errorf("--filter %s: %w", name, err)
+		}
+		filters[name] = f
+	}
+	pipe, err := content.New(n.cfg.Store.DataDir, filters, n.log.With("component", "rules"))
+	if err != nil {
+		closeFilters()
+		return err
+	}
+	n.pipe = pipe
+	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
+	n.stop.push("filters", pipe.Close)
+	return nil
+}
+
+// startActors starts the node's actors (recovering the queue), with the
+// relay client, the transfer client and, in a cluster, the placement that
+// follows membership; then the control plane on top of them.
+func (n *Node) startActors(ctx context.Context) error {
+	cfg := n.cfg
+	clustered := cfg.Cluster.Enabled()
+	if clustered && cfg.Cluster.Secret != "" {
+		n.clusterAuth = smtp.NewClusterAuth(cfg.Cluster.Secret, cfg.Cluster.Name, cfg.Name)
+	}
+	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: cfg.Routing.Resolver, Routes: cfg.Routing.Routes}
+	if len(cfg.Routing.ForwardTo) > 0 {
+		// A backend without Internet access: every non-local recipient
+		// goes to the frontends, which relay it (authenticated as a
+		// member, so they accept any domain).
+		relay.Smarthosts = transfer.ForwardHosts(cfg.Routing.ForwardTo, n.members)
+		relay.Auth = n.clusterAuth
+	}
+	var tr actors.Transferer
+	if n.clusterAuth != nil {
+		tr = transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+	}
+	var open actors.OpenPartition
+	if n.accounts != nil {
+		open = func(id int) (actors.PartitionData, error) { return n.accounts.Open(id) }
+	}
+	var sys atomic.Pointer[actors.System]
+	var place actors.Placement // nil interface on a single node
+	if clustered {
+		n.placement = cluster.NewPlacement(cfg.Store.Partitions, cfg.Name, func(p int) *actor.PID {
+			if s := sys.Load(); s != nil {
+				return s.LocalPartition(p)
+			}
+			return nil
+		})
+		place = n.placement
+	}
+	n.settings = control.NewSettings(cfg.Routing.Mode)
+	s, err := actors.Start(cfg.Queue, actors.Deps{
+		OpenPartition: open,
+		Placement:     place,
+		Queue:         n.queue,
+		Relayer:       smtp.NewClient(relay),
+		Transferer:    tr,
+		Pipeline:      n.pipe,
+		Mode:          func() string { return string(n.settings.QueueMode()) },
+		Logger:        n.log.With("component", "actors"),
+		Stats:         actors.NewStats(n.registry),
+	})
+	if err != nil {
+		return fmt.Errorf("starting the actors: %w", err)
+	}
+	sys.Store(s)
+	n.actors = s
+	n.stop.push("actors", func() error { s.Stop(); return nil })
+
+	n.api = control.New(control.Deps{
+		Info: control.Info{Name: cfg.Name, Roles: cfg.Roles, Hostname: cfg.Hostname, Domains: cfg.Domains,
+			Partitions: cfg.Store.Partitions, Started: n.started},
+		System:     s,
+		Content:    n.pipe,
+		Replicator: n.replicator,
+		Runtime:    n.settings,
+		Addrs:      func() control.Addrs { return control.Addrs{SMTP: n.SMTPAddr(), Admin: n.AdminAddr()} },
+		Logger:     n.log.With("component", "admin"),
+	})
+	n.api.RegisterMetrics(n.registry)
+	if cfg.DemoAccount && !clustered {
+		return n.ensureDemo(ctx)
+	}
+	return nil
+}
+
+// startChannel starts the cluster channel on the node's actor system, and
+// the actors members talk to (settings, introspect). Clustered nodes only.
+func (n *Node) startChannel(context.Context) error {
+	cfg := n.cfg.Cluster
+	if !cfg.Enabled() {
+		return nil
+	}
+	ch, err := cluster.StartChannel(n.actors.ActorSystem(), cluster.ChannelConfig{
+		BindAddr:    cfg.Addr,
+		Secret:      cfg.Secret,
+		Insecure:    cfg.Insecure,
+		ClusterName: cfg.Name,
+		Logger:      n.log.With("component", "channel"),
+	})
+	if err != nil {
+		return fmt.Errorf("--cluster-addr %s: %w", cfg.Addr, err)
+	}
+	n.channel = ch
+	n.stop.push("cluster channel", func() error { ch.Stop(); return nil })
+	if err := n.replicator.Start(n.actors.ActorSystem()); err != nil {
+		return err
+	}
+	if err := n.api.StartIntrospect(); err != nil {
+		return fmt.Errorf("introspect actor: %w", err)
+	}
+	return nil
+}
+
+// startSMTP starts the public SMTP listener and, when configured, the
+// submission listener.
+func (n *Node) startSMTP(context.Context) error {
+	cfg := n.cfg
+	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	if err != nil {
+		return err
+	}
+	metrics := smtp.NewMetrics(n.registry)
+	scfg := cfg.SMTP
+	scfg.Source = mail.SourceSMTP
+	scfg.TLSConfig = tlsConfig
+	scfg.Cluster = n.clusterAuth
+	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
+	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
+	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
+		return err
+	}
+	if cfg.Listen.Submission == "" {
+		return nil
+	}
+	sub := scfg
+	sub.Submission, sub.Source = true, mail.SourceSubmission
+	if sub.TLSConfig == nil {
+		// AUTH needs TLS off loopback: without a configured
+		// certificate, offer STARTTLS with a self-signed one.
+		if sub.TLSConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+			return err
+		}
+		n.log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
+	}
+	subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
+		n.log.With("component", "submission"), metrics)
+	n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close)
+	return err
+}
+
+// listen listens on addr (the value of flag) and serves it on a goroutine;
+// the closer it pushes stops the server and waits for that goroutine.
+func (n *Node) listen(flag, addr string, serve func(net.Listener) error, stop func() error) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+	}
+	done := make(chan struct{})
 	go func() {
-		defer n.wg.Done()
-		if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-			n.log.Error("listener stopped", "listener", what, "err", err)
+		defer close(done)
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			n.log.Error("listener stopped", "listener", flag, "err", err)
 		}
 	}()
+	n.stop.push(flag+" listener", func() error {
+		err := stop()
+		<-done
+		return err
+	})
+	return ln, nil
+}
+
+// startAdmin starts the admin endpoint: the JSON API, /metrics, the
+// profiler and the web console.
+func (n *Node) startAdmin(context.Context) error {
+	cfg := n.cfg.Admin
+	handler := admin.NewHandler(n.api, admin.Options{
+		Token:         cfg.Token,
+		ReadOnlyToken: cfg.ReadToken,
+		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		Logger:        n.log.With("component", "admin"),
+		Pprof:         true,
+		Console:       console.Handler("/console/"),
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	var err error
+	n.adminLn, err = n.listen("--admin", cfg.Addr, srv.Serve, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	})
+	return err
+}
+
+// joinCluster joins the cluster's gossip and starts following it: the
+// ownership loop starts and stops partitions as membership changes.
+// Clustered nodes only. Closing leaves gracefully (the others see "left"
+// and take over this node's partitions) unless CloseAbruptly.
+func (n *Node) joinCluster(context.Context) error {
+	cfg := n.cfg
+	if !cfg.Cluster.Enabled() {
+		return nil
+	}
+	_, rulesVersion := n.pipe.Rules(rules.ScopeCluster)
+	ms, err := cluster.Start(cluster.Config{
+		Name:          cfg.Name,
+		BindAddr:      cfg.Cluster.Gossip,
+		Join:          cfg.Cluster.Join,
+		Secret:        cfg.Cluster.Secret,
+		Insecure:      cfg.Cluster.Insecure,
+		Fast:          cfg.Cluster.GossipFast,
+		WrapTransport: cfg.Cluster.WrapGossip,
+		Logger:        n.log.With("component", "gossip"),
+		Meta: cluster.Meta{
+			Cluster:      cfg.Cluster.Name,
+			Version:      Version,
+			Roles:        cfg.Roles,
+			QueueMode:    n.settings.QueueMode(),
+			SMTP:         n.SMTPAddr(),
+			Channel:      n.channel.Address(),
+			Admin:        n.AdminAddr(),
+			Partitions:   cfg.Store.Partitions,
+			Static:       cfg.Cluster.StaticPartitions,
+			Started:      n.started.UnixNano(),
+			RulesVersion: rulesVersion,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("--gossip %s: %w", cfg.Cluster.Gossip, err)
+	}
+	n.stop.push("gossip", func() error {
+		var err error
+		if !n.abrupt.Load() {
+			err = ms.Leave(2 * time.Second)
+		}
+		return errors.Join(err, ms.Shutdown())
+	})
+	n.membership.Store(ms)
+	n.settings.Join(ms)
+	n.replicator.Join(ms)
+	own := cluster.RunOwnership(ms, n.placement, n.actors, cfg.hasRole(mail.RoleBackend),
+		n.log.With("component", "ownership"), n.replicator.Sync)
+	n.stop.push("ownership", func() error { own.Stop(); return nil })
+	n.api.Join(&control.Cluster{Membership: ms, Placement: n.placement, Ownership: own})
+	return nil
+}
+
+// members returns the cluster's members as this node sees them (none on
+// a single node or before it has joined).
+func (n *Node) members() []cluster.Member {
+	if ms := n.membership.Load(); ms != nil {
+		return ms.Members()
+	}
+	return nil
 }
 
 // SMTPAddr is the address the SMTP listener is bound to.
@@ -293,52 +465,16 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// Close stops the node in order: listeners (no more 250s), then actors
-// (the queue and partitions, which close their data), then stores.
+// Close stops the node in the reverse order of its start: the cluster
+// (ownership, then a graceful leave), the admin endpoint, the SMTP
+// listeners (no more 250s), the cluster channel, the actors (the queue and
+// partitions, which close their data), the filters, then the stores and
+// their syncers. Later calls return the first call's error.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() {
-		var errs []error
-		if n.smtpServer != nil {
-			errs = append(errs, n.smtpServer.Close())
-		} else if n.smtpLn != nil {
-			errs = append(errs, n.smtpLn.Close())
-		}
-		if n.subServer != nil {
-			errs = append(errs, n.subServer.Close())
-		}
-		if n.adminSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, n.adminSrv.Shutdown(ctx))
-			cancel()
-		} else if n.adminLn != nil {
-			errs = append(errs, n.adminLn.Close())
-		}
-		n.wg.Wait()
-		errs = append(errs, n.stopCluster())
-		if n.actors != nil {
-			n.actors.Stop()
-		}
-		errs = append(errs, n.closeCluster())
-		if n.pipe != nil {
-			errs = append(errs, n.pipe.close())
-		}
-		if n.accounts != nil {
-			errs = append(errs, n.accounts.Close())
-		}
-		if n.queue != nil {
-			errs = append(errs, n.queue.Close())
-		}
-		for _, s := range n.syncers {
-			st := s.Stats()
-			if st.Rounds > 0 {
-				n.log.Info("syncfs rounds", "rounds", st.Rounds, "waits", st.Waits,
-					"avgRound", st.RoundTime/time.Duration(st.Rounds))
-			}
-			errs = append(errs, s.Close())
-		}
-		n.closeErr = errors.Join(errs...)
+	if n.closed.CompareAndSwap(false, true) {
+		n.closeErr = n.stop.run()
 		n.log.Info("node stopped")
-	})
+	}
 	return n.closeErr
 }
 
@@ -355,7 +491,7 @@ func (n *Node) CloseAbruptly() error {
 // password in DataDir/demo-password so that every start can print it.
 func (n *Node) ensureDemo(ctx context.Context) error {
 	addr := "demo@" + n.cfg.Domains[0]
-	pwFile := filepath.Join(n.cfg.DataDir, "demo-password")
+	pwFile := filepath.Join(n.cfg.Store.DataDir, "demo-password")
 	if _, err := n.actors.GetAccount(ctx, addr); err == nil {
 		if pw, err := os.ReadFile(pwFile); err == nil {
 			n.demo = demoInfo{addr, strings.TrimSpace(string(pw))}
@@ -379,22 +515,6 @@ func (n *Node) ensureDemo(ctx context.Context) error {
 	}
 	n.demo = demoInfo{addr, pw}
 	return nil
-}
-
-// syncerFor returns the Syncer of the filesystem holding dir, creating it
-// on first use: DBs on one filesystem share syncfs rounds.
-func (n *Node) syncerFor(dir string) (*storage.Syncer, error) {
-	for _, s := range n.syncers {
-		if s.Covers(dir) {
-			return s, nil
-		}
-	}
-	s, err := storage.NewSyncer(dir)
-	if err != nil {
-		return nil, fmt.Errorf("--sync syncfs: %w (use --sync fsync)", err)
-	}
-	n.syncers = append(n.syncers, s)
-	return s, nil
 }
 
 type demoInfo struct{ Address, Password string }

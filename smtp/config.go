@@ -84,8 +84,9 @@ type Config struct {
 	AcceptTransfers func() bool
 }
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (the
+// defaults written on the fields; flags show the same values).
+func (c Config) WithDefaults() Config {
 	if c.Hostname == "" {
 		c.Hostname = "localhost"
 	}

@@ -49,7 +49,7 @@ type Server struct {
 // nil (then AUTH is not offered, and a submission server accepts no mail),
 // log may be nil (discard) and m may be nil (no metrics).
 func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log *slog.Logger, m *Metrics) *Server {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

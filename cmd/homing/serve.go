@@ -13,8 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 )
 
@@ -69,56 +69,80 @@ func (f filterFlag) Set(v string) error {
 	return nil
 }
 
-// serveFlags binds every setting of `homing serve` to cfg.
+// roleFlag is the comma-separated --roles.
+type roleFlag []mail.Role
+
+func (r *roleFlag) String() string {
+	var s []string
+	for _, x := range *r {
+		s = append(s, string(x))
+	}
+	return strings.Join(s, ",")
+}
+func (r *roleFlag) Set(v string) error {
+	*r = nil
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x == "" {
+			continue
+		}
+		role, err := mail.ParseRole(x)
+		if err != nil {
+			return err
+		}
+		*r = append(*r, role)
+	}
+	return nil
+}
+
+// serveFlags binds every setting of `homing serve` to cfg. The defaults
+// shown are the components' own (node.Defaults): each is written once.
 func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string, configFile *string) {
-	cfg.Routes = map[string]string{}
-	roles := (*listFlag)(&cfg.Roles)
-	domains := (*listFlag)(&cfg.Domains)
+	def := node.Defaults()
+	cfg.Routing.Routes = map[string]string{}
+	cfg.Routing.Filters = map[string][]string{}
 	fs.StringVar(configFile, "config", "", "config file: one 'name = value' per line, names as these flags")
 	fs.StringVar(&cfg.Name, "name", "", "node name, unique in the cluster (default: the host name)")
-	fs.Var(roles, "roles", "node roles: frontend, backend, or frontend,backend (default both)")
-	fs.StringVar(&cfg.SMTPAddr, "smtp", "127.0.0.1:2525", "SMTP listener address")
-	fs.StringVar(&cfg.SubmissionAddr, "submission", "", "submission listener address (AUTH required); empty = off")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
-	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
-	fs.StringVar(&cfg.AdminAddr, "admin", "127.0.0.1:8025", "admin HTTP API address")
-	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for the admin API (required off loopback)")
-	fs.StringVar(&cfg.AdminReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
-	join := (*listFlag)(&cfg.Join)
-	fs.StringVar(&cfg.Gossip, "gossip", "", "gossip (memberlist) listen address; with --join, makes this node part of a cluster")
-	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", "", "cluster channel listen address (default 127.0.0.1:7947 in a cluster)")
-	fs.Var(join, "join", "seed nodes' gossip addresses, comma-separated (retried until one answers)")
-	fs.StringVar(&cfg.Secret, "secret", "", "cluster secret (gossip encryption, channel mTLS); prefer --secret-file or $HOMING_SECRET")
-	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a cluster without a secret (trusted test networks only)")
-	fs.StringVar(&cfg.ClusterName, "cluster-name", "homing", "cluster name; nodes of other clusters are refused")
-	fs.StringVar(&cfg.StaticPartitions, "static-partitions", "", "static cluster: the partitions this backend owns, e.g. 0-7,12")
-	fs.BoolVar(&cfg.GossipFast, "gossip-fast", false, "shrink gossip timers (a crash is detected in under a second; tests and homing dev)")
-	fs.StringVar(&cfg.DataDir, "data", "data", "data directory (queue, and accounts unless --account-store)")
-	fs.StringVar(&cfg.AccountStore, "account-store", "", "account store root (default DATA/accounts)")
-	fs.IntVar(&cfg.Partitions, "partitions", 16, "account partitions (fixed when the store is created)")
-	fs.Var(domains, "domains", "local domains, comma-separated (default example.test)")
+	fs.Var((*roleFlag)(&cfg.Roles), "roles", "node roles: frontend, backend, or frontend,backend (default both)")
+	fs.StringVar(&cfg.Listen.SMTP, "smtp", def.Listen.SMTP, "SMTP listener address")
+	fs.StringVar(&cfg.Listen.Submission, "submission", "", "submission listener address (AUTH required); empty = off")
+	fs.StringVar(&cfg.Listen.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
+	fs.StringVar(&cfg.Listen.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
+	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
+	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
+	fs.StringVar(&cfg.Cluster.Gossip, "gossip", "", "gossip (memberlist) listen address; with --join, makes this node part of a cluster")
+	fs.StringVar(&cfg.Cluster.Addr, "cluster-addr", "", "cluster channel listen address (default 127.0.0.1:7947 in a cluster)")
+	fs.Var((*listFlag)(&cfg.Cluster.Join), "join", "seed nodes' gossip addresses, comma-separated (retried until one answers)")
+	fs.StringVar(&cfg.Cluster.Secret, "secret", "", "cluster secret (gossip encryption, channel mTLS); prefer --secret-file or $HOMING_SECRET")
+	fs.BoolVar(&cfg.Cluster.Insecure, "insecure", false, "allow a cluster without a secret (trusted test networks only)")
+	fs.StringVar(&cfg.Cluster.Name, "cluster-name", def.Cluster.Name, "cluster name; nodes of other clusters are refused")
+	fs.StringVar(&cfg.Cluster.StaticPartitions, "static-partitions", "", "static cluster: the partitions this backend owns, e.g. 0-7,12")
+	fs.BoolVar(&cfg.Cluster.GossipFast, "gossip-fast", false, "shrink gossip timers (a crash is detected in under a second; tests and homing dev)")
+	fs.StringVar(&cfg.Store.DataDir, "data", def.Store.DataDir, "data directory (queue, and accounts unless --account-store)")
+	fs.StringVar(&cfg.Store.AccountStore, "account-store", "", "account store root (default DATA/accounts)")
+	fs.IntVar(&cfg.Store.Partitions, "partitions", def.Store.Partitions, "account partitions (fixed when the store is created)")
+	fs.Var((*listFlag)(&cfg.Domains), "domains", "local domains, comma-separated (default "+strings.Join(def.Domains, ",")+")")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
-	fs.StringVar(&cfg.SyncMode, "sync", "syncfs", "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
-	fs.StringVar(&cfg.QueueMode, "queue-mode", "locally", "queue processing: locally, locally-for-others, remotely")
-	cfg.Filters = map[string][]string{}
-	fs.Var(filterFlag(cfg.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
-	fs.Var((*listFlag)(&cfg.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
-	fs.Var(routeFlag(cfg.Routes), "route", "static relay route DOMAIN=HOST:PORT (repeatable; * = smarthost)")
-	fs.Int64Var(&cfg.MaxMessageBytes, "max-message-size", 32<<20, "largest message accepted, bytes")
-	fs.IntVar(&cfg.MaxRecipients, "max-recipients", 1000, "most recipients per message")
-	fs.IntVar(&cfg.MaxConnections, "max-connections", 1000, "most concurrent SMTP connections")
-	fs.IntVar(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", 50, "most concurrent SMTP connections from one IP")
-	fs.DurationVar(&cfg.CommandTimeout, "command-timeout", 5*time.Minute, "SMTP command timeout (RFC 5321 §4.5.3.2)")
-	fs.DurationVar(&cfg.DataTimeout, "data-timeout", 10*time.Minute, "timeout for the whole DATA phase")
-	fs.DurationVar(&cfg.MinBackoff, "retry-min", 5*time.Minute, "first retry delay (doubles per attempt)")
-	fs.DurationVar(&cfg.MaxBackoff, "retry-max", 4000*time.Second, "longest retry delay")
-	fs.DurationVar(&cfg.MaxLifetime, "queue-lifetime", 5*24*time.Hour, "give up and bounce after this long in the queue")
-	fs.DurationVar(&cfg.DelayWarning, "delay-warning", 0, "send a delayed-delivery DSN after this long (0 = never)")
-	fs.DurationVar(&cfg.OverQuotaTimeout, "over-quota-timeout", 24*time.Hour, "a full mailbox fails permanently after this long")
-	fs.IntVar(&cfg.RelayConcurrency, "relay-concurrency", 20, "most simultaneous SMTP transactions per destination domain")
-	fs.DurationVar(&cfg.LookupCacheTTL, "lookup-cache-ttl", 30*time.Second, "reuse a positive RCPT-time account lookup this long (negative: always ask the owner)")
-	fs.DurationVar(&cfg.LocalRetry, "local-retry", 15*time.Second, "retry delay cap when the owning backend did not answer")
-	fs.DurationVar(&cfg.AccountIdle, "account-idle", 2*time.Minute, "passivate an account actor after this long idle")
+	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
+	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
+	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
+	fs.Var((*listFlag)(&cfg.Routing.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
+	fs.Var(routeFlag(cfg.Routing.Routes), "route", "static relay route DOMAIN=HOST:PORT (repeatable; * = smarthost)")
+	fs.Int64Var(&cfg.SMTP.MaxMessageBytes, "max-message-size", def.SMTP.MaxMessageBytes, "largest message accepted, bytes")
+	fs.IntVar(&cfg.SMTP.MaxRecipients, "max-recipients", def.SMTP.MaxRecipients, "most recipients per message")
+	fs.IntVar(&cfg.SMTP.MaxConnections, "max-connections", def.SMTP.MaxConnections, "most concurrent SMTP connections")
+	fs.IntVar(&cfg.SMTP.MaxConnectionsPerIP, "max-connections-per-ip", def.SMTP.MaxConnectionsPerIP, "most concurrent SMTP connections from one IP")
+	fs.DurationVar(&cfg.SMTP.CommandTimeout, "command-timeout", def.SMTP.CommandTimeout, "SMTP command timeout (RFC 5321 §4.5.3.2)")
+	fs.DurationVar(&cfg.SMTP.DataTimeout, "data-timeout", def.SMTP.DataTimeout, "timeout for the whole DATA phase")
+	fs.DurationVar(&cfg.Queue.MinBackoff, "retry-min", def.Queue.MinBackoff, "first retry delay (doubles per attempt)")
+	fs.DurationVar(&cfg.Queue.MaxBackoff, "retry-max", def.Queue.MaxBackoff, "longest retry delay")
+	fs.DurationVar(&cfg.Queue.MaxLifetime, "queue-lifetime", def.Queue.MaxLifetime, "give up and bounce after this long in the queue")
+	fs.DurationVar(&cfg.Queue.DelayWarning, "delay-warning", def.Queue.DelayWarning, "send a delayed-delivery DSN after this long (0 = never)")
+	fs.DurationVar(&cfg.Queue.OverQuotaTimeout, "over-quota-timeout", def.Queue.OverQuotaTimeout, "a full mailbox fails permanently after this long")
+	fs.IntVar(&cfg.Queue.RelayConcurrency, "relay-concurrency", def.Queue.RelayConcurrency, "most simultaneous SMTP transactions per destination domain")
+	fs.DurationVar(&cfg.Queue.LookupCacheTTL, "lookup-cache-ttl", def.Queue.LookupCacheTTL, "reuse a positive RCPT-time account lookup this long (negative: always ask the owner)")
+	fs.DurationVar(&cfg.Queue.LocalRetry, "local-retry", def.Queue.LocalRetry, "retry delay cap when the owning backend did not answer")
+	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", true, "create the demo account demo@FIRST-DOMAIN on first start")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -215,10 +239,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "homing serve: --secret-file: %v\n", err)
 			return 2
 		}
-		cfg.Secret = strings.TrimSpace(string(b))
+		cfg.Cluster.Secret = strings.TrimSpace(string(b))
 	}
-	if cfg.Secret == "" {
-		cfg.Secret = os.Getenv("HOMING_SECRET")
+	if cfg.Cluster.Secret == "" {
+		cfg.Cluster.Secret = os.Getenv("HOMING_SECRET")
 	}
 	log, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {

@@ -1,4 +1,4 @@
-package node
+package cert
 
 import (
 	"crypto/ecdsa"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// selfSigned makes an ephemeral self-signed certificate for host, so that
+// SelfSigned makes an ephemeral self-signed certificate for host, so that
 // the submission listener can offer STARTTLS (and so AUTH) in development
 // without a configured certificate. Clients must be told to accept it;
 // production sets --tls-cert and --tls-key.
-func selfSigned(host string) (tls.Certificate, error) {
+func SelfSigned(host string) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err

@@ -1,4 +1,4 @@
-package node
+package content
 
 import (
 	"errors"
@@ -17,16 +17,16 @@ import (
 // content; it is never replaced by a file that is not on disk.
 func TestPipelineSaveFailedWriteKeepsTheRulesFile(t *testing.T) {
 	dir := t.TempDir()
-	p, err := newPipeline(dir, nil, slog.New(slog.DiscardHandler))
+	p, err := New(dir, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := []rules.Rule{{Name: "first", Conditions: []rules.Condition{{Field: "subject", Op: "contains", Value: "x"}},
 		Actions: []rules.Action{{Kind: rules.ActionDiscard}}}}
-	if err := p.set(rules.ScopeServer, first, 0); err != nil {
+	if err := p.Set(rules.ScopeServer, first, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.save(); err != nil {
+	if err := p.Save(); err != nil {
 		t.Fatalf("first save: %v", err)
 	}
 	good, err := os.ReadFile(filepath.Join(dir, "rules.json"))
@@ -39,10 +39,10 @@ func TestPipelineSaveFailedWriteKeepsTheRulesFile(t *testing.T) {
 	}
 	second := append(first, rules.Rule{Name: "second", Conditions: []rules.Condition{{Field: "subject", Op: "contains", Value: "y"}},
 		Actions: []rules.Action{{Kind: rules.ActionDiscard}}})
-	if err := p.set(rules.ScopeServer, second, 0); err != nil {
+	if err := p.Set(rules.ScopeServer, second, 0); err != nil {
 		t.Fatal(err)
 	}
-	err = p.save()
+	err = p.Save()
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("save onto a full device = %v, want an error wrapping ENOSPC", err)
 	}

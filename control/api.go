@@ -1,4 +1,4 @@
-package node
+package control
 
 import (
 	"bytes"
@@ -13,51 +13,37 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
-	"github.com/homing-mail/homing/cluster"
 	hmail "github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
 
-// apiImpl is the node seen by the admin endpoint.
-type apiImpl struct{ n *Node }
+var _ admin.API = (*API)(nil)
 
-var _ admin.API = apiImpl{}
-
-func (a apiImpl) Cluster(ctx context.Context) (admin.Cluster, error) {
-	n := a.n
-	if cl := n.cluster(); cl != nil && cl.membership != nil {
-		return n.clusterView(cl), nil
+func (a *API) Cluster(ctx context.Context) (admin.Cluster, error) {
+	if cl := a.cluster(); cl != nil {
+		return a.clusterView(cl), nil
 	}
-	c := admin.Cluster{Members: []admin.Member{{
-		Name:      n.cfg.Name,
-		Roles:     n.cfg.Roles,
-		QueueMode: n.mode(),
-		State:     "alive",
-		SMTP:      n.SMTPAddr(),
-		Admin:     n.AdminAddr(),
-		Version:   Version,
-		Uptime:    time.Since(n.started).Round(time.Second).String(),
-	}}}
-	for p := 0; p < n.cfg.Partitions; p++ {
+	c := admin.Cluster{Members: []admin.Member{a.self()}}
+	for p := 0; p < a.Info.Partitions; p++ {
 		owner := ""
-		if n.actors.LocalPartition(p) != nil {
-			owner = n.cfg.Name
+		if a.System.LocalPartition(p) != nil {
+			owner = a.Info.Name
 		}
 		c.Partitions = append(c.Partitions, admin.Partition{ID: p, Owner: owner})
 	}
 	return c, nil
 }
 
-func (a apiImpl) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin.Account, error) {
+func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin.Account, error) {
 	addr, err := hmail.ParseAddress(strings.TrimSpace(req.Address))
 	if err != nil {
 		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("address %q: %v", req.Address, err)}
 	}
 	addr = strings.ToLower(addr)
-	if !a.n.actors.Directory().IsLocalDomain(hmail.Domain(addr)) {
+	if !a.System.Directory().IsLocalDomain(hmail.Domain(addr)) {
 		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest,
-			Message: fmt.Sprintf("%s is not in a local domain (%s)", hmail.Domain(addr), strings.Join(a.n.cfg.Domains, ", "))}
+			Message: fmt.Sprintf("%s is not in a local domain (%s)", hmail.Domain(addr), strings.Join(a.Info.Domains, ", "))}
 	}
 	if req.QuotaBytes < 0 {
 		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "quotaBytes must not be negative"}
@@ -77,11 +63,11 @@ func (a apiImpl) CreateAccount(ctx context.Context, req admin.CreateAccount) (ad
 	default:
 		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "password or passwordHash is required"}
 	}
-	rec, err := a.n.actors.CreateAccount(ctx, addr, hash, req.QuotaBytes)
+	rec, err := a.System.CreateAccount(ctx, addr, hash, req.QuotaBytes)
 	if err != nil {
 		return admin.Account{}, err
 	}
-	return accountOut(rec, a.n.ownerOf(int(rec.Partition))), nil
+	return accountOut(rec, a.ownerOf(int(rec.Partition))), nil
 }
 
 func accountOut(r *actors.Account, owner string) admin.Account {
@@ -91,35 +77,35 @@ func accountOut(r *actors.Account, owner string) admin.Account {
 	}
 }
 
-func (a apiImpl) Accounts(ctx context.Context) ([]admin.Account, error) {
-	recs, err := a.n.actors.Accounts(ctx)
+func (a *API) Accounts(ctx context.Context) ([]admin.Account, error) {
+	recs, err := a.System.Accounts(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]admin.Account, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, accountOut(r, a.n.ownerOf(int(r.Partition))))
+		out = append(out, accountOut(r, a.ownerOf(int(r.Partition))))
 	}
 	return out, nil
 }
 
-func (a apiImpl) Account(ctx context.Context, address string) (admin.Account, error) {
-	r, err := a.n.actors.GetAccount(ctx, address)
+func (a *API) Account(ctx context.Context, address string) (admin.Account, error) {
+	r, err := a.System.GetAccount(ctx, address)
 	if err != nil {
 		return admin.Account{}, err
 	}
-	return accountOut(r, a.n.ownerOf(int(r.Partition))), nil
+	return accountOut(r, a.ownerOf(int(r.Partition))), nil
 }
 
-func (a apiImpl) DeleteAccount(ctx context.Context, address string) error {
-	return a.n.actors.DeleteAccount(ctx, address)
+func (a *API) DeleteAccount(ctx context.Context, address string) error {
+	return a.System.DeleteAccount(ctx, address)
 }
 
-func (a apiImpl) Messages(ctx context.Context, address string) ([]admin.Message, error) {
-	if _, err := a.n.actors.GetAccount(ctx, address); err != nil {
+func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, error) {
+	if _, err := a.System.GetAccount(ctx, address); err != nil {
 		return nil, err
 	}
-	ms, err := a.n.actors.Messages(ctx, address, "")
+	ms, err := a.System.Messages(ctx, address, "")
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +118,12 @@ func (a apiImpl) Messages(ctx context.Context, address string) ([]admin.Message,
 	return out, nil
 }
 
-func (a apiImpl) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
-	return a.n.actors.RawMessage(ctx, address, id)
+func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
+	return a.System.RawMessage(ctx, address, id)
 }
 
-func (a apiImpl) Queue(ctx context.Context) ([]admin.QueueEntry, error) {
-	envs, err := a.n.actors.Queue(ctx)
+func (a *API) Queue(ctx context.Context) ([]admin.QueueEntry, error) {
+	envs, err := a.System.Queue(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -182,62 +168,55 @@ func queueOut(e *hmail.Envelope) admin.QueueEntry {
 	return q
 }
 
-func (a apiImpl) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, error) {
-	e, err := a.n.actors.QueueEntry(ctx, id)
+func (a *API) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, error) {
+	e, err := a.System.QueueEntry(ctx, id)
 	if err != nil {
 		return admin.QueueEntry{}, err
 	}
 	return queueOut(e), nil
 }
 
-func (a apiImpl) QueueAction(ctx context.Context, id, action string) error {
-	err := a.n.actors.QueueAction(ctx, id, action)
+func (a *API) QueueAction(ctx context.Context, id, action string) error {
+	err := a.System.QueueAction(ctx, id, action)
 	if errors.Is(err, hmail.ErrInvalid) {
 		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	return err
 }
 
-func (a apiImpl) Settings(ctx context.Context) (admin.Settings, error) {
-	return admin.Settings{QueueMode: a.n.mode(), Name: a.n.cfg.Name, Roles: a.n.cfg.Roles}, nil
+func (a *API) Settings(ctx context.Context) (admin.Settings, error) {
+	return admin.Settings{QueueMode: string(a.Runtime.QueueMode()), Name: a.Info.Name, Roles: roleNames(a.Info.Roles)}, nil
 }
 
-func (a apiImpl) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin.Settings, error) {
+func (a *API) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin.Settings, error) {
 	if s.QueueMode != nil {
-		switch *s.QueueMode {
-		case ModeLocally, ModeLocallyForOthers, ModeRemotely:
-			a.n.mu.Lock()
-			a.n.queueMode = *s.QueueMode
-			a.n.mu.Unlock()
-			if cl := a.n.cluster(); cl != nil && cl.membership != nil {
-				mode := *s.QueueMode
-				if err := cl.membership.UpdateMeta(func(m *cluster.Meta) { m.QueueMode = mode }); err != nil {
-					a.n.log.Error("gossiping the queue mode", "err", err)
-				}
-			}
-			a.n.log.Info("queue mode changed", "queueMode", *s.QueueMode)
-		default:
+		mode, err := hmail.ParseQueueMode(*s.QueueMode)
+		if err != nil {
 			return admin.Settings{}, &admin.Error{Status: http.StatusBadRequest,
 				Message: fmt.Sprintf("queueMode %q is not one of locally, locally-for-others, remotely", *s.QueueMode)}
 		}
+		if err := a.Runtime.SetQueueMode(mode); err != nil {
+			a.Logger.Error("gossiping the queue mode", "err", err)
+		}
+		a.Logger.Info("queue mode changed", "queueMode", mode)
 	}
 	return a.Settings(ctx)
 }
 
-func (a apiImpl) Actors(ctx context.Context) (map[string]int, error) {
-	return a.n.actors.Stats().Active(), nil
+func (a *API) Actors(ctx context.Context) (map[string]int, error) {
+	return a.System.Stats().Active(), nil
 }
 
-func (a apiImpl) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
+func (a *API) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	var out []admin.PartitionStatus
-	for _, p := range a.n.actors.PartitionStates(ctx) {
+	for _, p := range a.System.PartitionStates(ctx) {
 		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts})
 	}
 	return out, nil
 }
 
-func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
-	s := a.n.actors.Stats()
+func (a *API) Stats(ctx context.Context) (admin.Stats, error) {
+	s := a.System.Stats()
 	q := s.LatencyQuantiles(0.5, 0.99)
 	return admin.Stats{
 		Accepted:        s.Accepted.Load(),
@@ -246,7 +225,7 @@ func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
 		Bounced:         s.Bounced.Load(),
 		Deferred:        s.Deferred.Load(),
 		Transferred:     s.Transferred.Load(),
-		FilterRuns:      a.n.pipe.invocations.Load(),
+		FilterRuns:      a.Content.FilterRuns(),
 		QueueDepth:      int(s.QueueDepth.Load()),
 		StoreLatencyP50: q[0].Seconds(),
 		StoreLatencyP99: q[1].Seconds(),
@@ -257,8 +236,8 @@ func (a apiImpl) Stats(ctx context.Context) (admin.Stats, error) {
 // Submit is mail generated on this node by an account (the web-user path):
 // the account authenticates, the message gets a Received line, and it is
 // enqueued here.
-func (a apiImpl) Submit(ctx context.Context, user, password string, to []string, raw []byte) (string, error) {
-	account, err := a.n.actors.Authenticate(ctx, user, password)
+func (a *API) Submit(ctx context.Context, user, password string, to []string, raw []byte) (string, error) {
+	account, err := a.System.Authenticate(ctx, user, password)
 	if err != nil {
 		return "", err
 	}
@@ -283,9 +262,9 @@ func (a apiImpl) Submit(ctx context.Context, user, password string, to []string,
 	}
 	env.ID = hmail.NewID(env.Received)
 	body := append([]byte(fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
-		account, a.n.cfg.Hostname, env.ID, env.Received.Format(time.RFC1123Z))), raw...)
-	if err := a.n.actors.Submit(ctx, &hmail.Message{Envelope: env, Body: hmail.BytesBody(body)}); err != nil {
-		a.n.log.Error("submit failed", "err", err)
+		account, a.Info.Hostname, env.ID, env.Received.Format(time.RFC1123Z))), raw...)
+	if err := a.System.Submit(ctx, &hmail.Message{Envelope: env, Body: hmail.BytesBody(body)}); err != nil {
+		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	return env.ID, nil
@@ -311,29 +290,12 @@ func checkMessage(raw []byte) error {
 	return nil
 }
 
-// ownerOf names the node that owns partition p.
-func (n *Node) ownerOf(p int) string {
-	if cl := n.cluster(); cl != nil {
-		return cl.placement.Owner(p)
-	}
-	return n.cfg.Name
-}
-
-func (n *Node) mode() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.queueMode
-}
-
-// Version is the node software version.
-const Version = "0.1.0"
-
-func (a apiImpl) Rules(ctx context.Context, scope string) (admin.RuleSet, error) {
+func (a *API) Rules(ctx context.Context, scope string) (admin.RuleSet, error) {
 	sc := rules.ScopeServer
 	if scope == "cluster" {
 		sc = rules.ScopeCluster
 	}
-	rs, v := a.n.pipe.rulesOf(sc)
+	rs, v := a.Content.Rules(sc)
 	if rs == nil {
 		rs = []rules.Rule{}
 	}
@@ -341,7 +303,7 @@ func (a apiImpl) Rules(ctx context.Context, scope string) (admin.RuleSet, error)
 	return admin.RuleSet{Scope: scope, Version: v, Rules: b}, err
 }
 
-func (a apiImpl) SetRules(ctx context.Context, scope string, raw json.RawMessage) (admin.RuleSet, error) {
+func (a *API) SetRules(ctx context.Context, scope string, raw json.RawMessage) (admin.RuleSet, error) {
 	var rs []rules.Rule
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -349,36 +311,35 @@ func (a apiImpl) SetRules(ctx context.Context, scope string, raw json.RawMessage
 		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error()}
 	}
 	if scope == "cluster" {
-		if a.n.cluster() == nil {
+		if a.cluster() == nil {
 			// A single node is its own cluster.
-			a.n.log.Info("cluster-wide rules set on a single node")
+			a.Logger.Info("cluster-wide rules set on a single node")
 		}
-		b, _ := json.Marshal(rs)
-		if _, err := a.n.setClusterRules(b); err != nil {
+		if _, err := a.Replicator.Set(rs); err != nil {
 			return admin.RuleSet{}, rulesError(err)
 		}
 	} else {
-		if err := a.n.pipe.set(rules.ScopeServer, rs, 0); err != nil {
+		if err := a.Content.Set(rules.ScopeServer, rs, 0); err != nil {
 			return admin.RuleSet{}, rulesError(err)
 		}
-		if err := a.n.pipe.save(); err != nil {
+		if err := a.Content.Save(); err != nil {
 			return admin.RuleSet{}, err
 		}
-		a.n.log.Info("server-wide rules changed", "rules", len(rs))
+		a.Logger.Info("server-wide rules changed", "rules", len(rs))
 	}
 	return a.Rules(ctx, scope)
 }
 
 // rulesError makes a validation error a 400 for the operator.
 func rulesError(err error) error {
-	if errors.Is(err, rules.ErrInvalidRule) || strings.Contains(err.Error(), "filter") {
+	if errors.Is(err, rules.ErrInvalidRule) {
 		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	return err
 }
 
-func (a apiImpl) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
-	rec, err := a.n.actors.GetAccount(ctx, address)
+func (a *API) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
+	rec, err := a.System.GetAccount(ctx, address)
 	if err != nil {
 		return admin.RuleSet{}, err
 	}
@@ -389,7 +350,7 @@ func (a apiImpl) AccountRules(ctx context.Context, address string) (admin.RuleSe
 	return admin.RuleSet{Scope: "account", Rules: rs}, nil
 }
 
-func (a apiImpl) SetAccountRules(ctx context.Context, address string, raw json.RawMessage) (admin.RuleSet, error) {
+func (a *API) SetAccountRules(ctx context.Context, address string, raw json.RawMessage) (admin.RuleSet, error) {
 	var rs []rules.Rule
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -400,7 +361,7 @@ func (a apiImpl) SetAccountRules(ctx context.Context, address string, raw json.R
 		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	b, _ := json.Marshal(rs)
-	if _, err := a.n.actors.SetAccountRules(ctx, address, b); err != nil {
+	if _, err := a.System.SetAccountRules(ctx, address, b); err != nil {
 		if errors.Is(err, hmail.ErrInvalid) {
 			return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 		}

@@ -1,4 +1,4 @@
-package node
+package control
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
@@ -24,7 +25,7 @@ import (
 // API's JSON for itself.
 
 // introspectActor answers other members' questions about this node.
-type introspectActor struct{ n *Node }
+type introspectActor struct{ a *API }
 
 func (a *introspectActor) Receive(ctx actor.Context) {
 	m, ok := ctx.Message().(*pb.Introspect)
@@ -37,16 +38,12 @@ func (a *introspectActor) Receive(ctx actor.Context) {
 	go func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		v, err := a.n.introspectLocal(cctx, m)
+		v, err := a.a.introspectLocal(cctx, m)
 		reply := &pb.IntrospectReply{}
-		if err != nil {
-			reply.Error = &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
-			if errors.Is(err, hmail.ErrNotFound) {
-				reply.Error.Kind = pb.Error_NOT_FOUND
-			}
-		} else if reply.Json, err = json.Marshal(v); err != nil {
-			reply.Error = &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: err.Error()}
+		if err == nil {
+			reply.Json, err = json.Marshal(v)
 		}
+		reply.Error = actors.WireError(err)
 		if sender != nil {
 			root.Send(sender, reply)
 		}
@@ -54,54 +51,51 @@ func (a *introspectActor) Receive(ctx actor.Context) {
 }
 
 // introspectLocal answers one question about this node.
-func (n *Node) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error) {
-	api := apiImpl{n}
+func (a *API) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error) {
 	switch m.Kind {
 	case "node":
-		return n.nodeInfo(ctx), nil
+		return a.nodeInfo(ctx), nil
 	case "queue":
-		return n.localQueue(ctx)
+		return a.localQueue(ctx)
 	case "journey":
-		return n.localJourney(m.Id), nil
+		return a.localJourney(m.Id), nil
 	case "queue-action":
-		return nil, api.QueueAction(ctx, m.Id, m.Action)
+		return nil, a.QueueAction(ctx, m.Id, m.Action)
 	case "settings":
 		var u admin.SettingsUpdate
 		if err := json.Unmarshal(m.Json, &u); err != nil {
 			return nil, err
 		}
-		return api.UpdateSettings(ctx, u)
+		return a.UpdateSettings(ctx, u)
 	}
-	return nil, fmt.Errorf("unknown question %q", m.Kind)
+	return nil, fmt.Errorf("%w: unknown question %q", hmail.ErrInvalid, m.Kind)
 }
 
-// startIntrospect spawns the introspect actor (clustered nodes).
-func (n *Node) startIntrospect() error {
-	_, err := n.actors.ActorSystem().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &introspectActor{n: n}
+// StartIntrospect spawns the introspect actor, which answers the other
+// members' questions about this node (clustered nodes).
+func (a *API) StartIntrospect() error {
+	_, err := a.System.ActorSystem().Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &introspectActor{a: a}
 	}), "introspect")
 	return err
 }
 
 // ask puts a question to another member and decodes its JSON answer.
-func (n *Node) ask(ctx context.Context, m cluster.Member, q *pb.Introspect, out any) error {
+func (a *API) ask(ctx context.Context, m cluster.Member, q *pb.Introspect, out any) error {
 	timeout := 5 * time.Second
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	res, err := n.actors.ActorSystem().Root.RequestFuture(actor.NewPID(m.Meta.Channel, "introspect"), q, timeout).Result()
+	res, err := a.System.ActorSystem().Root.RequestFuture(actor.NewPID(m.Meta.Channel, "introspect"), q, timeout).Result()
 	if err != nil {
-		return fmt.Errorf("%s did not answer: %w", m.Name, err)
+		return fmt.Errorf("%w: %s did not answer: %v", hmail.ErrUnavailable, m.Name, err)
 	}
 	r, ok := res.(*pb.IntrospectReply)
 	if !ok {
-		return fmt.Errorf("%s: unexpected answer %T", m.Name, res)
+		return fmt.Errorf("%w: %s: unexpected answer %T", hmail.ErrUnavailable, m.Name, res)
 	}
-	if r.Error != nil && r.Error.Kind != pb.Error_NONE {
-		if r.Error.Kind == pb.Error_NOT_FOUND {
-			return fmt.Errorf("%w: %s", hmail.ErrNotFound, r.Error.Text)
-		}
-		return fmt.Errorf("%s: %s", m.Name, r.Error.Text)
+	if err := actors.ErrorFromWire(r.Error); err != nil {
+		return fmt.Errorf("%s: %w", m.Name, err)
 	}
 	if out == nil || len(r.Json) == 0 {
 		return nil
@@ -110,28 +104,27 @@ func (n *Node) ask(ctx context.Context, m cluster.Member, q *pb.Introspect, out 
 }
 
 // others returns the live members other than this node.
-func (n *Node) others() []cluster.Member {
-	return n.members(func(m cluster.Member) bool { return !m.Self && m.State.Live() && m.Meta.Channel != "" })
+func (a *API) others() []cluster.Member {
+	return a.members(func(m cluster.Member) bool { return !m.Self && m.State.Live() && m.Meta.Channel != "" })
 }
 
 // nodeInfo describes this node.
-func (n *Node) nodeInfo(ctx context.Context) admin.NodeInfo {
-	api := apiImpl{n}
-	st, _ := api.Stats(ctx)
+func (a *API) nodeInfo(ctx context.Context) admin.NodeInfo {
+	st, _ := a.Stats(ctx)
 	info := admin.NodeInfo{
-		Member: admin.Member{Name: n.cfg.Name, Roles: n.cfg.Roles, QueueMode: n.mode(), State: "alive",
-			SMTP: n.SMTPAddr(), Admin: n.AdminAddr(), Version: Version,
-			Uptime: time.Since(n.started).Round(time.Second).String()},
-		Actors:       n.actors.Stats().Active(),
-		Activations:  n.actors.Stats().Activations.Load(),
-		Passivations: n.actors.Stats().Passivations.Load(),
+		Member: admin.Member{Name: a.Info.Name, Roles: roleNames(a.Info.Roles), QueueMode: string(a.Runtime.QueueMode()), State: "alive",
+			SMTP: a.Addrs().SMTP, Admin: a.Addrs().Admin, Version: Version,
+			Uptime: time.Since(a.Info.Started).Round(time.Second).String()},
+		Actors:       a.System.Stats().Active(),
+		Activations:  a.System.Stats().Activations.Load(),
+		Passivations: a.System.Stats().Passivations.Load(),
 		Stats:        st,
 		Queue:        admin.QueueSummary{ByDomain: map[string]int{}},
 	}
-	if ps, err := api.Partitions(ctx); err == nil {
+	if ps, err := a.Partitions(ctx); err == nil {
 		info.Partitions = ps
 	}
-	if envs, err := n.actors.Queue(ctx); err == nil {
+	if envs, err := a.System.Queue(ctx); err == nil {
 		q := &info.Queue
 		for _, e := range envs {
 			q.Total++
@@ -159,28 +152,27 @@ func (n *Node) nodeInfo(ctx context.Context) admin.NodeInfo {
 	return info
 }
 
-func (n *Node) localQueue(ctx context.Context) ([]admin.QueueEntry, error) {
-	q, err := apiImpl{n}.Queue(ctx)
+func (a *API) localQueue(ctx context.Context) ([]admin.QueueEntry, error) {
+	q, err := a.Queue(ctx)
 	for i := range q {
-		q[i].Node = n.cfg.Name
+		q[i].Node = a.Info.Name
 	}
 	return q, err
 }
 
-func (n *Node) localJourney(id string) []admin.JourneyEvent {
+func (a *API) localJourney(id string) []admin.JourneyEvent {
 	var out []admin.JourneyEvent
-	for _, e := range n.actors.Stats().Journal.Events(id) {
-		out = append(out, admin.JourneyEvent{Time: e.Time, Node: n.cfg.Name, ID: e.ID, Event: e.Event, Detail: e.Detail})
+	for _, e := range a.System.Stats().Journal.Events(id) {
+		out = append(out, admin.JourneyEvent{Time: e.Time, Node: a.Info.Name, ID: e.ID, Event: e.Event, Detail: e.Detail})
 	}
 	return out
 }
 
-func (a apiImpl) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
-	n := a.n
-	out := []admin.NodeInfo{n.nodeInfo(ctx)}
+func (a *API) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
+	out := []admin.NodeInfo{a.nodeInfo(ctx)}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, m := range n.members(func(m cluster.Member) bool { return !m.Self }) {
+	for _, m := range a.members(func(m cluster.Member) bool { return !m.Self }) {
 		if !m.State.Live() || m.Meta.Channel == "" {
 			out = append(out, admin.NodeInfo{Member: memberOut(m), Error: "not reachable: " + string(m.State)})
 			continue
@@ -189,7 +181,7 @@ func (a apiImpl) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
 		go func(m cluster.Member) {
 			defer wg.Done()
 			var info admin.NodeInfo
-			if err := n.ask(ctx, m, &pb.Introspect{Kind: "node"}, &info); err != nil {
+			if err := a.ask(ctx, m, &pb.Introspect{Kind: "node"}, &info); err != nil {
 				info = admin.NodeInfo{Member: memberOut(m), Error: err.Error()}
 			}
 			info.State = string(m.State) // the cluster's view, not the node's own
@@ -203,26 +195,20 @@ func (a apiImpl) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
 	return out, nil
 }
 
-func memberOut(m cluster.Member) admin.Member {
-	return admin.Member{Name: m.Name, Roles: m.Meta.Roles, QueueMode: m.Meta.QueueMode, State: string(m.State),
-		SMTP: m.Meta.SMTP, Admin: m.Meta.Admin, Version: m.Meta.Version}
-}
-
-func (a apiImpl) ClusterQueue(ctx context.Context) ([]admin.QueueEntry, error) {
-	n := a.n
-	out, err := n.localQueue(ctx)
+func (a *API) ClusterQueue(ctx context.Context) ([]admin.QueueEntry, error) {
+	out, err := a.localQueue(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var errs []error
-	for _, m := range n.others() {
+	for _, m := range a.others() {
 		wg.Add(1)
 		go func(m cluster.Member) {
 			defer wg.Done()
 			var q []admin.QueueEntry
-			err := n.ask(ctx, m, &pb.Introspect{Kind: "queue"}, &q)
+			err := a.ask(ctx, m, &pb.Introspect{Kind: "queue"}, &q)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -234,27 +220,26 @@ func (a apiImpl) ClusterQueue(ctx context.Context) ([]admin.QueueEntry, error) {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		n.log.Warn("cluster queue listing incomplete", "err", errors.Join(errs...))
+		a.Logger.Warn("cluster queue listing incomplete", "err", errors.Join(errs...))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
-func (a apiImpl) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, error) {
-	n := a.n
+func (a *API) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, error) {
 	if id == "" {
 		return nil, &admin.Error{Status: http.StatusBadRequest, Message: "a queue id is required"}
 	}
-	out := n.localJourney(id)
+	out := a.localJourney(id)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, m := range n.others() {
+	for _, m := range a.others() {
 		wg.Add(1)
 		go func(m cluster.Member) {
 			defer wg.Done()
 			var ev []admin.JourneyEvent
-			if err := n.ask(ctx, m, &pb.Introspect{Kind: "journey", Id: id}, &ev); err != nil {
-				n.log.Warn("journey incomplete", "member", m.Name, "err", err)
+			if err := a.ask(ctx, m, &pb.Introspect{Kind: "journey", Id: id}, &ev); err != nil {
+				a.Logger.Warn("journey incomplete", "member", m.Name, "err", err)
 				return
 			}
 			mu.Lock()
@@ -271,8 +256,8 @@ func (a apiImpl) Journey(ctx context.Context, id string) ([]admin.JourneyEvent, 
 }
 
 // member finds a live member by name.
-func (n *Node) member(name string) (cluster.Member, error) {
-	found := n.members(func(m cluster.Member) bool { return m.Name == name })
+func (a *API) member(name string) (cluster.Member, error) {
+	found := a.members(func(m cluster.Member) bool { return m.Name == name })
 	switch {
 	case len(found) == 0:
 		return cluster.Member{}, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no node named %s", name)}
@@ -282,27 +267,27 @@ func (n *Node) member(name string) (cluster.Member, error) {
 	return found[0], nil
 }
 
-func (a apiImpl) NodeQueueAction(ctx context.Context, node, id, action string) error {
-	if node == "" || node == a.n.cfg.Name {
+func (a *API) NodeQueueAction(ctx context.Context, node, id, action string) error {
+	if node == "" || node == a.Info.Name {
 		return a.QueueAction(ctx, id, action)
 	}
-	m, err := a.n.member(node)
+	m, err := a.member(node)
 	if err != nil {
 		return err
 	}
-	return a.n.ask(ctx, m, &pb.Introspect{Kind: "queue-action", Id: id, Action: action}, nil)
+	return a.ask(ctx, m, &pb.Introspect{Kind: "queue-action", Id: id, Action: action}, nil)
 }
 
-func (a apiImpl) NodeUpdateSettings(ctx context.Context, node string, u admin.SettingsUpdate) (admin.Settings, error) {
-	if node == "" || node == a.n.cfg.Name {
+func (a *API) NodeUpdateSettings(ctx context.Context, node string, u admin.SettingsUpdate) (admin.Settings, error) {
+	if node == "" || node == a.Info.Name {
 		return a.UpdateSettings(ctx, u)
 	}
-	m, err := a.n.member(node)
+	m, err := a.member(node)
 	if err != nil {
 		return admin.Settings{}, err
 	}
 	b, _ := json.Marshal(u)
 	var s admin.Settings
-	err = a.n.ask(ctx, m, &pb.Introspect{Kind: "settings", Json: b}, &s)
+	err = a.ask(ctx, m, &pb.Introspect{Kind: "settings", Json: b}, &s)
 	return s, err
 }

@@ -1,4 +1,4 @@
-package node
+package content
 
 import (
 	"context"
@@ -17,11 +17,12 @@ import (
 	"github.com/homing-mail/homing/rules"
 )
 
-// pipeline runs the server-wide and the cluster-wide rules, and the
-// external filters they name, in this node's Enqueuer (actors.ContentPipeline).
-// Rule sets are replaced whole (atomically) when the administrator changes
-// them; the cluster-wide set also arrives from other members.
-type pipeline struct {
+// Pipeline runs the server-wide and the cluster-wide rules, and the
+// external filters they name, in this node's Enqueuer (it satisfies
+// actors.ContentPipeline). Rule sets are replaced whole (atomically) when
+// the administrator changes them; the cluster-wide set also arrives from
+// other members (Replicator). Both are kept in DATA/rules.json.
+type Pipeline struct {
 	log     *slog.Logger
 	tmp     string // where filters read message files
 	file    string // rules.json in the data directory
@@ -44,8 +45,10 @@ type storedRules struct {
 	ClusterVersion int64        `json:"clusterVersion"`
 }
 
-func newPipeline(dataDir string, filters map[string]*filter.Filter, log *slog.Logger) (*pipeline, error) {
-	p := &pipeline{log: log, tmp: filepath.Join(dataDir, "filter-tmp"), file: filepath.Join(dataDir, "rules.json"), filters: filters}
+// New returns the pipeline of a node whose data directory is dataDir, with
+// the rule sets saved there and the filters (by name) rules may use.
+func New(dataDir string, filters map[string]*filter.Filter, log *slog.Logger) (*Pipeline, error) {
+	p := &Pipeline{log: log, tmp: filepath.Join(dataDir, "filter-tmp"), file: filepath.Join(dataDir, "rules.json"), filters: filters}
 	if err := os.MkdirAll(p.tmp, 0o700); err != nil {
 		return nil, err
 	}
@@ -60,17 +63,19 @@ func newPipeline(dataDir string, filters map[string]*filter.Filter, log *slog.Lo
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.file, err)
 	}
-	if err := p.set(rules.ScopeServer, st.Server, 0); err != nil {
+	if err := p.Set(rules.ScopeServer, st.Server, 0); err != nil {
 		return nil, fmt.Errorf("%s: server rules: %w", p.file, err)
 	}
-	if err := p.set(rules.ScopeCluster, st.Cluster, st.ClusterVersion); err != nil {
+	if err := p.Set(rules.ScopeCluster, st.Cluster, st.ClusterVersion); err != nil {
 		return nil, fmt.Errorf("%s: cluster rules: %w", p.file, err)
 	}
 	return p, nil
 }
 
-// set validates and installs a rule set (without saving it).
-func (p *pipeline) set(scope rules.Scope, rs []rules.Rule, version int64) error {
+// Set validates and installs a rule set (without saving it). An invalid
+// rule, or one naming a filter that is not configured, is an error
+// wrapping rules.ErrInvalidRule.
+func (p *Pipeline) Set(scope rules.Scope, rs []rules.Rule, version int64) error {
 	set, err := rules.Compile(rs, scope)
 	if err != nil {
 		return err
@@ -78,7 +83,8 @@ func (p *pipeline) set(scope rules.Scope, rs []rules.Rule, version int64) error 
 	for _, r := range rs {
 		for _, a := range r.Actions {
 			if a.Kind == rules.ActionFilter && p.filters[a.Value] == nil {
-				return fmt.Errorf("rule %q: no filter named %q is configured (--filter NAME=COMMAND)", r.Name, a.Value)
+				return &rules.ValidationError{Rule: r.Name,
+					Reason: fmt.Sprintf("no filter named %q is configured (--filter NAME=COMMAND)", a.Value)}
 			}
 		}
 	}
@@ -92,8 +98,8 @@ func (p *pipeline) set(scope rules.Scope, rs []rules.Rule, version int64) error 
 	return nil
 }
 
-// save writes rules.json durably (temp file, fsync, rename).
-func (p *pipeline) save() error {
+// Save writes rules.json durably (temp file, fsync, rename).
+func (p *Pipeline) Save() error {
 	p.mu.RLock()
 	b, err := json.MarshalIndent(storedRules{Server: p.server, Cluster: p.cluster, ClusterVersion: p.clusterVersion}, "", "  ")
 	p.mu.RUnlock()
@@ -120,8 +126,8 @@ func (p *pipeline) save() error {
 	return os.Rename(tmp, p.file)
 }
 
-// rulesOf returns a copy of a rule set and its version.
-func (p *pipeline) rulesOf(scope rules.Scope) ([]rules.Rule, int64) {
+// Rules returns a copy of a rule set and its version.
+func (p *Pipeline) Rules(scope rules.Scope) ([]rules.Rule, int64) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if scope == rules.ScopeCluster {
@@ -132,7 +138,7 @@ func (p *pipeline) rulesOf(scope rules.Scope) ([]rules.Rule, int64) {
 
 // Process implements actors.ContentPipeline: cluster-wide rules, then
 // server-wide rules, then the filters they name, in order.
-func (p *pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error) {
+func (p *Pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error) {
 	p.mu.RLock()
 	cs, ss := p.clusterSet, p.serverSet
 	p.mu.RUnlock()
@@ -227,8 +233,11 @@ func (p *pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error)
 	return false, nil
 }
 
-// close stops the filters.
-func (p *pipeline) close() error {
+// FilterRuns is how many times this node ran a filter.
+func (p *Pipeline) FilterRuns() int64 { return p.invocations.Load() }
+
+// Close stops the filters.
+func (p *Pipeline) Close() error {
 	var errs []error
 	for _, f := range p.filters {
 		errs = append(errs, f.Close())
