@@ -101,6 +101,10 @@ type delivery struct {
 	// they are queued.
 	generated []*mail.Message
 	dedupKey  string
+	// messageID is the id the append gave (or the first append, for a
+	// duplicate); duplicate says it was stored before.
+	messageID string
+	duplicate bool
 }
 
 // deliver stores one attempt (Local Delivery) for each of its recipients,
@@ -138,7 +142,11 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 	answer := func() {
 		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
 		for _, w := range work {
-			out.Results = append(out.Results, pbResult(w.result))
+			r := pbResult(w.result)
+			if w.result.OK() {
+				r.MessageId, r.Duplicate = w.messageID, w.duplicate
+			}
+			out.Results = append(out.Results, r)
 		}
 		if sender != nil {
 			root.Send(sender, out)
@@ -238,7 +246,7 @@ func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) ma
 		a.loaded = false
 		return a.failure(env.ID, err)
 	}
-	w.durable = durable
+	w.durable, w.messageID, w.duplicate = durable, res.ID, res.Duplicate
 	todo := p.work
 	if res.Duplicate {
 		todo = res.Pending
