@@ -77,6 +77,7 @@ type Server struct {
 	Addr string // host:port it listens on
 
 	srv    *gosmtp.Server
+	ln     net.Listener
 	served chan struct{} // closed when Serve has returned
 	closed chan struct{} // closed by Close: ends delays
 	once   sync.Once
@@ -109,6 +110,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 func Serve(l net.Listener, opts ...Option) *Server {
 	s := &Server{
 		Addr:    l.Addr().String(),
+		ln:      l,
 		served:  make(chan struct{}),
 		closed:  make(chan struct{}),
 		changed: make(chan struct{}),
@@ -138,6 +140,9 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
 		err = s.srv.Close()
+		// Serve may not have handed l to go-smtp yet, whose Close would
+		// then miss it: close it here too, so that Serve always returns.
+		_ = s.ln.Close()
 		<-s.served
 	})
 	return err

@@ -412,3 +412,17 @@ func TestServeRunsOnAGivenListenerUntilClose(t *testing.T) {
 		t.Fatal("the listener still accepts after Close")
 	}
 }
+
+// TestCloseRightAfterServe: Close may come before the server's goroutine
+// has started to accept, and must still stop it.
+func TestCloseRightAfterServe(t *testing.T) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Serve(l).Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+}
