@@ -1,16 +1,13 @@
 package admin_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,41 +15,24 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/admin/admintest"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a log sink that tests read while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is one admin handler on a loopback httptest server over a fake API.
 type env struct {
 	t    *testing.T
 	fake *admintest.Fake
 	srv  *httptest.Server
-	log  *syncBuffer
+	log  *tlog.Lines // the handler's log, also in t.Log
 }
 
 func newEnv(t *testing.T, opt admin.Options) *env {
 	t.Helper()
-	e := &env{t: t, fake: admintest.NewFake(), log: &syncBuffer{}}
+	e := &env{t: t, fake: admintest.NewFake(), log: new(tlog.Lines)}
 	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opt.Logger = tlog.New(t, "admin", tlog.KeepIn(e.log))
 	}
 	e.srv = httptest.NewServer(admin.NewHandler(e.fake, opt)) // listens on 127.0.0.1:0
 	t.Cleanup(e.srv.Close)

@@ -1,99 +1,21 @@
 package cluster
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/tlog"
+	"github.com/homing-mail/homing/testkit/wait"
 )
-
-// gossipLog is a slog handler for one test node: every record goes to t.Log
-// (until the test ends) and is kept, so tests can wait for a log line.
-type gossipLog struct {
-	t      testing.TB
-	prefix string
-	attrs  []slog.Attr
-	shared *gossipLogLines
-}
-
-type gossipLogLines struct {
-	mu    sync.Mutex
-	done  bool
-	lines []string
-}
-
-func newGossipLog(t testing.TB, prefix string) *gossipLog {
-	l := &gossipLog{t: t, prefix: prefix, shared: &gossipLogLines{}}
-	t.Cleanup(func() {
-		l.shared.mu.Lock()
-		l.shared.done = true
-		l.shared.mu.Unlock()
-	})
-	return l
-}
-
-func (l *gossipLog) Enabled(context.Context, slog.Level) bool { return true }
-
-func (l *gossipLog) Handle(_ context.Context, r slog.Record) error {
-	var b bytes.Buffer
-	h := slog.NewTextHandler(&b, &slog.HandlerOptions{
-		Level: slog.LevelDebug,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey && len(groups) == 0 {
-				return slog.Attr{}
-			}
-			return a
-		},
-	})
-	if err := h.WithAttrs(l.attrs).Handle(context.Background(), r); err != nil {
-		return err
-	}
-	line := strings.TrimRight(b.String(), "\n")
-	l.shared.mu.Lock()
-	defer l.shared.mu.Unlock()
-	if !l.shared.done {
-		l.shared.lines = append(l.shared.lines, line)
-		l.t.Logf("[%s] %s", l.prefix, line)
-	}
-	return nil
-}
-
-func (l *gossipLog) WithAttrs(as []slog.Attr) slog.Handler {
-	c := *l
-	c.attrs = append(append([]slog.Attr(nil), l.attrs...), as...)
-	return &c
-}
-
-func (l *gossipLog) WithGroup(string) slog.Handler { return l } // unused by Membership
-
-// count returns how many kept lines contain every one of parts.
-func (l *gossipLog) count(parts ...string) int {
-	l.shared.mu.Lock()
-	defer l.shared.mu.Unlock()
-	n := 0
-next:
-	for _, line := range l.shared.lines {
-		for _, p := range parts {
-			if !strings.Contains(line, p) {
-				continue next
-			}
-		}
-		n++
-	}
-	return n
-}
 
 // gossipNode is a Membership under test with its log.
 type gossipNode struct {
 	*Membership
-	log *gossipLog
+	log *tlog.Lines // every line of its log
 }
 
 // gossipConfig is the configuration of test node name: loopback, port 0,
@@ -117,8 +39,8 @@ func startGossip(t testing.TB, name string, mod func(*Config)) *gossipNode {
 	if mod != nil {
 		mod(&cfg)
 	}
-	l := newGossipLog(t, cfg.Name)
-	cfg.Logger = slog.New(l)
+	l := new(tlog.Lines)
+	cfg.Logger = tlog.New(t, cfg.Name, tlog.KeepIn(l))
 	m, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("Start(%s): %v", name, err)
@@ -151,27 +73,11 @@ func viewOf(m *Membership) string {
 	return strings.Join(parts, " ")
 }
 
-// eventually polls cond (every few milliseconds, doubling to 50 ms) until
-// it holds, and fails the test with msg when it does not within timeout.
-func eventually(t testing.TB, timeout time.Duration, cond func() bool, msg func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, msg())
-		}
-		timer := time.NewTimer(wait)
-		<-timer.C // polling interval; cond decides, not the clock
-		wait = min(2*wait, 50*time.Millisecond)
-	}
-}
-
 // waitStates waits until every node in views sees every name in want in
 // the wanted state.
 func waitStates(t testing.TB, timeout time.Duration, views []*gossipNode, want map[string]State) {
 	t.Helper()
-	eventually(t, timeout, func() bool {
+	wait.For(t, timeout, func() bool {
 		for _, v := range views {
 			for name, st := range want {
 				if stateOf(v.Membership, name) != st {
@@ -180,14 +86,14 @@ func waitStates(t testing.TB, timeout time.Duration, views []*gossipNode, want m
 			}
 		}
 		return true
-	}, func() string {
+	}, "%s", wait.Lazy(func() string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "want %v; views:", want)
 		for _, v := range views {
 			fmt.Fprintf(&b, " [%s: %s]", v.LocalName(), viewOf(v.Membership))
 		}
 		return b.String()
-	})
+	}))
 }
 
 // freeAddr returns a loopback host:port that was free a moment ago, for a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func TestJoinThreeNodesSeedStartsLate(t *testing.T) {
@@ -20,8 +21,8 @@ func TestJoinThreeNodesSeedStartsLate(t *testing.T) {
 	c := startGossip(t, "c", joining(seedAddr))
 
 	// Start returned although the seed is not up; the joiners keep trying.
-	eventually(t, 5*time.Second, func() bool { return b.joinErr.Load() >= 2 && c.joinErr.Load() >= 2 },
-		func() string { return "joiners did not retry" })
+	wait.For(t, 5*time.Second, func() bool { return b.joinErr.Load() >= 2 && c.joinErr.Load() >= 2 },
+		"joiners did not retry")
 	if got := stateOf(b.Membership, "a"); got != "" {
 		t.Fatalf("b lists the seed before it runs: %s", got)
 	}
@@ -109,10 +110,8 @@ func TestWrongSecretCannotJoin(t *testing.T) {
 		c.Insecure = true
 	})
 	// Each has tried (and failed) several times: both seeds, each round.
-	eventually(t, 10*time.Second, func() bool { return other.joinErr.Load() >= 4 && plain.joinErr.Load() >= 4 },
-		func() string {
-			return "outsiders did not keep trying"
-		})
+	wait.For(t, 10*time.Second, func() bool { return other.joinErr.Load() >= 4 && plain.joinErr.Load() >= 4 },
+		"outsiders did not keep trying")
 	for _, n := range []*gossipNode{a, b} {
 		if got := viewOf(n.Membership); got != "a=alive b=alive" {
 			t.Fatalf("%s lets an outsider in: %s", n.LocalName(), got)
@@ -124,7 +123,7 @@ func TestWrongSecretCannotJoin(t *testing.T) {
 		}
 	}
 	// The cluster saw the attempts and refused them at the crypto layer.
-	if a.log.count("crypt") == 0 {
+	if a.log.Count("crypt") == 0 {
 		t.Fatalf("a logged no refused gossip")
 	}
 }
@@ -155,14 +154,14 @@ func TestForeignClusterAndPartitionCountRefused(t *testing.T) {
 					}
 				}
 			})
-			eventually(t, 10*time.Second, func() bool { return y.joinErr.Load() >= 3 },
-				func() string { return "y did not keep trying" })
-			eventually(t, 5*time.Second, func() bool { return a.log.count(`msg="refusing node y`, tc.reason) > 0 },
-				func() string { return "a did not log the refusal of y with " + tc.reason })
-			if y.log.count(`msg="refusing node `, "!=") == 0 {
+			wait.For(t, 10*time.Second, func() bool { return y.joinErr.Load() >= 3 },
+				"y did not keep trying")
+			wait.For(t, 5*time.Second, func() bool { return a.log.Count(`msg="refusing node y`, tc.reason) > 0 },
+				"a did not log the refusal of y with %s", tc.reason)
+			if y.log.Count(`msg="refusing node `, "!=") == 0 {
 				t.Errorf("y did not log its refusal of the cluster")
 			}
-			if n := a.log.count(`msg="refusing node y`); n != 1 {
+			if n := a.log.Count(`msg="refusing node y`); n != 1 {
 				t.Errorf("refusal of y logged %d times, want once a minute", n)
 			}
 			for _, n := range []*gossipNode{a, b} {
@@ -184,20 +183,20 @@ func TestAloneNodeRefusesOthers(t *testing.T) {
 		c.Secret = ""
 		c.Insecure = true
 	})
-	eventually(t, 5*time.Second, func() bool { return a.log.count(`msg="refusing node x`, "--secret") > 0 },
-		func() string { return "a did not refuse x" })
-	eventually(t, 5*time.Second, func() bool { return x.joinErr.Load() >= 3 },
-		func() string { return "x did not keep trying" })
-	eventually(t, 5*time.Second, func() bool { return x.log.count(`msg="refusing node a`, "runs alone") > 0 },
-		func() string { return "x did not refuse a" })
+	wait.For(t, 5*time.Second, func() bool { return a.log.Count(`msg="refusing node x`, "--secret") > 0 },
+		"a did not refuse x")
+	wait.For(t, 5*time.Second, func() bool { return x.joinErr.Load() >= 3 },
+		"x did not keep trying")
+	wait.For(t, 5*time.Second, func() bool { return x.log.Count(`msg="refusing node a`, "runs alone") > 0 },
+		"x did not refuse a")
 	if got := viewOf(a.Membership); got != "a=alive" {
 		t.Fatalf("a runs alone but lists %s", got)
 	}
 	if got := viewOf(x.Membership); got != "x=alive" {
 		t.Fatalf("x joined a node that runs alone: %s", got)
 	}
-	if x.log.count("INSECURE") != 1 {
-		t.Fatalf("x logged the insecure warning %d times, want once", x.log.count("INSECURE"))
+	if x.log.Count("INSECURE") != 1 {
+		t.Fatalf("x logged the insecure warning %d times, want once", x.log.Count("INSECURE"))
 	}
 }
 
@@ -250,7 +249,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 	if !received(a.Changed(), 2*time.Second) {
 		t.Fatalf("a's Changed did not fire for b's update")
 	}
-	eventually(t, 2*time.Second, func() bool {
+	wait.For(t, 2*time.Second, func() bool {
 		for _, n := range all {
 			for _, m := range n.Members() {
 				if m.Name == "b" && (m.Meta.QueueMode != "remotely" || m.Meta.HasRole(mail.RoleBackend)) {
@@ -259,7 +258,7 @@ func TestUpdateMetaPropagates(t *testing.T) {
 			}
 		}
 		return true
-	}, func() string { return "b's queue mode not seen everywhere" })
+	}, "b's queue mode not seen everywhere")
 	t.Logf("queue mode change seen by all within %v", time.Since(start))
 
 	// What cannot change is refused and changes nothing.
@@ -349,10 +348,10 @@ func TestDuplicateNameIsAConflict(t *testing.T) {
 	waitStates(t, 5*time.Second, []*gossipNode{a, b}, map[string]State{"a": StateAlive, "b": StateAlive})
 
 	b2 := startGossip(t, "b", joining(a.GossipAddr()))
-	eventually(t, 5*time.Second, func() bool { return a.conflicts.Load() > 0 || b2.conflicts.Load() > 0 },
-		func() string { return "no conflict reported" })
-	eventually(t, 5*time.Second, func() bool { return a.log.count("names must be unique")+b2.log.count("names must be unique") > 0 },
-		func() string { return "conflict not logged" })
+	wait.For(t, 5*time.Second, func() bool { return a.conflicts.Load() > 0 || b2.conflicts.Load() > 0 },
+		"no conflict reported")
+	wait.For(t, 5*time.Second, func() bool { return a.log.Count("names must be unique")+b2.log.Count("names must be unique") > 0 },
+		"conflict not logged")
 	for _, m := range a.Members() {
 		if m.Name == "b" && m.Addr != b.GossipAddr() {
 			t.Fatalf("the newcomer replaced b in a's view: %+v", m)

@@ -88,7 +88,7 @@ func startBrowser(t *testing.T) context.Context {
 type consolePage struct {
 	t   *testing.T
 	ctx context.Context
-	api *fakeAPI
+	api *consoleAPI
 	url string // the console's URL
 
 	mu   sync.Mutex
@@ -100,7 +100,7 @@ type consolePage struct {
 // new loopback server, opens it in a new tab of browser and waits until
 // the page's script has started. When the test ends it fails the test if the page
 // threw or logged an error (other than a failed fetch the test caused).
-func openConsole(t *testing.T, browser context.Context, api *fakeAPI) *consolePage {
+func openConsole(t *testing.T, browser context.Context, api *consoleAPI) *consolePage {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/console/", Handler("/console/"))
@@ -232,20 +232,6 @@ func (p *consolePage) texts(css string) []string {
 func (p *consolePage) attrs(css, name string) []string {
 	p.t.Helper()
 	return eval[[]string](p, fmt.Sprintf(`Array.from(document.querySelectorAll(%s), e => e.getAttribute(%s))`, jsString(css), jsString(name)))
-}
-
-// waitUntil polls cond in Go until it holds or waitLimit passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitLimit, what)
-		}
-		<-tick.C
-	}
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // TestConsoleInChromium drives the console in headless Chromium against a
@@ -252,7 +254,7 @@ func testQueueMode(t *testing.T, browser context.Context) {
 
 	// The keyboard, as an operator would: type-ahead picks "Remotely".
 	p.run(chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), "r"))
-	waitUntil(t, "the PUT of be1's queue mode", func() bool { return len(api.callsWith("PUT")) > 0 })
+	wait.For(t, waitLimit, func() bool { return len(api.callsWith("PUT")) > 0 }, "the PUT of be1's queue mode")
 	if got, want := api.callsWith(""), []string{`PUT /api/v1/settings?node=be1 {"queueMode":"remotely"}`}; !slices.Equal(got, want) {
 		t.Fatalf("requests that change state: %q, want %q", got, want)
 	}
@@ -364,11 +366,11 @@ func testEscaping(t *testing.T, browser context.Context) {
 		evilDetail = `<img src=x onerror="window.__pwned=3">`
 	)
 	api := newFakeAPI()
-	api.members[0].Name = evilName
-	api.queue[0].Sender = evilSender
-	api.queue[0].Node = evilNode
-	api.queue[0].LastError = `<b>bold</b>`
-	api.journeys[idDeferred][0].Detail = evilDetail
+	api.ClusterInfo.Members[0].Name = evilName
+	api.QueueList[0].Sender = evilSender
+	api.QueueList[0].Node = evilNode
+	api.QueueList[0].LastError = `<b>bold</b>`
+	api.Journeys[idDeferred][0].Detail = evilDetail
 	p := openConsole(t, browser, api)
 
 	p.waitFor("the members and the queue", `document.querySelectorAll('#cluster g.member').length === 3 &&

@@ -13,14 +13,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func TestHandshakeAndInfoLines(t *testing.T) {
 	e := startExample(t, Config{})
 	// The example writes "* ... started" before it answers INTF; the line
 	// is logged and does not disturb the handshake.
-	e.log.waitCount(t, "homing-filter-example started", 1)
-	if e.log.count("filter program started") != 1 {
+	e.log.WaitCount(t, 1, waitLimit, "homing-filter-example started")
+	if e.log.Count("filter program started") != 1 {
 		t.Fatal("no log record of the handshake")
 	}
 	if e.f.pid() == 0 {
@@ -109,7 +111,7 @@ func TestAnswersOutOfOrder(t *testing.T) {
 		slow <- v
 	}()
 	// The slow request is registered (and sent) before the fast one.
-	eventually(t, "the slow request to be sent", func() bool { return e.f.Invocations() == 1 })
+	wait.For(t, waitLimit, func() bool { return e.f.Invocations() == 1 }, "the slow request to be sent")
 	v, err := e.f.Check(context.Background(), e.message(t, "fast SPAM-TEST"))
 	if err != nil || v.Kind != KindReject {
 		t.Fatalf("fast request: %+v, %v", v, err)
@@ -172,7 +174,7 @@ func TestTimeoutKillsAndRestarts(t *testing.T) {
 	}
 	// The hung program is killed and started again; the next message is
 	// judged by the new process.
-	eventually(t, "a restarted process", func() bool { p := e.f.pid(); return p != 0 && p != first })
+	wait.For(t, waitLimit, func() bool { p := e.f.pid(); return p != 0 && p != first }, "a restarted process")
 	v, err = e.f.Check(context.Background(), e.message(t, "after"))
 	if err != nil || v.Kind != KindOK {
 		t.Fatalf("Check after the restart: %+v, %v", v, err)
@@ -205,7 +207,7 @@ func TestKilledProgramIsRestartedAndPendingResent(t *testing.T) {
 		}()
 	}
 	// The first process has read every request and holds it.
-	e.log.waitCount(t, "text=holding", n)
+	e.log.WaitCount(t, n, waitLimit, `text="holding`) // slog quotes "holding <seq>"
 	if err := os.Remove(hold); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +318,7 @@ done
 	if err != nil || v.Kind != KindOK {
 		t.Fatalf("Check: %+v, %v", v, err)
 	}
-	if e.log.count("no longer waiting") != 1 {
+	if e.log.Count("no longer waiting") != 1 {
 		t.Fatal("the answer with an unknown sequence number was not logged")
 	}
 }
@@ -333,7 +335,7 @@ func TestContextCancelLeavesProgramAlone(t *testing.T) {
 		}
 		done <- err
 	}()
-	eventually(t, "the request to be sent", func() bool { return e.f.Invocations() == 1 })
+	wait.For(t, waitLimit, func() bool { return e.f.Invocations() == 1 }, "the request to be sent")
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Check: %v, want context.Canceled", err)
@@ -354,7 +356,7 @@ func TestCloseEndsPendingAndKillsAfterGrace(t *testing.T) {
 		_, err := e.f.Check(context.Background(), e.message(t, "HANG-TEST"))
 		done <- err
 	}()
-	eventually(t, "the request to be sent", func() bool { return e.f.Invocations() == 1 })
+	wait.For(t, waitLimit, func() bool { return e.f.Invocations() == 1 }, "the request to be sent")
 	// The example waits for its requests at the end of its input, and a
 	// HANG-TEST request never ends: Close has to kill it.
 	if err := e.f.Close(); err == nil || !strings.Contains(err.Error(), "killed") {
@@ -396,7 +398,7 @@ sleep 1000
 	if err := e.f.Close(); err == nil {
 		t.Fatal("Close of a program that ignores its input: no error")
 	}
-	if e.log.count("holds its pipes") != 0 {
+	if e.log.Count("holds its pipes") != 0 {
 		t.Fatal("the shell's child outlived the kill and held the pipes")
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -88,7 +90,7 @@ func TestAuthFailures(t *testing.T) {
 	}
 	c.expect("AUTH PLAIN "+b64("\x00alice\x00other-user"), 421)
 	c.expectClosed()
-	waitFor(t, "the connection to be released", func() bool { return ts.lim.open() == 0 })
+	wait.For(t, ioTimeout, func() bool { return ts.lim.open() == 0 }, "the connection to be released")
 
 	// An authorization identity other than the user fails as well.
 	c2 := dialRaw(t, ts.addr)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -14,103 +13,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/fakemx"
 )
-
-// remoteTx is one transaction a remote test server saw.
-type remoteTx struct {
-	from     string
-	mailOpts gosmtp.MailOptions
-	rcpts    []string
-	rcptOpts []gosmtp.RcptOptions
-	data     []byte
-	dataSeen bool
-	tls      bool
-	helo     string
-}
-
-// remoteServer is an in-test MTA (go-smtp) on loopback. Fault injection:
-// rcptErr per address, dataErr for the final reply.
-type remoteServer struct {
-	addr string
-
-	mu      sync.Mutex
-	txs     []*remoteTx
-	rcptErr map[string]error
-	dataErr error
-}
-
-func startRemote(t *testing.T, configure func(*gosmtp.Server)) *remoteServer {
-	t.Helper()
-	rs := &remoteServer{rcptErr: map[string]error{}}
-	s := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
-		_, isTLS := c.TLSConnectionState()
-		return &remoteSession{rs: rs, tls: isTLS, helo: c.Hostname()}, nil
-	}))
-	s.Domain = "remote.test"
-	s.EnableDSN = true
-	s.EnableSMTPUTF8 = true
-	s.ErrorLog = nopLogger{}
-	if configure != nil {
-		configure(s)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs.addr = l.Addr().String()
-	done := make(chan struct{})
-	go func() { defer close(done); s.Serve(l) }()
-	t.Cleanup(func() { s.Close(); <-done })
-	return rs
-}
-
-func (rs *remoteServer) transactions() []*remoteTx {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	return append([]*remoteTx(nil), rs.txs...)
-}
-
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
-func (nopLogger) Println(...any)        {}
-
-type remoteSession struct {
-	rs   *remoteServer
-	tls  bool
-	helo string
-	tx   *remoteTx
-}
-
-func (s *remoteSession) Reset()        { s.tx = nil }
-func (s *remoteSession) Logout() error { return nil }
-func (s *remoteSession) Mail(from string, opts *gosmtp.MailOptions) error {
-	s.tx = &remoteTx{from: from, mailOpts: *opts, tls: s.tls, helo: s.helo}
-	s.rs.mu.Lock()
-	s.rs.txs = append(s.rs.txs, s.tx)
-	s.rs.mu.Unlock()
-	return nil
-}
-func (s *remoteSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
-	s.rs.mu.Lock()
-	defer s.rs.mu.Unlock()
-	if err := s.rs.rcptErr[to]; err != nil {
-		return err
-	}
-	s.tx.rcpts = append(s.tx.rcpts, to)
-	s.tx.rcptOpts = append(s.tx.rcptOpts, *opts)
-	return nil
-}
-func (s *remoteSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.rs.mu.Lock()
-	defer s.rs.mu.Unlock()
-	s.tx.data, s.tx.dataSeen = b, true
-	return s.rs.dataErr
-}
 
 // stubResolver answers from maps; a missing name is NXDOMAIN.
 type stubResolver struct {
@@ -193,10 +97,14 @@ func sendCtx(t *testing.T) context.Context {
 }
 
 func TestClientOneTransactionPerRecipientResults(t *testing.T) {
-	rs := startRemote(t, nil)
-	rs.rcptErr["b@remote.test"] = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-	rs.rcptErr["c@remote.test"] = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
-	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t)
+	rs.FailRcptFunc(func(rcpt string) *gosmtp.SMTPError {
+		return map[string]*gosmtp.SMTPError{
+			"b@remote.test": {Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user"},
+			"c@remote.test": {Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"},
+		}[rcpt]
+	})
+	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.Addr}})
 
 	env := &mail.Envelope{ID: "Q1", From: "s@example.test"}
 	res := cl.Send(sendCtx(t), msgOf(env, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test", "d@remote.test"), testBody))
@@ -218,44 +126,44 @@ func TestClientOneTransactionPerRecipientResults(t *testing.T) {
 			t.Errorf("result %d RemoteMTA = %q", i, r.RemoteMTA)
 		}
 	}
-	txs := rs.transactions()
+	txs := rs.Transactions()
 	if len(txs) != 1 {
 		t.Fatalf("%d transactions, want 1", len(txs))
 	}
 	tx := txs[0]
-	if tx.from != "s@example.test" || strings.Join(tx.rcpts, ",") != "a@remote.test,d@remote.test" {
-		t.Errorf("transaction from %q to %v", tx.from, tx.rcpts)
+	if tx.From != "s@example.test" || strings.Join(tx.To, ",") != "a@remote.test,d@remote.test" {
+		t.Errorf("transaction from %q to %v", tx.From, tx.To)
 	}
-	if string(tx.data) != testBody {
-		t.Errorf("data = %q, want %q", tx.data, testBody)
+	if string(tx.Data) != testBody {
+		t.Errorf("data = %q, want %q", tx.Data, testBody)
 	}
-	if tx.helo != "relay.example.test" || tx.mailOpts.Size != int64(len(testBody)) {
-		t.Errorf("EHLO %q, SIZE %d", tx.helo, tx.mailOpts.Size)
+	if tx.Helo != "relay.example.test" || tx.MailOptions.Size != int64(len(testBody)) {
+		t.Errorf("EHLO %q, SIZE %d", tx.Helo, tx.MailOptions.Size)
 	}
 }
 
 func TestClientNoDataWhenAllRecipientsRefused(t *testing.T) {
-	rs := startRemote(t, nil)
-	rs.rcptErr["a@remote.test"] = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"}
-	cl := NewClient(ClientConfig{Routes: map[string]string{"*": rs.addr}})
+	rs := fakemx.Start(t)
+	rs.FailRcpt(func(rcpt string) bool { return rcpt == "a@remote.test" }, &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"})
+	cl := NewClient(ClientConfig{Routes: map[string]string{"*": rs.Addr}})
 	res := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: ""}, rcptsOf("a@remote.test"), testBody))
 	if res[0].Code != 550 {
 		t.Errorf("result %+v", res[0])
 	}
-	txs := rs.transactions()
-	if len(txs) != 1 || txs[0].dataSeen {
+	txs := rs.Transactions()
+	if len(txs) != 1 || txs[0].DataSeen {
 		t.Errorf("transactions %+v: DATA sent without an accepted recipient", txs)
 	}
-	if txs[0].from != "" {
-		t.Errorf("MAIL FROM = %q, want the null sender", txs[0].from)
+	if txs[0].From != "" {
+		t.Errorf("MAIL FROM = %q, want the null sender", txs[0].From)
 	}
 }
 
 func TestClientFinalReplyAppliesToAccepted(t *testing.T) {
-	rs := startRemote(t, nil)
-	rs.rcptErr["b@remote.test"] = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"}
-	rs.dataErr = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "spam"}
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t)
+	rs.FailRcpt(func(rcpt string) bool { return rcpt == "b@remote.test" }, &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"})
+	rs.FailData(&gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "spam"})
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}})
 	res := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test", "b@remote.test", "c@remote.test"), testBody))
 	if res[0].Code != 554 || res[0].Status != "5.7.1" || res[2].Code != 554 {
 		t.Errorf("accepted recipients: %+v %+v", res[0], res[2])
@@ -266,8 +174,8 @@ func TestClientFinalReplyAppliesToAccepted(t *testing.T) {
 }
 
 func TestClientDSNParameters(t *testing.T) {
-	rs := startRemote(t, nil)
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t)
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}})
 	env := &mail.Envelope{From: "s@example.test", Ret: mail.ReturnHeaders, EnvID: "env=1+x", Body8Bit: true}
 	rcpts := rcptsOf("a@remote.test", "b@remote.test")
 	rcpts[0].Notify = []mail.Notify{mail.NotifySuccess, mail.NotifyDelay}
@@ -277,18 +185,18 @@ func TestClientDSNParameters(t *testing.T) {
 	if !res[0].OK() || !res[1].OK() {
 		t.Fatalf("results %+v", res)
 	}
-	tx := rs.transactions()[0]
-	if tx.mailOpts.Return != gosmtp.DSNReturnHeaders || tx.mailOpts.EnvelopeID != "env=1+x" || tx.mailOpts.Body != gosmtp.Body8BitMIME {
-		t.Errorf("MAIL options %+v", tx.mailOpts)
+	tx := rs.Transactions()[0]
+	if tx.MailOptions.Return != gosmtp.DSNReturnHeaders || tx.MailOptions.EnvelopeID != "env=1+x" || tx.MailOptions.Body != gosmtp.Body8BitMIME {
+		t.Errorf("MAIL options %+v", tx.MailOptions)
 	}
-	o := tx.rcptOpts[0]
+	o := tx.RcptOptions[0]
 	if len(o.Notify) != 2 || o.Notify[0] != gosmtp.DSNNotifySuccess || o.Notify[1] != gosmtp.DSNNotifyDelayed {
 		t.Errorf("NOTIFY %v", o.Notify)
 	}
 	if o.OriginalRecipientType != gosmtp.DSNAddressTypeRFC822 || o.OriginalRecipient != "list@example.test" {
 		t.Errorf("ORCPT %q;%q", o.OriginalRecipientType, o.OriginalRecipient)
 	}
-	if n := tx.rcptOpts[1].Notify; len(n) != 1 || n[0] != gosmtp.DSNNotifyNever {
+	if n := tx.RcptOptions[1].Notify; len(n) != 1 || n[0] != gosmtp.DSNNotifyNever {
 		t.Errorf("NOTIFY of b %v", n)
 	}
 }
@@ -339,7 +247,7 @@ func greeter421(t *testing.T) (addr string, count func() int) {
 // TestClientMXOrderAndFallback: MX hosts are tried by preference; a 421
 // greeting moves on to the next host.
 func TestClientMXOrderAndFallback(t *testing.T) {
-	good := startRemote(t, nil)
+	good := fakemx.Start(t)
 	busy, busyCount := greeter421(t)
 	res := &stubResolver{
 		mx: map[string][]*net.MX{"dest.test": {
@@ -351,7 +259,7 @@ func TestClientMXOrderAndFallback(t *testing.T) {
 			"mx-backup.dest.test":  {"127.0.0.2"},
 		},
 	}
-	d := &dialMap{to: map[string]string{"127.0.0.1:25": busy, "127.0.0.2:25": good.addr}}
+	d := &dialMap{to: map[string]string{"127.0.0.1:25": busy, "127.0.0.2:25": good.Addr}}
 	cl := NewClient(ClientConfig{Resolver: res, Dial: d.dial})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@dest.test"), testBody))
 	if !out[0].OK() || out[0].RemoteMTA != "mx-backup.dest.test" {
@@ -395,9 +303,9 @@ func TestClientNullMX(t *testing.T) {
 }
 
 func TestClientImplicitMX(t *testing.T) {
-	good := startRemote(t, nil)
+	good := fakemx.Start(t)
 	res := &stubResolver{hosts: map[string][]string{"implicit.test": {"127.0.0.1"}}}
-	d := &dialMap{to: map[string]string{"127.0.0.1:2525": good.addr}}
+	d := &dialMap{to: map[string]string{"127.0.0.1:2525": good.Addr}}
 	out := NewClient(ClientConfig{Resolver: res, Dial: d.dial, Port: 2525}).
 		Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@implicit.test"), testBody))
 	if !out[0].OK() || out[0].RemoteMTA != "implicit.test" {
@@ -423,65 +331,65 @@ func TestClientDNSFailures(t *testing.T) {
 }
 
 func TestClientSMTPUTF8NotSupported(t *testing.T) {
-	rs := startRemote(t, func(s *gosmtp.Server) { s.EnableSMTPUTF8 = false })
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t, func(s *gosmtp.Server) { s.EnableSMTPUTF8 = false })
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("a@remote.test"), testBody))
 	if out[0].Code/100 != 5 || out[0].Status != "5.6.7" {
 		t.Errorf("result %+v, want permanent 5.6.7", out[0])
 	}
-	if len(rs.transactions()) != 0 {
+	if len(rs.Transactions()) != 0 {
 		t.Error("MAIL was sent")
 	}
 }
 
 func TestClientSMTPUTF8Supported(t *testing.T) {
-	rs := startRemote(t, nil)
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t)
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "発信者@example.test", SMTPUTF8: true}, rcptsOf("用户@remote.test"), testBody))
 	if !out[0].OK() {
 		t.Fatalf("result %+v", out[0])
 	}
-	tx := rs.transactions()[0]
-	if !tx.mailOpts.UTF8 || tx.from != "発信者@example.test" || tx.rcpts[0] != "用户@remote.test" {
+	tx := rs.Transactions()[0]
+	if !tx.MailOptions.UTF8 || tx.From != "発信者@example.test" || tx.To[0] != "用户@remote.test" {
 		t.Errorf("transaction %+v", tx)
 	}
 }
 
 func TestClientRemoteSizeLimit(t *testing.T) {
-	rs := startRemote(t, func(s *gosmtp.Server) { s.MaxMessageBytes = 10 })
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t, func(s *gosmtp.Server) { s.MaxMessageBytes = 10 })
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@remote.test"), testBody))
 	if out[0].Code != 552 || out[0].Status != "5.3.4" {
 		t.Errorf("result %+v", out[0])
 	}
-	if len(rs.transactions()) != 0 {
+	if len(rs.Transactions()) != 0 {
 		t.Error("MAIL was sent")
 	}
 }
 
 func TestClientOpportunisticSTARTTLS(t *testing.T) {
-	rs := startRemote(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
-	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.addr}})
+	rs := fakemx.Start(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
+	cl := NewClient(ClientConfig{Hostname: "relay.example.test", Routes: map[string]string{"remote.test": rs.Addr}})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{From: "s@example.test"}, rcptsOf("a@remote.test"), testBody))
 	if !out[0].OK() {
 		t.Fatalf("result %+v", out[0])
 	}
-	tx := rs.transactions()[0]
-	if !tx.tls || tx.helo != "relay.example.test" || string(tx.data) != testBody {
-		t.Errorf("transaction tls=%v helo=%q data=%q", tx.tls, tx.helo, tx.data)
+	tx := rs.Transactions()[0]
+	if !tx.TLS || tx.Helo != "relay.example.test" || string(tx.Data) != testBody {
+		t.Errorf("transaction tls=%v helo=%q data=%q", tx.TLS, tx.Helo, tx.Data)
 	}
 }
 
 // TestClientVerifiedTLSFailure: with a TLS config that does not trust the
 // server's certificate, the host fails (no plaintext fallback).
 func TestClientVerifiedTLSFailure(t *testing.T) {
-	rs := startRemote(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
-	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.addr}, TLS: &tls.Config{ServerName: "remote.test"}})
+	rs := fakemx.Start(t, func(s *gosmtp.Server) { s.TLSConfig = selfSignedTLS(t, "remote.test") })
+	cl := NewClient(ClientConfig{Routes: map[string]string{"remote.test": rs.Addr}, TLS: &tls.Config{ServerName: "remote.test"}})
 	out := cl.Send(sendCtx(t), msgOf(&mail.Envelope{}, rcptsOf("a@remote.test"), testBody))
 	if !out[0].Temporary() || out[0].Status != "4.7.5" {
 		t.Errorf("result %+v, want temporary 4.7.5", out[0])
 	}
-	if len(rs.transactions()) != 0 {
+	if len(rs.Transactions()) != 0 {
 		t.Error("the message was sent without verified TLS")
 	}
 }

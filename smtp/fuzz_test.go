@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // FuzzSession drives a server session over net.Pipe with fuzzed input
@@ -60,13 +62,7 @@ func FuzzSession(f *testing.F) {
 		}
 		client.Close()
 		<-drained
-		deadline := time.Now().Add(10 * time.Second)
-		for ps.lim.open() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the session did not end after the client hung up")
-			}
-			time.Sleep(time.Millisecond) // polling with a deadline
-		}
+		wait.For(t, 10*time.Second, func() bool { return ps.lim.open() == 0 }, "the session did not end after the client hung up")
 		if n := ps.PanicsRecovered(); n != 0 {
 			t.Fatalf("%d panics recovered", n)
 		}

@@ -11,11 +11,9 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/textproto"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
 // ioTimeout bounds every read and write of a test client, so a broken
@@ -185,7 +184,7 @@ func startServer(t *testing.T, cfg Config, withAuth bool) *testServer {
 		ts.auth = &fakeAuth{}
 		auth = ts.auth
 	}
-	ts.Server = NewServer(cfg, ts.dir, ts.enq, auth, testLogger(t), ts.metrics)
+	ts.Server = NewServer(cfg, ts.dir, ts.enq, auth, tlog.New(t, "smtp"), ts.metrics)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,18 +203,6 @@ func startServer(t *testing.T, cfg Config, withAuth bool) *testServer {
 		}
 	})
 	return ts
-}
-
-// testLogger logs to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // rawClient speaks SMTP line by line, for tests that need exact bytes.
@@ -298,18 +285,6 @@ func (c *rawClient) expectClosed() {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		c.t.Fatal("connection still open after the timeout")
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(ioTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling with a deadline, not synchronisation by sleep
 	}
 }
 

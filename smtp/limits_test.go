@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func TestSizeLimit(t *testing.T) {
@@ -94,7 +96,7 @@ func TestPerIPConnectionLimit(t *testing.T) {
 
 	a.expect("QUIT", 221)
 	a.expectClosed()
-	waitFor(t, "the closed connection to be released", func() bool { return ts.lim.open() == 2 })
+	wait.For(t, ioTimeout, func() bool { return ts.lim.open() == 2 }, "the closed connection to be released")
 	d := dialRaw(t, ts.addr)
 	d.expect("NOOP", 250)
 }
@@ -121,7 +123,7 @@ func TestCommandTimeout(t *testing.T) {
 		t.Errorf("timed out after %v, before CommandTimeout", d)
 	}
 	c.expectClosed()
-	waitFor(t, "the connection to be released", func() bool { return ts.lim.open() == 0 })
+	wait.For(t, ioTimeout, func() bool { return ts.lim.open() == 0 }, "the connection to be released")
 }
 
 // TestDataTimeout: DataTimeout bounds the DATA phase on its own; the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func openTestDB(t *testing.T, opt Options) *DB {
@@ -402,7 +403,7 @@ func TestSwallowedSyncErrorFailsTheDB(t *testing.T) {
 
 func TestValueLogGCRunsPeriodically(t *testing.T) {
 	db := openTestDB(t, Options{ValueLogGCInterval: 5 * time.Millisecond})
-	waitFor(t, "a value-log GC run", func() bool { return db.Stats().GCRuns > 0 })
+	wait.For(t, 10*time.Second, func() bool { return db.Stats().GCRuns > 0 }, "a value-log GC run")
 }
 
 func TestValueLogGCOff(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 const testPartitions = 4
@@ -613,9 +614,9 @@ func TestCancelledWriteKeepsTheAccountLockedUntilCommitted(t *testing.T) {
 	}()
 	// Wait until the second Append either queues behind the lock (right)
 	// or has read the store and submitted its write (wrong).
-	waitFor(t, "the second Append to block or submit", func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		return p.locks.holders(acct) == 2 || p.db.Stats().Pending > 0
-	})
+	}, "the second Append to block or submit")
 	close(release)
 	r := <-second
 	if r.ID != "2" {

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // TestSyncerMergesConcurrentCallers: many concurrent Sync calls are covered
@@ -36,7 +39,7 @@ func TestSyncerMergesConcurrentCallers(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- s.Sync() }()
 	}
-	waitFor(t, "51 waiters", func() bool { return s.Stats().Waits == 51 })
+	wait.For(t, 10*time.Second, func() bool { return s.Stats().Waits == 51 }, "51 waiters")
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit/tlog"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // settleTimeout bounds StartCluster's, AddBackend's, Restart's and
@@ -140,7 +142,7 @@ func (c *Cluster) add(name, role string) *node.Node {
 		c.t.Fatalf("cluster: a node named %s exists already", name)
 	}
 	cfg := TestConfig(c.t, name)
-	cfg.Logger = slog.New(minLevel{cfg.Logger.Handler(), c.opt.LogLevel})
+	cfg.Logger = tlog.New(c.t, name, tlog.MinLevel(c.opt.LogLevel))
 	cfg.Roles = []string{role}
 	cfg.Partitions = c.opt.Partitions
 	cfg.AccountStore = c.store
@@ -395,13 +397,13 @@ func (c *Cluster) WaitSettled(t testing.TB) {
 	t.Helper()
 	var why, last string
 	start := time.Now()
-	Eventually(t, settleTimeout, func() bool {
+	wait.For(t, settleTimeout, func() bool {
 		why = c.unsettled()
 		if why != "" {
 			last = why
 		}
 		return why == ""
-	}, "cluster not settled: %s", lazyString(func() string { return why }))
+	}, "cluster not settled: %s", wait.Lazy(func() string { return why }))
 	if last == "" {
 		t.Logf("cluster settled")
 	} else {
@@ -494,29 +496,6 @@ func (c *Cluster) unsettled() string {
 	}
 	return ""
 }
-
-// minLevel drops the records below a level.
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(as), h.min}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h.Handler.WithGroup(name), h.min}
-}
-
-// lazyString formats as what its function returns when formatted.
-type lazyString func() string
-
-func (f lazyString) String() string { return f() }
 
 // gossipAddr is the gossip address a node advertises, as recorded by its
 // addressRecorder during node.Start.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // owned returns the partitions each node owns in name's view.
@@ -87,8 +88,8 @@ func TestClusterAddBackendTakesPartitionsAndStopLeaves(t *testing.T) {
 	}
 
 	c.Stop("be2")
-	Eventually(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be2") == "left" },
-		"fe1 sees be2 as %q, want left", lazyString(func() string { return memberState(c, "fe1", "be2") }))
+	wait.For(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be2") == "left" },
+		"fe1 sees be2 as %q, want left", wait.Lazy(func() string { return memberState(c, "fe1", "be2") }))
 	c.WaitSettled(t)
 	if own := owned(t, c, "fe1"); len(own["be1"]) != 8 {
 		t.Fatalf("after be2 left partitions are owned %v, want all 8 on be1", own)
@@ -109,8 +110,8 @@ func TestClusterKillIsDetectedAndRestartRejoins(t *testing.T) {
 	c := StartCluster(t, ClusterOptions{})
 	before := c.Node("be1")
 	c.Kill("be1")
-	Eventually(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be1") == "dead" },
-		"fe1 sees be1 as %q, want dead (a kill does not leave)", lazyString(func() string { return memberState(c, "fe1", "be1") }))
+	wait.For(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be1") == "dead" },
+		"fe1 sees be1 as %q, want dead (a kill does not leave)", wait.Lazy(func() string { return memberState(c, "fe1", "be1") }))
 	c.WaitSettled(t)
 	if own := owned(t, c, "fe1"); len(own["be2"]) != 8 {
 		t.Fatalf("after be1 died partitions are owned %v, want all 8 on be2", own)
@@ -139,7 +140,7 @@ func TestClusterRestartKeepsTheDataDirectoryAndTheIsolation(t *testing.T) {
 	waitMailbox(t, c, bob, "one")
 
 	c.Isolate("fe1")
-	Eventually(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be1") == "dead" }, "fe1 does not see be1 dead")
+	wait.For(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be1") == "dead" }, "fe1 does not see be1 dead")
 	send(t, c.Node("fe1").SMTPAddr(), bob, "two") // waits in fe1's queue
 	if why := c.unsettled(); why == "" {
 		t.Fatal("an isolated cluster counts as settled")
@@ -173,7 +174,7 @@ func TestClusterPartitionCutsOneLinkUntilHeal(t *testing.T) {
 	c := StartCluster(t, ClusterOptions{Backends: 1})
 	c.Partition("fe1", "be1")
 	for _, pair := range [][2]string{{"fe1", "be1"}, {"be1", "fe1"}} {
-		Eventually(t, 20*time.Second, func() bool { return memberState(c, pair[0], pair[1]) == "dead" },
+		wait.For(t, 20*time.Second, func() bool { return memberState(c, pair[0], pair[1]) == "dead" },
 			"%s does not see %s dead across the cut", pair[0], pair[1])
 	}
 	c.Heal()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // TestExampleCluster shows how a test drives an in-process cluster: one
@@ -65,7 +66,7 @@ func TestExampleCluster(t *testing.T) {
 	// The frontend is cut off from the backends: it sees them dead, so it
 	// keeps mail for known accounts in its queue instead of delivering it.
 	c.Isolate("fe1")
-	Eventually(t, 20*time.Second, func() bool { return memberState(c, "fe1", survivor) == "dead" },
+	wait.For(t, 20*time.Second, func() bool { return memberState(c, "fe1", survivor) == "dead" },
 		"fe1 does not see %s dead while isolated", survivor)
 	send(t, smtpAddr, alice, "third")
 	if q, err := fe.Queue(ctx); err != nil || len(q) != 1 {
@@ -76,7 +77,7 @@ func TestExampleCluster(t *testing.T) {
 	c.Heal()
 	c.WaitSettled(t)
 	waitMailbox(t, c, alice, "first", "second", "third")
-	Eventually(t, 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, func() bool {
 		q, err := fe.Queue(ctx)
 		return err == nil && len(q) == 0
 	}, "frontend queue not empty after the heal")
@@ -100,7 +101,7 @@ func waitMailbox(t *testing.T, c *Cluster, addr string, subjects ...string) {
 	t.Helper()
 	fe := c.Admin("fe1")
 	var got []string
-	Eventually(t, 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, func() bool {
 		ms, err := fe.Messages(context.Background(), addr)
 		if err != nil {
 			return false
@@ -114,7 +115,7 @@ func waitMailbox(t *testing.T, c *Cluster, addr string, subjects ...string) {
 			got = append(got, subjectOf(raw))
 		}
 		return strings.Join(got, ",") == strings.Join(subjects, ",")
-	}, "%s holds %v, want %v", addr, lazyString(func() string { return strings.Join(got, ",") }), subjects)
+	}, "%s holds %v, want %v", addr, wait.Lazy(func() string { return strings.Join(got, ",") }), subjects)
 }
 
 func subjectOf(raw []byte) string {

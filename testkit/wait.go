@@ -3,25 +3,14 @@ package testkit
 import (
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
-// Eventually polls cond every few milliseconds until it returns true, and
-// fails the test with msg if that does not happen within timeout.
+// Eventually is wait.For: it polls cond until it returns true, and fails
+// the test with msg if that does not happen within timeout. New tests
+// call wait.For; this name stays for the tests that use it.
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: "+msg, append([]any{timeout}, args...)...)
-		}
-		timer := time.NewTimer(wait)
-		<-timer.C // polling interval, not synchronisation: cond decides
-		if wait < 50*time.Millisecond {
-			wait *= 2
-		}
-	}
+	wait.For(t, timeout, cond, msg, args...)
 }

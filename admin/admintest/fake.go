@@ -40,8 +40,8 @@ type Submission struct {
 // Messages, AccountRules and SetAccountRules of an unknown address are
 // mail.ErrNotFound, CreateAccount of a known one mail.ErrExists); Submit
 // checks Passwords (else mail.ErrAuthFailed); QueueAction changes the
-// entry's State ("hold" -> "held", "release" and "retry" -> "active") or
-// removes it ("delete").
+// entry's State ("hold" -> "held", "release" and "retry" -> "active",
+// unless StateAfter says otherwise) or removes it ("delete").
 //
 // The cluster: QueueList holds every member's queue, QueueEntry.Node
 // naming whose ("" is this node, Current.Name). Queue lists this node's
@@ -49,7 +49,8 @@ type Submission struct {
 // NodeQueueAction acts like QueueAction on the entry of that node (an
 // unknown node is an *admin.Error 404, like the real node's). NodeList
 // answers Nodes, and NodeUpdateSettings changes the QueueMode of the
-// NodeList entry of that name (or Current for "" and this node's name).
+// NodeList entry of that name (or Current for "" and this node's name),
+// and of the ClusterInfo member of that name, as gossip would spread it.
 // Journey answers from Journeys (an id that is not a key is
 // mail.ErrNotFound). Rules answers from RuleSets, or an empty set of the
 // scope when none was stored, as the node does.
@@ -76,6 +77,10 @@ type Fake struct {
 	Journeys map[string][]admin.JourneyEvent
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
+	// StateAfter, when it has the action, is the State a queue action
+	// ("hold", "release", "retry") leaves the entry in, instead of the
+	// default ("held", "active", "active").
+	StateAfter map[string]string
 	// StatsFunc, when set, answers Stats instead of Counters. It runs
 	// with the fake locked and must not call the fake.
 	StatsFunc func() admin.Stats
@@ -309,6 +314,10 @@ func (f *Fake) act(match func(admin.QueueEntry) bool, id, action string) error {
 		if !match(f.QueueList[i]) {
 			continue
 		}
+		if st, ok := f.StateAfter[action]; ok && action != admin.ActionDelete {
+			f.QueueList[i].State = st
+			return nil
+		}
 		switch action {
 		case admin.ActionHold:
 			f.QueueList[i].State = "held"
@@ -333,7 +342,8 @@ func (f *Fake) Settings(ctx context.Context) (admin.Settings, error) {
 	return f.Current, nil
 }
 
-// UpdateSettings applies the set fields to Current.
+// UpdateSettings applies the set fields to Current (and the queue mode
+// to this node's ClusterInfo member, if it is listed).
 func (f *Fake) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin.Settings, error) {
 	defer f.Unlock()
 	if err := f.enter("UpdateSettings", s); err != nil {
@@ -341,6 +351,7 @@ func (f *Fake) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admi
 	}
 	if s.QueueMode != nil {
 		f.Current.QueueMode = *s.QueueMode
+		f.setMemberMode(f.Current.Name, *s.QueueMode)
 	}
 	return f.Current, nil
 }
@@ -506,8 +517,9 @@ func (f *Fake) NodeQueueAction(ctx context.Context, node, id, action string) err
 
 // NodeUpdateSettings applies u to Current when node is this node ("" or
 // Current.Name), else to the QueueMode of NodeList's entry of that name,
-// and returns that node's settings. An unknown node is an *admin.Error
-// 404. The recorded arguments are node and u.
+// and to the QueueMode of the ClusterInfo member of that name, and
+// returns that node's settings. An unknown node is an *admin.Error 404.
+// The recorded arguments are node and u.
 func (f *Fake) NodeUpdateSettings(ctx context.Context, node string, u admin.SettingsUpdate) (admin.Settings, error) {
 	defer f.Unlock()
 	if err := f.enter("NodeUpdateSettings", node, u); err != nil {
@@ -516,6 +528,7 @@ func (f *Fake) NodeUpdateSettings(ctx context.Context, node string, u admin.Sett
 	if f.isSelf(node) {
 		if u.QueueMode != nil {
 			f.Current.QueueMode = *u.QueueMode
+			f.setMemberMode(f.Current.Name, *u.QueueMode)
 		}
 		return f.Current, nil
 	}
@@ -526,10 +539,21 @@ func (f *Fake) NodeUpdateSettings(ctx context.Context, node string, u admin.Sett
 		}
 		if u.QueueMode != nil {
 			n.QueueMode = *u.QueueMode
+			f.setMemberMode(node, *u.QueueMode)
 		}
 		return admin.Settings{QueueMode: n.QueueMode, Name: n.Name, Roles: slices.Clone(n.Roles)}, nil
 	}
 	return admin.Settings{}, &admin.Error{Status: 404, Message: "no node named " + node}
+}
+
+// setMemberMode sets the QueueMode of the ClusterInfo member called name,
+// if there is one; the caller holds the lock.
+func (f *Fake) setMemberMode(name, mode string) {
+	for i := range f.ClusterInfo.Members {
+		if f.ClusterInfo.Members[i].Name == name {
+			f.ClusterInfo.Members[i].QueueMode = mode
+		}
+	}
 }
 
 // Partitions returns PartitionList.

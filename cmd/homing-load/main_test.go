@@ -19,6 +19,7 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/admin/admintest"
+	"github.com/homing-mail/homing/testkit/fakemx"
 )
 
 // TestMain doubles the test binary as a fake `homing serve` (for --spawn)
@@ -78,11 +79,11 @@ func fakeNodeMain(args []string) int {
 		fmt.Println(err)
 		return 1
 	}
-	mta := startFakeMTA(sl)
+	mta := fakemx.Serve(sl)
 	f := admintest.NewFake()
 	f.Current.Name = *name
 	f.StatsFunc = func() admin.Stats {
-		return admin.Stats{Accepted: mta.data.Load(), DeliveredLocal: mta.accepted.Load(), StoreLatencyP50: 0.001, StoreLatencyP99: 0.002}
+		return admin.Stats{Accepted: messagesRead(mta), DeliveredLocal: recipientsAccepted(mta), StoreLatencyP50: 0.001, StoreLatencyP99: 0.002}
 	}
 	al, err := net.Listen("tcp", *adminAddr)
 	if err != nil {
@@ -93,9 +94,31 @@ func fakeNodeMain(args []string) int {
 	go hs.Serve(al)
 	<-sig
 	hs.Close()
-	mta.close()
+	mta.Close()
 	fmt.Println("stopped")
 	return 0
+}
+
+// messagesRead is the number of messages mx has read (DATA commands),
+// whatever it answered.
+func messagesRead(mx *fakemx.Server) int64 {
+	var n int64
+	for _, tx := range mx.Transactions() {
+		if tx.DataSeen {
+			n++
+		}
+	}
+	return n
+}
+
+// recipientsAccepted is the number of recipients of the messages mx
+// accepted: what a node would have delivered.
+func recipientsAccepted(mx *fakemx.Server) int64 {
+	var n int64
+	for _, m := range mx.Messages() {
+		n += int64(len(m.To))
+	}
+	return n
 }
 
 // fakeSourceMain acts as `smtp-source -c -l LEN -m N -s S -f FROM -t TO

@@ -13,22 +13,23 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/admin/admintest"
+	"github.com/homing-mail/homing/testkit/fakemx"
 )
 
-// fakeNode is a fakeMTA plus the admin API over a fake whose
-// deliveredLocal follows what the MTA accepted (on top of a baseline, as
+// fakeNode is a fake MX plus the admin API over a fake whose
+// deliveredLocal follows what the MX accepted (on top of a baseline, as
 // on a node that has run before).
 type fakeNode struct {
-	mta   *fakeMTA
+	mta   *fakemx.Server
 	api   *admintest.Fake
 	admin *httptest.Server
 }
 
 func newFakeNode(t *testing.T, token string) *fakeNode {
 	t.Helper()
-	n := &fakeNode{mta: newFakeMTA(t), api: admintest.NewFake()}
+	n := &fakeNode{mta: fakemx.Start(t), api: admintest.NewFake()}
 	n.api.StatsFunc = func() admin.Stats {
-		return admin.Stats{DeliveredLocal: 1000 + n.mta.accepted.Load(), Bounced: 7, StoreLatencyP50: 0.004, StoreLatencyP99: 0.009}
+		return admin.Stats{DeliveredLocal: 1000 + recipientsAccepted(n.mta), Bounced: 7, StoreLatencyP50: 0.004, StoreLatencyP99: 0.009}
 	}
 	n.admin = httptest.NewServer(admin.NewHandler(n.api, admin.Options{Token: token}))
 	t.Cleanup(n.admin.Close)
@@ -37,7 +38,7 @@ func newFakeNode(t *testing.T, token string) *fakeNode {
 
 func (n *fakeNode) config(t *testing.T, args ...string) config {
 	t.Helper()
-	cfg, err := parseArgs(append([]string{"--smtp", n.mta.addr, "--admin", n.admin.URL, "--timeout", "30s"}, args...), noEnv)
+	cfg, err := parseArgs(append([]string{"--smtp", n.mta.Addr, "--admin", n.admin.URL, "--timeout", "30s"}, args...), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +68,17 @@ func TestRunAgainstRunningNode(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
-	m := n.mta
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.sizes) != 1 || m.sizes[2000] != 300 {
-		t.Errorf("message sizes %v, want all 2000 bytes", m.sizes)
+	msgs := n.mta.Messages()
+	sizes := map[int]int{}     // message size -> count
+	byRcpt := map[string]int{} // accepted per recipient
+	for _, m := range msgs {
+		sizes[len(m.Data)]++
+		for _, r := range m.To {
+			byRcpt[r]++
+		}
+	}
+	if len(sizes) != 1 || sizes[2000] != 300 {
+		t.Errorf("message sizes %v, want all 2000 bytes", sizes)
 	}
 	// Round-robin: 300 = 13*23 + 1, so user0000 gets 24 and the rest 23.
 	for i := range 13 {
@@ -79,15 +86,15 @@ func TestRunAgainstRunningNode(t *testing.T) {
 		if i == 0 {
 			want = 24
 		}
-		if got := m.byRcpt[fmt.Sprintf("user%04d@example.test", i)]; got != want {
+		if got := byRcpt[fmt.Sprintf("user%04d@example.test", i)]; got != want {
 			t.Errorf("user%04d got %d messages, want %d", i, got, want)
 		}
 	}
-	if c := m.conns.Load(); c != 7 {
+	if c := n.mta.Connections(); c != 7 {
 		t.Errorf("%d connections, want 7 persistent sessions", c)
 	}
-	if !strings.Contains(string(m.sample), "\r\nMessage-ID: <") {
-		t.Errorf("sample message %q", m.sample[:200])
+	if sample := msgs[0].Data; !strings.Contains(string(sample), "\r\nMessage-ID: <") {
+		t.Errorf("sample message %q", sample[:200])
 	}
 	// Every account was created with the same imported argon2id hash.
 	calls := n.api.CallsTo("CreateAccount")
@@ -115,18 +122,14 @@ func TestRunAgainstRunningNode(t *testing.T) {
 // and do not cost the connection.
 func TestRunCountsRefusals(t *testing.T) {
 	n := newFakeNode(t, "")
-	n.mta.refuseRcpt = func(to string) *smtp.SMTPError {
-		if to == "user0003@example.test" {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
-		}
-		return nil
-	}
-	n.mta.refuseData = func(k int64) *smtp.SMTPError {
+	n.mta.FailRcpt(func(to string) bool { return to == "user0003@example.test" },
+		&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"})
+	n.mta.FailDataFunc(func(k int) *smtp.SMTPError {
 		if k%10 == 0 {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again"}
 		}
 		return nil
-	}
+	})
 	cfg := n.config(t, "--n", "130", "--c", "4", "--accounts", "13", "--size", "1000")
 	rep, err := run(context.Background(), cfg, io.Discard)
 	if err != nil {
@@ -140,7 +143,7 @@ func TestRunCountsRefusals(t *testing.T) {
 	if rep.Delivered != 108 || !rep.OK() {
 		t.Errorf("delivered %d, ok %v", rep.Delivered, rep.OK())
 	}
-	if c := n.mta.conns.Load(); c != 4 {
+	if c := n.mta.Connections(); c != 4 {
 		t.Errorf("%d connections: refusals should not cost the connection", c)
 	}
 	joined := strings.Join(rep.ErrorSamples, "|")
@@ -186,12 +189,12 @@ func TestRunConnectionFailures(t *testing.T) {
 func TestRunCanceled(t *testing.T) {
 	n := newFakeNode(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
-	n.mta.refuseData = func(k int64) *smtp.SMTPError {
+	n.mta.FailDataFunc(func(k int) *smtp.SMTPError {
 		if k == 5 {
 			cancel()
 		}
 		return nil
-	}
+	})
 	cfg := n.config(t, "--n", "1000", "--c", "1", "--accounts", "1")
 	rep, err := run(ctx, cfg, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {

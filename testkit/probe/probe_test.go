@@ -1,4 +1,4 @@
-package testkit
+package probe
 
 import (
 	"fmt"
@@ -83,7 +83,7 @@ func (f *failures) run(assertion func()) []string {
 
 func TestProbeExpectReturnsTheFirstMessageOfTheAskedTypeAndKeepsTheOthers(t *testing.T) {
 	system := testSystem(t)
-	p := NewProbe(t, system)
+	p := New(t, system)
 	system.Root.Send(p.PID(), &ping{1})
 	system.Root.Send(p.PID(), &pong{2})
 	system.Root.Send(p.PID(), &ping{3})
@@ -103,7 +103,7 @@ func TestProbeExpectReturnsTheFirstMessageOfTheAskedTypeAndKeepsTheOthers(t *tes
 
 func TestProbeExpectWaitsForAMessageStillOnItsWay(t *testing.T) {
 	system := testSystem(t)
-	p := NewProbe(t, system)
+	p := New(t, system)
 	sent := make(chan struct{})
 	go func() {
 		<-sent
@@ -117,7 +117,7 @@ func TestProbeExpectWaitsForAMessageStillOnItsWay(t *testing.T) {
 
 func TestProbeExpectAcceptsAnInterfaceType(t *testing.T) {
 	system := testSystem(t)
-	p := NewProbe(t, system)
+	p := New(t, system)
 	system.Root.Send(p.PID(), &ping{1}) // not a Stringer
 	system.Root.Send(p.PID(), &pong{4})
 	if got := Expect[fmt.Stringer](p, time.Second); got.String() != "pong 4" {
@@ -128,14 +128,14 @@ func TestProbeExpectAcceptsAnInterfaceType(t *testing.T) {
 func TestProbeExpectFailsWhenNothingOfTheTypeArrives(t *testing.T) {
 	system := testSystem(t)
 	f := &failures{TB: t}
-	p := NewProbe(f, system)
+	p := New(f, system)
 	system.Root.Send(p.PID(), &ping{1})
 	start := time.Now()
 	msgs := f.run(func() {
 		Expect[*pong](p, 50*time.Millisecond)
 		t.Error("Expect returned although no *pong arrived")
 	})
-	if len(msgs) != 1 || !strings.Contains(msgs[0], "no *testkit.pong within 50ms") || !strings.Contains(msgs[0], "kept: *testkit.ping") {
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "no *probe.pong within 50ms") || !strings.Contains(msgs[0], "kept: *probe.ping") {
 		t.Fatalf("failures = %q, want one naming the missing *pong and the kept *ping", msgs)
 	}
 	if waited := time.Since(start); waited < 50*time.Millisecond {
@@ -149,7 +149,7 @@ func TestProbeExpectFailsWhenNothingOfTheTypeArrives(t *testing.T) {
 
 func TestProbeExpectNothingPassesOnSilenceAndWaitsTheWholeTime(t *testing.T) {
 	system := testSystem(t)
-	p := NewProbe(t, system)
+	p := New(t, system)
 	start := time.Now()
 	p.ExpectNothing(60 * time.Millisecond)
 	if waited := time.Since(start); waited < 60*time.Millisecond {
@@ -160,10 +160,10 @@ func TestProbeExpectNothingPassesOnSilenceAndWaitsTheWholeTime(t *testing.T) {
 func TestProbeExpectNothingFailsOnAMessageThatArrives(t *testing.T) {
 	system := testSystem(t)
 	f := &failures{TB: t}
-	p := NewProbe(f, system)
+	p := New(f, system)
 	go system.Root.Send(p.PID(), &ping{9})
 	msgs := f.run(func() { p.ExpectNothing(5 * time.Second) })
-	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *testkit.ping") {
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *probe.ping") {
 		t.Fatalf("failures = %q, want one naming the *ping", msgs)
 	}
 }
@@ -171,14 +171,14 @@ func TestProbeExpectNothingFailsOnAMessageThatArrives(t *testing.T) {
 func TestProbeExpectNothingFailsOnAMessageLeftUnexpected(t *testing.T) {
 	system := testSystem(t)
 	f := &failures{TB: t}
-	p := NewProbe(f, system)
+	p := New(f, system)
 	system.Root.Send(p.PID(), &ping{1})
 	system.Root.Send(p.PID(), &pong{2})
 	if got := Expect[*pong](p, time.Second); got.n != 2 {
 		t.Fatalf("Expect[*pong] = %d, want 2", got.n)
 	}
 	msgs := f.run(func() { p.ExpectNothing(10 * time.Millisecond) })
-	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *testkit.ping") {
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *probe.ping") {
 		t.Fatalf("failures = %q, want one naming the kept *ping", msgs)
 	}
 }
@@ -187,7 +187,7 @@ func TestProbeRequestGetsTheReplyWithItsSender(t *testing.T) {
 	system := testSystem(t)
 	target := system.Root.Spawn(actor.PropsFromFunc(echo))
 	t.Cleanup(func() { _ = system.Root.StopFuture(target).Wait() })
-	p := NewProbe(t, system)
+	p := New(t, system)
 
 	p.Request(target, &ping{5}) // answered with ctx.Respond
 	d := ExpectDelivery[*pong](p, time.Second)
@@ -205,7 +205,7 @@ func TestProbeRequestGetsTheReplyWithItsSender(t *testing.T) {
 func TestProbeWatchSeesTheTargetStop(t *testing.T) {
 	system := testSystem(t)
 	target := system.Root.Spawn(actor.PropsFromFunc(echo))
-	p := NewProbe(t, system)
+	p := New(t, system)
 	p.Watch(target)
 	// The watch is in place once the probe has handled it; a request sent
 	// after it is handled after it too (one mailbox, in order), so the
@@ -223,11 +223,11 @@ func TestProbeIsStoppedWhenTheTestEnds(t *testing.T) {
 	system := testSystem(t)
 	var pid *actor.PID
 	t.Run("inner", func(t *testing.T) {
-		pid = NewProbe(t, system).PID()
+		pid = New(t, system).PID()
 	})
 	// The inner test's cleanup stopped the probe: watching it now yields
 	// Terminated at once.
-	p := NewProbe(t, system)
+	p := New(t, system)
 	p.Watch(pid)
 	if term := Expect[*actor.Terminated](p, 5*time.Second); !term.Who.Equal(pid) {
 		t.Fatalf("Terminated for %v, want the inner probe %v", term.Who, pid)

@@ -1,4 +1,13 @@
-package testkit
+// Package probe is an actor whose mailbox a test asserts on, in sentences:
+//
+//	p := probe.New(t, system)
+//	p.Request(account, &pb.Deliver{...})
+//	res := probe.Expect[*pb.DeliverResult](p, time.Second)
+//	p.ExpectNothing(100 * time.Millisecond)
+//
+// It needs only protoactor-go and imports nothing from Homing, so the
+// tests of every package can use it (the actors' tests, say).
+package probe
 
 import (
 	"fmt"
@@ -10,14 +19,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// Probe is an actor whose mailbox a test asserts on, in sentences:
-//
-//	p := testkit.NewProbe(t, system)
-//	p.Request(account, &pb.Deliver{...})
-//	res := testkit.Expect[*pb.DeliverResult](p, time.Second)
-//	p.ExpectNothing(100 * time.Millisecond)
-//
-// It records every user message it receives, in arrival order, including
+// Probe is an actor that records every user message it receives, for
+// Expect and ExpectNothing, in arrival order, including
 // *actor.Terminated for actors it Watches; the actor's own lifecycle
 // messages (*actor.Started, *actor.Stopping, ...) are not recorded.
 //
@@ -46,10 +49,10 @@ type Delivery struct {
 // own context).
 type probeWatch struct{ pid *actor.PID }
 
-// NewProbe spawns a probe in system; it is stopped when the test ends.
+// New spawns a probe in system; it is stopped when the test ends.
 // Cleanups run last-registered first, so a system shut down by a cleanup
-// registered before NewProbe is still running when the probe stops.
-func NewProbe(t testing.TB, system *actor.ActorSystem) *Probe {
+// registered before New is still running when the probe stops.
+func New(t testing.TB, system *actor.ActorSystem) *Probe {
 	t.Helper()
 	p := &Probe{t: t, system: system, arrived: make(chan struct{}, 1)}
 	p.pid = system.Root.SpawnPrefix(actor.PropsFromFunc(p.receive), "probe")
