@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", fmt.Sprint(cfg.Roles),
+	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", cfg.Roles,
 		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
 	return n, nil
 }
@@ -290,7 +290,14 @@ func (n *Node) startChannel(context.Context) error {
 		return fmt.Errorf("--cluster-addr %s: %w", cfg.Addr, err)
 	}
 	n.channel = ch
-	n.stop.push("cluster channel", func() error { ch.Stop(); return nil })
+	// The actors stop before the channel does: answers still in flight
+	// (a Local Delivery stored here, waiting for its sync) must reach the
+	// members that asked. Stopping the actors again later does nothing.
+	n.stop.push("cluster channel", func() error {
+		n.actors.Stop()
+		ch.Stop()
+		return nil
+	})
 	if err := n.replicator.Start(n.actors.ActorSystem()); err != nil {
 		return err
 	}
@@ -467,9 +474,10 @@ func addrOf(l net.Listener) string {
 
 // Close stops the node in the reverse order of its start: the cluster
 // (ownership, then a graceful leave), the admin endpoint, the SMTP
-// listeners (no more 250s), the cluster channel, the actors (the queue and
-// partitions, which close their data), the filters, then the stores and
-// their syncers. Later calls return the first call's error.
+// listeners (no more 250s), the actors (the queue and partitions, which
+// answer what is in flight and close their data) and then the cluster
+// channel, the filters, then the stores and their syncers. Later calls
+// return the first call's error.
 func (n *Node) Close() error {
 	if n.closed.CompareAndSwap(false, true) {
 		n.closeErr = n.stop.run()

@@ -109,7 +109,7 @@ func submit(t *testing.T, c *admin.Client, user, pw string, to []string, raw []b
 }
 
 func withRoute(domain, addr string) testkit.NodeOption {
-	return testkit.WithConfig(func(c *node.Config) { c.Routes[domain] = addr })
+	return testkit.WithConfig(func(c *node.Config) { c.Routing.Routes[domain] = addr })
 }
 
 func TestRelayToSinkInOneTransaction(t *testing.T) {
@@ -203,7 +203,7 @@ func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
 
 func TestOverQuotaIsTemporaryThenPermanent(t *testing.T) {
 	n := testkit.StartNode(t, "n1", testkit.WithConfig(func(c *node.Config) {
-		c.OverQuotaTimeout = 1500 * time.Millisecond
+		c.Queue.OverQuotaTimeout = 1500 * time.Millisecond
 	}))
 	c := client(n)
 	createAccount(t, c, "small@example.test", "pw-small-1", 100)
@@ -235,8 +235,8 @@ func TestRestartWithQueuedMail(t *testing.T) {
 	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "busy"})
 	data := t.TempDir()
 	opts := []testkit.NodeOption{withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
-		c.DataDir = data
-		c.MinBackoff, c.MaxBackoff = time.Hour, time.Hour // no retry before the restart
+		c.Store.DataDir = data
+		c.Queue.MinBackoff, c.Queue.MaxBackoff = time.Hour, time.Hour // no retry before the restart
 	})}
 	n1, err := node.Start(context.Background(), withOpts(testkit.TestConfig(t, "n1"), opts...))
 	if err != nil {
@@ -256,7 +256,7 @@ func TestRestartWithQueuedMail(t *testing.T) {
 
 	mx.FailRcpt(nil, nil)
 	n2 := testkit.StartNode(t, "n1", append(opts, testkit.WithConfig(func(c *node.Config) {
-		c.MinBackoff, c.MaxBackoff = 100*time.Millisecond, time.Second
+		c.Queue.MinBackoff, c.Queue.MaxBackoff = 100*time.Millisecond, time.Second
 	}))...)
 	c2 := client(n2)
 	e, err := c2.QueueEntry(context.Background(), id)
@@ -297,7 +297,7 @@ func TestMain(m *testing.M) {
 func TestSubmissionAuthRelays(t *testing.T) {
 	mx := testkit.StartFakeMX(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
-		c.SubmissionAddr = "127.0.0.1:0"
+		c.Listen.Submission = "127.0.0.1:0"
 	}))
 	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
 	c, err := gosmtp.Dial(n.SubmissionAddr())

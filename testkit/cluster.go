@@ -18,6 +18,7 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/testkit/tlog"
 	"github.com/homing-mail/homing/testkit/wait"
@@ -123,17 +124,17 @@ func StartCluster(t testing.TB, opt ClusterOptions) *Cluster {
 	}
 	t.Cleanup(c.http.CloseIdleConnections) // after every node's closeAtEnd
 	for i := 1; i <= opt.Frontends; i++ {
-		c.add("fe"+strconv.Itoa(i), "frontend")
+		c.add("fe"+strconv.Itoa(i), mail.RoleFrontend)
 	}
 	for i := 1; i <= opt.Backends; i++ {
-		c.add("be"+strconv.Itoa(i), "backend")
+		c.add("be"+strconv.Itoa(i), mail.RoleBackend)
 	}
 	c.WaitSettled(t)
 	return c
 }
 
 // add makes a new member with one role and starts it.
-func (c *Cluster) add(name, role string) *node.Node {
+func (c *Cluster) add(name string, role mail.Role) *node.Node {
 	c.t.Helper()
 	c.mu.Lock()
 	_, exists := c.members[name]
@@ -143,14 +144,14 @@ func (c *Cluster) add(name, role string) *node.Node {
 	}
 	cfg := TestConfig(c.t, name)
 	cfg.Logger = tlog.New(c.t, name, tlog.MinLevel(c.opt.LogLevel))
-	cfg.Roles = []string{role}
-	cfg.Partitions = c.opt.Partitions
-	cfg.AccountStore = c.store
-	cfg.Gossip = "127.0.0.1:0"
-	cfg.ClusterAddr = "127.0.0.1:0"
-	cfg.Secret = c.secret
-	cfg.GossipFast = true
-	cfg.LocalRetry = 300 * time.Millisecond
+	cfg.Roles = []mail.Role{role}
+	cfg.Store.Partitions = c.opt.Partitions
+	cfg.Store.AccountStore = c.store
+	cfg.Cluster.Gossip = "127.0.0.1:0"
+	cfg.Cluster.Addr = "127.0.0.1:0"
+	cfg.Cluster.Secret = c.secret
+	cfg.Cluster.GossipFast = true
+	cfg.Queue.LocalRetry = 300 * time.Millisecond
 	m := &clusterMember{cfg: cfg}
 	c.closeAtEnd(m)
 	c.mu.Lock()
@@ -164,10 +165,10 @@ func (c *Cluster) add(name, role string) *node.Node {
 func (c *Cluster) start(name string, m *clusterMember) *node.Node {
 	c.t.Helper()
 	cfg := m.cfg
-	cfg.Join = c.gossipSeeds()
+	cfg.Cluster.Join = c.gossipSeeds()
 	var addr gossipAddr
 	wrap := c.sw.Wrap(name)
-	cfg.WrapGossip = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+	cfg.Cluster.WrapGossip = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 		return wrap(&addressRecorder{NodeAwareTransport: inner, addr: &addr})
 	}
 	if c.opt.Node != nil {
@@ -181,7 +182,7 @@ func (c *Cluster) start(name string, m *clusterMember) *node.Node {
 	}
 	c.mu.Lock()
 	m.node, m.gossip = n, addr.get()
-	m.backend = len(cfg.Roles) == 0 || slices.Contains(cfg.Roles, "backend") // no roles: both
+	m.backend = len(cfg.Roles) == 0 || mail.HasRole(cfg.Roles, mail.RoleBackend) // no roles: both
 	c.mu.Unlock()
 	return n
 }

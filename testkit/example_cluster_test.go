@@ -70,7 +70,7 @@ func TestExampleCluster(t *testing.T) {
 		"fe1 does not see %s dead while isolated", survivor)
 	send(t, smtpAddr, alice, "third")
 	if q, err := fe.Queue(ctx); err != nil || len(q) != 1 {
-		t.Fatalf("frontend queue holds %d messages (err %v), want the one waiting", len(q), err)
+		t.Fatalf("frontend queue holds %d messages (err %v), want the one waiting: %+v", len(q), err, q)
 	}
 
 	// Healed, the frontend finds the backend again and delivers.

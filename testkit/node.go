@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/node"
 )
 
@@ -19,20 +20,21 @@ func WithConfig(f func(*node.Config)) NodeOption { return NodeOption(f) }
 // log in t.Log.
 func TestConfig(t testing.TB, name string) node.Config {
 	return node.Config{
-		Name:             name,
-		SMTPAddr:         "127.0.0.1:0",
-		AdminAddr:        "127.0.0.1:0",
-		DataDir:          t.TempDir(),
-		Partitions:       4,
-		Domains:          []string{"example.test"},
-		Hostname:         name + ".example.test",
-		MinBackoff:       200 * time.Millisecond,
-		MaxBackoff:       time.Second,
-		MaxLifetime:      time.Hour,
-		OverQuotaTimeout: time.Hour,
-		AccountIdle:      time.Minute,
-		Routes:           map[string]string{},
-		Logger:           Logger(t, name),
+		Name:     name,
+		Domains:  []string{"example.test"},
+		Hostname: name + ".example.test",
+		Logger:   Logger(t, name),
+		Listen:   node.Listen{SMTP: "127.0.0.1:0"},
+		Admin:    node.Admin{Addr: "127.0.0.1:0"},
+		Store:    node.Store{DataDir: t.TempDir(), Partitions: 4},
+		Routing:  node.Routing{Routes: map[string]string{}},
+		Queue: actors.Config{
+			MinBackoff:       200 * time.Millisecond,
+			MaxBackoff:       time.Second,
+			MaxLifetime:      time.Hour,
+			OverQuotaTimeout: time.Hour,
+			AccountIdle:      time.Minute,
+		},
 	}
 }
 

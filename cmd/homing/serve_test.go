@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/storage"
 )
 
 func parseServe(t *testing.T, args []string, file string) (node.Config, error) {
@@ -46,17 +48,17 @@ retry-min = 30s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SMTPAddr != "127.0.0.1:2999" {
-		t.Errorf("smtp = %q: the command line must win over the file", cfg.SMTPAddr)
+	if cfg.Listen.SMTP != "127.0.0.1:2999" {
+		t.Errorf("smtp = %q: the command line must win over the file", cfg.Listen.SMTP)
 	}
 	if strings.Join(cfg.Domains, ",") != "a.test,b.test" {
 		t.Errorf("domains = %v", cfg.Domains)
 	}
-	if cfg.Routes["a.test"] != "127.0.0.1:25" || cfg.Routes["b.test"] != "127.0.0.1:26" {
-		t.Errorf("routes = %v, want both (route repeats)", cfg.Routes)
+	if cfg.Routing.Routes["a.test"] != "127.0.0.1:25" || cfg.Routing.Routes["b.test"] != "127.0.0.1:26" {
+		t.Errorf("routes = %v, want both (route repeats)", cfg.Routing.Routes)
 	}
-	if cfg.Partitions != 8 || cfg.MinBackoff.String() != "30s" {
-		t.Errorf("partitions %d retry-min %v", cfg.Partitions, cfg.MinBackoff)
+	if cfg.Store.Partitions != 8 || cfg.Queue.MinBackoff.String() != "30s" {
+		t.Errorf("partitions %d retry-min %v", cfg.Store.Partitions, cfg.Queue.MinBackoff)
 	}
 }
 
@@ -87,5 +89,34 @@ func TestServeRejectsBadQueueMode(t *testing.T) {
 	code := run([]string{"serve", "--queue-mode", "sideways", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "--queue-mode") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// A failed start prints the real reason and exits 1: a port in use, a data
+// directory another process holds (here: this test's open queue store).
+func TestServeFailedStartPrintsTheReason(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--smtp", busy.Addr().String(), "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "homing serve: --smtp "+busy.Addr().String()) ||
+		!strings.Contains(errb.String(), "address already in use") || strings.Contains(errb.String(), "panic") {
+		t.Fatalf("busy port: exit %d, stderr %q", code, errb.String())
+	}
+
+	data := t.TempDir()
+	q, err := storage.OpenQueue(filepath.Join(data, "queue"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	errb.Reset()
+	code = run([]string{"serve", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+data) || !strings.Contains(errb.String(), "locked") ||
+		strings.Contains(errb.String(), "panic") {
+		t.Fatalf("locked data directory: exit %d, stderr %q", code, errb.String())
 	}
 }
