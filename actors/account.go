@@ -52,7 +52,15 @@ type accountActor struct {
 	loaded bool
 	acct   storage.Account
 	rules  *rules.Set
+	// busy holds the dedup keys whose generated messages a goroutine of
+	// this actor is submitting now: a repeated delivery then does not
+	// submit them a second time.
+	busy map[string]bool
 }
+
+// workDone: the goroutine of a delivery has finished the work of these
+// dedup keys.
+type workDone struct{ keys []string }
 
 func (a *accountActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -65,6 +73,10 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
 	case *pb.Deliver:
 		a.deliver(ctx, m)
+	case *workDone:
+		for _, k := range m.keys {
+			delete(a.busy, k)
+		}
 	}
 }
 
@@ -97,9 +109,9 @@ type delivery struct {
 	// durable, when set, says when the append is synced.
 	durable <-chan error
 	// generated are the messages to submit once the append is durable;
-	// dedupKey is the append's key, whose pending work is cleared once
-	// they are queued.
-	generated []*mail.Message
+	// dedupKey is the append's key, whose pending work is marked done as
+	// each is queued.
+	generated []generated
 	dedupKey  string
 	// messageID is the id the append gave (or the first append, for a
 	// duplicate); duplicate says it was stored before.
@@ -138,10 +150,11 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 		w.result.Rcpt = r.Key
 		work = append(work, w)
 	}
-	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	sender, root, self := ctx.Sender(), ctx.ActorSystem().Root, ctx.Self()
 	answer := func() {
 		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
 		for _, w := range work {
+			w.result.Rcpt = w.rcpt.Key
 			r := pbResult(w.result)
 			if w.result.OK() {
 				r.MessageId, r.Duplicate = w.messageID, w.duplicate
@@ -161,11 +174,20 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 	// deliveries then share sync rounds). The storage layer fails every
 	// later write if this sync fails, so nothing is reported stored on top
 	// of a loss.
+	var keys []string
+	for _, w := range work {
+		if len(w.generated) > 0 {
+			keys = append(keys, w.dedupKey)
+		}
+	}
 	go func() {
 		for _, w := range work {
 			a.complete(msg.Envelope.ID, w)
 		}
 		answer()
+		if len(keys) > 0 {
+			root.Send(self, &workDone{keys: keys})
+		}
 	}()
 }
 
@@ -184,19 +206,24 @@ func (a *accountActor) complete(queueID string, w *delivery) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
+	var done []string
 	for _, g := range w.generated {
-		if err := a.submitter.Submit(ctx, g); err != nil {
+		if err := a.submitter.Submit(ctx, g.msg); err != nil {
 			a.log.Error("account rule could not queue a message; the delivery will be retried", "account", a.address,
-				"queueID", queueID, "generated", g.Envelope.ID, "err", err)
+				"queueID", queueID, "generated", g.msg.Envelope.ID, "err", err)
 			w.result = mail.Temp(mail.StatusLocalError, "forwarding failed; try again later")
-			return
+			break
 		}
-		a.log.Info("account rule queued a message", "account", a.address, "about", queueID, "queueID", g.Envelope.ID,
-			"to", recipientList(g.Envelope))
+		a.log.Info("account rule queued a message", "account", a.address, "about", queueID, "queueID", g.msg.Envelope.ID,
+			"to", recipientList(g.msg.Envelope))
+		done = append(done, g.kind)
 	}
-	if err := <-a.data.ClearPending(a.address, w.dedupKey); err != nil {
+	if len(done) == 0 {
+		return
+	}
+	if err := <-a.data.DonePending(a.address, w.dedupKey, done); err != nil {
 		// The work is done; a repeated delivery would do it again.
-		a.log.Error("clearing the pending work of a delivery", "account", a.address, "queueID", queueID, "err", err)
+		a.log.Error("recording the work of a delivery as done", "account", a.address, "queueID", queueID, "err", err)
 	}
 }
 
@@ -250,8 +277,18 @@ func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) ma
 	todo := p.work
 	if res.Duplicate {
 		todo = res.Pending
+		if len(todo) > 0 && a.busy[w.dedupKey] {
+			// The first delivery's goroutine is doing that work now: not
+			// twice. The queue tries again and then finds it done.
+			return mail.Temp(mail.StatusLocalError, "delivery in progress; try again later")
+		}
 	}
-	w.generated = a.generate(msg, r, raw, p, todo)
+	if w.generated = a.generate(msg, r, raw, p, todo); len(w.generated) > 0 {
+		if a.busy == nil {
+			a.busy = map[string]bool{}
+		}
+		a.busy[w.dedupKey] = true
+	}
 	a.journal(env.ID, r, p, res)
 	if !p.keep {
 		return mail.Result{Code: 250, Status: mail.StatusOK, Text: "handled by the account's rules (not kept)"}
@@ -332,16 +369,16 @@ func (a *accountActor) mayAutoReply(env *mail.Envelope, r *mail.Recipient, h rul
 // copy for the forward and redirect addresses, and the vacation reply. Their
 // queue ids are derived from the delivery's, so the same delivery always
 // generates the same messages.
-func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte, p plan, todo []string) []*mail.Message {
+func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte, p plan, todo []string) []generated {
 	env := msg.Envelope
-	var out []*mail.Message
+	var out []generated
 	if slices.Contains(todo, workForward) && len(p.forward) > 0 {
 		g := &mail.Envelope{ID: derivedID(env.ID, r.Addr, workForward), From: env.From, Received: a.now(),
 			Source: rules.SourceRule, Auth: a.address}
 		for _, to := range p.forward {
 			g.Recipients = append(g.Recipients, &mail.Recipient{Addr: to, State: mail.StatePending})
 		}
-		out = append(out, &mail.Message{Envelope: g, Body: mail.Prepend([]byte("Delivered-To: "+a.address+"\r\n"), msg.Body)})
+		out = append(out, generated{workForward, &mail.Message{Envelope: g, Body: mail.Prepend([]byte("Delivered-To: "+a.address+"\r\n"), msg.Body)}})
 	}
 	if v := p.vacation; slices.Contains(todo, workVacation) && v != nil {
 		h, _ := rules.ParseHeader(raw)
@@ -351,16 +388,23 @@ func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte
 		}
 		id := derivedID(env.ID, r.Addr, workVacation)
 		body := rules.AutoReplyMessage(from, env.From, v.Subject, v.Text, h, a.now(), id+"@"+a.cfg.Hostname)
-		out = append(out, &mail.Message{Body: mail.BytesBody(body), Envelope: &mail.Envelope{
+		out = append(out, generated{workVacation, &mail.Message{Body: mail.BytesBody(body), Envelope: &mail.Envelope{
 			ID:         id,
 			From:       "", // RFC 3834 §3.3: auto-replies go out from the null sender
 			Recipients: []*mail.Recipient{{Addr: env.From, State: mail.StatePending, Notify: []mail.Notify{mail.NotifyNever}}},
 			Received:   a.now(),
 			Source:     rules.SourceRule,
 			Auth:       a.address,
-		}})
+		}}})
 	}
 	return out
+}
+
+// generated is a message an account's rules generate, with its kind of
+// work (workForward, workVacation).
+type generated struct {
+	kind string
+	msg  *mail.Message
 }
 
 // journal records what the append did.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -40,42 +39,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
 	)
-}
-
-// Bugs in the actors' code that tests found, reported and not fixed yet.
-// The assertions that show one skip, naming it (knownBug); when a bug is
-// fixed, delete its constant and the knownBug calls: they must then pass.
-const (
-	// account.go:178 and :191 (complete): a failed sync or submission
-	// replaces w.result with a new mail.Temp, which drops the Rcpt key
-	// deliver set: the answer names recipient 0, and Local Delivery
-	// (mailResults) answers the real recipient "451 4.3.0 no result for
-	// this recipient" instead of the reason.
-	bugFailureAnswerDropsKey = "account.go complete: the temporary answer of a failed sync or submission has no Rcpt"
-	// account.go:187-199 (complete) with :250-254 (deliverOne): the work of
-	// a delivery is cleared only when every generated message was
-	// submitted; when one is submitted and a later one fails, the retry
-	// (a duplicate with the work still pending) generates and submits all
-	// of them again, so the first (a forward) goes out twice.
-	bugPartialSubmissionResubmits = "account.go complete: a retry after a partial submission failure submits the messages that went through again"
-	// account.go:250-254 (deliverOne): a repeated delivery that arrives
-	// while the first one's goroutine is still submitting (its answer
-	// timed out and the queue retried, or the administrator did) finds the
-	// work pending and submits it a second time: nothing marks work in
-	// progress.
-	bugDuplicateDuringSubmission = "account.go deliverOne: a delivery repeated while the first one is submitting submits again"
-)
-
-// knownBug skips the rest of t because of a reported bug, unless the
-// environment has HOMING_KNOWN_BUGS=run (to see them fail, or pass once
-// fixed).
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("HOMING_KNOWN_BUGS") == "run" {
-		t.Logf("known bug, checked: %s", bug)
-		return
-	}
-	t.Skip("known bug, reported, not fixed yet: " + bug)
 }
 
 // waitTimeout bounds every wait of these tests. The waits are for things

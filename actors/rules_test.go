@@ -425,7 +425,6 @@ func TestFailedSubmissionAnswerNamesItsRecipient(t *testing.T) {
 	if len(dr.Results) != 1 || dr.Results[0].GetCode() != 451 || dr.Results[0].GetStatus() != string(mail.StatusLocalError) {
 		t.Fatalf("answer %v, want one 451 4.3.0", dr.Results)
 	}
-	knownBug(t, bugFailureAnswerDropsKey)
 	if r := dr.Results[0]; r.GetRcpt() != 1 || r.GetText() != "forwarding failed; try again later" {
 		t.Errorf("answer %v, want it for recipient 1 with the reason", r)
 	}
@@ -466,7 +465,6 @@ func TestRetryAfterPartialSubmissionSubmitsOnlyWhatFailed(t *testing.T) {
 	if n := len(part.Stored(ann)); n != 1 {
 		t.Errorf("%d messages stored, want 1", n)
 	}
-	knownBug(t, bugPartialSubmissionResubmits)
 	if n := count(derivedID("Q1", ann, workForward)); n != 1 {
 		t.Errorf("forward submitted %d times, want 1", n)
 	}
@@ -515,7 +513,6 @@ func TestRepeatedDeliveryDuringSubmissionDoesNotSubmitAgain(t *testing.T) {
 	if n := len(part.Stored(ann)); n != 1 {
 		t.Errorf("%d messages stored, want 1", n)
 	}
-	knownBug(t, bugDuplicateDuringSubmission)
 	if n := sub.Calls(); n != 1 {
 		t.Errorf("the forward was submitted %d times, want 1", n)
 	}

@@ -27,8 +27,9 @@ type PartitionData interface {
 	// it is synced (nil: nothing to wait for, a duplicate or a refusal).
 	// See storage.AppendRequest for Discard, Pending and AutoReplied.
 	AppendAsync(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, <-chan error, error)
-	// ClearPending forgets the work recorded with an append (it is done).
-	ClearPending(account, dedupKey string) <-chan error
+	// DonePending marks kinds of the work recorded with an append as
+	// done; a repeated append returns only what is left.
+	DonePending(account, dedupKey string, done []string) <-chan error
 	// HasAutoReplied reports whether account sent sender an RFC 3834
 	// auto-reply that is still remembered.
 	HasAutoReplied(account, sender string) (bool, error)

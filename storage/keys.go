@@ -27,7 +27,7 @@ import (
 //	m/<addr>\x00<id:uint64>   message metadata, JSON (messageRecord)
 //	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322)
 //	d/<addr>\x00<dedup key>   dedup record: the id (uint64; 0 for a discarded delivery), expires after DedupRetention
-//	w/<addr>\x00<dedup key>   work pending after that append (JSON list), until ClearPending
+//	w/<addr>\x00<dedup key>   work pending after that append (JSON list of kinds), until DonePending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
 //	v/<addr>\x00<sender>      RFC 3834 auto-reply sent to sender (expires after the rule's days)
 //

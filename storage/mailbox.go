@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,10 +47,10 @@ type AppendRequest struct {
 	// Pending names work the caller does once the append is durable: the
 	// messages the account's rules generate (forward and redirect copies,
 	// an auto-reply). It is written with the dedup record, and a repeated
-	// append with the same DedupKey returns it (AppendResult.Pending)
-	// until ClearPending: so a delivery retried because that work failed
+	// append with the same DedupKey returns what of it is not done yet
+	// (AppendResult.Pending): so a delivery retried because that work failed
 	// does it then, and one retried after it was done does not do it
-	// again. It needs a DedupKey.
+	// again (DonePending). It needs a DedupKey.
 	Pending []string
 	// AutoReplied records that the account sent an RFC 3834 auto-reply
 	// to these senders (HasAutoReplied), each for AutoReplyTTL.
@@ -65,8 +66,8 @@ type AppendResult struct {
 	// Duplicate: the DedupKey was seen before; nothing was written and ID
 	// is the id of the first append ("" when it was a Discard).
 	Duplicate bool
-	// Pending is, for a Duplicate, the work the first append recorded and
-	// nobody has cleared yet (AppendRequest.Pending).
+	// Pending is, for a Duplicate, the work the first append recorded
+	// that is not done yet (AppendRequest.Pending, DonePending).
 	Pending []string
 }
 
@@ -319,19 +320,44 @@ func (p *Partition) pending(addr, k string) ([]string, error) {
 	return out, nil
 }
 
-// ClearPending forgets the work recorded with the append of dedupKey (it
-// is done). It does not wait: the channel (buffer 1) receives nil once the
-// change is durable. Clearing work that is not there is not an error.
-func (p *Partition) ClearPending(account, dedupKey string) <-chan error {
-	addr, err := p.account(account)
-	if err != nil {
+// DonePending records that the kinds of work in done, recorded with the
+// append of dedupKey, are done: a repeated append no longer returns them,
+// and the record goes when nothing is left. It returns once the change is
+// written (a later append sees it); the channel (buffer 1) receives nil
+// once it is durable. Work that is not recorded is not an error.
+func (p *Partition) DonePending(account, dedupKey string, done []string) <-chan error {
+	fail := func(err error) <-chan error {
 		ch := make(chan error, 1)
 		ch <- err
 		return ch
 	}
+	addr, err := p.account(account)
+	if err != nil {
+		return fail(err)
+	}
+	unlock := p.locks.lock(addr)
+	left, err := p.pending(addr, dedupKey)
+	if err != nil {
+		unlock()
+		return fail(err)
+	}
+	left = slices.DeleteFunc(left, func(k string) bool { return slices.Contains(done, k) })
 	var b Batch
-	b.Delete(pendingKey(addr, dedupKey))
-	return p.db.Submit(&b)
+	if len(left) == 0 {
+		b.Delete(pendingKey(addr, dedupKey))
+	} else {
+		v, err := json.Marshal(left)
+		if err != nil {
+			unlock()
+			return fail(err)
+		}
+		b.setTTL(pendingKey(addr, dedupKey), v, DedupRetention)
+	}
+	durable, err := p.commitWritten(context.Background(), &b, unlock)
+	if err != nil {
+		return fail(err)
+	}
+	return durable
 }
 
 // HasAutoReplied reports whether account sent sender an RFC 3834

@@ -706,14 +706,24 @@ func TestAppendPendingAndDiscard(t *testing.T) {
 	}
 	again, err := p.Append(ctx, "ann@x.test", req)
 	if err != nil || !again.Duplicate || again.ID != first.ID || !slices.Equal(again.Pending, []string{"forward"}) {
-		t.Fatalf("repeated append before ClearPending = %+v, %v; want a duplicate of %s with the forward pending", again, err, first.ID)
+		t.Fatalf("repeated append before the work is done = %+v, %v; want a duplicate of %s with the forward pending", again, err, first.ID)
 	}
-	if err := <-p.ClearPending("ann@x.test", req.DedupKey); err != nil {
+	if err := <-p.DonePending("ann@x.test", req.DedupKey, []string{"forward"}); err != nil {
 		t.Fatal(err)
 	}
 	again, err = p.Append(ctx, "ann@x.test", req)
 	if err != nil || !again.Duplicate || again.Pending != nil {
-		t.Fatalf("repeated append after ClearPending = %+v, %v; want a duplicate with nothing pending", again, err)
+		t.Fatalf("repeated append after the work is done = %+v, %v; want a duplicate with nothing pending", again, err)
+	}
+	two := AppendRequest{Raw: []byte("x\r\n"), DedupKey: "q3/ann@x.test", Pending: []string{"forward", "vacation"}}
+	if _, err := p.Append(ctx, "ann@x.test", two); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-p.DonePending("ann@x.test", two.DedupKey, []string{"forward"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err = p.Append(ctx, "ann@x.test", two); err != nil || !slices.Equal(again.Pending, []string{"vacation"}) {
+		t.Fatalf("after one of two kinds is done: %+v, %v; want only the vacation pending", again, err)
 	}
 
 	drop := AppendRequest{DedupKey: "q2/ann@x.test", Discard: true, Pending: []string{"redirect"}, QuotaBytes: 1}
@@ -725,8 +735,8 @@ func TestAppendPendingAndDiscard(t *testing.T) {
 	if err != nil || !res.Duplicate || res.ID != "" || !slices.Equal(res.Pending, []string{"redirect"}) {
 		t.Fatalf("repeated discard = %+v, %v; want a duplicate without id, redirect pending", res, err)
 	}
-	if _, n, _ := p.Usage("ann@x.test"); n != 1 {
-		t.Fatalf("mailbox holds %d messages, want 1 (a discard stores none)", n)
+	if _, n, _ := p.Usage("ann@x.test"); n != 2 {
+		t.Fatalf("mailbox holds %d messages, want 2 (a discard stores none)", n)
 	}
 	if _, err := p.Append(ctx, "ann@x.test", AppendRequest{Discard: true}); !errors.Is(err, ErrInvalidMessage) {
 		t.Fatalf("discard without a dedup key = %v, want ErrInvalidMessage", err)

@@ -27,11 +27,11 @@ func TestPartitionAppendContract(t *testing.T) {
 	if err != nil || !res2.Duplicate || res2.ID != res.ID || !slices.Equal(res2.Pending, []string{"R"}) || durable != nil {
 		t.Errorf("repeated append over quota = %+v, %v, %v; want a duplicate of %s with its pending work", res2, durable, err, res.ID)
 	}
-	if err := <-p.ClearPending(ann, "Q1/ann"); err != nil {
+	if err := <-p.DonePending(ann, "Q1/ann", []string{"R"}); err != nil {
 		t.Fatal(err)
 	}
 	if res3, _ := p.Append(ctx, ann, storage.AppendRequest{DedupKey: "Q1/ann", Raw: raw}); !res3.Duplicate || res3.Pending != nil {
-		t.Errorf("append after ClearPending = %+v, want a duplicate without pending work", res3)
+		t.Errorf("append after the work is done = %+v, want a duplicate without pending work", res3)
 	}
 	if _, err := p.Append(ctx, ann, storage.AppendRequest{DedupKey: "Q2/ann", Raw: raw, QuotaBytes: int64(2*len(raw) - 1)}); !errors.Is(err, storage.ErrOverQuota) {
 		t.Errorf("append over quota: %v, want ErrOverQuota", err)

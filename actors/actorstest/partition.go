@@ -26,7 +26,7 @@ import (
 //     a repeated delivery is a duplicate, never "full";
 //   - Discard writes the dedup record (with Pending and AutoReplied) and
 //     no message; Pending is returned by every duplicate until
-//     ClearPending; AutoReplied marks are what HasAutoReplied answers
+//     DonePending; AutoReplied marks are what HasAutoReplied answers
 //     (their TTL is required, but the fake never expires them);
 //   - a refused append (unknown account, invalid request, over quota,
 //     an injected failure) writes nothing at all;
@@ -412,14 +412,17 @@ func (p *Partition) AppendAsync(ctx context.Context, account string, req storage
 	return res, resolved(nil), nil
 }
 
-// ClearPending implements PartitionData: the work recorded with dedupKey
-// is forgotten (clearing what is not there is no error).
-func (p *Partition) ClearPending(account, dedupKey string) <-chan error {
+// DonePending implements PartitionData: the kinds in done no longer come
+// back with the dedup key (marking what is not there is no error).
+func (p *Partition) DonePending(account, dedupKey string, done []string) <-chan error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.changed.broadcast()
 	if d := p.dedup[strings.ToLower(account)+"\n"+dedupKey]; d != nil {
-		d.pending = nil
+		d.pending = slices.DeleteFunc(d.pending, func(k string) bool { return slices.Contains(done, k) })
+		if len(d.pending) == 0 {
+			d.pending = nil
+		}
 	}
 	return resolved(nil)
 }
