@@ -49,6 +49,8 @@ type partitionActor struct {
 
 	submitter Submitter
 	now       func() time.Time
+	// changed, if set, is told when the data opens and when it closes.
+	changed func(id int, open bool)
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
@@ -115,6 +117,9 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 				p.log.Error("closing partition", "err", err)
 			}
 			p.data = nil
+			if p.changed != nil {
+				p.changed(p.id, false)
+			}
 		}
 		p.stats.stopped(KindPartition)
 	case *retire:
@@ -179,6 +184,9 @@ func (p *partitionActor) ensureOpen() error {
 		return fmt.Errorf("open partition %d: %w", p.id, err)
 	}
 	p.data = d
+	if p.changed != nil {
+		p.changed(p.id, true)
+	}
 	return nil
 }
 

@@ -36,13 +36,15 @@ type Deps struct {
 	// Pipeline runs server-wide and cluster-wide rules and filters in the
 	// Enqueuer; nil = none.
 	Pipeline ContentPipeline
-	// Mode returns this node's queue processing mode now ("locally",
-	// "locally-for-others" or "remotely"); nil = locally.
-	Mode   func() string
+	// Mode returns this node's queue processing mode now; nil = locally.
+	Mode   func() mail.QueueMode
 	Logger *slog.Logger
 	Stats  *Stats
 	// Now is the clock (tests move it); nil = time.Now.
 	Now func() time.Time
+	// PartitionChanged, if set, is told when a local partition's data
+	// opens and when it closes (testkit waits on it). It must not block.
+	PartitionChanged func(id int, open bool)
 }
 
 // System is the actors of one node and the operations the rest of the node
@@ -68,9 +70,10 @@ type System struct {
 	dummyOnce sync.Once
 	dummyHash string
 
-	mode       func() string
+	mode       func() mail.QueueMode
 	transferer Transferer
 	now        func() time.Time
+	changed    func(id int, open bool)
 }
 
 // Submit takes mail generated on this node (a user's submission through
@@ -82,7 +85,7 @@ type System struct {
 // queue on any failure. It returns once the message is durable here.
 // System satisfies Submitter.
 func (s *System) Submit(ctx context.Context, msg *mail.Message) error {
-	if s.mode != nil && s.mode() == "remotely" && s.transferer != nil {
+	if s.mode != nil && s.mode() == mail.ModeRemotely && s.transferer != nil {
 		msg.Envelope.Transfer = true
 	}
 	return s.enq.Enqueue(ctx, msg)
@@ -116,6 +119,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel, now: now}
 
 	s.place = deps.Placement
+	s.changed = deps.PartitionChanged
 	s.open = deps.OpenPartition
 	s.partitions = make([]*actor.PID, cfg.Partitions)
 	if s.place == nil {
@@ -211,7 +215,9 @@ func (s *System) StartPartition(id int) error {
 		return nil
 	}
 	props := actor.PropsFromProducer(func() actor.Actor {
-		return newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
+		p := newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
+		p.changed = s.changed
+		return p
 	})
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
 	if err != nil {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/mail"
+	stdmail "net/mail"
 	"sort"
 	"strings"
 	"sync"
@@ -16,105 +16,21 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/testkit"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
-// The cluster tests run every node as a real process: protoactor's remote
-// writes a global logger at start (a data race under -race when several
-// nodes share one process), and kill -9 needs a process anyway.
+// The cluster tests run every node as a real process (testkit's Processes
+// runner): protoactor's remote writes a global logger at start (a data race
+// under -race when several nodes share one process), and kill -9 needs a
+// process anyway.
 
-const testSecret = "cluster-test-secret-0123456789"
-
-// testCluster is a set of `homing serve` processes sharing one account
-// store (a dynamic cluster).
-type testCluster struct {
-	t      *testing.T
-	store  string
-	seed   string
-	nodes  map[string]*testkit.Process
-	gossip map[string]string
-}
-
-// newTestCluster makes an empty cluster; when the test fails (t.Fatal
-// included), every node's log tail is written to the test log.
-func newTestCluster(t *testing.T) *testCluster {
-	c := &testCluster{t: t, store: t.TempDir(), nodes: map[string]*testkit.Process{}, gossip: map[string]string{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, p := range c.nodes {
-				t.Logf("--- %s log:\n%s", name, tail(p.Log(), 80))
-			}
-		}
-	})
-	return c
-}
-
-// add starts a node with the given role and extra flags.
-func (c *testCluster) add(name, role string, extra ...string) *testkit.Process {
-	c.t.Helper()
-	g := testkit.FreeAddr(c.t)
-	args := []string{"--roles", role, "--gossip", g, "--cluster-addr", testkit.FreeAddr(c.t),
-		"--secret", testSecret, "--gossip-fast", "--partitions", "8", "--account-store", c.store,
-		"--demo=false", "--log-level", "info", "--retry-min", "200ms", "--retry-max", "1s", "--local-retry", "300ms"}
-	if c.seed != "" {
-		args = append(args, "--join", c.seed)
-	} else {
-		c.seed = g
-	}
-	p := testkit.StartProcess(c.t, homingBin, name, append(args, extra...)...)
-	c.nodes[name], c.gossip[name] = p, g
-	return p
-}
-
-func (c *testCluster) admin(name string) *admin.Client {
-	return admin.NewClient("http://"+c.nodes[name].Admin, "")
-}
-
-// waitOwners waits until, as seen from node `from`, every partition is
-// owned by one of owners and each of owners holds at least one, and until
-// each owner has opened what it owns.
-func (c *testCluster) waitOwners(from string, owners ...string) admin.Cluster {
-	c.t.Helper()
-	var view admin.Cluster
-	testkit.Eventually(c.t, 30*time.Second, func() bool {
-		var err error
-		view, err = c.admin(from).Cluster(context.Background())
-		if err != nil || len(view.Partitions) == 0 {
-			return false
-		}
-		held := map[string]int{}
-		for _, p := range view.Partitions {
-			if !contains(owners, p.Owner) {
-				return false
-			}
-			held[p.Owner]++
-		}
-		for _, o := range owners {
-			if held[o] == 0 {
-				return false
-			}
-			ps, err := c.admin(o).Partitions(context.Background())
-			if err != nil || len(ps) != held[o] {
-				return false
-			}
-			for _, p := range ps {
-				if !p.Open {
-					return false
-				}
-			}
-		}
-		return true
-	}, "partitions not owned and open by %v; view from %s: %+v", owners, from, view.Partitions)
-	return view
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
+// newCluster makes an empty cluster of `homing serve` processes sharing one
+// account store (a dynamic cluster) with 8 partitions; when the test fails,
+// every node's log tail goes to the test log.
+func newCluster(t *testing.T) *testkit.Cluster {
+	return testkit.NewCluster(t, testkit.ClusterOptions{Runner: testkit.Processes, Binary: homingBin, Partitions: 8})
 }
 
 // sender streams messages to a frontend over several sessions and records
@@ -176,7 +92,7 @@ func startSender(t *testing.T, smtpAddr string, accounts []string, sessions int)
 
 func (s *sender) waitCount(t *testing.T, n int64) {
 	t.Helper()
-	testkit.Eventually(t, 30*time.Second, func() bool { return s.n.Load() >= n }, "only %d messages acknowledged, want %d", s.n.Load(), n)
+	wait.For(t, 30*time.Second, func() bool { return s.n.Load() >= n }, "only %d messages acknowledged, want %d", s.n.Load(), n)
 }
 
 func (s *sender) finish() map[string]string {
@@ -202,7 +118,7 @@ func verifyExactlyOnce(t *testing.T, c *admin.Client, acked map[string]string) {
 	for _, acct := range accts {
 		n := want[acct]
 		var ms []admin.Message
-		testkit.Eventually(t, 60*time.Second, func() bool {
+		wait.For(t, 60*time.Second, func() bool {
 			var err error
 			ms, err = c.Messages(context.Background(), acct)
 			return err == nil && len(ms) >= n
@@ -212,7 +128,7 @@ func verifyExactlyOnce(t *testing.T, c *admin.Client, acked map[string]string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := mail.ReadMessage(bytes.NewReader(raw))
+			msg, err := stdmail.ReadMessage(bytes.NewReader(raw))
 			if err != nil {
 				t.Fatalf("stored message does not parse: %v", err)
 			}
@@ -236,7 +152,7 @@ func makeAccounts(t *testing.T, c *admin.Client, n int) []string {
 	var out []string
 	for i := 0; i < n; i++ {
 		a := fmt.Sprintf("user%d@example.test", i)
-		testkit.Eventually(t, 20*time.Second, func() bool {
+		wait.For(t, 20*time.Second, func() bool {
 			_, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: a, Password: "cluster-pw-1"})
 			return err == nil || strings.Contains(err.Error(), "exists")
 		}, "creating %s", a)
@@ -250,18 +166,22 @@ func makeAccounts(t *testing.T, c *admin.Client, n int) []string {
 // and keeps flowing while a fourth backend joins (partitions move) and one
 // leaves gracefully.
 func TestClusterMailFlowsThroughFrontendToBackends(t *testing.T) {
-	c := newTestCluster(t)
-	c.add("fe", "frontend")
-	c.add("be1", "backend")
-	c.add("be2", "backend")
-	c.add("be3", "backend")
-	view := c.waitOwners("fe", "be1", "be2", "be3")
+	c := newCluster(t)
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("be1", mail.RoleBackend)
+	c.Add("be2", mail.RoleBackend)
+	c.Add("be3", mail.RoleBackend)
+	c.WaitOwners(t, "be1", "be2", "be3")
+	view, err := c.Admin("fe").Cluster(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range view.Members {
 		if m.State != "alive" {
 			t.Errorf("member %s is %s", m.Name, m.State)
 		}
 	}
-	fe := c.admin("fe")
+	fe := c.Admin("fe")
 	accounts := makeAccounts(t, fe, 16)
 	// The accounts live on all three backends.
 	onBackend := map[string]bool{}
@@ -280,13 +200,13 @@ func TestClusterMailFlowsThroughFrontendToBackends(t *testing.T) {
 		t.Fatalf("frontend runs partitions %v (err %v)", ps, err)
 	}
 
-	s := startSender(t, c.nodes["fe"].SMTP, accounts, 4)
+	s := startSender(t, c.SMTPAddr("fe"), accounts, 4)
 	s.waitCount(t, 100)
-	c.add("be4", "backend")
-	c.waitOwners("fe", "be1", "be2", "be3", "be4")
+	c.Add("be4", mail.RoleBackend)
+	c.WaitOwners(t, "be1", "be2", "be3", "be4")
 	s.waitCount(t, 300)
-	c.nodes["be2"].Stop() // graceful: leaves the cluster
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	c.Stop("be2") // graceful: leaves the cluster
+	wait.For(t, 20*time.Second, func() bool {
 		v, err := fe.Cluster(context.Background())
 		if err != nil {
 			return false
@@ -298,7 +218,7 @@ func TestClusterMailFlowsThroughFrontendToBackends(t *testing.T) {
 		}
 		return false
 	}, "be2 not seen as left")
-	c.waitOwners("fe", "be1", "be3", "be4")
+	c.WaitOwners(t, "be1", "be3", "be4")
 	s.waitCount(t, 500)
 	acked := s.finish()
 	verifyExactlyOnce(t, fe, acked)
@@ -308,18 +228,18 @@ func TestClusterMailFlowsThroughFrontendToBackends(t *testing.T) {
 // its partitions are served by the others within seconds (dynamic mode),
 // and nothing that got 250 is lost or stored twice.
 func TestClusterKillBackendUnderLoad(t *testing.T) {
-	c := newTestCluster(t)
-	c.add("fe", "frontend")
-	c.add("be1", "backend")
-	c.add("be2", "backend")
-	c.waitOwners("fe", "be1", "be2")
-	fe := c.admin("fe")
+	c := newCluster(t)
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("be1", mail.RoleBackend)
+	c.Add("be2", mail.RoleBackend)
+	c.WaitOwners(t, "be1", "be2")
+	fe := c.Admin("fe")
 	accounts := makeAccounts(t, fe, 12)
-	s := startSender(t, c.nodes["fe"].SMTP, accounts, 4)
+	s := startSender(t, c.SMTPAddr("fe"), accounts, 4)
 	s.waitCount(t, 150)
 	killed := time.Now()
-	c.nodes["be1"].Kill()
-	c.waitOwners("fe", "be2")
+	c.Kill("be1")
+	c.WaitOwners(t, "be2")
 	t.Logf("be1's partitions open on be2 %v after kill -9", time.Since(killed).Round(10*time.Millisecond))
 	s.waitCount(t, s.n.Load()+150)
 	acked := s.finish()
@@ -332,14 +252,14 @@ func TestClusterKillBackendUnderLoad(t *testing.T) {
 // frontend's queue, and is delivered once the backend answers again. An
 // address never seen gets 451 4.4.3, never a rejection.
 func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
-	c := newTestCluster(t)
-	c.add("fe", "frontend")
-	c.add("be1", "backend")
-	c.waitOwners("fe", "be1")
-	fe := c.admin("fe")
+	c := newCluster(t)
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("be1", mail.RoleBackend)
+	c.WaitOwners(t, "be1")
+	fe := c.Admin("fe")
 	accounts := makeAccounts(t, fe, 4)
 	for _, a := range accounts { // the frontend learns these addresses
-		if _, err := testkit.Send(c.nodes["fe"].SMTP, "x@remote.test", []string{a},
+		if _, err := testkit.Send(c.SMTPAddr("fe"), "x@remote.test", []string{a},
 			testkit.Message("x@remote.test", a, "before", "before the cut")); err != nil {
 			t.Fatal(err)
 		}
@@ -348,10 +268,9 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 		waitMessages(t, fe, a, 1)
 	}
 
-	be := c.nodes["be1"]
-	be.Signal(syscall.SIGSTOP)
-	defer be.Signal(syscall.SIGCONT)
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	c.Signal("be1", syscall.SIGSTOP)
+	defer c.Signal("be1", syscall.SIGCONT)
+	wait.For(t, 20*time.Second, func() bool {
 		v, err := fe.Cluster(context.Background())
 		if err != nil {
 			return false
@@ -364,12 +283,12 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 		return false
 	}, "frozen backend not declared dead")
 	for i, a := range accounts {
-		if _, err := testkit.Send(c.nodes["fe"].SMTP, "x@remote.test", []string{a},
+		if _, err := testkit.Send(c.SMTPAddr("fe"), "x@remote.test", []string{a},
 			testkit.Message("x@remote.test", a, fmt.Sprintf("cut %d", i), "waiting")); err != nil {
 			t.Fatalf("sending to known account %s while cut off: %v", a, err)
 		}
 	}
-	_, err := testkit.Send(c.nodes["fe"].SMTP, "x@remote.test", []string{"never-seen@example.test"},
+	_, err := testkit.Send(c.SMTPAddr("fe"), "x@remote.test", []string{"never-seen@example.test"},
 		testkit.Message("x@remote.test", "never-seen@example.test", "?", "?"))
 	assertSMTPCode(t, err, 451, "4.4.3")
 	q, err := fe.Queue(context.Background())
@@ -377,11 +296,11 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 		t.Fatalf("frontend queue holds %d messages (err %v), want %d waiting", len(q), err, len(accounts))
 	}
 
-	be.Signal(syscall.SIGCONT)
+	c.Signal("be1", syscall.SIGCONT)
 	for _, a := range accounts {
 		waitMessages(t, fe, a, 2)
 	}
-	testkit.Eventually(t, 30*time.Second, func() bool {
+	wait.For(t, 30*time.Second, func() bool {
 		q, err := fe.Queue(context.Background())
 		return err == nil && len(q) == 0
 	}, "frontend queue not drained after heal")
@@ -393,31 +312,31 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 // partition; when it is killed, the other takes over; no acknowledged
 // message is lost or stored twice.
 func TestClusterTwoOwnersFence(t *testing.T) {
-	c := newTestCluster(t)
-	c.add("fe", "frontend")
-	c.add("s1", "backend", "--static-partitions", "0-7")
-	c.waitOwners("fe", "s1")
-	c.add("s2", "backend", "--static-partitions", "0-7")
-	fe := c.admin("fe")
+	c := newCluster(t)
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("s1", mail.RoleBackend, "--static-partitions", "0-7")
+	c.WaitOwners(t, "s1")
+	c.Add("s2", mail.RoleBackend, "--static-partitions", "0-7")
+	fe := c.Admin("fe")
 	// s2 believes it owns all 8 partitions but opens none: s1 holds them.
-	testkit.Eventually(t, 20*time.Second, func() bool {
-		ps, err := c.admin("s2").Partitions(context.Background())
+	wait.For(t, 20*time.Second, func() bool {
+		ps, err := c.Admin("s2").Partitions(context.Background())
 		return err == nil && len(ps) == 8
 	}, "s2 does not run its 8 partitions")
-	ps, _ := c.admin("s2").Partitions(context.Background())
+	ps, _ := c.Admin("s2").Partitions(context.Background())
 	for _, p := range ps {
 		if p.Open {
 			t.Fatalf("s2 opened partition %d while s1 holds it: the fence failed", p.ID)
 		}
 	}
-	accounts := makeAccounts(t, c.admin("s1"), 8)
-	s := startSender(t, c.nodes["fe"].SMTP, accounts, 3)
+	accounts := makeAccounts(t, c.Admin("s1"), 8)
+	s := startSender(t, c.SMTPAddr("fe"), accounts, 3)
 	s.waitCount(t, 100)
 	killed := time.Now()
-	c.nodes["s1"].Kill()
+	c.Kill("s1")
 	// s2 gets the locks once s1 is gone and serves everything.
-	testkit.Eventually(t, 30*time.Second, func() bool {
-		ps, err := c.admin("s2").Partitions(context.Background())
+	wait.For(t, 30*time.Second, func() bool {
+		ps, err := c.Admin("s2").Partitions(context.Background())
 		if err != nil || len(ps) != 8 {
 			return false
 		}
@@ -433,12 +352,4 @@ func TestClusterTwoOwnersFence(t *testing.T) {
 	t.Logf("100 more messages acknowledged %v after the kill", time.Since(killed).Round(10*time.Millisecond))
 	acked := s.finish()
 	verifyExactlyOnce(t, fe, acked)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -101,8 +101,8 @@ func TestKill9DuringSendsLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d messages acknowledged before SIGKILL", len(acked))
 
-	p.Start()
-	verifyExactlyOnce(t, c, acked)
+	p.Start() // on new ports: ask the restarted node
+	verifyExactlyOnce(t, admin.NewClient("http://"+p.Admin, ""), acked)
 	if t.Failed() {
 		t.Logf("node log:\n%s", p.Log())
 	}

@@ -8,25 +8,28 @@ import (
 	"time"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/testkit"
+	"github.com/homing-mail/homing/testkit/fakemx"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // modeCluster starts frontends (relaying remote.test to mx) and one
 // backend be1 in queue mode Remotely that forwards non-local mail to the
 // frontends, and creates alice on it.
-func modeCluster(t *testing.T, mx *testkit.FakeMX, feModes ...string) (*testCluster, *admin.Client) {
+func modeCluster(t *testing.T, mx *fakemx.Server, feModes ...string) (*testkit.Cluster, *admin.Client) {
 	t.Helper()
-	c := newTestCluster(t)
+	c := newCluster(t)
 	var fes []string
 	for i, m := range feModes {
 		name := []string{"fe1", "fe2", "fe3"}[i]
-		c.add(name, "frontend", "--queue-mode", m, "--route", "remote.test="+mx.Addr)
+		c.Add(name, mail.RoleFrontend, "--queue-mode", m, "--route", "remote.test="+mx.Addr)
 		fes = append(fes, name)
 	}
-	c.add("be1", "backend", "--queue-mode", "remotely", "--forward-to", "*")
-	c.waitOwners(fes[0], "be1")
-	be := c.admin("be1")
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	c.Add("be1", mail.RoleBackend, "--queue-mode", "remotely", "--forward-to", "*")
+	c.WaitOwners(t, "be1")
+	be := c.Admin("be1")
+	wait.For(t, 20*time.Second, func() bool {
 		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
@@ -46,7 +49,7 @@ func stats(t *testing.T, c *admin.Client) admin.Stats {
 // mode Remotely is handed to the Locally-for-Others frontend with its
 // envelope and relayed from there; the backend's queue keeps nothing.
 func TestRemotelyTransfersToLocallyForOthers(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	_, be := modeCluster(t, mx, "locally-for-others")
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "remotely", "generated on a backend")
 	id, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw)
@@ -64,7 +67,7 @@ func TestRemotelyTransfersToLocallyForOthers(t *testing.T) {
 	if !bytes.Contains(got[0].Data, []byte("by fe1 ")) || !bytes.Contains(got[0].Data, []byte(id)) {
 		t.Fatalf("relayed message did not pass fe1 under id %s:\n%s", id, got[0].Data)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool { return stats(t, be).Transferred == 1 }, "be1 counted %d transfers", stats(t, be).Transferred)
+	wait.For(t, 10*time.Second, func() bool { return stats(t, be).Transferred == 1 }, "be1 counted %d transfers", stats(t, be).Transferred)
 	if q, err := be.Queue(context.Background()); err != nil || len(q) != 0 {
 		t.Fatalf("be1's queue holds %d messages after the transfer (err %v)", len(q), err)
 	}
@@ -77,7 +80,7 @@ func TestRemotelyTransfersToLocallyForOthers(t *testing.T) {
 // member, the backend processes the message itself (here: forwards it to
 // a frontend, which relays it).
 func TestRemotelyFallsBackWhenNoMemberTakesIt(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	c, be := modeCluster(t, mx, "locally")
 	_ = c
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "fallback", "no taker")
@@ -89,7 +92,7 @@ func TestRemotelyFallsBackWhenNoMemberTakesIt(t *testing.T) {
 		t.Fatalf("MX got %q", got[0].Data)
 	}
 	var s admin.Stats
-	testkit.Eventually(t, 10*time.Second, func() bool { s = stats(t, be); return s.Relayed == 1 },
+	wait.For(t, 10*time.Second, func() bool { s = stats(t, be); return s.Relayed == 1 },
 		"be1 relayed %d; want 1 (processed in its own queue)", s.Relayed)
 	if s.Transferred != 0 {
 		t.Fatalf("be1 transferred %d, want 0", s.Transferred)
@@ -103,9 +106,9 @@ func TestRemotelyFallsBackWhenNoMemberTakesIt(t *testing.T) {
 // dies; the backend's next message falls back to its own queue and is
 // forwarded to the other frontend, exactly once.
 func TestRemotelyLocallyForOthersMemberKilled(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	c, be := modeCluster(t, mx, "locally-for-others", "locally")
-	c.nodes["fe1"].Kill()
+	c.Kill("fe1")
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "after kill", "the taker is gone")
 	if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
 		t.Fatal(err)
@@ -114,7 +117,7 @@ func TestRemotelyLocallyForOthersMemberKilled(t *testing.T) {
 	if !bytes.HasSuffix(got[0].Data, raw) || !bytes.Contains(got[0].Data, []byte("by fe2 ")) {
 		t.Fatalf("MX got, not through fe2:\n%s", got[0].Data)
 	}
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		q, err := be.Queue(context.Background())
 		return err == nil && len(q) == 0
 	}, "be1's queue not empty")
@@ -129,13 +132,13 @@ func TestRemotelyLocallyForOthersMemberKilled(t *testing.T) {
 // Locally (the backend's Enqueuer, then the frontend's), and once in mode
 // Remotely (only the Locally-for-Others frontend's Enqueuer).
 func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
-	c := newTestCluster(t)
-	c.add("fe1", "frontend", "--queue-mode", "locally-for-others", "--route", "remote.test="+mx.Addr, "--filter", "cf="+filterBin)
-	c.add("be1", "backend", "--queue-mode", "locally", "--forward-to", "*", "--filter", "cf="+filterBin)
-	c.waitOwners("fe1", "be1")
-	fe, be := c.admin("fe1"), c.admin("be1")
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	mx := fakemx.Start(t)
+	c := newCluster(t)
+	c.Add("fe1", mail.RoleFrontend, "--queue-mode", "locally-for-others", "--route", "remote.test="+mx.Addr, "--filter", "cf="+filterBin)
+	c.Add("be1", mail.RoleBackend, "--queue-mode", "locally", "--forward-to", "*", "--filter", "cf="+filterBin)
+	c.WaitOwners(t, "be1")
+	fe, be := c.Admin("fe1"), c.Admin("be1")
+	wait.For(t, 20*time.Second, func() bool {
 		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
@@ -144,12 +147,12 @@ func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, func() bool {
 		rs, err := be.Rules(context.Background(), "cluster")
 		return err == nil && rs.Version == set.Version
 	}, "the backend does not apply the cluster-wide rules")
 
-	send := func(subject string) testkit.Received {
+	send := func(subject string) fakemx.Transaction {
 		t.Helper()
 		before := len(mx.Messages())
 		raw := testkit.Message("alice@example.test", "bob@remote.test", subject, "generated on the backend")
@@ -172,7 +175,7 @@ func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every member sees the change (gossip) within seconds.
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		v, err := fe.Cluster(context.Background())
 		if err != nil {
 			return false

@@ -68,8 +68,11 @@ type Node struct {
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
 	membership atomic.Pointer[cluster.Membership]
-	closed     atomic.Bool
-	closeErr   error
+	// changes tells subscribers when membership or the partitions open
+	// here change (testkit's WaitSettled waits on it).
+	changes  cluster.Changes
+	closed   atomic.Bool
+	closeErr error
 }
 
 // Start opens the stores, starts the content pipeline, the actors, the
@@ -244,9 +247,12 @@ func (n *Node) startActors(ctx context.Context) error {
 		Relayer:       smtp.NewClient(relay),
 		Transferer:    tr,
 		Pipeline:      n.pipe,
-		Mode:          func() string { return string(n.settings.QueueMode()) },
+		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
 		Stats:         actors.NewStats(n.registry),
+		PartitionChanged: func(int, bool) {
+			n.changes.Notify()
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the actors: %w", err)
@@ -435,7 +441,10 @@ func (n *Node) joinCluster(context.Context) error {
 	n.settings.Join(ms)
 	n.replicator.Join(ms)
 	own := cluster.RunOwnership(ms, n.placement, n.actors, cfg.hasRole(mail.RoleBackend),
-		n.log.With("component", "ownership"), n.replicator.Sync)
+		n.log.With("component", "ownership"), func() {
+			n.replicator.Sync()
+			n.changes.Notify()
+		})
 	n.stop.push("ownership", func() error { own.Stop(); return nil })
 	n.api.Join(&control.Cluster{Membership: ms, Placement: n.placement, Ownership: own})
 	return nil
@@ -459,8 +468,32 @@ func (n *Node) SubmissionAddr() string { return addrOf(n.subLn) }
 // AdminAddr is the address the admin endpoint is bound to.
 func (n *Node) AdminAddr() string { return addrOf(n.adminLn) }
 
+// GossipAddr is the gossip address, "" on a single node.
+func (n *Node) GossipAddr() string {
+	if ms := n.membership.Load(); ms != nil {
+		return ms.GossipAddr()
+	}
+	return ""
+}
+
+// ChannelAddr is the cluster channel's address, "" on a single node.
+func (n *Node) ChannelAddr() string {
+	if n.channel == nil {
+		return ""
+	}
+	return n.channel.Address()
+}
+
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
+
+// API is the node's admin API, in process (what the admin endpoint serves).
+func (n *Node) API() admin.API { return n.api }
+
+// Changes subscribes to the node's changes of membership and of the
+// partitions open here: the channel receives a value after each (several
+// at once may come as one); cancel ends the subscription.
+func (n *Node) Changes() (changed <-chan struct{}, cancel func()) { return n.changes.Subscribe() }
 
 // Actors is the node's actor system (tests and the cluster layer use it).
 func (n *Node) Actors() *actors.System { return n.actors }

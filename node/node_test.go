@@ -13,10 +13,13 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+	"go.uber.org/goleak"
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/testkit"
+	"github.com/homing-mail/homing/testkit/fakemx"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 func client(n *node.Node) *admin.Client { return admin.NewClient("http://"+n.AdminAddr(), "") }
@@ -32,7 +35,7 @@ func createAccount(t *testing.T, c *admin.Client, addr, pw string, quota int64) 
 func waitMessages(t *testing.T, c *admin.Client, addr string, n int) []admin.Message {
 	t.Helper()
 	var ms []admin.Message
-	testkit.Eventually(t, 60*time.Second, func() bool {
+	wait.For(t, 60*time.Second, func() bool {
 		var err error
 		ms, err = c.Messages(context.Background(), addr)
 		return err == nil && len(ms) >= n
@@ -71,7 +74,7 @@ func TestDeliveryToMailbox(t *testing.T) {
 		t.Fatalf("listed size %d, stored %d bytes", ms[0].Size, len(raw))
 	}
 	// The queue is empty once the message is stored.
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, func() bool {
 		q, err := c.Queue(context.Background())
 		return err == nil && len(q) == 0
 	}, "queue not empty after delivery")
@@ -113,7 +116,7 @@ func withRoute(domain, addr string) testkit.NodeOption {
 }
 
 func TestRelayToSinkInOneTransaction(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
 	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
@@ -127,14 +130,14 @@ func TestRelayToSinkInOneTransaction(t *testing.T) {
 	if got[0].From != "alice@example.test" || !bytes.HasSuffix(got[0].Data, raw) {
 		t.Fatalf("MX got from=%q data=%q", got[0].From, got[0].Data)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, func() bool {
 		q, err := c.Queue(context.Background())
 		return err == nil && len(q) == 0
 	}, "queue not empty after relay")
 }
 
 func TestTemporaryFailureThenSuccess(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try later"})
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
@@ -143,7 +146,7 @@ func TestTemporaryFailureThenSuccess(t *testing.T) {
 		testkit.Message("alice@example.test", "bob@remote.test", "retry", "body"))
 
 	var e admin.QueueEntry
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		var err error
 		e, err = c.QueueEntry(context.Background(), id)
 		return err == nil && e.State == "deferred"
@@ -156,14 +159,14 @@ func TestTemporaryFailureThenSuccess(t *testing.T) {
 	if got[0].To[0] != "bob@remote.test" {
 		t.Fatalf("MX got %v", got[0].To)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, func() bool {
 		_, err := c.QueueEntry(context.Background(), id)
 		return err != nil
 	}, "delivered message still queued")
 }
 
 func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	mx.FailRcpt(func(r string) bool { return strings.HasPrefix(r, "gone@") },
 		&gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user here"})
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
@@ -195,7 +198,7 @@ func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
 	if got := mx.Messages(); len(got) != 1 || len(got[0].To) != 1 || got[0].To[0] != "ok@remote.test" {
 		t.Fatalf("MX got %+v, want the message for ok@remote.test only", got)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	wait.For(t, 5*time.Second, func() bool {
 		_, err := c.QueueEntry(context.Background(), id)
 		return err != nil
 	}, "bounced message still queued")
@@ -212,7 +215,7 @@ func TestOverQuotaIsTemporaryThenPermanent(t *testing.T) {
 	id := submit(t, c, "sender@example.test", "pw-sender-1", []string{"small@example.test"}, raw)
 
 	var e admin.QueueEntry
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		var err error
 		e, err = c.QueueEntry(context.Background(), id)
 		return err == nil && e.State == "deferred"
@@ -231,7 +234,7 @@ func TestOverQuotaIsTemporaryThenPermanent(t *testing.T) {
 }
 
 func TestRestartWithQueuedMail(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "busy"})
 	data := t.TempDir()
 	opts := []testkit.NodeOption{withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
@@ -246,7 +249,7 @@ func TestRestartWithQueuedMail(t *testing.T) {
 	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
 	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "persist", "across restarts"))
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		e, err := c.QueueEntry(context.Background(), id)
 		return err == nil && e.State == "deferred"
 	}, "not deferred before restart")
@@ -288,14 +291,30 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	cleanup()
+	if code == 0 {
+		// No goroutine outlives the tests: every node, listener, fake MX
+		// and child process a test starts is stopped by its cleanups.
+		if err := goleak.Find(goleakOptions...); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// goleakOptions ignores protoactor's dead-letter log throttle, which keeps
+// a goroutine for one DeadLetterThrottleInterval (1 s) after the first dead
+// letter of a period and ends by itself (as in package actors).
+var goleakOptions = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+	goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
 }
 
 // The submission listener: AUTH required before MAIL, then an account may
 // relay; STARTTLS is offered with a self-signed certificate when none is
 // configured.
 func TestSubmissionAuthRelays(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
 		c.Listen.Submission = "127.0.0.1:0"
 	}))
@@ -341,7 +360,7 @@ func TestSubmissionAuthRelays(t *testing.T) {
 // forward a copy (marked Delivered-To), and an RFC 3834 vacation reply once
 // per sender, from the null sender.
 func TestAccountRules(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
 	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
@@ -381,7 +400,7 @@ func TestAccountRules(t *testing.T) {
 		t.Fatalf("auto-reply from %q to %v:\n%s", replies[0].From, replies[0].To, replies[0].Data)
 	}
 	// Only once per sender: the second message got no reply.
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		q, err := c.Queue(context.Background())
 		return err == nil && len(q) == 0
 	}, "queue not empty")
@@ -394,7 +413,7 @@ func TestAccountRules(t *testing.T) {
 // code, queue depth and age, delivery latency, relay results by domain,
 // actor counts, members by state, partition moves.
 func TestMetrics(t *testing.T) {
-	mx := testkit.StartFakeMX(t)
+	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
 	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
@@ -406,7 +425,7 @@ func TestMetrics(t *testing.T) {
 	mx.WaitMessages(t, 1, 20*time.Second)
 	waitMessages(t, c, "alice@example.test", 1)
 	var body string
-	testkit.Eventually(t, 10*time.Second, func() bool {
+	wait.For(t, 10*time.Second, func() bool {
 		resp, err := http.Get("http://" + n.AdminAddr() + "/metrics")
 		if err != nil {
 			return false

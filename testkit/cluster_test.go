@@ -117,7 +117,8 @@ func TestClusterKillIsDetectedAndRestartRejoins(t *testing.T) {
 		t.Fatalf("after be1 died partitions are owned %v, want all 8 on be2", own)
 	}
 
-	after := c.Restart("be1") // returns settled
+	c.Restart("be1") // returns settled
+	after := c.Node("be1")
 	if after == before {
 		t.Fatal("Restart returned the old node")
 	}
@@ -142,7 +143,7 @@ func TestClusterRestartKeepsTheDataDirectoryAndTheIsolation(t *testing.T) {
 	c.Isolate("fe1")
 	wait.For(t, 20*time.Second, func() bool { return memberState(c, "fe1", "be1") == "dead" }, "fe1 does not see be1 dead")
 	send(t, c.Node("fe1").SMTPAddr(), bob, "two") // waits in fe1's queue
-	if why := c.unsettled(); why == "" {
+	if why := c.unsettled(nil); why == "" {
 		t.Fatal("an isolated cluster counts as settled")
 	}
 

@@ -17,9 +17,6 @@
 //     (probe.Expect[T], ExpectNothing).
 //   - testkit/clock: a fake clock to hand code a func() time.Time.
 //
-// Eventually, Logger, StartFakeMX, FakeMX and Received are those under
-// their old names, for the tests that still use them.
-//
 // Everything waits on events or polls with a deadline; nothing sleeps to
 // synchronise. Only loopback addresses are used.
 package testkit

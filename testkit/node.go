@@ -7,6 +7,7 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
 // NodeOption changes the configuration of a test node.
@@ -23,7 +24,7 @@ func TestConfig(t testing.TB, name string) node.Config {
 		Name:     name,
 		Domains:  []string{"example.test"},
 		Hostname: name + ".example.test",
-		Logger:   Logger(t, name),
+		Logger:   tlog.New(t, name),
 		Listen:   node.Listen{SMTP: "127.0.0.1:0"},
 		Admin:    node.Admin{Addr: "127.0.0.1:0"},
 		Store:    node.Store{DataDir: t.TempDir(), Partitions: 4},

@@ -2,9 +2,10 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
-	"net/http"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +18,7 @@ import (
 // BuildHoming builds cmd/homing into dir and returns the binary's path.
 // Call it once from TestMain and share the path.
 func BuildHoming(dir string) (string, error) {
-	out := filepath.Join(dir, "homing")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/homing-mail/homing/cmd/homing")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, stderr.String())
-	}
-	return out, nil
+	return BuildCommand(dir, "github.com/homing-mail/homing/cmd/homing")
 }
 
 // BuildCommand builds the main package pkg (an import path) into dir and
@@ -40,25 +34,20 @@ func BuildCommand(dir, pkg string) (string, error) {
 	return out, nil
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// Process is a `homing serve` child process.
+// Process is a `homing serve` child process. Its listeners bind loopback
+// port 0 and the process reports the addresses it got (--ready-file), so
+// there is no race for a free port; SMTP, Admin and Gossip are those of the
+// latest start.
 type Process struct {
-	Name  string
-	Bin   string
-	Args  []string // after "serve"
-	SMTP  string
-	Admin string
-	Data  string
+	Name string
+	Bin  string
+	// Args are the flags after "serve", without the ones Start adds
+	// (--name, --data, --ready-file, and --smtp/--admin on port 0 unless
+	// Args sets them). A Cluster changes them before a restart.
+	Args []string
+	Data string
+
+	SMTP, Admin, Gossip string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -67,29 +56,42 @@ type Process struct {
 	waitCh chan error
 }
 
+// startTimeout bounds the wait for a process to report that it runs.
+const startTimeout = 30 * time.Second
+
 // StartProcess runs `bin serve` with a fresh data directory and loopback
-// listeners plus args, and waits until its admin API answers. The process
-// is killed when the test ends.
+// listeners on port 0, plus args, and waits until it reports its
+// addresses. The process is killed when the test ends.
 func StartProcess(t testing.TB, bin, name string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, Bin: bin, t: t, SMTP: FreeAddr(t), Admin: FreeAddr(t), Data: t.TempDir()}
-	p.Args = append([]string{"--name", name, "--smtp", p.SMTP, "--admin", p.Admin, "--data", p.Data}, args...)
+	p := &Process{Name: name, Bin: bin, t: t, Args: args, Data: t.TempDir()}
 	p.Start()
 	t.Cleanup(func() { p.Kill() })
 	return p
 }
 
-// Start starts the process (again, after Kill or Stop) with the same
-// arguments and data, and waits until it answers.
+// Start starts the process (again, after Kill or Stop) with its Args and
+// data, and waits until it has written its ready file.
 func (p *Process) Start() {
 	p.t.Helper()
+	ready := filepath.Join(p.Data, "..", p.Name+".ready")
+	if err := os.Remove(ready); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.t.Fatal(err)
+	}
+	args := []string{"serve", "--name", p.Name, "--data", p.Data, "--ready-file", ready}
+	if !hasFlag(p.Args, "--smtp") {
+		args = append(args, "--smtp", "127.0.0.1:0")
+	}
+	if !hasFlag(p.Args, "--admin") {
+		args = append(args, "--admin", "127.0.0.1:0")
+	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.mu.Unlock()
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(p.Bin, append([]string{"serve"}, p.Args...)...)
+	cmd := exec.Command(p.Bin, append(args, p.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
@@ -99,30 +101,44 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var r struct{ SMTP, Admin, Gossip string }
+	deadline := time.Now().Add(startTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
 		case err := <-exited:
 			p.t.Fatalf("%s exited during start-up: %v\n%s", p.Name, err, p.Log())
 		default:
 		}
-		resp, err := http.Get("http://" + p.Admin + "/api/v1/settings")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if b, err := os.ReadFile(ready); err == nil && json.Unmarshal(b, &r) == nil {
+			break
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not answer on %s within 30s\n%s", p.Name, p.Admin, p.Log())
+			p.t.Fatalf("%s did not report that it runs within %v\n%s", p.Name, startTimeout, p.Log())
 		}
-		timer := time.NewTimer(20 * time.Millisecond)
+		timer := time.NewTimer(wait) // polling interval: the file decides
 		<-timer.C
 	}
-	// Hand the reaper to p.cmd's owner: Kill and Stop wait on exited.
 	p.mu.Lock()
-	p.waitCh = exited
+	p.SMTP, p.Admin, p.Gossip = r.SMTP, r.Admin, r.Gossip
+	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
+}
+
+// hasFlag reports whether args set the flag (as "--f v" or "--f=v").
+func hasFlag(args []string, flag string) bool {
+	for _, a := range args {
+		if a == flag || len(a) > len(flag) && a[:len(flag)+1] == flag+"=" {
+			return true
+		}
+	}
+	return false
+}
+
+// Running reports whether the process has been started and not stopped.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
 }
 
 // Signal sends sig to the running process without waiting (SIGSTOP and
@@ -150,10 +166,16 @@ func (p *Process) signal(sig syscall.Signal) {
 	if cmd == nil {
 		return
 	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen process cannot exit
 	_ = cmd.Process.Signal(sig)
+	if ch == nil {
+		return
+	}
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
 	select {
 	case <-ch:
-	case <-time.After(30 * time.Second):
+	case <-timer.C:
 		_ = cmd.Process.Kill()
 		<-ch
 	}

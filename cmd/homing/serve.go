@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -211,9 +212,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("homing serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg node.Config
-	var logFormat, logLevel, configFile, secretFile string
+	var logFormat, logLevel, configFile, secretFile, readyFile string
 	serveFlags(fs, &cfg, &logFormat, &logLevel, &configFile)
 	fs.StringVar(&secretFile, "secret-file", "", "file holding the cluster secret")
+	fs.StringVar(&readyFile, "ready-file", "", "once the node runs, write its listeners' addresses to this file as JSON (for tools that start it on port 0)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -258,6 +260,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "homing serve: %v\n", err)
 		return 1
 	}
+	if readyFile != "" {
+		if err := writeReady(readyFile, n); err != nil {
+			fmt.Fprintf(stderr, "homing serve: --ready-file: %v\n", err)
+			n.Close()
+			return 1
+		}
+	}
 	banner(stdout, n)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "homing: shutting down")
@@ -266,6 +275,33 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// Ready is what --ready-file holds: the addresses the node's listeners
+// are bound to (the real ports when the flags asked for port 0).
+type Ready struct {
+	Name       string `json:"name"`
+	PID        int    `json:"pid"`
+	SMTP       string `json:"smtp"`
+	Submission string `json:"submission,omitempty"`
+	Admin      string `json:"admin"`
+	Gossip     string `json:"gossip,omitempty"`
+	Channel    string `json:"channel,omitempty"`
+}
+
+// writeReady writes the Ready file atomically (a reader never sees half of
+// it): a temporary file in the same directory, then a rename.
+func writeReady(path string, n *node.Node) error {
+	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
+		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func banner(w io.Writer, n *node.Node) {
