@@ -20,11 +20,8 @@ import (
 func modeCluster(t *testing.T, mx *fakemx.Server, feModes ...string) (*testkit.Cluster, *admin.Client) {
 	t.Helper()
 	c := newCluster(t)
-	var fes []string
 	for i, m := range feModes {
-		name := []string{"fe1", "fe2", "fe3"}[i]
-		c.Add(name, mail.RoleFrontend, "--queue-mode", m, "--route", "remote.test="+mx.Addr)
-		fes = append(fes, name)
+		c.Add([]string{"fe1", "fe2", "fe3"}[i], mail.RoleFrontend, "--queue-mode", m, "--route", "remote.test="+mx.Addr)
 	}
 	c.Add("be1", mail.RoleBackend, "--queue-mode", "remotely", "--forward-to", "*")
 	c.WaitOwners(t, "be1")
