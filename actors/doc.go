@@ -36,10 +36,12 @@
 //   - the DSN writer composes delivery status notifications and submits them
 //     before the queue forgets the message they report on.
 //
-// No actor waits on the network, on rules or filters, or on a sync inside
-// Receive: an SMTP transaction, a transfer, a submission (Submitter) or the
-// wait for an append's sync round runs on a goroutine that reports back
-// with a message. What an actor does in Receive on disk is a read or a
-// write handed to the group commit of package storage without waiting for
-// its sync.
+// On the mail path no actor waits on the network, on rules or filters, or
+// on a sync inside Receive: an SMTP transaction, a transfer, a submission
+// (Submitter) or the wait for an append's sync round runs on a goroutine
+// that reports back with a message; what the queue and account actors do
+// on disk in Receive is a read, or a write handed to the group commit of
+// package storage without waiting for its sync. (The administrator's
+// account operations in the partition actor — create, delete, rules — do
+// wait for their own commit: they are rare and the API waits for them.)
 package actors
