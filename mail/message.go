@@ -106,8 +106,18 @@ func Head(b Body, n int) ([]byte, error) {
 }
 
 // Prepend returns a Body that is head followed by b (header fields a rule
-// or the account's delivery adds), without copying b.
+// or the account's delivery adds). A body in memory is copied once, here,
+// so that every later reader gets plain bytes; any other is not copied.
 func Prepend(head []byte, b Body) Body {
+	switch rest := b.(type) {
+	case nil:
+		return BytesBody(append([]byte(nil), head...))
+	case BytesBody:
+		if len(head) == 0 {
+			return b
+		}
+		return BytesBody(append(append(make([]byte, 0, len(head)+len(rest)), head...), rest...))
+	}
 	if len(head) == 0 {
 		return b
 	}
