@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/mail"
 )
 
 const usage = `usage: homing ctl [--admin ADDR] [--token TOKEN] [--json] COMMAND [ARGS]
@@ -118,7 +119,7 @@ func usagef(format string, a ...any) error {
 
 // errReported: the failure was already written to stderr (one line per
 // failed item); exit 1 without another line.
-var errReported = errors.New("reported")
+var errReported = mail.PermanentError("reported")
 
 // command is one invocation: the global flags and the I/O.
 type command struct {
