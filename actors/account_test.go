@@ -2,6 +2,7 @@ package actors
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/probe"
+	"github.com/homing-mail/homing/testkit/tlog"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // newAccountStore is a real account store on disk, closed after the test
@@ -87,6 +91,66 @@ func TestDeliverTwiceStoresOnce(t *testing.T) {
 	}
 }
 
+// An account actor answers a Deliver to several recipients of its account
+// (an address and an alias of it) with one DeliverResult holding one
+// result per recipient, each naming the recipient's key (not its
+// position), with the id of the message stored for that recipient.
+func TestDeliverToTwoRecipientsOfOneAccountAnswersEachByKey(t *testing.T) {
+	const ann, anna = "ann@example.test", "anna@example.test"
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part)})
+	partition, p := s.LocalPartition(0), probe.New(t, s.ActorSystem())
+
+	p.Request(partition, deliverTo("Q1", testBody("to both"), rcpt(9, anna, ann), rcpt(4, ann, ann)))
+	got := resultsByKey(t, probe.Expect[*pb.DeliverResult](p, waitTimeout), "Q1", 4, 9)
+	for key, r := range got {
+		if r.GetCode() != 250 || r.Duplicate || r.MessageId == "" {
+			t.Errorf("recipient %d: %v (duplicate %v, message %q), want 250 stored as a new message", key, r, r.Duplicate, r.MessageId)
+		}
+	}
+	// Each recipient's result names the message stored for its address.
+	stored := map[string]string{} // dedup key -> message id
+	for _, m := range part.Stored(ann) {
+		stored[m.DedupKey] = m.ID
+	}
+	if len(stored) != 2 || stored["Q1/"+ann] != got[4].MessageId || stored["Q1/"+anna] != got[9].MessageId {
+		t.Errorf("stored %v; want Q1/%s as recipient 4's message %q and Q1/%s as recipient 9's %q",
+			stored, ann, got[4].MessageId, anna, got[9].MessageId)
+	}
+}
+
+// A Deliver repeated (its answer was lost, the queue tried again) is
+// answered, recipient by recipient, as a duplicate with the id of the
+// message the first one stored; nothing is stored twice.
+func TestRepeatedDeliverIsAnsweredDuplicateWithTheSameMessageID(t *testing.T) {
+	const ann, anna = "ann@example.test", "anna@example.test"
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part)})
+	partition, p := s.LocalPartition(0), probe.New(t, s.ActorSystem())
+	d := deliverTo("Q1", testBody("twice"), rcpt(3, ann, ann), rcpt(8, anna, ann))
+
+	p.Request(partition, d)
+	first := resultsByKey(t, probe.Expect[*pb.DeliverResult](p, waitTimeout), "Q1", 3, 8)
+	p.Request(partition, d)
+	again := resultsByKey(t, probe.Expect[*pb.DeliverResult](p, waitTimeout), "Q1", 3, 8)
+	for _, key := range []int32{3, 8} {
+		f, a := first[key], again[key]
+		if f.GetCode() != 250 || f.Duplicate || f.MessageId == "" {
+			t.Errorf("recipient %d, first delivery: %v (duplicate %v, message %q), want 250 stored", key, f, f.Duplicate, f.MessageId)
+		}
+		if a.GetCode() != 250 || !a.Duplicate || a.MessageId != f.MessageId {
+			t.Errorf("recipient %d, repeated delivery: %v (duplicate %v, message %q), want 250, a duplicate of %q",
+				key, a, a.Duplicate, a.MessageId, f.MessageId)
+		}
+	}
+	if first[3].MessageId == first[8].MessageId {
+		t.Errorf("both recipients stored as message %q, want one message each", first[3].MessageId)
+	}
+	if n := len(part.Stored(ann)); n != 2 {
+		t.Errorf("%d messages stored after a repeated delivery to two recipients, want 2", n)
+	}
+}
+
 // A delivery repeated after an unclear answer (a timeout) must be
 // recognised as the message already stored even when that message filled
 // the mailbox: otherwise the sender gets "mailbox full" and, after
@@ -118,25 +182,41 @@ func TestRepeatedDeliveryAtQuotaIsDuplicateNotMailboxFull(t *testing.T) {
 	}
 }
 
-// An idle account actor is passivated, and the next message activates a
-// fresh one.
+// An idle account actor asks its partition to passivate it and the
+// partition stops it; the next Deliver for the account reaches a fresh
+// activation (another actor), which is passivated in its turn. The probe
+// asks the partition, taps the passivation requests the account actors
+// send it, and watches the actors they name.
 func TestAccountActorPassivatesWhenIdle(t *testing.T) {
 	const ann = "ann@example.test"
 	part := actorstest.NewPartition(0, storage.Account{Address: ann})
 	cfg := testConfig()
 	cfg.AccountIdle = 30 * time.Millisecond
 	stats := NewStats(nil)
-	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Stats: stats})
-	pid, root := s.LocalPartition(0), s.ActorSystem().Root
+	s := startSystem(t, cfg, Deps{Placement: &actorstest.Placement{}, Stats: stats})
+	p := probe.New(t, s.ActorSystem())
+	isPassivate := func(m any) bool { _, ok := m.(*passivate); return ok }
+	partition := spawnPartitionWith(t, s, part, s, p.Tap(isPassivate))
 
-	if r := only(t, deliver(t, root, pid, deliverMsg("Q1", ann, ann, testBody("one")))); r.GetCode() != 250 {
+	p.Request(partition, deliverMsg("Q1", ann, ann, testBody("one")))
+	if r := only(t, probe.Expect[*pb.DeliverResult](p, waitTimeout)); r.GetCode() != 250 {
 		t.Fatalf("delivery: %v", r)
 	}
 	if got := stats.Activations.Load(); got != 1 {
 		t.Errorf("Activations = %d after the first delivery, want 1", got)
 	}
-	eventually(t, func() bool { return stats.Passivations.Load() == 1 }, "the idle account actor is passivated")
-	eventually(t, func() bool { return stats.Active()[KindAccount] == 0 }, "no account actor alive")
+	first := probe.Expect[*passivate](p, waitTimeout) // the idle actor asks to be passivated
+	if first.account != ann {
+		t.Fatalf("passivation asked for %q, want %s", first.account, ann)
+	}
+	p.Watch(first.pid)
+	if term := probe.Expect[*actor.Terminated](p, waitTimeout); !term.Who.Equal(first.pid) {
+		t.Fatalf("Terminated for %v, want the idle account actor %v", term.Who, first.pid)
+	}
+	// (A watch that comes as the actor stops may be answered before the
+	// actor's Stopped has run: the counters are waited for.)
+	wait.For(t, waitTimeout, func() bool { return stats.Passivations.Load() == 1 }, "the idle account actor is passivated")
+	wait.For(t, waitTimeout, func() bool { return stats.Active()[KindAccount] == 0 }, "no account actor alive")
 	if got := stats.Activations.Load(); got != 1 {
 		t.Errorf("Activations = %d while idle, want 1", got)
 	}
@@ -144,16 +224,26 @@ func TestAccountActorPassivatesWhenIdle(t *testing.T) {
 		t.Errorf("partition actors alive = %d, want 1 (only account actors passivate)", got)
 	}
 
-	if r := only(t, deliver(t, root, pid, deliverMsg("Q2", ann, ann, testBody("two")))); r.GetCode() != 250 {
+	p.Request(partition, deliverMsg("Q2", ann, ann, testBody("two")))
+	if r := only(t, probe.Expect[*pb.DeliverResult](p, waitTimeout)); r.GetCode() != 250 {
 		t.Fatalf("delivery after passivation: %v", r)
 	}
 	if got := stats.Activations.Load(); got != 2 {
 		t.Errorf("Activations = %d after a message to a passivated account, want 2", got)
 	}
-	eventually(t, func() bool { return stats.Passivations.Load() == 2 }, "the second activation is passivated")
+	second := probe.Expect[*passivate](p, waitTimeout)
+	if second.account != ann || second.pid.Equal(first.pid) {
+		t.Fatalf("second passivation asked for %q at %v, want %s at a fresh actor (not %v)", second.account, second.pid, ann, first.pid)
+	}
+	p.Watch(second.pid)
+	if term := probe.Expect[*actor.Terminated](p, waitTimeout); !term.Who.Equal(second.pid) {
+		t.Fatalf("Terminated for %v, want the second activation %v", term.Who, second.pid)
+	}
+	wait.For(t, waitTimeout, func() bool { return stats.Passivations.Load() == 2 }, "the second activation is passivated")
 	if n := len(part.Stored(ann)); n != 2 {
 		t.Errorf("%d messages stored, want 2", n)
 	}
+	p.ExpectNothing(2 * cfg.AccountIdle) // nothing else: no third activation, no second request
 }
 
 // Messages that reach the partition while an account actor is stopping
@@ -168,7 +258,7 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	cfg := testConfig().withDefaults()
 	cfg.AccountIdle = 30 * time.Millisecond
 	stats := NewStats(nil)
-	log := testLogger(t)
+	log := tlog.New(t, "actors")
 
 	// Hold back the first passivation request.
 	held := make(chan *passivate, 1)
@@ -194,6 +284,8 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 
 	// Stop the Append of "busy" half-way; tell when "pending" is stored.
 	busyIn, busyGo, pendingIn := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	letBusyGo := sync.OnceFunc(func() { close(busyGo) })
+	t.Cleanup(letBusyGo) // before the actors stop, should the test fail first
 	part.SetAppendHook(func(_ string, req storage.AppendRequest) {
 		switch {
 		case strings.HasPrefix(req.DedupKey, "busy/"):
@@ -225,17 +317,20 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	// "pending" must not be stored while the first actor is still
 	// writing. A second writer would start within this window; it is the
 	// time given to a forbidden event to show, not a synchronisation.
-	window := time.NewTimer(200 * time.Millisecond)
-	select {
-	case <-pendingIn:
-		t.Error("a message sent during passivation was stored while the stopping actor was still writing")
-	case <-window.C:
+	stored := func() bool {
+		select {
+		case <-pendingIn:
+			return true
+		default:
+			return false
+		}
 	}
-	window.Stop()
+	wait.Never(t, 200*time.Millisecond, stored,
+		"a message sent during passivation was stored while the stopping actor was still writing")
 	if got := stats.Activations.Load(); got != 1 {
 		t.Errorf("Activations = %d while the first actor is stopping, want 1 (no second writer yet)", got)
 	}
-	close(busyGo)
+	letBusyGo()
 
 	for name, f := range map[string]*actor.Future{"busy": busy, "pending": pending} {
 		res, err := f.Result()
@@ -255,6 +350,6 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	if n := len(part.Stored(ann)); n != 3 {
 		t.Errorf("%d messages stored, want 3", n)
 	}
-	eventually(t, func() bool { return stats.Passivations.Load() == 2 && stats.Active()[KindAccount] == 0 },
+	wait.For(t, waitTimeout, func() bool { return stats.Passivations.Load() == 2 && stats.Active()[KindAccount] == 0 },
 		"both activations are passivated")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/clock"
 )
 
 // The Directory answers from the partition's owner, and remembers the
@@ -70,10 +71,10 @@ func TestDirectoryCacheTTL(t *testing.T) {
 	const ann = "ann@example.test"
 	part := actorstest.NewPartition(0, storage.Account{Address: ann})
 	place := &actorstest.Placement{}
-	clock := newFakeClock()
+	clk := clock.New(clock.Start)
 	cfg := testConfig()
 	cfg.LookupCacheTTL = time.Minute
-	s := startSystem(t, cfg, Deps{Placement: place, Queue: actorstest.NewQueue(), Now: clock.Now})
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: actorstest.NewQueue(), Now: clk.Now})
 	place.Set(spawnPartition(t, s, part))
 	dir, ctx := s.Directory(), testCtx(t)
 	if a, err := dir.Resolve(ctx, ann); err != nil || a != ann {
@@ -82,11 +83,11 @@ func TestDirectoryCacheTTL(t *testing.T) {
 	if err := part.DeleteAccount(ctx, ann); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if a, err := dir.Resolve(ctx, ann); err != nil || a != ann {
 		t.Fatalf("Resolve within the TTL = %q, %v; want the remembered answer", a, err)
 	}
-	clock.Advance(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	if _, err := dir.Resolve(ctx, ann); !errors.Is(err, mail.ErrNoSuchUser) {
 		t.Fatalf("Resolve after the TTL = %v; want the owner's answer (no such user)", err)
 	}

@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +12,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/actors/actorstest"
+	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/clock"
+	"github.com/homing-mail/homing/testkit/probe"
 )
 
 // A disk error while storing is a temporary failure (451 4.3.0): the
@@ -168,13 +174,193 @@ func spawnPartition(t *testing.T, s *System, part *actorstest.Partition) *actor.
 }
 
 // spawnPartitionWith is spawnPartition with the account actors' Submitter
-// (a fake, say) and s's clock.
-func spawnPartitionWith(t *testing.T, s *System, part *actorstest.Partition, sub Submitter) *actor.PID {
+// (a fake, say), s's clock and receiver middleware on the partition actor
+// (a probe's Tap, say).
+func spawnPartitionWith(t *testing.T, s *System, part *actorstest.Partition, sub Submitter, mw ...actor.ReceiverMiddleware) *actor.PID {
 	t.Helper()
 	root := s.ActorSystem().Root
 	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newPartitionActor(part.ID(), openFake(part), &s.cfg, s.Stats(), s.log, sub, s.now)
-	}))
+	}, actor.WithReceiverMiddleware(mw...)))
 	t.Cleanup(func() { _ = root.PoisonFuture(pid).Wait() })
 	return pid
+}
+
+// recipientsOf lists the recipients of a Deliver as "key address
+// (account)", for comparisons whose failures read.
+func recipientsOf(d *pb.Deliver) []string {
+	var out []string
+	for _, r := range d.GetEnvelope().GetRecipients() {
+		out = append(out, fmt.Sprintf("%d %s (%s)", r.GetKey(), r.GetAddress(), r.GetAccount()))
+	}
+	return out
+}
+
+// expectDelivers takes the next n Delivers a probe standing in for the
+// partitions receives, by the account of their first recipient, failing
+// the test when two are for one account.
+func expectDelivers(t *testing.T, p *probe.Probe, n int) map[string]probe.Delivery {
+	t.Helper()
+	out := map[string]probe.Delivery{}
+	for range n {
+		d := probe.ExpectDelivery[*pb.Deliver](p, waitTimeout)
+		rcpts := d.Message.(*pb.Deliver).GetEnvelope().GetRecipients()
+		if len(rcpts) == 0 {
+			t.Fatalf("a Deliver without recipients")
+		}
+		acct := rcpts[0].GetAccount()
+		if _, dup := out[acct]; dup {
+			t.Fatalf("two Delivers for account %s in one attempt, want one per account", acct)
+		}
+		out[acct] = d
+	}
+	return out
+}
+
+// checkDeliver checks that d is the Local Delivery of the message queueID
+// (from, body) to exactly the recipients want, in their order.
+func checkDeliver(t *testing.T, d probe.Delivery, queueID, from string, body []byte, want ...string) *pb.Deliver {
+	t.Helper()
+	dv := d.Message.(*pb.Deliver)
+	env := dv.GetEnvelope()
+	if env.GetId() != queueID || env.GetFrom() != from || !bytes.Equal(dv.GetBody(), body) {
+		t.Errorf("Deliver of %q from %q with %d bytes, want %s from %s with the queued body (%d bytes)",
+			env.GetId(), env.GetFrom(), len(dv.GetBody()), queueID, from, len(body))
+	}
+	if got := recipientsOf(dv); !slices.Equal(got, want) {
+		t.Errorf("Deliver of %s to %q, want %q", queueID, got, want)
+	}
+	return dv
+}
+
+// answer is the DeliverResult of the Deliver of queueID with results.
+func answer(queueID string, results ...mail.Result) *pb.DeliverResult {
+	dr := &pb.DeliverResult{QueueId: queueID}
+	for _, r := range results {
+		dr.Results = append(dr.Results, pbResult(r))
+	}
+	return dr
+}
+
+// keyed is res for the recipient with key.
+func keyed(key int, res mail.Result) mail.Result {
+	res.Rcpt = key
+	return res
+}
+
+// The queue's Local Delivery, with a probe standing in for the partitions:
+// one Deliver per account, each carrying the queued message and naming its
+// recipients by the keys they have in the queue (7, 3 and 12 here, not
+// their positions); the answers, in any order, are recorded on the
+// recipients they name; the retry asks again for the deferred recipient
+// only.
+func TestLocalDeliveryAsksOncePerAccountAndRecordsTheAnswersByKey(t *testing.T) {
+	const ann, anna, cat, bob = "ann@example.test", "anna@example.test", "cat@example.test", "bob@remote.example"
+	place, queue, clk := &actorstest.Placement{}, actorstest.NewQueue(), clock.New(clock.Start)
+	s := startSystem(t, testConfig(), Deps{Placement: place, Queue: queue, Now: clk.Now})
+	partitions := probe.New(t, s.ActorSystem())
+	place.Set(partitions.PID())
+	ctx := testCtx(t)
+
+	// Resolved elsewhere (a frontend): the queue asks the partitions no
+	// directory question, only for delivery.
+	env := newEnvelope(bob, ann, anna, cat)
+	for i, r := range env.Recipients {
+		r.Key, r.Account = []int{7, 3, 12}[i], []string{ann, ann, cat}[i]
+	}
+	body := testBody("one per account")
+	id := enqueue(t, s, env, body)
+
+	delivers := expectDelivers(t, partitions, 2)
+	checkDeliver(t, delivers[ann], id, bob, body, "7 ann@example.test (ann@example.test)", "3 anna@example.test (ann@example.test)")
+	checkDeliver(t, delivers[cat], id, bob, body, "12 cat@example.test (cat@example.test)")
+	partitions.ExpectNothing(20 * time.Millisecond) // nothing for anyone else
+
+	// ann's answer names its recipients in the other order.
+	full := mail.Result{Code: 452, Status: mail.StatusMailboxFull, Text: "mailbox full"}
+	partitions.Reply(delivers[ann], answer(id, keyed(3, mail.Delivered("stored")), keyed(7, full)))
+	partitions.Reply(delivers[cat], answer(id, keyed(12, mail.Perm(mail.StatusNoSuchUser, "no such mailbox"))))
+	up := queue.WaitUpdate(t, id, "the attempt is recorded", func(*mail.Envelope) bool { return true })
+	for key, want := range map[int]struct {
+		state  mail.RcptState
+		status mail.Status
+		last   string
+	}{
+		7:  {mail.StateDeferred, mail.StatusMailboxFull, "452 4.2.2 mailbox full"},
+		3:  {mail.StateDelivered, mail.StatusOK, ""},
+		12: {mail.StateFailed, mail.StatusNoSuchUser, "550 5.1.1 no such mailbox"},
+	} {
+		if r := rcptOf(t, up, key); r.State != want.state || r.Status != want.status || r.LastError != want.last || r.Attempts != 1 {
+			t.Errorf("recipient %d (%s) after the first attempt: %s %s %q, %d attempts; want %s %s %q, 1 attempt",
+				key, r.Addr, r.State, r.Status, r.LastError, r.Attempts, want.state, want.status, want.last)
+		}
+	}
+
+	// The retry asks for the deferred recipient alone, still by its key.
+	if err := s.QueueAction(ctx, id, "retry"); err != nil {
+		t.Fatal(err)
+	}
+	retry := probe.ExpectDelivery[*pb.Deliver](partitions, waitTimeout)
+	checkDeliver(t, retry, id, bob, body, "7 ann@example.test (ann@example.test)")
+	partitions.Reply(retry, answer(id, keyed(7, mail.Delivered("stored"))))
+	// Every recipient is final: the message leaves the queue after the
+	// report on recipient 12 (to bob, remote: no Local Delivery).
+	queue.WaitDeleted(t, id)
+	queue.WaitDeleted(t, reportID(id, reportFailure))
+	var journey []string
+	for _, e := range s.Stats().Journal.Events(id) {
+		if e.ID == id && slices.Contains([]string{"delivered", "deferred", "failed"}, e.Event) {
+			journey = append(journey, e.Event+" "+strings.SplitN(e.Detail, ":", 2)[0])
+		}
+	}
+	if len(journey) >= 3 {
+		slices.Sort(journey[:3]) // the first attempt's three, in the queue's order
+	}
+	if want := []string{"deferred " + ann, "delivered " + anna, "failed " + cat, "delivered " + ann}; !slices.Equal(journey, want) {
+		t.Errorf("the message's journey %q, want %q", journey, want)
+	}
+	partitions.ExpectNothing(20 * time.Millisecond)
+}
+
+// When the partition does not answer a Deliver within RequestTimeout the
+// message may or may not be stored: the recipient is deferred with 4.4.1
+// (no answer), and the retry, answered, delivers it. The probe stands in
+// for the partition and stays silent the first time.
+func TestUnansweredLocalDeliveryIsDeferred441AndTheRetryDelivers(t *testing.T) {
+	const ann, bob = "ann@example.test", "bob@remote.example"
+	place, queue, clk := &actorstest.Placement{}, actorstest.NewQueue(), clock.New(clock.Start)
+	cfg := testConfig()
+	cfg.RequestTimeout = 300 * time.Millisecond // how long Local Delivery waits for an answer
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue, Now: clk.Now})
+	partition := probe.New(t, s.ActorSystem())
+	place.Set(partition.PID())
+
+	env := newEnvelope(bob, ann)
+	env.Recipients[0].Key, env.Recipients[0].Account = 5, ann
+	body := testBody("unanswered")
+	id := enqueue(t, s, env, body)
+
+	checkDeliver(t, probe.ExpectDelivery[*pb.Deliver](partition, waitTimeout), id, bob, body, "5 ann@example.test (ann@example.test)")
+	// ... and no answer.
+	r := rcptOf(t, queue.WaitUpdate(t, id, "the unanswered attempt is deferred", inState(5, mail.StateDeferred)), 5)
+	if r.Status != mail.StatusNoAnswer || r.LastError != "451 4.4.1 no answer from the mailbox server" || r.Attempts != 1 {
+		t.Errorf("unanswered attempt: %s %q after %d attempts, want 4.4.1 451 4.4.1 no answer from the mailbox server after 1",
+			r.Status, r.LastError, r.Attempts)
+	}
+	if got := r.NextAttempt.Sub(r.FirstTempFailure); got != cfg.MinBackoff {
+		t.Errorf("retry %v after the failure, want MinBackoff %v", got, cfg.MinBackoff)
+	}
+	if queue.Deleted(id) {
+		t.Fatal("the message left the queue without an answer")
+	}
+
+	clk.Advance(cfg.MinBackoff) // the retry is due
+	retry := probe.ExpectDelivery[*pb.Deliver](partition, waitTimeout)
+	checkDeliver(t, retry, id, bob, body, "5 ann@example.test (ann@example.test)")
+	partition.Reply(retry, answer(id, keyed(5, mail.Delivered("stored"))))
+	queue.WaitDeleted(t, id)
+	if ups := queue.Updates(id); len(ups) != 1 {
+		t.Errorf("%d updates of the message, want 1 (the deferral)", len(ups))
+	}
+	partition.ExpectNothing(20 * time.Millisecond)
 }

@@ -1,12 +1,10 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
 // The fakes of package actorstest are what the actors stand on.
@@ -41,32 +40,10 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// waitTimeout bounds every wait of these tests. The waits are for things
-// that take milliseconds; the bound is only there to fail instead of hang.
+// waitTimeout bounds every wait of these tests (wait.For, the probes'
+// Expect). The waits are for things that take milliseconds; the bound is
+// only there to fail instead of hang.
 const waitTimeout = 10 * time.Second
-
-// eventually polls cond until it is true, and fails the test with msg if it
-// is not within waitTimeout.
-func eventually(t testing.TB, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	eventuallyWithin(t, waitTimeout, cond, msg, args...)
-}
-
-func eventuallyWithin(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 100 * time.Microsecond
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: "+msg, append([]any{timeout}, args...)...)
-		}
-		timer := time.NewTimer(wait)
-		<-timer.C // polling interval, not synchronisation: cond decides
-		if wait < 20*time.Millisecond {
-			wait *= 2
-		}
-	}
-}
 
 // receive returns the next value of ch, failing the test after waitTimeout.
 func receive[T any](t testing.TB, ch <-chan T, what string) T {
@@ -80,58 +57,6 @@ func receive[T any](t testing.TB, ch <-chan T, what string) T {
 		t.Fatalf("not within %v: %s", waitTimeout, what)
 		panic("unreachable")
 	}
-}
-
-// fakeClock is an injectable Deps.Now that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// testLogger collects the actors' log and prints it only when the test
-// fails. (t.Log itself must not be called once the test has returned, and
-// relay goroutines may still log then.)
-func testLogger(t testing.TB) *slog.Logger {
-	w := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("actors log:\n%s", w.String())
-		}
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // testConfig is a Config with timers short enough for unit tests.
@@ -150,7 +75,10 @@ func testConfig() Config {
 
 // startSystem starts a System and stops it when the test ends. Deps left
 // nil get fakes: an empty queue, a relayer that delivers everything, empty
-// partitions (unless a Placement is given), a logger shown on failure.
+// partitions (unless a Placement is given), a logger into the test's log
+// (every record, Debug included, as "[actors] level=... msg=...", shown
+// when the test fails or with -v; tlog drops what a goroutine still logs
+// after the test).
 func startSystem(t testing.TB, cfg Config, deps Deps) *System {
 	t.Helper()
 	if deps.Queue == nil {
@@ -160,7 +88,7 @@ func startSystem(t testing.TB, cfg Config, deps Deps) *System {
 		deps.Relayer = actorstest.NewRelayer()
 	}
 	if deps.Logger == nil {
-		deps.Logger = testLogger(t)
+		deps.Logger = tlog.New(t, "actors")
 	}
 	if deps.OpenPartition == nil && deps.Placement == nil {
 		parts := make([]*actorstest.Partition, max(cfg.Partitions, 1))
@@ -272,6 +200,44 @@ func deliverFrom(queueID, from, rcpt, account string, raw []byte) *pb.Deliver {
 		},
 		Body: raw,
 	}
+}
+
+// rcpt is a recipient of a Local Delivery: its key, its address and the
+// account the address delivers to.
+func rcpt(key int32, addr, account string) *pb.Recipient {
+	return &pb.Recipient{Key: key, Address: addr, Account: account}
+}
+
+// deliverTo is the Local Delivery of one message from
+// sender@remote.example to rcpts (recipients of one account, as Local
+// Delivery sends them).
+func deliverTo(queueID string, raw []byte, rcpts ...*pb.Recipient) *pb.Deliver {
+	d := deliverFrom(queueID, "sender@remote.example", "", "", raw)
+	d.Envelope.Recipients = rcpts
+	return d
+}
+
+// resultsByKey checks that dr answers the Deliver of queueID with exactly
+// one result for each of keys (in any order) and returns them by key.
+func resultsByKey(t testing.TB, dr *pb.DeliverResult, queueID string, keys ...int32) map[int32]*pb.Result {
+	t.Helper()
+	if dr.GetQueueId() != queueID {
+		t.Fatalf("DeliverResult for %q, want the answer for %q", dr.GetQueueId(), queueID)
+	}
+	got := make(map[int32]*pb.Result, len(dr.GetResults()))
+	var named []int32
+	for _, r := range dr.GetResults() {
+		got[r.GetRcpt()] = r
+		named = append(named, r.GetRcpt())
+	}
+	ok := len(named) == len(keys) && len(got) == len(keys)
+	for _, k := range keys {
+		ok = ok && got[k] != nil
+	}
+	if !ok {
+		t.Fatalf("DeliverResult for %s names recipients %v, want one result for each of %v", queueID, named, keys)
+	}
+	return got
 }
 
 // deliver sends one Deliver to a partition actor and waits for the answer.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,9 @@ import (
 	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/clock"
+	"github.com/homing-mail/homing/testkit/tlog"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // openQueue is a real queue store on disk, closed after the test (after
@@ -73,7 +77,7 @@ func TestQueueRecoveryAttemptsStoredMessages(t *testing.T) {
 	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: store, Relayer: relayer})
 
 	for _, id := range []string{local.ID, remote.ID, finished.ID} {
-		eventually(t, func() bool { return goneFrom(store, id) }, "recovered message %s leaves the queue", id)
+		wait.For(t, waitTimeout, func() bool { return goneFrom(store, id) }, "recovered message %s leaves the queue", id)
 	}
 	if msgs := part.Stored(ann); len(msgs) != 1 || msgs[0].DedupKey != local.ID+"/"+ann ||
 		string(msgs[0].Raw) != string(testBody("recovered "+local.ID)) {
@@ -103,22 +107,18 @@ func TestQueueRecoveryAttemptsStoredMessages(t *testing.T) {
 // them finish.
 func requireActiveSlots(t *testing.T, s *System, queue *actorstest.Queue, relayer *actorstest.Relayer, n int) {
 	t.Helper()
-	gate := relayer.Block("probe.example")
+	const domain = "slots.example"
+	gate := relayer.Block(domain)
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release() // a failed wait lets the blocked transactions end too
 	var ids []string
 	for range n {
-		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@probe.example"), testBody("probe")))
+		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@"+domain), testBody("slots")))
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for relayer.InflightTo("probe.example") < n && time.Now().Before(deadline) {
-		timer := time.NewTimer(time.Millisecond)
-		<-timer.C // polling interval, not synchronisation
-	}
-	got := relayer.InflightTo("probe.example")
-	close(gate)
-	if got < n {
-		t.Errorf("only %d of %d messages in flight at once (MaxActive %d): an active slot was lost", got, n, s.cfg.MaxActive)
-		return
-	}
+	inflight := wait.Lazy(func() string { return strconv.Itoa(relayer.InflightTo(domain)) })
+	wait.For(t, 2*time.Second, func() bool { return relayer.InflightTo(domain) >= n },
+		"only %s of %d messages in flight at once (MaxActive %d): an active slot was lost", inflight, n, s.cfg.MaxActive)
+	release()
 	for _, id := range ids {
 		queue.WaitDeleted(t, id)
 	}
@@ -140,7 +140,7 @@ func TestMaxActiveLimitsMessagesInFlight(t *testing.T) {
 		rcpt := fmt.Sprintf("u@d%d.example", i)
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", rcpt), testBody("active")))
 	}
-	eventually(t, func() bool { return relayer.InflightTotal() >= 2 }, "two messages in flight")
+	wait.For(t, waitTimeout, func() bool { return relayer.InflightTotal() >= 2 }, "two messages in flight")
 	if _, err := s.Queue(testCtx(t)); err != nil { // the queue has seen all ten
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestEnqueueDuringRecoveryAttemptsOnce(t *testing.T) {
 	relayer := actorstest.NewRelayer()
 	cfg := testConfig()
 	cfg.MaxActive = 2
-	s, err := Start(cfg, Deps{Queue: queue, Relayer: relayer, OpenPartition: openFake(actorstest.NewPartition(0)), Logger: testLogger(t)})
+	s, err := Start(cfg, Deps{Queue: queue, Relayer: relayer, OpenPartition: openFake(actorstest.NewPartition(0)), Logger: tlog.New(t, "actors")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestRecoveredReportIsNotQueuedTwice(t *testing.T) {
 // and returns the report sent to its sender.
 func expire(t *testing.T) (dsn actorstest.RelayCall, stats *Stats) {
 	t.Helper()
-	clock := newFakeClock()
+	clk := clock.New(clock.Start)
 	relayer := actorstest.NewRelayer()
 	relayer.Answer(func(r *mail.Recipient, _ int) mail.Result {
 		if mail.Domain(r.Addr) == "slow.example" {
@@ -248,11 +248,11 @@ func expire(t *testing.T) (dsn actorstest.RelayCall, stats *Stats) {
 	stats = NewStats(nil)
 	cfg := testConfig()
 	cfg.MaxLifetime = time.Hour
-	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now, Stats: stats})
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clk.Now, Stats: stats})
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow"))
 	queue.WaitUpdate(t, id, "the first attempt is deferred", inState(1, mail.StateDeferred))
-	clock.Advance(time.Hour)
+	clk.Advance(time.Hour)
 	queue.WaitDeleted(t, id)
 	queue.WaitDeleted(t, reportID(id, reportFailure))
 	if n := len(relayer.CallsFor(id)); n != 2 {
@@ -314,14 +314,14 @@ func TestMaxLifetimeExpiryStatusIsX47(t *testing.T) {
 // OverQuotaTimeout has passed since the first one, then a permanent 5.2.2.
 func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 	const ann = "ann@example.test"
-	clock := newFakeClock()
-	t0 := clock.Now()
+	clk := clock.New(clock.Start)
+	t0 := clk.Now()
 	part := actorstest.NewPartition(0, storage.Account{Address: ann, QuotaBytes: 10})
 	relayer := actorstest.NewRelayer()
 	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.OverQuotaTimeout = time.Hour
-	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clock.Now})
+	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clk.Now})
 
 	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("too big"))
 	attempt := func(n int) *mail.Recipient {
@@ -336,11 +336,11 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 		t.Errorf("first attempt: %s %q %q since %v; want deferred 4.2.2 452 4.2.2 mailbox full since %v",
 			r.State, r.Status, r.LastError, r.FirstTempFailure, t0)
 	}
-	clock.Advance(cfg.OverQuotaTimeout / 2)
+	clk.Advance(cfg.OverQuotaTimeout / 2)
 	if r := attempt(2); r.State != mail.StateDeferred || !r.FirstTempFailure.Equal(t0) {
 		t.Errorf("second attempt, within OverQuotaTimeout: %s since %v; want deferred since %v", r.State, r.FirstTempFailure, t0)
 	}
-	clock.Advance(cfg.OverQuotaTimeout / 2)
+	clk.Advance(cfg.OverQuotaTimeout / 2)
 	queue.WaitDeleted(t, id)
 	queue.WaitDeleted(t, reportID(id, reportFailure))
 
@@ -362,7 +362,7 @@ func TestOverQuotaTemporaryThenPermanent(t *testing.T) {
 // Administrator actions: hold stops attempts, release and retry start one
 // at once, delete removes the message.
 func TestQueueAdminActions(t *testing.T) {
-	clock := newFakeClock()
+	clk := clock.New(clock.Start)
 	relayer := actorstest.NewRelayer()
 	// The first attempt of every message is deferred, the next succeeds.
 	relayer.Answer(func(_ *mail.Recipient, n int) mail.Result {
@@ -374,7 +374,7 @@ func TestQueueAdminActions(t *testing.T) {
 	queue := actorstest.NewQueue()
 	cfg := testConfig()
 	cfg.RelayConcurrency = 1 // one relay transaction at a time: calls happen in order
-	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clock.Now})
+	s := startSystem(t, cfg, Deps{Queue: queue, Relayer: relayer, Now: clk.Now})
 	ctx := testCtx(t)
 
 	deferred := func(id string) {
@@ -383,7 +383,7 @@ func TestQueueAdminActions(t *testing.T) {
 	}
 	held := enqueue(t, s, newEnvelope("bob@remote.example", "h@q.example"), testBody("held"))
 	deferred(held)
-	clock.Advance(time.Millisecond) // control is due strictly after held
+	clk.Advance(time.Millisecond) // control is due strictly after held
 	control := enqueue(t, s, newEnvelope("bob@remote.example", "c@q.example"), testBody("control"))
 	deferred(control)
 
@@ -400,7 +400,7 @@ func TestQueueAdminActions(t *testing.T) {
 	// Both become due; held's wake-up comes first, control's second, and
 	// with one relay transaction at a time an attempt of held would
 	// have been sent before control's.
-	clock.Advance(time.Minute)
+	clk.Advance(time.Minute)
 	queue.WaitDeleted(t, control)
 	if n := len(relayer.CallsFor(held)); n != 1 {
 		t.Fatalf("held message attempted %d times, want 1 (before the hold)", n)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/homing-mail/homing/actors/actorstest"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/tlog"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // All recipients of one message in one domain go in one transaction, each
@@ -93,7 +95,7 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 	for range 5 {
 		ids = append(ids, enqueue(t, s, newEnvelope("bob@remote.example", "u@slow.example"), testBody("slow")))
 	}
-	eventually(t, func() bool { return relayer.InflightTo("slow.example") >= 2 }, "two transactions to slow.example")
+	wait.For(t, waitTimeout, func() bool { return relayer.InflightTo("slow.example") >= 2 }, "two transactions to slow.example")
 	// The queue has handled every message (and handed each to the relay
 	// actor) once it answers this.
 	if _, err := s.Queue(testCtx(t)); err != nil {
@@ -126,7 +128,7 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 func startQueueActor(t *testing.T, cfg Config, deps Deps, mw ...actor.ReceiverMiddleware) (*Enqueuer, *actor.RootContext, *actor.PID) {
 	t.Helper()
 	cfg = cfg.withDefaults()
-	log := testLogger(t)
+	log := tlog.New(t, "actors")
 	system := newActorSystem(log)
 	root := system.Root
 	base, cancel := context.WithCancel(context.Background())
@@ -186,10 +188,10 @@ func TestRetiredRelayActorDropsNoJobs(t *testing.T) {
 	}
 	// The idle report reaches the queue after these three messages.
 	root.Send(qpid, idle)
-	eventually(t, func() bool { return relayer.InflightTo("far.example") == 1 }, "a transaction to far.example")
+	wait.For(t, waitTimeout, func() bool { return relayer.InflightTo("far.example") == 1 }, "a transaction to far.example")
 	close(gate)
 	for _, id := range ids {
-		eventuallyWithin(t, 2*time.Second, func() bool { return queue.Deleted(id) },
+		wait.For(t, 2*time.Second, func() bool { return queue.Deleted(id) },
 			"message %s, handed to the relay actor before it was retired, is sent", id)
 	}
 }

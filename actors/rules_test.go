@@ -18,6 +18,7 @@ import (
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/clock"
 )
 
 // Account rules in the delivery transaction (account.go): the append is
@@ -89,8 +90,8 @@ func TestForwardWithCopyToFullMailboxStoresOnceForwardsOnce(t *testing.T) {
 	part := actorstest.NewPartition(0, storage.Account{Address: ann, QuotaBytes: int64(len(filler) + len(body) - 1),
 		Rules: ruleSet(t, forwardRule(fwd, false))})
 	fillerID := part.AddMessage(ann, filler)
-	queue, relayer, clock := actorstest.NewQueue(), actorstest.NewRelayer(), newFakeClock()
-	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clock.Now})
+	queue, relayer, clk := actorstest.NewQueue(), actorstest.NewRelayer(), clock.New(clock.Start)
+	s := startSystem(t, testConfig(), Deps{OpenPartition: openFake(part), Queue: queue, Relayer: relayer, Now: clk.Now})
 	ctx := testCtx(t)
 
 	env := newEnvelope(bob, ann)
@@ -181,8 +182,8 @@ func TestForwardWithCopyToFullMailboxStoresOnceForwardsOnce(t *testing.T) {
 func TestForwardSubmissionFailureIsRetriedAsPendingWork(t *testing.T) {
 	const ann, fwd, bob = "ann@example.test", "fwd@far.example", "bob@remote.example"
 	part := actorstest.NewPartition(0, storage.Account{Address: ann, Rules: ruleSet(t, forwardRule(fwd, false))})
-	place, queue, clock := &actorstest.Placement{}, actorstest.NewQueue(), newFakeClock()
-	s := startSystem(t, testConfig(), Deps{Placement: place, Queue: queue, Now: clock.Now})
+	place, queue, clk := &actorstest.Placement{}, actorstest.NewQueue(), clock.New(clock.Start)
+	s := startSystem(t, testConfig(), Deps{Placement: place, Queue: queue, Now: clk.Now})
 	sub := actorstest.NewSubmitter(nil)
 	pid := spawnPartitionWith(t, s, part, sub)
 	place.Set(pid)
@@ -247,10 +248,10 @@ func TestForwardSubmissionFailureIsRetriedAsPendingWork(t *testing.T) {
 func TestForwardWithoutCopyRetriedAfterUnclearAnswer(t *testing.T) {
 	const ann, fwd, bob = "ann@example.test", "fwd@far.example", "bob@remote.example"
 	part := actorstest.NewPartition(0, storage.Account{Address: ann, Rules: ruleSet(t, forwardRule(fwd, true))})
-	place, queue, relayer, clock := &actorstest.Placement{}, actorstest.NewQueue(), actorstest.NewRelayer(), newFakeClock()
+	place, queue, relayer, clk := &actorstest.Placement{}, actorstest.NewQueue(), actorstest.NewRelayer(), clock.New(clock.Start)
 	cfg := testConfig()
 	cfg.RequestTimeout = time.Second // how long Local Delivery waits for the blocked append
-	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue, Relayer: relayer, Now: clock.Now})
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue, Relayer: relayer, Now: clk.Now})
 	sub := actorstest.NewSubmitter(s) // records, then queues through the System
 	place.Set(spawnPartitionWith(t, s, part, sub))
 	ctx := testCtx(t)
@@ -385,7 +386,7 @@ func TestRelayResultsMatchedByKey(t *testing.T) {
 		return out
 	})
 	queue := actorstest.NewQueue()
-	s := startSystem(t, testConfig(), Deps{Queue: queue, Relayer: relayer, Now: newFakeClock().Now})
+	s := startSystem(t, testConfig(), Deps{Queue: queue, Relayer: relayer, Now: clock.New(clock.Start).Now})
 
 	id := enqueue(t, s, newEnvelope("", "a@x.example", "b@x.example", "c@x.example"), testBody("in any order"))
 	up := queue.WaitUpdate(t, id, "the attempt is recorded", func(*mail.Envelope) bool { return true })

@@ -6,58 +6,30 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/homing-mail/homing/testkit/probe"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
-// schedule asks the probe to pass w to its scheduler.
-type schedule struct{ w *wake }
-
-// woken is a wake-up the scheduler sent, and when it arrived.
-type woken struct {
-	id string
-	at time.Time
-	on time.Time
-}
-
-// schedProbe is the scheduler's parent (as the queue actor is): it spawns
-// the scheduler, passes schedule requests to it and reports the wake-ups
-// it sends back.
-type schedProbe struct {
-	stats *Stats
-	sched *actor.PID
-	out   chan<- woken
-}
-
-func (p *schedProbe) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *actor.Started:
-		p.sched = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-			return &schedulerActor{stats: p.stats, now: time.Now}
-		}))
-	case *schedule:
-		ctx.Send(p.sched, m.w)
-	case *wake:
-		p.out <- woken{id: m.id, at: m.at, on: time.Now()}
-	}
-}
-
-func startScheduler(t *testing.T) (send func(id string, at time.Time), out <-chan woken, stats *Stats) {
+// startScheduler spawns a scheduler as the child of a probe, which
+// stands in for the queue actor: the scheduler sends its wake-ups to its
+// parent. send asks the scheduler for a wake-up.
+func startScheduler(t *testing.T) (send func(id string, at time.Time), queue *probe.Probe, stats *Stats) {
 	t.Helper()
-	ch := make(chan woken, 16)
 	stats = NewStats(nil)
-	system := newActorSystem(testLogger(t))
-	root := system.Root
-	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &schedProbe{stats: stats, out: ch} }))
-	t.Cleanup(func() {
-		_ = root.PoisonFuture(pid).Wait()
-		system.Shutdown()
-	})
-	return func(id string, at time.Time) { root.Send(pid, &schedule{w: &wake{id: id, at: at}}) }, ch, stats
+	system := newActorSystem(tlog.New(t, "actors"))
+	t.Cleanup(system.Shutdown) // after the probe, which stops the scheduler with it
+	queue = probe.New(t, system)
+	sched := queue.SpawnChild(actor.PropsFromProducer(func() actor.Actor {
+		return &schedulerActor{stats: stats, now: time.Now}
+	}))
+	return func(id string, at time.Time) { system.Root.Send(sched, &wake{id: id, at: at}) }, queue, stats
 }
 
 // Wake-ups come in time order, none before its time; one already due comes
 // at once.
 func TestSchedulerWakesInTimeOrder(t *testing.T) {
-	send, out, stats := startScheduler(t)
+	send, queue, stats := startScheduler(t)
 	now := time.Now()
 	send("c", now.Add(60*time.Millisecond))
 	send("a", now.Add(20*time.Millisecond))
@@ -66,10 +38,11 @@ func TestSchedulerWakesInTimeOrder(t *testing.T) {
 
 	var order []string
 	for range 4 {
-		w := receive(t, out, "a wake-up")
+		d := probe.ExpectDelivery[*wake](queue, waitTimeout)
+		w := d.Message.(*wake)
 		order = append(order, w.id)
-		if w.on.Before(w.at) {
-			t.Errorf("%s woke at %v, %v before its time", w.id, w.on, w.at.Sub(w.on))
+		if d.At.Before(w.at) {
+			t.Errorf("%s woke at %v, %v before its time", w.id, d.At, w.at.Sub(d.At))
 		}
 	}
 	if want := []string{"past", "a", "b", "c"}; !slices.Equal(order, want) {
@@ -83,23 +56,20 @@ func TestSchedulerWakesInTimeOrder(t *testing.T) {
 // An earlier wake-up than the one the timer is armed for re-arms it: the
 // earlier one does not wait for the later.
 func TestSchedulerEarlierWakeRearms(t *testing.T) {
-	send, out, _ := startScheduler(t)
+	send, queue, _ := startScheduler(t)
 	now := time.Now()
 	send("late", now.Add(time.Hour))
 	send("soon", now.Add(20*time.Millisecond))
-	if w := receive(t, out, "the earlier wake-up (not held up by the one an hour away)"); w.id != "soon" {
+	// (Not held up by the one an hour away.)
+	if w := probe.Expect[*wake](queue, waitTimeout); w.id != "soon" {
 		t.Fatalf("first wake-up %q, want soon", w.id)
 	}
 	// And again after a fire: the timer is re-armed for what comes next.
 	send("sooner", time.Now().Add(10*time.Millisecond))
-	if w := receive(t, out, "a wake-up scheduled after the first fired"); w.id != "sooner" {
+	if w := probe.Expect[*wake](queue, waitTimeout); w.id != "sooner" {
 		t.Fatalf("wake-up %q, want sooner", w.id)
 	}
-	select {
-	case w := <-out:
-		t.Errorf("unexpected wake-up %q at %v", w.id, w.on)
-	default:
-	}
+	queue.ExpectNothing(50 * time.Millisecond) // late is an hour away
 }
 
 // backoff doubles from MinBackoff up to MaxBackoff (RFC 5321 §4.5.4.1).

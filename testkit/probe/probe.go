@@ -5,6 +5,13 @@
 //	res := probe.Expect[*pb.DeliverResult](p, time.Second)
 //	p.ExpectNothing(100 * time.Millisecond)
 //
+// The probe can stand in for the actors around the one under test: for
+// the actor it sends requests to (give the actor the probe's PID; take a
+// request with ExpectDelivery, answer it with Reply or not at all), for
+// its parent (SpawnChild) and for a watcher (Watch). Tap copies the
+// messages an actor receives to the probe, for the ones that only pass
+// between actors under test.
+//
 // It needs only protoactor-go and imports nothing from Homing, so the
 // tests of every package can use it (the actors' tests, say).
 package probe
@@ -21,12 +28,14 @@ import (
 
 // Probe is an actor that records every user message it receives, for
 // Expect and ExpectNothing, in arrival order, including
-// *actor.Terminated for actors it Watches; the actor's own lifecycle
-// messages (*actor.Started, *actor.Stopping, ...) are not recorded.
+// *actor.Terminated for actors it Watches and for its children
+// (SpawnChild); the actor's own lifecycle messages (*actor.Started,
+// *actor.Stopping, ...) are not recorded.
 //
-// Expect, ExpectNothing and the other assertions fail the test with
-// t.Fatalf, so they must be called from the goroutine running the test;
-// PID, Request and Watch may be called from any goroutine.
+// Expect, ExpectNothing, Reply, SpawnChild and the other assertions fail
+// the test with t.Fatalf, so they must be called from the goroutine
+// running the test; PID, Request, Watch and Tap may be called from any
+// goroutine.
 type Probe struct {
 	t      testing.TB
 	system *actor.ActorSystem
@@ -37,17 +46,29 @@ type Probe struct {
 	arrived chan struct{} // signalled (buffer 1) when kept grows
 }
 
-// Delivery is one message a Probe received and its sender: nil when it was
-// sent without one (Send, and ctx.Respond, which protoactor sends without
-// a sender), else the PID the sender gave (ctx.Request).
+// Delivery is one message a Probe received, its sender and when it
+// arrived. Sender is nil when the message was sent without one (Send, and
+// ctx.Respond, which protoactor sends without a sender), else the PID the
+// sender gave (ctx.Request, ctx.RequestFuture: the future's PID).
 type Delivery struct {
 	Message any
 	Sender  *actor.PID
+	At      time.Time // when the probe actor received it
 }
 
 // probeWatch asks the probe actor to watch a PID (Watch needs the actor's
 // own context).
 type probeWatch struct{ pid *actor.PID }
+
+// probeSpawn asks the probe actor to spawn a child (SpawnChild).
+type probeSpawn struct {
+	props *actor.Props
+	pid   chan<- *actor.PID
+}
+
+// spawnTimeout bounds SpawnChild's wait for the probe actor; it only makes
+// a wedged actor system fail the test instead of hanging it.
+const spawnTimeout = 10 * time.Second
 
 // New spawns a probe in system; it is stopped when the test ends.
 // Cleanups run last-registered first, so a system shut down by a cleanup
@@ -73,9 +94,13 @@ func (p *Probe) receive(ctx actor.Context) {
 	case probeWatch:
 		ctx.Watch(m.pid)
 		return
+	case probeSpawn:
+		m.pid <- ctx.Spawn(m.props)
+		return
 	}
+	d := Delivery{Message: ctx.Message(), Sender: ctx.Sender(), At: time.Now()}
 	p.mu.Lock()
-	p.kept = append(p.kept, Delivery{Message: ctx.Message(), Sender: ctx.Sender()})
+	p.kept = append(p.kept, d)
 	p.mu.Unlock()
 	select {
 	case p.arrived <- struct{}{}:
@@ -97,6 +122,64 @@ func (p *Probe) Request(target *actor.PID, msg any) {
 // receives an *actor.Terminated (Expect[*actor.Terminated]).
 func (p *Probe) Watch(target *actor.PID) {
 	p.system.Root.Send(p.pid, probeWatch{target})
+}
+
+// Reply answers d, a request the probe received, with msg: it sends msg to
+// d's sender (a future's PID, when d came from ctx.RequestFuture), with
+// the probe as the sender. A probe that stands in for an actor answers
+// with Reply, or leaves a request unanswered to provoke its requester's
+// timeout. It fails the test when d came without a sender: there is
+// nobody to answer.
+func (p *Probe) Reply(d Delivery, msg any) {
+	p.t.Helper()
+	if d.Sender == nil {
+		p.t.Fatalf("probe %s: cannot reply to %T: it came without a sender", p.pid.Id, d.Message)
+	}
+	p.system.Root.RequestWithCustomSender(d.Sender, msg, p.pid)
+}
+
+// SpawnChild spawns an actor from props as a child of the probe, and
+// returns its PID: the probe stands in for the parent, so what the child
+// sends to ctx.Parent() is the probe's to Expect, and the probe receives
+// an *actor.Terminated when the child stops. The child stops with the
+// probe, at the end of the test at the latest. Call it from the goroutine
+// running the test.
+func (p *Probe) SpawnChild(props *actor.Props) *actor.PID {
+	p.t.Helper()
+	ch := make(chan *actor.PID, 1)
+	p.system.Root.Send(p.pid, probeSpawn{props: props, pid: ch})
+	timer := time.NewTimer(spawnTimeout)
+	defer timer.Stop()
+	select {
+	case pid := <-ch:
+		return pid
+	case <-timer.C:
+		p.t.Fatalf("probe %s: spawning a child took longer than %v", p.pid.Id, spawnTimeout)
+		return nil
+	}
+}
+
+// Tap returns receiver middleware that sends the probe a copy of every
+// message the actor it is installed on receives and match accepts (every
+// one, when match is nil), with the message's sender, before the actor
+// handles it. It shows what passes between actors that are all under
+// test, a child's request to its parent say:
+//
+//	props := actor.PropsFromProducer(newParent, actor.WithReceiverMiddleware(p.Tap(isPassivate)))
+//
+// The probe records none of the actor's lifecycle messages
+// (*actor.Started, *actor.Stopping, ...). The copy is the message itself,
+// not a clone: the test must not change it, nor read what the actor
+// changes in it.
+func (p *Probe) Tap(match func(msg any) bool) actor.ReceiverMiddleware {
+	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(c actor.ReceiverContext, env *actor.MessageEnvelope) {
+			if match == nil || match(env.Message) {
+				p.system.Root.RequestWithCustomSender(p.pid, env.Message, env.Sender)
+			}
+			next(c, env)
+		}
+	}
 }
 
 // Expect returns the first message of type T the probe has received or

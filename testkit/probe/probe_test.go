@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -232,4 +233,143 @@ func TestProbeIsStoppedWhenTheTestEnds(t *testing.T) {
 	if term := Expect[*actor.Terminated](p, 5*time.Second); !term.Who.Equal(pid) {
 		t.Fatalf("Terminated for %v, want the inner probe %v", term.Who, pid)
 	}
+}
+
+func TestProbeDeliveryTellsWhenItArrived(t *testing.T) {
+	system := testSystem(t)
+	p := New(t, system)
+	before := time.Now()
+	system.Root.Send(p.PID(), &ping{1})
+	d := ExpectDelivery[*ping](p, time.Second)
+	if d.At.Before(before) || d.At.After(time.Now()) {
+		t.Fatalf("At = %v, want between the send (%v) and now", d.At, before)
+	}
+}
+
+// asker asks target for a pong with RequestFuture, as actors under test
+// ask the actors a probe stands in for, and reports what it got on out.
+func asker(t *testing.T, system *actor.ActorSystem, target *actor.PID, timeout time.Duration) <-chan any {
+	out := make(chan any, 1)
+	go func() {
+		res, err := system.Root.RequestFuture(target, &ping{42}, timeout).Result()
+		if err != nil {
+			out <- err
+			return
+		}
+		out <- res
+	}()
+	return out
+}
+
+func TestProbeReplyAnswersTheRequester(t *testing.T) {
+	system := testSystem(t)
+	p := New(t, system)
+	answer := asker(t, system, p.PID(), 5*time.Second)
+	d := ExpectDelivery[*ping](p, 5*time.Second)
+	if d.Sender == nil {
+		t.Fatal("a RequestFuture reached the probe without its future as the sender")
+	}
+	p.Reply(d, &pong{d.Message.(*ping).n})
+	if got, ok := (<-answer).(*pong); !ok || got.n != 42 {
+		t.Fatalf("the requester got %v, want pong 42", got)
+	}
+}
+
+func TestProbeLeavingARequestUnansweredTimesTheRequesterOut(t *testing.T) {
+	system := testSystem(t)
+	p := New(t, system)
+	answer := asker(t, system, p.PID(), 50*time.Millisecond)
+	ExpectDelivery[*ping](p, 5*time.Second) // and say nothing
+	if err, ok := (<-answer).(error); !ok || !errors.Is(err, actor.ErrTimeout) {
+		t.Fatalf("the requester got %v, want a timeout", err)
+	}
+}
+
+func TestProbeReplyFailsWithoutASender(t *testing.T) {
+	system := testSystem(t)
+	f := &failures{TB: t}
+	p := New(f, system)
+	system.Root.Send(p.PID(), &ping{1})
+	d := ExpectDelivery[*ping](p, time.Second)
+	msgs := f.run(func() {
+		p.Reply(d, &pong{1})
+		t.Error("Reply returned for a message without a sender")
+	})
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "cannot reply to *probe.ping") {
+		t.Fatalf("failures = %q, want one saying there is nobody to answer", msgs)
+	}
+}
+
+// child sends its parent a pong when it starts, and the number of every
+// ping it is sent after that.
+func child(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		ctx.Send(ctx.Parent(), &pong{0})
+	case *ping:
+		ctx.Send(ctx.Parent(), &pong{m.n})
+	}
+}
+
+func TestProbeSpawnChildMakesTheProbeTheParent(t *testing.T) {
+	system := testSystem(t)
+	p := New(t, system)
+	pid := p.SpawnChild(actor.PropsFromFunc(child))
+	if got := Expect[*pong](p, 5*time.Second); got.n != 0 {
+		t.Fatalf("first message from the child = pong %d, want its start (pong 0)", got.n)
+	}
+	system.Root.Send(pid, &ping{3})
+	if got := Expect[*pong](p, 5*time.Second); got.n != 3 {
+		t.Fatalf("Expect[*pong] = %d, want 3", got.n)
+	}
+	// A parent hears of its child's end without watching it.
+	system.Root.Stop(pid)
+	if term := Expect[*actor.Terminated](p, 5*time.Second); !term.Who.Equal(pid) {
+		t.Fatalf("Terminated for %v, want the child %v", term.Who, pid)
+	}
+	p.ExpectNothing(20 * time.Millisecond)
+}
+
+func TestProbeChildStopsWithTheProbe(t *testing.T) {
+	system := testSystem(t)
+	var pid *actor.PID
+	t.Run("inner", func(t *testing.T) {
+		pid = New(t, system).SpawnChild(actor.PropsFromFunc(child))
+	})
+	p := New(t, system)
+	p.Watch(pid)
+	if term := Expect[*actor.Terminated](p, 5*time.Second); !term.Who.Equal(pid) {
+		t.Fatalf("Terminated for %v, want the inner probe's child %v", term.Who, pid)
+	}
+}
+
+func TestProbeTapCopiesWhatAnActorReceivesAndLetsItThrough(t *testing.T) {
+	system := testSystem(t)
+	p := New(t, system)
+	bigOnly := func(m any) bool { pg, ok := m.(*ping); return ok && pg.n >= 10 }
+	target := system.Root.Spawn(actor.PropsFromFunc(echo, actor.WithReceiverMiddleware(p.Tap(bigOnly))))
+	t.Cleanup(func() { _ = system.Root.StopFuture(target).Wait() })
+	asking := New(t, system) // the requester, whose answers show echo still got every ping
+
+	asking.Request(target, &ping{1})
+	asking.Request(target, &ping{11})
+	for _, n := range []int{1, 11} {
+		if got := Expect[*pong](asking, 5*time.Second); got.n != n {
+			t.Fatalf("answer pong %d, want pong %d: the tapped actor handles every message", got.n, n)
+		}
+	}
+	d := ExpectDelivery[*ping](p, 5*time.Second)
+	if d.Message.(*ping).n != 11 || d.Sender == nil || !d.Sender.Equal(asking.PID()) {
+		t.Fatalf("tapped %+v from %v, want ping 11 from the requester %v", d.Message, d.Sender, asking.PID())
+	}
+	// Neither the ping match refused nor the actor's lifecycle was copied.
+	p.ExpectNothing(20 * time.Millisecond)
+
+	all := system.Root.Spawn(actor.PropsFromFunc(echo, actor.WithReceiverMiddleware(p.Tap(nil))))
+	system.Root.Send(all, &pong{5})
+	if got := Expect[*pong](p, 5*time.Second); got.n != 5 {
+		t.Fatalf("Tap(nil) copied pong %d, want pong 5", got.n)
+	}
+	_ = system.Root.StopFuture(all).Wait()
+	p.ExpectNothing(20 * time.Millisecond) // nor its *actor.Started, *actor.Stopping, *actor.Stopped
 }
