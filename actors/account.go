@@ -184,10 +184,12 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 		for _, w := range work {
 			a.complete(msg.Envelope.ID, w)
 		}
-		answer()
+		// workDone first: a repeat the answer provokes must find the
+		// work no longer in progress (the actor reads workDone first).
 		if len(keys) > 0 {
 			root.Send(self, &workDone{keys: keys})
 		}
+		answer()
 	}()
 }
 

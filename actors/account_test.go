@@ -255,7 +255,7 @@ func TestAccountActorPassivatesWhenIdle(t *testing.T) {
 func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	const ann = "ann@example.test"
 	part := actorstest.NewPartition(0, storage.Account{Address: ann})
-	cfg := testConfig().withDefaults()
+	cfg := testConfig().WithDefaults()
 	cfg.AccountIdle = 30 * time.Millisecond
 	stats := NewStats(nil)
 	log := tlog.New(t, "actors")

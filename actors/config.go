@@ -106,7 +106,3 @@ func (c *Config) backoff(attempts int) time.Duration {
 	}
 	return min(d, c.MaxBackoff)
 }
-
-// withDefaults is WithDefaults, for the tests written before it was
-// exported.
-func (c Config) withDefaults() Config { return c.WithDefaults() }

@@ -17,7 +17,7 @@ func TestPolicy(t *testing.T) {
 		MaxLifetime:      48 * time.Hour,
 		OverQuotaTimeout: 24 * time.Hour,
 		LocalRetry:       30 * time.Second,
-	}.withDefaults()
+	}.WithDefaults()
 	received := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	at := received.Add(time.Hour)
 	noAnswer := mail.Temp(mail.StatusNoAnswer, "no answer from host")

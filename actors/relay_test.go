@@ -127,7 +127,7 @@ func TestRelayConcurrencyPerDomain(t *testing.T) {
 // it sees its messages. It has no local domains.
 func startQueueActor(t *testing.T, cfg Config, deps Deps, mw ...actor.ReceiverMiddleware) (*Enqueuer, *actor.RootContext, *actor.PID) {
 	t.Helper()
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	log := tlog.New(t, "actors")
 	system := newActorSystem(log)
 	root := system.Root
