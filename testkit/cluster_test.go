@@ -16,6 +16,7 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit/failtb"
 	"github.com/homing-mail/homing/testkit/wait"
 )
 
@@ -97,9 +98,9 @@ func TestClusterAddBackendTakesPartitionsAndStopLeaves(t *testing.T) {
 	if got := strings.Join(c.Names(), ","); got != "fe1,be1" {
 		t.Fatalf("Names() = %s after Stop, want fe1,be1", got)
 	}
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	c.t = f // so that the failure of Node is recorded, not fatal here
-	msgs := f.run(func() { c.Node("be2") })
+	msgs, _ := f.Run(func() { c.Node("be2") })
 	c.t = t
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "be2 is not running") {
 		t.Fatalf("Node of a stopped node reported %q, want one failure saying it is not running", msgs)

@@ -16,6 +16,8 @@
 //   - testkit/probe: an actor whose mailbox a test asserts on
 //     (probe.Expect[T], ExpectNothing).
 //   - testkit/clock: a fake clock to hand code a func() time.Time.
+//   - testkit/failtb: a testing.TB that records failures, for testing
+//     test helpers.
 //
 // Everything waits on events or polls with a deadline; nothing sleeps to
 // synchronise. Only loopback addresses are used.

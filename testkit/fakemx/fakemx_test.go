@@ -12,13 +12,12 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/homing-mail/homing/testkit/failtb"
 	"go.uber.org/goleak"
 )
 
@@ -346,35 +345,15 @@ func selfSigned(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
-// fatalT records Fatalf and ends the goroutine, as testing.T does.
-type fatalT struct {
-	testing.TB
-	mu  sync.Mutex
-	msg string
-}
-
-func (f *fatalT) Fatalf(format string, args ...any) {
-	f.mu.Lock()
-	f.msg = fmt.Sprintf(format, args...)
-	f.mu.Unlock()
-	runtime.Goexit()
-}
-
 func TestWaitMessagesFailsWithTheCountAtTheEnd(t *testing.T) {
 	mx := Start(t)
 	if err := send(mx.Addr, "a@origin.test", []string{"b@dest.test"}, message("1")); err != nil {
 		t.Fatal(err)
 	}
-	f := &fatalT{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		mx.WaitMessages(f, 2, 30*time.Millisecond)
-		t.Error("WaitMessages returned with one message of two")
-	}()
-	<-done
-	if !strings.Contains(f.msg, "1 messages within 30ms, want 2") {
-		t.Fatalf("failure %q, want the count at the end of the wait", f.msg)
+	f := failtb.New(t)
+	msgs, returned := f.Run(func() { mx.WaitMessages(f, 2, 30*time.Millisecond) })
+	if returned || len(msgs) != 1 || !strings.Contains(msgs[0], "1 messages within 30ms, want 2") {
+		t.Fatalf("WaitMessages with one message of two: failures %q, returned %v; want the count at the end of the wait", msgs, returned)
 	}
 }
 

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/homing-mail/homing/testkit/failtb"
 )
 
 // The probe's own tests use a local actor system only (no remote), so they
@@ -43,43 +42,6 @@ func echo(ctx actor.Context) {
 			ctx.Request(ctx.Sender(), &pong{p.n})
 		}
 	}
-}
-
-// failures is a testing.TB whose Fatalf and Errorf are recorded instead
-// of failing the real test, so that tests can assert that an assertion
-// fails. Fatalf ends the calling goroutine as testing.T's does: run the
-// assertion under it with run.
-type failures struct {
-	testing.TB // the real test, for Helper, Cleanup, Logf
-	mu         sync.Mutex
-	msgs       []string
-}
-
-func (f *failures) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *failures) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-	f.mu.Unlock()
-}
-
-// run calls assertion on its own goroutine (so that Fatalf's Goexit ends
-// only that) and returns the failures it reported.
-func (f *failures) run(assertion func()) []string {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		assertion()
-	}()
-	<-done
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := f.msgs
-	f.msgs = nil
-	return out
 }
 
 func TestProbeExpectReturnsTheFirstMessageOfTheAskedTypeAndKeepsTheOthers(t *testing.T) {
@@ -128,11 +90,11 @@ func TestProbeExpectAcceptsAnInterfaceType(t *testing.T) {
 
 func TestProbeExpectFailsWhenNothingOfTheTypeArrives(t *testing.T) {
 	system := testSystem(t)
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	p := New(f, system)
 	system.Root.Send(p.PID(), &ping{1})
 	start := time.Now()
-	msgs := f.run(func() {
+	msgs, _ := f.Run(func() {
 		Expect[*pong](p, 50*time.Millisecond)
 		t.Error("Expect returned although no *pong arrived")
 	})
@@ -160,10 +122,10 @@ func TestProbeExpectNothingPassesOnSilenceAndWaitsTheWholeTime(t *testing.T) {
 
 func TestProbeExpectNothingFailsOnAMessageThatArrives(t *testing.T) {
 	system := testSystem(t)
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	p := New(f, system)
 	go system.Root.Send(p.PID(), &ping{9})
-	msgs := f.run(func() { p.ExpectNothing(5 * time.Second) })
+	msgs, _ := f.Run(func() { p.ExpectNothing(5 * time.Second) })
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *probe.ping") {
 		t.Fatalf("failures = %q, want one naming the *ping", msgs)
 	}
@@ -171,14 +133,14 @@ func TestProbeExpectNothingFailsOnAMessageThatArrives(t *testing.T) {
 
 func TestProbeExpectNothingFailsOnAMessageLeftUnexpected(t *testing.T) {
 	system := testSystem(t)
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	p := New(f, system)
 	system.Root.Send(p.PID(), &ping{1})
 	system.Root.Send(p.PID(), &pong{2})
 	if got := Expect[*pong](p, time.Second); got.n != 2 {
 		t.Fatalf("Expect[*pong] = %d, want 2", got.n)
 	}
-	msgs := f.run(func() { p.ExpectNothing(10 * time.Millisecond) })
+	msgs, _ := f.Run(func() { p.ExpectNothing(10 * time.Millisecond) })
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "got *probe.ping") {
 		t.Fatalf("failures = %q, want one naming the kept *ping", msgs)
 	}
@@ -287,11 +249,11 @@ func TestProbeLeavingARequestUnansweredTimesTheRequesterOut(t *testing.T) {
 
 func TestProbeReplyFailsWithoutASender(t *testing.T) {
 	system := testSystem(t)
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	p := New(f, system)
 	system.Root.Send(p.PID(), &ping{1})
 	d := ExpectDelivery[*ping](p, time.Second)
-	msgs := f.run(func() {
+	msgs, _ := f.Run(func() {
 		p.Reply(d, &pong{1})
 		t.Error("Reply returned for a message without a sender")
 	})

@@ -2,54 +2,16 @@ package wait
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/testkit/failtb"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// failures is a testing.TB whose Fatalf and Errorf are recorded instead of
-// failing the real test, so that a test can assert that a wait fails.
-// Fatalf ends the calling goroutine as testing.T's does: run the wait
-// under it with run.
-type failures struct {
-	testing.TB // the real test, for Helper, Cleanup, Logf
-	mu         sync.Mutex
-	msgs       []string
-}
-
-func (f *failures) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-
-func (f *failures) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	f.msgs = append(f.msgs, fmt.Sprintf(format, args...))
-	f.mu.Unlock()
-}
-
-// run calls wait on its own goroutine (so that Fatalf's Goexit ends only
-// that), and returns the failures it reported and whether it returned.
-func (f *failures) run(wait func()) (msgs []string, returned bool) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		wait()
-		returned = true
-	}()
-	<-done
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	msgs, f.msgs = f.msgs, nil
-	return msgs, returned
-}
 
 // trueFrom returns a condition that is false on its first n-1 calls and
 // true from the n-th on, and the number of calls so far.
@@ -59,10 +21,10 @@ func trueFrom(n int64) (cond func() bool, calls *atomic.Int64) {
 }
 
 func TestForReturnsAtOnceWhenTheConditionHolds(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	cond, calls := trueFrom(1)
 	start := time.Now()
-	msgs, returned := f.run(func() { For(f, time.Minute, cond, "already true") })
+	msgs, returned := f.Run(func() { For(f, time.Minute, cond, "already true") })
 	if !returned || len(msgs) != 0 {
 		t.Fatalf("For: returned %v, failures %q; want a quiet return", returned, msgs)
 	}
@@ -75,9 +37,9 @@ func TestForReturnsAtOnceWhenTheConditionHolds(t *testing.T) {
 }
 
 func TestForPollsUntilTheConditionHolds(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	cond, calls := trueFrom(6)
-	msgs, returned := f.run(func() { For(f, time.Minute, cond, "true on the sixth poll") })
+	msgs, returned := f.Run(func() { For(f, time.Minute, cond, "true on the sixth poll") })
 	if !returned || len(msgs) != 0 {
 		t.Fatalf("For: returned %v, failures %q; want a quiet return", returned, msgs)
 	}
@@ -87,9 +49,9 @@ func TestForPollsUntilTheConditionHolds(t *testing.T) {
 }
 
 func TestForFailsWithTheMessageAndHowLongItWaited(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	start := time.Now()
-	msgs, returned := f.run(func() {
+	msgs, returned := f.Run(func() {
 		For(f, 50*time.Millisecond, func() bool { return false }, "the %s to arrive", "reply")
 	})
 	waited := time.Since(start)
@@ -106,9 +68,9 @@ func TestForFailsWithTheMessageAndHowLongItWaited(t *testing.T) {
 }
 
 func TestForSeesAConditionThatHoldsAtTheDeadline(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	deadline := time.Now().Add(30 * time.Millisecond)
-	msgs, returned := f.run(func() {
+	msgs, returned := f.Run(func() {
 		For(f, 30*time.Millisecond, func() bool { return !time.Now().Before(deadline) }, "the deadline")
 	})
 	if !returned || len(msgs) != 0 {
@@ -117,9 +79,9 @@ func TestForSeesAConditionThatHoldsAtTheDeadline(t *testing.T) {
 }
 
 func TestForFormatsALazyArgumentWhenItFails(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	var state atomic.Int64
-	msgs, _ := f.run(func() {
+	msgs, _ := f.Run(func() {
 		For(f, 20*time.Millisecond, func() bool { state.Add(1); return false },
 			"state %s", Lazy(func() string { return fmt.Sprint("at the end: ", state.Load() > 1) }))
 	})
@@ -129,10 +91,10 @@ func TestForFormatsALazyArgumentWhenItFails(t *testing.T) {
 }
 
 func TestNeverPassesAfterTheWholeTime(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	var calls atomic.Int64
 	start := time.Now()
-	msgs, returned := f.run(func() {
+	msgs, returned := f.Run(func() {
 		Never(f, 60*time.Millisecond, func() bool { calls.Add(1); return false }, "a second delivery")
 	})
 	if !returned || len(msgs) != 0 {
@@ -147,9 +109,9 @@ func TestNeverPassesAfterTheWholeTime(t *testing.T) {
 }
 
 func TestNeverFailsWhenTheConditionBecomesTrue(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	cond, calls := trueFrom(4)
-	msgs, returned := f.run(func() { Never(f, time.Minute, cond, "a second %s", "delivery") })
+	msgs, returned := f.Run(func() { Never(f, time.Minute, cond, "a second %s", "delivery") })
 	if returned {
 		t.Error("Never returned after failing")
 	}
@@ -163,9 +125,9 @@ func TestNeverFailsWhenTheConditionBecomesTrue(t *testing.T) {
 }
 
 func TestConsistentlyPassesWhileTheConditionHolds(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	start := time.Now()
-	msgs, returned := f.run(func() {
+	msgs, returned := f.Run(func() {
 		Consistently(f, 40*time.Millisecond, func() bool { return true }, "still the owner")
 	})
 	if !returned || len(msgs) != 0 {
@@ -177,9 +139,9 @@ func TestConsistentlyPassesWhileTheConditionHolds(t *testing.T) {
 }
 
 func TestConsistentlyFailsWhenTheConditionStopsHolding(t *testing.T) {
-	f := &failures{TB: t}
+	f := failtb.New(t)
 	cond, _ := trueFrom(3) // true from the third call: false, false, true...
-	msgs, returned := f.run(func() {
+	msgs, returned := f.Run(func() {
 		Consistently(f, time.Minute, func() bool { return !cond() }, "still the owner")
 	})
 	if returned {
