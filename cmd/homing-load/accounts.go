@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 
@@ -59,7 +60,7 @@ func createAccounts(ctx context.Context, api accountCreator, addrs []string, has
 		go func() {
 			defer wg.Done()
 			for a := range jobs {
-				_, err := api.CreateAccount(ctx, admin.CreateAccount{Address: a, PasswordHash: hash})
+				err := createOne(ctx, api, admin.CreateAccount{Address: a, PasswordHash: hash})
 				var ae *admin.Error
 				if errors.As(err, &ae) && ae.Status == http.StatusConflict {
 					continue
@@ -89,4 +90,29 @@ feed:
 		firstErr = ctx.Err()
 	}
 	return created, firstErr
+}
+
+// unavailableFor bounds how long createOne retries an account whose
+// partition is temporarily unavailable (503: a handoff while a cluster
+// settles, a backend restarting).
+const unavailableFor = 30 * time.Second
+
+// createOne creates one account, trying again after a short wait while
+// the API answers 503 (temporarily unavailable), as its Retry-After asks.
+func createOne(ctx context.Context, api accountCreator, req admin.CreateAccount) error {
+	deadline := time.Now().Add(unavailableFor)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, err := api.CreateAccount(ctx, req)
+		var ae *admin.Error
+		if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }

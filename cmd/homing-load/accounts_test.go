@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/argon2"
@@ -81,4 +83,34 @@ func (c conflictAsAdminError) CreateAccount(ctx context.Context, req admin.Creat
 		return a, &admin.Error{Status: 409, Message: err.Error()}
 	}
 	return a, nil
+}
+
+// unavailableTwice answers 503 to the first two requests for each address
+// (a partition handing over), then creates it.
+type unavailableTwice struct {
+	mu    sync.Mutex
+	tries map[string]int
+}
+
+func (u *unavailableTwice) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin.Account, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.tries[req.Address]++
+	if u.tries[req.Address] <= 2 {
+		return admin.Account{}, &admin.Error{Status: http.StatusServiceUnavailable, Message: "partition 3 is moving"}
+	}
+	return admin.Account{Address: req.Address}, nil
+}
+
+// A 503 (a partition in a handoff) is tried again; it is not the run's
+// failure.
+func TestCreateAccountsRetriesWhileUnavailable(t *testing.T) {
+	u := &unavailableTwice{tries: map[string]int{}}
+	n, err := createAccounts(context.Background(), u, []string{"a@example.test", "b@example.test"}, "h", 2)
+	if err != nil || n != 2 {
+		t.Fatalf("createAccounts = %d, %v; want both created after the 503s", n, err)
+	}
+	if u.tries["a@example.test"] != 3 || u.tries["b@example.test"] != 3 {
+		t.Fatalf("tries %v, want 3 each", u.tries)
+	}
 }
