@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -75,16 +76,22 @@ func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 	return nil, s.answer(reply(504, mail.StatusBadArguments, "Unrecognized authentication mechanism"))
 }
 
-// clusterAuth runs X-HOMING-CLUSTER; failures count like wrong passwords.
+// clusterAuth runs X-HOMING-CLUSTER. A member's connection is then not
+// counted against the per-IP and per-network limits. A failure counts like
+// a wrong password (on the connection, and in the client network's failure
+// budget), but no budget is checked first: the HMAC costs nothing to check
+// and cannot be guessed, and refusing it could lock a member out.
 func (s *session) clusterAuth() sasl.Server {
 	return &saslErrors{s: s, Server: &clusterServer{a: s.srv.cfg.Cluster, done: func(node string) error {
+		listener := string(s.srv.cfg.Source)
 		if node == "" {
 			s.mu.Lock()
 			s.authFailures++
 			failures := s.authFailures
 			s.mu.Unlock()
+			s.srv.m.auth(listener, "failed")
 			s.srv.log.Warn("cluster authentication failed", "client", s.clientIP, "failures", failures)
-			s.pause(s.srv.cfg.AuthFailureDelay)
+			s.pause(s.srv.guard.Failure(s.clientIP))
 			if failures >= s.srv.cfg.MaxAuthFailures {
 				s.closeAfterReply()
 				return s.answer(reply(421, mail.StatusTempAuth, "Too many authentication failures, closing connection"))
@@ -94,21 +101,40 @@ func (s *session) clusterAuth() sasl.Server {
 		s.mu.Lock()
 		s.clusterPeer = node
 		s.mu.Unlock()
-		s.srv.m.reply(string(s.srv.cfg.Source), 235)
+		if s.limited != nil {
+			s.srv.lim.member(s.limited)
+		}
+		s.srv.m.auth(listener, "ok")
+		s.srv.m.reply(listener, 235)
 		return nil
 	}}}
 }
 
-// checkPassword asks the Authenticator. A wrong password waits
-// AuthFailureDelay before its 535; the MaxAuthFailures-th closes the
-// connection with 421. A non-empty authzid other than the user fails.
+// checkPassword asks the Authenticator, through the guard: the attempt
+// first reserves a failure in the client network's budget and in the
+// budget of the account from that network, then waits for a slot of the
+// password-check gate; when a budget is used up or no slot comes free in
+// time it is answered 454 4.7.0 unchecked. A wrong password waits the
+// guard's delay (growing with the recent failures) before its 535; the
+// MaxAuthFailures-th on a connection closes it with 421. A non-empty
+// authzid other than the user fails.
 func (s *session) checkPassword(username, password, authzid string) (err error) {
 	defer s.recoverPanic("AUTH check", &err)
-	ip := s.clientIP.String()
-	if s.srv.authLim.blocked(ip, username) {
-		s.srv.log.Warn("authentication refused: too many failures", "client", ip, "user", username)
-		s.pause(s.srv.cfg.AuthFailureDelay)
+	listener := string(s.srv.cfg.Source)
+	attempt, err := s.srv.guard.Begin(s.ctx, s.clientIP, username)
+	switch {
+	case errors.Is(err, guard.ErrThrottled):
+		s.srv.m.auth(listener, "throttled")
+		s.srv.log.Info("authentication refused unchecked: too many failures", "client", s.clientIP, "user", username)
+		s.pause(s.srv.guard.Config().FailureDelay)
 		return s.answer(reply(454, mail.StatusTempAuth, "Too many failed authentication attempts; try again later"))
+	case errors.Is(err, guard.ErrBusy):
+		s.srv.m.auth(listener, "busy")
+		s.srv.log.Info("authentication refused unchecked: every password check slot is busy", "client", s.clientIP, "user", username)
+		return s.answer(reply(454, mail.StatusTempAuth, "Too many authentication attempts in progress; try again later"))
+	case err != nil:
+		s.srv.m.auth(listener, "unavailable")
+		return s.answer(reply(454, mail.StatusTempAuth, "Temporary authentication failure"))
 	}
 	var account string
 	if authzid == "" {
@@ -118,25 +144,30 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 	}
 	switch {
 	case err == nil && account != "":
+		attempt.Succeeded()
 		s.mu.Lock()
 		s.authAccount = account
 		s.mu.Unlock()
-		s.srv.m.reply(string(s.srv.cfg.Source), 235) // go-smtp writes the 235
+		s.srv.m.auth(listener, "ok")
+		s.srv.m.reply(listener, 235) // go-smtp writes the 235
 		return nil
 	case err == nil || errors.Is(err, mail.ErrAuthFailed):
-		s.srv.authLim.failed(ip, username)
+		delay := attempt.Failed()
 		s.mu.Lock()
 		s.authFailures++
 		failures := s.authFailures
 		s.mu.Unlock()
-		s.srv.log.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures)
-		s.pause(s.srv.cfg.AuthFailureDelay)
+		s.srv.m.auth(listener, "failed")
+		s.srv.log.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures, "delay", delay)
+		s.pause(delay)
 		if failures >= s.srv.cfg.MaxAuthFailures {
 			s.closeAfterReply()
 			return s.answer(reply(421, mail.StatusTempAuth, "Too many authentication failures, closing connection"))
 		}
 		return s.answer(reply(535, mail.StatusBadCredentials, "Authentication credentials invalid"))
 	default:
+		attempt.Abandoned()
+		s.srv.m.auth(listener, "unavailable")
 		s.srv.log.Warn("authenticator failed", "user", username, "err", err)
 		return s.answer(reply(454, mail.StatusTempAuth, "Temporary authentication failure"))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/testkit/wait"
 )
 
@@ -75,7 +76,7 @@ func TestAuthLogin(t *testing.T) {
 // closed. A malformed response is a 501, not a failure count.
 func TestAuthFailures(t *testing.T) {
 	const delay = 50 * time.Millisecond
-	ts := startServer(t, Config{Submission: true, MaxAuthFailures: 3, AuthFailureDelay: delay}, true)
+	ts := startServer(t, Config{Submission: true, MaxAuthFailures: 3, Auth: guard.Config{FailureDelay: delay}}, true)
 	c := dialRaw(t, ts.addr)
 	c.expect("EHLO client.example", 250)
 	c.expect("AUTH PLAIN "+b64("no-nul-bytes"), 501)
@@ -163,9 +164,7 @@ type pipeServer struct {
 
 func startPipeServer(t testing.TB, cfg Config, withAuth bool) *pipeServer {
 	t.Helper()
-	if cfg.AuthFailureDelay == 0 {
-		cfg.AuthFailureDelay = time.Millisecond
-	}
+	testLimits(&cfg)
 	ps := &pipeServer{l: newPipeListener(), enq: &fakeEnqueuer{}}
 	var auth Authenticator
 	if withAuth {

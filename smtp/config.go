@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"time"
 
+	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -50,22 +51,74 @@ type Config struct {
 	// the next one gets "421 4.7.0 Too many connections" and is closed.
 	// Default 1000.
 	MaxConnections int
-	// MaxConnectionsPerIP is the same limit per client IP. Default 50.
+	// MaxConnectionsPerIP is the same limit per client IP. Default 50
+	// (Postfix's smtpd_client_connection_count_limit).
 	MaxConnectionsPerIP int
+	// MaxConnectionsPerNetwork is the same limit per client network
+	// (Auth.IPv4Prefix and Auth.IPv6Prefix: /24 and /64), so that one
+	// network cannot take the server by spreading over its addresses.
+	// Default 100.
+	MaxConnectionsPerNetwork int
+	// ReservedConnections of the MaxConnections slots are kept for
+	// networks that hold few connections (fewer than a tenth of
+	// MaxConnectionsPerNetwork, at least 1): once only that many slots
+	// are free, a network that already holds more is refused, so that a
+	// handful of busy networks (slowloris from 20 networks) cannot take
+	// every slot from everyone else. Default MaxConnections/10; negative:
+	// no reserve.
+	ReservedConnections int
+
+	// StressPercent is the share of MaxConnections in use from which the
+	// server is under stress: then the command timeout is
+	// StressCommandTimeout (Postfix's smtpd_timeout=${stress?10}{300}),
+	// also for the commands already waiting, so idle connections give
+	// their slots back quickly. The DATA phase keeps DataTimeout.
+	// Defaults 75 and 10 s.
+	StressPercent        int
+	StressCommandTimeout time.Duration
+
+	// SoftErrorLimit and HardErrorLimit bound the errors of a session
+	// (replies 4xx and 5xx to MAIL, RCPT and DATA: unknown users,
+	// relaying denied, ...): after SoftErrorLimit errors each further
+	// error reply waits ErrorSleep, and the HardErrorLimit-th is
+	// "421 4.7.0 Too many errors" and the connection is closed, which
+	// makes harvesting a directory with RCPT slow and short (Postfix's
+	// smtpd_soft_error_limit, smtpd_hard_error_limit,
+	// smtpd_error_sleep_time). Cluster members are exempt. Defaults 10,
+	// 20, 1 s.
+	SoftErrorLimit int
+	HardErrorLimit int
+	ErrorSleep     time.Duration
+
+	// MessageRatePerNetwork and MessageRatePerSender bound the messages a
+	// client network, and an authenticated sender, may start per
+	// MessageRateInterval (a token bucket: that many at once, then
+	// evenly spread). Over the rate, RCPT is answered "450 4.7.1"
+	// (RFC 5321 §4.2.2: "temporarily blocked for policy reasons"), so the
+	// client keeps the message and tries later. Cluster members are
+	// exempt. The network rate is off by default (0; as Postfix's
+	// smtpd_client_message_rate_limit: one network of a large provider,
+	// or a benchmark on loopback, legitimately sends thousands a minute;
+	// 0 or negative: off); the sender rate defaults to 60 a minute
+	// (negative: off).
+	MessageRatePerNetwork int
+	MessageRatePerSender  int
+	MessageRateInterval   time.Duration
 
 	// MaxAuthFailures is the number of failed AUTH attempts after which
 	// the connection is closed with 421 4.7.0. Default 3.
 	MaxAuthFailures int
-	// AuthFailureDelay is how long a failed AUTH waits before its 535
-	// reply, to slow down password guessing. Default 1 s; tests set it
-	// short.
-	AuthFailureDelay time.Duration
-	// MaxAuthFailuresPerIP and MaxAuthFailuresPerAccount bound failed
-	// AUTH attempts across connections within AuthFailureWindow; beyond
-	// them AUTH answers 454 4.7.0 without checking (defaults 10, 5, 15 min).
-	MaxAuthFailuresPerIP      int
-	MaxAuthFailuresPerAccount int
-	AuthFailureWindow         time.Duration
+	// Auth holds the limits of password logins across connections: the
+	// gate of concurrent password checks, the failure budgets per client
+	// network and per account from a network, the delay after a failure
+	// (see guard.Config; its defaults apply), and the network sizes that
+	// the connection and rate limits use too.
+	Auth guard.Config
+	// Guard is the guard the server checks logins with: the node shares
+	// one between its listeners and POST /api/v1/submit, so they share
+	// the gate and the budgets. nil: NewServer makes one from Auth.
+	// When set, its configuration is used instead of Auth's.
+	Guard *guard.Guard
 
 	// Source is stamped on accepted envelopes. Default mail.SourceSMTP,
 	// or mail.SourceSubmission when Submission is set.
@@ -114,21 +167,44 @@ func (c Config) WithDefaults() Config {
 	if c.MaxConnectionsPerIP <= 0 {
 		c.MaxConnectionsPerIP = 50
 	}
+	if c.MaxConnectionsPerNetwork <= 0 {
+		c.MaxConnectionsPerNetwork = 100
+	}
+	if c.ReservedConnections == 0 {
+		c.ReservedConnections = c.MaxConnections / 10
+	}
+	if c.ReservedConnections >= c.MaxConnections {
+		c.ReservedConnections = c.MaxConnections - 1
+	}
+	if c.StressPercent <= 0 || c.StressPercent > 100 {
+		c.StressPercent = 75
+	}
+	if c.StressCommandTimeout <= 0 {
+		c.StressCommandTimeout = 10 * time.Second
+	}
+	c.StressCommandTimeout = min(c.StressCommandTimeout, c.CommandTimeout)
+	if c.SoftErrorLimit <= 0 {
+		c.SoftErrorLimit = 10
+	}
+	if c.HardErrorLimit <= 0 {
+		c.HardErrorLimit = 20
+	}
+	if c.ErrorSleep <= 0 {
+		c.ErrorSleep = time.Second
+	}
+	if c.MessageRatePerSender == 0 {
+		c.MessageRatePerSender = 60
+	}
+	if c.MessageRateInterval <= 0 {
+		c.MessageRateInterval = time.Minute
+	}
 	if c.MaxAuthFailures <= 0 {
 		c.MaxAuthFailures = 3
 	}
-	if c.MaxAuthFailuresPerIP <= 0 {
-		c.MaxAuthFailuresPerIP = 10
+	if c.Guard != nil {
+		c.Auth = c.Guard.Config()
 	}
-	if c.MaxAuthFailuresPerAccount <= 0 {
-		c.MaxAuthFailuresPerAccount = 5
-	}
-	if c.AuthFailureWindow <= 0 {
-		c.AuthFailureWindow = 15 * time.Minute
-	}
-	if c.AuthFailureDelay <= 0 {
-		c.AuthFailureDelay = time.Second
-	}
+	c.Auth = c.Auth.WithDefaults()
 	if c.Source == "" {
 		c.Source = mail.SourceSMTP
 		if c.Submission {

@@ -24,7 +24,7 @@ import (
 // the reply text.
 func (s *session) Data(r io.Reader) (err error) {
 	defer s.recoverPanic("DATA", &err)
-	return s.answer(s.data(r))
+	return s.answer(s.limitErrors(s.data(r)))
 }
 
 func (s *session) data(r io.Reader) error {
@@ -38,7 +38,12 @@ func (s *session) data(r io.Reader) error {
 	// command line (CommandTimeout); replace it with DataTimeout for the
 	// whole message. A BDAT chunk is read by go-smtp's goroutine, not
 	// through r directly, and keeps go-smtp's deadline.
+	// Stress does not shorten it (dataPhase).
 	if _, bdat := r.(*io.PipeReader); !bdat {
+		if s.limited != nil {
+			s.limited.dataPhase(true)
+			defer s.limited.dataPhase(false)
+		}
 		s.netConn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
 	}
 

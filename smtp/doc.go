@@ -11,8 +11,20 @@
 // limit (size, recipients, line length, timeouts, connections in total and
 // per client IP) is set.
 //
-// The package imports only mail from Homing. What it needs from the rest of
-// the node is stated as small interfaces in backend.go.
+// Abuse (issue #9) is bounded with package guard: AUTH goes through a
+// shared guard (a gate of concurrent password checks, failure budgets per
+// client network and per account from a network, reserved before the
+// check, with a growing delay and then 454 4.7.0); connections are limited
+// per client network too, the last slots are kept for networks that hold
+// few, and when most slots are taken the command timeout shrinks
+// (stress, limits.go); a session's errors are slowed after a soft limit
+// and end it with 421 at a hard limit; messages are rate limited per
+// client network and per authenticated sender (450 4.7.1 at RCPT).
+// Sessions of cluster members (X-HOMING-CLUSTER) are exempt from the
+// per-IP, per-network, error and rate limits.
+//
+// The package imports only mail and guard from Homing. What it needs from
+// the rest of the node is stated as small interfaces in backend.go.
 //
 // # Server
 //
@@ -34,8 +46,8 @@
 //     given a Received header (received.go) and the queue id, and enqueued;
 //     the reply is "250 2.0.0 OK queued as <id>".
 //   - AUTH PLAIN and LOGIN (RFC 4954, auth.go) only over TLS or from
-//     loopback; failures are delayed and the connection closed after
-//     MaxAuthFailures.
+//     loopback, through the guard (Config.Auth, Config.Guard); failures
+//     are delayed and the connection closed after MaxAuthFailures.
 //
 // Every session method recovers panics (451 4.3.0, counted in
 // Server.PanicsRecovered).

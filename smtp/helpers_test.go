@@ -154,6 +154,21 @@ func (a *fakeAuth) callCount() int {
 	return a.calls
 }
 
+// testLimits shortens the waits of the abuse limits that tests do not set
+// themselves: the delay after a failed AUTH (1 ms, doubling up to 20 ms)
+// and the error sleep (1 ms).
+func testLimits(cfg *Config) {
+	if cfg.Auth.FailureDelay == 0 {
+		cfg.Auth.FailureDelay = time.Millisecond
+	}
+	if cfg.Auth.MaxFailureDelay == 0 {
+		cfg.Auth.MaxFailureDelay = max(20*time.Millisecond, cfg.Auth.FailureDelay)
+	}
+	if cfg.ErrorSleep == 0 {
+		cfg.ErrorSleep = time.Millisecond
+	}
+}
+
 // testServer is a Server on 127.0.0.1:0 with fakes, closed at the end of
 // the test, which then fails if a panic was recovered that the test did
 // not expect.
@@ -174,9 +189,7 @@ func startServer(t *testing.T, cfg Config, withAuth bool) *testServer {
 	if cfg.Hostname == "" {
 		cfg.Hostname = "mx.example.test"
 	}
-	if cfg.AuthFailureDelay == 0 {
-		cfg.AuthFailureDelay = time.Millisecond
-	}
+	testLimits(&cfg)
 	ts := &testServer{dir: newFakeDirectory(), enq: &fakeEnqueuer{}, reg: prometheus.NewRegistry(), serveResult: make(chan error, 1)}
 	ts.metrics = NewMetrics(ts.reg)
 	var auth Authenticator

@@ -3,37 +3,100 @@ package smtp
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/homing-mail/homing/guard"
 )
 
 // tooManyConnections is written to a connection over a limit, before the
 // greeting, and the connection is closed.
 const tooManyConnections = "421 4.7.0 Too many connections\r\n"
 
-// limiter counts the open connections of one Server, in total and per
-// client IP, and can close them all. go-smtp has no connection cap, so
-// every listener a Server serves is wrapped with one limiter.
+// Members' addresses: a connection from an address that authenticated as a
+// cluster member within memberMemory is not counted against the per-IP and
+// per-network limits from its start (its transfers come in parallel bursts,
+// before any of them has authenticated); at most maxMemberAddrs are kept.
+const (
+	memberMemory   = 10 * time.Minute
+	maxMemberAddrs = 1024
+)
+
+// Reasons a connection is refused, as the limiter reports them (the
+// metric's reason label).
+const (
+	rejectTotal    = "total"
+	rejectPerIP    = "per-ip"
+	rejectPerNet   = "per-network"
+	rejectReserved = "reserved"
+	rejectClosed   = "closed"
+)
+
+// limits are a limiter's settings.
+type limits struct {
+	max, perIP, perNet int
+	// reserve slots of max go only to networks holding fewer than light.
+	reserve, light int
+	// stressAt open connections put the server under stress: read
+	// deadlines are then at most stressTimeout away.
+	stressAt      int
+	stressTimeout time.Duration
+	nets          guard.Networks
+}
+
+func limitsOf(cfg Config) limits {
+	return limits{
+		max:           cfg.MaxConnections,
+		perIP:         cfg.MaxConnectionsPerIP,
+		perNet:        cfg.MaxConnectionsPerNetwork,
+		reserve:       max(cfg.ReservedConnections, 0),
+		light:         max(cfg.MaxConnectionsPerNetwork/10, 1),
+		stressAt:      max((cfg.MaxConnections*cfg.StressPercent+99)/100, 1),
+		stressTimeout: cfg.StressCommandTimeout,
+		nets:          cfg.Auth.Networks(),
+	}
+}
+
+// limiter counts the open connections of one Server, in total, per client
+// IP and per client network, and can close them all. go-smtp has no
+// connection cap, so every listener a Server serves is wrapped with one
+// limiter. It also knows when the server is under stress (most slots
+// taken) and shortens the read deadlines of its connections then.
+//
+// Connections of cluster members are counted in the total only: a
+// connection that authenticates as a member gives its per-IP and
+// per-network places back (member), and the member's address is then
+// admitted without them for a while.
 //
 // Safe for concurrent use.
 type limiter struct {
-	max, perIP int
-	onReject   func(reason string)
+	limits
+	onReject func(reason string)
+	onStress func(on bool, open int)
+	onMember func()
 
-	mu     sync.Mutex
-	closed bool
-	byIP   map[string]int
-	conns  map[*limitedConn]struct{}
+	stressed atomic.Bool
+
+	mu      sync.Mutex
+	closed  bool
+	byIP    *guard.Counter[netip.Addr]
+	byNet   *guard.Counter[netip.Prefix]
+	conns   map[*limitedConn]struct{}
+	members map[netip.Addr]time.Time // member addresses -> last authentication
 }
 
-func newLimiter(max, perIP int, onReject func(reason string)) *limiter {
+func newLimiter(l limits, onReject func(reason string), onStress func(on bool, open int), onMember func()) *limiter {
 	return &limiter{
-		max:      max,
-		perIP:    perIP,
+		limits:   l,
 		onReject: onReject,
-		byIP:     make(map[string]int),
+		onStress: onStress,
+		onMember: onMember,
+		byIP:     guard.NewCounter[netip.Addr](l.perIP),
+		byNet:    guard.NewCounter[netip.Prefix](l.perNet),
 		conns:    make(map[*limitedConn]struct{}),
+		members:  make(map[netip.Addr]time.Time),
 	}
 }
 
@@ -43,14 +106,27 @@ func (l *limiter) admit(c *limitedConn) (reason string, ok bool) {
 	defer l.mu.Unlock()
 	switch {
 	case l.closed:
-		return "closed", false
+		return rejectClosed, false
 	case len(l.conns) >= l.max:
-		return "total", false
-	case l.byIP[c.ip] >= l.perIP:
-		return "per-ip", false
+		return rejectTotal, false
+	}
+	if seen, ok := l.members[c.ip]; ok && time.Since(seen) < memberMemory {
+		c.member = true
+	} else {
+		switch {
+		case l.byIP.Count(c.ip) >= l.perIP:
+			return rejectPerIP, false
+		case l.byNet.Count(c.net) >= l.perNet:
+			return rejectPerNet, false
+		case l.max-len(l.conns) <= l.reserve && l.byNet.Count(c.net) >= l.light:
+			return rejectReserved, false
+		}
+		l.byIP.Acquire(c.ip)
+		l.byNet.Acquire(c.net)
+		c.counted = true
 	}
 	l.conns[c] = struct{}{}
-	l.byIP[c.ip]++
+	l.checkStressLocked()
 	return "", true
 }
 
@@ -62,8 +138,58 @@ func (l *limiter) release(c *limitedConn) {
 		return
 	}
 	delete(l.conns, c)
-	if l.byIP[c.ip]--; l.byIP[c.ip] <= 0 {
-		delete(l.byIP, c.ip)
+	l.uncountLocked(c)
+	l.checkStressLocked()
+}
+
+// member marks c as a cluster member's connection: it no longer counts
+// against the per-IP and per-network limits, and its address is admitted
+// without them for memberMemory.
+func (l *limiter) member(c *limitedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; ok {
+		l.uncountLocked(c)
+	}
+	c.member = true
+	if _, known := l.members[c.ip]; !known && len(l.members) >= maxMemberAddrs {
+		for a, t := range l.members {
+			if time.Since(t) >= memberMemory || len(l.members) >= maxMemberAddrs {
+				delete(l.members, a)
+			}
+		}
+	}
+	l.members[c.ip] = time.Now()
+	if l.onMember != nil {
+		l.onMember()
+	}
+}
+
+func (l *limiter) uncountLocked(c *limitedConn) {
+	if c.counted {
+		c.counted = false
+		l.byIP.Release(c.ip)
+		l.byNet.Release(c.net)
+	}
+}
+
+// checkStressLocked updates the stress state after the number of open
+// connections changed. Entering stress shortens the read deadline of
+// every open connection that waits for a command.
+func (l *limiter) checkStressLocked() {
+	on := len(l.conns) >= l.stressAt
+	if on == l.stressed.Load() {
+		return
+	}
+	l.stressed.Store(on)
+	if on {
+		until := time.Now().Add(l.stressTimeout)
+		for c := range l.conns {
+			c.clampReadDeadline(until)
+		}
+	}
+	if l.onStress != nil {
+		l.onStress(on, len(l.conns))
 	}
 }
 
@@ -102,12 +228,16 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		lc := &limitedConn{Conn: c, ip: hostIP(c.RemoteAddr()), lim: ll.lim}
+		ip := hostIP(c.RemoteAddr())
+		lc := &limitedConn{Conn: c, ip: ip, net: ll.lim.nets.Of(ip), lim: ll.lim}
 		reason, ok := ll.lim.admit(lc)
 		if ok {
+			if ll.lim.stressed.Load() {
+				lc.clampReadDeadline(time.Now().Add(ll.lim.stressTimeout))
+			}
 			return lc, nil
 		}
-		if reason == "closed" {
+		if reason == rejectClosed {
 			c.Close()
 			return nil, net.ErrClosed
 		}
@@ -124,10 +254,22 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 // It can also be told to close right after the next reply is written,
 // which is how the session ends a connection with a 421 reply (go-smtp
 // offers no way to do that from a session method).
+//
+// Its read deadlines are at most the stress timeout away while the server
+// is under stress, except in the DATA phase (inData).
 type limitedConn struct {
 	net.Conn
-	ip  string
+	ip  netip.Addr   // invalid when the peer is not TCP
+	net netip.Prefix // ip's network
 	lim *limiter
+
+	// Guarded by lim.mu: counted against the per-IP and per-network
+	// limits; a cluster member's connection.
+	counted, member bool
+
+	dl     sync.Mutex
+	inData bool      // the DATA phase: its deadline is DataTimeout
+	readDL time.Time // the read deadline last asked for
 
 	closeAfterWrite atomic.Bool
 	closeOnce       sync.Once
@@ -142,6 +284,48 @@ func (c *limitedConn) Write(b []byte) (int, error) {
 		c.Close()
 	}
 	return n, err
+}
+
+// SetReadDeadline sets the read deadline, at most the stress timeout away
+// while the server is under stress (except in the DATA phase). go-smtp
+// sets it before every command line it reads; a TLS connection over c
+// passes its deadlines on to c.
+func (c *limitedConn) SetReadDeadline(t time.Time) error {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	c.readDL = t
+	if !c.inData && c.lim.stressed.Load() {
+		if s := time.Now().Add(c.lim.stressTimeout); t.IsZero() || s.Before(t) {
+			t = s
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines (the read one as SetReadDeadline does).
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// clampReadDeadline brings the read deadline to until if it is later
+// (outside the DATA phase).
+func (c *limitedConn) clampReadDeadline(until time.Time) {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	if !c.inData && (c.readDL.IsZero() || until.Before(c.readDL)) {
+		c.Conn.SetReadDeadline(until)
+	}
+}
+
+// dataPhase marks the start (true) and end of the DATA phase, whose
+// deadline (DataTimeout) stress does not shorten.
+func (c *limitedConn) dataPhase(on bool) {
+	c.dl.Lock()
+	defer c.dl.Unlock()
+	c.inData = on
 }
 
 // Close closes the connection and releases its place; it is idempotent.
@@ -168,17 +352,13 @@ func asLimited(c net.Conn) *limitedConn {
 	return lc
 }
 
-// hostIP returns the IP of a TCP address as text, or the address's string
-// form for other kinds of address (net.Pipe in tests).
-func hostIP(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
+// hostIP returns the IP of a TCP address; the invalid address for other
+// kinds of address (net.Pipe in tests), which all count as one client.
+func hostIP(a net.Addr) netip.Addr {
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
 	}
-	if host, _, err := net.SplitHostPort(a.String()); err == nil {
-		return host
-	}
-	return a.String()
+	return netip.Addr{}
 }

@@ -19,6 +19,12 @@ type Metrics struct {
 	bytes         *prometheus.CounterVec
 	panics        *prometheus.CounterVec
 	connsRejected *prometheus.CounterVec
+	stressed      *prometheus.GaugeVec
+	stressPeriods *prometheus.CounterVec
+	errorLimit    *prometheus.CounterVec
+	rateLimited   *prometheus.CounterVec
+	auths         *prometheus.CounterVec
+	members       *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not
@@ -52,8 +58,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"listener"}),
 		connsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homing_smtp_connections_rejected_total",
-			Help: "Connections refused with 421 by the connection limits.",
+			Help: "Connections refused with 421 by the connection limits (reason: total, per-ip, per-network, reserved: the last slots kept for networks holding few connections).",
 		}, []string{"listener", "reason"}),
+		stressed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "homing_smtp_under_stress",
+			Help: "1 while most connection slots are taken and the command timeout is shortened (StressPercent of MaxConnections), else 0.",
+		}, []string{"listener"}),
+		stressPeriods: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_smtp_stress_periods_total",
+			Help: "Times the server came under stress.",
+		}, []string{"listener"}),
+		errorLimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_smtp_error_limit_total",
+			Help: "Error replies delayed after the soft error limit (action=delayed) and sessions closed with 421 at the hard error limit (action=disconnected).",
+		}, []string{"listener", "action"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_smtp_rate_limited_total",
+			Help: "Messages refused with 450 4.7.1 by the message rate limits (by=network or sender).",
+		}, []string{"listener", "by"}),
+		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_smtp_auth_attempts_total",
+			Help: "AUTH attempts by result: ok, failed (wrong credentials), throttled (a failure budget used up, refused unchecked), busy (no password check slot in time), unavailable (the check could not be made).",
+		}, []string{"listener", "result"}),
+		members: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_smtp_member_connections_total",
+			Help: "Connections authenticated as cluster members (X-HOMING-CLUSTER), which the per-IP, per-network and rate limits do not count.",
+		}, []string{"listener"}),
 	}
 	if reg != nil {
 		m.sessions = register(reg, m.sessions)
@@ -63,6 +93,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.bytes = register(reg, m.bytes)
 		m.panics = register(reg, m.panics)
 		m.connsRejected = register(reg, m.connsRejected)
+		m.stressed = register(reg, m.stressed)
+		m.stressPeriods = register(reg, m.stressPeriods)
+		m.errorLimit = register(reg, m.errorLimit)
+		m.rateLimited = register(reg, m.rateLimited)
+		m.auths = register(reg, m.auths)
+		m.members = register(reg, m.members)
 	}
 	return m
 }
@@ -124,4 +160,44 @@ func (m *Metrics) connectionRejected(listener, reason string) {
 		return
 	}
 	m.connsRejected.WithLabelValues(listener, reason).Inc()
+}
+
+func (m *Metrics) stress(listener string, on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.stressed.WithLabelValues(listener).Set(1)
+		m.stressPeriods.WithLabelValues(listener).Inc()
+		return
+	}
+	m.stressed.WithLabelValues(listener).Set(0)
+}
+
+func (m *Metrics) errorLimited(listener, action string) {
+	if m == nil {
+		return
+	}
+	m.errorLimit.WithLabelValues(listener, action).Inc()
+}
+
+func (m *Metrics) rateLimit(listener, by string) {
+	if m == nil {
+		return
+	}
+	m.rateLimited.WithLabelValues(listener, by).Inc()
+}
+
+func (m *Metrics) auth(listener, result string) {
+	if m == nil {
+		return
+	}
+	m.auths.WithLabelValues(listener, result).Inc()
+}
+
+func (m *Metrics) memberConnection(listener string) {
+	if m == nil {
+		return
+	}
+	m.members.WithLabelValues(listener).Inc()
 }

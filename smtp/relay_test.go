@@ -40,7 +40,9 @@ var relayTricks = []struct {
 }
 
 func TestRelayTricksUnauthenticated(t *testing.T) {
-	ts := startServer(t, Config{}, false)
+	// Every trick gets its own answer in one session: more errors than
+	// the hard error limit (TestHardErrorLimit) allows by default.
+	ts := startServer(t, Config{HardErrorLimit: 1000}, false)
 	c := dialRaw(t, ts.addr)
 	c.expect("EHLO client.example", 250)
 	c.expect("MAIL FROM:<s@remote.example>", 250)

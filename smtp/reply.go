@@ -52,15 +52,22 @@ func errNoRecipients() error { return reply(503, mail.StatusBadCommand, "No vali
 func errTooBig() error {
 	return reply(552, mail.StatusMessageTooBig, "Message size exceeds fixed maximum message size")
 }
-func errBareCRLF() error    { return reply(550, mail.StatusBadContent, "Message contains bare CR or LF") }
-func errLineTooLong() error { return reply(550, mail.StatusBadContent, "Message contains a line that is too long") }
+func errBareCRLF() error { return reply(550, mail.StatusBadContent, "Message contains bare CR or LF") }
+func errLineTooLong() error {
+	return reply(550, mail.StatusBadContent, "Message contains a line that is too long")
+}
 func errRelayDenied() error { return reply(554, mail.StatusRefused, "Relay access denied") }
 func errNoSuchUser() error  { return reply(550, mail.StatusNoSuchUser, "No such user here") }
 func errDirectoryDown() error {
 	return reply(451, mail.StatusDirectoryFailure, "Directory temporarily unavailable, please try again later")
 }
 func errTooManyRcpts() error { return reply(452, mail.StatusTooManyRcpts, "Too many recipients") }
-func errNeedUTF8() error     { return reply(553, mail.StatusNeedsUTF8, "Non-ASCII address requires SMTPUTF8") }
+func errNeedUTF8() error {
+	return reply(553, mail.StatusNeedsUTF8, "Non-ASCII address requires SMTPUTF8")
+}
+func errRateLimited() error {
+	return reply(450, mail.StatusRefused.Transient(), "Too much mail from this client; try again later")
+}
 
 // errorReply turns the *mail.Error in err's chain (a rule's reject, a
 // filter's refusal) into the reply the client sees: its code, status and

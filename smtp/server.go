@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/homing-mail/homing/guard"
 )
 
 // shutdownTimeout bounds how long Close waits for connection goroutines
@@ -31,9 +33,14 @@ type Server struct {
 	log  *slog.Logger
 	m    *Metrics
 
-	gs      *gosmtp.Server
-	lim     *limiter
-	authLim *authLimiter
+	gs  *gosmtp.Server
+	lim *limiter
+	// guard checks logins (AUTH) and holds their budgets; netRate and
+	// senderRate bound the messages per client network and per
+	// authenticated sender.
+	guard      *guard.Guard
+	netRate    *guard.Rate
+	senderRate *guard.Rate
 
 	// ctx is the parent of every session's context; Close cancels it.
 	ctx    context.Context
@@ -55,11 +62,25 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, dir: dir, enq: enq, auth: auth, log: log, m: m, ctx: ctx, cancel: cancel}
-	s.authLim = newAuthLimiter(cfg.AuthFailureWindow, cfg.MaxAuthFailuresPerIP, cfg.MaxAuthFailuresPerAccount, cfg.Now)
-	s.lim = newLimiter(cfg.MaxConnections, cfg.MaxConnectionsPerIP, func(reason string) {
-		m.connectionRejected(string(cfg.Source), reason)
+	s.guard = cfg.Guard
+	if s.guard == nil {
+		s.guard = guard.New(cfg.Auth)
+	}
+	s.netRate = guard.NewRate(cfg.MessageRatePerNetwork, cfg.MessageRateInterval, cfg.Auth.MaxKeys, cfg.Now)
+	s.senderRate = guard.NewRate(cfg.MessageRatePerSender, cfg.MessageRateInterval, cfg.Auth.MaxKeys, cfg.Now)
+	listener := string(cfg.Source)
+	s.lim = newLimiter(limitsOf(cfg), func(reason string) {
+		m.connectionRejected(listener, reason)
 		log.Info("connection refused: too many connections", "limit", reason)
-	})
+	}, func(on bool, open int) {
+		m.stress(listener, on)
+		if on {
+			log.Warn("SMTP server under stress: most connection slots are taken; command timeout shortened",
+				"open", open, "max", cfg.MaxConnections, "timeout", cfg.StressCommandTimeout)
+		} else {
+			log.Info("SMTP server no longer under stress", "open", open, "max", cfg.MaxConnections)
+		}
+	}, func() { m.memberConnection(listener) })
 
 	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	gs.Domain = cfg.Hostname

@@ -46,6 +46,7 @@ type session struct {
 	authAccount  string // set by a successful AUTH; survives RSET
 	clusterPeer  string // the member authenticated with X-HOMING-CLUSTER
 	authFailures int
+	errors       int // error replies to MAIL, RCPT and DATA (SoftErrorLimit, HardErrorLimit)
 	tx           transaction
 }
 
@@ -60,6 +61,9 @@ type transaction struct {
 	mailAuth string // the MAIL AUTH= parameter (RFC 4954 §5), logged only
 	rcpts    []*mail.Recipient
 	seen     map[string]bool
+	// rated is set once the message took its token of the message rate
+	// limits; limited when it got none (every RCPT then gets 450).
+	rated, limited bool
 }
 
 var (
@@ -131,7 +135,7 @@ func (s *session) Logout() (err error) {
 // mail.ParseAddress ("" is the null sender, RFC 5321 §4.5.5).
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) (err error) {
 	defer s.recoverPanic("MAIL", &err)
-	return s.answer(s.mail(from, opts))
+	return s.answer(s.limitErrors(s.mail(from, opts)))
 }
 
 func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
@@ -188,7 +192,7 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 // unauthenticated client before anything else is looked at.
 func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) (err error) {
 	defer s.recoverPanic("RCPT", &err)
-	return s.answer(s.rcpt(to, opts))
+	return s.answer(s.limitErrors(s.rcpt(to, opts)))
 }
 
 func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
@@ -234,6 +238,9 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 	}
 	if full {
 		return errTooManyRcpts() // RFC 5321 §4.5.3.1.8
+	}
+	if err := s.rateLimit(); err != nil {
+		return err
 	}
 
 	account := ""
@@ -289,4 +296,76 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// limitErrors counts err when it is an error reply (4xx, 5xx) and applies
+// the session's error limits (Postfix's smtpd_soft_error_limit and
+// smtpd_hard_error_limit): beyond SoftErrorLimit errors each error reply
+// waits ErrorSleep; the HardErrorLimit-th becomes 421 4.7.0 and the
+// connection is closed after it. A cluster member's session is exempt.
+func (s *session) limitErrors(err error) error {
+	var se *gosmtp.SMTPError
+	if err == nil || !errors.As(err, &se) || se.Code < 400 {
+		return err
+	}
+	s.mu.Lock()
+	member := s.clusterPeer != ""
+	s.errors++
+	n := s.errors
+	s.mu.Unlock()
+	cfg := s.srv.cfg
+	switch {
+	case member:
+		return err
+	case n >= cfg.HardErrorLimit:
+		s.srv.m.errorLimited(string(cfg.Source), "disconnected")
+		s.srv.log.Info("too many errors in the session, closing it", "client", s.clientIP, "errors", n)
+		s.closeAfterReply()
+		return reply(421, mail.StatusTempAuth, "Too many errors, closing connection")
+	case n > cfg.SoftErrorLimit:
+		s.srv.m.errorLimited(string(cfg.Source), "delayed")
+		s.pause(cfg.ErrorSleep)
+	}
+	return err
+}
+
+// rateLimit takes the transaction's token of the message rate limits (per
+// client network, and per authenticated sender) at its first recipient.
+// Without one, RCPT answers 450 4.7.1 for the rest of the transaction:
+// RFC 5321 §4.2.2 gives 450 for a mailbox "temporarily blocked for policy
+// reasons", and §4.3.2 lists it among RCPT's replies (not MAIL's; 452 would
+// say "insufficient storage", and after RCPT "too many recipients", which
+// makes a client send the rest in another transaction at once). The client
+// keeps the message and tries later. Cluster members are exempt.
+func (s *session) rateLimit() error {
+	s.mu.Lock()
+	rated, limited := s.tx.rated, s.tx.limited
+	account, member := s.authAccount, s.clusterPeer != ""
+	s.tx.rated = true
+	s.mu.Unlock()
+	switch {
+	case limited:
+		return errRateLimited()
+	case rated || member:
+		return nil
+	}
+	by := ""
+	if ok, _ := s.srv.netRate.Allow(s.srv.guard.Network(s.clientIP).String()); !ok {
+		by = "network"
+	} else if account != "" {
+		if ok, _ := s.srv.senderRate.Allow(account); !ok {
+			by = "sender"
+		}
+	}
+	if by == "" {
+		return nil
+	}
+	s.mu.Lock()
+	if s.tx.started {
+		s.tx.limited = true
+	}
+	s.mu.Unlock()
+	s.srv.m.rateLimit(string(s.srv.cfg.Source), by)
+	s.srv.log.Info("message rate limit reached", "by", by, "client", s.clientIP, "sender", account)
+	return errRateLimited()
 }
