@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"time"
 )
 
@@ -60,14 +61,19 @@ type API interface {
 
 	// Submit is mail generated on this node by an account: it
 	// authenticates user/password (an error wrapping mail.ErrAuthFailed
-	// becomes 401) and enqueues raw for the recipients.
-	Submit(ctx context.Context, user, password string, to []string, raw []byte) (id string, err error)
+	// becomes 401) and enqueues raw for the recipients. client is the
+	// HTTP client's address (the invalid Addr when unknown), by which
+	// failed logins are limited like SMTP AUTH.
+	Submit(ctx context.Context, client netip.Addr, user, password string, to []string, raw []byte) (id string, err error)
 }
 
 // Error is an error meant for the operator, with its HTTP status.
+// RetryAfter, on a 429 or 503, is sent as Retry-After (in whole seconds,
+// rounded up); a 503 without one gets the default (5 s).
 type Error struct {
-	Status  int
-	Message string
+	Status     int
+	Message    string
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }

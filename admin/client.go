@@ -37,7 +37,9 @@ type Client struct {
 	HTTP *http.Client
 }
 
-var _ API = (*Client)(nil)
+// Client has every method of API with the same signature, except Submit:
+// the client address API.Submit takes is, over HTTP, the address of the
+// connection, which the caller does not choose.
 
 // NewClient returns a client for the admin endpoint at baseURL, which is a
 // URL ("http://127.0.0.1:8025") or a bare host:port ("127.0.0.1:8025",

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/mail"
@@ -226,6 +227,28 @@ func TestUpdateSettings(t *testing.T) {
 	}
 }
 
+// A throttled login (429) and a busy server (503) carry the Retry-After the
+// API gives, in whole seconds rounded up; a 503 without one gets the
+// default.
+func TestRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		status int
+		want   string
+	}{
+		{&admin.Error{Status: 429, Message: "too many failed logins", RetryAfter: 89500 * time.Millisecond}, 429, "90"},
+		{&admin.Error{Status: 503, Message: "busy", RetryAfter: time.Second}, 503, "1"},
+		{&admin.Error{Status: 503, Message: "no owner"}, 503, "5"},
+		{&admin.Error{Status: 400, Message: "bad", RetryAfter: time.Second}, 400, ""},
+	} {
+		e := newEnv(t, admin.Options{})
+		e.fake.SetErr("Stats", c.err)
+		if got := e.do("GET", "/api/v1/stats", "").expect(t, c.status).header.Get("Retry-After"); got != c.want {
+			t.Errorf("%v: Retry-After %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
 func TestErrorMapping(t *testing.T) {
 	cases := []struct {
 		err    error
@@ -385,12 +408,13 @@ func TestSubmit(t *testing.T) {
 	}
 
 	right := "Authorization: Basic " + basic("demo@example.test", "s3cret")
-	res := e.do("POST", "/api/v1/submit", body, right).expect(t, 202).object(t)
+	// The client address the API gets is the connection's, never a header's.
+	res := e.do("POST", "/api/v1/submit", body, right, "X-Forwarded-For: 203.0.113.9").expect(t, 202).object(t)
 	wantKeys(t, "submit answer", res, "id")
 	e.fake.Lock()
 	sub := e.fake.Submitted
 	e.fake.Unlock()
-	if len(sub) != 1 || res["id"] != sub[0].ID || sub[0].User != "demo@example.test" ||
+	if len(sub) != 1 || res["id"] != sub[0].ID || sub[0].User != "demo@example.test" || sub[0].Client.String() != "127.0.0.1" ||
 		strings.Join(sub[0].To, ",") != "x@remote.test,y@remote.test" || string(sub[0].Raw) != "Subject: t\r\n\r\nhello\r\n" {
 		t.Errorf("submitted %+v, answer %v", sub, res)
 	}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/homing-mail/homing/mail"
 )
@@ -39,7 +41,8 @@ const retryAfter = "5"
 // fail maps an error from the API (or from decoding) to its answer, by the
 // error taxonomy of package mail:
 //
-//   - *Error -> its Status and Message;
+//   - *Error -> its Status and Message (and its RetryAfter on a 429 or
+//     503);
 //   - mail.ErrNotFound, mail.ErrNoSuchUser -> 404; mail.ErrExists -> 409;
 //     mail.ErrAuthFailed -> 401; each with the error's text;
 //   - any other error that says it is permanent (mail.ErrInvalid, a bad
@@ -59,7 +62,10 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if status < 400 || status > 599 {
 			status = http.StatusInternalServerError
 		}
-		if status == http.StatusServiceUnavailable {
+		switch {
+		case ae.RetryAfter > 0 && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests):
+			w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+		case status == http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", retryAfter)
 		}
 		writeError(w, status, ae.Message)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -473,7 +474,14 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badRequest("raw: the message is required"))
 		return
 	}
-	id, err := h.api.Submit(r.Context(), user, pass, req.To, []byte(req.Raw))
+	// The peer's address, never a forwarded-for header: failed logins are
+	// limited by the client's network, which a header would let anyone
+	// choose.
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	id, err := h.api.Submit(r.Context(), client, user, pass, req.To, []byte(req.Raw))
 	if err != nil {
 		if isAuthFailure(err) {
 			w.Header().Set("WWW-Authenticate", challenge)

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/guard"
 	hmail "github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
@@ -236,9 +238,44 @@ func (a *API) Stats(ctx context.Context) (admin.Stats, error) {
 // Submit is mail generated on this node by an account (the web-user path):
 // the account authenticates, the message gets a Received line, and it is
 // enqueued here.
-func (a *API) Submit(ctx context.Context, user, password string, to []string, raw []byte) (string, error) {
+//
+// The password is checked through the node's guard, with the gate and the
+// failure budgets of SMTP AUTH, keyed by the HTTP client's network: a
+// wrong password is answered 401 after the guard's delay; a network (or
+// the account from it) that used up its failures gets 429 Too Many
+// Requests with Retry-After, unchecked (RFC 6585 §4: this client sent too
+// many requests; another client is not affected, so 503, which says the
+// server is unavailable, would be wrong); a full gate of password checks
+// gets 503 with Retry-After (the server is overloaded for everyone).
+func (a *API) Submit(ctx context.Context, client netip.Addr, user, password string, to []string, raw []byte) (string, error) {
+	attempt, err := a.Guard.Begin(ctx, client, user)
+	var refusal *guard.Refusal
+	switch {
+	case errors.Is(err, guard.ErrThrottled) && errors.As(err, &refusal):
+		a.Logger.Info("submit login refused unchecked: too many failures", "client", client, "user", user)
+		return "", &admin.Error{Status: http.StatusTooManyRequests, Message: "too many failed logins; try again later", RetryAfter: refusal.RetryAfter}
+	case errors.As(err, &refusal):
+		a.Logger.Info("submit login refused unchecked: every password check slot is busy", "client", client, "user", user)
+		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "too many logins in progress; try again later", RetryAfter: refusal.RetryAfter}
+	case err != nil:
+		return "", err
+	}
 	account, err := a.System.Authenticate(ctx, user, password)
-	if err != nil {
+	switch {
+	case err == nil:
+		attempt.Succeeded()
+	case errors.Is(err, hmail.ErrAuthFailed):
+		delay := attempt.Failed()
+		a.Logger.Info("submit login failed", "client", client, "user", user, "delay", delay)
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return "", err
+	default:
+		attempt.Abandoned()
 		return "", err
 	}
 	if len(to) == 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/content"
+	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -42,6 +43,10 @@ type Deps struct {
 	// Addrs returns the listeners' addresses (known once they listen).
 	Addrs  func() Addrs
 	Logger *slog.Logger
+	// Guard checks the logins of POST /api/v1/submit: the node passes
+	// the one its SMTP listeners use, so they share the gate and the
+	// failure budgets. nil: a guard of its own with the defaults.
+	Guard *guard.Guard
 }
 
 // Addrs are a node's listener addresses.
@@ -63,7 +68,12 @@ type API struct {
 }
 
 // New returns the API of a node.
-func New(d Deps) *API { return &API{Deps: d} }
+func New(d Deps) *API {
+	if d.Guard == nil {
+		d.Guard = guard.New(guard.Config{})
+	}
+	return &API{Deps: d}
+}
 
 // Join gives the API the node's cluster, once it has joined.
 func (a *API) Join(cl *Cluster) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"sync"
@@ -25,10 +26,11 @@ type Call struct {
 
 // Submission is one message accepted by Fake.Submit.
 type Submission struct {
-	ID   string
-	User string
-	To   []string
-	Raw  []byte
+	ID     string
+	Client netip.Addr // the HTTP client's address
+	User   string
+	To     []string
+	Raw    []byte
 }
 
 // Fake is an admin.API held in memory. Its exported fields are the canned
@@ -579,9 +581,9 @@ func (f *Fake) Stats(ctx context.Context) (admin.Stats, error) {
 
 // Submit checks the password and records the message; the id is
 // "SUB" followed by a sequence number.
-func (f *Fake) Submit(ctx context.Context, user, password string, to []string, raw []byte) (string, error) {
+func (f *Fake) Submit(ctx context.Context, client netip.Addr, user, password string, to []string, raw []byte) (string, error) {
 	defer f.Unlock()
-	if err := f.enter("Submit", user, password, slices.Clone(to), slices.Clone(raw)); err != nil {
+	if err := f.enter("Submit", client, user, password, slices.Clone(to), slices.Clone(raw)); err != nil {
 		return "", err
 	}
 	if p, ok := f.Passwords[user]; !ok || p != password {
@@ -589,6 +591,6 @@ func (f *Fake) Submit(ctx context.Context, user, password string, to []string, r
 	}
 	f.seq++
 	id := fmt.Sprintf("SUB%d", f.seq)
-	f.Submitted = append(f.Submitted, Submission{ID: id, User: user, To: slices.Clone(to), Raw: slices.Clone(raw)})
+	f.Submitted = append(f.Submitted, Submission{ID: id, Client: client, User: user, To: slices.Clone(to), Raw: slices.Clone(raw)})
 	return id, nil
 }
