@@ -29,6 +29,7 @@ import (
 	"github.com/homing-mail/homing/content"
 	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/filter"
+	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
@@ -59,6 +60,7 @@ type Node struct {
 	settings    *control.Settings
 	api         *control.API
 	clusterAuth *smtp.ClusterAuth
+	guard       *guard.Guard // logins: SMTP AUTH and POST /api/v1/submit share it
 	channel     *cluster.Channel
 	smtpLn      net.Listener
 	subLn       net.Listener
@@ -261,6 +263,7 @@ func (n *Node) startActors(ctx context.Context) error {
 	n.actors = s
 	n.stop.push("actors", func() error { s.Stop(); return nil })
 
+	n.guard = guard.New(cfg.SMTP.Auth)
 	n.api = control.New(control.Deps{
 		Info: control.Info{Name: cfg.Name, Roles: cfg.Roles, Hostname: cfg.Hostname, Domains: cfg.Domains,
 			Partitions: cfg.Store.Partitions, Started: n.started},
@@ -270,6 +273,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Runtime:    n.settings,
 		Addrs:      func() control.Addrs { return control.Addrs{SMTP: n.SMTPAddr(), Admin: n.AdminAddr()} },
 		Logger:     n.log.With("component", "admin"),
+		Guard:      n.guard,
 	})
 	n.api.RegisterMetrics(n.registry)
 	if cfg.DemoAccount && !clustered {
@@ -326,6 +330,7 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.Source = mail.SourceSMTP
 	scfg.TLSConfig = tlsConfig
 	scfg.Cluster = n.clusterAuth
+	scfg.Guard = n.guard
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
