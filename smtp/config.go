@@ -72,8 +72,9 @@ type Config struct {
 	// server is under stress: then the command timeout is
 	// StressCommandTimeout (Postfix's smtpd_timeout=${stress?10}{300}),
 	// also for the commands already waiting, so idle connections give
-	// their slots back quickly. The DATA phase keeps DataTimeout.
-	// Defaults 75 and 10 s.
+	// their slots back quickly. The DATA phase keeps DataTimeout. The
+	// stress ends when the open connections are a tenth below the
+	// threshold again. Defaults 75 and 10 s.
 	StressPercent        int
 	StressCommandTimeout time.Duration
 

@@ -363,3 +363,49 @@ func TestMemberTransfersNotCountedAsStrangers(t *testing.T) {
 	}
 	t.Logf("per IP and per network 2: a stranger's 3rd connection got 421; %d parallel transfers from a member's address: %d refused", parallel, failed)
 }
+
+// The stress begins at StressPercent of the slots and ends a tenth below
+// it, so a load around the threshold does not flap in and out.
+func TestStressHysteresis(t *testing.T) {
+	var events []bool
+	l := newLimiter(limitsOf(Config{MaxConnections: 100, StressPercent: 50}.WithDefaults()), func(string) {},
+		func(on bool, _ int) { events = append(events, on) }, nil)
+	var open []*limitedConn
+	add := func() {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		c := &limitedConn{Conn: a, lim: l}
+		if _, ok := l.admit(c); !ok {
+			t.Fatalf("connection %d refused", len(open)+1)
+		}
+		open = append(open, c)
+	}
+	drop := func() {
+		open[len(open)-1].Close()
+		open = open[:len(open)-1]
+	}
+	for len(open) < 49 {
+		add()
+	}
+	if len(events) != 0 {
+		t.Fatalf("stress events %v below the threshold", events)
+	}
+	add() // 50: stress
+	for len(open) > 46 {
+		drop()
+	}
+	if len(events) != 1 || !events[0] {
+		t.Fatalf("stress events %v at 46 of 100 after 50", events)
+	}
+	drop() // 45: calm
+	add()  // 46: still calm
+	if fmt.Sprint(events) != "[true false]" {
+		t.Fatalf("stress events %v", events)
+	}
+	for len(open) < 50 {
+		add()
+	}
+	if fmt.Sprint(events) != "[true false true]" {
+		t.Fatalf("stress events %v", events)
+	}
+}

@@ -40,20 +40,24 @@ type limits struct {
 	// reserve slots of max go only to networks holding fewer than light.
 	reserve, light int
 	// stressAt open connections put the server under stress: read
-	// deadlines are then at most stressTimeout away.
-	stressAt      int
-	stressTimeout time.Duration
-	nets          guard.Networks
+	// deadlines are then at most stressTimeout away. The stress ends at
+	// calm open connections or fewer (a tenth below stressAt, so that a
+	// load around the threshold does not flap in and out of it).
+	stressAt, calm int
+	stressTimeout  time.Duration
+	nets           guard.Networks
 }
 
 func limitsOf(cfg Config) limits {
+	stressAt := max((cfg.MaxConnections*cfg.StressPercent+99)/100, 1)
 	return limits{
 		max:           cfg.MaxConnections,
 		perIP:         cfg.MaxConnectionsPerIP,
 		perNet:        cfg.MaxConnectionsPerNetwork,
 		reserve:       max(cfg.ReservedConnections, 0),
 		light:         max(cfg.MaxConnectionsPerNetwork/10, 1),
-		stressAt:      max((cfg.MaxConnections*cfg.StressPercent+99)/100, 1),
+		stressAt:      stressAt,
+		calm:          stressAt - max(stressAt/10, 1),
 		stressTimeout: cfg.StressCommandTimeout,
 		nets:          cfg.Auth.Networks(),
 	}
@@ -177,8 +181,9 @@ func (l *limiter) uncountLocked(c *limitedConn) {
 // connections changed. Entering stress shortens the read deadline of
 // every open connection that waits for a command.
 func (l *limiter) checkStressLocked() {
-	on := len(l.conns) >= l.stressAt
-	if on == l.stressed.Load() {
+	was := l.stressed.Load()
+	on := len(l.conns) >= l.stressAt || (was && len(l.conns) > l.calm)
+	if on == was {
 		return
 	}
 	l.stressed.Store(on)
