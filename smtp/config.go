@@ -79,8 +79,9 @@ type Config struct {
 	StressCommandTimeout time.Duration
 
 	// SoftErrorLimit and HardErrorLimit bound the errors of a session
-	// (replies 4xx and 5xx to MAIL, RCPT and DATA: unknown users,
-	// relaying denied, ...): after SoftErrorLimit errors each further
+	// (replies 5xx and 4xx other than 451 to MAIL, RCPT and DATA: unknown
+	// users, relaying denied, rate limits; not the server's own temporary
+	// trouble): after SoftErrorLimit errors each further
 	// error reply waits ErrorSleep, and the HardErrorLimit-th is
 	// "421 4.7.0 Too many errors" and the connection is closed, which
 	// makes harvesting a directory with RCPT slow and short (Postfix's

@@ -409,3 +409,23 @@ func TestStressHysteresis(t *testing.T) {
 		t.Fatalf("stress events %v", events)
 	}
 }
+
+// The server's own temporary trouble (451: the directory does not answer)
+// is not the client's error: a client that keeps trying in one session is
+// not cut off.
+func TestLocalErrorsAreNotCountedAgainstTheClient(t *testing.T) {
+	ts := startServer(t, Config{HardErrorLimit: 3}, false)
+	ts.dir.setErr(errors.New("owner in a handoff"))
+	c := dialRaw(t, ts.addr)
+	c.expect("EHLO client.example", 250)
+	c.expect("MAIL FROM:<s@remote.example>", 250)
+	for i := 0; i < 10; i++ {
+		c.expect("RCPT TO:<alice@example.test>", 451)
+	}
+	ts.dir.setErr(nil)
+	c.expect("RCPT TO:<alice@example.test>", 250)
+	c.expect("RCPT TO:<nobody1@example.test>", 550)
+	c.expect("RCPT TO:<nobody2@example.test>", 550)
+	c.expect("RCPT TO:<nobody3@example.test>", 421)
+	c.expectClosed()
+}

@@ -298,14 +298,19 @@ func isASCII(s string) bool {
 	return true
 }
 
-// limitErrors counts err when it is an error reply (4xx, 5xx) and applies
-// the session's error limits (Postfix's smtpd_soft_error_limit and
-// smtpd_hard_error_limit): beyond SoftErrorLimit errors each error reply
-// waits ErrorSleep; the HardErrorLimit-th becomes 421 4.7.0 and the
-// connection is closed after it. A cluster member's session is exempt.
+// limitErrors counts err when it is an error reply that the client
+// caused and applies the session's error limits (Postfix's
+// smtpd_soft_error_limit and smtpd_hard_error_limit): beyond
+// SoftErrorLimit errors each error reply waits ErrorSleep; the
+// HardErrorLimit-th becomes 421 4.7.0 and the connection is closed after
+// it. Every 5xx counts, and every 4xx but 451: 451 is "local error in
+// processing" (RFC 5321 §4.2.3), the server's own trouble (a directory
+// that does not answer, an owner in a handoff), for which a client that
+// keeps trying in one session must not be cut off. A cluster member's
+// session is exempt.
 func (s *session) limitErrors(err error) error {
 	var se *gosmtp.SMTPError
-	if err == nil || !errors.As(err, &se) || se.Code < 400 {
+	if err == nil || !errors.As(err, &se) || se.Code < 400 || se.Code == 451 {
 		return err
 	}
 	s.mu.Lock()
