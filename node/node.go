@@ -381,7 +381,7 @@ func (n *Node) startAdmin(context.Context) error {
 		ReadOnlyToken: cfg.ReadToken,
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Logger:        n.log.With("component", "admin"),
-		Pprof:         true,
+		Pprof:         cfg.Pprof,
 		Console:       console.Handler("/console/"),
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}

@@ -120,3 +120,22 @@ func TestServeFailedStartPrintsTheReason(t *testing.T) {
 		t.Fatalf("locked data directory: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// A secret given on the command line is refused nothing, but warned about:
+// every user of the machine can read a process's command line.
+func TestServeWarnsAboutASecretOnTheCommandLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	// --partitions 5000 fails validation right after the flags are read, so
+	// no node starts.
+	run([]string{"serve", "--secret", "0123456789abcdef0123", "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	if !strings.Contains(errb.String(), "--secret on the command line is visible in process lists") {
+		t.Fatalf("stderr %q, want the warning", errb.String())
+	}
+	errb.Reset()
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600)
+	run([]string{"serve", "--secret-file", secret, "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	if strings.Contains(errb.String(), "visible in process lists") {
+		t.Fatalf("a secret from a file was warned about: %q", errb.String())
+	}
+}
