@@ -195,7 +195,10 @@ func (a *API) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin
 			return admin.Settings{}, &admin.Error{Status: http.StatusBadRequest,
 				Message: fmt.Sprintf("queueMode %q is not one of locally, locally-for-others, remotely", *s.QueueMode)}
 		}
-		if err := a.Runtime.SetQueueMode(mode); err != nil {
+		switch err := a.Runtime.SetQueueMode(mode); {
+		case errors.Is(err, ErrNotSaved):
+			return admin.Settings{}, err
+		case err != nil:
 			a.Logger.Error("gossiping the queue mode", "err", err)
 		}
 		a.Logger.Info("queue mode changed", "queueMode", mode)

@@ -239,7 +239,15 @@ func (n *Node) startActors(ctx context.Context) error {
 		})
 		place = n.placement
 	}
-	n.settings = control.NewSettings(cfg.Routing.Mode)
+	settings, saved, err := control.LoadSettings(cfg.Store.DataDir, cfg.Routing.Mode)
+	if err != nil {
+		return fmt.Errorf("the saved settings: %w", err)
+	}
+	if saved && settings.QueueMode() != cfg.Routing.Mode {
+		n.log.Warn("queue mode set at run time and saved overrides --queue-mode; change it with homing ctl settings set queue-mode",
+			"queueMode", settings.QueueMode(), "flag", cfg.Routing.Mode)
+	}
+	n.settings = settings
 	s, err := actors.Start(cfg.Queue, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,

@@ -496,3 +496,23 @@ func TestPprofOnlyWhenAskedFor(t *testing.T) {
 		t.Fatalf("--pprof with Host evil.invalid: %d, want 403", code)
 	}
 }
+
+// The queue mode set at run time survives a restart (it is saved in the
+// data directory), even when the node starts with another --queue-mode.
+func TestQueueModeSetAtRunTimeSurvivesARestart(t *testing.T) {
+	data := t.TempDir()
+	onData := testkit.WithConfig(func(c *node.Config) { c.Store.DataDir = data })
+	n := testkit.StartNode(t, "n1", onData)
+	mode := "locally-for-others"
+	if _, err := client(n).UpdateSettings(context.Background(), admin.SettingsUpdate{QueueMode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := testkit.StartNode(t, "n1", onData, testkit.WithConfig(func(c *node.Config) { c.Routing.Mode = "locally" }))
+	s, err := client(again).Settings(context.Background())
+	if err != nil || s.QueueMode != mode {
+		t.Fatalf("after the restart: %+v, %v; want %s", s, err, mode)
+	}
+}
