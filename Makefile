@@ -51,7 +51,9 @@ bench-cluster:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./mail -run '^$$' -fuzz FuzzParseAddress -fuzztime $(FUZZTIME)
-	$(GO) test ./smtp -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzEnvelopeRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzClusterAuth$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cluster -run '^$$' -fuzz FuzzDecodeMeta -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)
