@@ -38,9 +38,9 @@ type (
 		pid    *actor.PID
 		jobs   int
 	}
-	// retryLocal: partition owners changed; retry deferred local
-	// recipients now.
-	retryLocal struct{}
+	// retryLocal: the owners of these partitions changed or came back;
+	// retry now the local recipients that wait for them.
+	retryLocal struct{ partitions []int }
 )
 
 // qentry is the queue actor's view of one queued message.
@@ -145,7 +145,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *transferred:
 		q.transferred(ctx, m)
 	case *retryLocal:
-		q.retryLocal(ctx)
+		q.retryLocal(ctx, m.partitions)
 	case *dsnWritten:
 		q.reported(ctx, m)
 	case *relayIdle:
@@ -345,13 +345,20 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 	}
 }
 
-// retryLocal makes every deferred local recipient due now.
-func (q *queueActor) retryLocal(ctx actor.Context) {
+// retryLocal makes due now the deferred local recipients whose account is
+// in one of partitions and whose last attempt failed for want of an
+// answer from the owner (network and routing statuses, 4.4.x).
+func (q *queueActor) retryLocal(ctx actor.Context, partitions []int) {
+	in := make(map[int]bool, len(partitions))
+	for _, p := range partitions {
+		in[p] = true
+	}
 	now := q.now()
 	for _, e := range q.entries {
 		due := false
 		for _, r := range e.env().Recipients {
-			if r.Local() && r.State == mail.StateDeferred && r.NextAttempt.After(now) {
+			if r.Local() && r.State == mail.StateDeferred && r.NextAttempt.After(now) &&
+				r.Status.Subject() == mail.StatusNoAnswer.Subject() && in[mail.PartitionOf(r.Account, q.cfg.Partitions)] {
 				r.NextAttempt = now
 				due = true
 			}

@@ -306,11 +306,15 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 	return out
 }
 
-// RetryLocal asks the queue to attempt at once every local recipient that
-// is waiting for a retry (the cluster calls it when partition owners
-// change, so mail waiting for an unreachable backend moves as soon as one
-// answers).
-func (s *System) RetryLocal() { s.root.Send(s.queue, &retryLocal{}) }
+// RetryLocal asks the queue to attempt at once the local recipients that
+// wait because the owner of one of these partitions could not be reached
+// (4.4.x: no owner, a handoff, no answer). The cluster calls it when those
+// partitions' owners change or come back, so mail waiting for an
+// unreachable backend moves as soon as one answers; recipients deferred
+// for other reasons (a full mailbox) keep their backoff.
+func (s *System) RetryLocal(partitions []int) {
+	s.root.Send(s.queue, &retryLocal{partitions: append([]int(nil), partitions...)})
+}
 
 // localPlacement places every partition on this node (a single node).
 type localPlacement []*actor.PID
