@@ -317,11 +317,13 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		return // deleted by the administrator meanwhile
 	}
 	env, at := e.env(), q.now()
+	relayed := false
 	for _, res := range m.results {
 		r := env.Recipient(res.Rcpt)
 		if r == nil || !e.inflight[r.Key] {
 			continue
 		}
+		relayed = relayed || (!r.Local() && res.OK())
 		delete(e.inflight, r.Key)
 		if r.State.Final() {
 			continue
@@ -342,6 +344,14 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		q.active--
 		q.finish(ctx, e)
 		q.pump(ctx)
+		return
+	}
+	if relayed {
+		// Another server has the message now: record it in the next
+		// sync round rather than when the rest of the message's attempts
+		// end, so that a crash in between relays it once more to fewer
+		// places (at least once, as every MTA: the window is one round).
+		q.write(env.ID, q.store.Update(env.Clone()))
 	}
 }
 
