@@ -169,7 +169,7 @@ func inspectTable(path string, id uint64, opts table.Options, verifyBlocks bool)
 func recovered(what string, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = damaged("badger panicked %s: %s", what, panicText(r))
+			err = damaged("badger crashed %s: %s", what, panicText(r))
 		}
 	}()
 	if err := fn(); err != nil {
@@ -181,6 +181,17 @@ func recovered(what string, fn func() error) (err error) {
 	return nil
 }
 
+// guarded runs fn and turns a panic into an error wrapping ErrDamaged;
+// fn's own error is returned as it is.
+func guarded(what string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = damaged("badger crashed %s: %s", what, panicText(r))
+		}
+	}()
+	return fn()
+}
+
 // openBadger is badger.Open with a panic in the caller's goroutine
 // recovered into an error wrapping ErrDamaged (the directory lock and the
 // manifest are released by Open's own deferred calls as the panic
@@ -188,7 +199,7 @@ func recovered(what string, fn func() error) (err error) {
 func openBadger(open func(badger.Options) (*badger.DB, error), opt badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, damaged("badger panicked opening the database: %s", panicText(r))
+			db, err = nil, damaged("badger crashed opening the database: %s", panicText(r))
 			opt.Logger.Errorf("badger panicked opening %s: %v\n%s", opt.Dir, r, debug.Stack())
 		}
 	}()
