@@ -2,12 +2,14 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Messages the queue actor takes.
@@ -188,9 +190,15 @@ func (q *queueActor) start(ctx actor.Context) {
 		q.log.Info("queue recovered", "messages", n)
 	}
 	for _, e := range q.entries {
-		if e.env().Done() {
+		switch {
+		case e.env().Damaged != "":
+			// Held as damaged (by an earlier run or by homing check
+			// --repair; an envelope that does not decode has no
+			// recipients and would look done): left alone.
+			q.log.Warn("queued message held as damaged", "queueID", e.env().ID, "reason", e.env().Damaged)
+		case e.env().Done():
 			q.finish(ctx, e)
-		} else {
+		default:
 			q.attempt(ctx, e)
 		}
 	}
@@ -199,7 +207,7 @@ func (q *queueActor) start(ctx actor.Context) {
 // attempt starts delivery of every open recipient that is due and not in
 // flight, and schedules the message's next wake-up otherwise.
 func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
-	if e.env().Held || e.reporting || e.transferring {
+	if e.env().Held || e.env().Damaged != "" || e.reporting || e.transferring {
 		return
 	}
 	if e.env().Transfer {
@@ -270,7 +278,9 @@ func (q *queueActor) takeSlot(e *qentry) bool {
 }
 
 // loadBody reads e's body from the store if it is not in memory. On
-// failure the slot taken for e is given back and a retry is scheduled.
+// failure the slot taken for e is given back and a retry is scheduled;
+// a damaged body (storage.ErrDamaged) holds the message as damaged
+// instead: it is never attempted again.
 func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 	if e.msg.Body != nil {
 		return true
@@ -280,6 +290,14 @@ func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 		e.msg.Body = body
 		return true
 	}
+	if errors.Is(err, storage.ErrDamaged) {
+		if !e.busy() {
+			q.active--
+		}
+		q.damaged(e, err)
+		q.pump(ctx)
+		return false
+	}
 	q.log.Error("reading queued body", "queueID", e.env().ID, "err", err)
 	if !e.busy() {
 		q.active--
@@ -287,6 +305,22 @@ func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 	e.due = q.now().Add(q.cfg.MinBackoff)
 	ctx.Send(q.sched, &wake{id: e.env().ID, at: e.due})
 	return false
+}
+
+// damaged holds e as damaged: its stored data failed its check, so it is
+// never relayed or delivered (its bytes are not what was accepted). The
+// mark is persisted, listed (state "damaged", the reason as last error)
+// and logged here, once; the administrator deletes the message, or
+// retries it once its data is restored.
+func (q *queueActor) damaged(e *qentry, err error) {
+	env := e.env()
+	env.Damaged = err.Error()
+	e.msg.Body = nil
+	q.log.Error("queued message damaged: held, never relayed or delivered (delete it, or retry it once its data is restored)",
+		"queueID", env.ID, "err", err)
+	q.stats.queueDamaged()
+	q.stats.Journal.Record(env.ID, "damaged", env.Damaged)
+	q.write(env.ID, q.store.Update(env.Clone()))
 }
 
 // relayRef is the queue's handle on a relay actor.

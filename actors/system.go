@@ -287,6 +287,12 @@ type PartitionState struct {
 	Open bool `json:"open"`
 	// ActiveAccounts is the number of account actors alive in it.
 	ActiveAccounts int `json:"activeAccounts"`
+	// Error says why the data failed to open at the last try, when that
+	// was not a lock held elsewhere (damaged files, another error); the
+	// partition actor answers its requests as temporarily unavailable
+	// and tries again. Damaged: the failure is damage (storage.ErrDamaged).
+	Error   string `json:"error,omitempty"`
+	Damaged bool   `json:"damaged,omitempty"`
 }
 
 // PartitionStates reports every local partition actor's state.
@@ -299,7 +305,7 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 		}
 		st := PartitionState{ID: id}
 		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
-			st.Open, st.ActiveAccounts = r.open, r.accounts
+			st.Open, st.ActiveAccounts, st.Error, st.Damaged = r.open, r.accounts, r.err, r.damaged
 		}
 		out = append(out, st)
 	}

@@ -134,6 +134,13 @@ func (n *Node) openStores(context.Context) error {
 		}
 	}
 	q, err := storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), qopt)
+	if errors.Is(err, storage.ErrDamaged) {
+		// The node does not start without its queue: the mail in it
+		// was acknowledged. The storage layer turned badger's panic,
+		// leak or silent loss into this error; say what to do.
+		return fmt.Errorf("opening the queue in %s: %w (the queue's files are damaged: `homing check %s` says what it finds; restore the queue directory from a backup)",
+			cfg.DataDir, err, cfg.DataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the queue in %s: %w", cfg.DataDir, err)
 	}
@@ -541,7 +548,15 @@ func (n *Node) CloseAbruptly() error {
 func (n *Node) ensureDemo(ctx context.Context) error {
 	addr := "demo@" + n.cfg.Domains[0]
 	pwFile := filepath.Join(n.cfg.Store.DataDir, "demo-password")
-	if _, err := n.actors.GetAccount(ctx, addr); err == nil {
+	_, err := n.actors.GetAccount(ctx, addr)
+	if err != nil && mail.IsTemporary(err) {
+		// Its partition does not open (damaged files, say): the node runs
+		// without it, as without any other partition; so does the demo.
+		n.log.Warn("demo account unavailable; starting without it", "account", addr, "err", err)
+		n.demo = demoInfo{addr, ""}
+		return nil
+	}
+	if err == nil {
 		if pw, err := os.ReadFile(pwFile); err == nil {
 			n.demo = demoInfo{addr, strings.TrimSpace(string(pw))}
 		} else {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/damage"
 )
 
 func parseServe(t *testing.T, args []string, file string) (node.Config, error) {
@@ -137,5 +138,26 @@ func TestServeWarnsAboutASecretOnTheCommandLine(t *testing.T) {
 	run([]string{"serve", "--secret-file", secret, "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
 	if strings.Contains(errb.String(), "visible in process lists") {
 		t.Fatalf("a secret from a file was warned about: %q", errb.String())
+	}
+}
+
+// A queue whose files are damaged: homing serve exits 1 with the reason
+// and what to do, without a panic (a truncated table made badger panic in
+// a goroutine of its own, which no recover reaches).
+func TestServeOnADamagedQueueExitsWithTheReason(t *testing.T) {
+	for name, damageIt := range map[string]func(t testing.TB, dir string){
+		"truncated table":     func(t testing.TB, dir string) { damage.TruncateTable(t, dir) },
+		"emptied KEYREGISTRY": damage.EmptyKeyRegistry,
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := writeDataDir(t)
+			damageIt(t, filepath.Join(d.dir, "queue"))
+			var out, errb bytes.Buffer
+			code := run([]string{"serve", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", d.dir}, &out, &errb)
+			if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+d.dir) || !strings.Contains(errb.String(), "data damaged") ||
+				!strings.Contains(errb.String(), "homing check "+d.dir) || strings.Contains(errb.String(), "panic") {
+				t.Fatalf("exit %d, stderr %q; want 1 and the queue's damage", code, errb.String())
+			}
+		})
 	}
 }
