@@ -9,7 +9,7 @@ C        ?= 20
 SIZE     ?= 4096
 ACCOUNTS ?= 500
 
-.PHONY: build run cluster test bench bench-cluster fuzz proto vet fmt clean
+.PHONY: build run cluster test bench bench-cluster soak fuzz proto vet fmt clean
 
 build:
 	$(GO) build -o $(HOMING) ./cmd/homing
@@ -47,11 +47,21 @@ endif
 bench-cluster:
 	$(MAKE) bench MODE=cluster
 
+# The chaos soak with real processes (1 frontend + 2 backends; kill -9,
+# restarts, SIGSTOP/SIGCONT while clients stream mail), DURATION per queue
+# mode (make test runs it for 45s each); prints acknowledged, lost and
+# duplicated.
+DURATION ?= 5m
+soak:
+	HOMING_SOAK_DURATION=$(DURATION) $(GO) test ./node -run '^TestSoak$$' -count=1 -v -timeout 0 | grep -E 'soak (locally|remotely):|^(---|ok|FAIL)'
+
 # Each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./mail -run '^$$' -fuzz FuzzParseAddress -fuzztime $(FUZZTIME)
-	$(GO) test ./smtp -run '^$$' -fuzz FuzzSession -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzEnvelopeRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzClusterAuth$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cluster -run '^$$' -fuzz FuzzDecodeMeta -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)

@@ -17,6 +17,7 @@ import (
 	"github.com/homing-mail/homing/storage"
 	"github.com/homing-mail/homing/testkit/clock"
 	"github.com/homing-mail/homing/testkit/probe"
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // A disk error while storing is a temporary failure (451 4.3.0): the
@@ -141,8 +142,9 @@ func TestLocalRetryCapsBackoffForUnreachableOwner(t *testing.T) {
 	queue.WaitDeleted(t, lid)
 }
 
-// RetryLocal (partition owners changed) attempts every deferred local
-// recipient at once, without waiting for its retry time.
+// RetryLocal (the owner of a partition changed) attempts a deferred local
+// recipient of that partition that waited for an owner at once, without
+// waiting for its retry time.
 func TestRetryLocalAttemptsDeferredLocalRecipientsNow(t *testing.T) {
 	const ann = "ann@example.test"
 	place := &actorstest.Placement{}
@@ -158,7 +160,7 @@ func TestRetryLocalAttemptsDeferredLocalRecipientsNow(t *testing.T) {
 
 	part := actorstest.NewPartition(0, storage.Account{Address: ann})
 	place.Set(spawnPartition(t, s, part))
-	s.RetryLocal()
+	s.RetryLocal([]int{0})
 	queue.WaitDeleted(t, id)
 	if n := len(part.Stored(ann)); n != 1 {
 		t.Errorf("%d messages stored, want 1", n)
@@ -363,4 +365,48 @@ func TestUnansweredLocalDeliveryIsDeferred441AndTheRetryDelivers(t *testing.T) {
 		t.Errorf("%d updates of the message, want 1 (the deferral)", len(ups))
 	}
 	partition.ExpectNothing(20 * time.Millisecond)
+}
+
+// A kick after an owner change retries only the recipients that wait for
+// that owner: deferred for want of an answer (4.4.x) in one of the
+// partitions named. One over quota (4.2.2) in the same partition, or
+// waiting for another partition's owner, keeps its backoff (issue #9: an
+// over-quota message reached 8 attempts in 2 minutes of membership churn).
+func TestRetryLocalKicksOnlyWhatWaitsForThoseOwners(t *testing.T) {
+	cfg := testConfig()
+	cfg.Partitions = 2
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.LocalRetry = time.Hour, time.Hour, time.Hour
+	var inP0, inP1 string
+	for i := 0; inP0 == "" || inP1 == ""; i++ {
+		a := fmt.Sprintf("u%d@example.test", i)
+		if mail.PartitionOf(a, 2) == 0 && inP0 == "" {
+			inP0 = a
+		} else if mail.PartitionOf(a, 2) == 1 && inP1 == "" {
+			inP1 = a
+		}
+	}
+	queue := actorstest.NewQueue()
+	later := time.Now().Add(time.Hour)
+	seed := func(id, account string, status mail.Status) {
+		queue.Seed(&mail.Envelope{ID: id, From: "bob@remote.example", Received: time.Now(), Source: mail.SourceSMTP,
+			Recipients: []*mail.Recipient{{Key: 1, Addr: account, Account: account, State: mail.StateDeferred,
+				Status: status, Attempts: 1, NextAttempt: later, FirstTempFailure: time.Now()}}}, testBody(id))
+	}
+	seed("WAITING0", inP0, mail.StatusDirectoryFailure)
+	seed("FULL0", inP0, mail.StatusMailboxFull)
+	seed("WAITING1", inP1, mail.StatusNoAnswer)
+	parts := []*actorstest.Partition{
+		actorstest.NewPartition(0, storage.Account{Address: inP0}),
+		actorstest.NewPartition(1, storage.Account{Address: inP1}),
+	}
+	place := &actorstest.Placement{}
+	s := startSystem(t, cfg, Deps{Placement: place, Queue: queue})
+	place.Set(spawnPartition(t, s, parts[0])) // one PID for both: the fake answers by account
+	s.RetryLocal([]int{0})
+	queue.WaitDeleted(t, "WAITING0")
+	wait.Never(t, 300*time.Millisecond, func() bool { return queue.Deleted("FULL0") || queue.Deleted("WAITING1") },
+		"a kick for partition 0 retried a recipient over quota or one of partition 1")
+	if n := parts[0].AppendCalls(); n != 1 {
+		t.Fatalf("%d appends in partition 0, want 1 (the over-quota recipient was not tried)", n)
+	}
 }

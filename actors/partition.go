@@ -40,9 +40,19 @@ type partitionActor struct {
 	byPID    map[string]string // child PID id -> account
 
 	// Opening is retried while another process holds the data (the
-	// previous owner has not closed it yet: a handoff in progress).
+	// previous owner has not closed it yet: a handoff in progress), and,
+	// more slowly, while it fails otherwise (damaged files, see
+	// storage.ErrDamaged, or another error).
 	retry     *time.Timer
 	retryWait time.Duration
+	// openErr is why the data did not open at the last try (nil once it
+	// is open). A lock held elsewhere is tried again on every request
+	// too (the handoff may be over); any other failure is answered from
+	// here until the retry timer tries again, and reported (partition
+	// status, /api/v1/partitions, homing_partitions_failed).
+	openErr error
+	// failing: openErr is a failure other than a lock.
+	failing bool
 
 	retiring    bool
 	retireReply *actor.PID
@@ -73,6 +83,8 @@ type partitionState struct {
 	id       int
 	open     bool
 	accounts int
+	err      string // why the data failed to open (not a lock held elsewhere)
+	damaged  bool   // err is damage (storage.ErrDamaged)
 }
 
 type accountChild struct {
@@ -111,6 +123,10 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		if p.retry != nil {
 			p.retry.Stop()
 		}
+		if p.failing {
+			p.failing = false
+			p.stats.openRecovered()
+		}
 		// Children have terminated by now: close the data last.
 		if p.data != nil {
 			if err := p.data.Close(); err != nil {
@@ -136,7 +152,7 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		case p.retiring:
 			ctx.Respond(deliverFailure(m, p.id, errMoving))
 		case p.ensureOpen() != nil:
-			ctx.Respond(deliverFailure(m, p.id, mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")))
+			ctx.Respond(deliverFailure(m, p.id, p.unavailable()))
 		default:
 			// Local Delivery sends one Deliver per account.
 			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
@@ -149,45 +165,121 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		p.terminated(ctx, m.Who)
 	case *partitionStatus:
-		ctx.Respond(&partitionState{id: p.id, open: p.data != nil, accounts: len(p.children)})
+		st := &partitionState{id: p.id, open: p.data != nil, accounts: len(p.children)}
+		if p.failing {
+			st.err, st.damaged = p.openErr.Error(), errors.Is(p.openErr, storage.ErrDamaged)
+		}
+		ctx.Respond(st)
 	default:
 		p.admin(ctx)
 	}
 }
 
-// tryOpen opens the data or schedules another try (50 ms doubling to 1 s).
+// The retry schedules of a partition's open: while a lock is held
+// elsewhere (a handoff takes a moment), and while it fails otherwise
+// (damage stays until someone repairs or restores the files).
+const (
+	lockRetryFirst, lockRetryMax = 50 * time.Millisecond, time.Second
+	failRetryFirst, failRetryMax = time.Second, time.Minute
+)
+
+// tryOpen opens the data or schedules another try.
 func (p *partitionActor) tryOpen(ctx actor.Context) {
-	if err := p.ensureOpen(); err == nil {
+	err := p.openData()
+	if err == nil {
 		if p.retryWait > 0 {
 			p.log.Info("partition opened")
 		}
 		p.retryWait = 0
 		return
-	} else if p.retryWait == 0 {
-		p.log.Info("partition not opened yet; retrying", "err", err)
 	}
-	if p.retryWait == 0 {
-		p.retryWait = 50 * time.Millisecond
-	} else if p.retryWait < time.Second {
-		p.retryWait *= 2
+	first, most := lockRetryFirst, lockRetryMax
+	if !errors.Is(err, storage.ErrLocked) {
+		first, most = failRetryFirst, failRetryMax
+	}
+	switch {
+	case p.retryWait < first:
+		p.retryWait = first
+	case p.retryWait < most:
+		p.retryWait = min(2*p.retryWait, most)
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	p.retry = time.AfterFunc(p.retryWait, func() { root.Send(self, &retryOpen{}) })
 }
 
+// ensureOpen returns nil when the data is open. A partition that waits for
+// a lock held elsewhere tries again at once; one that failed otherwise
+// answers with that failure until its retry timer tries again.
 func (p *partitionActor) ensureOpen() error {
+	if p.data != nil {
+		return nil
+	}
+	if p.failing {
+		return p.openErr
+	}
+	return p.openData()
+}
+
+// openData opens the data, or records why it did not open.
+func (p *partitionActor) openData() error {
 	if p.data != nil {
 		return nil
 	}
 	d, err := p.open(p.id)
 	if err != nil {
-		return fmt.Errorf("open partition %d: %w", p.id, err)
+		p.openFailed(fmt.Errorf("open partition %d: %w", p.id, err))
+		return p.openErr
 	}
-	p.data = d
+	p.data, p.openErr = d, nil
+	if p.failing {
+		p.failing = false
+		p.stats.openRecovered()
+	}
 	if p.changed != nil {
 		p.changed(p.id, true)
 	}
 	return nil
+}
+
+// openFailed records a failed open and says why, once per change of
+// reason: a lock held elsewhere (a handoff in progress, normal), damaged
+// files (the node goes on without this partition; homing check finds what
+// is damaged) or another error.
+func (p *partitionActor) openFailed(err error) {
+	changed := p.openErr == nil || p.openErr.Error() != err.Error()
+	p.openErr = err
+	if errors.Is(err, storage.ErrLocked) {
+		if p.failing {
+			p.failing = false
+			p.stats.openRecovered()
+		}
+		if changed {
+			p.log.Info("partition held by another open (a handoff in progress); retrying", "err", err)
+		}
+		return
+	}
+	reason := "error"
+	if errors.Is(err, storage.ErrDamaged) {
+		reason = "damaged"
+	}
+	p.stats.openFailed(p.id, reason, !p.failing)
+	p.failing = true
+	if !changed {
+		return
+	}
+	if reason == "damaged" {
+		p.log.Error("partition data damaged: not opened; its mail waits in the queue, the other partitions and the queue go on; retrying (homing check DATA_DIR reports the damage)", "err", err)
+	} else {
+		p.log.Error("partition failed to open; its mail waits in the queue; retrying", "err", err)
+	}
+}
+
+// unavailable is the answer to a delivery while the data is not open.
+func (p *partitionActor) unavailable() mail.Result {
+	if p.failing && errors.Is(p.openErr, storage.ErrDamaged) {
+		return mail.Temp(mail.StatusLocalError, fmt.Sprintf("mailbox temporarily unavailable: partition %d is damaged", p.id))
+	}
+	return mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
 }
 
 // route hands msg to the account's actor, activating it if needed. The
@@ -328,6 +420,9 @@ func (p *partitionActor) admin(ctx actor.Context) {
 		ctx.Respond(reply)
 	case *pb.GetRaw:
 		raw, err := p.data.Raw(strings.ToLower(m.Account), m.Id)
+		if errors.Is(err, storage.ErrDamaged) {
+			p.log.Error("mailbox message damaged: its stored bytes fail their check, not served", "account", m.Account, "id", m.Id, "err", err)
+		}
 		ctx.Respond(&pb.RawReply{Raw: raw, Error: pbError(err)})
 	case *pb.SetAccountRules:
 		addr := strings.ToLower(m.Address)

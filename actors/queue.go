@@ -2,12 +2,14 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Messages the queue actor takes.
@@ -38,9 +40,9 @@ type (
 		pid    *actor.PID
 		jobs   int
 	}
-	// retryLocal: partition owners changed; retry deferred local
-	// recipients now.
-	retryLocal struct{}
+	// retryLocal: the owners of these partitions changed or came back;
+	// retry now the local recipients that wait for them.
+	retryLocal struct{ partitions []int }
 )
 
 // qentry is the queue actor's view of one queued message.
@@ -145,7 +147,7 @@ func (q *queueActor) Receive(ctx actor.Context) {
 	case *transferred:
 		q.transferred(ctx, m)
 	case *retryLocal:
-		q.retryLocal(ctx)
+		q.retryLocal(ctx, m.partitions)
 	case *dsnWritten:
 		q.reported(ctx, m)
 	case *relayIdle:
@@ -188,9 +190,15 @@ func (q *queueActor) start(ctx actor.Context) {
 		q.log.Info("queue recovered", "messages", n)
 	}
 	for _, e := range q.entries {
-		if e.env().Done() {
+		switch {
+		case e.env().Damaged != "":
+			// Held as damaged (by an earlier run or by homing check
+			// --repair; an envelope that does not decode has no
+			// recipients and would look done): left alone.
+			q.log.Warn("queued message held as damaged", "queueID", e.env().ID, "reason", e.env().Damaged)
+		case e.env().Done():
 			q.finish(ctx, e)
-		} else {
+		default:
 			q.attempt(ctx, e)
 		}
 	}
@@ -199,7 +207,7 @@ func (q *queueActor) start(ctx actor.Context) {
 // attempt starts delivery of every open recipient that is due and not in
 // flight, and schedules the message's next wake-up otherwise.
 func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
-	if e.env().Held || e.reporting || e.transferring {
+	if e.env().Held || e.env().Damaged != "" || e.reporting || e.transferring {
 		return
 	}
 	if e.env().Transfer {
@@ -270,7 +278,9 @@ func (q *queueActor) takeSlot(e *qentry) bool {
 }
 
 // loadBody reads e's body from the store if it is not in memory. On
-// failure the slot taken for e is given back and a retry is scheduled.
+// failure the slot taken for e is given back and a retry is scheduled;
+// a damaged body (storage.ErrDamaged) holds the message as damaged
+// instead: it is never attempted again.
 func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 	if e.msg.Body != nil {
 		return true
@@ -280,6 +290,14 @@ func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 		e.msg.Body = body
 		return true
 	}
+	if errors.Is(err, storage.ErrDamaged) {
+		if !e.busy() {
+			q.active--
+		}
+		q.damaged(e, err)
+		q.pump(ctx)
+		return false
+	}
 	q.log.Error("reading queued body", "queueID", e.env().ID, "err", err)
 	if !e.busy() {
 		q.active--
@@ -287,6 +305,22 @@ func (q *queueActor) loadBody(ctx actor.Context, e *qentry) bool {
 	e.due = q.now().Add(q.cfg.MinBackoff)
 	ctx.Send(q.sched, &wake{id: e.env().ID, at: e.due})
 	return false
+}
+
+// damaged holds e as damaged: its stored data failed its check, so it is
+// never relayed or delivered (its bytes are not what was accepted). The
+// mark is persisted, listed (state "damaged", the reason as last error)
+// and logged here, once; the administrator deletes the message, or
+// retries it once its data is restored.
+func (q *queueActor) damaged(e *qentry, err error) {
+	env := e.env()
+	env.Damaged = err.Error()
+	e.msg.Body = nil
+	q.log.Error("queued message damaged: held, never relayed or delivered (delete it, or retry it once its data is restored)",
+		"queueID", env.ID, "err", err)
+	q.stats.queueDamaged()
+	q.stats.Journal.Record(env.ID, "damaged", env.Damaged)
+	q.write(env.ID, q.store.Update(env.Clone()))
 }
 
 // relayRef is the queue's handle on a relay actor.
@@ -317,11 +351,13 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		return // deleted by the administrator meanwhile
 	}
 	env, at := e.env(), q.now()
+	relayed := false
 	for _, res := range m.results {
 		r := env.Recipient(res.Rcpt)
 		if r == nil || !e.inflight[r.Key] {
 			continue
 		}
+		relayed = relayed || (!r.Local() && res.OK())
 		delete(e.inflight, r.Key)
 		if r.State.Final() {
 			continue
@@ -342,16 +378,31 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		q.active--
 		q.finish(ctx, e)
 		q.pump(ctx)
+		return
+	}
+	if relayed {
+		// Another server has the message now: record it in the next
+		// sync round rather than when the rest of the message's attempts
+		// end, so that a crash in between relays it once more to fewer
+		// places (at least once, as every MTA: the window is one round).
+		q.write(env.ID, q.store.Update(env.Clone()))
 	}
 }
 
-// retryLocal makes every deferred local recipient due now.
-func (q *queueActor) retryLocal(ctx actor.Context) {
+// retryLocal makes due now the deferred local recipients whose account is
+// in one of partitions and whose last attempt failed for want of an
+// answer from the owner (network and routing statuses, 4.4.x).
+func (q *queueActor) retryLocal(ctx actor.Context, partitions []int) {
+	in := make(map[int]bool, len(partitions))
+	for _, p := range partitions {
+		in[p] = true
+	}
 	now := q.now()
 	for _, e := range q.entries {
 		due := false
 		for _, r := range e.env().Recipients {
-			if r.Local() && r.State == mail.StateDeferred && r.NextAttempt.After(now) {
+			if r.Local() && r.State == mail.StateDeferred && r.NextAttempt.After(now) &&
+				r.Status.Subject() == mail.StatusNoAnswer.Subject() && in[mail.PartitionOf(r.Account, q.cfg.Partitions)] {
 				r.NextAttempt = now
 				due = true
 			}

@@ -70,6 +70,18 @@ func (q *queueActor) action(ctx actor.Context, m *queueAction) error {
 		env.Held = true
 		q.write(m.id, q.store.Update(env.Clone()))
 	case "release", "retry":
+		if env.Damaged != "" {
+			// Read the message again: its data may have been restored.
+			// An envelope that still does not decode cannot be retried.
+			stored, err := q.store.Envelope(m.id)
+			if err != nil {
+				return fmt.Errorf("%w: queue message %s is damaged (%v); delete it", mail.ErrInvalid, m.id, err)
+			}
+			stored.AssignKeys()
+			stored.Damaged = ""
+			e.msg, env = &mail.Message{Envelope: stored}, stored
+			q.log.Info("retrying a message held as damaged", "queueID", m.id)
+		}
 		env.Held = false
 		now := q.now()
 		for _, r := range env.Recipients {

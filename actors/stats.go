@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,13 @@ type Stats struct {
 	promDepth    prometheus.Gauge
 	promActivate *prometheus.CounterVec
 	promRelay    *prometheus.CounterVec
+
+	// Damage (storage.ErrDamaged) and partitions that fail to open.
+	promOpenFailures *prometheus.CounterVec
+	promFailed       prometheus.Gauge
+	promDamaged      prometheus.Counter
+	// QueueDamaged counts the messages the queue held as damaged.
+	QueueDamaged atomic.Int64
 }
 
 // relayResult counts a relay outcome by destination domain.
@@ -89,12 +97,24 @@ func NewStats(reg prometheus.Registerer) *Stats {
 		promActivate: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homing_account_actor_events_total", Help: "Account actor activations and passivations.",
 		}, []string{"event"}),
+		promOpenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_partition_open_failures_total",
+			Help: "Failed opens of a partition's data on this node for another reason than a lock held elsewhere (a handoff), by partition and reason (damaged, error).",
+		}, []string{"partition", "reason"}),
+		promFailed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "homing_partitions_failed",
+			Help: "Partitions of this node whose data failed to open at the last try (damaged or another error; not a handoff).",
+		}),
+		promDamaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "homing_queue_damaged_total", Help: "Queued messages held as damaged (their stored body or envelope failed its check).",
+		}),
 	}
 	for _, k := range kinds {
 		s.active[k] = new(atomic.Int64)
 	}
 	if reg != nil {
-		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate, s.promRelay)
+		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate, s.promRelay,
+			s.promOpenFailures, s.promFailed, s.promDamaged)
 	}
 	return s
 }
@@ -115,6 +135,25 @@ func (s *Stats) stopped(kind string) {
 		s.Passivations.Add(1)
 		s.promActivate.WithLabelValues("passivate").Inc()
 	}
+}
+
+// openFailed counts a failed open of partition id (reason "damaged" or
+// "error"); failing says the partition has just entered the failed state.
+func (s *Stats) openFailed(id int, reason string, failing bool) {
+	s.promOpenFailures.WithLabelValues(strconv.Itoa(id), reason).Inc()
+	if failing {
+		s.promFailed.Inc()
+	}
+}
+
+// openRecovered: a partition in the failed state opened, or its actor
+// stopped.
+func (s *Stats) openRecovered() { s.promFailed.Dec() }
+
+// queueDamaged counts a message held as damaged.
+func (s *Stats) queueDamaged() {
+	s.QueueDamaged.Add(1)
+	s.promDamaged.Inc()
 }
 
 // Active returns the number of live actors per kind.

@@ -287,6 +287,12 @@ type PartitionState struct {
 	Open bool `json:"open"`
 	// ActiveAccounts is the number of account actors alive in it.
 	ActiveAccounts int `json:"activeAccounts"`
+	// Error says why the data failed to open at the last try, when that
+	// was not a lock held elsewhere (damaged files, another error); the
+	// partition actor answers its requests as temporarily unavailable
+	// and tries again. Damaged: the failure is damage (storage.ErrDamaged).
+	Error   string `json:"error,omitempty"`
+	Damaged bool   `json:"damaged,omitempty"`
 }
 
 // PartitionStates reports every local partition actor's state.
@@ -299,18 +305,22 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 		}
 		st := PartitionState{ID: id}
 		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
-			st.Open, st.ActiveAccounts = r.open, r.accounts
+			st.Open, st.ActiveAccounts, st.Error, st.Damaged = r.open, r.accounts, r.err, r.damaged
 		}
 		out = append(out, st)
 	}
 	return out
 }
 
-// RetryLocal asks the queue to attempt at once every local recipient that
-// is waiting for a retry (the cluster calls it when partition owners
-// change, so mail waiting for an unreachable backend moves as soon as one
-// answers).
-func (s *System) RetryLocal() { s.root.Send(s.queue, &retryLocal{}) }
+// RetryLocal asks the queue to attempt at once the local recipients that
+// wait because the owner of one of these partitions could not be reached
+// (4.4.x: no owner, a handoff, no answer). The cluster calls it when those
+// partitions' owners change or come back, so mail waiting for an
+// unreachable backend moves as soon as one answers; recipients deferred
+// for other reasons (a full mailbox) keep their backoff.
+func (s *System) RetryLocal(partitions []int) {
+	s.root.Send(s.queue, &retryLocal{partitions: append([]int(nil), partitions...)})
+}
 
 // localPlacement places every partition on this node (a single node).
 type localPlacement []*actor.PID

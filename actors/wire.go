@@ -25,6 +25,8 @@ func pbError(err error) *pb.Error {
 		return &pb.Error{Kind: pb.Error_NOT_FOUND, Text: err.Error()}
 	case errors.Is(err, mail.ErrExists):
 		return &pb.Error{Kind: pb.Error_EXISTS, Text: err.Error()}
+	case errors.Is(err, storage.ErrDamaged):
+		return &pb.Error{Kind: pb.Error_DAMAGED, Text: err.Error()}
 	case !mail.IsTemporary(err):
 		return &pb.Error{Kind: pb.Error_INVALID, Text: err.Error()}
 	default:
@@ -46,6 +48,8 @@ func goError(e *pb.Error) error {
 		return fmt.Errorf("%w: %s", mail.ErrExists, e.Text)
 	case pb.Error_INVALID:
 		return fmt.Errorf("%w: %s", mail.ErrInvalid, e.Text)
+	case pb.Error_DAMAGED:
+		return fmt.Errorf("%w: %s", storage.ErrDamaged, e.Text)
 	default:
 		return fmt.Errorf("%w: %s", mail.ErrUnavailable, e.Text)
 	}

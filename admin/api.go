@@ -139,7 +139,7 @@ type QueueEntry struct {
 	ID          string           `json:"id"`
 	Sender      string           `json:"sender"`
 	Recipients  []QueueRecipient `json:"recipients"`
-	State       string           `json:"state"` // active, deferred, held
+	State       string           `json:"state"` // active, deferred, held, damaged (LastError says why)
 	Attempts    int              `json:"attempts"`
 	NextAttempt *time.Time       `json:"nextAttempt,omitempty"`
 	LastError   string           `json:"lastError,omitempty"`
@@ -166,6 +166,7 @@ type QueueSummary struct {
 	Active   int            `json:"active"`
 	Deferred int            `json:"deferred"`
 	Held     int            `json:"held"`
+	Damaged  int            `json:"damaged,omitempty"` // held because their stored data failed its check
 	Oldest   *time.Time     `json:"oldest,omitempty"`
 	ByDomain map[string]int `json:"byDomain"`
 }
@@ -218,6 +219,13 @@ type PartitionStatus struct {
 	// both believe they own it: the storage fence lets one in).
 	Open           bool `json:"open"`
 	ActiveAccounts int  `json:"activeAccounts"`
+	// Error says why the partition's data failed to open at the last try
+	// when that was not a lock held elsewhere: damaged files (Damaged) or
+	// another error. Its mail waits in the queues and its requests answer
+	// 503 while the node tries again; the other partitions and the queue
+	// go on.
+	Error   string `json:"error,omitempty"`
+	Damaged bool   `json:"damaged,omitempty"`
 }
 
 // Stats is GET /api/v1/stats: counters since start and latency quantiles

@@ -21,12 +21,23 @@ import (
 // suspicion and of SelfDeclaredDead fail if a new version changes them.
 // memberlist may write while holding its node lock: Write never blocks on
 // anything but the slog handler.
-type memberlistLogWriter struct{ m *Membership }
+//
+// Lines of one kind (logThrottle) are written at most once a second, with
+// the number dropped since (suppressed=N): a peer that sends garbage to the
+// gossip port cannot flood the log. The two events above are read from
+// every line, written or not.
+type memberlistLogWriter struct {
+	m        *Membership
+	throttle *logThrottle
+}
+
+// memberlistLogEvery is the most often a line of one kind is written.
+const memberlistLogEvery = time.Second
 
 // newMemberlistLog returns the *log.Logger memberlist and its transport
 // write to. log.Logger makes one Write per line.
 func newMemberlistLog(m *Membership) *log.Logger {
-	return log.New(memberlistLogWriter{m}, "", 0)
+	return log.New(memberlistLogWriter{m: m, throttle: newLogThrottle(memberlistLogEvery, time.Now)}, "", 0)
 }
 
 // refuteGrace: see Write.
@@ -56,7 +67,11 @@ func (w memberlistLogWriter) Write(p []byte) (int, error) {
 			line = text
 		}
 	}
-	w.m.log.Log(context.Background(), level, line)
+	if ok, suppressed := w.throttle.allow(line); ok && suppressed > 0 {
+		w.m.log.Log(context.Background(), level, line, "suppressed", suppressed)
+	} else if ok {
+		w.m.log.Log(context.Background(), level, line)
+	}
 
 	text := strings.TrimPrefix(line, "memberlist: ")
 	if rest, ok := strings.CutPrefix(text, suspectPrefix); ok {

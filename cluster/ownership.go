@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -15,7 +16,10 @@ type PartitionHost interface {
 	StopPartition(id int)
 	StopAllPartitions()
 	OwnedPartitions() []int
-	RetryLocal()
+	// RetryLocal asks the queue to try again, now, the local recipients
+	// that wait because the owner of one of these partitions could not be
+	// reached (it changed, or came back).
+	RetryLocal(partitions []int)
 }
 
 // Ownership keeps this node's partition actors in line with the placement:
@@ -35,8 +39,20 @@ type Ownership struct {
 	stop chan struct{}
 	done chan struct{}
 
+	// last is what apply saw the previous time: the owner of each
+	// partition and how each owner was then (its start time and state),
+	// so that it can tell which partitions' owners changed or came back.
+	last ownersSeen
+
 	mu    sync.Mutex
 	moves int
+}
+
+// ownersSeen is the owner of each partition and a token of each owner's
+// incarnation and state.
+type ownersSeen struct {
+	owners []string
+	token  map[string]string
 }
 
 // RunOwnership starts following membership. host may be a frontend's
@@ -71,7 +87,8 @@ func (o *Ownership) run() {
 
 // apply recomputes the placement and starts and stops partitions.
 func (o *Ownership) apply() {
-	owned := o.pl.Update(o.ms.Members())
+	members := o.ms.Members()
+	owned := o.pl.Update(members)
 	if o.backend {
 		have := o.host.OwnedPartitions()
 		var lose, gain []int
@@ -104,10 +121,36 @@ func (o *Ownership) apply() {
 				"owned", mail.FormatPartitionSet(owned))
 		}
 	}
-	o.host.RetryLocal()
+	if changed := o.changedOwners(members); len(changed) > 0 {
+		o.host.RetryLocal(changed)
+	}
 	if o.onChange != nil {
 		o.onChange()
 	}
+}
+
+// changedOwners returns the partitions whose owner is another than the last
+// time, or the same member restarted (another start time) or back from
+// being suspected: the mail waiting for those owners may go now. Mail
+// waiting for anything else (a full mailbox, a disk) is not touched, so a
+// membership change never makes it retry before its backoff.
+func (o *Ownership) changedOwners(members []Member) []int {
+	token := make(map[string]string, len(members))
+	for _, m := range members {
+		token[m.Name] = fmt.Sprintf("%d/%s", m.Meta.Started, m.State)
+	}
+	owners := o.pl.Owners()
+	var changed []int
+	for p, owner := range owners {
+		if owner == "" {
+			continue
+		}
+		if p >= len(o.last.owners) || o.last.owners[p] != owner || o.last.token[owner] != token[owner] {
+			changed = append(changed, p)
+		}
+	}
+	o.last = ownersSeen{owners: owners, token: token}
+	return changed
 }
 
 // Moves counts partitions started or stopped here because of membership.

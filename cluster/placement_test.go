@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -139,4 +140,41 @@ func markSelf(ms []Member, self string) []Member {
 		out[i].Self = out[i].Name == self
 	}
 	return out
+}
+
+// The partitions a membership change kicks: those whose owner is another,
+// or the same member restarted or back from suspicion; none when nothing
+// about the owners changed.
+func TestChangedOwners(t *testing.T) {
+	pl := NewPlacement(4, "fe", nil)
+	o := &Ownership{pl: pl}
+	be := func(name string, state State, started int64) Member {
+		m := backend(name, state, "")
+		m.Meta.Started = started
+		return m
+	}
+	apply := func(ms ...Member) []int {
+		pl.Update(ms)
+		return o.changedOwners(ms)
+	}
+	if got := apply(be("b1", StateAlive, 1), be("b2", StateAlive, 1)); len(got) != 4 {
+		t.Fatalf("first view: %v changed, want all 4", got)
+	}
+	if got := apply(be("b1", StateAlive, 1), be("b2", StateAlive, 1)); len(got) != 0 {
+		t.Fatalf("the same view again: %v changed, want none", got)
+	}
+	owners := pl.Owners()
+	var ofB2 []int
+	for p, owner := range owners {
+		if owner == "b2" {
+			ofB2 = append(ofB2, p)
+		}
+	}
+	if got := apply(be("b1", StateAlive, 1), be("b2", StateAlive, 2)); !slices.Equal(got, ofB2) {
+		t.Fatalf("b2 restarted: %v changed, want b2's %v", got, ofB2)
+	}
+	apply(be("b1", StateAlive, 1), be("b2", StateSuspect, 2))
+	if got := apply(be("b1", StateAlive, 1), be("b2", StateAlive, 2)); !slices.Equal(got, ofB2) {
+		t.Fatalf("b2 back from suspicion: %v changed, want b2's %v", got, ofB2)
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/testkit/wait"
 )
 
@@ -37,6 +38,7 @@ func TestConsoleInChromium(t *testing.T) {
 		{"AdminToken", testToken},
 		{"DataIsText", testEscaping},
 		{"APIErrorShown", testAPIError},
+		{"DamagedPartitionShown", testDamagedPartition},
 		{"Screenshot", testScreenshot},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -455,4 +457,44 @@ func testScreenshot(t *testing.T, browser context.Context) {
 		t.Fatalf("writing the screenshot: %v", err)
 	}
 	t.Logf("screenshot %dx%d: %s", img.Bounds().Dx(), img.Bounds().Dy(), path)
+}
+
+// A partition whose data failed to open (damaged files) is drawn apart
+// from one that is merely not open yet (a handoff), with the error below
+// the cells and in its tooltip, as text.
+func testDamagedPartition(t *testing.T, browser context.Context) {
+	const why = "open partition 5: storage: partition 5: storage: open /data/accounts/p0005: storage: data damaged: badger crashed reading table 000001.sst: <b>checksumLen</b>"
+	api := newFakeAPI()
+	api.NodeList[1].Partitions[2] = admin.PartitionStatus{ID: 5, Open: false, Error: why, Damaged: true}
+	p := openConsole(t, browser, api)
+
+	p.waitFor("be1's damaged partition drawn", `document.querySelector('`+be1Parts+`[data-partition="5"]') !== null &&
+		document.querySelector('`+be1Parts+`[data-partition="5"]').getAttribute('data-error') !== null`)
+	if got, want := p.attrs(be1Parts, "class"), []string{"partition open", "partition open", "partition closed failed", "partition open"}; !slices.Equal(got, want) {
+		t.Errorf("be1's partition classes: %q, want %q", got, want)
+	}
+	if got := p.attrs(be1Parts+`[data-partition="5"]`, "data-error"); !slices.Equal(got, []string{why}) {
+		t.Errorf("data-error %q, want the partition's error", got)
+	}
+	if got := p.texts(be1Parts + `[data-partition="5"] title`); len(got) != 1 || !strings.HasSuffix(got[0], ": "+why) {
+		t.Errorf("tooltip %q, want it to end with the error", got)
+	}
+	lines := p.texts(`#cluster g.member[data-node="be1"] text.partition-error`)
+	if !slices.Equal(lines, []string{"partition 5: damaged, not openpartition 5: " + why}) {
+		t.Errorf("error lines %q, want one for partition 5 (with its tooltip)", lines)
+	}
+	if n := eval[int](p, `document.querySelectorAll('main b').length`); n != 0 {
+		t.Errorf("%d elements made from the error's text", n)
+	}
+	// be2 has no failed partition and no error line.
+	if got := p.texts(`#cluster g.member[data-node="be2"] text.partition-error`); len(got) != 0 {
+		t.Errorf("be2 shows error lines %q", got)
+	}
+	// The box grew to hold the line: it ends below it.
+	if !eval[bool](p, `(() => {
+		const g = document.querySelector('#cluster g.member[data-node="be1"]');
+		return g.querySelector('text.partition-error').getBBox().y + 12 < Number(g.querySelector('rect.box').getAttribute('height'));
+	})()`) {
+		t.Error("the error line is outside be1's box")
+	}
 }

@@ -109,7 +109,7 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 	}
 	ms, err := a.System.Messages(ctx, address, "")
 	if err != nil {
-		return nil, err
+		return nil, a.damaged(err, "the mailbox of "+address)
 	}
 	out := make([]admin.Message, 0, len(ms))
 	for _, m := range ms {
@@ -121,7 +121,25 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 }
 
 func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
-	return a.System.RawMessage(ctx, address, id)
+	raw, err := a.System.RawMessage(ctx, address, id)
+	if err != nil {
+		return nil, a.damaged(err, "message "+id+" of "+address)
+	}
+	return raw, nil
+}
+
+// damaged answers damaged data (storage.ErrDamaged: bytes that fail their
+// checksum, a record that does not decode) with 500 and a message that
+// says so, with a log line that has the detail; it is neither the
+// client's fault (400) nor something that goes away (503). Other errors
+// are returned as they are.
+func (a *API) damaged(err error, what string) error {
+	if !errors.Is(err, storage.ErrDamaged) {
+		return err
+	}
+	a.Logger.Error("admin: stored data damaged; answered 500", "what", what, "err", err)
+	return &admin.Error{Status: http.StatusInternalServerError,
+		Message: what + " is damaged: its stored data fails its check (see the log of the node that owns it; homing check DATA_DIR)"}
 }
 
 func (a *API) Queue(ctx context.Context) ([]admin.QueueEntry, error) {
@@ -162,6 +180,8 @@ func queueOut(e *hmail.Envelope) admin.QueueEntry {
 		q.NextAttempt = &next
 	}
 	switch {
+	case e.Damaged != "":
+		q.State, q.LastError = "damaged", e.Damaged
 	case e.Held:
 		q.State = "held"
 	case deferred:
@@ -197,7 +217,10 @@ func (a *API) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin
 			return admin.Settings{}, &admin.Error{Status: http.StatusBadRequest,
 				Message: fmt.Sprintf("queueMode %q is not one of locally, locally-for-others, remotely", *s.QueueMode)}
 		}
-		if err := a.Runtime.SetQueueMode(mode); err != nil {
+		switch err := a.Runtime.SetQueueMode(mode); {
+		case errors.Is(err, ErrNotSaved):
+			return admin.Settings{}, err
+		case err != nil:
 			a.Logger.Error("gossiping the queue mode", "err", err)
 		}
 		a.Logger.Info("queue mode changed", "queueMode", mode)
@@ -212,7 +235,8 @@ func (a *API) Actors(ctx context.Context) (map[string]int, error) {
 func (a *API) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	var out []admin.PartitionStatus
 	for _, p := range a.System.PartitionStates(ctx) {
-		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts})
+		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts,
+			Error: p.Error, Damaged: p.Damaged})
 	}
 	return out, nil
 }

@@ -129,6 +129,8 @@ func (a *API) nodeInfo(ctx context.Context) admin.NodeInfo {
 		for _, e := range envs {
 			q.Total++
 			switch out := queueOut(e); out.State {
+			case "damaged":
+				q.Damaged++
 			case "held":
 				q.Held++
 			case "deferred":

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/homing-mail/homing/admin"
@@ -99,9 +100,38 @@ func (c *command) cmdNodes(args []string) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d/%d\t%s\t%d/%d\t%d\t%s\n",
 				cell(n.Name), cell(strings.Join(n.Roles, ",")), cell(n.QueueMode), cell(n.State),
 				q.Total, q.Deferred, q.Held, ageOf(q.Oldest, now), open, len(n.Partitions), actors,
-				clip(n.Error, 60))
+				clip(nodeError(n), 60))
 		}
 	})
+}
+
+// nodeError is what is wrong with a member: it could not be asked, or
+// some of its partitions failed to open, or its queue holds damaged
+// messages.
+func nodeError(n admin.NodeInfo) string {
+	if n.Error != "" {
+		return n.Error
+	}
+	var failed, damaged []string
+	for _, p := range n.Partitions {
+		switch {
+		case p.Damaged:
+			damaged = append(damaged, strconv.Itoa(p.ID))
+		case p.Error != "":
+			failed = append(failed, strconv.Itoa(p.ID))
+		}
+	}
+	var out []string
+	if len(damaged) > 0 {
+		out = append(out, "partitions damaged: "+strings.Join(damaged, ","))
+	}
+	if len(failed) > 0 {
+		out = append(out, "partitions not opening: "+strings.Join(failed, ","))
+	}
+	if n.Queue.Damaged > 0 {
+		out = append(out, fmt.Sprintf("%d damaged queued message(s)", n.Queue.Damaged))
+	}
+	return strings.Join(out, "; ")
 }
 
 // cmdPartitions: the partitions whose actors run on the node asked.
@@ -116,9 +146,9 @@ func (c *command) cmdPartitions(args []string) error {
 		return c.describe("partitions", err)
 	}
 	return c.out(ps, func(w io.Writer) {
-		fmt.Fprintln(w, "PARTITION\tOPEN\tACTIVE ACCOUNTS")
+		fmt.Fprintln(w, "PARTITION\tOPEN\tACTIVE ACCOUNTS\tERROR")
 		for _, p := range ps {
-			fmt.Fprintf(w, "%d\t%v\t%d\n", p.ID, p.Open, p.ActiveAccounts)
+			fmt.Fprintf(w, "%d\t%v\t%d\t%s\n", p.ID, p.Open, p.ActiveAccounts, clip(p.Error, 100))
 		}
 	})
 }

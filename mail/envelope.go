@@ -77,6 +77,12 @@ type Envelope struct {
 	// queue does not attempt it itself unless every transfer fails; then
 	// it is processed here (design.md, mail flow 6).
 	Transfer bool `json:"transfer,omitempty"`
+	// Damaged, when set, says why the message cannot be processed: its
+	// stored body, or its envelope, failed its check (a checksum or
+	// length mismatch, an empty value: storage.ErrDamaged). A damaged
+	// message is held: never attempted, relayed or delivered, until the
+	// administrator deletes it or retries it (which reads it again).
+	Damaged string `json:"damaged,omitempty"`
 }
 
 // RcptState is the queue state of one recipient.

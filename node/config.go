@@ -59,6 +59,10 @@ type Admin struct {
 	Addr      string // default 127.0.0.1:8025
 	Token     string // bearer token; required when Addr is not loopback
 	ReadToken string // read-only bearer token
+	// Pprof serves Go's profiler under /debug/pprof/ (behind the token
+	// and Host checks of the API). Off by default: the profiles show the
+	// process's internals, and /debug/pprof/cmdline its command line.
+	Pprof bool
 }
 
 // SyncMode is how writes are made durable.

@@ -136,6 +136,13 @@ func (n *Node) openStores(context.Context) error {
 		}
 	}
 	q, err := storage.OpenQueue(filepath.Join(cfg.DataDir, "queue"), qopt)
+	if errors.Is(err, storage.ErrDamaged) {
+		// The node does not start without its queue: the mail in it
+		// was acknowledged. The storage layer turned badger's panic,
+		// leak or silent loss into this error; say what to do.
+		return fmt.Errorf("opening the queue in %s: %w (the queue's files are damaged: `homing check %s` says what it finds; restore the queue directory from a backup)",
+			cfg.DataDir, err, cfg.DataDir)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the queue in %s: %w", cfg.DataDir, err)
 	}
@@ -241,7 +248,15 @@ func (n *Node) startActors(ctx context.Context) error {
 		})
 		place = n.placement
 	}
-	n.settings = control.NewSettings(cfg.Routing.Mode)
+	settings, saved, err := control.LoadSettings(cfg.Store.DataDir, cfg.Routing.Mode)
+	if err != nil {
+		return fmt.Errorf("the saved settings: %w", err)
+	}
+	if saved && settings.QueueMode() != cfg.Routing.Mode {
+		n.log.Warn("queue mode set at run time and saved overrides --queue-mode; change it with homing ctl settings set queue-mode",
+			"queueMode", settings.QueueMode(), "flag", cfg.Routing.Mode)
+	}
+	n.settings = settings
 	s, err := actors.Start(cfg.Queue, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,
@@ -386,7 +401,7 @@ func (n *Node) startAdmin(context.Context) error {
 		ReadOnlyToken: cfg.ReadToken,
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Logger:        n.log.With("component", "admin"),
-		Pprof:         true,
+		Pprof:         cfg.Pprof,
 		Console:       console.Handler("/console/"),
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -538,7 +553,15 @@ func (n *Node) CloseAbruptly() error {
 func (n *Node) ensureDemo(ctx context.Context) error {
 	addr := "demo@" + n.cfg.Domains[0]
 	pwFile := filepath.Join(n.cfg.Store.DataDir, "demo-password")
-	if _, err := n.actors.GetAccount(ctx, addr); err == nil {
+	_, err := n.actors.GetAccount(ctx, addr)
+	if err != nil && mail.IsTemporary(err) {
+		// Its partition does not open (damaged files, say): the node runs
+		// without it, as without any other partition; so does the demo.
+		n.log.Warn("demo account unavailable; starting without it", "account", addr, "err", err)
+		n.demo = demoInfo{addr, ""}
+		return nil
+	}
+	if err == nil {
 		if pw, err := os.ReadFile(pwFile); err == nil {
 			n.demo = demoInfo{addr, strings.TrimSpace(string(pw))}
 		} else {

@@ -468,3 +468,51 @@ func TestConsoleIsServed(t *testing.T) {
 		t.Fatalf("GET /console/ = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// The profiler is off unless asked for (--pprof): it shows the command
+// line and the process's internals. Asked for, it sits behind the admin
+// API's Host check (a DNS-rebound name gets 403).
+func TestPprofOnlyWhenAskedFor(t *testing.T) {
+	get := func(n *node.Node, host string) int {
+		req, _ := http.NewRequest("GET", "http://"+n.AdminAddr()+"/debug/pprof/cmdline", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(testkit.StartNode(t, "off"), ""); code != http.StatusNotFound {
+		t.Fatalf("default node: /debug/pprof/cmdline = %d, want 404", code)
+	}
+	on := testkit.StartNode(t, "on", testkit.WithConfig(func(c *node.Config) { c.Admin.Pprof = true }))
+	if code := get(on, ""); code != http.StatusOK {
+		t.Fatalf("--pprof: /debug/pprof/cmdline = %d, want 200", code)
+	}
+	if code := get(on, "evil.invalid"); code != http.StatusForbidden {
+		t.Fatalf("--pprof with Host evil.invalid: %d, want 403", code)
+	}
+}
+
+// The queue mode set at run time survives a restart (it is saved in the
+// data directory), even when the node starts with another --queue-mode.
+func TestQueueModeSetAtRunTimeSurvivesARestart(t *testing.T) {
+	data := t.TempDir()
+	onData := testkit.WithConfig(func(c *node.Config) { c.Store.DataDir = data })
+	n := testkit.StartNode(t, "n1", onData)
+	mode := "locally-for-others"
+	if _, err := client(n).UpdateSettings(context.Background(), admin.SettingsUpdate{QueueMode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := testkit.StartNode(t, "n1", onData, testkit.WithConfig(func(c *node.Config) { c.Routing.Mode = "locally" }))
+	s, err := client(again).Settings(context.Background())
+	if err != nil || s.QueueMode != mode {
+		t.Fatalf("after the restart: %+v, %v; want %s", s, err, mode)
+	}
+}

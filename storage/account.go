@@ -38,7 +38,7 @@ func encodeAccount(a Account) ([]byte, error) {
 func decodeAccount(v []byte) (Account, error) {
 	var r accountRecord
 	if err := json.Unmarshal(v, &r); err != nil {
-		return Account{}, fmt.Errorf("storage: decode account: %w", err)
+		return Account{}, fmt.Errorf("storage: account record: %w: %v", ErrDamaged, err)
 	}
 	return Account(r), nil
 }

@@ -98,7 +98,9 @@ type dbCounters struct {
 // Open opens (creating it if needed) the badger database in dir with the
 // group committer and value-log GC started. Values of 1 KiB and more go to
 // the value log. It fails with an error wrapping ErrLocked if dir is open
-// elsewhere, in this process or another.
+// elsewhere, in this process or another, and with one wrapping ErrDamaged
+// if its files are damaged in a way that would make badger panic, leak or
+// drop data (inspect.go), or badger panics opening it.
 func Open(dir string, opt Options) (*DB, error) {
 	return openDB(dir, opt, genericProfile)
 }
@@ -122,7 +124,20 @@ func openDB(dir string, opt Options, prof profile) (*DB, error) {
 		gcDone: make(chan struct{}),
 	}
 	logger := &badgerLogger{log: db.log, onSyncError: db.noteSyncError}
-	bdb, err := badger.Open(badgerOptions(dir, opt, prof, logger))
+	bopt := badgerOptions(dir, opt, prof, logger)
+	// Look at the files before badger does (inspect.go): damage that
+	// would make badger.Open panic in a goroutine of its own, leak
+	// goroutines or silently drop tables is an error here instead.
+	release, err := probeLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	err = inspect(dir, bopt, false)
+	release()
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	bdb, err := openBadger(badger.Open, bopt)
 	if err != nil {
 		// badger formats the flock error with %+v, so errors.Is cannot
 		// see EWOULDBLOCK; its message is the only signal (checked by

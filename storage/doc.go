@@ -30,6 +30,15 @@
 // root/p0000, root/p0001, ..., so one partition can move between nodes. The
 // key layout of each store is described in keys.go.
 //
+// # Damage
+//
+// Every stored body carries its length and CRC-32C (frame.go), and a read
+// that does not match is ErrDamaged, never empty data; badger's files are
+// inspected before badger.Open so that damage it would panic on in a
+// goroutine of its own is an error (inspect.go); CheckQueue and
+// CheckAccountStore verify a store offline and repair what they can
+// (check.go, `homing check`).
+//
 // Passwords are hashed with argon2id (RFC 9106) in the PHC string format;
 // bcrypt hashes are accepted for verification (password.go).
 package storage

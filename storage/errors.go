@@ -45,6 +45,14 @@ var (
 	// AppendRequest.QuotaBytes (checked after the dedup lookup, so a
 	// repeated delivery of a stored message is still a duplicate).
 	ErrOverQuota = mail.TemporaryError("storage: mailbox over quota")
+	// ErrDamaged: stored data is not what was written: a body whose frame
+	// does not check (wrong length or CRC-32C, an empty value where a body
+	// must be; see frame.go), a record that does not decode, or a
+	// database whose files badger cannot open (a truncated table, an
+	// emptied KEYREGISTRY, a missing MANIFEST; see inspect.go). It is
+	// permanent: reading again returns the same bytes. `homing check`
+	// finds such data and --repair isolates it.
+	ErrDamaged = mail.PermanentError("storage: data damaged")
 )
 
 // WrongPartitionError is returned when an address is used in a partition it

@@ -16,7 +16,7 @@ import (
 // Queue DB (OpenQueue):
 //
 //	e/<id>                    envelope, JSON (mail.Envelope)
-//	b/<id>                    message body
+//	b/<id>                    message body, framed (frame.go)
 //	t/<id>                    a cluster transfer with this id was queued (expires after TransferRetention)
 //
 // Partition DB (AccountStore.Open):
@@ -25,7 +25,7 @@ import (
 //	l/<alias>                 alias: the target account address
 //	s/<addr>                  mailbox state: next id, bytes, count (3 x uint64)
 //	m/<addr>\x00<id:uint64>   message metadata, JSON (messageRecord)
-//	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322)
+//	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322), framed (frame.go)
 //	d/<addr>\x00<dedup key>   dedup record: the id (uint64; 0 for a discarded delivery), expires after DedupRetention
 //	w/<addr>\x00<dedup key>   work pending after that append (JSON list of kinds), until DonePending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed

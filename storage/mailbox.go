@@ -105,7 +105,7 @@ func (s mailboxState) encode() []byte {
 
 func decodeState(v []byte) (mailboxState, error) {
 	if len(v) != 24 {
-		return mailboxState{}, fmt.Errorf("storage: mailbox state of %d bytes", len(v))
+		return mailboxState{}, fmt.Errorf("storage: mailbox state of %d bytes: %w", len(v), ErrDamaged)
 	}
 	return mailboxState{
 		next:  binary.BigEndian.Uint64(v),
@@ -235,7 +235,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 			return res, nil, nil
 		case err == nil:
 			unlock()
-			return AppendResult{}, nil, fmt.Errorf("storage: dedup record of %s: %d bytes", addr, len(v))
+			return AppendResult{}, nil, fmt.Errorf("storage: dedup record of %s: %d bytes: %w", addr, len(v), ErrDamaged)
 		case !errors.Is(err, mail.ErrNotFound):
 			unlock()
 			return AppendResult{}, nil, err
@@ -278,7 +278,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	st.count++
 
 	b.Set(messageKey(prefixMeta, addr, id), meta)
-	b.Set(messageKey(prefixRaw, addr, id), req.Raw)
+	b.Set(messageKey(prefixRaw, addr, id), frame(req.Raw))
 	b.Set(key(prefixState, addr), st.encode())
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
@@ -401,7 +401,7 @@ func (p *Partition) Messages(account, folder string) ([]MessageInfo, error) {
 		}
 		var r messageRecord
 		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("storage: decode message %q: %w", k, err)
+			return fmt.Errorf("storage: metadata of message %q: %w: %v", k, ErrDamaged, err)
 		}
 		if folder != "" && r.Folder != folder {
 			return nil
@@ -432,8 +432,10 @@ func messageNotFound(addr, id string) error {
 	return fmt.Errorf("storage: message %s of %s: %w", id, addr, mail.ErrNotFound)
 }
 
-// Raw returns the stored RFC 5322 bytes of message id, or an error wrapping
-// mail.ErrNotFound.
+// Raw returns the stored RFC 5322 bytes of message id, checked against
+// their frame and the size in the message's metadata (frame.go): an error
+// wrapping mail.ErrNotFound when there is no such message, ErrDamaged when
+// the bytes do not match, never an empty or damaged message.
 func (p *Partition) Raw(account, id string) ([]byte, error) {
 	addr, err := p.account(account)
 	if err != nil {
@@ -443,11 +445,44 @@ func (p *Partition) Raw(account, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := p.db.Get(messageKey(prefixRaw, addr, n))
-	if errors.Is(err, mail.ErrNotFound) {
-		return nil, messageNotFound(addr, id)
+	v, size, err := p.rawMessage(addr, id, n)
+	if err != nil {
+		return nil, err
 	}
-	return v, err
+	body, err := unframe(v, size)
+	if err != nil {
+		return nil, fmt.Errorf("storage: message %s of %s: %w", id, addr, err)
+	}
+	return body, nil
+}
+
+// rawMessage reads the stored value of message n's bytes and the size its
+// metadata records (-1 when that does not decode), in one snapshot.
+func (p *Partition) rawMessage(addr, id string, n uint64) (v []byte, size int64, err error) {
+	size = -1
+	err = p.db.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(messageKey(prefixRaw, addr, n))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return messageNotFound(addr, id)
+		}
+		if err != nil {
+			return err
+		}
+		if v, err = item.ValueCopy(nil); err != nil {
+			return err
+		}
+		if item, err := txn.Get(messageKey(prefixMeta, addr, n)); err == nil {
+			_ = item.Value(func(mv []byte) error {
+				var r messageRecord
+				if json.Unmarshal(mv, &r) == nil {
+					size = r.Size
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return v, size, err
 }
 
 // message reads the metadata of message n; the caller holds the lock.
@@ -461,7 +496,7 @@ func (p *Partition) message(addr, id string, n uint64) (messageRecord, error) {
 		return r, err
 	}
 	if err := json.Unmarshal(v, &r); err != nil {
-		return r, fmt.Errorf("storage: decode message %s of %s: %w", id, addr, err)
+		return r, fmt.Errorf("storage: metadata of message %s of %s: %w: %v", id, addr, ErrDamaged, err)
 	}
 	return r, nil
 }

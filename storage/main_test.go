@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 )
 
@@ -32,6 +33,10 @@ const (
 	// helperCommitLoopSyncfs is helperCommitLoop with a shared Syncer
 	// (syncfs rounds instead of badger's per-transaction sync).
 	helperCommitLoopSyncfs = "commit-loop-syncfs"
+	// helperBadgerOpen calls badger.Open on helperDirEnv as it is, without
+	// this package's inspection of the files, and exits 0 if it returns
+	// (TestBadgerOpenCrashesOnTruncatedTable).
+	helperBadgerOpen = "badger-open"
 )
 
 func TestMain(m *testing.M) {
@@ -43,6 +48,16 @@ func TestMain(m *testing.M) {
 
 func runHelper(role, dir string) int {
 	var opt Options
+	if role == helperBadgerOpen {
+		o := opt.normalized()
+		bdb, err := badger.Open(badgerOptions(dir, o, queueProfile, &badgerLogger{log: o.Logger}))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper badger.Open:", err)
+			return 0
+		}
+		_ = bdb.Close()
+		return 0
+	}
 	if role == helperCommitLoopSyncfs {
 		syncer, err := NewSyncer(dir)
 		if err != nil {

@@ -8,12 +8,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/homing-mail/homing/mail"
 )
 
 // QueueStore is the node-local durable message queue: for each queued
-// message its envelope (encoding/json) and its body, apart, so that
-// recovery and listing read envelopes only.
+// message its envelope (encoding/json) and its body (framed with its
+// length and CRC-32C, frame.go), apart, so that recovery and listing read
+// envelopes only.
 //
 // It is safe for concurrent use. Writes are ordered as DB.Submit orders
 // them. The queue actor that owns a message is expected to be its only
@@ -127,26 +130,69 @@ func (q *QueueStore) Envelope(id string) (*mail.Envelope, error) {
 	return decodeEnvelope(id, v)
 }
 
-// Body returns the stored body of id, or an error wrapping mail.ErrNotFound.
+// Body returns the stored body of id, checked (frame.go): an error
+// wrapping mail.ErrNotFound when there is none, ErrDamaged when its bytes
+// do not match their length and checksum (or, for a body stored before
+// frames, the envelope's Size), never an empty or damaged body.
 func (q *QueueStore) Body(id string) (mail.Body, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	v, err := q.db.Get(key(prefixBody, id))
+	v, size, err := q.rawBody(id)
 	if err != nil {
-		return nil, queueErr(id, err)
+		return nil, err
 	}
-	return mail.BytesBody(v), nil
+	body, err := unframe(v, size)
+	if err != nil {
+		return nil, fmt.Errorf("storage: body of queue message %s: %w", id, err)
+	}
+	return mail.BytesBody(body), nil
+}
+
+// rawBody reads the stored value of id's body and, when it is not framed,
+// the size its envelope records (-1 when there is none to compare with),
+// in one snapshot.
+func (q *QueueStore) rawBody(id string) (v []byte, size int64, err error) {
+	size = -1
+	err = q.db.view(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(prefixBody, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("storage: queue message %s: %w", id, mail.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if v, err = item.ValueCopy(nil); err != nil || framed(v) {
+			return err
+		}
+		if item, err := txn.Get(key(prefixEnvelope, id)); err == nil {
+			_ = item.Value(func(ev []byte) error {
+				var env struct {
+					Size int64 `json:"size"`
+				}
+				if json.Unmarshal(ev, &env) == nil && env.Size > 0 {
+					size = env.Size
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return v, size, err
 }
 
 // Each calls fn with every stored envelope in id order (mail.NewID ids sort
 // by arrival), for recovery after a restart and for listing. It reads one
-// consistent snapshot. An error from fn stops the walk and is returned.
+// consistent snapshot. An envelope that does not decode (ErrDamaged) does
+// not stop the walk: fn gets an envelope with only its ID and Damaged (the
+// reason) set, so that the message is listed, held and can be deleted. An
+// error from fn stops the walk and is returned.
 func (q *QueueStore) Each(fn func(*mail.Envelope) error) error {
 	return q.db.Scan(prefixEnvelope, func(k, v []byte) error {
-		env, err := decodeEnvelope(string(k[len(prefixEnvelope):]), v)
+		id := string(k[len(prefixEnvelope):])
+		env, err := decodeEnvelope(id, v)
 		if err != nil {
-			return err
+			env = &mail.Envelope{ID: id, Damaged: err.Error()}
 		}
 		return fn(env)
 	})
@@ -166,11 +212,11 @@ func messageBatch(msg *mail.Message) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := mail.ReadBody(msg.Body)
+	v, err := frameBody(msg.Body)
 	if err != nil {
 		return nil, fmt.Errorf("storage: reading the body of %s: %w", msg.Envelope.ID, err)
 	}
-	b.Set(key(prefixBody, msg.Envelope.ID), body)
+	b.Set(key(prefixBody, msg.Envelope.ID), v)
 	return b, nil
 }
 
@@ -192,8 +238,12 @@ func envelopeBatch(env *mail.Envelope) (*Batch, error) {
 
 func decodeEnvelope(id string, v []byte) (*mail.Envelope, error) {
 	env := new(mail.Envelope)
+	if len(v) == 0 {
+		return nil, fmt.Errorf("storage: envelope of queue message %s: %w", id,
+			damaged("empty value (badger returns one when a value-log read fails)"))
+	}
 	if err := json.Unmarshal(v, env); err != nil {
-		return nil, fmt.Errorf("storage: decode envelope %s: %w", id, err)
+		return nil, fmt.Errorf("storage: envelope of queue message %s: %w: %v", id, ErrDamaged, err)
 	}
 	return env, nil
 }

@@ -437,6 +437,26 @@ func (c *Cluster) addrs(m *clusterMember) (adminAddr, smtpAddr string) {
 	return m.proc.Admin, m.proc.SMTP
 }
 
+// Endpoints returns the SMTP and admin addresses of node name and whether
+// it runs, without failing the test: for goroutines (a sender loop) that
+// must ride out a node's restart.
+func (c *Cluster) Endpoints(name string) (smtpAddr, adminAddr string, running bool) {
+	c.mu.Lock()
+	m := c.members[name]
+	c.mu.Unlock()
+	if m == nil {
+		return "", "", false
+	}
+	c.mu.Lock()
+	running = m.up
+	c.mu.Unlock()
+	if !running {
+		return "", "", false
+	}
+	adminAddr, smtpAddr = c.addrs(m)
+	return smtpAddr, adminAddr, true
+}
+
 // Names returns the names of the running nodes, in the order they were
 // first started.
 func (c *Cluster) Names() []string {

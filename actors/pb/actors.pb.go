@@ -35,6 +35,7 @@ const (
 	Error_NO_SUCH_USER Error_Kind = 3
 	Error_UNAVAILABLE  Error_Kind = 4 // temporary: partition not open here, disk trouble, handoff
 	Error_INVALID      Error_Kind = 5
+	Error_DAMAGED      Error_Kind = 6 // permanent: the stored data failed its check (storage.ErrDamaged)
 )
 
 // Enum value maps for Error_Kind.
@@ -46,6 +47,7 @@ var (
 		3: "NO_SUCH_USER",
 		4: "UNAVAILABLE",
 		5: "INVALID",
+		6: "DAMAGED",
 	}
 	Error_Kind_value = map[string]int32{
 		"NONE":         0,
@@ -54,6 +56,7 @@ var (
 		"NO_SUCH_USER": 3,
 		"UNAVAILABLE":  4,
 		"INVALID":      5,
+		"DAMAGED":      6,
 	}
 )
 
@@ -1709,10 +1712,10 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x04rcpt\x18\x05 \x01(\x05R\x04rcpt\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
-	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xa7\x01\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xb4\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"[\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"h\n" +
 	"\x04Kind\x12\b\n" +
 	"\x04NONE\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -1720,7 +1723,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06EXISTS\x10\x02\x12\x10\n" +
 	"\fNO_SUCH_USER\x10\x03\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x04\x12\v\n" +
-	"\aINVALID\x10\x05\"\x7f\n" +
+	"\aINVALID\x10\x05\x12\v\n" +
+	"\aDAMAGED\x10\x06\"\x7f\n" +
 	"\tRecipient\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +

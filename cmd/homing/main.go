@@ -1,5 +1,6 @@
-// Command homing runs a Homing mail node (`homing serve`) and administers
-// one (`homing ctl`). See README.md.
+// Command homing runs a Homing mail node (`homing serve`), administers one
+// (`homing ctl`) and verifies a data directory offline (`homing check`).
+// See README.md.
 package main
 
 import (
@@ -26,6 +27,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ctl.Main(args[1:], os.Stdin, stdout, stderr, os.Getenv)
 	case "dev":
 		return runDev(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
@@ -46,6 +49,7 @@ commands:
   serve     run a node (homing serve --help lists every setting)
   dev       run a local cluster of real processes: 1 frontend, 2 backends (homing dev --help)
   ctl       administer a running node through its admin API (homing ctl --help)
+  check     verify a data directory offline, and --repair what is damaged (homing check --help)
   version   print the version
 `)
 }

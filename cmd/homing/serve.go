@@ -111,6 +111,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
 	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
+	fs.BoolVar(&cfg.Admin.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the admin listener (behind its token)")
 	fs.StringVar(&cfg.Cluster.Gossip, "gossip", "", "gossip (memberlist) listen address; with --join, makes this node part of a cluster")
 	fs.StringVar(&cfg.Cluster.Addr, "cluster-addr", "", "cluster channel listen address (default 127.0.0.1:7947 in a cluster)")
 	fs.Var((*listFlag)(&cfg.Cluster.Join), "join", "seed nodes' gossip addresses, comma-separated (retried until one answers)")
@@ -246,6 +247,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "homing serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	secretOnCommandLine := false
+	fs.Visit(func(f *flag.Flag) { secretOnCommandLine = secretOnCommandLine || f.Name == "secret" })
 	if configFile != "" {
 		if err := applyConfigFile(fs, configFile); err != nil {
 			fmt.Fprintf(stderr, "homing serve: config: %v\n", err)
@@ -262,6 +265,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.Cluster.Secret = strings.TrimSpace(string(b))
+	}
+	if secretOnCommandLine {
+		// Any user of the machine can read a process's command line
+		// (/proc/PID/cmdline, ps).
+		fmt.Fprintln(stderr, "homing serve: warning: --secret on the command line is visible in process lists; use --secret-file or $HOMING_SECRET")
 	}
 	if cfg.Cluster.Secret == "" {
 		cfg.Cluster.Secret = os.Getenv("HOMING_SECRET")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/testkit/damage"
 )
 
 func parseServe(t *testing.T, args []string, file string) (node.Config, error) {
@@ -118,5 +119,45 @@ func TestServeFailedStartPrintsTheReason(t *testing.T) {
 	if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+data) || !strings.Contains(errb.String(), "locked") ||
 		strings.Contains(errb.String(), "panic") {
 		t.Fatalf("locked data directory: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// A secret given on the command line is refused nothing, but warned about:
+// every user of the machine can read a process's command line.
+func TestServeWarnsAboutASecretOnTheCommandLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	// --partitions 5000 fails validation right after the flags are read, so
+	// no node starts.
+	run([]string{"serve", "--secret", "0123456789abcdef0123", "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	if !strings.Contains(errb.String(), "--secret on the command line is visible in process lists") {
+		t.Fatalf("stderr %q, want the warning", errb.String())
+	}
+	errb.Reset()
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600)
+	run([]string{"serve", "--secret-file", secret, "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	if strings.Contains(errb.String(), "visible in process lists") {
+		t.Fatalf("a secret from a file was warned about: %q", errb.String())
+	}
+}
+
+// A queue whose files are damaged: homing serve exits 1 with the reason
+// and what to do, without a panic (a truncated table made badger panic in
+// a goroutine of its own, which no recover reaches).
+func TestServeOnADamagedQueueExitsWithTheReason(t *testing.T) {
+	for name, damageIt := range map[string]func(t testing.TB, dir string){
+		"truncated table":     func(t testing.TB, dir string) { damage.TruncateTable(t, dir) },
+		"emptied KEYREGISTRY": damage.EmptyKeyRegistry,
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := writeDataDir(t)
+			damageIt(t, filepath.Join(d.dir, "queue"))
+			var out, errb bytes.Buffer
+			code := run([]string{"serve", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", d.dir}, &out, &errb)
+			if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+d.dir) || !strings.Contains(errb.String(), "data damaged") ||
+				!strings.Contains(errb.String(), "homing check "+d.dir) || strings.Contains(errb.String(), "panic") {
+				t.Fatalf("exit %d, stderr %q; want 1 and the queue's damage", code, errb.String())
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@
   ];
 
   // Geometry of the cluster picture, in SVG user units.
-  const BOX = { w: 250, pad: 12, head: 112, cell: 22, gap: 4, perRow: 9 };
+  const BOX = { w: 250, pad: 12, head: 112, cell: 22, gap: 4, perRow: 9, line: 16 };
   const ROW_GAP = 56;
   const MARGIN = 16;
   const FOOTER = 28;
@@ -256,9 +256,11 @@
   }
 
   // nodeDetails indexes GET /api/v1/nodes ([{"name", "queue": {"total",
-  // ...}, "partitions": [{"id", "open"}], "error"}]) by node name: the
-  // partitions each node holds open, its queue depth, and the error when
-  // the node could not be asked (then it has no depth and nothing open).
+  // ...}, "partitions": [{"id", "open", "error"}], "error"}]) by node
+  // name: the partitions each node holds open, those whose data failed to
+  // open (damaged files, another error; not a handoff) with why, its queue
+  // depth, and the error when the node could not be asked (then it has no
+  // depth and nothing open).
   function nodeDetails(body) {
     const list = Array.isArray(body) ? body : [];
     const out = new Map();
@@ -266,12 +268,21 @@
       if (!n || typeof n !== 'object' || !n.name) continue;
       const error = n.error ? String(n.error) : '';
       const open = new Set();
+      const failed = new Map();
       for (const p of !error && Array.isArray(n.partitions) ? n.partitions : []) {
         if (p && p.open === true) open.add(Number(p.id));
+        else if (p && p.error) failed.set(Number(p.id), String(p.error));
       }
-      out.set(String(n.name), { open, depth: error ? null : queueTotal(n), error });
+      out.set(String(n.name), { open, failed, depth: error ? null : queueTotal(n), error });
     }
     return out;
+  }
+
+  // failures lists a node's partitions that failed to open, by id, as
+  // [id, why] pairs.
+  function failures(detail) {
+    if (!detail || !detail.failed) return [];
+    return [...detail.failed.entries()].sort((a, b) => a[0] - b[0]);
   }
 
   function queueTotal(n) {
@@ -304,16 +315,17 @@
     return roles(member).includes('backend');
   }
 
-  function boxHeight(member, owned) {
+  function boxHeight(member, owned, details) {
     if (!isBackend(member)) return BOX.head;
     const n = (owned.get(String(member.name)) || []).length;
     const rows = Math.max(1, Math.ceil(n / BOX.perRow));
-    return BOX.head + rows * (BOX.cell + BOX.gap) + BOX.pad;
+    const failed = failures(details.get(String(member.name))).length;
+    return BOX.head + rows * (BOX.cell + BOX.gap) + failed * BOX.line + BOX.pad;
   }
 
   // layout puts frontends (and members without the backend role) in the
   // top row and backends in the row below, each row sorted by name.
-  function layout(members, owned) {
+  function layout(members, owned, details) {
     const rows = [members.filter((m) => !isBackend(m)), members.filter(isBackend)]
       .filter((row) => row.length > 0);
     const boxes = [];
@@ -321,7 +333,7 @@
     let width = 320;
     for (const row of rows) {
       row.sort(byName);
-      const height = Math.max(...row.map((m) => boxHeight(m, owned)));
+      const height = Math.max(...row.map((m) => boxHeight(m, owned, details)));
       row.forEach((m, i) => {
         boxes.push({ member: m, x: MARGIN + i * (BOX.w + MARGIN), y, w: BOX.w, h: height, backend: isBackend(m) });
       });
@@ -336,7 +348,7 @@
     const members = (Array.isArray(cluster.members) ? cluster.members : [])
       .filter((m) => m && m.name);
     const parts = partitionsOf(cluster.partitions, members);
-    const { boxes, width, height } = layout(members, parts.owned);
+    const { boxes, width, height } = layout(members, parts.owned, details);
     const svg = $('cluster');
     svg.setAttribute('width', width);
     svg.setAttribute('height', height);
@@ -464,18 +476,37 @@
       return;
     }
     const step = BOX.cell + BOX.gap;
-    layer.replaceChildren(...ids.map((id, i) => {
+    const failed = detail && detail.failed ? detail.failed : new Map();
+    const cells = ids.map((id, i) => {
       const open = Boolean(detail) && detail.open.has(id);
+      const why = open ? undefined : failed.get(id);
       return s('g', {
-        class: open ? 'partition open' : 'partition closed',
+        class: open ? 'partition open' : why ? 'partition closed failed' : 'partition closed',
         'data-partition': id,
         'data-open': String(open),
+        'data-error': why,
         transform: `translate(${(i % BOX.perRow) * step},${Math.floor(i / BOX.perRow) * step})`,
       },
-      s('title', {}, `partition ${id}: ${open ? 'open' : 'not open'} on ${box.member.name}`),
+      s('title', {}, `partition ${id}: ${open ? 'open' : 'not open'} on ${box.member.name}` + (why ? `: ${why}` : '')),
       s('rect', { width: BOX.cell, height: BOX.cell, rx: 3, ry: 3 }),
       s('text', { x: BOX.cell / 2, y: BOX.cell / 2 + 4, 'text-anchor': 'middle' }, id));
-    }));
+    });
+    // Below the cells, one line per partition that failed to open, with
+    // why (the whole text in its tooltip).
+    const top = Math.max(1, Math.ceil(ids.length / BOX.perRow)) * step + 10;
+    const lines = failures(detail).map(([id, why], i) => s('text', {
+      class: 'detail partition-error', 'data-partition-error': id, x: 0, y: top + i * BOX.line,
+    }, clip(`partition ${id}: ${failureLabel(why)}`, 40), s('title', {}, `partition ${id}: ${why}`)));
+    layer.replaceChildren(...cells, ...lines);
+  }
+
+  // failureLabel says in a few words why a partition did not open.
+  function failureLabel(why) {
+    return /data damaged/.test(why) ? 'damaged, not open' : 'failed to open';
+  }
+
+  function clip(text, n) {
+    return text.length > n ? text.slice(0, n - 1) + '…' : text;
   }
 
   // ---- the queue-mode switch ---------------------------------------------

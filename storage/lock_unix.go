@@ -1,0 +1,27 @@
+//go:build unix
+
+package storage
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// probeLock takes the flock that badger takes on dir (exclusive, without
+// waiting) and returns its release, or an error wrapping ErrLocked while
+// another open holds it. openDB holds it while it inspects the files, so
+// that it never reads the files of a database that another process is
+// writing, and releases it just before badger.Open takes it again.
+func probeLock(dir string) (release func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("storage: open %s: %w (%v)", dir, ErrLocked, err)
+	}
+	return func() { f.Close() }, nil
+}
