@@ -15,9 +15,9 @@ import (
 type act struct {
 	kind   string
 	reject *mail.Error // reject
-	addrs  []string          // redirect, forward
-	text   string            // add-header (the whole line), folder, filter
-	vac    *Vacation         // vacation
+	addrs  []string    // redirect, forward
+	text   string      // add-header (the whole line), folder, filter
+	vac    *Vacation   // vacation
 }
 
 // compileAction checks a and prepares it. The returned act has its kind

@@ -73,8 +73,8 @@ func (s *standalone) fail(msg string) {
 	fmt.Fprintf(os.Stderr, "%s: %s\n", s.name, msg)
 }
 
-func (s *standalone) Fail()       { s.mu.Lock(); s.failed = true; s.mu.Unlock() }
-func (s *standalone) FailNow()    { s.Fatal("FailNow") }
+func (s *standalone) Fail()    { s.mu.Lock(); s.failed = true; s.mu.Unlock() }
+func (s *standalone) FailNow() { s.Fatal("FailNow") }
 func (s *standalone) Failed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
