@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/homing-mail/homing/ratelog"
 )
 
 // memberlistLogWriter turns memberlist's log lines ("[WARN] memberlist:
@@ -22,13 +24,13 @@ import (
 // memberlist may write while holding its node lock: Write never blocks on
 // anything but the slog handler.
 //
-// Lines of one kind (logThrottle) are written at most once a second, with
+// Lines of one kind (ratelog.Kind) are written at most once a second, with
 // the number dropped since (suppressed=N): a peer that sends garbage to the
 // gossip port cannot flood the log. The two events above are read from
 // every line, written or not.
 type memberlistLogWriter struct {
 	m        *Membership
-	throttle *logThrottle
+	throttle *ratelog.Throttle
 }
 
 // memberlistLogEvery is the most often a line of one kind is written.
@@ -37,7 +39,7 @@ const memberlistLogEvery = time.Second
 // newMemberlistLog returns the *log.Logger memberlist and its transport
 // write to. log.Logger makes one Write per line.
 func newMemberlistLog(m *Membership) *log.Logger {
-	return log.New(memberlistLogWriter{m: m, throttle: newLogThrottle(memberlistLogEvery, time.Now)}, "", 0)
+	return log.New(memberlistLogWriter{m: m, throttle: ratelog.NewThrottle(memberlistLogEvery, time.Now)}, "", 0)
 }
 
 // refuteGrace: see Write.
@@ -67,7 +69,7 @@ func (w memberlistLogWriter) Write(p []byte) (int, error) {
 			line = text
 		}
 	}
-	if ok, suppressed := w.throttle.allow(line); ok && suppressed > 0 {
+	if ok, suppressed := w.throttle.Allow(line); ok && suppressed > 0 {
 		w.m.log.Log(context.Background(), level, line, "suppressed", suppressed)
 	} else if ok {
 		w.m.log.Log(context.Background(), level, line)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/ratelog"
 	"github.com/homing-mail/homing/testkit/wait"
 )
 
@@ -418,14 +419,14 @@ func TestSelfDeclaredDeadFromPushPullState(t *testing.T) {
 	// A dead message about us, as memberlist logs its refutation: not
 	// trusted in the first refuteGrace of the process (it is usually about
 	// a predecessor of the same name), trusted after.
-	_, _ = memberlistLogWriter{m: a.Membership, throttle: newLogThrottle(time.Second, time.Now)}.Write([]byte("[WARN] memberlist: Refuting a dead message (from: b)\n"))
+	_, _ = memberlistLogWriter{m: a.Membership, throttle: ratelog.NewThrottle(time.Second, time.Now)}.Write([]byte("[WARN] memberlist: Refuting a dead message (from: b)\n"))
 	if signalled(a.SelfDeclaredDead()) {
 		t.Fatalf("signalled for a refuted dead message within refuteGrace of the start")
 	}
 	a.Membership.mu.Lock()
 	a.Membership.meta.Started -= int64(2 * refuteGrace)
 	a.Membership.mu.Unlock()
-	_, _ = memberlistLogWriter{m: a.Membership, throttle: newLogThrottle(time.Second, time.Now)}.Write([]byte("[WARN] memberlist: Refuting a dead message (from: b)\n"))
+	_, _ = memberlistLogWriter{m: a.Membership, throttle: ratelog.NewThrottle(time.Second, time.Now)}.Write([]byte("[WARN] memberlist: Refuting a dead message (from: b)\n"))
 	if !signalled(a.SelfDeclaredDead()) {
 		t.Fatalf("not signalled for a refuted dead message")
 	}

@@ -90,7 +90,7 @@ func (s *session) clusterAuth() sasl.Server {
 			failures := s.authFailures
 			s.mu.Unlock()
 			s.srv.m.auth(listener, "failed")
-			s.srv.log.Warn("cluster authentication failed", "client", s.clientIP, "failures", failures)
+			s.srv.abuseLog.Warn("cluster authentication failed", "client", s.clientIP, "failures", failures)
 			s.pause(s.srv.guard.Failure(s.clientIP))
 			if failures >= s.srv.cfg.MaxAuthFailures {
 				s.closeAfterReply()
@@ -125,12 +125,12 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 	switch {
 	case errors.Is(err, guard.ErrThrottled):
 		s.srv.m.auth(listener, "throttled")
-		s.srv.log.Info("authentication refused unchecked: too many failures", "client", s.clientIP, "user", username)
+		s.srv.abuseLog.Info("authentication refused unchecked: too many failures", "client", s.clientIP, "user", username)
 		s.pause(s.srv.guard.Config().FailureDelay)
 		return s.answer(reply(454, mail.StatusTempAuth, "Too many failed authentication attempts; try again later"))
 	case errors.Is(err, guard.ErrBusy):
 		s.srv.m.auth(listener, "busy")
-		s.srv.log.Info("authentication refused unchecked: every password check slot is busy", "client", s.clientIP, "user", username)
+		s.srv.abuseLog.Info("authentication refused unchecked: every password check slot is busy", "client", s.clientIP, "user", username)
 		return s.answer(reply(454, mail.StatusTempAuth, "Too many authentication attempts in progress; try again later"))
 	case err != nil:
 		s.srv.m.auth(listener, "unavailable")
@@ -158,7 +158,7 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		failures := s.authFailures
 		s.mu.Unlock()
 		s.srv.m.auth(listener, "failed")
-		s.srv.log.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures, "delay", delay)
+		s.srv.abuseLog.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures, "delay", delay)
 		s.pause(delay)
 		if failures >= s.srv.cfg.MaxAuthFailures {
 			s.closeAfterReply()

@@ -57,7 +57,7 @@ func (s *session) data(r io.Reader) error {
 		}
 		// The connection is out of step (timeout, over-long line,
 		// broken connection): say so and close it after the reply.
-		s.srv.log.Info("reading message data failed", "client", s.clientIP, "err", msg.readErr)
+		s.srv.abuseLog.Info("reading message data failed", "client", s.clientIP, "err", msg.readErr)
 		if s.limited != nil {
 			s.limited.closeAfterNextWrite()
 		}

@@ -15,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/guard"
+	"github.com/homing-mail/homing/ratelog"
 )
 
 // shutdownTimeout bounds how long Close waits for connection goroutines
@@ -31,7 +32,11 @@ type Server struct {
 	enq  Enqueuer
 	auth Authenticator
 	log  *slog.Logger
-	m    *Metrics
+	// abuseLog is log for the lines a client can cause at will (refused
+	// connections, failed logins, errors): one line per kind a second,
+	// with the count of those dropped (ratelog).
+	abuseLog *slog.Logger
+	m        *Metrics
 
 	gs  *gosmtp.Server
 	lim *limiter
@@ -61,7 +66,8 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, dir: dir, enq: enq, auth: auth, log: log, m: m, ctx: ctx, cancel: cancel}
+	s := &Server{cfg: cfg, dir: dir, enq: enq, auth: auth, log: log, m: m, ctx: ctx, cancel: cancel,
+		abuseLog: slog.New(ratelog.New(log.Handler(), time.Second))}
 	s.guard = cfg.Guard
 	if s.guard == nil {
 		s.guard = guard.New(cfg.Auth)
@@ -71,7 +77,7 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 	listener := string(cfg.Source)
 	s.lim = newLimiter(limitsOf(cfg), func(reason string) {
 		m.connectionRejected(listener, reason)
-		log.Info("connection refused: too many connections", "limit", reason)
+		s.abuseLog.Info("connection refused: too many connections", "limit", reason)
 	}, func(on bool, open int) {
 		m.stress(listener, on)
 		if on {

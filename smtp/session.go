@@ -324,7 +324,7 @@ func (s *session) limitErrors(err error) error {
 		return err
 	case n >= cfg.HardErrorLimit:
 		s.srv.m.errorLimited(string(cfg.Source), "disconnected")
-		s.srv.log.Info("too many errors in the session, closing it", "client", s.clientIP, "errors", n)
+		s.srv.abuseLog.Info("too many errors in the session, closing it", "client", s.clientIP, "errors", n)
 		s.closeAfterReply()
 		return reply(421, mail.StatusTempAuth, "Too many errors, closing connection")
 	case n > cfg.SoftErrorLimit:
@@ -371,6 +371,6 @@ func (s *session) rateLimit() error {
 	}
 	s.mu.Unlock()
 	s.srv.m.rateLimit(string(s.srv.cfg.Source), by)
-	s.srv.log.Info("message rate limit reached", "by", by, "client", s.clientIP, "sender", account)
+	s.srv.abuseLog.Info("message rate limit reached", "by", by, "client", s.clientIP, "sender", account)
 	return errRateLimited()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homing-mail/homing/ratelog"
 	"github.com/homing-mail/homing/testkit/wait"
 )
 
@@ -22,7 +23,7 @@ func TestMemberlistLogFloodIsThrottledPerKind(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	var out bytes.Buffer
 	m := &Membership{log: slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	w := memberlistLogWriter{m: m, throttle: newLogThrottle(time.Second, clock)}
+	w := memberlistLogWriter{m: m, throttle: ratelog.NewThrottle(time.Second, clock)}
 
 	const packets = 10_000 // over 10 s of the fake clock
 	for i := 0; i < packets; i++ {
@@ -66,17 +67,6 @@ func TestMemberlistLogFloodIsThrottledPerKind(t *testing.T) {
 type lineWriter struct{ w memberlistLogWriter }
 
 func (l *lineWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
-
-func TestLogThrottleBoundsTheKindsItKeeps(t *testing.T) {
-	now := time.Unix(0, 0)
-	th := newLogThrottle(time.Second, func() time.Time { return now })
-	for i := 0; i < 10*maxLogKinds; i++ {
-		th.allow(fmt.Sprintf("kind %c%c of error", 'a'+i%26, 'a'+(i/26)%26))
-	}
-	if n := len(th.kinds); n > maxLogKinds {
-		t.Fatalf("%d kinds kept, want at most %d", n, maxLogKinds)
-	}
-}
 
 // Garbage sent to a real node's gossip port makes a handful of log lines,
 // not one per packet (issue #9: 37,976 lines in 10 s before).
