@@ -77,6 +77,17 @@ type Envelope struct {
 	// queue does not attempt it itself unless every transfer fails; then
 	// it is processed here (design.md, mail flow 6).
 	Transfer bool `json:"transfer,omitempty"`
+	// HandedTo and HandedAt (with Transfer, on the node that generated
+	// the message): the member it was last handed to and when, written
+	// before the transfer starts. While the message is still queued here
+	// the hand-over is unconfirmed: the member may hold a copy, and only
+	// this node's decision (actors/transfer.go) says which copy goes on.
+	HandedTo string    `json:"handedTo,omitempty"`
+	HandedAt time.Time `json:"handedAt,omitzero"`
+	// Origin (on a Locally-for-Others member): the member that handed
+	// this message over. Set while it waits for that member's word that
+	// it is this node's to process; cleared when it is processed here.
+	Origin string `json:"origin,omitempty"`
 	// Damaged, when set, says why the message cannot be processed: its
 	// stored body, or its envelope, failed its check (a checksum or
 	// length mismatch, an empty value: storage.ErrDamaged). A damaged

@@ -18,6 +18,7 @@ import (
 //	e/<id>                    envelope, JSON (mail.Envelope)
 //	b/<id>                    message body, framed (frame.go)
 //	t/<id>                    a cluster transfer with this id was queued (expires after TransferRetention)
+//	o/<id>                    the origin's decision about a message it handed over (transfer.go; expires after TransferRetention)
 //
 // Partition DB (AccountStore.Open):
 //
