@@ -39,8 +39,11 @@ import (
 //     mail.Envelope (message id, sender, recipients with NOTIFY and ORCPT,
 //     ENVID, RET, arrival time, authenticated identity). The receiver takes
 //     the envelope from it (MAIL and RCPT must agree), removes the line, and
-//     queues the message under the same id: a transfer retried after an
-//     unclear reply is recognised and not queued twice.
+//     queues the message under the same id (a transfer repeated is
+//     recognised and not queued twice), with the authenticated member as
+//     its origin: it is held until the origin says it is the receiver's
+//     to process (actors/transfer.go), so that after an unclear reply
+//     exactly one of the two copies goes on.
 //   - A server that does not take transfers now (its mode is not Locally
 //     for Others) refuses MAIL from a cluster peer with 451 4.3.2, and the
 //     sender processes the message itself.
@@ -169,7 +172,8 @@ func splitEnvelopeRecord(data []byte) (env *mail.Envelope, rest []byte, ok bool,
 
 // TransferError says how far a transfer got: Unclear is true when the
 // whole message was sent but no final reply was read, so the receiver may
-// have queued it (send it again to the same member: it recognises the id).
+// have queued it (the sender asks it, actors/transfer.go; sent again to
+// the same member, it recognises the id).
 type TransferError struct {
 	Err     error
 	Unclear bool
@@ -178,6 +182,10 @@ type TransferError struct {
 // Temporary is true: a failed transfer is retried, or the message is
 // processed where it was generated.
 func (e *TransferError) Temporary() bool { return true }
+
+// TransferUnclear reports Unclear (the question actors.Transferer's
+// callers ask of an error).
+func (e *TransferError) TransferUnclear() bool { return e.Unclear }
 
 func (e *TransferError) Error() string { return "cluster transfer: " + e.Err.Error() }
 func (e *TransferError) Unwrap() error { return e.Err }

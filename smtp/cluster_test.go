@@ -36,7 +36,8 @@ func startClusterServer(t *testing.T, accept *atomic.Bool) *testServer {
 
 // A member with the secret hands a message over with its whole envelope;
 // the receiver queues it under the same id, with the DSN parameters,
-// arrival time and identity of the record, and without the record line.
+// arrival time and identity of the record, and without the record line,
+// held with the sending member as its origin.
 func TestClusterTransfer(t *testing.T) {
 	var accept atomic.Bool
 	accept.Store(true)
@@ -55,6 +56,9 @@ func TestClusterTransfer(t *testing.T) {
 	if e.ID != "ID1" || e.From != "alice@example.test" || e.EnvID != "env-1" || e.Ret != mail.ReturnHeaders ||
 		e.Auth != "alice@example.test" || !e.Received.Equal(transferEnvelope("").Received) || e.Source != mail.SourceCluster {
 		t.Fatalf("queued envelope %+v", e)
+	}
+	if e.Origin != "be1" {
+		t.Fatalf("queued with origin %q, want the authenticated member be1 (it is held until be1 confirms)", e.Origin)
 	}
 	if len(e.Recipients) != 1 || e.Recipients[0].Addr != "bob@remote.test" || e.Recipients[0].ORcpt != "rfc822;bob@remote.test" ||
 		len(e.Recipients[0].Notify) != 1 {

@@ -194,6 +194,7 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 		ID: env.ID, From: env.From, Recipients: open, EnvID: env.EnvID, Ret: env.Ret,
 		SMTPUTF8: env.SMTPUTF8, Body8Bit: env.Body8Bit, Received: env.Received,
 		Source: mail.SourceCluster, Auth: env.Auth, HELO: sanitizeHELO(helo), Size: int64(len(body)),
+		Origin: peer, // held until the origin says it is ours (actors/transfer.go)
 	}
 	if out.Received.IsZero() {
 		out.Received = now
