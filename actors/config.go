@@ -12,6 +12,9 @@ type Config struct {
 	Hostname string
 	// LocalDomains are the domains whose addresses are accounts here.
 	LocalDomains []string
+	// NodeName is this node's member name, which the transfer protocol
+	// gives the members it asks. Default Hostname.
+	NodeName string
 
 	// AccountIdle passivates an account actor after this long without a
 	// message. Default 2 minutes.
@@ -54,6 +57,11 @@ type Config struct {
 	// MaxActive is the most messages attempted at once; others wait in
 	// order (Postfix qmgr_message_active_limit). Default 2000.
 	MaxActive int
+	// TransferConfirmTimeout: a message generated here whose transfer
+	// to a member ended without a clear answer (queue mode Remotely) is
+	// processed here once that member has not answered for this long
+	// since the hand-over (transfer.go). Default 5 minutes.
+	TransferConfirmTimeout time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default (the
@@ -80,6 +88,10 @@ func (c Config) WithDefaults() Config {
 	def(&c.RelayTimeout, 15*time.Minute)
 	def(&c.LocalRetry, 15*time.Second)
 	def(&c.LookupTimeout, 5*time.Second)
+	def(&c.TransferConfirmTimeout, 5*time.Minute)
+	if c.NodeName == "" {
+		c.NodeName = c.Hostname
+	}
 	if c.LookupCacheTTL == 0 {
 		c.LookupCacheTTL = 30 * time.Second
 	}

@@ -51,10 +51,15 @@ func (e *Enqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 
 // EnqueueTransfer implements smtp.TransferEnqueuer: a message handed over
 // by another member is queued once, however often the transfer is
-// repeated.
+// repeated. Its envelope names the member it came from (Origin): it is
+// stored as it is, held, and processed here (rules, filters, routing,
+// delivery) only once that member says it is this node's to process
+// (transfer.go).
 func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool, error) {
-	discard, err := e.prepare(ctx, msg)
-	if err != nil || discard {
+	if msg.Envelope == nil || msg.Envelope.Origin == "" {
+		return false, fmt.Errorf("%w: a transfer without the member it came from", mail.ErrInvalid)
+	}
+	if _, err := e.prepare(ctx, msg); err != nil {
 		return false, err
 	}
 	dup, err := e.store.PutTransfer(ctx, msg)
@@ -69,14 +74,17 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool
 }
 
 // ProcessHere takes over a message that was queued here waiting for a
-// transfer (queue mode Remotely) after every transfer failed: it runs the
-// content pipeline and routes the recipients, as Enqueue would have, and
-// stores the result in place of the waiting copy. discard: a rule dropped
-// it. An error carrying a *mail.Error is a rule's refusal. The caller (the
-// queue actor's transfer goroutine) then processes msg itself; nothing is
-// sent to the queue actor.
+// transfer decision (transfer.go): one generated here (queue mode
+// Remotely) that this node decided to keep, or one a member handed over
+// that its origin said is this node's. It runs the content pipeline and
+// routes the recipients, as Enqueue would have, and stores the result in
+// place of the waiting copy. discard: a rule dropped it. An error carrying
+// a *mail.Error is a rule's refusal. The caller (the queue actor's
+// goroutine) then processes msg itself; nothing is sent to the queue
+// actor.
 func (e *Enqueuer) ProcessHere(ctx context.Context, msg *mail.Message) (discard bool, err error) {
-	msg.Envelope.Transfer = false
+	env := msg.Envelope
+	env.Transfer, env.Origin, env.HandedTo, env.HandedAt = false, "", "", time.Time{}
 	if discard, err = e.prepare(ctx, msg); err != nil || discard {
 		return discard, err
 	}
@@ -96,12 +104,16 @@ func (e *Enqueuer) note(env *mail.Envelope, how string) {
 	if env.Transfer {
 		d += "; waiting for transfer to a member that processes queues for others"
 	}
+	if env.Origin != "" {
+		d += "; waiting for " + env.Origin + " to confirm it is ours"
+	}
 	e.journal.Record(env.ID, "queued", d)
 }
 
 // prepare sets the id, arrival time, recipient keys and size, runs the
-// rules and routes the recipients (a message waiting for transfer is left
-// as it is: it is processed where it is queued).
+// rules and routes the recipients (a message waiting for transfer, or for
+// its origin's word, is left as it is: it is processed where the transfer
+// protocol decides).
 func (e *Enqueuer) prepare(ctx context.Context, msg *mail.Message) (discard bool, err error) {
 	env := msg.Envelope
 	if env == nil || msg.Body == nil {
@@ -125,7 +137,7 @@ func (e *Enqueuer) prepare(ctx context.Context, msg *mail.Message) (discard bool
 			r.State = mail.StatePending
 		}
 	}
-	if env.Transfer {
+	if env.Transfer || env.Origin != "" {
 		return false, nil
 	}
 	if e.pipeline != nil {

@@ -57,15 +57,15 @@ type qentry struct {
 	// waiting: the message is due but waits for a slot among the active
 	// messages (queueActor.ready).
 	waiting bool
-	// transferring: a transfer to a Locally-for-Others member is under
-	// way (env.Transfer).
-	transferring bool
+	// xfer: the transfer protocol's state of a message that waits for a
+	// transfer decision (env.Transfer or env.Origin; transfer.go).
+	xfer xferState
 }
 
 func (e *qentry) env() *mail.Envelope { return e.msg.Envelope }
 
 // busy reports whether e holds an active slot.
-func (e *qentry) busy() bool { return len(e.inflight) > 0 || e.transferring }
+func (e *qentry) busy() bool { return len(e.inflight) > 0 || e.xfer.step != xferNone }
 
 // queueActor keeps the in-memory view of this node's durable queue and
 // drives delivery: it hands each due message's local recipients to the
@@ -85,6 +85,7 @@ type queueActor struct {
 	store      QueueStore
 	relayer    Relayer
 	transferer Transferer
+	peers      TransferPeers
 	// submitter queues generated mail by the node's queue mode (DSNs).
 	submitter Submitter
 	enq       *Enqueuer
@@ -144,8 +145,16 @@ func (q *queueActor) Receive(ctx actor.Context) {
 		q.attempt(ctx, e)
 	case *attemptDone:
 		q.done(ctx, m)
-	case *transferred:
-		q.transferred(ctx, m)
+	case *xferSent:
+		q.sent(ctx, m)
+	case *xferAnswer:
+		q.answered(ctx, m)
+	case *xferDecided:
+		q.decided(ctx, m)
+	case *processed:
+		q.processedHere(ctx, m)
+	case *transferAsked:
+		q.asked(ctx, m)
 	case *retryLocal:
 		q.retryLocal(ctx, m.partitions)
 	case *dsnWritten:
@@ -190,6 +199,9 @@ func (q *queueActor) start(ctx actor.Context) {
 		q.log.Info("queue recovered", "messages", n)
 	}
 	for _, e := range q.entries {
+		if e.env().Transfer && e.env().Damaged == "" && !q.recoverTransfer(e) {
+			continue
+		}
 		switch {
 		case e.env().Damaged != "":
 			// Held as damaged (by an earlier run or by homing check
@@ -207,11 +219,11 @@ func (q *queueActor) start(ctx actor.Context) {
 // attempt starts delivery of every open recipient that is due and not in
 // flight, and schedules the message's next wake-up otherwise.
 func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
-	if e.env().Held || e.env().Damaged != "" || e.reporting || e.transferring {
+	if e.env().Held || e.env().Damaged != "" || e.reporting || e.xfer.step != xferNone {
 		return
 	}
-	if e.env().Transfer {
-		q.transfer(ctx, e)
+	if e.env().Transfer || e.env().Origin != "" {
+		q.transferStep(ctx, e)
 		return
 	}
 	now := q.now()
@@ -477,13 +489,19 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 }
 
 func (q *queueActor) remove(id string) {
+	q.forget(id)
+	q.write(id, q.store.Delete(id))
+}
+
+// forget drops id from the queue's memory (its store data is deleted by
+// the caller).
+func (q *queueActor) forget(id string) {
 	q.stats.Journal.Record(id, "left", "removed from the queue")
 	if e := q.entries[id]; e != nil && e.busy() {
 		q.active-- // its outcomes will find no entry
 	}
 	delete(q.entries, id)
 	q.stats.depth(len(q.entries))
-	q.write(id, q.store.Delete(id))
 }
 
 // write logs a failed asynchronous store write. A lost Update only means a

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // The administrator's questions and actions on the queue actor (the admin
@@ -93,6 +94,12 @@ func (q *queueActor) action(ctx actor.Context, m *queueAction) error {
 		e.due = time.Time{}
 		q.attempt(ctx, e)
 	case "delete":
+		if env.Transfer && !e.xfer.decision.Decided() {
+			// Maybe handed over, unconfirmed: deleting it decides that
+			// no member's copy goes on either (transfer.go).
+			e.xfer.decision = storage.TransferOutcome{Kept: true}
+			q.write(m.id, q.store.KeepTransfer(m.id))
+		}
 		if len(e.inflight) > 0 {
 			// Answers of the attempt in flight will find no entry.
 			q.log.Info("deleting a message with an attempt in flight", "queueID", m.id)

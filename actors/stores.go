@@ -55,15 +55,37 @@ type QueueStore interface {
 	Envelope(id string) (*mail.Envelope, error)
 	Body(id string) (mail.Body, error)
 	Each(fn func(*mail.Envelope) error) error
+	// GiveTransfer records this node's decision that the message id,
+	// which it generated and handed over, goes on at member, and deletes
+	// its own copy, in one batch (transfer.go). KeepTransfer records the
+	// decision that it is processed here. Each is written once per id
+	// and remembered for storage.TransferRetention; TransferOutcome
+	// reads it (the zero value: no decision).
+	GiveTransfer(id, member string) <-chan error
+	KeepTransfer(id string) <-chan error
+	TransferOutcome(id string) (storage.TransferOutcome, error)
 }
 
 // Transferer hands a message generated here to a member whose queue mode
-// is Locally for Others (queue mode Remotely). It returns the member that
-// took it, or an error when none did (no such member alive, connection,
-// authentication, transfer or reply failure, timeout): the message is then
-// processed here. *transfer.Client satisfies it.
+// is Locally for Others (queue mode Remotely). *transfer.Client satisfies
+// it.
 type Transferer interface {
-	Transfer(ctx context.Context, msg *mail.Message) (member string, err error)
+	// Targets lists the live members that take transfers now, starting
+	// at a different one each call.
+	Targets() []string
+	// TransferTo hands msg to member and returns nil once the member
+	// has it durably (its 250). An error whose TransferUnclear method
+	// reports true (smtp.TransferError) means the whole message was sent
+	// and no reply was read: the member may hold a copy. Any other
+	// error means it holds none from this attempt.
+	TransferTo(ctx context.Context, member string, msg *mail.Message) error
+}
+
+// TransferPeers puts the questions of the transfer protocol
+// (transfer.go) to another member's "transfers" actor over the cluster
+// channel. *ChannelPeers satisfies it; nil on a single node.
+type TransferPeers interface {
+	AskTransfer(ctx context.Context, member string, q TransferQuestion) (TransferVerdict, error)
 }
 
 // Relayer sends one SMTP transaction to the MX of one domain: the attempt

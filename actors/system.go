@@ -33,6 +33,12 @@ type Deps struct {
 	// Transferer hands mail generated here to a Locally-for-Others member
 	// (queue mode Remotely); nil on a single node.
 	Transferer Transferer
+	// MemberChannel returns the cluster channel address of a live member
+	// ("" when it is not live or not known): the transfer protocol's
+	// questions go there (ChannelPeers). TransferPeers, if set, is used
+	// instead (tests connect Systems directly). Both nil on a single node.
+	MemberChannel func(member string) string
+	TransferPeers TransferPeers
 	// Pipeline runs server-wide and cluster-wide rules and filters in the
 	// Enqueuer; nil = none.
 	Pipeline ContentPipeline
@@ -146,12 +152,22 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	s.queue = system.NewLocalPID("queue")
 	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, root: s.root, queue: s.queue, now: now}
 	s.mode, s.transferer = deps.Mode, deps.Transferer
+	peers := deps.TransferPeers
+	if peers == nil && deps.MemberChannel != nil {
+		peers = &ChannelPeers{Root: s.root, Channel: deps.MemberChannel}
+	}
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
-			transferer: deps.Transferer, submitter: s,
+			transferer: deps.Transferer, peers: peers, submitter: s,
 			place: s.place, stats: stats, log: log, now: now, base: base}
 	})
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &transfersActor{queue: s.queue}
+	}), TransfersActor); err != nil {
 		s.Stop()
 		return nil, err
 	}

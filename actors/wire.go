@@ -179,3 +179,61 @@ func unavailableReply(msg interface{}, err error) interface{} {
 		return &pb.AccountReply{Error: e}
 	}
 }
+
+// pbTransferQuery is a transfer question on the wire.
+func pbTransferQuery(q TransferQuestion) *pb.TransferQuery {
+	k := pb.TransferQuery_KIND_UNSPECIFIED
+	switch q.Kind {
+	case AskHold:
+		k = pb.TransferQuery_HOLD
+	case AskMine:
+		k = pb.TransferQuery_MINE
+	}
+	return &pb.TransferQuery{Kind: k, Id: q.ID, From: q.From}
+}
+
+// transferQuestion is the question a member sent (an unknown kind is
+// answered as invalid).
+func transferQuestion(m *pb.TransferQuery) TransferQuestion {
+	var k TransferQuestionKind
+	switch m.GetKind() {
+	case pb.TransferQuery_HOLD:
+		k = AskHold
+	case pb.TransferQuery_MINE:
+		k = AskMine
+	}
+	return TransferQuestion{Kind: k, ID: m.GetId(), From: m.GetFrom()}
+}
+
+// pbTransferAnswer is the answer to a transfer question on the wire.
+func pbTransferAnswer(v TransferVerdict, err error) *pb.TransferAnswer {
+	if err != nil {
+		return &pb.TransferAnswer{Error: pbError(err)}
+	}
+	switch v {
+	case VerdictYes:
+		return &pb.TransferAnswer{Verdict: pb.TransferAnswer_YES}
+	case VerdictNo:
+		return &pb.TransferAnswer{Verdict: pb.TransferAnswer_NO}
+	case VerdictUnknown:
+		return &pb.TransferAnswer{Verdict: pb.TransferAnswer_UNKNOWN}
+	}
+	return &pb.TransferAnswer{Error: &pb.Error{Kind: pb.Error_UNAVAILABLE, Text: "no verdict"}}
+}
+
+// transferVerdict is the answer a member sent; an answer without a
+// verdict is an error (nothing was decided).
+func transferVerdict(a *pb.TransferAnswer) (TransferVerdict, error) {
+	if err := goError(a.GetError()); err != nil {
+		return 0, err
+	}
+	switch a.GetVerdict() {
+	case pb.TransferAnswer_YES:
+		return VerdictYes, nil
+	case pb.TransferAnswer_NO:
+		return VerdictNo, nil
+	case pb.TransferAnswer_UNKNOWN:
+		return VerdictUnknown, nil
+	}
+	return 0, fmt.Errorf("%w: a transfer answer without a verdict", mail.ErrUnavailable)
+}

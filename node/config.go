@@ -41,8 +41,8 @@ type Config struct {
 	// itself.
 	SMTP smtp.Config
 	// Queue holds the retry schedule, lifetimes, concurrency and actor
-	// timers. The node sets Partitions (Store.Partitions), Hostname and
-	// LocalDomains (Domains) itself.
+	// timers. The node sets Partitions (Store.Partitions), Hostname,
+	// LocalDomains (Domains) and NodeName (Name) itself.
 	Queue actors.Config
 }
 
@@ -153,6 +153,7 @@ func (c Config) WithDefaults() Config {
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
+	c.Queue.NodeName = c.Name
 	c.Queue = c.Queue.WithDefaults()
 	return c
 }

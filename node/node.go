@@ -229,9 +229,11 @@ func (n *Node) startActors(ctx context.Context) error {
 		relay.Smarthosts = transfer.ForwardHosts(cfg.Routing.ForwardTo, n.members)
 		relay.Auth = n.clusterAuth
 	}
-	var tr actors.Transferer
+	var tr actors.Transferer // nil interface without a transfer client
+	var channel func(string) string
 	if n.clusterAuth != nil {
-		tr = transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+		c := transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+		tr, channel = c, c.Channel
 	}
 	var open actors.OpenPartition
 	if n.accounts != nil {
@@ -263,6 +265,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Queue:         n.queue,
 		Relayer:       smtp.NewClient(relay),
 		Transferer:    tr,
+		MemberChannel: channel,
 		Pipeline:      n.pipe,
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),

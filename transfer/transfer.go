@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -34,33 +33,50 @@ func New(client *smtp.Client, auth *smtp.ClusterAuth, members Members) *Client {
 // ErrNoTarget: no live Locally-for-Others member is known.
 var ErrNoTarget = mail.TemporaryError("no member processes queues for others now")
 
-// Transfer tries the live Locally-for-Others members in turn (never a
-// suspect one, at most two), starting at a different one each time. A
-// transfer whose reply was lost is sent again to the same member first: it
-// recognises the message id and does not queue it twice.
-func (c *Client) Transfer(ctx context.Context, msg *mail.Message) (string, error) {
+// Targets lists the live Locally-for-Others members other than this node
+// (never a suspect one), starting at a different one each call, so that
+// transfers spread over them. It satisfies actors.Transferer.
+func (c *Client) Targets() []string {
 	targets := c.targets()
 	if len(targets) == 0 {
-		return "", ErrNoTarget
+		return nil
 	}
 	start := int(c.next.Add(1))
-	var last error
-	for i := 0; i < len(targets) && i < 2; i++ {
-		m := targets[(start+i)%len(targets)]
-		err := c.smtp.Transfer(ctx, m.Meta.SMTP, c.auth, msg)
-		var te *smtp.TransferError
-		if errors.As(err, &te) && te.Unclear && ctx.Err() == nil {
-			err = c.smtp.Transfer(ctx, m.Meta.SMTP, c.auth, msg)
-		}
-		if err == nil {
-			return m.Name, nil
-		}
-		last = fmt.Errorf("to %s: %w", m.Name, err)
-		if ctx.Err() != nil {
-			break
+	out := make([]string, len(targets))
+	for i := range targets {
+		out[i] = targets[(start+i)%len(targets)].Name
+	}
+	return out
+}
+
+// TransferTo hands msg to member over its SMTP port (smtp.Client.Transfer)
+// and returns nil once the member answered 250. It fails with ErrNoTarget
+// when member is not a live member that takes transfers. An error
+// wrapping an unclear *smtp.TransferError (the whole message was sent and
+// no reply was read) means the member may hold a copy: the queue then
+// asks it (actors/transfer.go) rather than sending it again.
+func (c *Client) TransferTo(ctx context.Context, member string, msg *mail.Message) error {
+	for _, m := range c.targets() {
+		if m.Name == member {
+			if err := c.smtp.Transfer(ctx, m.Meta.SMTP, c.auth, msg); err != nil {
+				return fmt.Errorf("to %s: %w", m.Name, err)
+			}
+			return nil
 		}
 	}
-	return "", last
+	return fmt.Errorf("to %s: %w", member, ErrNoTarget)
+}
+
+// Channel returns the cluster channel address of member while it is live
+// (alive or suspect: a question may still reach it), "" otherwise: where
+// the transfer protocol's questions go (actors.ChannelPeers).
+func (c *Client) Channel(member string) string {
+	for _, m := range c.members() {
+		if m.Name == member && !m.Self && m.State.Live() {
+			return m.Meta.Channel
+		}
+	}
+	return ""
 }
 
 // targets are the live members other than this node that take transfers.

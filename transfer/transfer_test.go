@@ -57,8 +57,15 @@ func TestTransferTargets(t *testing.T) {
 	if !slices.Equal(names, []string{"fe1", "be1"}) {
 		t.Fatalf("targets %v, want fe1 and be1", names)
 	}
+	first, second := c.Targets(), c.Targets()
+	if sorted := slices.Sorted(slices.Values(first)); !slices.Equal(sorted, []string{"be1", "fe1"}) || first[0] == second[0] {
+		t.Fatalf("Targets %v then %v, want fe1 and be1, starting at another each time", first, second)
+	}
 	none := New(smtp.NewClient(smtp.ClientConfig{}), nil, func() []cluster.Member { return members[:1] })
-	if _, err := none.Transfer(context.Background(), &mail.Message{}); !errors.Is(err, ErrNoTarget) || !mail.IsTemporary(err) {
+	if got := none.Targets(); len(got) != 0 {
+		t.Fatalf("Targets with none = %v", got)
+	}
+	if err := none.TransferTo(context.Background(), "fe1", &mail.Message{}); !errors.Is(err, ErrNoTarget) || !mail.IsTemporary(err) {
 		t.Fatalf("Transfer with no target = %v, want ErrNoTarget (temporary)", err)
 	}
 }

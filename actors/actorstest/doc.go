@@ -2,7 +2,8 @@
 // failure injection, for tests of actors and of code built on it: an
 // account partition (Partition, an actors.PartitionData), a queue store
 // (Queue, an actors.QueueStore), a relayer (Relayer), a submitter
-// (Submitter) and a placement (Placement).
+// (Submitter), a placement (Placement) and a transferer (Transferer, queue
+// mode Remotely).
 //
 // Every fake is in memory, safe for concurrent use, and records what was
 // done to it so that a test can assert on it afterwards; the Wait methods

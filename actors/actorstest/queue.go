@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // OpKind names a write to a Queue.
@@ -19,6 +20,10 @@ const (
 	OpPut    OpKind = "put"
 	OpUpdate OpKind = "update"
 	OpDelete OpKind = "delete"
+	// OpGive and OpKeep record a transfer decision (GiveTransfer also
+	// deletes the message).
+	OpGive OpKind = "give"
+	OpKeep OpKind = "keep"
 )
 
 // Op is one write to a Queue, with a copy of the envelope (Put, Update)
@@ -43,13 +48,17 @@ type Queue struct {
 	log         []Op
 	eachHook    func()
 	transferred map[string]bool
+	outcomes    map[string]storage.TransferOutcome
+	paused      bool // PauseDecisions
+	pending     []pendingDecision
 	fail        failures
 	changed     signal
 }
 
 // NewQueue returns an empty queue.
 func NewQueue() *Queue {
-	return &Queue{envs: map[string]*mail.Envelope{}, bodies: map[string][]byte{}, transferred: map[string]bool{}}
+	return &Queue{envs: map[string]*mail.Envelope{}, bodies: map[string][]byte{}, transferred: map[string]bool{},
+		outcomes: map[string]storage.TransferOutcome{}}
 }
 
 // FailPuts makes the next n Put (or PutTransfer) calls fail with err,
@@ -139,6 +148,102 @@ func (q *Queue) Delete(id string) <-chan error {
 	delete(q.bodies, id)
 	q.log = append(q.log, Op{Kind: OpDelete, ID: id})
 	return resolved(nil)
+}
+
+// pendingDecision is a GiveTransfer or KeepTransfer held by
+// PauseDecisions.
+type pendingDecision struct {
+	apply func()
+	ch    chan error
+}
+
+// GiveTransfer implements QueueStore: it records the decision and deletes
+// the message, at once (unless PauseDecisions holds it).
+func (q *Queue) GiveTransfer(id, member string) <-chan error {
+	return q.decide(func() {
+		q.outcomes[id] = storage.TransferOutcome{GivenTo: member}
+		delete(q.envs, id)
+		delete(q.bodies, id)
+		q.log = append(q.log, Op{Kind: OpGive, ID: id})
+	})
+}
+
+// KeepTransfer implements QueueStore.
+func (q *Queue) KeepTransfer(id string) <-chan error {
+	return q.decide(func() {
+		q.outcomes[id] = storage.TransferOutcome{Kept: true}
+		q.log = append(q.log, Op{Kind: OpKeep, ID: id})
+	})
+}
+
+func (q *Queue) decide(apply func()) <-chan error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	defer q.changed.broadcast()
+	if q.paused {
+		ch := make(chan error, 1)
+		q.pending = append(q.pending, pendingDecision{apply: apply, ch: ch})
+		return ch
+	}
+	apply()
+	return resolved(nil)
+}
+
+// PauseDecisions holds every later GiveTransfer and KeepTransfer: nothing
+// is written and their channels stay empty until ResumeDecisions.
+func (q *Queue) PauseDecisions() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.paused = true
+}
+
+// PendingDecisions is the number of decisions PauseDecisions holds.
+func (q *Queue) PendingDecisions() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
+// ResumeDecisions ends the pause. With apply the decisions held are
+// written now, in order, and their channels get nil; without (the node
+// crashed before they were durable) they are dropped and their channels
+// get an error.
+func (q *Queue) ResumeDecisions(apply bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	defer q.changed.broadcast()
+	q.paused = false
+	for _, p := range q.pending {
+		if apply {
+			p.apply()
+			p.ch <- nil
+		} else {
+			p.ch <- fmt.Errorf("fake queue: the node crashed before the decision was durable")
+		}
+	}
+	q.pending = nil
+}
+
+// Outcome is the transfer decision recorded for id.
+func (q *Queue) Outcome(id string) storage.TransferOutcome {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.outcomes[id]
+}
+
+// TransferOutcome implements QueueStore.
+func (q *Queue) TransferOutcome(id string) (storage.TransferOutcome, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.outcomes[id], nil
+}
+
+// Stored reports whether id is in the queue now.
+func (q *Queue) Stored(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	_, ok := q.envs[id]
+	return ok
 }
 
 // Envelope implements QueueStore.

@@ -87,6 +87,107 @@ func (Error_Kind) EnumDescriptor() ([]byte, []int) {
 	return file_actors_pb_actors_proto_rawDescGZIP(), []int{1, 0}
 }
 
+type TransferQuery_Kind int32
+
+const (
+	TransferQuery_KIND_UNSPECIFIED TransferQuery_Kind = 0
+	TransferQuery_HOLD             TransferQuery_Kind = 1
+	TransferQuery_MINE             TransferQuery_Kind = 2
+)
+
+// Enum value maps for TransferQuery_Kind.
+var (
+	TransferQuery_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "HOLD",
+		2: "MINE",
+	}
+	TransferQuery_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"HOLD":             1,
+		"MINE":             2,
+	}
+)
+
+func (x TransferQuery_Kind) Enum() *TransferQuery_Kind {
+	p := new(TransferQuery_Kind)
+	*p = x
+	return p
+}
+
+func (x TransferQuery_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransferQuery_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_pb_actors_proto_enumTypes[1].Descriptor()
+}
+
+func (TransferQuery_Kind) Type() protoreflect.EnumType {
+	return &file_actors_pb_actors_proto_enumTypes[1]
+}
+
+func (x TransferQuery_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransferQuery_Kind.Descriptor instead.
+func (TransferQuery_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{27, 0}
+}
+
+type TransferAnswer_Verdict int32
+
+const (
+	TransferAnswer_VERDICT_UNSPECIFIED TransferAnswer_Verdict = 0
+	TransferAnswer_YES                 TransferAnswer_Verdict = 1
+	TransferAnswer_NO                  TransferAnswer_Verdict = 2
+	TransferAnswer_UNKNOWN             TransferAnswer_Verdict = 3
+)
+
+// Enum value maps for TransferAnswer_Verdict.
+var (
+	TransferAnswer_Verdict_name = map[int32]string{
+		0: "VERDICT_UNSPECIFIED",
+		1: "YES",
+		2: "NO",
+		3: "UNKNOWN",
+	}
+	TransferAnswer_Verdict_value = map[string]int32{
+		"VERDICT_UNSPECIFIED": 0,
+		"YES":                 1,
+		"NO":                  2,
+		"UNKNOWN":             3,
+	}
+)
+
+func (x TransferAnswer_Verdict) Enum() *TransferAnswer_Verdict {
+	p := new(TransferAnswer_Verdict)
+	*p = x
+	return p
+}
+
+func (x TransferAnswer_Verdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransferAnswer_Verdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_pb_actors_proto_enumTypes[2].Descriptor()
+}
+
+func (TransferAnswer_Verdict) Type() protoreflect.EnumType {
+	return &file_actors_pb_actors_proto_enumTypes[2]
+}
+
+func (x TransferAnswer_Verdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransferAnswer_Verdict.Descriptor instead.
+func (TransferAnswer_Verdict) EnumDescriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{28, 0}
+}
+
 // Result is the outcome of one attempt for one recipient (see mail.Result).
 type Result struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1698,6 +1799,128 @@ func (x *IntrospectReply) GetError() *Error {
 	return nil
 }
 
+// TransferQuery is a question between the two members of a cluster
+// transfer (queue mode Remotely; the protocol is in actors/transfer.go),
+// put to the other member's "transfers" actor. HOLD: the origin asks the
+// member it handed the message to whether it holds a copy. MINE: a member
+// holding a copy asks the origin whether that copy is its to process.
+type TransferQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          TransferQuery_Kind     `protobuf:"varint,1,opt,name=kind,proto3,enum=homing.actors.TransferQuery_Kind" json:"kind,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`     // the queue id, the same on both members
+	From          string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"` // the asking member's name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferQuery) Reset() {
+	*x = TransferQuery{}
+	mi := &file_actors_pb_actors_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferQuery) ProtoMessage() {}
+
+func (x *TransferQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferQuery.ProtoReflect.Descriptor instead.
+func (*TransferQuery) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TransferQuery) GetKind() TransferQuery_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return TransferQuery_KIND_UNSPECIFIED
+}
+
+func (x *TransferQuery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TransferQuery) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+// TransferAnswer answers a TransferQuery. YES: (HOLD) I hold a copy;
+// (MINE) it is yours, I gave it to you. NO: (HOLD) I hold none; (MINE) it
+// is not yours: I process it or gave it to another member. UNKNOWN (MINE
+// only): I have no record of it. With error set nothing was decided: ask
+// again.
+type TransferAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verdict       TransferAnswer_Verdict `protobuf:"varint,1,opt,name=verdict,proto3,enum=homing.actors.TransferAnswer_Verdict" json:"verdict,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferAnswer) Reset() {
+	*x = TransferAnswer{}
+	mi := &file_actors_pb_actors_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferAnswer) ProtoMessage() {}
+
+func (x *TransferAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferAnswer.ProtoReflect.Descriptor instead.
+func (*TransferAnswer) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TransferAnswer) GetVerdict() TransferAnswer_Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return TransferAnswer_VERDICT_UNSPECIFIED
+}
+
+func (x *TransferAnswer) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
@@ -1824,7 +2047,23 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x04json\x18\x04 \x01(\fR\x04json\"Q\n" +
 	"\x0fIntrospectReply\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\fR\x04json\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05errorB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x9c\x01\n" +
+	"\rTransferQuery\x125\n" +
+	"\x04kind\x18\x01 \x01(\x0e2!.homing.actors.TransferQuery.KindR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\"0\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\b\n" +
+	"\x04HOLD\x10\x01\x12\b\n" +
+	"\x04MINE\x10\x02\"\xbf\x01\n" +
+	"\x0eTransferAnswer\x12?\n" +
+	"\averdict\x18\x01 \x01(\x0e2%.homing.actors.TransferAnswer.VerdictR\averdict\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"@\n" +
+	"\aVerdict\x12\x17\n" +
+	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\a\n" +
+	"\x03YES\x10\x01\x12\x06\n" +
+	"\x02NO\x10\x02\x12\v\n" +
+	"\aUNKNOWN\x10\x03B)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
 
 var (
 	file_actors_pb_actors_proto_rawDescOnce sync.Once
@@ -1838,57 +2077,64 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 	return file_actors_pb_actors_proto_rawDescData
 }
 
-var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_actors_pb_actors_proto_goTypes = []any{
-	(Error_Kind)(0),         // 0: homing.actors.Error.Kind
-	(*Result)(nil),          // 1: homing.actors.Result
-	(*Error)(nil),           // 2: homing.actors.Error
-	(*Recipient)(nil),       // 3: homing.actors.Recipient
-	(*Envelope)(nil),        // 4: homing.actors.Envelope
-	(*Deliver)(nil),         // 5: homing.actors.Deliver
-	(*DeliverResult)(nil),   // 6: homing.actors.DeliverResult
-	(*Resolve)(nil),         // 7: homing.actors.Resolve
-	(*ResolveResult)(nil),   // 8: homing.actors.ResolveResult
-	(*AccountRecord)(nil),   // 9: homing.actors.AccountRecord
-	(*SetAccountRules)(nil), // 10: homing.actors.SetAccountRules
-	(*CreateAccount)(nil),   // 11: homing.actors.CreateAccount
-	(*GetAccount)(nil),      // 12: homing.actors.GetAccount
-	(*DeleteAccount)(nil),   // 13: homing.actors.DeleteAccount
-	(*ListAccounts)(nil),    // 14: homing.actors.ListAccounts
-	(*SetAlias)(nil),        // 15: homing.actors.SetAlias
-	(*DeleteAlias)(nil),     // 16: homing.actors.DeleteAlias
-	(*AccountReply)(nil),    // 17: homing.actors.AccountReply
-	(*MessageInfo)(nil),     // 18: homing.actors.MessageInfo
-	(*ListMessages)(nil),    // 19: homing.actors.ListMessages
-	(*MessagesReply)(nil),   // 20: homing.actors.MessagesReply
-	(*GetRaw)(nil),          // 21: homing.actors.GetRaw
-	(*RawReply)(nil),        // 22: homing.actors.RawReply
-	(*Rules)(nil),           // 23: homing.actors.Rules
-	(*GetRules)(nil),        // 24: homing.actors.GetRules
-	(*RulesAck)(nil),        // 25: homing.actors.RulesAck
-	(*Introspect)(nil),      // 26: homing.actors.Introspect
-	(*IntrospectReply)(nil), // 27: homing.actors.IntrospectReply
+	(Error_Kind)(0),             // 0: homing.actors.Error.Kind
+	(TransferQuery_Kind)(0),     // 1: homing.actors.TransferQuery.Kind
+	(TransferAnswer_Verdict)(0), // 2: homing.actors.TransferAnswer.Verdict
+	(*Result)(nil),              // 3: homing.actors.Result
+	(*Error)(nil),               // 4: homing.actors.Error
+	(*Recipient)(nil),           // 5: homing.actors.Recipient
+	(*Envelope)(nil),            // 6: homing.actors.Envelope
+	(*Deliver)(nil),             // 7: homing.actors.Deliver
+	(*DeliverResult)(nil),       // 8: homing.actors.DeliverResult
+	(*Resolve)(nil),             // 9: homing.actors.Resolve
+	(*ResolveResult)(nil),       // 10: homing.actors.ResolveResult
+	(*AccountRecord)(nil),       // 11: homing.actors.AccountRecord
+	(*SetAccountRules)(nil),     // 12: homing.actors.SetAccountRules
+	(*CreateAccount)(nil),       // 13: homing.actors.CreateAccount
+	(*GetAccount)(nil),          // 14: homing.actors.GetAccount
+	(*DeleteAccount)(nil),       // 15: homing.actors.DeleteAccount
+	(*ListAccounts)(nil),        // 16: homing.actors.ListAccounts
+	(*SetAlias)(nil),            // 17: homing.actors.SetAlias
+	(*DeleteAlias)(nil),         // 18: homing.actors.DeleteAlias
+	(*AccountReply)(nil),        // 19: homing.actors.AccountReply
+	(*MessageInfo)(nil),         // 20: homing.actors.MessageInfo
+	(*ListMessages)(nil),        // 21: homing.actors.ListMessages
+	(*MessagesReply)(nil),       // 22: homing.actors.MessagesReply
+	(*GetRaw)(nil),              // 23: homing.actors.GetRaw
+	(*RawReply)(nil),            // 24: homing.actors.RawReply
+	(*Rules)(nil),               // 25: homing.actors.Rules
+	(*GetRules)(nil),            // 26: homing.actors.GetRules
+	(*RulesAck)(nil),            // 27: homing.actors.RulesAck
+	(*Introspect)(nil),          // 28: homing.actors.Introspect
+	(*IntrospectReply)(nil),     // 29: homing.actors.IntrospectReply
+	(*TransferQuery)(nil),       // 30: homing.actors.TransferQuery
+	(*TransferAnswer)(nil),      // 31: homing.actors.TransferAnswer
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
-	3,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
-	4,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
-	1,  // 3: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
-	2,  // 4: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
-	9,  // 5: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
-	9,  // 6: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
-	9,  // 7: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
-	2,  // 8: homing.actors.AccountReply.error:type_name -> homing.actors.Error
-	18, // 9: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
-	2,  // 10: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
-	2,  // 11: homing.actors.RawReply.error:type_name -> homing.actors.Error
-	2,  // 12: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	5,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
+	6,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
+	3,  // 3: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
+	4,  // 4: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
+	11, // 5: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
+	11, // 6: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
+	11, // 7: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
+	4,  // 8: homing.actors.AccountReply.error:type_name -> homing.actors.Error
+	20, // 9: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
+	4,  // 10: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
+	4,  // 11: homing.actors.RawReply.error:type_name -> homing.actors.Error
+	4,  // 12: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
+	1,  // 13: homing.actors.TransferQuery.kind:type_name -> homing.actors.TransferQuery.Kind
+	2,  // 14: homing.actors.TransferAnswer.verdict:type_name -> homing.actors.TransferAnswer.Verdict
+	4,  // 15: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -1901,8 +2147,8 @@ func file_actors_pb_actors_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   27,
+			NumEnums:      3,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
