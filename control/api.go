@@ -180,6 +180,12 @@ func queueOut(e *hmail.Envelope) admin.QueueEntry {
 		q.NextAttempt = &next
 	}
 	switch {
+	case e.Transfer && e.HandedTo != "":
+		q.LastError = fmt.Sprintf("handed to %s at %s, unconfirmed", e.HandedTo, e.HandedAt.UTC().Format(time.RFC3339))
+	case e.Origin != "":
+		q.LastError = "handed over by " + e.Origin + ": waiting for its word that it is ours to process"
+	}
+	switch {
 	case e.Damaged != "":
 		q.State, q.LastError = "damaged", e.Damaged
 	case e.Held:
