@@ -28,6 +28,8 @@ type Enqueuer struct {
 	root     *actor.RootContext
 	queue    *actor.PID
 	now      func() time.Time
+	// afterTransferStored: Deps.AfterTransferStored (tests only).
+	afterTransferStored func(id string)
 }
 
 // Enqueue implements smtp.Enqueuer. Recipients in a local domain whose
@@ -65,6 +67,9 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool
 	dup, err := e.store.PutTransfer(ctx, msg)
 	if err != nil {
 		return false, fmt.Errorf("queueing transfer %s: %w", msg.Envelope.ID, err)
+	}
+	if !dup && e.afterTransferStored != nil {
+		e.afterTransferStored(msg.Envelope.ID)
 	}
 	if !dup {
 		e.note(msg.Envelope, " (handed over by a member)")

@@ -51,6 +51,11 @@ type Deps struct {
 	// PartitionChanged, if set, is told when a local partition's data
 	// opens and when it closes (testkit waits on it). It must not block.
 	PartitionChanged func(id int, open bool)
+	// AfterTransferStored is for tests only (nil otherwise): it runs when
+	// a transfer from a member has just been stored durably, before the
+	// queue hears of it and before the member's 250 (the node tests kill
+	// the process there).
+	AfterTransferStored func(id string)
 }
 
 // System is the actors of one node and the operations the rest of the node
@@ -150,7 +155,8 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
-	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, root: s.root, queue: s.queue, now: now}
+	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, root: s.root, queue: s.queue, now: now,
+		afterTransferStored: deps.AfterTransferStored}
 	s.mode, s.transferer = deps.Mode, deps.Transferer
 	peers := deps.TransferPeers
 	if peers == nil && deps.MemberChannel != nil {

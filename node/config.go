@@ -40,6 +40,13 @@ type Config struct {
 	// sets Hostname, Submission, TLSConfig, Source and the cluster fields
 	// itself.
 	SMTP smtp.Config
+	// TestKillAfterTransferStored is for tests only ("" otherwise): when
+	// the file it names exists as a transfer from a member has just been
+	// stored durably here, before its 250 is sent, the node removes the
+	// file and kills itself (SIGKILL). It makes the crash window of an
+	// unclear transfer reply deterministic for a real-process test
+	// (node/transfer_test.go).
+	TestKillAfterTransferStored string
 	// Queue holds the retry schedule, lifetimes, concurrency and actor
 	// timers. The node sets Partitions (Store.Partitions), Hostname,
 	// LocalDomains (Domains) and NodeName (Name) itself.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -273,6 +274,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		PartitionChanged: func(int, bool) {
 			n.changes.Notify()
 		},
+		AfterTransferStored: n.testKillAfterTransferStored(),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the actors: %w", err)
@@ -298,6 +300,23 @@ func (n *Node) startActors(ctx context.Context) error {
 		return n.ensureDemo(ctx)
 	}
 	return nil
+}
+
+// testKillAfterTransferStored is the hook of
+// Config.TestKillAfterTransferStored (tests only), nil when it is off.
+func (n *Node) testKillAfterTransferStored() func(id string) {
+	file := n.cfg.TestKillAfterTransferStored
+	if file == "" {
+		return nil
+	}
+	return func(id string) {
+		if os.Remove(file) != nil {
+			return // not armed
+		}
+		n.log.Warn("test: killing this process after storing a transfer, before its reply", "queueID", id)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way: never reply
+	}
 }
 
 // startChannel starts the cluster channel on the node's actor system, and

@@ -166,6 +166,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.DurationVar(&cfg.Queue.LocalRetry, "local-retry", def.Queue.LocalRetry, "retry delay cap when the owning backend did not answer")
 	fs.DurationVar(&cfg.Queue.TransferConfirmTimeout, "transfer-confirm-timeout", def.Queue.TransferConfirmTimeout,
 		"queue mode remotely: process a message here once the member it was handed to has not confirmed or denied holding it for this long")
+	fs.StringVar(&cfg.TestKillAfterTransferStored, "test-kill-after-transfer-stored", "",
+		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", true, "create the demo account demo@FIRST-DOMAIN on first start")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
