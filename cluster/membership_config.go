@@ -154,12 +154,17 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	if c.Fast {
 		mc.TCPTimeout = 500 * time.Millisecond
 		mc.RetransmitMult = 3
-		mc.SuspicionMult = 3
-		mc.SuspicionMaxTimeoutMult = 2
+		// Fast, yet forgiving enough that a member busy for a few hundred
+		// milliseconds (a -race build on two loaded cores) is not declared
+		// dead just as it leaves gracefully: a dead verdict, once given,
+		// hides its later leave message (memberlist ignores news of a
+		// member it holds dead).
+		mc.SuspicionMult = 4
+		mc.SuspicionMaxTimeoutMult = 3
 		mc.PushPullInterval = 500 * time.Millisecond
-		mc.ProbeInterval = 100 * time.Millisecond
-		mc.ProbeTimeout = 50 * time.Millisecond
-		mc.AwarenessMaxMultiplier = 2
+		mc.ProbeInterval = 150 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.AwarenessMaxMultiplier = 3
 		mc.GossipInterval = 10 * time.Millisecond
 		mc.GossipToTheDeadTime = 2 * time.Second
 		mc.DeadNodeReclaimTime = 200 * time.Millisecond

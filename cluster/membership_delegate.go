@@ -111,7 +111,11 @@ func (d delegate) NotifyJoin(n *memberlist.Node) {
 // NotifyLeave records a member that died or left.
 func (d delegate) NotifyLeave(n *memberlist.Node) {
 	meta, flags, err := decodeMeta(n.Meta)
-	state, changed := d.m.setGone(n.Name, n.Address(), meta, flags.leaving, err == nil)
+	// memberlist marks a member that sent its own leave message StateLeft
+	// (state.go, deadNode: Node == From); the leaving marker covers the
+	// member whose leave message this node heard only as news of a death.
+	left := flags.leaving || n.State == memberlist.StateLeft
+	state, changed := d.m.setGone(n.Name, n.Address(), meta, left, err == nil)
 	if changed {
 		d.m.log.Info("member gone", "member", n.Name, "addr", n.Address(), "state", string(state))
 		d.m.signalChanged()
