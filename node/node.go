@@ -112,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.api.SetStarted()
 	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", cfg.Roles,
 		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
 	return n, nil
@@ -281,7 +282,7 @@ func (n *Node) startActors(ctx context.Context) error {
 	n.guard = guard.New(cfg.SMTP.Auth)
 	n.api = control.New(control.Deps{
 		Info: control.Info{Name: cfg.Name, Roles: cfg.Roles, Hostname: cfg.Hostname, Domains: cfg.Domains,
-			Partitions: cfg.Store.Partitions, Started: n.started},
+			Partitions: cfg.Store.Partitions, Started: n.started, Clustered: clustered, Seeds: len(cfg.Cluster.Join)},
 		System:     s,
 		Content:    n.pipe,
 		Replicator: n.replicator,
@@ -533,6 +534,9 @@ func addrOf(l net.Listener) string {
 // return the first call's error.
 func (n *Node) Close() error {
 	if n.closed.CompareAndSwap(false, true) {
+		if n.api != nil {
+			n.api.SetClosing() // GET /readyz answers 503 from now on
+		}
 		n.closeErr = n.stop.run()
 		n.log.Info("node stopped")
 	}

@@ -79,6 +79,8 @@ type Fake struct {
 	Journeys map[string][]admin.JourneyEvent
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
+	// Ready answers Readiness; NewFake makes it a ready node.
+	Ready admin.Readiness
 	// StateAfter, when it has the action, is the State a queue action
 	// ("hold", "release", "retry") leaves the entry in, instead of the
 	// default ("held", "active", "active").
@@ -113,6 +115,7 @@ func NewFake() *Fake {
 		ActorCounts: map[string]int{},
 		Current:     admin.Settings{QueueMode: admin.QueueModeLocally, Name: "fake", Roles: []string{"frontend", "backend"}},
 		Errs:        map[string]error{},
+		Ready:       admin.Readiness{Ready: true, Checks: []admin.Check{{Name: "stores", OK: true, Detail: "open"}}},
 	}
 }
 
@@ -167,6 +170,18 @@ func (f *Fake) enter(method string, args ...any) error {
 		}
 	}
 	return f.Errs[method]
+}
+
+// Readiness returns Ready (an injected error for "Readiness" makes it a
+// node that is not ready, with that error as a failed check).
+func (f *Fake) Readiness(ctx context.Context) admin.Readiness {
+	defer f.Unlock()
+	if err := f.enter("Readiness"); err != nil {
+		return admin.Readiness{Checks: []admin.Check{{Name: "fake", Detail: err.Error()}}}
+	}
+	r := f.Ready
+	r.Checks = slices.Clone(r.Checks)
+	return r
 }
 
 // Cluster returns ClusterInfo.
