@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/admin/admintest"
@@ -541,4 +542,19 @@ func TestClientRoundTripNewRoutes(t *testing.T) {
 // leaving it in *ae.
 func asStatus(err error, ae **admin.Error, status int) bool {
 	return err != nil && errors.As(err, ae) && (*ae).Status == status
+}
+
+// GET /api/v1/nodes gives the node a few seconds: a member that has not
+// answered by then is listed as unreachable instead of holding the answer
+// for the channel's request timeout.
+func TestNodesAreAskedWithADeadline(t *testing.T) {
+	e := newEnv(t, admin.Options{})
+	populateCluster(e.fake)
+	e.do("GET", "/api/v1/nodes", "").expect(t, 200)
+	e.fake.Lock()
+	dl := e.fake.NodesDeadline
+	e.fake.Unlock()
+	if dl <= 0 || dl > 3*time.Second {
+		t.Fatalf("Nodes was asked with %v left, want a deadline of at most 3s", dl)
+	}
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -477,8 +479,16 @@ func (h *handler) setRules(w http.ResponseWriter, r *http.Request) {
 	writeRules(w, rs)
 }
 
+// nodesTimeout bounds GET /api/v1/nodes: a member that has not answered
+// by then is listed with its error (unreachable) rather than holding the
+// whole answer (homing ctl nodes, the console) for the channel's own
+// request timeout.
+const nodesTimeout = 3 * time.Second
+
 func (h *handler) nodes(w http.ResponseWriter, r *http.Request) {
-	ns, err := h.api.Nodes(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), nodesTimeout)
+	defer cancel()
+	ns, err := h.api.Nodes(ctx)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -81,6 +81,9 @@ type Fake struct {
 	PartitionList []admin.PartitionStatus
 	// Ready answers Readiness; NewFake makes it a ready node.
 	Ready admin.Readiness
+	// NodesDeadline is how long the context of the last Nodes call had
+	// left when it came (0: no deadline).
+	NodesDeadline time.Duration
 	// StateAfter, when it has the action, is the State a queue action
 	// ("hold", "release", "retry") leaves the entry in, instead of the
 	// default ("held", "active", "active").
@@ -459,7 +462,12 @@ func (f *Fake) SetAccountRules(ctx context.Context, address string, rules json.R
 // Nodes returns NodeList.
 func (f *Fake) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
 	defer f.Unlock()
-	if err := f.enter("Nodes"); err != nil {
+	err := f.enter("Nodes")
+	f.NodesDeadline = 0
+	if dl, ok := ctx.Deadline(); ok {
+		f.NodesDeadline = time.Until(dl)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return append([]admin.NodeInfo(nil), f.NodeList...), nil
