@@ -158,5 +158,3 @@ func count(samples []string, prefix string) int {
 	}
 	return n
 }
-
-
