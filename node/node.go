@@ -508,6 +508,9 @@ func (n *Node) ChannelAddr() string {
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
+// Domains are the node's local domains (the first is the default).
+func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
+
 // API is the node's admin API, in process (what the admin endpoint serves).
 func (n *Node) API() admin.API { return n.api }
 
