@@ -11,14 +11,18 @@ ACCOUNTS ?= 500
 
 .PHONY: build run cluster test bench bench-cluster soak fuzz proto vet fmt clean
 
+# -buildvcs=auto: homing version names the commit when built in a git
+# clone (a GOFLAGS=-buildvcs=false of the environment would drop it).
 build:
-	$(GO) build -o $(HOMING) ./cmd/homing
+	$(GO) build -buildvcs=auto -o $(HOMING) ./cmd/homing
 	$(GO) build -o $(BIN)/homing-load ./cmd/homing-load
 	$(GO) build -o $(BIN)/homing-filter-example ./cmd/homing-filter-example
 
-# The default single node: data under ./data, SMTP 127.0.0.1:2525, admin 127.0.0.1:8025.
+# The default single node: data under ./data, SMTP 127.0.0.1:2525, admin and
+# console 127.0.0.1:8025, and the demo account (--demo: only here and in
+# homing dev, never by default).
 run: build
-	$(HOMING) serve
+	$(HOMING) serve --demo
 
 # A local cluster of real processes: 1 frontend, 2 backends (Ctrl-C stops it).
 cluster: build

@@ -112,11 +112,47 @@ func NewStats(reg prometheus.Registerer) *Stats {
 	for _, k := range kinds {
 		s.active[k] = new(atomic.Int64)
 	}
+	// Every series whose labels are known is there from the start, at
+	// zero, so that dashboards and alert rules have data before the first
+	// message (rate() of a series that appears with its first increment
+	// misses that increment).
+	for _, k := range kinds {
+		s.promActive.WithLabelValues(k)
+	}
+	for path, outcomes := range ResultOutcomes {
+		for _, o := range outcomes {
+			s.promResults.WithLabelValues(path, o)
+		}
+	}
+	s.promActivate.WithLabelValues("activate")
+	s.promActivate.WithLabelValues("passivate")
 	if reg != nil {
 		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate, s.promRelay,
 			s.promOpenFailures, s.promFailed, s.promDamaged)
 	}
 	return s
+}
+
+// ResultOutcomes are the label values of homing_delivery_results_total:
+// the outcomes of each path.
+var ResultOutcomes = map[string][]string{
+	"local":    {"delivered", "deferred", "failed"},
+	"relay":    {"delivered", "deferred", "failed"},
+	"transfer": {"transferred", "fallback", "retry", "failed"},
+}
+
+// openFailureReasons are the reason labels of
+// homing_partition_open_failures_total.
+var openFailureReasons = []string{"damaged", "error"}
+
+// partitionSeries makes the per-partition series of partition id, at
+// zero: this node runs its actor from now on. (Series of every partition
+// on every node would be P x reasons on each, most of them never this
+// node's.)
+func (s *Stats) partitionSeries(id int) {
+	for _, r := range openFailureReasons {
+		s.promOpenFailures.WithLabelValues(strconv.Itoa(id), r)
+	}
 }
 
 func (s *Stats) started(kind string) {

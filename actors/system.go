@@ -236,6 +236,7 @@ func (s *System) StartPartition(id int) error {
 	if s.partitions[id] != nil {
 		return nil
 	}
+	s.stats.partitionSeries(id)
 	props := actor.PropsFromProducer(func() actor.Actor {
 		p := newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
 		p.changed = s.changed

@@ -59,6 +59,13 @@ type API interface {
 	// Partitions reports the partitions whose actors run on this node.
 	Partitions(ctx context.Context) ([]PartitionStatus, error)
 
+	// Readiness says whether this node does its whole job now: its
+	// stores answer, every partition has an owner and the ones it owns
+	// are open, it has joined its cluster, it is not shutting down
+	// (GET /readyz). It never fails: a check that cannot be made is a
+	// check that failed.
+	Readiness(ctx context.Context) Readiness
+
 	// Submit is mail generated on this node by an account: it
 	// authenticates user/password (an error wrapping mail.ErrAuthFailed
 	// becomes 401) and enqueues raw for the recipients. client is the
@@ -69,14 +76,32 @@ type API interface {
 
 // Error is an error meant for the operator, with its HTTP status.
 // RetryAfter, on a 429 or 503, is sent as Retry-After (in whole seconds,
-// rounded up); a 503 without one gets the default (5 s).
+// rounded up); a 503 without one gets the default (5 s). Field names the
+// request's field at fault in a 400 ("address", "queueMode", "id"): it
+// is sent as "field" beside "error". Err, when set, is the cause (a
+// sentinel of the error taxonomy, mail.ErrNotFound say), so that
+// errors.Is still answers for an error rewritten for people; it is never
+// sent.
 type Error struct {
 	Status     int
 	Message    string
+	Field      string
 	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary answers the error taxonomy's question (mail.IsTemporary), so
+// that an *Error keeps its class when it crosses the cluster channel: a
+// 429 or a 5xx may go away (a 500 is an error not understood, which the
+// taxonomy takes as temporary), a 4xx is the request's fault.
+func (e *Error) Temporary() bool {
+	return e.Status == 429 || e.Status >= 500
+}
 
 // Cluster is GET /api/v1/cluster.
 type Cluster struct {
@@ -242,4 +267,20 @@ type Stats struct {
 	StoreLatencyP50 float64   `json:"storeLatencyP50"` // seconds, received -> stored
 	StoreLatencyP99 float64   `json:"storeLatencyP99"`
 	Since           time.Time `json:"since"`
+}
+
+// Readiness is GET /readyz: whether the node does its whole job now, and
+// each check that decides it.
+type Readiness struct {
+	Ready  bool    `json:"ready"`
+	Checks []Check `json:"checks"`
+}
+
+// Check is one condition of readiness. Detail says what was found (why
+// it failed); the endpoint sends it only to a client on loopback or with
+// a token.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
 }

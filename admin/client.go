@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -265,6 +266,42 @@ func (c *Client) Submit(ctx context.Context, user, password string, to []string,
 	return out.ID, nil
 }
 
+// Readiness is GET /readyz: the node's answer whether it is ready (200)
+// or not (503), with its checks (their detail only when the client may
+// see it: on loopback, or with the token). Another answer is an *Error.
+func (c *Client) Readiness(ctx context.Context) (Readiness, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+pathReadyz, nil)
+	if err != nil {
+		return Readiness{}, fmt.Errorf("admin: GET %s: %w", pathReadyz, err)
+	}
+	c.bearer(req)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Readiness{}, fmt.Errorf("admin: GET %s: %w", pathReadyz, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		return Readiness{}, responseError(resp)
+	}
+	var body healthBody
+	if err := decodeResponse(resp, pathReadyz, &body); err != nil {
+		return Readiness{}, err
+	}
+	if body.Checks == nil {
+		body.Checks = []Check{}
+	}
+	return Readiness{Ready: resp.StatusCode == http.StatusOK && body.Status == "ready", Checks: body.Checks}, nil
+}
+
+// Healthy is GET /healthz: nil when the node's process answers 200.
+func (c *Client) Healthy(ctx context.Context) error {
+	return c.call(ctx, http.MethodGet, pathHealthz, nil, nil)
+}
+
 // call sends a request with the bearer token and decodes a JSON answer
 // into out (nil: the body is discarded).
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
@@ -333,7 +370,12 @@ func responseError(resp *http.Response) error {
 	} else {
 		msg = strings.ToLower(http.StatusText(resp.StatusCode))
 	}
-	return &Error{Status: resp.StatusCode, Message: msg}
+	out := &Error{Status: resp.StatusCode, Message: msg, Field: eb.Field}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 &&
+		(resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests) {
+		out.RetryAfter = time.Duration(s) * time.Second
+	}
+	return out
 }
 
 func decodeResponse(resp *http.Response, path string, out any) error {

@@ -63,7 +63,8 @@ type handler struct {
 }
 
 // NewHandler returns the admin endpoint for api: the JSON API under /api/v1
-// (routes.go lists the routes), and /metrics. It checks the bearer token
+// (routes.go lists the routes), /metrics, and /healthz and /readyz
+// (health.go, without a token). It checks the bearer token
 // (in constant time), refuses cross-origin browser requests that change
 // state (CSRF), recovers panics as 500, and maps errors as the API contract
 // says. The handler is safe for concurrent use.
@@ -118,6 +119,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.ServeHTTP(rw, r)
 			return
 		}
+	}
+	if (r.URL.Path == pathHealthz || r.URL.Path == pathReadyz) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// No token: probes carry none (see health).
+		h.health(rw, r)
+		return
 	}
 	if err := h.cop.Check(r); err != nil {
 		writeError(rw, http.StatusForbidden, "cross-origin request refused")

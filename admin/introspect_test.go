@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/admin/admintest"
@@ -122,13 +123,17 @@ func TestJourney(t *testing.T) {
 	if msg != "message NOPE: not found (no node remembers it)" {
 		t.Errorf("404 message %q", msg)
 	}
-	// The id reaches the API unescaped.
-	e.do("GET", "/api/v1/journey/a%2Fb", "").expect(t, 404)
+	// An id with a slash (escaped) or a blank cannot be a queue id: 400
+	// naming the field, and the API is not asked.
+	if r := e.do("GET", "/api/v1/journey/a%2Fb", "").expect(t, 400); !strings.Contains(r.errorText(t), `id "a/b"`) || r.field(t) != "id" {
+		t.Errorf("a/b: %s", r.body)
+	}
+	e.do("GET", "/api/v1/journey/a%20b", "").expect(t, 400)
 	var ids []string
 	for _, c := range e.fake.CallsTo("Journey") {
 		ids = append(ids, c.Args[0].(string))
 	}
-	if strings.Join(ids, " ") != "Q1 EMPTY NOPE a/b" {
+	if strings.Join(ids, " ") != "Q1 EMPTY NOPE" {
 		t.Errorf("ids reaching the API %q", ids)
 	}
 	e.do("POST", "/api/v1/journey/Q1", "").expect(t, 405)
@@ -537,4 +542,19 @@ func TestClientRoundTripNewRoutes(t *testing.T) {
 // leaving it in *ae.
 func asStatus(err error, ae **admin.Error, status int) bool {
 	return err != nil && errors.As(err, ae) && (*ae).Status == status
+}
+
+// GET /api/v1/nodes gives the node a few seconds: a member that has not
+// answered by then is listed as unreachable instead of holding the answer
+// for the channel's request timeout.
+func TestNodesAreAskedWithADeadline(t *testing.T) {
+	e := newEnv(t, admin.Options{})
+	populateCluster(e.fake)
+	e.do("GET", "/api/v1/nodes", "").expect(t, 200)
+	e.fake.Lock()
+	dl := e.fake.NodesDeadline
+	e.fake.Unlock()
+	if dl <= 0 || dl > 3*time.Second {
+		t.Fatalf("Nodes was asked with %v left, want a deadline of at most 3s", dl)
+	}
 }

@@ -93,6 +93,17 @@ func (r reply) expect(t *testing.T, status int) reply {
 	return r
 }
 
+// field is the "field" of an error body ("" when there is none).
+func (r reply) field(t *testing.T) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", r.body, err)
+	}
+	f, _ := m["field"].(string)
+	return f
+}
+
 // errorText decodes {"error": "..."}, failing on any other shape.
 func (r reply) errorText(t *testing.T) string {
 	t.Helper()
@@ -103,8 +114,8 @@ func (r reply) errorText(t *testing.T) string {
 	if err := json.Unmarshal(r.body, &m); err != nil {
 		t.Fatalf("error body %q is not JSON: %v", r.body, err)
 	}
-	if len(m) != 1 {
-		t.Fatalf("error body %s: want exactly the key \"error\"", r.body)
+	if _, ok := m["field"].(string); len(m) != 1 && (len(m) != 2 || !ok) {
+		t.Fatalf("error body %s: want exactly the key \"error\" (and \"field\" naming the field at fault)", r.body)
 	}
 	s, ok := m["error"].(string)
 	if !ok || s == "" {

@@ -34,6 +34,12 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Error: msg})
 }
 
+// badField is a 400 for the request's field at fault; msg names it too,
+// for people.
+func badField(field, msg string) error {
+	return &Error{Status: http.StatusBadRequest, Message: msg, Field: field}
+}
+
 // retryAfter is the Retry-After of a 503 (RFC 9110 §10.2.3), in seconds:
 // about how long a partition handoff or a member's restart takes.
 const retryAfter = "5"
@@ -41,8 +47,8 @@ const retryAfter = "5"
 // fail maps an error from the API (or from decoding) to its answer, by the
 // error taxonomy of package mail:
 //
-//   - *Error -> its Status and Message (and its RetryAfter on a 429 or
-//     503);
+//   - *Error -> its Status, Message and Field (and its RetryAfter on a
+//     429 or 503);
 //   - mail.ErrNotFound, mail.ErrNoSuchUser -> 404; mail.ErrExists -> 409;
 //     mail.ErrAuthFailed -> 401; each with the error's text;
 //   - any other error that says it is permanent (mail.ErrInvalid, a bad
@@ -68,7 +74,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		case status == http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", retryAfter)
 		}
-		writeError(w, status, ae.Message)
+		writeJSON(w, status, errorBody{Error: ae.Message, Field: ae.Field})
 	case errors.Is(err, mail.ErrNotFound), errors.Is(err, mail.ErrNoSuchUser):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, mail.ErrExists):
@@ -106,36 +112,62 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		if err != nil {
 			return decodeError(err, limit)
 		}
-		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: unexpected data after the object"}
+		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: unexpected data after the value in the body", Field: "body"}
 	}
 	return nil
 }
 
-// decodeError turns a json or body error into a clear 400/413.
+// decodeError turns a json or body error into a clear 400/413. Its Field
+// is the JSON field at fault, or "body" when the body as a whole is (not
+// JSON, empty, of the wrong type, with data after the value).
 func decodeError(err error, limit int64) error {
 	var mbe *http.MaxBytesError
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
+	body := func(msg string) error { return &Error{Status: http.StatusBadRequest, Message: msg, Field: "body"} }
 	switch {
 	case errors.As(err, &mbe):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body too large (limit %d bytes)", limit)}
+		return &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body too large (limit %d bytes)", limit), Field: "body"}
 	case errors.Is(err, io.EOF):
-		return &Error{Status: http.StatusBadRequest, Message: "request body is empty, a JSON object is required"}
+		return body("request body is empty, a JSON object is required")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: unexpected end of the body"}
+		return body("invalid JSON: unexpected end of the body")
 	case errors.As(err, &se):
-		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)}
+		return body(fmt.Sprintf("invalid JSON at byte %d of the body: %v", se.Offset, se))
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
-			return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON: expected %s, got %s", te.Type, te.Value)}
+			return body(fmt.Sprintf("invalid JSON: the body must be %s, got %s", jsonType(te.Type.String()), te.Value))
 		}
-		return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("invalid JSON: field %q must be %s, got %s", field, te.Type, te.Value)}
+		return badField(field, fmt.Sprintf("invalid JSON: field %q must be %s, got %s", field, jsonType(te.Type.String()), te.Value))
 	default:
 		// Unknown fields land here: encoding/json has no typed error for
 		// DisallowUnknownFields ("json: unknown field \"x\"").
-		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		field := "body"
+		if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+			field = strings.Trim(f, `"`)
+		}
+		return &Error{Status: http.StatusBadRequest, Message: "invalid JSON: " + msg, Field: field}
 	}
+}
+
+// jsonType names a Go type of the request structs as JSON calls it:
+// "a string", "a number", "an array of strings", "an object".
+func jsonType(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "[]string":
+		return "an array of strings"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return "an object" // a struct: "admin.CreateAccount" is of no use to the client
 }
 
 // isAuthFailure reports whether err will be answered with 401.

@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
@@ -9,6 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/homing-mail/homing/mail"
 )
 
 // The fixed paths of the external contract (design.md) that need naming.
@@ -50,6 +57,10 @@ func (h *handler) routes() {
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
+	// ServeHTTP answers GET and HEAD before the token check; these make
+	// other methods a 405.
+	m.HandleFunc("GET "+pathHealthz, h.health)
+	m.HandleFunc("GET "+pathReadyz, h.health)
 
 	if h.opt.Metrics != nil {
 		m.Handle("GET /metrics", h.opt.Metrics)
@@ -135,20 +146,58 @@ func validateCreateAccount(req CreateAccount) error {
 	local, domain, ok := strings.Cut(req.Address, "@")
 	switch {
 	case req.Address == "":
-		return badRequest("address is required")
+		return badField("address", "address is required")
 	case !ok || local == "" || domain == "" || strings.ContainsAny(req.Address, " \t\r\n<>/"):
-		return badRequest("address must have the form local@domain")
+		return badField("address", fmt.Sprintf("address %q must have the form local@domain", req.Address))
 	case req.Password == "" && req.PasswordHash == "":
-		return badRequest("one of password and passwordHash is required")
+		return badField("password", "one of password and passwordHash is required")
 	case req.Password != "" && req.PasswordHash != "":
-		return badRequest("only one of password and passwordHash may be given")
+		return badField("passwordHash", "only one of password and passwordHash may be given")
 	case req.QuotaBytes < 0:
-		return badRequest("quotaBytes must not be negative")
+		return badField("quotaBytes", "quotaBytes must not be negative")
 	}
 	return nil
 }
 
-func badRequest(msg string) error { return &Error{Status: http.StatusBadRequest, Message: msg} }
+// Limits of the identifiers in paths.
+const maxIDLen = 128 // queue and message ids are 24 characters
+
+// pathAddress is the {address} of the request, checked for the form
+// local@domain (mail.ParseAddress): an address that cannot name an
+// account is a 400 naming the field, never a lookup.
+func pathAddress(r *http.Request) (string, error) {
+	a := r.PathValue("address")
+	if _, err := mail.ParseAddress(strings.TrimSpace(a)); err != nil {
+		return "", badField("address", fmt.Sprintf("address %q: %v", a, addressReason(err)))
+	}
+	return a, nil
+}
+
+// addressReason is a parse error of mail.ParseAddress without the
+// sentinel's words ("bad address syntax: no @" is "no @").
+func addressReason(err error) string {
+	msg := strings.TrimPrefix(err.Error(), mail.ErrBadAddress.Error()+": ")
+	if msg == "no @" {
+		return "not of the form local@domain (no @)"
+	}
+	return msg
+}
+
+// pathID is the {id} of the request (a queue or message id): printable,
+// no blanks or slashes, at most maxIDLen bytes; otherwise a 400 naming
+// the field. An id of the right form that names nothing is the API's 404.
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	switch {
+	case id == "":
+		return "", badField("id", "id is required")
+	case len(id) > maxIDLen:
+		return "", badField("id", fmt.Sprintf("id is longer than %d bytes", maxIDLen))
+	case !utf8.ValidString(id) || strings.ContainsFunc(id, func(c rune) bool { return c <= ' ' || c == '/' || c == 0x7f || unicode.IsControl(c) }):
+		return "", badField("id", fmt.Sprintf("id %q has a blank, a slash or a control character", id))
+	}
+	return id, nil
+}
 
 func (h *handler) accounts(w http.ResponseWriter, r *http.Request) {
 	as, err := h.api.Accounts(r.Context())
@@ -163,7 +212,12 @@ func (h *handler) accounts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) account(w http.ResponseWriter, r *http.Request) {
-	a, err := h.api.Account(r.Context(), r.PathValue("address"))
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	a, err := h.api.Account(r.Context(), addr)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -172,7 +226,12 @@ func (h *handler) account(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) deleteAccount(w http.ResponseWriter, r *http.Request) {
-	if err := h.api.DeleteAccount(r.Context(), r.PathValue("address")); err != nil {
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.api.DeleteAccount(r.Context(), addr); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -180,7 +239,12 @@ func (h *handler) deleteAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
-	ms, err := h.api.Messages(r.Context(), r.PathValue("address"))
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ms, err := h.api.Messages(r.Context(), addr)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -192,7 +256,17 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) rawMessage(w http.ResponseWriter, r *http.Request) {
-	raw, err := h.api.RawMessage(r.Context(), r.PathValue("address"), r.PathValue("id"))
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	raw, err := h.api.RawMessage(r.Context(), addr, id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -213,7 +287,7 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 	case "cluster":
 		q, err = h.api.ClusterQueue(r.Context())
 	default:
-		err = badRequest("scope must be node or cluster")
+		err = badField("scope", fmt.Sprintf("scope %q: scope must be node or cluster", scope))
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -231,7 +305,12 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) queueEntry(w http.ResponseWriter, r *http.Request) {
-	e, err := h.api.QueueEntry(r.Context(), r.PathValue("id"))
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	e, err := h.api.QueueEntry(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -244,11 +323,15 @@ func (h *handler) queueEntry(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) queueAction(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var err error
+		id, err := pathID(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		if node := r.URL.Query().Get("node"); node != "" {
-			err = h.api.NodeQueueAction(r.Context(), node, r.PathValue("id"), action)
+			err = h.api.NodeQueueAction(r.Context(), node, id, action)
 		} else {
-			err = h.api.QueueAction(r.Context(), r.PathValue("id"), action)
+			err = h.api.QueueAction(r.Context(), id, action)
 		}
 		if err != nil {
 			h.fail(w, r, err)
@@ -274,7 +357,8 @@ func (h *handler) updateSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.QueueMode != nil && !ValidQueueMode(*req.QueueMode) {
-		h.fail(w, r, badRequest("queueMode must be one of "+QueueModeLocally+", "+QueueModeLocallyForOthers+", "+QueueModeRemotely))
+		h.fail(w, r, badField("queueMode", fmt.Sprintf("queueMode %q: queueMode must be one of %s, %s, %s", *req.QueueMode,
+			QueueModeLocally, QueueModeLocallyForOthers, QueueModeRemotely)))
 		return
 	}
 	var s Settings
@@ -311,7 +395,12 @@ func (h *handler) actors(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) accountRules(w http.ResponseWriter, r *http.Request) {
-	rs, err := h.api.AccountRules(r.Context(), r.PathValue("address"))
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	rs, err := h.api.AccountRules(r.Context(), addr)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -320,13 +409,18 @@ func (h *handler) accountRules(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) setAccountRules(w http.ResponseWriter, r *http.Request) {
+	addr, err := pathAddress(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var list []json.RawMessage
 	if err := decode(w, r, h.opt.BodyLimit, &list); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	raw, _ := json.Marshal(list)
-	rs, err := h.api.SetAccountRules(r.Context(), r.PathValue("address"), raw)
+	rs, err := h.api.SetAccountRules(r.Context(), addr, raw)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -345,7 +439,7 @@ func writeRules(w http.ResponseWriter, rs RuleSet) {
 func ruleScope(r *http.Request) (string, error) {
 	s := r.PathValue("scope")
 	if s != "server" && s != "cluster" {
-		return "", &Error{Status: http.StatusNotFound, Message: "rule scope must be server or cluster"}
+		return "", &Error{Status: http.StatusNotFound, Message: "rule scope must be server or cluster", Field: "scope"}
 	}
 	return s, nil
 }
@@ -385,8 +479,16 @@ func (h *handler) setRules(w http.ResponseWriter, r *http.Request) {
 	writeRules(w, rs)
 }
 
+// nodesTimeout bounds GET /api/v1/nodes: a member that has not answered
+// by then is listed with its error (unreachable) rather than holding the
+// whole answer (homing ctl nodes, the console) for the channel's own
+// request timeout.
+const nodesTimeout = 3 * time.Second
+
 func (h *handler) nodes(w http.ResponseWriter, r *http.Request) {
-	ns, err := h.api.Nodes(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), nodesTimeout)
+	defer cancel()
+	ns, err := h.api.Nodes(ctx)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -412,7 +514,12 @@ func (h *handler) nodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) journey(w http.ResponseWriter, r *http.Request) {
-	ev, err := h.api.Journey(r.Context(), r.PathValue("id"))
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ev, err := h.api.Journey(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -461,17 +568,17 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.To) == 0 {
-		h.fail(w, r, badRequest("to: at least one recipient is required"))
+		h.fail(w, r, badField("to", "to: at least one recipient is required"))
 		return
 	}
 	for _, to := range req.To {
-		if to == "" || strings.ContainsAny(to, "\r\n") {
-			h.fail(w, r, badRequest("to: recipients must be non-empty addresses"))
+		if _, err := mail.ParseAddress(strings.TrimSpace(to)); err != nil {
+			h.fail(w, r, badField("to", fmt.Sprintf("to: recipient %q: %v", to, addressReason(err))))
 			return
 		}
 	}
 	if req.Raw == "" {
-		h.fail(w, r, badRequest("raw: the message is required"))
+		h.fail(w, r, badField("raw", "raw: the message is required"))
 		return
 	}
 	// The peer's address, never a forwarded-for header: failed logins are

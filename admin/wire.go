@@ -14,9 +14,11 @@ type SubmitResponse struct {
 	ID string `json:"id"`
 }
 
-// errorBody is the JSON body of every error answer: {"error": "message"}.
+// errorBody is the JSON body of every error answer: {"error": "message"},
+// and on a 400 for one field of the request, "field": its name.
 type errorBody struct {
 	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
 }
 
 // Queue modes accepted by PUT /api/v1/settings (design.md: Queue

@@ -40,34 +40,37 @@ func (a *API) Cluster(ctx context.Context) (admin.Cluster, error) {
 func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin.Account, error) {
 	addr, err := hmail.ParseAddress(strings.TrimSpace(req.Address))
 	if err != nil {
-		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("address %q: %v", req.Address, err)}
+		return admin.Account{}, badField("address", fmt.Sprintf("address %q: %v", req.Address, addressReason(err)))
 	}
 	addr = strings.ToLower(addr)
 	if !a.System.Directory().IsLocalDomain(hmail.Domain(addr)) {
-		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest,
-			Message: fmt.Sprintf("%s is not in a local domain (%s)", hmail.Domain(addr), strings.Join(a.Info.Domains, ", "))}
+		return admin.Account{}, badField("address",
+			fmt.Sprintf("address %s: %s is not a local domain (%s)", addr, hmail.Domain(addr), strings.Join(a.Info.Domains, ", ")))
 	}
 	if req.QuotaBytes < 0 {
-		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "quotaBytes must not be negative"}
+		return admin.Account{}, badField("quotaBytes", "quotaBytes must not be negative")
 	}
 	hash := req.PasswordHash
 	switch {
 	case req.Password != "" && hash != "":
-		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "give password or passwordHash, not both"}
+		return admin.Account{}, badField("passwordHash", "give password or passwordHash, not both")
 	case req.Password != "":
 		if hash, err = storage.HashPassword(req.Password); err != nil {
 			return admin.Account{}, err
 		}
 	case hash != "":
 		if err := storage.CheckHash(hash); err != nil {
-			return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "passwordHash is not an argon2id or bcrypt hash"}
+			return admin.Account{}, badField("passwordHash", "passwordHash is not an argon2id ($argon2id$...) or bcrypt ($2b$...) hash")
 		}
 	default:
-		return admin.Account{}, &admin.Error{Status: http.StatusBadRequest, Message: "password or passwordHash is required"}
+		return admin.Account{}, badField("password", "password or passwordHash is required")
 	}
 	rec, err := a.System.CreateAccount(ctx, addr, hash, req.QuotaBytes)
+	if errors.Is(err, hmail.ErrExists) {
+		return admin.Account{}, &admin.Error{Status: http.StatusConflict, Message: fmt.Sprintf("account %s exists already", addr), Field: "address", Err: err}
+	}
 	if err != nil {
-		return admin.Account{}, err
+		return admin.Account{}, a.accountError(err, addr)
 	}
 	return accountOut(rec, a.ownerOf(int(rec.Partition))), nil
 }
@@ -94,22 +97,22 @@ func (a *API) Accounts(ctx context.Context) ([]admin.Account, error) {
 func (a *API) Account(ctx context.Context, address string) (admin.Account, error) {
 	r, err := a.System.GetAccount(ctx, address)
 	if err != nil {
-		return admin.Account{}, err
+		return admin.Account{}, a.accountError(err, address)
 	}
 	return accountOut(r, a.ownerOf(int(r.Partition))), nil
 }
 
 func (a *API) DeleteAccount(ctx context.Context, address string) error {
-	return a.System.DeleteAccount(ctx, address)
+	return a.accountError(a.System.DeleteAccount(ctx, address), address)
 }
 
 func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, error) {
 	if _, err := a.System.GetAccount(ctx, address); err != nil {
-		return nil, err
+		return nil, a.accountError(err, address)
 	}
 	ms, err := a.System.Messages(ctx, address, "")
 	if err != nil {
-		return nil, a.damaged(err, "the mailbox of "+address)
+		return nil, a.accountError(a.damaged(err, "the mailbox of "+address), address)
 	}
 	out := make([]admin.Message, 0, len(ms))
 	for _, m := range ms {
@@ -122,8 +125,15 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 
 func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
 	raw, err := a.System.RawMessage(ctx, address, id)
+	if isNotFound(err) {
+		// Which is missing, the account or the message?
+		if _, aerr := a.System.GetAccount(ctx, address); aerr != nil {
+			return nil, a.accountError(aerr, address)
+		}
+		return nil, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no message %s in %s", id, address), Field: "id", Err: err}
+	}
 	if err != nil {
-		return nil, a.damaged(err, "message "+id+" of "+address)
+		return nil, a.accountError(a.damaged(err, "message "+id+" of "+address), address)
 	}
 	return raw, nil
 }
@@ -139,7 +149,7 @@ func (a *API) damaged(err error, what string) error {
 	}
 	a.Logger.Error("admin: stored data damaged; answered 500", "what", what, "err", err)
 	return &admin.Error{Status: http.StatusInternalServerError,
-		Message: what + " is damaged: its stored data fails its check (see the log of the node that owns it; homing check DATA_DIR)"}
+		Message: what + " is damaged: its stored data fails its check (see the log of the node that owns it; homing check DATA_DIR)", Err: err}
 }
 
 func (a *API) Queue(ctx context.Context) ([]admin.QueueEntry, error) {
@@ -199,7 +209,7 @@ func queueOut(e *hmail.Envelope) admin.QueueEntry {
 func (a *API) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, error) {
 	e, err := a.System.QueueEntry(ctx, id)
 	if err != nil {
-		return admin.QueueEntry{}, err
+		return admin.QueueEntry{}, a.queueError(err, id)
 	}
 	return queueOut(e), nil
 }
@@ -207,9 +217,9 @@ func (a *API) QueueEntry(ctx context.Context, id string) (admin.QueueEntry, erro
 func (a *API) QueueAction(ctx context.Context, id, action string) error {
 	err := a.System.QueueAction(ctx, id, action)
 	if errors.Is(err, hmail.ErrInvalid) {
-		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		return &admin.Error{Status: http.StatusBadRequest, Message: plain(err), Err: err}
 	}
-	return err
+	return a.queueError(err, id)
 }
 
 func (a *API) Settings(ctx context.Context) (admin.Settings, error) {
@@ -220,8 +230,7 @@ func (a *API) UpdateSettings(ctx context.Context, s admin.SettingsUpdate) (admin
 	if s.QueueMode != nil {
 		mode, err := hmail.ParseQueueMode(*s.QueueMode)
 		if err != nil {
-			return admin.Settings{}, &admin.Error{Status: http.StatusBadRequest,
-				Message: fmt.Sprintf("queueMode %q is not one of locally, locally-for-others, remotely", *s.QueueMode)}
+			return admin.Settings{}, badField("queueMode", fmt.Sprintf("queueMode %q is not one of locally, locally-for-others, remotely", *s.QueueMode))
 		}
 		switch err := a.Runtime.SetQueueMode(mode); {
 		case errors.Is(err, ErrNotSaved):
@@ -282,19 +291,29 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	var refusal *guard.Refusal
 	switch {
 	case errors.Is(err, guard.ErrThrottled) && errors.As(err, &refusal):
+		a.loginResult("throttled")
 		a.Logger.Info("submit login refused unchecked: too many failures", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusTooManyRequests, Message: "too many failed logins; try again later", RetryAfter: refusal.RetryAfter}
 	case errors.As(err, &refusal):
+		a.loginResult("busy")
 		a.Logger.Info("submit login refused unchecked: every password check slot is busy", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "too many logins in progress; try again later", RetryAfter: refusal.RetryAfter}
 	case err != nil:
+		a.loginResult("unavailable")
 		return "", err
 	}
 	account, err := a.System.Authenticate(ctx, user, password)
+	if errors.Is(err, hmail.ErrInvalid) {
+		// A user name that is no address is a wrong login like any
+		// other: the same 401, the same delay, the same budget.
+		err = fmt.Errorf("%w: %v", hmail.ErrAuthFailed, err)
+	}
 	switch {
 	case err == nil:
+		a.loginResult("ok")
 		attempt.Succeeded()
 	case errors.Is(err, hmail.ErrAuthFailed):
+		a.loginResult("failed")
 		delay := attempt.Failed()
 		a.Logger.Info("submit login failed", "client", client, "user", user, "delay", delay)
 		t := time.NewTimer(delay)
@@ -305,21 +324,22 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 		}
 		return "", err
 	default:
+		a.loginResult("unavailable")
 		attempt.Abandoned()
 		return "", err
 	}
 	if len(to) == 0 {
-		return "", &admin.Error{Status: http.StatusBadRequest, Message: "at least one recipient (to) is required"}
+		return "", badField("to", "at least one recipient (to) is required")
 	}
 	if err := checkMessage(raw); err != nil {
-		return "", &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		return "", badField("raw", err.Error())
 	}
 	env := &hmail.Envelope{From: account, Source: hmail.SourceAPI, Auth: account, Received: time.Now()}
 	seen := map[string]bool{}
 	for _, t := range to {
 		addr, err := hmail.ParseAddress(strings.TrimSpace(t))
 		if err != nil {
-			return "", &admin.Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("recipient %q: %v", t, err)}
+			return "", badField("to", fmt.Sprintf("to: recipient %q: %v", t, addressReason(err)))
 		}
 		if seen[strings.ToLower(addr)] {
 			continue
@@ -345,7 +365,7 @@ func checkMessage(raw []byte) error {
 	}
 	for i, c := range raw {
 		if c == '\n' && (i == 0 || raw[i-1] != '\r') {
-			return errors.New("raw: lines must end in CRLF (bare LF found)")
+			return errors.New("raw: lines must end in CRLF (bare LF found; homing ctl submit converts a file's LF line ends)")
 		}
 		if c == '\r' && (i+1 >= len(raw) || raw[i+1] != '\n') {
 			return errors.New("raw: bare CR found")
@@ -375,7 +395,7 @@ func (a *API) SetRules(ctx context.Context, scope string, raw json.RawMessage) (
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rs); err != nil {
-		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error()}
+		return admin.RuleSet{}, badField("rules", "rules: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if scope == "cluster" {
 		if a.cluster() == nil {
@@ -400,7 +420,7 @@ func (a *API) SetRules(ctx context.Context, scope string, raw json.RawMessage) (
 // rulesError makes a validation error a 400 for the operator.
 func rulesError(err error) error {
 	if errors.Is(err, rules.ErrInvalidRule) {
-		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		return &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error(), Field: "rules", Err: err}
 	}
 	return err
 }
@@ -408,7 +428,7 @@ func rulesError(err error) error {
 func (a *API) AccountRules(ctx context.Context, address string) (admin.RuleSet, error) {
 	rec, err := a.System.GetAccount(ctx, address)
 	if err != nil {
-		return admin.RuleSet{}, err
+		return admin.RuleSet{}, a.accountError(err, address)
 	}
 	rs := json.RawMessage(rec.Rules)
 	if len(rs) == 0 {
@@ -422,17 +442,14 @@ func (a *API) SetAccountRules(ctx context.Context, address string, raw json.RawM
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rs); err != nil {
-		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error()}
+		return admin.RuleSet{}, badField("rules", "rules: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if _, err := rules.Compile(rs, rules.ScopeAccount); err != nil {
-		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: "rules: " + err.Error(), Field: "rules", Err: err}
 	}
 	b, _ := json.Marshal(rs)
 	if _, err := a.System.SetAccountRules(ctx, address, b); err != nil {
-		if errors.Is(err, hmail.ErrInvalid) {
-			return admin.RuleSet{}, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
-		}
-		return admin.RuleSet{}, err
+		return admin.RuleSet{}, a.accountError(err, address)
 	}
 	return a.AccountRules(ctx, address)
 }

@@ -3,7 +3,10 @@ package control
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
@@ -24,6 +27,11 @@ type Info struct {
 	Domains    []string
 	Partitions int
 	Started    time.Time
+	// Clustered: the node joins a cluster (--gossip or --join); Seeds is
+	// how many --join seeds it was given (readiness: a node with seeds
+	// has joined once another member answered).
+	Clustered bool
+	Seeds     int
 }
 
 // Cluster is a clustered node's membership, placement and ownership loop.
@@ -65,6 +73,10 @@ type API struct {
 
 	mu sync.Mutex
 	cl *Cluster // nil on a single node and until the node has joined
+
+	started, closing atomic.Bool // readiness: SetStarted, SetClosing
+
+	submitLogins *prometheus.CounterVec // POST /api/v1/submit logins by result (metrics.go)
 }
 
 // New returns the API of a node.
@@ -72,7 +84,7 @@ func New(d Deps) *API {
 	if d.Guard == nil {
 		d.Guard = guard.New(guard.Config{})
 	}
-	return &API{Deps: d}
+	return &API{Deps: d, submitLogins: newSubmitLogins()}
 }
 
 // Join gives the API the node's cluster, once it has joined.

@@ -25,7 +25,7 @@ func (c *command) cmdAccounts(args []string) error {
 			return c.cmdAccountImport(args[1:])
 		}
 		if !strings.HasPrefix(args[0], "-") {
-			return usagef("unknown accounts command %q (add, show, delete, import)", args[0])
+			return unknownSub("accounts", args[0], "add", "show", "delete", "import")
 		}
 	}
 	_, done, err := c.prepare(c.flags("accounts"), args, 0, 0, "accounts: unexpected argument")
@@ -35,7 +35,7 @@ func (c *command) cmdAccounts(args []string) error {
 	defer done()
 	as, err := c.client.Accounts(c.ctx)
 	if err != nil {
-		return c.describe("accounts", err)
+		return c.describe(thing{name: "accounts"}, err)
 	}
 	return c.out(as, func(w io.Writer) {
 		fmt.Fprintln(w, "ADDRESS\tMESSAGES\tUSED\tQUOTA\tPARTITION\tOWNER\tCREATED")
@@ -90,7 +90,7 @@ func (c *command) cmdAccountAdd(args []string) error {
 	defer done()
 	a, err := c.client.CreateAccount(c.ctx, req)
 	if err != nil {
-		return c.describe("account "+req.Address, err)
+		return c.describe(accountThing(req.Address), err)
 	}
 	if c.json && generated {
 		// The API never returns a password; the generated one is added
@@ -127,7 +127,7 @@ func (c *command) cmdAccountShow(args []string) error {
 	defer done()
 	a, err := c.client.Account(c.ctx, pos[0])
 	if err != nil {
-		return c.describe("account "+pos[0], err)
+		return c.describe(accountThing(pos[0]), err)
 	}
 	return c.out(a, func(w io.Writer) {
 		fmt.Fprintf(w, "address:\t%s\n", cell(a.Address))
@@ -147,10 +147,45 @@ func (c *command) cmdAccountDelete(args []string) error {
 	}
 	defer done()
 	if err := c.client.DeleteAccount(c.ctx, pos[0]); err != nil {
-		return c.describe("account "+pos[0], err)
+		return c.describe(accountThing(pos[0]), err)
 	}
 	if !c.json {
 		fmt.Fprintf(c.stdout, "deleted account %s\n", cell(pos[0]))
 	}
 	return nil
 }
+
+const accountsHelp = `usage: homing ctl accounts
+       homing ctl accounts add ADDR [--password P | --password-stdin] [--quota SIZE]
+       homing ctl accounts show ADDR
+       homing ctl accounts delete ADDR
+       homing ctl accounts import FILE|-
+
+Accounts live on the backend that owns their partition; any node answers.
+
+  accounts               every account: messages, space used, quota,
+                         partition, owner, creation time
+  accounts add ADDR      create an account in a local domain; without
+                         --password a password is generated and printed
+                         (with --json it is in the answer)
+  accounts show ADDR     one account
+  accounts delete ADDR   delete an account and its mailbox
+  accounts import FILE   create the accounts of FILE (- for stdin), one a line:
+                         ADDR PASSWORD [QUOTA] or ADDR HASH [QUOTA], HASH an
+                         argon2id ($argon2id$...) or bcrypt ($2b$...) hash,
+                         bare or in braces; # comments and blank lines are
+                         skipped; the whole file is checked before anything
+                         is sent; existing accounts are skipped; 4 at a time,
+                         progress on stderr
+
+flags:
+  --password P       the password (visible in process lists: prefer the next)
+  --password-stdin   read the password from the first line of stdin
+  --quota SIZE       bytes, or with a unit: 500MiB, 2G (binary units)
+
+examples:
+  homing ctl accounts add alice@example.test --quota 1G
+  printf '%s\n' "$PASSWORD" | homing ctl accounts add bob@example.test --password-stdin
+  homing ctl accounts import users.txt
+  homing ctl accounts --json | jq -r '.[].address'
+`

@@ -57,7 +57,7 @@ func TestAccounts(t *testing.T) {
 		t.Errorf("--password-stdin sent %q", got)
 	}
 
-	e.run("", "accounts", "add", "u1@example.test", "--password", "x").failed(t, 1, "homing ctl: account u1@example.test: already exists")
+	e.run("", "accounts", "add", "u1@example.test", "--password", "x").failed(t, 1, "homing ctl: account u1@example.test exists already")
 
 	out = e.run("", "accounts", "show", "demo@example.test").ok(t).stdout
 	row(t, out, "address:", "demo@example.test")
@@ -65,12 +65,12 @@ func TestAccounts(t *testing.T) {
 	row(t, out, "created:", created)
 	aligned(t, out, "address:", 6)
 
-	e.run("", "accounts", "show", "ghost@example.test").failed(t, 1, "homing ctl: account ghost@example.test: not found")
+	e.run("", "accounts", "show", "ghost@example.test").failed(t, 1, "homing ctl: no account ghost@example.test (homing ctl accounts lists the accounts)")
 
 	if out := e.run("", "accounts", "delete", "u1@example.test").ok(t).stdout; out != "deleted account u1@example.test\n" {
 		t.Errorf("delete printed %q", out)
 	}
-	e.run("", "accounts", "delete", "u1@example.test").failed(t, 1, "homing ctl: account u1@example.test: not found")
+	e.run("", "accounts", "delete", "u1@example.test").failed(t, 1, "homing ctl: no account u1@example.test (homing ctl accounts lists the accounts)")
 }
 
 func TestAccountsUsageErrors(t *testing.T) {

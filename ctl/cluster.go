@@ -19,7 +19,7 @@ func (c *command) cmdCluster(args []string) error {
 	defer done()
 	cl, err := c.client.Cluster(c.ctx)
 	if err != nil {
-		return c.describe("cluster", err)
+		return c.describe(thing{name: "cluster"}, err)
 	}
 	return c.out(cl, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tROLES\tQUEUE MODE\tSTATE\tSMTP\tADMIN\tVERSION\tUPTIME")
@@ -80,12 +80,17 @@ func (c *command) cmdNodes(args []string) error {
 	defer done()
 	ns, err := c.client.Nodes(c.ctx)
 	if err != nil {
-		return c.describe("nodes", err)
+		return c.describe(thing{name: "nodes"}, err)
 	}
 	now := c.now()
 	return c.out(ns, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tROLES\tMODE\tSTATE\tQUEUE T/D/H\tOLDEST\tPARTITIONS OPEN/ALL\tACTORS\tERROR")
 		for _, n := range ns {
+			if n.Error != "" && (n.State == "alive" || n.State == "suspect") {
+				// Gossip says it lives, but it did not answer the node
+				// asked: what the operator needs to know is that.
+				n.State = "unreachable"
+			}
 			open := 0
 			for _, p := range n.Partitions {
 				if p.Open {
@@ -110,7 +115,13 @@ func (c *command) cmdNodes(args []string) error {
 // messages.
 func nodeError(n admin.NodeInfo) string {
 	if n.Error != "" {
-		return n.Error
+		msg := cleanMessage(n.Error)
+		if i := strings.Index(msg, " did not answer"); i >= 0 {
+			// "be2 did not answer: future: timeout": protoactor's words
+			// for a request that timed out.
+			return "no answer in time (frozen, overloaded or cut off?)"
+		}
+		return msg
 	}
 	var failed, damaged []string
 	for _, p := range n.Partitions {
@@ -143,7 +154,7 @@ func (c *command) cmdPartitions(args []string) error {
 	defer done()
 	ps, err := c.client.Partitions(c.ctx)
 	if err != nil {
-		return c.describe("partitions", err)
+		return c.describe(thing{name: "partitions"}, err)
 	}
 	return c.out(ps, func(w io.Writer) {
 		fmt.Fprintln(w, "PARTITION\tOPEN\tACTIVE ACCOUNTS\tERROR")
@@ -151,4 +162,85 @@ func (c *command) cmdPartitions(args []string) error {
 			fmt.Fprintf(w, "%d\t%v\t%d\t%s\n", p.ID, p.Open, p.ActiveAccounts, clip(p.Error, 100))
 		}
 	})
+}
+
+const clusterHelp = `usage: homing ctl cluster
+
+The cluster as the node asked sees it: every member with its roles, queue
+mode, gossip state (alive, suspect, dead, left), SMTP and admin addresses,
+version and uptime; then which backend owns which account partitions
+("(none)": no live backend holds them, their accounts cannot be reached).
+
+examples:
+  homing ctl cluster
+  homing ctl --admin 10.0.0.5:8025 --json cluster | jq '.partitions[] | select(.owner == "")'
+`
+
+const nodesHelp = `usage: homing ctl nodes
+
+Every member, asked over the cluster channel: roles, queue mode, state,
+queue (total/deferred/held), its oldest message, partitions open of those it
+runs, actors, and what is wrong (partitions that fail to open, damaged
+queued messages). A member that does not answer within a few seconds is
+shown as unreachable.
+
+examples:
+  homing ctl nodes
+  homing ctl nodes --json | jq '.[] | {name, queue: .queue.total}'
+`
+
+const partitionsHelp = `usage: homing ctl partitions
+
+The account partitions whose actors run on the node asked: open or not
+(a handoff in progress), active account actors, and the error when a
+partition's data fails to open (damaged files: homing check DATA_DIR).
+
+example:
+  homing ctl --admin 127.0.0.1:8026 partitions
+`
+
+const readyHelp = `usage: homing ctl ready
+
+Whether the node does its whole job now (GET /readyz, what load balancers
+and systemd ask): it is running and not shutting down, its queue answers,
+it has joined its cluster, every partition has an owner and the ones it
+owns are open. Each check is listed with what was found; the exit code is
+0 when ready, 1 when not.
+
+examples:
+  homing ctl ready
+  until homing ctl ready >/dev/null; do sleep 1; done
+`
+
+// cmdReady: `ready`, GET /readyz.
+func (c *command) cmdReady(args []string) error {
+	_, done, err := c.prepare(c.flags("ready"), args, 0, 0, "ready takes no arguments")
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := c.client.Readiness(c.ctx)
+	if err != nil {
+		return c.describe(thing{name: "readiness"}, err)
+	}
+	if err := c.out(r, func(w io.Writer) {
+		state := "ready"
+		if !r.Ready {
+			state = "not ready"
+		}
+		fmt.Fprintf(w, "%s\n", state)
+		for _, ch := range r.Checks {
+			mark := "ok"
+			if !ch.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\n", cell(ch.Name), mark, clip(ch.Detail, 120))
+		}
+	}); err != nil {
+		return err
+	}
+	if !r.Ready {
+		return errReported
+	}
+	return nil
 }

@@ -106,5 +106,51 @@ func TestNodes(t *testing.T) {
 
 	e.run("", "nodes", "extra").failed(t, 2, "homing ctl: nodes takes no arguments")
 	e.fake.SetErr("Nodes", errors.New("channel down"))
-	e.run("", "nodes").failed(t, 1, "homing ctl: nodes: internal error")
+	e.run("", "nodes").failed(t, 1, "homing ctl: nodes: internal error (the node's log has the detail)")
+}
+
+// A member that gossip calls alive but that did not answer the node asked
+// is marked unreachable, in words, without protoactor's "future: timeout";
+// --json keeps the API's state and error.
+func TestNodesUnreachable(t *testing.T) {
+	e := newTestEnv(t, "")
+	ns := clusterNodes(time.Now())
+	ns[1] = admin.NodeInfo{Member: admin.Member{Name: "n2", Roles: []string{"backend"}, QueueMode: "remotely", State: "alive"},
+		Error: "temporarily unavailable: n2 did not answer: future: timeout"}
+	e.fake.Lock()
+	e.fake.NodeList = ns
+	e.fake.Unlock()
+	out := e.run("", "nodes").ok(t).stdout
+	row(t, out, "n2", "backend", "remotely", "unreachable", "0/0/0", "-", "0/0", "0", "no", "answer", "in", "time", "(frozen,", "overloaded", "or", "cut", "off?)")
+	row(t, out, "n3", "backend", "locally", "dead", "0/0/0", "-", "0/0", "0", "not", "reachable:", "dead")
+	if strings.Contains(out, "future") || strings.Contains(out, "temporarily unavailable") {
+		t.Errorf("internal words in\n%s", out)
+	}
+	var got []admin.NodeInfo
+	if err := json.Unmarshal([]byte(e.run("", "nodes", "--json").ok(t).stdout), &got); err != nil || got[1].State != "alive" || got[1].Error == "" {
+		t.Errorf("--json nodes: %+v %v", got, err)
+	}
+}
+
+// `ready` shows each check; exit 0 when ready, 1 when not.
+func TestReady(t *testing.T) {
+	e := newTestEnv(t, "tok")
+	out := e.run("", "ready").ok(t).stdout
+	row(t, out, "ready")
+	row(t, out, "stores", "ok", "open")
+	e.fake.Lock()
+	e.fake.Ready = admin.Readiness{Checks: []admin.Check{{Name: "queue", OK: true, Detail: "open"},
+		{Name: "partitions", Detail: "failed to open: partition 3 (damaged)"}}}
+	e.fake.Unlock()
+	r := e.run("", "ready")
+	if r.code != 1 || r.stderr != "" {
+		t.Fatalf("not ready: exit %d, stderr %q", r.code, r.stderr)
+	}
+	row(t, r.stdout, "not", "ready")
+	row(t, r.stdout, "partitions", "FAIL", "failed", "to", "open:", "partition", "3", "(damaged)")
+	var got admin.Readiness
+	r = e.run("", "ready", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 1 || got.Ready || len(got.Checks) != 2 || got.Checks[1].Detail == "" {
+		t.Errorf("--json ready: exit %d %+v %v", r.code, got, err)
+	}
 }

@@ -22,14 +22,16 @@ const usage = `usage: homing ctl [--admin ADDR] [--token TOKEN] [--json] COMMAND
 global flags (also accepted after the command):
   --admin ADDR     admin API address (default $HOMING_ADMIN, else 127.0.0.1:8025)
   --token TOKEN    admin bearer token (default $HOMING_TOKEN)
-  --json           print the API's JSON, indented
+  --json           print the API's JSON, indented (every listing)
   --timeout D      give up after D (default 1m; in a batch, each request)
 
-commands:
+commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples):
   cluster                              members and partition owners
   nodes                                every member: roles, queue mode, state,
                                        queue (total/deferred/held), oldest entry,
                                        partitions (open/total), actors, error
+  ready                                whether the node does its whole job now
+                                       (GET /readyz), and why not
   journey ID                           the path of one message across the nodes
   accounts                             list accounts
   accounts add ADDR [--password P | --password-stdin] [--quota SIZE]
@@ -52,7 +54,8 @@ commands:
                                        one member's)
   queue show ID                        one queued message and its recipients
   queue retry|hold|release|delete ID... [--node N]
-                                       act on messages (--node: in N's queue)
+                                       act on messages (--node: in N's queue;
+                                       several: 4 at a time, progress on stderr)
   queue retry --all [--cluster | --node N]
                                        retry every deferred message of this node
                                        (--cluster: of every member; --node: of N),
@@ -70,7 +73,8 @@ commands:
   stats                                counters and delivery latency
   submit --user ADDR --password P --to ADDR[,ADDR] [FILE|-]
                                        submit a message as an account (from FILE,
-                                       or stdin; password default $HOMING_PASSWORD)
+                                       or stdin; LF or CRLF line ends; password
+                                       default $HOMING_PASSWORD)
 `
 
 // Main runs `homing ctl` with the arguments after "ctl" and returns the
@@ -90,14 +94,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(
 
 	err := c.run(args)
 	var ue *usageError
+	var he *helpRequest
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, helpFor(he.topic))
+		return 0
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, helpFor(c.topic))
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "homing ctl: %s\n\n%s", ue.msg, usage)
+		fmt.Fprintf(stderr, "homing ctl: %s\n\n%s", ue.msg, helpFor(c.topic))
 		return 2
 	case errors.Is(err, errReported):
 		return 1
@@ -108,7 +116,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(
 }
 
 // usageError is a command line that does not make sense: exit 2 with
-// the usage text.
+// the help of the command (the overview when there is none).
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
@@ -137,6 +145,8 @@ type command struct {
 
 	now func() time.Time // the clock (progress rendering, ages)
 	tty bool             // stderr is a terminal: progress as a redrawn bar
+
+	topic string // the command being run, whose help --help and usage errors show
 }
 
 // flags returns a flag set for a (sub)command with the global flags on it,
@@ -206,33 +216,70 @@ func (c *command) run(args []string) error {
 	if len(rest) == 0 {
 		return usagef("no command given")
 	}
-	cmd, rest := rest[0], rest[1:]
-	if cmd == "help" {
-		return flag.ErrHelp
+	name, rest := rest[0], rest[1:]
+	if name == "help" {
+		if len(rest) == 0 {
+			return &helpRequest{}
+		}
+		if _, ok := c.lookup(rest[0]); !ok {
+			return c.unknown(rest[0])
+		}
+		return &helpRequest{topic: canonical(rest[0])}
 	}
-	handlers := map[string]func([]string) error{
-		"cluster":  c.cmdCluster,
-		"nodes":    c.cmdNodes,
-		"journey":  c.cmdJourney,
-		"accounts": c.cmdAccounts,
-		"account":  c.cmdAccounts,
-		"messages": c.cmdMessages,
-		"message":  c.cmdMessage,
-		"queue":    c.cmdQueue,
-		"settings": c.cmdSettings,
-		"actors":   c.cmdActors,
-		"stats":    c.cmdStats,
-		"submit":   c.cmdSubmit,
+	cmd, ok := c.lookup(name)
+	if !ok {
+		return c.unknown(name)
+	}
+	c.topic = canonical(name)
+	return cmd(rest)
+}
 
+// helpRequest asks for the help of topic ("" the overview): exit 0.
+type helpRequest struct{ topic string }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
+// lookup finds the handler of a command or its alias.
+func (c *command) lookup(name string) (func([]string) error, bool) {
+	handlers := map[string]func([]string) error{
+		"cluster":       c.cmdCluster,
+		"nodes":         c.cmdNodes,
+		"ready":         c.cmdReady,
+		"journey":       c.cmdJourney,
+		"accounts":      c.cmdAccounts,
+		"messages":      c.cmdMessages,
+		"message":       c.cmdMessage,
+		"queue":         c.cmdQueue,
+		"settings":      c.cmdSettings,
+		"actors":        c.cmdActors,
+		"stats":         c.cmdStats,
+		"submit":        c.cmdSubmit,
 		"rules":         c.cmdRules,
 		"account-rules": c.cmdAccountRules,
 		"partitions":    c.cmdPartitions,
 	}
-	h, ok := handlers[cmd]
-	if !ok {
-		return usagef("unknown command %q", cmd)
+	h, ok := handlers[canonical(name)]
+	return h, ok
+}
+
+// aliases are other names of commands.
+var aliases = map[string]string{"account": "accounts", "node": "nodes", "health": "ready", "readyz": "ready"}
+
+// canonical is the command's own name for name (an alias, or itself).
+func canonical(name string) string {
+	if a, ok := aliases[name]; ok {
+		return a
 	}
-	return h(rest)
+	return name
+}
+
+// unknown is the usage error for a command that does not exist, with the
+// nearest one when it is near enough to be a typo.
+func (c *command) unknown(name string) error {
+	if s := nearest(name, commandNames()); s != "" {
+		return usagef("unknown command %q (did you mean %s?)", name, s)
+	}
+	return usagef("unknown command %q (homing ctl help lists the commands)", name)
 }
 
 // connect makes the client and the context once the flags are final.
@@ -273,34 +320,131 @@ func (c *command) prepare(fs *flag.FlagSet, args []string, min, max int, what st
 	return pos, done, nil
 }
 
-// describe turns a failure into the line for stderr: the server's message
-// prefixed with what was asked about ("queue 01ABC: not found") unless the
-// message names it already (its last word: the id or address), a hint on
-// 401, and the address for connection failures.
-func (c *command) describe(what string, err error) error {
+// thing is what a request was about, for the line that says why it
+// failed: name is a noun phrase ("account demo@example.test", "message 7
+// in demo@example.test"), "" for a listing; key the identifier in it that
+// a server message naming the thing contains (the id, the address; ""
+// means its last word); hint says what to do when it does not exist.
+type thing struct {
+	name, key, hint string
+}
+
+// describe turns a failure into the line for stderr, by the API's status
+// and message: the message without the server's internal prefixes
+// ("not found: storage: ..."), naming the thing asked about, and what to
+// do: 404 is "no <thing>" (or the server's own "no ..." message) with the
+// hint; 409 "<thing> exists already"; 401 and 403 say which token to give;
+// 429 and 503 when to try again; 500 where to look. Connection failures
+// name the address.
+func (c *command) describe(t thing, err error) error {
 	var ae *admin.Error
 	if errors.As(err, &ae) {
-		msg := ae.Message
-		key := what[strings.LastIndexByte(what, ' ')+1:]
-		if what != "" && !strings.Contains(msg, key) {
-			msg = what + ": " + msg
-		}
-		if ae.Status == http.StatusUnauthorized && what != "submit" {
-			msg += " (give the admin token with --token or $HOMING_TOKEN)"
+		msg := cleanMessage(ae.Message)
+		switch ae.Status {
+		case http.StatusNotFound:
+			// The server's own "no ..." when it names the thing; "no
+			// <thing>" when it says "not found" in other words; and when
+			// it says something else is missing (a node), that, about
+			// the thing.
+			about := t.name == "" || strings.Contains(msg, t.keyword())
+			switch {
+			case strings.HasPrefix(msg, "no ") && !about:
+				msg = t.name + ": " + msg
+			case strings.HasPrefix(msg, "no "):
+			case t.name != "":
+				msg, about = "no "+t.name, true
+			}
+			if about && t.hint != "" {
+				msg += " (" + t.hint + ")"
+			}
+		case http.StatusConflict:
+			if t.name != "" {
+				msg = t.name + " exists already"
+			}
+		case http.StatusUnauthorized:
+			if t.name == "submit" {
+				msg = "submit: " + msg + " (check --user and --password)"
+			} else {
+				msg = withWhat(t, msg) + " (give the admin token with --token or $HOMING_TOKEN)"
+			}
+		case http.StatusForbidden:
+			msg = withWhat(t, msg)
+			if strings.Contains(msg, "read-only") {
+				msg += " (give the admin token, not the read-only one)"
+			}
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			msg = withWhat(t, msg)
+			if ae.RetryAfter > 0 {
+				msg += fmt.Sprintf(" (temporary: try again in %s)", ae.RetryAfter)
+			} else {
+				msg += " (temporary: try again shortly)"
+			}
+		case http.StatusInternalServerError:
+			msg = withWhat(t, msg) + " (the node's log has the detail)"
+		default:
+			msg = withWhat(t, msg)
 		}
 		return errors.New(msg)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("admin API at %s: no answer within %s", c.client.BaseURL, c.timeout)
+			return fmt.Errorf("admin API at %s: no answer within %s (a longer --timeout?)", c.client.BaseURL, c.timeout)
 		}
-		return fmt.Errorf("admin API at %s: %v", c.client.BaseURL, ue.Err)
+		return fmt.Errorf("admin API at %s: %v (is the node running? --admin or $HOMING_ADMIN chooses it)", c.client.BaseURL, ue.Err)
 	}
-	if what != "" {
-		return fmt.Errorf("%s: %w", what, err)
+	if t.name != "" {
+		return fmt.Errorf("%s: %w", t.name, err)
 	}
 	return err
+}
+
+// keyword is the identifier a message about t contains.
+func (t thing) keyword() string {
+	if t.key != "" {
+		return t.key
+	}
+	return t.name[strings.LastIndexByte(t.name, ' ')+1:]
+}
+
+// withWhat prefixes msg with the thing's name unless msg names it
+// already (its last word: the id or address).
+func withWhat(t thing, msg string) string {
+	if t.name == "" {
+		return msg
+	}
+	if strings.Contains(msg, t.keyword()) {
+		return msg
+	}
+	return t.name + ": " + msg
+}
+
+// internalPrefixes are words the server puts before a reason for its own
+// logs: the error taxonomy's sentinels and package names. An older node,
+// or a member's answer relayed by the node asked, may still send them.
+var internalPrefixes = []string{"not found: ", "invalid request: ", "already exists: ", "no such user: ",
+	"temporarily unavailable: ", "storage: ", "actors: ", "admin: "}
+
+// cleanMessage is a server message without its internal prefixes, also
+// after a member's name ("be1: not found: no message X ..." is "no
+// message X ...").
+func cleanMessage(msg string) string {
+	for changed := true; changed; {
+		changed = false
+		for _, p := range internalPrefixes {
+			if i := strings.Index(msg, p); i >= 0 && (i == 0 || isNodePrefix(msg[:i])) {
+				msg, changed = msg[i+len(p):], true
+			}
+		}
+	}
+	return msg
+}
+
+// isNodePrefix reports whether s is "NAME: ", a member's name before its
+// relayed answer.
+func isNodePrefix(s string) bool {
+	name, ok := strings.CutSuffix(s, ": ")
+	return ok && name != "" && !strings.ContainsAny(name, " :")
 }
 
 // out prints v as indented JSON in --json mode, else runs human.
@@ -316,4 +460,19 @@ func (c *command) out(v any, human func(w io.Writer)) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	human(tw)
 	return tw.Flush()
+}
+
+// accountThing is an account, for describe.
+func accountThing(addr string) thing {
+	return thing{name: "account " + addr, key: addr, hint: "homing ctl accounts lists the accounts"}
+}
+
+// queueThing is a queued message of node ("": the node asked), for
+// describe.
+func queueThing(id, node string) thing {
+	t := thing{name: "message " + id + " in the queue", key: id, hint: "it may have left the queue: homing ctl journey " + id}
+	if node != "" {
+		t.name += " of " + node
+	}
+	return t
 }

@@ -197,7 +197,7 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	e.run("").failed(t, 2, "homing ctl: no command given")
-	e.run("", "explode").failed(t, 2, `homing ctl: unknown command "explode"`)
+	e.run("", "explode").failed(t, 2, `homing ctl: unknown command "explode" (homing ctl help lists the commands)`)
 	e.run("", "--bogus", "stats").failed(t, 2, "homing ctl: flag provided but not defined: -bogus")
 	e.run("", "stats", "extra").failed(t, 2, "homing ctl: stats takes no arguments")
 	e.run("", "--timeout", "0s", "stats").failed(t, 2, "homing ctl: --timeout must be positive")

@@ -164,7 +164,7 @@ func (c *command) cmdAccountImport(args []string) error {
 		case outcomeSkipped:
 			sum.Exists = append(sum.Exists, item)
 		case outcomeFailed:
-			item.Error = sanitize(c.describe("account "+a.req.Address, errs[i]).Error())
+			item.Error = sanitize(c.describe(accountThing(a.req.Address), errs[i]).Error())
 			sum.Failed = append(sum.Failed, item)
 			fmt.Fprintf(c.stderr, "homing ctl: %s:%d: %s\n", name, a.line, item.Error)
 		}

@@ -17,7 +17,8 @@ func (c *command) cmdJourney(args []string) error {
 	id := pos[0]
 	ev, err := c.client.Journey(c.ctx, id)
 	if err != nil {
-		return c.describe("message "+id, err)
+		return c.describe(thing{name: "record of message " + id + " on any node",
+			hint: "homing ctl queue --cluster lists the messages queued now"}, err)
 	}
 	return c.out(ev, func(w io.Writer) {
 		fmt.Fprintln(w, "TIME\tNODE\tEVENT\tDETAIL")
@@ -32,3 +33,17 @@ func (c *command) cmdJourney(args []string) error {
 		}
 	})
 }
+
+const journeyHelp = `usage: homing ctl journey ID
+
+The path of queued message ID across the cluster, asked of every member, in
+time order: received, queued, transferred, delivered or stored, relayed,
+deferred (with the reason), failed, its report, left. ID is the queue id the
+SMTP server gave ("250 2.0.0 OK queued as ID"), also shown by homing ctl
+queue and in every log line of the message (queueID=). Each node keeps a
+bounded journal in memory: a restart forgets it.
+
+examples:
+  homing ctl journey 01JD5X8Q6M0000000000000000
+  homing ctl journey 01JD5X8Q6M0000000000000000 --json
+`

@@ -37,6 +37,6 @@ func TestJourney(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "Q1").ok(t).stdout), &ev); err != nil || len(ev) != 4 || ev[3].ID != "Q1.dsn" {
 		t.Errorf("--json journey %+v %v", ev, err)
 	}
-	e.run("", "journey", "NOPE").failed(t, 1, "homing ctl: message NOPE: not found (no node remembers it)")
+	e.run("", "journey", "NOPE").failed(t, 1, "homing ctl: no record of message NOPE on any node (homing ctl queue --cluster lists the messages queued now)")
 	e.run("", "journey").failed(t, 2, "homing ctl: journey needs exactly one ID")
 }

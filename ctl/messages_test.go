@@ -20,7 +20,7 @@ func TestMessages(t *testing.T) {
 	if raw != "Subject: hi\r\n\r\nbody\x00\xff\r\n" {
 		t.Errorf("raw message %q", raw)
 	}
-	e.run("", "message", "demo@example.test", "NOPE").failed(t, 1, "homing ctl: message NOPE of demo@example.test: not found")
-	e.run("", "messages", "ghost@example.test").failed(t, 1, "homing ctl: account ghost@example.test: not found")
+	e.run("", "message", "demo@example.test", "NOPE").failed(t, 1, "homing ctl: no message NOPE in demo@example.test (homing ctl messages demo@example.test lists them)")
+	e.run("", "messages", "ghost@example.test").failed(t, 1, "homing ctl: no account ghost@example.test (homing ctl accounts lists the accounts)")
 	e.run("", "message", "demo@example.test").failed(t, 2, "homing ctl: message needs ADDRESS and ID")
 }

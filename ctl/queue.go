@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -17,7 +18,7 @@ func (c *command) cmdQueue(args []string) error {
 			return c.cmdQueueAction(args[0], args[1:])
 		}
 		if !strings.HasPrefix(args[0], "-") {
-			return usagef("unknown queue command %q (show, retry, hold, release, delete)", args[0])
+			return unknownSub("queue", args[0], "show", "retry", "hold", "release", "delete")
 		}
 	}
 	fs := c.flags("queue")
@@ -58,13 +59,13 @@ func (c *command) queueOf(cluster bool, node string) ([]admin.QueueEntry, error)
 	if !cluster && node == "" {
 		q, err := c.client.Queue(c.ctx)
 		if err != nil {
-			return nil, c.describe("queue", err)
+			return nil, c.describe(thing{name: "queue"}, err)
 		}
 		return q, nil
 	}
 	all, err := c.client.ClusterQueue(c.ctx)
 	if err != nil {
-		return nil, c.describe("cluster queue", err)
+		return nil, c.describe(thing{name: "cluster queue"}, err)
 	}
 	if node == "" {
 		return all, nil
@@ -97,7 +98,7 @@ func (c *command) cmdQueueShow(args []string) error {
 	defer done()
 	e, err := c.client.QueueEntry(c.ctx, pos[0])
 	if err != nil {
-		return c.describe("queue "+pos[0], err)
+		return c.describe(queueThing(pos[0], ""), err)
 	}
 	return c.out(e, func(w io.Writer) {
 		fmt.Fprintf(w, "id:\t%s\n", cell(e.ID))
@@ -162,25 +163,94 @@ func (c *command) cmdQueueAction(action string, args []string) error {
 		return err
 	}
 	defer done()
-	failed := 0
-	for _, id := range ids {
-		var err error
-		if *node != "" {
-			err = c.client.NodeQueueAction(c.ctx, *node, id, action)
-		} else {
-			err = c.client.QueueAction(c.ctx, id, action)
+	return c.queueActions(action, *node, ids)
+}
+
+// actionSummary is the --json answer of a queue action on several ids.
+type actionSummary struct {
+	Action string      `json:"action"`
+	Done   []string    `json:"done"`
+	Failed []batchItem `json:"failed"`
+}
+
+// queueActions acts on ids, in node's queue ("": the node asked): one id
+// at once, several as a batch with progress on stderr. Each success is a
+// line on stdout in the order of ids, each failure a line on stderr after
+// them; any failure makes the exit code 1.
+func (c *command) queueActions(action, node string, ids []string) error {
+	act := func(ctx context.Context, id string) error {
+		if node != "" {
+			return c.client.NodeQueueAction(ctx, node, id, action)
 		}
-		if err != nil {
-			failed++
-			fmt.Fprintf(c.stderr, "homing ctl: %s\n", sanitize(c.describe("queue "+id, err).Error()))
+		return c.client.QueueAction(ctx, id, action)
+	}
+	errs := make([]error, len(ids))
+	if len(ids) == 1 {
+		errs[0] = act(c.ctx, ids[0])
+	} else {
+		_, errs = c.batch(len(ids), func(ctx context.Context, i int) (outcome, error) {
+			if err := act(ctx, ids[i]); err != nil {
+				return outcomeFailed, err
+			}
+			return outcomeOK, nil
+		})
+	}
+	sum := actionSummary{Action: action, Done: []string{}, Failed: []batchItem{}}
+	for i, id := range ids {
+		if errs[i] != nil {
+			item := batchItem{ID: id, Node: node, Error: sanitize(c.describe(queueThing(id, node), errs[i]).Error())}
+			sum.Failed = append(sum.Failed, item)
 			continue
 		}
+		sum.Done = append(sum.Done, id)
 		if !c.json {
 			fmt.Fprintf(c.stdout, "%s: %s\n", cell(id), actionDone(action))
 		}
 	}
-	if failed > 0 {
+	for _, f := range sum.Failed {
+		fmt.Fprintf(c.stderr, "homing ctl: %s\n", f.Error)
+	}
+	if c.json {
+		if err := c.out(sum, nil); err != nil {
+			return err
+		}
+	}
+	if len(sum.Failed) > 0 {
 		return errReported
 	}
 	return nil
 }
+
+const queueHelp = `usage: homing ctl queue [--cluster | --node N]
+       homing ctl queue show ID
+       homing ctl queue retry|hold|release|delete ID... [--node N]
+       homing ctl queue retry --all [--cluster | --node N]
+
+The mail queue of the node asked (--cluster: every member's, with a NODE
+column; --node N: member N's).
+
+  queue                  id, state (active, deferred, held, damaged),
+                         attempts, next attempt, size, sender, recipients,
+                         last error
+  queue show ID          one message and each recipient's state
+  queue retry ID...      try now (a deferred message's backoff is skipped)
+  queue hold ID...       keep it, do not try it, until released
+  queue release ID...    try a held message again
+  queue delete ID...     remove it (no report is sent)
+  queue retry --all      retry every deferred message
+
+Several ids, and --all, run 4 at a time with progress on stderr; a message
+that is gone by then (delivered meanwhile) is reported and skipped.
+
+flags:
+  --cluster   every member's queue
+  --node N    member N's queue (the action is sent to N)
+  --all       with retry: every deferred message
+
+examples:
+  homing ctl queue --cluster
+  homing ctl queue show 01JD5X8Q6M0000000000000000
+  homing ctl queue hold 01JD5X8Q6M0000000000000000 --node fe1
+  homing ctl queue retry --all --cluster
+  homing ctl queue --json | jq -r '.[] | select(.state == "deferred") | .id' | xargs homing ctl queue retry
+`

@@ -62,7 +62,9 @@ func (c *command) retryAll(cluster bool, node string) error {
 	for i, e := range todo {
 		item := batchItem{ID: e.ID, Node: e.Node}
 		if errs[i] != nil {
-			item.Error = sanitize(c.describe("queue "+e.ID, errs[i]).Error())
+			t := queueThing(e.ID, e.Node)
+			t.hint = "" // gone: delivered or deleted since the listing, as the line says
+			item.Error = sanitize(c.describe(t, errs[i]).Error())
 		}
 		switch outcomes[i] {
 		case outcomeOK:
@@ -71,7 +73,7 @@ func (c *command) retryAll(cluster bool, node string) error {
 			sum.Gone = append(sum.Gone, item)
 		case outcomeFailed:
 			sum.Failed = append(sum.Failed, item)
-			fmt.Fprintf(c.stderr, "homing ctl: %s%s\n", onNode(byNode, e.Node), item.Error)
+			fmt.Fprintf(c.stderr, "homing ctl: %s\n", item.Error) // it names the node
 		}
 	}
 	if c.json {

@@ -97,11 +97,11 @@ func TestRetryAllFailures(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1; stderr %q", r.code, r.stderr)
 	}
-	if r.stdout != "D05: gone (queue D05: not found)\nretried 18 of 20 deferred messages (1 gone, 1 failed)\n" {
+	if r.stdout != "D05: gone (no message D05 in the queue)\nretried 18 of 20 deferred messages (1 gone, 1 failed)\n" {
 		t.Errorf("stdout %q", r.stdout)
 	}
 	failures := regexp.MustCompile(`(?m)^homing ctl: .*$`).FindAllString(r.stderr, -1)
-	if !slices.Equal(failures, []string{"homing ctl: queue D03: internal error"}) {
+	if !slices.Equal(failures, []string{"homing ctl: message D03 in the queue: internal error (the node's log has the detail)"}) {
 		t.Errorf("failures on stderr %q", failures)
 	}
 	progressLines(t, regexp.MustCompile(`(?m)^homing ctl: .*\n`).ReplaceAllString(r.stderr, ""), 20)
@@ -166,7 +166,7 @@ func TestRetryAllCluster(t *testing.T) {
 	}
 	e.fake.Unlock()
 	r = e.run("", "queue", "retry", "--all", "--node", "n3")
-	if r.code != 1 || r.stdout != "retried 1 of 2 deferred messages (0 gone, 1 failed)\n" || r.stderr != "1/2\n2/2\nhoming ctl: n3: queue n3D01: node n3 is suspect\n" {
+	if r.code != 1 || r.stdout != "retried 1 of 2 deferred messages (0 gone, 1 failed)\n" || r.stderr != "1/2\n2/2\nhoming ctl: message n3D01 in the queue of n3: node n3 is suspect (temporary: try again in 5s)\n" {
 		t.Errorf("--node n3: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	calls := e.fake.CallsTo("NodeQueueAction")

@@ -24,7 +24,7 @@ func (c *command) cmdRules(args []string) error {
 		}
 		rs, err := c.client.Rules(c.ctx, scope)
 		if err != nil {
-			return c.describe("rules "+scope, err)
+			return c.describe(thing{name: scope + " rules"}, err)
 		}
 		return c.printRules(rs)
 	case len(pos) == 3 && pos[0] == "set":
@@ -34,7 +34,7 @@ func (c *command) cmdRules(args []string) error {
 		}
 		rs, err := c.client.SetRules(c.ctx, pos[1], raw)
 		if err != nil {
-			return c.describe("rules "+pos[1], err)
+			return c.describe(thing{name: pos[1] + " rules"}, err)
 		}
 		return c.printRules(rs)
 	default:
@@ -53,7 +53,7 @@ func (c *command) cmdAccountRules(args []string) error {
 	case len(pos) == 1:
 		rs, err := c.client.AccountRules(c.ctx, pos[0])
 		if err != nil {
-			return c.describe("account "+pos[0], err)
+			return c.describe(accountThing(pos[0]), err)
 		}
 		return c.printRules(rs)
 	case len(pos) == 3 && pos[0] == "set":
@@ -63,7 +63,7 @@ func (c *command) cmdAccountRules(args []string) error {
 		}
 		rs, err := c.client.SetAccountRules(c.ctx, pos[1], raw)
 		if err != nil {
-			return c.describe("account "+pos[1], err)
+			return c.describe(accountThing(pos[1]), err)
 		}
 		return c.printRules(rs)
 	default:
@@ -105,3 +105,30 @@ func (c *command) printRules(rs admin.RuleSet) error {
 	fmt.Fprintf(c.stdout, "%s\n", b)
 	return nil
 }
+
+const rulesHelp = `usage: homing ctl rules [server|cluster]
+       homing ctl rules set server|cluster FILE|-
+
+A rule set as JSON: server (this node's, the default) or cluster (set once,
+applied by every member; its version is shown). "set" replaces the set with
+the JSON array of rules in FILE (- for stdin); an invalid rule is refused
+with its reason and nothing changes. README.md, "Rules", describes the
+conditions and actions.
+
+examples:
+  homing ctl rules cluster
+  homing ctl rules set server rules.json
+  echo '[]' | homing ctl rules set cluster -
+`
+
+const accountRulesHelp = `usage: homing ctl account-rules ADDR
+       homing ctl account-rules set ADDR FILE|-
+
+The rules of account ADDR (run at delivery: folder, redirect, forward,
+vacation...), as JSON; "set" replaces them with the JSON array in FILE (-
+for stdin).
+
+examples:
+  homing ctl account-rules demo@example.test
+  homing ctl account-rules set demo@example.test vacation.json
+`

@@ -13,7 +13,7 @@ func (c *command) cmdSettings(args []string) error {
 		return c.cmdSettingsSet(args[1:])
 	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return usagef("unknown settings command %q (set)", args[0])
+		return unknownSub("settings", args[0], "set")
 	}
 	_, done, err := c.prepare(c.flags("settings"), args, 0, 0, "settings: unexpected argument")
 	if err != nil {
@@ -22,7 +22,7 @@ func (c *command) cmdSettings(args []string) error {
 	defer done()
 	s, err := c.client.Settings(c.ctx)
 	if err != nil {
-		return c.describe("settings", err)
+		return c.describe(thing{name: "settings"}, err)
 	}
 	return c.printSettings(s)
 }
@@ -71,7 +71,28 @@ func (c *command) cmdSettingsSet(args []string) error {
 		if *node != "" {
 			what = "settings of " + *node
 		}
-		return c.describe(what, err)
+		return c.describe(thing{name: what}, err)
 	}
 	return c.printSettings(s)
 }
+
+const settingsHelp = `usage: homing ctl settings
+       homing ctl settings set queue-mode MODE [--node N]
+
+The node's run-time settings: its name, roles and queue processing mode.
+"set queue-mode" changes the mode at once, saves it in the data directory
+(it wins over --queue-mode at the next start) and gossips it to the cluster:
+
+  locally              mail made here is queued and processed here
+  locally-for-others   the same, and this node takes the mail of members in
+                       mode remotely
+  remotely             mail made here goes to a locally-for-others member;
+                       on any failure it is processed here
+
+flags:
+  --node N   change member N (through the node asked)
+
+examples:
+  homing ctl settings
+  homing ctl settings set queue-mode remotely --node be1
+`

@@ -14,7 +14,7 @@ func (c *command) cmdActors(args []string) error {
 	defer done()
 	a, err := c.client.Actors(c.ctx)
 	if err != nil {
-		return c.describe("actors", err)
+		return c.describe(thing{name: "actors"}, err)
 	}
 	return c.out(a, func(w io.Writer) {
 		kinds := make([]string, 0, len(a))
@@ -40,7 +40,7 @@ func (c *command) cmdStats(args []string) error {
 	defer done()
 	s, err := c.client.Stats(c.ctx)
 	if err != nil {
-		return c.describe("stats", err)
+		return c.describe(thing{name: "stats"}, err)
 	}
 	return c.out(s, func(w io.Writer) {
 		fmt.Fprintf(w, "accepted:\t%d\n", s.Accepted)
@@ -54,3 +54,23 @@ func (c *command) cmdStats(args []string) error {
 		fmt.Fprintf(w, "since:\t%s\n", formatTime(s.Since))
 	})
 }
+
+const actorsHelp = `usage: homing ctl actors
+
+How many actors of each kind (account, partition, queue, relay...) run on
+the node asked, and their total.
+
+example:
+  homing ctl actors --json
+`
+
+const statsHelp = `usage: homing ctl stats
+
+The node's counters since it started (messages accepted, recipients
+delivered locally, relayed, bounced, deferred, the queue's depth) and the
+delivery latency, received to stored, over the recent deliveries (p50,
+p99). /metrics has the same and more for Prometheus.
+
+example:
+  homing ctl stats
+`

@@ -48,6 +48,7 @@ func (c *command) cmdSubmit(args []string) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("the message is empty")
 	}
+	raw = crlf(raw)
 	done, err := c.connect()
 	if err != nil {
 		return err
@@ -55,9 +56,52 @@ func (c *command) cmdSubmit(args []string) error {
 	defer done()
 	id, err := c.client.Submit(c.ctx, *user, *password, to, raw)
 	if err != nil {
-		return c.describe("submit", err)
+		return c.describe(thing{name: "submit"}, err)
 	}
 	return c.out(admin.SubmitResponse{ID: id}, func(w io.Writer) {
 		fmt.Fprintf(w, "queued %s\n", cell(id))
 	})
 }
+
+// crlf gives every bare LF of raw a CR before it: a file written on Unix
+// has LF line ends, SMTP and the API want CRLF. Lines that end in CRLF
+// already are left alone, and so is a bare CR (the API refuses it: it is
+// not a line end anywhere this file could come from).
+func crlf(raw []byte) []byte {
+	n := 0
+	for i, b := range raw {
+		if b == '\n' && (i == 0 || raw[i-1] != '\r') {
+			n++
+		}
+	}
+	if n == 0 {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+n)
+	for i, b := range raw {
+		if b == '\n' && (i == 0 || raw[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+const submitHelp = `usage: homing ctl submit --user ADDR --password P --to ADDR[,ADDR] [FILE|-]
+
+Submits an RFC 5322 message (header and body, from FILE or stdin) as the
+account ADDR, through the node's API (POST /api/v1/submit, authenticated
+with the account's password, limited like SMTP AUTH). The node queues it
+and answers its queue id. A file with Unix (LF) line ends is sent with CRLF,
+as the API requires.
+
+flags:
+  --user ADDR       the account that sends
+  --password P      its password (default $HOMING_PASSWORD; the variable
+                    keeps it out of process lists)
+  --to ADDR,...     recipients (may be repeated)
+
+examples:
+  HOMING_PASSWORD=... homing ctl submit --user demo@example.test --to you@example.net note.eml
+  printf 'Subject: hi\n\nhello\n' | homing ctl submit --user demo@example.test --to a@example.test -
+`

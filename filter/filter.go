@@ -71,6 +71,7 @@ func Start(cfg Config, m *Metrics) (*Filter, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	m.prepare(f.name)
 	p, err := f.spawn()
 	if err != nil {
 		return nil, fmt.Errorf("filter %s: start %q: %w", f.name, cfg.Command[0], err)

@@ -83,6 +83,25 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// prepare makes the series of filter, at zero, when it starts: every
+// verdict kind and failure reason is there before the first message.
+func (m *Metrics) prepare(filter string) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(filter)
+	m.latency.WithLabelValues(filter)
+	m.restarts.WithLabelValues(filter)
+	m.resends.WithLabelValues(filter)
+	m.running.WithLabelValues(filter)
+	for _, k := range []Kind{KindOK, KindDiscard, KindReject, KindError, KindFailure} {
+		m.answers.WithLabelValues(filter, k.String())
+	}
+	for _, r := range []string{"timeout", "protocol", "gave_up", "closed", "invalid_path", "canceled", "other"} {
+		m.errors.WithLabelValues(filter, r)
+	}
+}
+
 func (m *Metrics) request(filter string) {
 	if m == nil {
 		return

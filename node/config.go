@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/homing-mail/homing/actors"
+	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/smtp"
 )
@@ -249,6 +251,20 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
 		}
 	}
+	for _, l := range []struct{ flag, addr string }{
+		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--admin", c.Admin.Addr},
+		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if err := checkListenAddr(l.addr); err != nil {
+			return fmt.Errorf("%s %s: %v", l.flag, l.addr, err)
+		}
+	}
+	if c.Cluster.Enabled() && c.Cluster.Secret != "" && len(c.Cluster.Secret) < cluster.MinSecretLen {
+		return fmt.Errorf("the cluster secret is shorter than %d bytes (make one with: openssl rand -hex 32)", cluster.MinSecretLen)
+	}
 	if c.Cluster.Enabled() && c.Cluster.Secret == "" && !c.Cluster.Insecure {
 		return errors.New("--gossip/--join without --secret: a cluster needs a shared secret (or --insecure, for a trusted test network only)")
 	}
@@ -260,6 +276,20 @@ func (c Config) Validate() error {
 	}
 	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {
 		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")
+	}
+	return nil
+}
+
+// checkListenAddr says what is wrong with a listener address: it must be
+// HOST:PORT (an empty host means every interface) with a port of 0 to
+// 65535.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want HOST:PORT")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
 }

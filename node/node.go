@@ -113,6 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.api.SetStarted()
 	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", cfg.Roles,
 		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
 	return n, nil
@@ -286,7 +287,7 @@ func (n *Node) startActors(ctx context.Context) error {
 	n.guard = guard.New(cfg.SMTP.Auth)
 	n.api = control.New(control.Deps{
 		Info: control.Info{Name: cfg.Name, Roles: cfg.Roles, Hostname: cfg.Hostname, Domains: cfg.Domains,
-			Partitions: cfg.Store.Partitions, Started: n.started},
+			Partitions: cfg.Store.Partitions, Started: n.started, Clustered: clustered, Seeds: len(cfg.Cluster.Join)},
 		System:     s,
 		Content:    n.pipe,
 		Replicator: n.replicator,
@@ -529,6 +530,9 @@ func (n *Node) ChannelAddr() string {
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
+// Domains are the node's local domains (the first is the default).
+func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
+
 // API is the node's admin API, in process (what the admin endpoint serves).
 func (n *Node) API() admin.API { return n.api }
 
@@ -555,6 +559,9 @@ func addrOf(l net.Listener) string {
 // return the first call's error.
 func (n *Node) Close() error {
 	if n.closed.CompareAndSwap(false, true) {
+		if n.api != nil {
+			n.api.SetClosing() // GET /readyz answers 503 from now on
+		}
 		n.closeErr = n.stop.run()
 		n.log.Info("node stopped")
 	}

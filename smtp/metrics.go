@@ -103,6 +103,43 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// ReplyCodes are the reply codes the sessions give to MAIL, RCPT, DATA and
+// AUTH (homing_smtp_replies_total{code}), made at zero for each listener.
+var ReplyCodes = []int{235, 250, 421, 450, 451, 452, 454, 501, 502, 503, 504, 530, 535, 538, 550, 552, 553, 554, 556}
+
+// authResults are the result labels of homing_smtp_auth_attempts_total.
+var authResults = []string{"ok", "failed", "throttled", "busy", "unavailable"}
+
+// prepare makes every series of listener whose labels are known, at zero
+// (a stress gauge at 0), so that a dashboard and alert rules have data
+// from the start: rate() over a series that appears with its first
+// increment misses that increment.
+func (m *Metrics) prepare(listener string) {
+	if m == nil {
+		return
+	}
+	for _, v := range []*prometheus.CounterVec{m.sessions, m.accepted, m.bytes, m.panics, m.stressPeriods, m.members} {
+		v.WithLabelValues(listener)
+	}
+	m.active.WithLabelValues(listener)
+	m.stressed.WithLabelValues(listener)
+	for _, code := range ReplyCodes {
+		m.replies.WithLabelValues(listener, strconv.Itoa(code/100)+"xx", strconv.Itoa(code))
+	}
+	for _, r := range []string{rejectTotal, rejectPerIP, rejectPerNet, rejectReserved} {
+		m.connsRejected.WithLabelValues(listener, r)
+	}
+	for _, a := range []string{"delayed", "disconnected"} {
+		m.errorLimit.WithLabelValues(listener, a)
+	}
+	for _, by := range []string{"network", "sender"} {
+		m.rateLimited.WithLabelValues(listener, by)
+	}
+	for _, r := range authResults {
+		m.auths.WithLabelValues(listener, r)
+	}
+}
+
 // register registers c, or returns the collector registered before it.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	if err := reg.Register(c); err != nil {

@@ -75,6 +75,7 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 	s.netRate = guard.NewRate(cfg.MessageRatePerNetwork, cfg.MessageRateInterval, cfg.Auth.MaxKeys, cfg.Now)
 	s.senderRate = guard.NewRate(cfg.MessageRatePerSender, cfg.MessageRateInterval, cfg.Auth.MaxKeys, cfg.Now)
 	listener := string(cfg.Source)
+	m.prepare(listener)
 	s.lim = newLimiter(limitsOf(cfg), func(reason string) {
 		m.connectionRejected(listener, reason)
 		s.abuseLog.Info("connection refused: too many connections", "limit", reason)

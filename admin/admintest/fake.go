@@ -79,6 +79,11 @@ type Fake struct {
 	Journeys map[string][]admin.JourneyEvent
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
+	// Ready answers Readiness; NewFake makes it a ready node.
+	Ready admin.Readiness
+	// NodesDeadline is how long the context of the last Nodes call had
+	// left when it came (0: no deadline).
+	NodesDeadline time.Duration
 	// StateAfter, when it has the action, is the State a queue action
 	// ("hold", "release", "retry") leaves the entry in, instead of the
 	// default ("held", "active", "active").
@@ -113,6 +118,7 @@ func NewFake() *Fake {
 		ActorCounts: map[string]int{},
 		Current:     admin.Settings{QueueMode: admin.QueueModeLocally, Name: "fake", Roles: []string{"frontend", "backend"}},
 		Errs:        map[string]error{},
+		Ready:       admin.Readiness{Ready: true, Checks: []admin.Check{{Name: "stores", OK: true, Detail: "open"}}},
 	}
 }
 
@@ -167,6 +173,18 @@ func (f *Fake) enter(method string, args ...any) error {
 		}
 	}
 	return f.Errs[method]
+}
+
+// Readiness returns Ready (an injected error for "Readiness" makes it a
+// node that is not ready, with that error as a failed check).
+func (f *Fake) Readiness(ctx context.Context) admin.Readiness {
+	defer f.Unlock()
+	if err := f.enter("Readiness"); err != nil {
+		return admin.Readiness{Checks: []admin.Check{{Name: "fake", Detail: err.Error()}}}
+	}
+	r := f.Ready
+	r.Checks = slices.Clone(r.Checks)
+	return r
 }
 
 // Cluster returns ClusterInfo.
@@ -444,7 +462,12 @@ func (f *Fake) SetAccountRules(ctx context.Context, address string, rules json.R
 // Nodes returns NodeList.
 func (f *Fake) Nodes(ctx context.Context) ([]admin.NodeInfo, error) {
 	defer f.Unlock()
-	if err := f.enter("Nodes"); err != nil {
+	err := f.enter("Nodes")
+	f.NodesDeadline = 0
+	if dl, ok := ctx.Deadline(); ok {
+		f.NodesDeadline = time.Until(dl)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return append([]admin.NodeInfo(nil), f.NodeList...), nil

@@ -46,10 +46,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: homing COMMAND [flags]
 
 commands:
-  serve     run a node (homing serve --help lists every setting)
+  serve     run a node (homing serve --help lists every setting; --check-config
+            checks a configuration and exits; homing.conf.example annotates them)
   dev       run a local cluster of real processes: 1 frontend, 2 backends (homing dev --help)
   ctl       administer a running node through its admin API (homing ctl --help)
   check     verify a data directory offline, and --repair what is damaged (homing check --help)
-  version   print the version
+  version   print the version, the Go version and the commit it was built from
 `)
 }

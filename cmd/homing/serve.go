@@ -10,17 +10,62 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
+	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 )
 
 func versionString() string {
-	return fmt.Sprintf("homing %s (%s)", node.Version, runtime.Version())
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(info)
+}
+
+// versionOf is "homing VERSION (GO VERSION, commit REVISION)": the
+// commit the binary was built from when the build recorded it (go build
+// in a git checkout does; "+modified" when the tree had changes), without
+// it otherwise (go test, go run, -buildvcs=false).
+func versionOf(info *debug.BuildInfo) string {
+	v := fmt.Sprintf("homing %s (%s", node.Version, runtime.Version())
+	if c := commitOf(info); c != "" {
+		v += ", commit " + c
+	}
+	return v + ")"
+}
+
+// commitOf is the VCS revision recorded in info, shortened to 12
+// characters, with "+modified" when the working tree had changes; "" when
+// none was recorded.
+func commitOf(info *debug.BuildInfo) string {
+	if info == nil {
+		return ""
+	}
+	var rev string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += "+modified"
+	}
+	return rev
 }
 
 // listFlag is a comma-separated list flag.
@@ -169,9 +214,17 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.TestKillAfterTransferStored, "test-kill-after-transfer-stored", "",
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
-	fs.BoolVar(&cfg.DemoAccount, "demo", true, "create the demo account demo@FIRST-DOMAIN on first start")
+	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// serveToolFlags binds the flags of `homing serve` that are not node
+// settings: where the secret is, the ready file, --check-config.
+func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool) {
+	fs.StringVar(secretFile, "secret-file", "", "file holding the cluster secret")
+	fs.StringVar(readyFile, "ready-file", "", "once the node runs, write its listeners' addresses to this file as JSON (for tools that start it on port 0)")
+	fs.BoolVar(checkConfig, "check-config", false, "check the configuration (flags, config file, secret and TLS files) and exit: 0 when it can run, 2 with the reason; opens no store and no listener")
 }
 
 // applyConfigFile sets every flag named in the file that was not given on
@@ -204,7 +257,7 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 		if !ok || name == "" {
 			return fmt.Errorf("%s:%d: want `name = value`", path, line)
 		}
-		if name == "config" || fs.Lookup(name) == nil {
+		if name == "config" || name == "check-config" || fs.Lookup(name) == nil {
 			return fmt.Errorf("%s:%d: unknown setting %q", path, line, name)
 		}
 		if explicit[name] {
@@ -238,9 +291,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var cfg node.Config
 	var logFormat, logLevel, configFile, secretFile, readyFile string
+	var checkConfig bool
 	serveFlags(fs, &cfg, &logFormat, &logLevel, &configFile)
-	fs.StringVar(&secretFile, "secret-file", "", "file holding the cluster secret")
-	fs.StringVar(&readyFile, "ready-file", "", "once the node runs, write its listeners' addresses to this file as JSON (for tools that start it on port 0)")
+	serveToolFlags(fs, &secretFile, &readyFile, &checkConfig)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -284,6 +337,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = log
+	if checkConfig {
+		return checkConfiguration(cfg, stdout, stderr)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -306,6 +362,38 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "homing serve: shutdown: %v\n", err)
 		return 1
 	}
+	return 0
+}
+
+// checkConfiguration is --check-config: everything a start would refuse
+// before it opens a store or a listener (node.Config.Validate: roles,
+// modes, partitions, domains, routes, addresses, the cluster secret, the
+// admin token off loopback), and the files the start would read: the TLS
+// certificate and key, the filters' programs. 0 and a summary when the
+// node can start with it, 2 and the reason otherwise.
+func checkConfiguration(cfg node.Config, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "homing serve: configuration: %v\n", err)
+		return 2
+	}
+	full := cfg.WithDefaults()
+	if err := full.Validate(); err != nil {
+		return fail(err)
+	}
+	if _, err := cert.Server(full.Listen.TLSCert, full.Listen.TLSKey, ""); err != nil {
+		return fail(err)
+	}
+	for name, cmd := range full.Routing.Filters {
+		if _, err := exec.LookPath(cmd[0]); err != nil {
+			return fail(fmt.Errorf("--filter %s: %v", name, err))
+		}
+	}
+	fmt.Fprintf(stdout, "homing serve: configuration OK: node %q, roles %s, SMTP %s, admin %s, data %s",
+		full.Name, (*roleFlag)(&full.Roles).String(), full.Listen.SMTP, full.Admin.Addr, full.Store.DataDir)
+	if full.Cluster.Enabled() {
+		fmt.Fprintf(stdout, ", gossip %s joining %s", full.Cluster.Gossip, strings.Join(full.Cluster.Join, ","))
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }
 
@@ -343,8 +431,10 @@ func banner(w io.Writer, n *node.Node) {
 		fmt.Fprintf(w, "  submission %s\n", a)
 	}
 	fmt.Fprintf(w, "  admin  http://%s/api/v1/\n", n.AdminAddr())
+	fmt.Fprintf(w, "  console http://%s/console/\n", n.AdminAddr())
 	addr, pw := n.Demo()
 	if addr == "" {
+		fmt.Fprintf(w, "\nAdd an account:\n  bin/homing ctl --admin %s accounts add you@%s\n", n.AdminAddr(), n.Domains()[0])
 		return
 	}
 	host, port := splitHostPort(n.SMTPAddr())

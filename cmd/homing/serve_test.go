@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -159,5 +164,208 @@ func TestServeOnADamagedQueueExitsWithTheReason(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 1 and the queue's damage", code, errb.String())
 			}
 		})
+	}
+}
+
+// `homing version` names the version and the Go version, and the commit
+// when the build recorded one.
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 ||
+		!strings.HasPrefix(out.String(), "homing "+node.Version+" ("+runtime.Version()) || !strings.HasSuffix(out.String(), ")\n") {
+		t.Fatalf("homing version: %d %q %q", code, out.String(), errb.String())
+	}
+	info := &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs", Value: "git"},
+		{Key: "vcs.revision", Value: "593a7b4c0ffee1234567890abcdef01234567890"}, {Key: "vcs.modified", Value: "false"}}}
+	if got, want := versionOf(info), "homing "+node.Version+" ("+runtime.Version()+", commit 593a7b4c0ffe)"; got != want {
+		t.Errorf("versionOf = %q, want %q", got, want)
+	}
+	info.Settings[2].Value = "true"
+	if got := commitOf(info); got != "593a7b4c0ffe+modified" {
+		t.Errorf("modified tree: %q", got)
+	}
+	if got := versionOf(&debug.BuildInfo{}); got != "homing "+node.Version+" ("+runtime.Version()+")" {
+		t.Errorf("without VCS information: %q", got)
+	}
+	if commitOf(nil) != "" {
+		t.Errorf("commitOf(nil)")
+	}
+}
+
+// --demo is off unless asked for: a production node never gets an
+// account with a printed password.
+func TestDemoOffByDefault(t *testing.T) {
+	cfg, err := parseServe(t, nil, "")
+	if err != nil || cfg.DemoAccount {
+		t.Fatalf("demo %v (%v), want off", cfg.DemoAccount, err)
+	}
+	if cfg, err = parseServe(t, []string{"--demo"}, ""); err != nil || !cfg.DemoAccount {
+		t.Fatalf("--demo: %v (%v)", cfg.DemoAccount, err)
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "\n\t$(HOMING) serve --demo\n") {
+		t.Errorf("make run does not pass --demo")
+	}
+	// The banner of a node without the demo account says how to add
+	// one, and where the console is.
+	c := node.Config{Name: "n1", Listen: node.Listen{SMTP: "127.0.0.1:0"}, Admin: node.Admin{Addr: "127.0.0.1:0"},
+		Store: node.Store{DataDir: t.TempDir(), Partitions: 2}}
+	n, err := node.Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var out bytes.Buffer
+	banner(&out, n)
+	for _, want := range []string{"console http://" + n.AdminAddr() + "/console/", "accounts add you@example.test"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "Demo account") {
+		t.Errorf("a demo account without --demo:\n%s", out.String())
+	}
+}
+
+// --check-config: 0 and a summary for a configuration a node can start
+// with, 2 and the reason for one it cannot; it opens no listener (a busy
+// port is no error) and no store (the data directory is not created).
+func TestCheckConfig(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	data := filepath.Join(t.TempDir(), "not-created")
+	good := []string{"serve", "--check-config", "--smtp", busy.Addr().String(), "--admin", "127.0.0.1:0", "--data", data}
+	var out, errb bytes.Buffer
+	if code := run(good, &out, &errb); code != 0 || !strings.Contains(out.String(), "configuration OK") || errb.Len() != 0 {
+		t.Fatalf("a good configuration: %d %q %q", code, out.String(), errb.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("--check-config touched the data directory: %v", err)
+	}
+	dir := t.TempDir()
+	badConf := filepath.Join(dir, "bad.conf")
+	os.WriteFile(badConf, []byte("smtp = 127.0.0.1:2525\nwhat = ever\n"), 0o600)
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("short\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--queue-mode", "sideways"}, "--queue-mode"},
+		{[]string{"--admin", "0.0.0.0:8025"}, "--admin-token"},
+		{[]string{"--smtp", "127.0.0.1:99999"}, `--smtp 127.0.0.1:99999: port "99999"`},
+		{[]string{"--submission", "nowhere"}, "--submission nowhere: want HOST:PORT"},
+		{[]string{"--tls-cert", filepath.Join(dir, "none.pem"), "--tls-key", filepath.Join(dir, "none.key")}, "--tls-cert/--tls-key"},
+		{[]string{"--tls-cert", filepath.Join(dir, "none.pem")}, "go together"},
+		{[]string{"--gossip", "127.0.0.1:0"}, "needs a shared secret"},
+		{[]string{"--gossip", "127.0.0.1:0", "--secret-file", secret}, "shorter than 16 bytes"},
+		{[]string{"--filter", "spam=/nonexistent/filter"}, "--filter spam"},
+		{[]string{"--partitions", "5000"}, "--partitions"},
+		{[]string{"--config", badConf}, `unknown setting "what"`},
+		{[]string{"--log-format", "xml"}, "--log-format"},
+	} {
+		out.Reset()
+		errb.Reset()
+		code := run(append([]string{"serve", "--check-config", "--data", data}, c.args...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), c.want) || strings.Contains(out.String(), "configuration OK") {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want 2 and %q", c.args, code, errb.String(), out.String(), c.want)
+		}
+	}
+}
+
+// homing.conf.example lists every setting of homing serve (set or
+// commented out), parses with the real flags, and is a configuration a
+// node can start with.
+func TestExampleConfig(t *testing.T) {
+	const path = "../../homing.conf.example"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(&bytes.Buffer{})
+	var cfg node.Config
+	var lf, ll, cf, sf, rf string
+	var check bool
+	serveFlags(fs, &cfg, &lf, &ll, &cf)
+	serveToolFlags(fs, &sf, &rf, &check)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(fs, path); err != nil {
+		t.Fatalf("the example does not parse: %v", err)
+	}
+	listed := map[string]bool{}
+	setting := regexp.MustCompile(`^#? ?([a-z0-9-]+) =`)
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := setting.FindStringSubmatch(line); m != nil {
+			listed[m[1]] = true
+			if fs.Lookup(m[1]) == nil {
+				t.Errorf("the example names %q, which is no setting", m[1])
+			}
+		}
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "config" && f.Name != "check-config" && !listed[f.Name] {
+			t.Errorf("the example does not list %q (%s)", f.Name, f.Usage)
+		}
+	})
+	if cfg.Name != "mx1" || cfg.Listen.SMTP != "0.0.0.0:25" || strings.Join(cfg.Domains, ",") != "example.com,example.org" || lf != "json" {
+		t.Errorf("parsed %+v, log format %q", cfg, lf)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--config", path, "--check-config"}, &out, &errb); code != 0 {
+		t.Fatalf("--check-config on the example: %d %q", code, errb.String())
+	}
+}
+
+// examples/homing.service passes systemd-analyze verify without a warning
+// (an unknown or misspelt key is one) and its exposure is at most 2.0
+// ("OK") by systemd-analyze security, offline: no running systemd needed.
+func TestSystemdUnit(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatalf("this test needs systemd-analyze (Debian's systemd package; .ci/run installs it): %v", err)
+	}
+	b, err := os.ReadFile("../../examples/homing.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	for _, want := range []string{"\nDynamicUser=yes\n", "\nProtectSystem=strict\n", "\nReadWritePaths=/var/lib/homing\n",
+		"\nNoNewPrivileges=yes\n", "\nPrivateTmp=yes\n", "\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+		"\nLoadCredential=secret:/etc/homing/secret\n", "\nRestart=on-failure\n", "\nLimitNOFILE=", "--check-config\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("the unit lacks %q", strings.TrimSpace(want))
+		}
+	}
+	// verify checks that the programs exist: the test binary stands in
+	// for /usr/local/bin/homing.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "homing.service")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(unit, "/usr/local/bin/homing", self)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "verify", file).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, err = exec.Command(sa, "security", "--offline=true", "--threshold=20", file).CombinedOutput()
+	if err != nil {
+		t.Errorf("systemd-analyze security: exposure above 2.0 (%v):\n%s", err, out)
+	}
+	// The test can fail: a misspelt key is reported.
+	os.WriteFile(file, []byte(strings.ReplaceAll(strings.ReplaceAll(unit, "/usr/local/bin/homing", self), "PrivateTmp=", "PrivatTmp=")), 0o644)
+	if out, _ := exec.Command(sa, "verify", file).CombinedOutput(); !strings.Contains(string(out), "PrivatTmp") {
+		t.Errorf("systemd-analyze verify does not report a misspelt key: %s", out)
 	}
 }
