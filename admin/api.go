@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"time"
 )
@@ -20,6 +21,8 @@ type API interface {
 	DeleteAccount(ctx context.Context, address string) error
 	Messages(ctx context.Context, address string) ([]Message, error)
 	RawMessage(ctx context.Context, address, id string) ([]byte, error)
+	// An API that also implements RawMessageOpener has the raw message
+	// streamed instead.
 
 	Queue(ctx context.Context) ([]QueueEntry, error)
 	QueueEntry(ctx context.Context, id string) (QueueEntry, error)
@@ -242,4 +245,11 @@ type Stats struct {
 	StoreLatencyP50 float64   `json:"storeLatencyP50"` // seconds, received -> stored
 	StoreLatencyP99 float64   `json:"storeLatencyP99"`
 	Since           time.Time `json:"since"`
+}
+
+// RawMessageOpener is implemented by an API that streams a stored
+// message (GET .../messages/{id}/raw) rather than holding it whole: size
+// is its length, and an error while reading cuts the response short.
+type RawMessageOpener interface {
+	OpenRawMessage(ctx context.Context, address, id string) (size int64, body io.ReadCloser, err error)
 }
