@@ -135,7 +135,13 @@ func (a *accountActor) staged(ctx actor.Context, m *staged) {
 		a.answerAll(ctx, m.d, m.sender, bodyFailure(m.err))
 		return
 	}
-	m.msg.Body = mail.Prepend(m.d.GetBodyRef().GetPrefix(), m.body)
+	ref := m.d.GetBodyRef()
+	how := "copied from this node's queue (another filesystem)"
+	if ref.GetOrigin() != ctx.ActorSystem().Address() {
+		how = fmt.Sprintf("fetched from %s in %d pieces", ref.GetOrigin(), (ref.GetSize()+bodyChunk-1)/bodyChunk)
+	}
+	a.stats.Journal.Record(m.d.GetEnvelope().GetId(), "fetched", fmt.Sprintf("body of %d bytes for %s %s", ref.GetSize(), a.address, how))
+	m.msg.Body = mail.Prepend(ref.GetPrefix(), m.body)
 	// The staged file is taken over by the first append of it (the
 	// others link it); done drops it when none did.
 	a.deliver(ctx, m.d, m.msg, m.sender, func() { storage.DiscardBody(m.body) })

@@ -14,6 +14,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/testkit"
 	"github.com/homing-mail/homing/testkit/fakemx"
@@ -226,4 +227,49 @@ func TestDamagedBodyFiles(t *testing.T) {
 	if codes[200] != 1 || codes[500] != 1 {
 		t.Fatalf("raw answers %v; want one 200 (intact) and one 500 (damaged)", codes)
 	}
+}
+
+// Issue #9, "the cluster channel carries large bodies in chunks": a 5 MiB
+// message to a frontend for an account on a backend (real processes, mTLS
+// channel) goes in the Deliver by reference; the backend's account actor
+// pulls it from the frontend's body server in 256 KiB pieces into a file
+// of its partition, checks it and appends it; the frontend drops its copy.
+// The raw API on the frontend streams it back from the backend in pieces.
+func TestClusterDeliversALargeBodyInChunks(t *testing.T) {
+	c := newCluster(t)
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("be1", mail.RoleBackend)
+	c.WaitOwners(t, "be1")
+	fe := c.Admin("fe")
+	const ann = "ann@example.test"
+	createAccount(t, fe, ann, "pw-ann-1", 0)
+	msg := largeMessage("bob@remote.test", ann, "chunked", 5<<20)
+	reply, err := testkit.Send(c.SMTPAddr("fe"), "bob@remote.test", []string{ann}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := queueID(reply)
+	ms := waitMessages(t, fe, ann, 1)
+	raw, err := fe.RawMessage(context.Background(), ann, ms[0].ID)
+	if err != nil || !bytes.HasSuffix(raw, msg) || int64(len(raw)) != ms[0].Size {
+		t.Fatalf("the stored message read through the frontend: %d bytes (listed %d), %v", len(raw), ms[0].Size, err)
+	}
+	steps, err := fe.Journey(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := false
+	for _, s := range steps {
+		if s.Event == "fetched" && strings.Contains(s.Detail, "pieces") && s.Node == "be1" {
+			fetched = true
+		}
+	}
+	if !fetched {
+		t.Fatalf("the journey does not show the body fetched by be1 in pieces: %+v", steps)
+	}
+	if files := bodyFilesIn(t, c.AccountStore()); len(files) != 1 {
+		t.Fatalf("body files in the account store: %v, want the one fetched", files)
+	}
+	wait.For(t, 20*time.Second, func() bool { return len(bodyFilesIn(t, filepath.Join(c.Process("fe").Data, "queue"))) == 0 },
+		"the frontend's queue drops its copy once the backend has it")
 }
