@@ -372,23 +372,30 @@ func (in *dataIn) next() []byte {
 	return nil
 }
 
-// start returns the first bytes of the message (a copy): its first line
-// when the message starts with marker, and at most limit bytes more than
-// a piece; otherwise what the first read returned.
+// start returns the first bytes of the message: its first line when the
+// message starts with marker, and at most limit bytes more than a piece;
+// otherwise what the first read returned (then valid, like a piece, until
+// the next call).
 func (in *dataIn) start(marker string, limit int) []byte {
 	var head []byte
+	m := []byte(marker)
+	decided := func(h []byte) bool {
+		return len(h) < len(m) && !bytes.HasPrefix(m, h) ||
+			len(h) >= len(m) && (!bytes.HasPrefix(h, m) || bytes.Contains(h, []byte("\r\n"))) ||
+			len(h) > limit
+	}
 	for {
-		m := []byte(marker)
-		if len(head) < len(m) && !bytes.HasPrefix(m, head) ||
-			len(head) >= len(m) && (!bytes.HasPrefix(head, m) || bytes.Contains(head, []byte("\r\n"))) ||
-			len(head) > limit {
-			return head
-		}
 		p := in.next()
 		if p == nil {
 			return head
 		}
+		if head == nil && decided(p) {
+			return p // the common case: no copy
+		}
 		head = append(head, p...)
+		if decided(head) {
+			return head
+		}
 	}
 }
 
