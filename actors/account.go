@@ -56,6 +56,11 @@ type accountActor struct {
 	// this actor is submitting now: a repeated delivery then does not
 	// submit them a second time.
 	busy map[string]bool
+	// bodies finds bodies that come by reference (bodyref.go); staging
+	// counts the deliveries whose body a goroutine is fetching or
+	// copying: the actor is not passivated meanwhile.
+	bodies  *bodySource
+	staging int
 }
 
 // workDone: the goroutine of a delivery has finished the work of these
@@ -70,9 +75,13 @@ func (a *accountActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.stats.stopped(KindAccount)
 	case *actor.ReceiveTimeout:
-		ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
+		if a.staging == 0 {
+			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
+		}
 	case *pb.Deliver:
-		a.deliver(ctx, m)
+		a.receive(ctx, m)
+	case *staged:
+		a.staged(ctx, m)
 	case *workDone:
 		for _, k := range m.keys {
 			delete(a.busy, k)
@@ -140,17 +149,22 @@ type delivery struct {
 // once however often the delivery is repeated (over quota, an unclear
 // answer), except after a crash between a submission and the clearing of
 // its work (at least once, like every queue hand-off).
-func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
-	msg := mailMessage(d)
-	raw, _ := mail.ReadBody(msg.Body)
+//
+// msg is d with its body found (bodyref.go); done, when set, runs once
+// all of that is over (it drops a staged copy of the body).
+func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Message, sender *actor.PID, done func()) {
+	c := &content{body: msg.Body}
+	if bb, ok := msg.Body.(mail.BytesBody); ok {
+		c.raw = bb
+	}
 	var work []*delivery
 	for _, r := range msg.Envelope.Recipients {
 		w := &delivery{rcpt: r}
-		w.result = a.deliverOne(msg, raw, w)
+		w.result = a.deliverOne(msg, c, w)
 		w.result.Rcpt = r.Key
 		work = append(work, w)
 	}
-	sender, root, self := ctx.Sender(), ctx.ActorSystem().Root, ctx.Self()
+	root, self := ctx.ActorSystem().Root, ctx.Self()
 	answer := func() {
 		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
 		for _, w := range work {
@@ -167,6 +181,9 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 	}
 	if !slices.ContainsFunc(work, func(w *delivery) bool { return w.durable != nil || len(w.generated) > 0 }) {
 		answer()
+		if done != nil {
+			done()
+		}
 		return
 	}
 	// Written, not yet synced: answer once it is durable and its work is
@@ -190,7 +207,32 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver) {
 			root.Send(self, &workDone{keys: keys})
 		}
 		answer()
+		if done != nil {
+			done()
+		}
 	}()
+}
+
+// content is the body of a delivery as the rules and the append read it:
+// raw when it is in memory; otherwise the head is read from the body
+// (once, and only if the rules need it), never the whole.
+type content struct {
+	body mail.Body
+	raw  []byte
+	head []byte
+	read bool
+}
+
+// header returns the start of the message: enough for its header section.
+func (c *content) header() []byte {
+	if c.raw != nil {
+		return c.raw
+	}
+	if !c.read {
+		c.read = true
+		c.head, _ = mail.Head(c.body, rules.MaxHeaderBytes)
+	}
+	return c.head
 }
 
 // complete waits for w's append to be durable and submits the messages it
@@ -231,7 +273,7 @@ func (a *accountActor) complete(queueID string, w *delivery) {
 
 // deliverOne runs steps 1 and 2 of deliver for one recipient and returns
 // its result (final unless w.durable or w.generated say there is more).
-func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) mail.Result {
+func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) mail.Result {
 	env, r := msg.Envelope, w.rcpt
 	if !a.loaded {
 		if err := a.load(); err != nil {
@@ -241,7 +283,7 @@ func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) ma
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
 	w.dedupKey = env.ID + "/" + r.Addr
-	p := a.plan(env, r, raw)
+	p := a.plan(env, r, c)
 	if p.stop != nil {
 		return *p.stop
 	}
@@ -255,10 +297,14 @@ func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) ma
 	}
 	switch {
 	case !p.keep:
+	case c.raw == nil:
+		// A body in a file: the store links it (one copy on disk) and
+		// keeps the rules' header fields beside it.
+		req.Body = mail.Prepend(p.headers, c.body)
 	case len(p.headers) > 0:
-		req.Raw = append(p.headers, raw...)
+		req.Raw = append(p.headers, c.raw...)
 	default:
-		req.Raw = raw
+		req.Raw = c.raw
 	}
 	if slices.Contains(p.work, workVacation) {
 		req.AutoReplied, req.AutoReplyTTL = []string{env.From}, p.vacationTTL
@@ -285,7 +331,7 @@ func (a *accountActor) deliverOne(msg *mail.Message, raw []byte, w *delivery) ma
 			return mail.Temp(mail.StatusLocalError, "delivery in progress; try again later")
 		}
 	}
-	if w.generated = a.generate(msg, r, raw, p, todo); len(w.generated) > 0 {
+	if w.generated = a.generate(msg, r, c, p, todo); len(w.generated) > 0 {
 		if a.busy == nil {
 			a.busy = map[string]bool{}
 		}
@@ -315,13 +361,13 @@ type plan struct {
 }
 
 // plan evaluates the account's rules for recipient r of env (step 1).
-func (a *accountActor) plan(env *mail.Envelope, r *mail.Recipient, raw []byte) plan {
+func (a *accountActor) plan(env *mail.Envelope, r *mail.Recipient, c *content) plan {
 	p := plan{keep: true}
 	if a.rules.Len() == 0 {
 		return p
 	}
-	h, _ := rules.ParseHeader(raw)
-	one := &mail.Envelope{From: env.From, Recipients: []*mail.Recipient{{Addr: r.Addr}}, Size: int64(len(raw)), Source: env.Source}
+	h, _ := rules.ParseHeader(c.header())
+	one := &mail.Envelope{From: env.From, Recipients: []*mail.Recipient{{Addr: r.Addr}}, Size: c.body.Size(), Source: env.Source}
 	o := a.rules.Evaluate(rules.NewMessage(one, h))
 	if o.Reject != nil {
 		res := o.Reject.Result()
@@ -371,7 +417,7 @@ func (a *accountActor) mayAutoReply(env *mail.Envelope, r *mail.Recipient, h rul
 // copy for the forward and redirect addresses, and the vacation reply. Their
 // queue ids are derived from the delivery's, so the same delivery always
 // generates the same messages.
-func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte, p plan, todo []string) []generated {
+func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, c *content, p plan, todo []string) []generated {
 	env := msg.Envelope
 	var out []generated
 	if slices.Contains(todo, workForward) && len(p.forward) > 0 {
@@ -383,7 +429,7 @@ func (a *accountActor) generate(msg *mail.Message, r *mail.Recipient, raw []byte
 		out = append(out, generated{workForward, &mail.Message{Envelope: g, Body: mail.Prepend([]byte("Delivered-To: "+a.address+"\r\n"), msg.Body)}})
 	}
 	if v := p.vacation; slices.Contains(todo, workVacation) && v != nil {
-		h, _ := rules.ParseHeader(raw)
+		h, _ := rules.ParseHeader(c.header())
 		from := v.From
 		if from == "" {
 			from = a.address

@@ -54,6 +54,11 @@ type Config struct {
 	// LocalRetry caps the retry delay of a local recipient whose backend
 	// was unreachable or had no owner (4.4.x). Default 15 s.
 	LocalRetry time.Duration
+	// MaxFetches is the most bodies this node pulls from members (or
+	// copies across filesystems) at once for its accounts, and the most
+	// pieces its body server reads at once; each pull holds at most
+	// bodyWindow chunks of 256 KiB (bodyref.go). Default 4.
+	MaxFetches int
 	// MaxActive is the most messages attempted at once; others wait in
 	// order (Postfix qmgr_message_active_limit). Default 2000.
 	MaxActive int
@@ -97,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
+	}
+	if c.MaxFetches <= 0 {
+		c.MaxFetches = 4
 	}
 	if c.MaxActive <= 0 {
 		c.MaxActive = 2000

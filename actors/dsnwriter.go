@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
+	"github.com/homing-mail/homing/storage"
 )
 
 // dsnJob asks the DSN writer for one report about msg.
@@ -99,7 +101,14 @@ func (d *dsnActor) original(msg *mail.Message) ([]byte, error) {
 	if msg.Body.Size() > maxReturnedBody {
 		return mail.Head(msg.Body, rules.MaxHeaderBytes)
 	}
-	return mail.ReadBody(msg.Body)
+	raw, err := mail.ReadBody(msg.Body)
+	if errors.Is(err, storage.ErrDamaged) {
+		// The report still goes out, quoting nothing: its bytes are not
+		// what was accepted.
+		d.log.Error("the body of a message to report on is damaged; the report quotes nothing", "queueID", msg.Envelope.ID, "err", err)
+		return nil, nil
+	}
+	return raw, err
 }
 
 // reportID derives a report's queue id from the original's: the same

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Enqueuer is the entrance to this node's queue (the "Enqueuer" of the
@@ -32,18 +33,41 @@ type Enqueuer struct {
 	afterTransferStored func(id string)
 }
 
+// NewBody implements smtp.BodyStore: a writer for the body of a message
+// about to be enqueued, from the queue store (in memory up to its inline
+// threshold, a file of the queue beyond it), or in memory when the store
+// has none. Enqueue and EnqueueTransfer take the body over: they store it,
+// or remove it when the message is not stored.
+func (e *Enqueuer) NewBody() (mail.BodyWriter, error) {
+	if bs, ok := e.store.(bodyStore); ok {
+		return bs.NewBody()
+	}
+	return new(mail.MemoryBodyWriter), nil
+}
+
+// bodyStore is a QueueStore that writes bodies itself
+// (*storage.QueueStore).
+type bodyStore interface {
+	NewBody() (mail.BodyWriter, error)
+}
+
 // Enqueue implements smtp.Enqueuer. Recipients in a local domain whose
 // Account is not set yet are resolved here; one that does not exist is
 // recorded as failed (5.1.1) so the sender gets a report, and one that
 // cannot be resolved now makes the whole call fail temporarily. A message
 // marked for transfer (queue mode Remotely) is stored as it is: it is
-// routed where it is processed.
+// routed where it is processed. A body from NewBody that is not stored
+// (a refusal, a discard, a failure before the store took it) is removed.
 func (e *Enqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 	discard, err := e.prepare(ctx, msg)
 	if err != nil || discard {
+		storage.DiscardBody(msg.Body)
 		return err
 	}
 	if err := e.store.Put(ctx, msg); err != nil {
+		// Only a body the store did not take: one it took may still be
+		// committed (ctx), and goes as an orphan at the next open if not.
+		storage.DiscardBody(msg.Body)
 		return fmt.Errorf("queueing %s: %w", msg.Envelope.ID, err)
 	}
 	e.note(msg.Envelope, "")
@@ -59,12 +83,19 @@ func (e *Enqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 // (transfer.go).
 func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool, error) {
 	if msg.Envelope == nil || msg.Envelope.Origin == "" {
+		storage.DiscardBody(msg.Body)
 		return false, fmt.Errorf("%w: a transfer without the member it came from", mail.ErrInvalid)
 	}
-	if _, err := e.prepare(ctx, msg); err != nil {
+	discard, err := e.prepare(ctx, msg)
+	if err != nil || discard {
+		storage.DiscardBody(msg.Body)
 		return false, err
 	}
 	dup, err := e.store.PutTransfer(ctx, msg)
+	if err != nil || dup {
+		// A duplicate stored nothing: its body goes.
+		storage.DiscardBody(msg.Body)
+	}
 	if err != nil {
 		return false, fmt.Errorf("queueing transfer %s: %w", msg.Envelope.ID, err)
 	}

@@ -1,10 +1,13 @@
 package actors
 
 import (
+	"errors"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Placement tells where the actor of each account partition lives. On a
@@ -69,19 +72,56 @@ func (l *localDeliveryActor) Receive(ctx actor.Context) {
 		if queue == nil {
 			queue = ctx.Parent()
 		}
-		var accounts []string
-		byAccount := map[string][]int{}
-		for _, r := range m.Envelope.Recipients {
-			if byAccount[r.Account] == nil {
-				accounts = append(accounts, r.Account)
+		if storage.IsFileBody(m.Body) {
+			// A body in a file goes by reference, and a mailbox on this
+			// filesystem links it without reading it: read it once here
+			// (off the actor), so that a damaged one is held in the queue
+			// rather than stored.
+			root, self := ctx.ActorSystem().Root, ctx.Self()
+			go func() { root.Send(self, &verified{msg: m, queue: queue, err: storage.VerifyBody(m.Body)}) }()
+			return
+		}
+		l.start(ctx, m, queue)
+	case *verified:
+		if m.err != nil {
+			res := mail.Temp(mail.StatusLocalError, "message body unavailable")
+			if errors.Is(m.err, storage.ErrDamaged) {
+				res.Damaged = m.err.Error()
 			}
-			byAccount[r.Account] = append(byAccount[r.Account], r.Key)
+			results := make([]mail.Result, 0, len(m.msg.Envelope.Recipients))
+			for _, r := range m.msg.Envelope.Recipients {
+				res.Rcpt = r.Key
+				results = append(results, res)
+			}
+			ctx.Send(m.queue, &attemptDone{id: m.msg.Envelope.ID, results: results})
+			return
 		}
-		js := &jobState{id: m.Envelope.ID, queue: queue, left: len(accounts),
-			results: make([]mail.Result, 0, len(m.Envelope.Recipients))}
-		for _, a := range accounts {
-			l.enqueue(ctx, &deliveryTask{job: js, account: a, msg: m.For(byAccount[a]...)})
+		l.start(ctx, m.msg, m.queue)
+	}
+}
+
+// verified: a body in a file was read and checked (err wraps
+// storage.ErrDamaged when it does not match).
+type verified struct {
+	msg   *mail.Message
+	queue *actor.PID
+	err   error
+}
+
+// start delivers the attempt m, one task per account.
+func (l *localDeliveryActor) start(ctx actor.Context, m *mail.Message, queue *actor.PID) {
+	var accounts []string
+	byAccount := map[string][]int{}
+	for _, r := range m.Envelope.Recipients {
+		if byAccount[r.Account] == nil {
+			accounts = append(accounts, r.Account)
 		}
+		byAccount[r.Account] = append(byAccount[r.Account], r.Key)
+	}
+	js := &jobState{id: m.Envelope.ID, queue: queue, left: len(accounts),
+		results: make([]mail.Result, 0, len(m.Envelope.Recipients))}
+	for _, a := range accounts {
+		l.enqueue(ctx, &deliveryTask{job: js, account: a, msg: m.For(byAccount[a]...)})
 	}
 }
 
@@ -142,7 +182,7 @@ func (l *localDeliveryActor) deliver(ctx actor.Context, t *deliveryTask) {
 		l.finished(ctx, t, t.all(mail.Temp(mail.StatusDirectoryFailure, "mailbox server temporarily unavailable")))
 		return
 	}
-	d, err := pbDeliver(t.msg)
+	d, err := pbDeliver(t.msg, ctx.ActorSystem().Address())
 	if err != nil {
 		l.finished(ctx, t, t.all(mail.Temp(mail.StatusLocalError, "message body unavailable")))
 		return

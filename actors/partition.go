@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -59,6 +60,8 @@ type partitionActor struct {
 
 	submitter Submitter
 	now       func() time.Time
+	// bodies finds the bodies that come by reference (bodyref.go).
+	bodies *bodySource
 	// changed, if set, is told when the data opens and when it closes.
 	changed func(id int, open bool)
 }
@@ -299,7 +302,7 @@ func (p *partitionActor) route(ctx actor.Context, account string, msg interface{
 func (p *partitionActor) activate(ctx actor.Context, account string) *accountChild {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log,
-			submitter: p.submitter, now: p.now}
+			submitter: p.submitter, now: p.now, bodies: p.bodies}
 	})
 	pid := ctx.Spawn(props)
 	c := &accountChild{pid: pid}
@@ -419,6 +422,10 @@ func (p *partitionActor) admin(ctx actor.Context) {
 		})
 		ctx.Respond(reply)
 	case *pb.GetRaw:
+		if m.GetLength() > 0 {
+			p.rawPiece(ctx, m)
+			return
+		}
 		raw, err := p.data.Raw(strings.ToLower(m.Account), m.Id)
 		if errors.Is(err, storage.ErrDamaged) {
 			p.log.Error("mailbox message damaged: its stored bytes fail their check, not served", "account", m.Account, "id", m.Id, "err", err)
@@ -449,6 +456,84 @@ func (p *partitionActor) admin(ctx actor.Context) {
 		}
 		ctx.Respond(&pb.AccountReply{Account: rec, Error: pbError(err)})
 	}
+}
+
+// rawPiece answers a GetRaw for a piece of a message (the admin API
+// streams it so): a message in memory at once, one in a file on a
+// goroutine (the actor never reads a file), which reads the whole file
+// once to check it when the first piece is asked for, so that damage is
+// an error before any byte is served.
+func (p *partitionActor) rawPiece(ctx actor.Context, m *pb.GetRaw) {
+	length := min(int64(m.GetLength()), rawPieceMax)
+	body, err := p.data.Body(strings.ToLower(m.Account), m.Id)
+	if err != nil {
+		p.rawFailed(m, err)
+		ctx.Respond(&pb.RawReply{Error: pbError(err)})
+		return
+	}
+	size, off := body.Size(), m.GetOffset()
+	if off < 0 || off > size {
+		ctx.Respond(&pb.RawReply{Error: pbError(fmt.Errorf("%w: offset %d of a %d-byte message", mail.ErrInvalid, off, size))})
+		return
+	}
+	if bb, ok := body.(mail.BytesBody); ok {
+		ctx.Respond(&pb.RawReply{Raw: bb[off:min(off+length, size)], Size: size})
+		return
+	}
+	sender, root := ctx.Sender(), ctx.ActorSystem().Root
+	go func() {
+		reply := &pb.RawReply{Size: size}
+		err := error(nil)
+		if off == 0 {
+			err = storage.VerifyBody(body)
+		}
+		if err == nil {
+			reply.Raw, err = readPiece(body, off, length)
+		}
+		if err != nil {
+			p.rawFailed(m, err)
+			reply = &pb.RawReply{Error: pbError(err)}
+		}
+		if sender != nil {
+			root.Send(sender, reply)
+		}
+	}()
+}
+
+// rawPieceMax is the largest piece of a message one GetRaw answers.
+const rawPieceMax = 256 << 10
+
+func (p *partitionActor) rawFailed(m *pb.GetRaw, err error) {
+	if errors.Is(err, storage.ErrDamaged) {
+		p.log.Error("mailbox message damaged: its stored bytes fail their check, not served", "account", m.Account, "id", m.Id, "err", err)
+	}
+}
+
+// readPiece reads length bytes of body from off (fewer at its end).
+func readPiece(body mail.Body, off, length int64) ([]byte, error) {
+	head, rest := mail.SplitPrefix(body)
+	out := make([]byte, 0, min(length, body.Size()-off))
+	if off < int64(len(head)) {
+		out = append(out, head[off:min(int64(len(head)), off+length)]...)
+	}
+	_, fb, ok := storage.BodyFile(rest)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a body in a file", mail.ErrInvalid)
+	}
+	from := max(off-int64(len(head)), 0)
+	n := int(min(length-int64(len(out)), fb.Size()-from))
+	if n <= 0 {
+		return out, nil
+	}
+	buf := out[len(out) : len(out)+n]
+	got, err := fb.ReadAt(buf, from)
+	if got < n {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: body file %s is shorter than stored", storage.ErrDamaged, fb.Path())
+		}
+		return nil, err
+	}
+	return out[:len(out)+n], nil
 }
 
 func (p *partitionActor) record(a storage.Account) *pb.AccountRecord {

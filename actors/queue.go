@@ -371,6 +371,16 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		}
 		relayed = relayed || (!r.Local() && res.OK())
 		delete(e.inflight, r.Key)
+		if res.Damaged != "" {
+			// The body failed its check while it was read (a relay
+			// aborted its DATA, a backend found it damaged): not an
+			// attempt of this recipient, the message's bytes are not
+			// what was accepted. Hold it.
+			if env.Damaged == "" {
+				q.damaged(e, errors.New(res.Damaged))
+			}
+			continue
+		}
 		if r.State.Final() {
 			continue
 		}
@@ -388,7 +398,13 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 	}
 	if len(e.inflight) == 0 {
 		q.active--
-		q.finish(ctx, e)
+		if env.Damaged != "" {
+			// Held (damaged wrote it); what the other attempts recorded
+			// is written with it.
+			q.write(env.ID, q.store.Update(env.Clone()))
+		} else {
+			q.finish(ctx, e)
+		}
 		q.pump(ctx)
 		return
 	}

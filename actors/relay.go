@@ -2,10 +2,14 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"io"
+	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // relayJob is one attempt waiting in a relay actor, with the queue that
@@ -68,9 +72,19 @@ func (r *relayActor) pump(ctx actor.Context) {
 		root, self := ctx.ActorSystem().Root, ctx.Self()
 		go func() {
 			tctx, cancel := context.WithTimeout(r.base, r.cfg.RelayTimeout)
-			results := r.relayer.Send(tctx, job.msg)
+			// The relayer streams the body; a body in a file is checked as
+			// it is read, and a damaged one fails the read at its end, so
+			// the DATA is aborted without its final dot. watched says so.
+			msg, body := *job.msg, &watchedBody{Body: job.msg.Body}
+			msg.Body = body
+			results := answered(job.msg, r.relayer.Send(tctx, &msg))
 			cancel()
-			root.Send(job.queue, &attemptDone{id: job.msg.Envelope.ID, results: answered(job.msg, results)})
+			if err := body.damage(); err != nil {
+				for i := range results {
+					results[i].Damaged = err.Error()
+				}
+			}
+			root.Send(job.queue, &attemptDone{id: job.msg.Envelope.ID, results: results})
 			root.Send(self, &relayFinished{})
 		}()
 	}
@@ -93,4 +107,52 @@ func answered(msg *mail.Message, results []mail.Result) []mail.Result {
 		out = append(out, res)
 	}
 	return out
+}
+
+// watchedBody is a Body that remembers the first error one of its readers
+// returned that says the stored bytes are damaged (storage.ErrDamaged).
+type watchedBody struct {
+	mail.Body
+	mu  sync.Mutex
+	err error
+}
+
+func (b *watchedBody) note(err error) {
+	if err == nil || !errors.Is(err, storage.ErrDamaged) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// damage is the damage a reader found, nil when none did.
+func (b *watchedBody) damage() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+func (b *watchedBody) Open() (io.ReadCloser, error) {
+	r, err := b.Body.Open()
+	if err != nil {
+		b.note(err)
+		return nil, err
+	}
+	return &watchedReader{ReadCloser: r, b: b}, nil
+}
+
+type watchedReader struct {
+	io.ReadCloser
+	b *watchedBody
+}
+
+func (r *watchedReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		r.b.note(err)
+	}
+	return n, err
 }

@@ -35,6 +35,17 @@ type PartitionData interface {
 	HasAutoReplied(account, sender string) (bool, error)
 	Messages(account, folder string) ([]storage.MessageInfo, error)
 	Raw(account, id string) ([]byte, error)
+	// Body is message id as a mail.Body (a file's reader checks the
+	// bytes as it reads them; see storage.Partition.Body).
+	Body(account, id string) (mail.Body, error)
+	// Delivered reports whether an append with dedupKey was stored (or
+	// discarded, id "") and left no work pending: a repeated delivery
+	// needs nothing, not even the body.
+	Delivered(account, dedupKey string) (id string, ok bool, err error)
+	// NewBody is a writer for a body to append (fetched or copied);
+	// Linkable says whether a body in a file can be linked in instead.
+	NewBody() (mail.BodyWriter, error)
+	Linkable(b mail.Body) bool
 	Usage(account string) (bytes int64, count int, err error)
 }
 

@@ -73,6 +73,7 @@ type System struct {
 	partMu     sync.Mutex
 	partitions []*actor.PID // local partition actors, by id; nil entries when not local
 	queue      *actor.PID
+	bodies     *bodySource
 	enq        *Enqueuer
 	dir        *Directory
 
@@ -131,6 +132,15 @@ func Start(cfg Config, deps Deps) (*System, error) {
 
 	s.place = deps.Placement
 	s.changed = deps.PartitionChanged
+	s.bodies = &bodySource{queue: deps.Queue, fetches: make(chan struct{}, cfg.MaxFetches), timeout: cfg.RequestTimeout}
+	// The body server: members pull the bodies of this queue that go to
+	// their accounts by reference (bodyref.go).
+	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &bodyServerActor{queue: deps.Queue, slots: make(chan struct{}, cfg.MaxFetches), log: log}
+	}), bodyServerName); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	s.open = deps.OpenPartition
 	s.partitions = make([]*actor.PID, cfg.Partitions)
 	if s.place == nil {
@@ -240,6 +250,7 @@ func (s *System) StartPartition(id int) error {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		p := newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
 		p.changed = s.changed
+		p.bodies = s.bodies
 		return p
 	})
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
@@ -461,6 +472,69 @@ func (s *System) RawMessage(ctx context.Context, address, id string) ([]byte, er
 	}
 	return reply.Raw, goError(reply.Error)
 }
+
+// OpenRaw returns a reader of message id of address and its size,
+// without holding the message whole: it asks the owner of the account for
+// pieces of at most 256 KiB as it is read (the first one after the owner
+// checked the whole message, so that a damaged one is an error here,
+// wrapping storage.ErrDamaged, before any byte). A piece that fails later
+// (the owner moved, the file changed) is the reader's error.
+func (s *System) OpenRaw(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
+	pid, err := s.partitionOf(address)
+	if err != nil {
+		return 0, nil, err
+	}
+	r := &rawReader{ctx: ctx, s: s, pid: pid, account: address, id: id}
+	if err := r.fetch(); err != nil {
+		return 0, nil, err
+	}
+	return r.size, r, nil
+}
+
+// rawReader reads a stored message in pieces (OpenRaw).
+type rawReader struct {
+	ctx         context.Context
+	s           *System
+	pid         *actor.PID
+	account, id string
+	size, off   int64 // the message's size, the offset of the next piece
+	buf         []byte
+}
+
+func (r *rawReader) fetch() error {
+	reply, err := request[*pb.RawReply](r.ctx, r.s.root, r.pid,
+		&pb.GetRaw{Account: r.account, Id: r.id, Offset: r.off, Length: rawPieceMax}, r.s.cfg.RequestTimeout)
+	if err != nil {
+		return err
+	}
+	if err := goError(reply.Error); err != nil {
+		return err
+	}
+	if r.off == 0 {
+		r.size = reply.GetSize()
+	}
+	if len(reply.Raw) == 0 && r.off < r.size {
+		return fmt.Errorf("%w: an empty piece at %d of %d bytes", mail.ErrUnavailable, r.off, r.size)
+	}
+	r.buf, r.off = reply.Raw, r.off+int64(len(reply.Raw))
+	return nil
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if len(r.buf) == 0 {
+		if r.off >= r.size {
+			return 0, io.EOF
+		}
+		if err := r.fetch(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *rawReader) Close() error { return nil }
 
 // Authenticate checks an account's password and returns the account's
 // address. Hashing runs in the caller's goroutine, not in an actor.

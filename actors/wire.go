@@ -63,7 +63,8 @@ func WireError(err error) *pb.Error { return pbError(err) }
 func ErrorFromWire(e *pb.Error) error { return goError(e) }
 
 func pbResult(r mail.Result) *pb.Result {
-	return &pb.Result{Rcpt: int32(r.Rcpt), Code: int32(r.Code), Status: string(r.Status), Text: r.Text, RemoteMta: r.RemoteMTA}
+	return &pb.Result{Rcpt: int32(r.Rcpt), Code: int32(r.Code), Status: string(r.Status), Text: r.Text, RemoteMta: r.RemoteMTA,
+		Damaged: r.Damaged}
 }
 
 // mailResults are the results of a DeliverResult; a recipient of want the
@@ -80,24 +81,35 @@ func mailResults(dr *pb.DeliverResult, want []*mail.Recipient) []mail.Result {
 			out = append(out, mail.Result{Rcpt: rc.Key, Code: 451, Status: mail.StatusLocalError, Text: "no result for this recipient"})
 			continue
 		}
-		out = append(out, mail.Result{Rcpt: rc.Key, Code: int(r.Code), Status: mail.Status(r.Status), Text: r.Text, RemoteMTA: r.RemoteMta})
+		out = append(out, mail.Result{Rcpt: rc.Key, Code: int(r.Code), Status: mail.Status(r.Status), Text: r.Text, RemoteMTA: r.RemoteMta,
+			Damaged: r.Damaged})
 	}
 	return out
 }
 
 // pbDeliver is the Local Delivery of msg (an attempt for recipients of one
-// account).
-func pbDeliver(msg *mail.Message) (*pb.Deliver, error) {
-	body, err := mail.ReadBody(msg.Body)
-	if err != nil {
-		return nil, err
+// account). A body in a file of the queue goes by reference (BodyRef): the
+// owner of the account links it when it runs on this node, and pulls it
+// in chunks from this node's body server (origin, this node's channel
+// address) otherwise. Any other body goes inline.
+func pbDeliver(msg *mail.Message, origin string) (*pb.Deliver, error) {
+	out := &pb.Deliver{}
+	if prefix, fb, ok := storage.BodyFile(msg.Body); ok {
+		out.BodyRef = &pb.BodyRef{Origin: origin, QueueId: msg.Envelope.ID, Size: fb.Size(), Crc32C: fb.CRC(),
+			Prefix: prefix}
+	} else {
+		body, err := mail.ReadBody(msg.Body)
+		if err != nil {
+			return nil, err
+		}
+		out.Body = body
 	}
 	env := msg.Envelope
-	out := &pb.Deliver{Body: body, Envelope: &pb.Envelope{
+	out.Envelope = &pb.Envelope{
 		Id: env.ID, From: env.From, EnvId: env.EnvID, Ret: string(env.Ret), Smtputf8: env.SMTPUTF8,
 		Body8Bit: env.Body8Bit, ReceivedUnixNano: env.Received.UnixNano(), Source: string(env.Source),
 		Auth: env.Auth, ClientIp: env.ClientIP, Helo: env.HELO,
-	}}
+	}
 	for _, r := range env.Recipients {
 		pr := &pb.Recipient{Key: int32(r.Key), Address: r.Addr, Account: r.Account, Orcpt: r.ORcpt}
 		for _, n := range r.Notify {
@@ -108,13 +120,18 @@ func pbDeliver(msg *mail.Message) (*pb.Deliver, error) {
 	return out, nil
 }
 
-// mailMessage is the Message a Deliver carries.
+// mailMessage is the Message a Deliver carries. For a body by reference
+// (BodyRef) Body is nil: the account actor finds it (bodyref.go).
 func mailMessage(d *pb.Deliver) *mail.Message {
 	e := d.GetEnvelope()
+	size := int64(len(d.GetBody()))
+	if ref := d.GetBodyRef(); ref != nil {
+		size = ref.GetSize() + int64(len(ref.GetPrefix()))
+	}
 	env := &mail.Envelope{
 		ID: e.GetId(), From: e.GetFrom(), EnvID: e.GetEnvId(), Ret: mail.Return(e.GetRet()), SMTPUTF8: e.GetSmtputf8(),
 		Body8Bit: e.GetBody8Bit(), Received: time.Unix(0, e.GetReceivedUnixNano()), Source: mail.Source(e.GetSource()),
-		Auth: e.GetAuth(), ClientIP: e.GetClientIp(), HELO: e.GetHelo(), Size: int64(len(d.GetBody())),
+		Auth: e.GetAuth(), ClientIP: e.GetClientIp(), HELO: e.GetHelo(), Size: size,
 	}
 	for _, r := range e.GetRecipients() {
 		mr := &mail.Recipient{Key: int(r.Key), Addr: r.Address, Account: r.Account, ORcpt: r.Orcpt, State: mail.StatePending}
@@ -122,6 +139,9 @@ func mailMessage(d *pb.Deliver) *mail.Message {
 			mr.Notify = append(mr.Notify, mail.Notify(n))
 		}
 		env.Recipients = append(env.Recipients, mr)
+	}
+	if d.GetBodyRef() != nil {
+		return &mail.Message{Envelope: env}
 	}
 	return &mail.Message{Envelope: env, Body: mail.BytesBody(d.GetBody())}
 }

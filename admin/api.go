@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/netip"
 	"time"
 )
@@ -20,6 +21,8 @@ type API interface {
 	DeleteAccount(ctx context.Context, address string) error
 	Messages(ctx context.Context, address string) ([]Message, error)
 	RawMessage(ctx context.Context, address, id string) ([]byte, error)
+	// An API that also implements RawMessageOpener has the raw message
+	// streamed instead.
 
 	Queue(ctx context.Context) ([]QueueEntry, error)
 	QueueEntry(ctx context.Context, id string) (QueueEntry, error)
@@ -283,4 +286,11 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
+}
+
+// RawMessageOpener is implemented by an API that streams a stored
+// message (GET .../messages/{id}/raw) rather than holding it whole: size
+// is its length, and an error while reading cuts the response short.
+type RawMessageOpener interface {
+	OpenRawMessage(ctx context.Context, address, id string) (size int64, body io.ReadCloser, err error)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
@@ -264,6 +265,24 @@ func (h *handler) rawMessage(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if o, ok := h.api.(RawMessageOpener); ok {
+		size, body, err := o.OpenRawMessage(r.Context(), addr, id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		defer body.Close()
+		w.Header().Set("Content-Type", "message/rfc822")
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.CopyBuffer(w, body, make([]byte, 32<<10)); err != nil {
+			// The status is sent: cut the response short, so that the
+			// client never takes what it got for the whole message.
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 	raw, err := h.api.RawMessage(r.Context(), addr, id)

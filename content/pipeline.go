@@ -181,11 +181,14 @@ func (p *Pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error)
 				rcpts = append(rcpts, r.Addr)
 			}
 		}
-		body, err := mail.ReadBody(msg.Body)
+		// The filter reads a file: the message is streamed into it, never
+		// held whole in memory (a body stored in a file is read from it).
+		body, err := msg.Body.Open()
 		if err != nil {
 			return false, fmt.Errorf("reading the message: %w", err)
 		}
-		v, err := f.CheckMessage(ctx, p.tmp, env.From, rcpts, body)
+		v, err := f.CheckMessageFrom(ctx, p.tmp, env.From, rcpts, body)
+		body.Close()
 		switch {
 		case err != nil && v.Kind != filter.KindFailure:
 			return false, fmt.Errorf("filter %s: %w", name, err)

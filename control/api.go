@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/mail"
 	"net/netip"
@@ -143,6 +144,16 @@ func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error
 // says so, with a log line that has the detail; it is neither the
 // client's fault (400) nor something that goes away (503). Other errors
 // are returned as they are.
+// OpenRawMessage implements admin.RawMessageOpener: the message streamed
+// from its owner in pieces, never held whole.
+func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
+	size, r, err := a.System.OpenRaw(ctx, address, id)
+	if err != nil {
+		return 0, nil, a.damaged(err, "message "+id+" of "+address)
+	}
+	return size, r, nil
+}
+
 func (a *API) damaged(err error, what string) error {
 	if !errors.Is(err, storage.ErrDamaged) {
 		return err
@@ -348,9 +359,27 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 		env.Recipients = append(env.Recipients, &hmail.Recipient{Addr: addr, State: hmail.StatePending})
 	}
 	env.ID = hmail.NewID(env.Received)
-	body := append([]byte(fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
-		account, a.Info.Hostname, env.ID, env.Received.Format(time.RFC1123Z))), raw...)
-	if err := a.System.Submit(ctx, &hmail.Message{Envelope: env, Body: hmail.BytesBody(body)}); err != nil {
+	hdr := fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
+		account, a.Info.Hostname, env.ID, env.Received.Format(time.RFC1123Z))
+	// Through the queue's body writer, as SMTP's DATA: a large message is
+	// a file of the queue, which every local mailbox links.
+	var body hmail.Body
+	w, err := a.System.Enqueuer().NewBody()
+	if err == nil {
+		if _, err = io.WriteString(w, hdr); err == nil {
+			_, err = w.Write(raw)
+		}
+		if err != nil {
+			w.Abort()
+		} else {
+			body, err = w.Commit()
+		}
+	}
+	if err != nil {
+		a.Logger.Error("submit failed", "err", err)
+		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
+	}
+	if err := a.System.Submit(ctx, &hmail.Message{Envelope: env, Body: body}); err != nil {
 		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -17,6 +18,13 @@ import (
 // characters, or with angle brackets, are refused (ErrInvalidEnvelope), as
 // is an empty recipient list; nothing is written then.
 func WriteMessageFile(dir string, from string, rcpts []string, body []byte) (path string, err error) {
+	return WriteMessageFileFrom(dir, from, rcpts, bytes.NewReader(body))
+}
+
+// WriteMessageFileFrom is WriteMessageFile with the message read from
+// body as it is written (a large message is never held in memory). An
+// error reading body removes the file and is returned.
+func WriteMessageFileFrom(dir string, from string, rcpts []string, body io.Reader) (path string, err error) {
 	if len(rcpts) == 0 {
 		return "", fmt.Errorf("%w: no recipients", ErrInvalidEnvelope)
 	}
@@ -37,7 +45,7 @@ func WriteMessageFile(dir string, from string, rcpts []string, body []byte) (pat
 	}
 	_, err = f.Write(head.Bytes())
 	if err == nil {
-		_, err = f.Write(body)
+		_, err = io.CopyBuffer(f, body, make([]byte, 32<<10))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -73,7 +81,13 @@ func envelopeAddress(addr string, nullOK bool) error {
 // it (Check) and removes it. A file that cannot be written gives a
 // KindFailure verdict and the write error.
 func (f *Filter) CheckMessage(ctx context.Context, dir, from string, rcpts []string, body []byte) (Verdict, error) {
-	path, err := WriteMessageFile(dir, from, rcpts, body)
+	return f.CheckMessageFrom(ctx, dir, from, rcpts, bytes.NewReader(body))
+}
+
+// CheckMessageFrom is CheckMessage with the message streamed from body
+// into the file.
+func (f *Filter) CheckMessageFrom(ctx context.Context, dir, from string, rcpts []string, body io.Reader) (Verdict, error) {
+	path, err := WriteMessageFileFrom(dir, from, rcpts, body)
 	if err != nil {
 		return Verdict{Kind: KindFailure, Text: "cannot write the message file for the content filter"}, err
 	}

@@ -121,8 +121,52 @@ func Prepend(head []byte, b Body) Body {
 	if len(head) == 0 {
 		return b
 	}
+	if inner, ok := b.(*prefixed); ok {
+		// One prefix, not a chain: a store keeps the prefix beside the
+		// body it references (SplitPrefix).
+		return &prefixed{head: append(append(make([]byte, 0, len(head)+len(inner.head)), head...), inner.head...), rest: inner.rest}
+	}
 	return &prefixed{head: append([]byte(nil), head...), rest: b}
 }
+
+// SplitPrefix returns the bytes Prepend put in front of a body and the
+// body they were put in front of (nil and b itself when b has none). A
+// store that keeps a body once (a file) and the header fields each holder
+// adds beside it uses it; the caller must not change head.
+func SplitPrefix(b Body) (head []byte, rest Body) {
+	if p, ok := b.(*prefixed); ok {
+		return p.head, p.rest
+	}
+	return nil, b
+}
+
+// BodyWriter receives the bytes of a new body as they arrive (an SMTP
+// session writes DATA into one), so that a message in flight costs a
+// small buffer, not its size. Commit ends the body and returns it; Abort
+// drops what was written. Exactly one of them is called, once. A
+// BodyWriter is not safe for concurrent use.
+type BodyWriter interface {
+	io.Writer
+	// Commit returns the body written: in memory when it is small, in a
+	// store's file otherwise (then its owner, the store, keeps it only
+	// once a record references it; see the store's documentation).
+	Commit() (Body, error)
+	// Abort discards the body and whatever it holds (a file).
+	Abort()
+}
+
+// MemoryBodyWriter is a BodyWriter that keeps the body in memory, for
+// callers without a body store.
+type MemoryBodyWriter struct{ buf bytes.Buffer }
+
+// Write implements io.Writer.
+func (w *MemoryBodyWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
+
+// Commit implements BodyWriter.
+func (w *MemoryBodyWriter) Commit() (Body, error) { return BytesBody(w.buf.Bytes()), nil }
+
+// Abort implements BodyWriter.
+func (w *MemoryBodyWriter) Abort() { w.buf = bytes.Buffer{} }
 
 // prefixed is a Body with bytes in front of another.
 type prefixed struct {

@@ -17,6 +17,11 @@ type Result struct {
 	Text string
 	// RemoteMTA is the host that answered, for relay results.
 	RemoteMTA string
+	// Damaged, when set, says why the attempt stopped: the message's
+	// stored body failed its check (its length or CRC-32C) while it was
+	// read. The queue then holds the whole message as damaged instead
+	// of counting the attempt (the bytes are not what was accepted).
+	Damaged string
 }
 
 // OK reports whether the recipient got the message.

@@ -19,6 +19,13 @@ import (
 // reads r to its end, also when it refuses the message, so that the
 // connection stays in step with the client.
 //
+// The message is not held in memory: the session writes the Received
+// header and then the bytes, as they arrive, into a body writer of the
+// Enqueuer (BodyStore; the queue keeps up to its inline threshold in
+// memory and writes a file beyond it), checking bare CR, bare LF, line
+// lengths and the size on the way. A message found to be refused stops
+// being written at once and what was written is discarded.
+//
 // The 250 reply is returned as an *SMTPError with code 250: go-smtp writes
 // any *SMTPError as it is, and that is the only way to put the queue id in
 // the reply text.
@@ -26,6 +33,23 @@ func (s *session) Data(r io.Reader) (err error) {
 	defer s.recoverPanic("DATA", &err)
 	return s.answer(s.limitErrors(s.data(r)))
 }
+
+// BodyStore is implemented by an Enqueuer that stores bodies itself
+// (actors.Enqueuer, over the queue store): the session writes DATA into
+// a writer NewBody returns as it reads it, so that a message in flight
+// costs a small buffer rather than its size. Without it the session keeps
+// the message in memory (mail.MemoryBodyWriter).
+//
+// The body committed from such a writer is the Enqueuer's: Enqueue (and
+// EnqueueTransfer) stores it, or removes it when the message is not
+// stored (a rule's refusal, a duplicate transfer). A writer of a message
+// the session refuses is aborted.
+type BodyStore interface {
+	NewBody() (mail.BodyWriter, error)
+}
+
+// maxPiece is how much of DATA the session reads at once.
+const maxPiece = 32 << 10
 
 func (s *session) data(r io.Reader) error {
 	s.mu.Lock()
@@ -47,70 +71,149 @@ func (s *session) data(r io.Reader) error {
 		s.netConn.SetReadDeadline(time.Now().Add(s.srv.cfg.DataTimeout))
 	}
 
-	msg := readMessage(r, s.srv.cfg.MaxMessageBytes, s.srv.cfg.MaxDataLineLength)
+	now := s.srv.cfg.Now()
+	// The queue id is needed in the Received header, before Enqueue;
+	// Enqueue keeps an id that is set.
+	id := mail.NewID(now)
+	cleanHELO := sanitizeHELO(helo)
+	in := &dataIn{r: r, sc: lineScanner{maxLine: s.srv.cfg.MaxDataLineLength}, maxBytes: s.srv.cfg.MaxMessageBytes,
+		p: make([]byte, maxPiece)}
+
+	// The start of the message, enough to tell whether it begins with
+	// an envelope record (a cluster transfer): its first line, bounded
+	// by the line length limit.
+	head := in.start(envelopeRecord, s.srv.cfg.MaxDataLineLength+2)
+	var (
+		w        mail.BodyWriter // nil: nothing is being written
+		refusal  error           // decided before the end (the record), sent once r is read
+		transfer *mail.Envelope
+		open     []*mail.Recipient
+		werr     error // the body writer failed
+	)
+	write := func(p []byte) {
+		if w == nil || len(p) == 0 {
+			return
+		}
+		if _, err := w.Write(p); err != nil {
+			werr = err
+			w.Abort()
+			w = nil
+		}
+	}
+	newWriter := func() {
+		if bs, ok := s.srv.enq.(BodyStore); ok {
+			if w, werr = bs.NewBody(); werr != nil {
+				w = nil
+			}
+			return
+		}
+		w = new(mail.MemoryBodyWriter)
+	}
+	isRecord := bytes.HasPrefix(head, []byte(envelopeRecord))
 	switch {
-	case msg.readErr != nil:
-		if errors.Is(msg.readErr, gosmtp.ErrDataReset) {
+	case !tx.started || len(tx.rcpts) == 0 || in.refused():
+	case isRecord:
+		env, rest, _, recErr := splitEnvelopeRecord(head)
+		switch {
+		case peer == "":
+			refusal = reply(554, mail.StatusRefused, "Envelope records are accepted from cluster members only")
+		case recErr != nil:
+			s.srv.log.Warn("bad envelope record", "peer", peer, "err", recErr)
+			refusal = reply(554, mail.StatusBadContent, "Malformed envelope record")
+		case s.srv.cfg.AcceptTransfers == nil || !s.srv.cfg.AcceptTransfers():
+			refusal = reply(451, mail.StatusNotAccepting, "This node does not take transfers now")
+		default:
+			if open, refusal = transferRecipients(env, tx); refusal == nil {
+				transfer = env
+				newWriter()
+				write(receivedHeader(received{
+					helo:     cleanHELO,
+					clientIP: s.clientIP,
+					by:       s.srv.cfg.Hostname,
+					tls:      s.tls,
+					auth:     true,
+					smtputf8: env.SMTPUTF8,
+					id:       env.ID,
+					rcpts:    open,
+					date:     now,
+				}))
+				write(rest)
+			}
+		}
+	default:
+		newWriter()
+		write(receivedHeader(received{
+			helo:     cleanHELO,
+			clientIP: s.clientIP,
+			by:       s.srv.cfg.Hostname,
+			tls:      s.tls,
+			auth:     authAccount != "",
+			smtputf8: tx.smtputf8,
+			id:       id,
+			rcpts:    tx.rcpts,
+			date:     now,
+		}))
+		write(head)
+	}
+	head = nil
+	for p := in.next(); p != nil; p = in.next() {
+		if in.refused() && w != nil {
+			// Known to be refused: stop writing and drop what was
+			// written (a file is removed now, not after the reply).
+			w.Abort()
+			w = nil
+		}
+		write(p)
+	}
+	in.end()
+	if in.refused() && w != nil {
+		w.Abort()
+		w = nil
+	}
+
+	switch {
+	case in.readErr != nil:
+		if errors.Is(in.readErr, gosmtp.ErrDataReset) {
 			// BDAT aborted by RSET or a closed connection; nobody
 			// reads this reply.
 			return errTempFailure()
 		}
 		// The connection is out of step (timeout, over-long line,
 		// broken connection): say so and close it after the reply.
-		s.srv.abuseLog.Info("reading message data failed", "client", s.clientIP, "err", msg.readErr)
+		s.srv.abuseLog.Info("reading message data failed", "client", s.clientIP, "err", in.readErr)
 		if s.limited != nil {
 			s.limited.closeAfterNextWrite()
 		}
 		var ne net.Error
-		if errors.As(msg.readErr, &ne) && ne.Timeout() {
+		if errors.As(in.readErr, &ne) && ne.Timeout() {
 			return reply(421, mail.StatusConnectionLost, "Timeout waiting for message data, closing connection")
 		}
 		return reply(421, mail.StatusConnectionLost, "Error reading message data, closing connection")
 	case !tx.started || len(tx.rcpts) == 0:
 		return errNoRecipients()
-	case msg.tooBig:
+	case in.tooBig:
 		return errTooBig()
-	case msg.bareCRLF:
+	case in.sc.bare:
 		// RFC 5321 §2.3.8: lines end with CRLF only. Accepting bare LF
 		// or CR lets a client smuggle a second message past the
 		// next hop's end-of-data detection ("SMTP smuggling").
 		return errBareCRLF()
-	case msg.lineTooLong:
+	case in.sc.long:
 		return errLineTooLong()
+	case refusal != nil:
+		return refusal
+	case werr != nil || w == nil:
+		s.srv.log.Error("writing the message failed", "id", id, "client", s.clientIP, "err", werr)
+		return errTempFailure()
 	}
-
-	// A cluster transfer starts with the envelope record.
-	transfer, rest, isRecord, recErr := splitEnvelopeRecord(msg.data)
-	switch {
-	case isRecord && peer == "":
-		return reply(554, mail.StatusRefused, "Envelope records are accepted from cluster members only")
-	case isRecord && recErr != nil:
-		s.srv.log.Warn("bad envelope record", "peer", peer, "err", recErr)
-		return reply(554, mail.StatusBadContent, "Malformed envelope record")
-	case isRecord && (s.srv.cfg.AcceptTransfers == nil || !s.srv.cfg.AcceptTransfers()):
-		return reply(451, mail.StatusNotAccepting, "This node does not take transfers now")
-	case isRecord:
-		return s.transferred(transfer, rest, tx, peer, helo)
+	body, err := w.Commit()
+	if err != nil {
+		s.srv.log.Error("writing the message failed", "id", id, "client", s.clientIP, "err", err)
+		return errTempFailure()
 	}
-
-	now := s.srv.cfg.Now()
-	// The queue id is needed in the Received header, before Enqueue;
-	// Enqueue keeps an id that is set.
-	id := mail.NewID(now)
-	cleanHELO := sanitizeHELO(helo)
-	hdr := receivedHeader(received{
-		helo:     cleanHELO,
-		clientIP: s.clientIP,
-		by:       s.srv.cfg.Hostname,
-		tls:      s.tls,
-		auth:     authAccount != "",
-		smtputf8: tx.smtputf8,
-		id:       id,
-		rcpts:    tx.rcpts,
-		date:     now,
-	})
-	body := make([]byte, 0, len(hdr)+len(msg.data))
-	body = append(append(body, hdr...), msg.data...)
+	if transfer != nil {
+		return s.transferred(transfer, open, body, peer, helo)
+	}
 
 	env := &mail.Envelope{
 		ID:         id,
@@ -124,13 +227,13 @@ func (s *session) data(r io.Reader) error {
 		Source:     s.srv.cfg.Source,
 		Auth:       authAccount,
 		HELO:       cleanHELO,
-		Size:       int64(len(body)),
+		Size:       body.Size(),
 	}
 	if s.clientIP.IsValid() {
 		env.ClientIP = s.clientIP.String()
 	}
 
-	if err := s.srv.enq.Enqueue(s.ctx, &mail.Message{Envelope: env, Body: mail.BytesBody(body)}); err != nil {
+	if err := s.srv.enq.Enqueue(s.ctx, &mail.Message{Envelope: env, Body: body}); err != nil {
 		if mail.AsError(err) == nil {
 			s.srv.log.Warn("enqueue failed", "id", id, "client", env.ClientIP, "err", err)
 		}
@@ -139,7 +242,7 @@ func (s *session) data(r io.Reader) error {
 	if env.ID == "" {
 		env.ID = id
 	}
-	s.srv.m.messageAccepted(string(s.srv.cfg.Source), len(body))
+	s.srv.m.messageAccepted(string(s.srv.cfg.Source), int(env.Size))
 	s.srv.log.Debug("message accepted", "id", env.ID, "from", env.From, "rcpts", len(env.Recipients), "size", env.Size)
 	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
 }
@@ -151,12 +254,13 @@ type TransferEnqueuer interface {
 	EnqueueTransfer(ctx context.Context, msg *mail.Message) (duplicate bool, err error)
 }
 
-// transferred queues a message handed over by a cluster member with its
-// envelope record.
-func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, peer, helo string) error {
+// transferRecipients checks a transfer's envelope record against MAIL and
+// RCPT and returns the recipients still open, as this node routes them
+// afresh, or the refusal.
+func transferRecipients(env *mail.Envelope, tx transaction) ([]*mail.Recipient, error) {
 	// MAIL and RCPT must agree with the record.
 	if !strings.EqualFold(env.From, tx.from) {
-		return reply(554, mail.StatusBadContent, "Envelope record does not match MAIL FROM")
+		return nil, reply(554, mail.StatusBadContent, "Envelope record does not match MAIL FROM")
 	}
 	want := map[string]bool{}
 	for _, r := range tx.rcpts {
@@ -168,32 +272,27 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 			continue
 		}
 		if !want[strings.ToLower(r.Addr)] {
-			return reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
+			return nil, reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
 		}
 		delete(want, strings.ToLower(r.Addr))
 		// The receiving node routes afresh (its own directory).
 		open = append(open, &mail.Recipient{Key: r.Key, Addr: r.Addr, Notify: r.Notify, ORcpt: r.ORcpt, State: mail.StatePending})
 	}
 	if len(want) > 0 || len(open) == 0 {
-		return reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
+		return nil, reply(554, mail.StatusBadContent, "Envelope record does not match RCPT TO")
 	}
+	return open, nil
+}
+
+// transferred queues a message handed over by a cluster member with its
+// envelope record (checked by transferRecipients); body already holds the
+// Received header.
+func (s *session) transferred(env *mail.Envelope, open []*mail.Recipient, body mail.Body, peer, helo string) error {
 	now := s.srv.cfg.Now()
-	hdr := receivedHeader(received{
-		helo:     sanitizeHELO(helo),
-		clientIP: s.clientIP,
-		by:       s.srv.cfg.Hostname,
-		tls:      s.tls,
-		auth:     true,
-		smtputf8: env.SMTPUTF8,
-		id:       env.ID,
-		rcpts:    open,
-		date:     now,
-	})
-	body := append(append(make([]byte, 0, len(hdr)+len(data)), hdr...), data...)
 	out := &mail.Envelope{
 		ID: env.ID, From: env.From, Recipients: open, EnvID: env.EnvID, Ret: env.Ret,
 		SMTPUTF8: env.SMTPUTF8, Body8Bit: env.Body8Bit, Received: env.Received,
-		Source: mail.SourceCluster, Auth: env.Auth, HELO: sanitizeHELO(helo), Size: int64(len(body)),
+		Source: mail.SourceCluster, Auth: env.Auth, HELO: sanitizeHELO(helo), Size: body.Size(),
 		Origin: peer, // held until the origin says it is ours (actors/transfer.go)
 	}
 	if out.Received.IsZero() {
@@ -204,7 +303,7 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 	}
 	var dup bool
 	var err error
-	msg := &mail.Message{Envelope: out, Body: mail.BytesBody(body)}
+	msg := &mail.Message{Envelope: out, Body: body}
 	if te, ok := s.srv.enq.(TransferEnqueuer); ok {
 		dup, err = te.EnqueueTransfer(s.ctx, msg)
 	} else {
@@ -216,7 +315,7 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 		}
 		return errorReply(err)
 	}
-	s.srv.m.messageAccepted(string(mail.SourceCluster), len(body))
+	s.srv.m.messageAccepted(string(mail.SourceCluster), int(out.Size))
 	if dup {
 		s.srv.log.Info("transfer already queued", "id", env.ID, "peer", peer)
 		return reply(250, mail.StatusOK, "OK already queued as "+env.ID)
@@ -225,59 +324,84 @@ func (s *session) transferred(env *mail.Envelope, data []byte, tx transaction, p
 	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
 }
 
-// message is the result of reading DATA.
-type message struct {
-	data        []byte
-	tooBig      bool
-	bareCRLF    bool
-	lineTooLong bool
-	readErr     error
+// dataIn reads DATA in pieces, counting them against the size limit and
+// scanning them for bare CR, bare LF and over-long lines, and keeps
+// nothing itself: each piece is valid until the next call. go-smtp's DATA
+// reader returns ErrDataTooLarge once maxBytes are exceeded (and discards
+// the rest itself); BDAT chunks over the limit never reach r.
+type dataIn struct {
+	r        io.Reader
+	sc       lineScanner
+	maxBytes int64
+	p        []byte
+
+	size    int64
+	tooBig  bool
+	readErr error
+	eof     bool // r is at its end (or failed)
 }
 
-// readMessage reads r to its end. It keeps at most maxBytes bytes and
-// stops keeping them as soon as the message is known to be refused, but
-// reads on. go-smtp's DATA reader returns ErrDataTooLarge once maxBytes
-// are exceeded (and discards the rest itself); BDAT chunks over the limit
-// never reach r.
-func readMessage(r io.Reader, maxBytes int64, maxLine int) message {
-	var (
-		msg  message
-		buf  bytes.Buffer
-		sc   = lineScanner{maxLine: maxLine}
-		p    = make([]byte, 32<<10)
-		size int64
-	)
-	for {
-		n, err := r.Read(p)
-		if n > 0 {
-			size += int64(n)
-			sc.scan(p[:n])
-			if size > maxBytes {
-				msg.tooBig = true
-			}
-			if !msg.tooBig && !sc.bare && !sc.long {
-				buf.Write(p[:n])
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, gosmtp.ErrDataTooLarge) {
-				msg.tooBig = true
-			} else {
-				msg.readErr = err
-			}
-			break
-		}
-	}
-	sc.end()
-	msg.bareCRLF, msg.lineTooLong = sc.bare, sc.long
-	if !msg.tooBig && !msg.bareCRLF && !msg.lineTooLong && msg.readErr == nil {
-		msg.data = buf.Bytes()
-	}
-	return msg
+// refused reports whether the message is known to be refused (or the
+// connection out of step).
+func (in *dataIn) refused() bool {
+	return in.tooBig || in.sc.bare || in.sc.long || in.readErr != nil
 }
+
+// next returns the next piece of the message, nil at its end.
+func (in *dataIn) next() []byte {
+	for !in.eof {
+		n, err := in.r.Read(in.p)
+		if err != nil {
+			in.eof = true
+			switch {
+			case err == io.EOF:
+			case errors.Is(err, gosmtp.ErrDataTooLarge):
+				in.tooBig = true
+			default:
+				in.readErr = err
+			}
+		}
+		if n > 0 {
+			in.size += int64(n)
+			in.sc.scan(in.p[:n])
+			if in.size > in.maxBytes {
+				in.tooBig = true
+			}
+			return in.p[:n]
+		}
+	}
+	return nil
+}
+
+// start returns the first bytes of the message: its first line when the
+// message starts with marker, and at most limit bytes more than a piece;
+// otherwise what the first read returned (then valid, like a piece, until
+// the next call).
+func (in *dataIn) start(marker string, limit int) []byte {
+	var head []byte
+	m := []byte(marker)
+	decided := func(h []byte) bool {
+		return len(h) < len(m) && !bytes.HasPrefix(m, h) ||
+			len(h) >= len(m) && (!bytes.HasPrefix(h, m) || bytes.Contains(h, []byte("\r\n"))) ||
+			len(h) > limit
+	}
+	for {
+		p := in.next()
+		if p == nil {
+			return head
+		}
+		if head == nil && decided(p) {
+			return p // the common case: no copy
+		}
+		head = append(head, p...)
+		if decided(head) {
+			return head
+		}
+	}
+}
+
+// end finishes the scan (a CR at the very end is bare).
+func (in *dataIn) end() { in.sc.end() }
 
 // lineScanner finds bare CR, bare LF and over-long lines in a stream fed
 // to it in pieces.

@@ -203,6 +203,14 @@ const purgeChunk = 1000
 // Deleting is idempotent, so an interrupted purge is simply run again.
 func (p *Partition) purge(ctx context.Context, addr string) error {
 	var keys [][]byte
+	var names []string
+	if err := p.db.Scan(accountPrefix(prefixFile, addr), func(k, v []byte) error {
+		keys = append(keys, k)
+		names = append(names, string(v))
+		return nil
+	}); err != nil {
+		return err
+	}
 	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation, prefixPending} {
 		if err := p.db.scanKeys(accountPrefix(prefix, addr), func(k []byte) error {
 			keys = append(keys, k)
@@ -221,6 +229,9 @@ func (p *Partition) purge(ctx context.Context, addr string) error {
 			return fmt.Errorf("storage: purge account %s: %w", addr, err)
 		}
 		keys = keys[n:]
+	}
+	for _, name := range names {
+		p.blobs.remove(name)
 	}
 	var b Batch
 	b.Delete(key(prefixPurge, addr))

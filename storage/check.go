@@ -66,6 +66,11 @@ type CheckReport struct {
 	// Damaged lists every damaged record with its key, and what repair
 	// did about it (Action, "" without repair).
 	Damaged []Finding
+	// Orphans lists the body files no record holds (blob.go: a crash
+	// before their record was written or after it was deleted). They
+	// are not damage: the node removes them when it opens the store, and
+	// repair removes them here (Repaired says so).
+	Orphans []string
 	// Repaired says what was done to the store's files as a whole.
 	Repaired []string
 }
@@ -83,6 +88,35 @@ func (r *CheckReport) OK() bool { return r.Err == nil && len(r.Damaged) == 0 }
 func (r *CheckReport) found(key, problem string) *Finding {
 	r.Damaged = append(r.Damaged, Finding{Key: key, Problem: problem})
 	return &r.Damaged[len(r.Damaged)-1]
+}
+
+// checkBlobs is the bodies directory of the store in dir, as a check
+// reads it (without creating it).
+func checkBlobs(dir string, opt Options) *blobDir {
+	opt = checkOptions(opt).normalized()
+	return &blobDir{path: filepath.Join(dir, bodiesDir), fsync: true, inline: opt.InlineBodyBytes, log: opt.Logger}
+}
+
+// checkOrphans reports the files of d that no index record under prefix
+// names, and with repair removes them.
+func checkOrphans(r *CheckReport, db *DB, d *blobDir, prefix []byte, repair bool) error {
+	names, err := heldNames(db, prefix)
+	if err != nil {
+		return err
+	}
+	orphans, err := d.orphans(names)
+	if err != nil {
+		return err
+	}
+	r.Orphans = orphans
+	if repair && len(orphans) > 0 {
+		n, err := d.removeOrphans(names)
+		if err != nil {
+			return err
+		}
+		r.Repaired = append(r.Repaired, fmt.Sprintf("removed %d body file(s) no record holds", n))
+	}
+	return nil
 }
 
 // checkOptions are the options of a store opened by a check: no GC, no
@@ -185,13 +219,14 @@ func CheckQueue(dir string, repair bool, opt Options) *CheckReport {
 			r.Err = err
 		}
 	}()
-	if err := guarded("reading the queue", func() error { return checkQueue(r, db, repair) }); err != nil {
+	blobs := checkBlobs(dir, opt)
+	if err := guarded("reading the queue", func() error { return checkQueue(r, db, blobs, repair) }); err != nil {
 		r.Err = err
 	}
 	return r
 }
 
-func checkQueue(r *CheckReport, db *DB, repair bool) error {
+func checkQueue(r *CheckReport, db *DB, blobs *blobDir, repair bool) error {
 	ctx := context.Background()
 	envelopes := map[string]bool{}
 	var hold []*mail.Envelope
@@ -204,7 +239,7 @@ func checkQueue(r *CheckReport, db *DB, repair bool) error {
 		if err != nil {
 			f := r.found(string(k), err.Error())
 			if repair {
-				drop = append(drop, k, key(prefixBody, id))
+				drop = append(drop, k, key(prefixBody, id), key(prefixFile, id))
 				f.Action = "removed with its body: the envelope does not say where it was going"
 			}
 			return nil
@@ -213,11 +248,13 @@ func checkQueue(r *CheckReport, db *DB, repair bool) error {
 		if env.Damaged != "" {
 			problem = "held as damaged: " + env.Damaged
 		}
-		q := &QueueStore{db: db}
-		if _, err := q.Body(id); errors.Is(err, mail.ErrNotFound) {
+		q := &QueueStore{db: db, blobs: blobs}
+		if body, err := q.Body(id); errors.Is(err, mail.ErrNotFound) {
 			problem = "the body is missing"
 		} else if err != nil {
 			problem = err.Error()
+		} else if err := VerifyBody(body); err != nil {
+			problem = fmt.Sprintf("storage: body of queue message %s: %v", id, err)
 		}
 		if problem == "" {
 			return nil
@@ -238,12 +275,16 @@ func checkQueue(r *CheckReport, db *DB, repair bool) error {
 			if !envelopes[string(k[len(prefixBody):])] {
 				f := r.found(string(k), "a body without an envelope")
 				if repair {
-					drop = append(drop, k)
+					drop = append(drop, k, key(prefixFile, string(k[len(prefixBody):])))
+					// Its body file, if any, goes at the next open.
 					f.Action = "removed"
 				}
 			}
 			return nil
 		})
+	}
+	if err == nil {
+		err = checkOrphans(r, db, blobs, prefixFile, repair)
 	}
 	if err != nil {
 		return err
@@ -305,13 +346,14 @@ func checkPartition(s *AccountStore, id int, repair bool) *CheckReport {
 			r.Err = err
 		}
 	}()
-	if err := guarded("reading the partition", func() error { return checkMailboxes(r, db, repair) }); err != nil {
+	blobs := checkBlobs(s.dir(id), s.opt)
+	if err := guarded("reading the partition", func() error { return checkMailboxes(r, db, blobs, repair) }); err != nil {
 		r.Err = err
 	}
 	return r
 }
 
-func checkMailboxes(r *CheckReport, db *DB, repair bool) error {
+func checkMailboxes(r *CheckReport, db *DB, blobs *blobDir, repair bool) error {
 	accounts := map[string]bool{}
 	purging := map[string]bool{}
 	if err := db.Scan(prefixAccount, func(k, v []byte) error {
@@ -383,9 +425,12 @@ func checkMailboxes(r *CheckReport, db *DB, repair bool) error {
 		if purging[addr] {
 			continue // a deleted account: the next open finishes its purge
 		}
-		if err := checkMailbox(r, db, addr, msgs[addr], accounts[addr], repair); err != nil {
+		if err := checkMailbox(r, db, blobs, addr, msgs[addr], accounts[addr], repair); err != nil {
 			return err
 		}
+	}
+	if err := checkOrphans(r, db, blobs, prefixFile, repair); err != nil {
+		return err
 	}
 	// Accounts without messages: their counters must say so.
 	for addr := range accounts {
@@ -399,7 +444,7 @@ func checkMailboxes(r *CheckReport, db *DB, repair bool) error {
 }
 
 // checkMailbox checks the messages of one account and then its usage.
-func checkMailbox(r *CheckReport, db *DB, addr string, msgs map[uint64]*mailboxEntry, exists, repair bool) error {
+func checkMailbox(r *CheckReport, db *DB, blobs *blobDir, addr string, msgs map[uint64]*mailboxEntry, exists, repair bool) error {
 	ids := make([]uint64, 0, len(msgs))
 	for n := range msgs {
 		ids = append(ids, n)
@@ -428,10 +473,10 @@ func checkMailbox(r *CheckReport, db *DB, addr string, msgs map[uint64]*mailboxE
 		if metaErr == nil {
 			size = rec.Size
 		}
-		var body []byte
+		var bodySize int64
 		rawErr := errors.New("the message's bytes are missing")
 		if e.raw != nil {
-			body, rawErr = unframe(e.raw, size)
+			bodySize, rawErr = checkRaw(blobs, e.raw, size, ownerString(addr, n))
 		}
 		switch {
 		case metaErr == nil && rawErr == nil:
@@ -442,6 +487,8 @@ func checkMailbox(r *CheckReport, db *DB, addr string, msgs map[uint64]*mailboxE
 			if repair {
 				b.Delete(metaKey)
 				b.Delete(rawKey)
+				// Its file, if any, becomes an orphan: removed below.
+				b.Delete(messageKey(prefixFile, addr, n))
 				f.Action = "removed (metadata and bytes); its dedup record stays"
 			} else {
 				// Until it is removed it is listed and counted.
@@ -451,14 +498,14 @@ func checkMailbox(r *CheckReport, db *DB, addr string, msgs map[uint64]*mailboxE
 		default: // the bytes check, the metadata does not
 			f := r.found(printableKey(metaKey), metaErr.Error())
 			if repair {
-				meta, err := json.Marshal(messageRecord{Folder: Inbox, Size: int64(len(body)), Received: time.Now().UTC()})
+				meta, err := json.Marshal(messageRecord{Folder: Inbox, Size: bodySize, Received: time.Now().UTC()})
 				if err != nil {
 					return err
 				}
 				b.Set(metaKey, meta)
 				f.Action = "new metadata from the intact bytes: folder INBOX, received now, no flags"
 			}
-			bytesUsed += int64(len(body))
+			bytesUsed += bodySize
 			count++
 		}
 	}
@@ -524,4 +571,26 @@ func printableKey(k []byte) string {
 		return string(k[:i]) + `\x00#` + strconv.FormatUint(binary.BigEndian.Uint64(rest), 10)
 	}
 	return string(k[:i]) + `\x00` + string(rest)
+}
+
+// checkRaw checks the stored value of a message's bytes (a frame, or a
+// reference to a file, which is read whole) against size (-1: unknown)
+// and returns the message's length.
+func checkRaw(blobs *blobDir, v []byte, size int64, owner string) (int64, error) {
+	if !isRef(v) {
+		body, err := unframe(v, size)
+		return int64(len(body)), err
+	}
+	ref, err := decodeRef(v)
+	if err != nil {
+		return 0, err
+	}
+	n := ref.size + int64(len(ref.prefix))
+	if size >= 0 && size != n {
+		return 0, damaged("reference to %d+%d bytes, %d recorded", len(ref.prefix), ref.size, size)
+	}
+	if err := VerifyBody(blobs.body(ref, owner)); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -19,6 +19,7 @@ import (
 //	b/<id>                    message body, framed (frame.go)
 //	t/<id>                    a cluster transfer with this id was queued (expires after TransferRetention)
 //	o/<id>                    the origin's decision about a message it handed over (transfer.go; expires after TransferRetention)
+//	f/<id>                    the name of the body's file when b/<id> references one (blob.go)
 //
 // Partition DB (AccountStore.Open):
 //
@@ -26,7 +27,8 @@ import (
 //	l/<alias>                 alias: the target account address
 //	s/<addr>                  mailbox state: next id, bytes, count (3 x uint64)
 //	m/<addr>\x00<id:uint64>   message metadata, JSON (messageRecord)
-//	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322), framed (frame.go)
+//	r/<addr>\x00<id:uint64>   raw message bytes (RFC 5322), framed (frame.go), or a reference to a body file (blob.go)
+//	f/<addr>\x00<id:uint64>   the name of the message's body file when r/ references one
 //	d/<addr>\x00<dedup key>   dedup record: the id (uint64; 0 for a discarded delivery), expires after DedupRetention
 //	w/<addr>\x00<dedup key>   work pending after that append (JSON list of kinds), until DonePending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
@@ -38,6 +40,7 @@ var (
 	prefixEnvelope = []byte("e/")
 	prefixBody     = []byte("b/")
 	prefixTransfer = []byte("t/")
+	prefixFile     = []byte("f/") // queue and partitions
 
 	prefixAccount  = []byte("a/")
 	prefixAlias    = []byte("l/")

@@ -25,3 +25,13 @@ func probeLock(dir string) (release func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// sameDevice reports whether the directories a and b are on one
+// filesystem (so a hard link from one to the other can work).
+func sameDevice(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
+}

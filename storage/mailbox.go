@@ -31,9 +31,18 @@ const maxFolderBytes = 255
 
 // AppendRequest is a message to store in a mailbox.
 type AppendRequest struct {
-	Folder   string    // "" = Inbox
-	DedupKey string    // e.g. queueID+"/"+recipient; "" = no dedup
-	Raw      []byte    // the RFC 5322 message; must not be empty
+	Folder   string // "" = Inbox
+	DedupKey string // e.g. queueID+"/"+recipient; "" = no dedup
+	Raw      []byte // the RFC 5322 message; must not be empty (unless Body is set)
+	// Body, when set, is the message instead of Raw. A body in a file
+	// (*FileBody, under a prefix or not: a body of the queue, or one
+	// fetched into this partition with NewBody) is hard-linked into the
+	// partition's bodies directory, so the queue and every mailbox on
+	// the filesystem share one copy on disk (across filesystems it is
+	// copied, streaming: slow, so a caller on an actor stages it first),
+	// and referenced with its prefix (header fields the account's rules
+	// add). Any other body is read and stored like Raw.
+	Body     mail.Body
 	Received time.Time // zero = now
 	Flags    []string
 	// QuotaBytes, when positive, refuses the append (ErrOverQuota) if the
@@ -201,7 +210,22 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if err != nil {
 		return AppendResult{}, nil, err
 	}
-	if len(req.Raw) == 0 && !req.Discard {
+	var (
+		prefix []byte
+		fb     *FileBody
+	)
+	if req.Body != nil {
+		if prefix, fb = fileBodyOf(req.Body); fb == nil {
+			if req.Raw, err = mail.ReadBody(req.Body); err != nil {
+				return AppendResult{}, nil, fmt.Errorf("storage: append to %s: reading the message: %w", addr, err)
+			}
+		}
+	}
+	size := int64(len(req.Raw))
+	if fb != nil {
+		size = req.Body.Size()
+	}
+	if size == 0 && !req.Discard {
 		return AppendResult{}, nil, fmt.Errorf("%w: append to %s: empty message", ErrInvalidMessage, addr)
 	}
 	if req.DedupKey == "" && (req.Discard || len(req.Pending) > 0) {
@@ -257,13 +281,13 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, 0), DedupRetention)
 		return p.commitAppend(ctx, &b, unlock, AppendResult{}, async)
 	}
-	if req.QuotaBytes > 0 && st.bytes+int64(len(req.Raw)) > req.QuotaBytes {
+	if req.QuotaBytes > 0 && st.bytes+size > req.QuotaBytes {
 		unlock()
 		return AppendResult{}, nil, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
 	}
 	meta, err := json.Marshal(messageRecord{
 		Folder:   folder,
-		Size:     int64(len(req.Raw)),
+		Size:     size,
 		Received: received.UTC(),
 		Flags:    req.Flags,
 		DedupKey: req.DedupKey,
@@ -273,17 +297,56 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		return AppendResult{}, nil, err
 	}
 	id := st.next
+	if fb != nil {
+		// The link (or copy) is complete before the batch is submitted:
+		// the sync round that makes the record durable covers its name.
+		name, err := p.blobs.hold(fb, ownerString(addr, id))
+		if err != nil {
+			unlock()
+			return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w", addr, err)
+		}
+		b.Set(messageKey(prefixRaw, addr, id), blobRef{name: name, size: fb.size, crc: fb.crc, prefix: prefix}.encode())
+		b.Set(messageKey(prefixFile, addr, id), []byte(name))
+	} else {
+		b.Set(messageKey(prefixRaw, addr, id), frame(req.Raw))
+	}
 	st.next++
-	st.bytes += int64(len(req.Raw))
+	st.bytes += size
 	st.count++
 
 	b.Set(messageKey(prefixMeta, addr, id), meta)
-	b.Set(messageKey(prefixRaw, addr, id), frame(req.Raw))
 	b.Set(key(prefixState, addr), st.encode())
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
 	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10)}, async)
+}
+
+// Delivered reports whether an append with dedupKey was stored (id is
+// its message id) or discarded by the rules (id "") within
+// DedupRetention, and left no work pending (AppendRequest.Pending): a
+// delivery repeated then needs nothing, not even the message's body.
+func (p *Partition) Delivered(account, dk string) (id string, ok bool, err error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return "", false, err
+	}
+	v, err := p.db.Get(dedupKey(addr, dk))
+	switch {
+	case errors.Is(err, mail.ErrNotFound):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	case len(v) != 8:
+		return "", false, fmt.Errorf("storage: dedup record of %s: %d bytes: %w", addr, len(v), ErrDamaged)
+	}
+	if left, err := p.pending(addr, dk); err != nil || len(left) > 0 {
+		return "", false, err
+	}
+	if n := binary.BigEndian.Uint64(v); n > 0 {
+		id = strconv.FormatUint(n, 10)
+	}
+	return id, true, nil
 }
 
 // commitAppend commits the batch of an append: synchronously, or, when
@@ -445,15 +508,75 @@ func (p *Partition) Raw(account, id string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	body, err := p.body(addr, id, n)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := mail.ReadBody(body)
+	if err != nil {
+		return nil, fmt.Errorf("storage: message %s of %s: %w", id, addr, err)
+	}
+	return raw, nil
+}
+
+// Body returns message id as a mail.Body, checked like Raw: a message in
+// a file is checked here for being there with its length, and its reader
+// checks its bytes (an error wrapping ErrDamaged at the end instead of
+// io.EOF when they are damaged; Verify reads them all first).
+func (p *Partition) Body(account, id string) (mail.Body, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return nil, err
+	}
+	n, err := parseMessageID(addr, id)
+	if err != nil {
+		return nil, err
+	}
+	return p.body(addr, id, n)
+}
+
+func (p *Partition) body(addr, id string, n uint64) (mail.Body, error) {
 	v, size, err := p.rawMessage(addr, id, n)
 	if err != nil {
 		return nil, err
 	}
-	body, err := unframe(v, size)
+	if isRef(v) {
+		ref, err := decodeRef(v)
+		if err == nil && size >= 0 && size != ref.size+int64(len(ref.prefix)) {
+			err = damaged("reference to %d+%d bytes, %d recorded", len(ref.prefix), ref.size, size)
+		}
+		if err == nil {
+			body := p.blobs.body(ref, ownerString(addr, n))
+			_, fb := fileBodyOf(body)
+			if err = fb.check(); err == nil {
+				return body, nil
+			}
+		}
+		return nil, fmt.Errorf("storage: message %s of %s: %w", id, addr, err)
+	}
+	raw, err := unframe(v, size)
 	if err != nil {
 		return nil, fmt.Errorf("storage: message %s of %s: %w", id, addr, err)
 	}
-	return body, nil
+	return mail.BytesBody(raw), nil
+}
+
+// NewBody returns a writer for a body to append to this partition (one
+// fetched from another node, or copied from another filesystem): in memory
+// up to the inline threshold, a file of the partition beyond it. Append
+// with the committed body as AppendRequest.Body takes the file over (for
+// the first message; others link it); give a body not appended to
+// DiscardBody.
+func (p *Partition) NewBody() (mail.BodyWriter, error) { return p.blobs.newWriter(), nil }
+
+// Linkable reports whether b is a body in a file that Append can link
+// into this partition (the same filesystem), rather than copy.
+func (p *Partition) Linkable(b mail.Body) bool {
+	_, fb := fileBodyOf(b)
+	if fb == nil {
+		return false
+	}
+	return sameDevice(fb.dir.path, p.blobs.path)
 }
 
 // rawMessage reads the stored value of message n's bytes and the size its
@@ -555,11 +678,24 @@ func (p *Partition) DeleteMessage(ctx context.Context, account, id string) error
 	}
 	st.bytes = max(st.bytes-r.Size, 0)
 	st.count = max(st.count-1, 0)
+	name := ""
+	if v, err := p.db.Get(messageKey(prefixFile, addr, n)); err == nil {
+		name = string(v)
+	}
 	var b Batch
 	b.Delete(messageKey(prefixMeta, addr, n))
 	b.Delete(messageKey(prefixRaw, addr, n))
+	if name != "" {
+		b.Delete(messageKey(prefixFile, addr, n))
+	}
 	b.Set(key(prefixState, addr), st.encode())
-	return p.commitLocked(ctx, &b, unlock)
+	if err := p.commitLocked(ctx, &b, unlock); err != nil {
+		return err
+	}
+	// Only once the record is gone: a crash before this leaves an
+	// orphan, removed at the next open.
+	p.blobs.remove(name)
+	return nil
 }
 
 // Usage returns the bytes and the number of messages stored for account,

@@ -47,6 +47,10 @@ type Options struct {
 	// ValueLogGCInterval is the pause between value-log GC passes; 0 means
 	// DefaultValueLogGCInterval, a negative value turns GC off.
 	ValueLogGCInterval time.Duration
+	// InlineBodyBytes is the largest body a body writer (NewBody) keeps
+	// in memory and the store keeps in badger; larger ones are files of
+	// the store (blob.go). 0 means DefaultInlineBodyBytes.
+	InlineBodyBytes int
 	// Syncer, when set, makes commits durable with a filesystem-wide
 	// syncfs round shared by every DB that uses the same Syncer, instead
 	// of badger's per-transaction sync (see syncer.go). It must be a
@@ -98,6 +102,9 @@ func (o Options) normalized() Options {
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.InlineBodyBytes <= 0 {
+		o.InlineBodyBytes = DefaultInlineBodyBytes
 	}
 	if o.ValueLogGCInterval == 0 {
 		o.ValueLogGCInterval = DefaultValueLogGCInterval

@@ -27,6 +27,7 @@ type Partition struct {
 	id    int
 	n     int
 	db    *DB
+	blobs *blobDir
 	store *AccountStore
 	locks keyedMutex
 
@@ -44,7 +45,16 @@ func openPartition(s *AccountStore, id int) (*Partition, error) {
 		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
 	}
 	p := &Partition{id: id, n: s.n, db: db, store: s}
-	if err := p.resumePurges(); err != nil {
+	if p.blobs, err = openBlobDir(s.dir(id), s.opt.normalized()); err == nil {
+		var names map[string]bool
+		if names, err = heldNames(db, prefixFile); err == nil {
+			_, err = p.blobs.removeOrphans(names)
+		}
+	}
+	if err == nil {
+		err = p.resumePurges()
+	}
+	if err != nil {
 		_ = p.closeDB()
 		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
 	}

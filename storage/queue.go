@@ -23,22 +23,47 @@ import (
 // writer; in particular an Update submitted after the Delete of the same id
 // would write the envelope back without its body.
 type QueueStore struct {
-	db *DB
+	db    *DB
+	blobs *blobDir
 	// transferMu serialises PutTransfer's check-then-write.
 	transferMu sync.Mutex
 }
 
-// OpenQueue opens the queue in dir (created if needed). Bodies up to 64 KiB
-// stay in badger's LSM tree, larger ones go to the value log (see
-// options.go for why). It fails with an error wrapping ErrLocked if dir is
-// open elsewhere.
+// OpenQueue opens the queue in dir (created if needed). Bodies in memory
+// (mail.BytesBody) are stored in badger: up to 1 KiB in its LSM tree,
+// larger ones in its value log (see options.go for why); bodies written
+// through NewBody beyond the inline threshold are files of dir/bodies
+// (blob.go), which the queue references. Files no record holds (a crash
+// before the record was written or after it was deleted) are removed
+// here. It fails with an error wrapping ErrLocked if dir is open
+// elsewhere.
 func OpenQueue(dir string, opt Options) (*QueueStore, error) {
+	opt = opt.normalized()
 	db, err := openDB(dir, opt, queueProfile)
 	if err != nil {
 		return nil, err
 	}
-	return &QueueStore{db: db}, nil
+	q := &QueueStore{db: db}
+	if q.blobs, err = openBlobDir(dir, opt); err == nil {
+		var names map[string]bool
+		if names, err = heldNames(db, prefixFile); err == nil {
+			_, err = q.blobs.removeOrphans(names)
+		}
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return q, nil
 }
+
+// NewBody returns a writer for the body of a message about to be queued
+// (an SMTP session's DATA): it keeps the body in memory up to the inline
+// threshold and writes a file of the queue beyond it (blob.go). Put of
+// the message takes the file over; a body that is not Put must be given
+// to DiscardBody (or its writer aborted), or it stays until the queue is
+// opened again.
+func (q *QueueStore) NewBody() (mail.BodyWriter, error) { return q.blobs.newWriter(), nil }
 
 // DB returns the underlying database, for its Stats and Err.
 func (q *QueueStore) DB() *DB { return q.db }
@@ -47,8 +72,14 @@ func (q *QueueStore) DB() *DB { return q.db }
 // only once both are synced to disk: the caller may then answer 250 to DATA
 // (RFC 5321 §6.1). The envelope's ID must be set by the caller. If ctx ends
 // first, Put returns ctx.Err() and the message may still be stored.
+//
+// A body in memory is stored in badger, framed. A body in a file
+// (*FileBody, under a prefix or not) is referenced: a file of this queue
+// that no record holds yet is taken over, one this message already holds
+// is kept, and any other is hard-linked into the queue (copied when it is
+// on another filesystem); the prefix is stored in the reference.
 func (q *QueueStore) Put(ctx context.Context, msg *mail.Message) error {
-	b, err := messageBatch(msg)
+	b, err := q.messageBatch(msg)
 	if err != nil {
 		return err
 	}
@@ -80,7 +111,7 @@ func (q *QueueStore) PutTransfer(ctx context.Context, msg *mail.Message) (duplic
 	} else if !errors.Is(err, mail.ErrNotFound) {
 		return false, err
 	}
-	b, err := messageBatch(msg)
+	b, err := q.messageBatch(msg)
 	if err != nil {
 		return false, err
 	}
@@ -104,17 +135,35 @@ func (q *QueueStore) Update(env *mail.Envelope) <-chan error {
 
 // Delete removes the envelope and the body of a message; deleting a missing
 // message is not an error. The channel (buffer 1) receives nil once the
-// deletion is durable.
+// deletion is durable. A body file is unlinked after that (a crash in
+// between leaves an orphan, removed at the next open).
 func (q *QueueStore) Delete(id string) <-chan error {
 	if err := checkID(id); err != nil {
 		ch := make(chan error, 1)
 		ch <- err
 		return ch
 	}
+	name := ""
+	if v, err := q.db.Get(key(prefixFile, id)); err == nil {
+		name = string(v)
+	}
 	var b Batch
 	b.Delete(key(prefixEnvelope, id))
 	b.Delete(key(prefixBody, id))
-	return q.db.Submit(&b)
+	if name == "" {
+		return q.db.Submit(&b)
+	}
+	b.Delete(key(prefixFile, id))
+	ch := q.db.Submit(&b)
+	out := make(chan error, 1)
+	go func() {
+		err := <-ch
+		if err == nil {
+			q.blobs.remove(name)
+		}
+		out <- err
+	}()
+	return out
 }
 
 // Envelope returns the stored envelope of id, or an error wrapping
@@ -133,7 +182,10 @@ func (q *QueueStore) Envelope(id string) (*mail.Envelope, error) {
 // Body returns the stored body of id, checked (frame.go): an error
 // wrapping mail.ErrNotFound when there is none, ErrDamaged when its bytes
 // do not match their length and checksum (or, for a body stored before
-// frames, the envelope's Size), never an empty or damaged body.
+// frames, the envelope's Size), never an empty or damaged body. A body in
+// a file (blob.go) is checked here for being there with its length; its
+// reader checks its bytes as it reads them, and fails at the end when
+// they are damaged.
 func (q *QueueStore) Body(id string) (mail.Body, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -141,6 +193,17 @@ func (q *QueueStore) Body(id string) (mail.Body, error) {
 	v, size, err := q.rawBody(id)
 	if err != nil {
 		return nil, err
+	}
+	if isRef(v) {
+		ref, err := decodeRef(v)
+		if err == nil {
+			body := q.blobs.body(ref, id)
+			_, fb := fileBodyOf(body)
+			if err = fb.check(); err == nil {
+				return body, nil
+			}
+		}
+		return nil, fmt.Errorf("storage: body of queue message %s: %w", id, err)
 	}
 	body, err := unframe(v, size)
 	if err != nil {
@@ -203,14 +266,25 @@ func (q *QueueStore) Close() error { return q.db.Close() }
 
 var errNilEnvelope = mail.PermanentError("storage: nil envelope")
 
-// messageBatch is the batch that stores msg's envelope and body.
-func messageBatch(msg *mail.Message) (*Batch, error) {
+// messageBatch is the batch that stores msg's envelope and body: the body
+// framed, or a reference to its file and the file's index record.
+func (q *QueueStore) messageBatch(msg *mail.Message) (*Batch, error) {
 	if msg == nil || msg.Body == nil {
 		return nil, fmt.Errorf("%w: a message without a body", ErrInvalidMessage)
 	}
 	b, err := envelopeBatch(msg.Envelope)
 	if err != nil {
 		return nil, err
+	}
+	id := msg.Envelope.ID
+	if prefix, fb := fileBodyOf(msg.Body); fb != nil {
+		name, err := q.blobs.hold(fb, id)
+		if err != nil {
+			return nil, fmt.Errorf("storage: the body of %s: %w", id, err)
+		}
+		b.Set(key(prefixBody, id), blobRef{name: name, size: fb.size, crc: fb.crc, prefix: prefix}.encode())
+		b.Set(key(prefixFile, id), []byte(name))
+		return b, nil
 	}
 	v, err := frameBody(msg.Body)
 	if err != nil {

@@ -390,6 +390,9 @@ func (c *Cluster) running(name string) *clusterMember {
 	return m
 }
 
+// AccountStore is the directory of the account store the backends share.
+func (c *Cluster) AccountStore() string { return c.store }
+
 // Node returns the running in-process node called name; it fails the test
 // if no node of that name runs, or the runner is Processes.
 func (c *Cluster) Node(name string) *node.Node {

@@ -350,6 +350,14 @@ func (p *Partition) Append(_ context.Context, account string, req storage.Append
 }
 
 func (p *Partition) appendLocked(account string, req storage.AppendRequest) (storage.AppendResult, error) {
+	if req.Body != nil {
+		// The fake keeps bytes: a body by reference is read here.
+		raw, err := mail.ReadBody(req.Body)
+		if err != nil {
+			return storage.AppendResult{}, err
+		}
+		req.Raw = raw
+	}
 	if _, ok := p.accounts[account]; !ok {
 		return storage.AppendResult{}, fmt.Errorf("fake: account %s: %w", account, mail.ErrNotFound)
 	}
@@ -464,6 +472,34 @@ func (p *Partition) Raw(account, id string) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("fake: message %s/%s: %w", account, id, mail.ErrNotFound)
 }
+
+// Body implements PartitionData: Raw as a body in memory.
+func (p *Partition) Body(account, id string) (mail.Body, error) {
+	raw, err := p.Raw(account, id)
+	if err != nil {
+		return nil, err
+	}
+	return mail.BytesBody(raw), nil
+}
+
+// Delivered implements PartitionData: the dedup key was stored and its
+// pending work is done.
+func (p *Partition) Delivered(account, dedupKey string) (string, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := p.dedup[strings.ToLower(account)+"\n"+dedupKey]
+	if d == nil || len(d.pending) > 0 {
+		return "", false, nil
+	}
+	return d.id, true, nil
+}
+
+// NewBody implements PartitionData: a body in memory.
+func (p *Partition) NewBody() (mail.BodyWriter, error) { return new(mail.MemoryBodyWriter), nil }
+
+// Linkable implements PartitionData: the fake links nothing (it reads a
+// body by reference when it is appended).
+func (p *Partition) Linkable(mail.Body) bool { return false }
 
 // Usage implements PartitionData.
 func (p *Partition) Usage(account string) (int64, int, error) {

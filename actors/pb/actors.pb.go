@@ -133,7 +133,7 @@ func (x TransferQuery_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TransferQuery_Kind.Descriptor instead.
 func (TransferQuery_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{27, 0}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{30, 0}
 }
 
 type TransferAnswer_Verdict int32
@@ -185,7 +185,7 @@ func (x TransferAnswer_Verdict) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TransferAnswer_Verdict.Descriptor instead.
 func (TransferAnswer_Verdict) EnumDescriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{28, 0}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{31, 0}
 }
 
 // Result is the outcome of one attempt for one recipient (see mail.Result).
@@ -198,6 +198,7 @@ type Result struct {
 	Rcpt          int32                  `protobuf:"varint,5,opt,name=rcpt,proto3" json:"rcpt,omitempty"`                           // the recipient's key (mail.Recipient.Key)
 	MessageId     string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"` // Local Delivery: the id the message got in the mailbox
 	Duplicate     bool                   `protobuf:"varint,7,opt,name=duplicate,proto3" json:"duplicate,omitempty"`                 // Local Delivery: it was stored before (a repeated delivery)
+	Damaged       string                 `protobuf:"bytes,8,opt,name=damaged,proto3" json:"damaged,omitempty"`                      // the message's stored body failed its check: why (mail.Result.Damaged)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +280,13 @@ func (x *Result) GetDuplicate() bool {
 		return x.Duplicate
 	}
 	return false
+}
+
+func (x *Result) GetDamaged() string {
+	if x != nil {
+		return x.Damaged
+	}
+	return ""
 }
 
 // Error tells a caller what kind of failure happened without sending it
@@ -555,7 +563,8 @@ func (x *Envelope) GetHelo() string {
 type Deliver struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Envelope      *Envelope              `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`                      // a small body, inline
+	BodyRef       *BodyRef               `protobuf:"bytes,3,opt,name=body_ref,json=bodyRef,proto3" json:"body_ref,omitempty"` // or a large one, by reference: the owner pulls it (GetBody)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -604,6 +613,225 @@ func (x *Deliver) GetBody() []byte {
 	return nil
 }
 
+func (x *Deliver) GetBodyRef() *BodyRef {
+	if x != nil {
+		return x.BodyRef
+	}
+	return nil
+}
+
+// BodyRef names a body stored in a file of a queue (storage.FileBody) on
+// the node whose channel address is origin: the account actor that
+// stores it links it when it is on its own filesystem, and otherwise
+// pulls it in chunks from origin's body server (actor "bodies") and
+// checks it against size and crc32c.
+type BodyRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"` // the channel address of the queue's node (actor.ActorSystem.Address)
+	QueueId       string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`     // of the file
+	Crc32C        uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // of the file (Castagnoli)
+	Prefix        []byte                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`  // header fields in front of the file (the message is prefix + file)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BodyRef) Reset() {
+	*x = BodyRef{}
+	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BodyRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BodyRef) ProtoMessage() {}
+
+func (x *BodyRef) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BodyRef.ProtoReflect.Descriptor instead.
+func (*BodyRef) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BodyRef) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *BodyRef) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *BodyRef) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *BodyRef) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+func (x *BodyRef) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+// GetBody asks a node's body server for a piece of a queued body's file.
+// size and crc32c are the BodyRef's, so that a server whose queue holds
+// another body under that id answers NOT_FOUND rather than other bytes.
+type GetBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int32                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"` // at most 256 KiB
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Crc32C        uint32                 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBody) Reset() {
+	*x = GetBody{}
+	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBody) ProtoMessage() {}
+
+func (x *GetBody) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBody.ProtoReflect.Descriptor instead.
+func (*GetBody) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetBody) GetQueueId() string {
+	if x != nil {
+		return x.QueueId
+	}
+	return ""
+}
+
+func (x *GetBody) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetBody) GetLength() int32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *GetBody) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *GetBody) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
+type BodyChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BodyChunk) Reset() {
+	*x = BodyChunk{}
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BodyChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BodyChunk) ProtoMessage() {}
+
+func (x *BodyChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BodyChunk.ProtoReflect.Descriptor instead.
+func (*BodyChunk) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BodyChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BodyChunk) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // DeliverResult has one result per recipient of the Deliver, each naming
 // its recipient's key.
 type DeliverResult struct {
@@ -617,7 +845,7 @@ type DeliverResult struct {
 
 func (x *DeliverResult) Reset() {
 	*x = DeliverResult{}
-	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +857,7 @@ func (x *DeliverResult) String() string {
 func (*DeliverResult) ProtoMessage() {}
 
 func (x *DeliverResult) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[5]
+	mi := &file_actors_pb_actors_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +870,7 @@ func (x *DeliverResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverResult.ProtoReflect.Descriptor instead.
 func (*DeliverResult) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{5}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeliverResult) GetQueueId() string {
@@ -676,7 +904,7 @@ type Resolve struct {
 
 func (x *Resolve) Reset() {
 	*x = Resolve{}
-	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +916,7 @@ func (x *Resolve) String() string {
 func (*Resolve) ProtoMessage() {}
 
 func (x *Resolve) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[6]
+	mi := &file_actors_pb_actors_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +929,7 @@ func (x *Resolve) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resolve.ProtoReflect.Descriptor instead.
 func (*Resolve) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{6}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Resolve) GetAddress() string {
@@ -721,7 +949,7 @@ type ResolveResult struct {
 
 func (x *ResolveResult) Reset() {
 	*x = ResolveResult{}
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +961,7 @@ func (x *ResolveResult) String() string {
 func (*ResolveResult) ProtoMessage() {}
 
 func (x *ResolveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[7]
+	mi := &file_actors_pb_actors_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +974,7 @@ func (x *ResolveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveResult.ProtoReflect.Descriptor instead.
 func (*ResolveResult) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{7}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ResolveResult) GetAccount() string {
@@ -779,7 +1007,7 @@ type AccountRecord struct {
 
 func (x *AccountRecord) Reset() {
 	*x = AccountRecord{}
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -791,7 +1019,7 @@ func (x *AccountRecord) String() string {
 func (*AccountRecord) ProtoMessage() {}
 
 func (x *AccountRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[8]
+	mi := &file_actors_pb_actors_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -804,7 +1032,7 @@ func (x *AccountRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountRecord.ProtoReflect.Descriptor instead.
 func (*AccountRecord) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{8}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AccountRecord) GetAddress() string {
@@ -874,7 +1102,7 @@ type SetAccountRules struct {
 
 func (x *SetAccountRules) Reset() {
 	*x = SetAccountRules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1114,7 @@ func (x *SetAccountRules) String() string {
 func (*SetAccountRules) ProtoMessage() {}
 
 func (x *SetAccountRules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[9]
+	mi := &file_actors_pb_actors_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1127,7 @@ func (x *SetAccountRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAccountRules.ProtoReflect.Descriptor instead.
 func (*SetAccountRules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{9}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetAccountRules) GetAddress() string {
@@ -925,7 +1153,7 @@ type CreateAccount struct {
 
 func (x *CreateAccount) Reset() {
 	*x = CreateAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1165,7 @@ func (x *CreateAccount) String() string {
 func (*CreateAccount) ProtoMessage() {}
 
 func (x *CreateAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[10]
+	mi := &file_actors_pb_actors_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1178,7 @@ func (x *CreateAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAccount.ProtoReflect.Descriptor instead.
 func (*CreateAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{10}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateAccount) GetAccount() *AccountRecord {
@@ -969,7 +1197,7 @@ type GetAccount struct {
 
 func (x *GetAccount) Reset() {
 	*x = GetAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1209,7 @@ func (x *GetAccount) String() string {
 func (*GetAccount) ProtoMessage() {}
 
 func (x *GetAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[11]
+	mi := &file_actors_pb_actors_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1222,7 @@ func (x *GetAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccount.ProtoReflect.Descriptor instead.
 func (*GetAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{11}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetAccount) GetAddress() string {
@@ -1013,7 +1241,7 @@ type DeleteAccount struct {
 
 func (x *DeleteAccount) Reset() {
 	*x = DeleteAccount{}
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1253,7 @@ func (x *DeleteAccount) String() string {
 func (*DeleteAccount) ProtoMessage() {}
 
 func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[12]
+	mi := &file_actors_pb_actors_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1266,7 @@ func (x *DeleteAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccount.ProtoReflect.Descriptor instead.
 func (*DeleteAccount) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{12}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteAccount) GetAddress() string {
@@ -1056,7 +1284,7 @@ type ListAccounts struct {
 
 func (x *ListAccounts) Reset() {
 	*x = ListAccounts{}
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1296,7 @@ func (x *ListAccounts) String() string {
 func (*ListAccounts) ProtoMessage() {}
 
 func (x *ListAccounts) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[13]
+	mi := &file_actors_pb_actors_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1309,7 @@ func (x *ListAccounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccounts.ProtoReflect.Descriptor instead.
 func (*ListAccounts) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{13}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
 }
 
 type SetAlias struct {
@@ -1094,7 +1322,7 @@ type SetAlias struct {
 
 func (x *SetAlias) Reset() {
 	*x = SetAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1334,7 @@ func (x *SetAlias) String() string {
 func (*SetAlias) ProtoMessage() {}
 
 func (x *SetAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[14]
+	mi := &file_actors_pb_actors_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1347,7 @@ func (x *SetAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAlias.ProtoReflect.Descriptor instead.
 func (*SetAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{14}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetAlias) GetAlias() string {
@@ -1145,7 +1373,7 @@ type DeleteAlias struct {
 
 func (x *DeleteAlias) Reset() {
 	*x = DeleteAlias{}
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1385,7 @@ func (x *DeleteAlias) String() string {
 func (*DeleteAlias) ProtoMessage() {}
 
 func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[15]
+	mi := &file_actors_pb_actors_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1398,7 @@ func (x *DeleteAlias) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAlias.ProtoReflect.Descriptor instead.
 func (*DeleteAlias) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{15}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteAlias) GetAlias() string {
@@ -1191,7 +1419,7 @@ type AccountReply struct {
 
 func (x *AccountReply) Reset() {
 	*x = AccountReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1431,7 @@ func (x *AccountReply) String() string {
 func (*AccountReply) ProtoMessage() {}
 
 func (x *AccountReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[16]
+	mi := &file_actors_pb_actors_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1444,7 @@ func (x *AccountReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountReply.ProtoReflect.Descriptor instead.
 func (*AccountReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{16}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AccountReply) GetAccount() *AccountRecord {
@@ -1253,7 +1481,7 @@ type MessageInfo struct {
 
 func (x *MessageInfo) Reset() {
 	*x = MessageInfo{}
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1493,7 @@ func (x *MessageInfo) String() string {
 func (*MessageInfo) ProtoMessage() {}
 
 func (x *MessageInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[17]
+	mi := &file_actors_pb_actors_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1506,7 @@ func (x *MessageInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageInfo.ProtoReflect.Descriptor instead.
 func (*MessageInfo) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{17}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MessageInfo) GetId() string {
@@ -1326,7 +1554,7 @@ type ListMessages struct {
 
 func (x *ListMessages) Reset() {
 	*x = ListMessages{}
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1566,7 @@ func (x *ListMessages) String() string {
 func (*ListMessages) ProtoMessage() {}
 
 func (x *ListMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[18]
+	mi := &file_actors_pb_actors_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1579,7 @@ func (x *ListMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMessages.ProtoReflect.Descriptor instead.
 func (*ListMessages) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{18}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListMessages) GetAccount() string {
@@ -1378,7 +1606,7 @@ type MessagesReply struct {
 
 func (x *MessagesReply) Reset() {
 	*x = MessagesReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1618,7 @@ func (x *MessagesReply) String() string {
 func (*MessagesReply) ProtoMessage() {}
 
 func (x *MessagesReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[19]
+	mi := &file_actors_pb_actors_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1631,7 @@ func (x *MessagesReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessagesReply.ProtoReflect.Descriptor instead.
 func (*MessagesReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{19}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MessagesReply) GetMessages() []*MessageInfo {
@@ -1420,17 +1648,22 @@ func (x *MessagesReply) GetError() *Error {
 	return nil
 }
 
+// GetRaw asks for a stored message's bytes; with length > 0 only the piece
+// [offset, offset+length) of it, and RawReply.size says how long it is
+// (the admin API streams a large message in pieces).
 type GetRaw struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int32                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetRaw) Reset() {
 	*x = GetRaw{}
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1675,7 @@ func (x *GetRaw) String() string {
 func (*GetRaw) ProtoMessage() {}
 
 func (x *GetRaw) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[20]
+	mi := &file_actors_pb_actors_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1688,7 @@ func (x *GetRaw) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRaw.ProtoReflect.Descriptor instead.
 func (*GetRaw) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{20}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRaw) GetAccount() string {
@@ -1472,17 +1705,32 @@ func (x *GetRaw) GetId() string {
 	return ""
 }
 
+func (x *GetRaw) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetRaw) GetLength() int32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 type RawReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Raw           []byte                 `protobuf:"bytes,1,opt,name=raw,proto3" json:"raw,omitempty"`
 	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RawReply) Reset() {
 	*x = RawReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1742,7 @@ func (x *RawReply) String() string {
 func (*RawReply) ProtoMessage() {}
 
 func (x *RawReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[21]
+	mi := &file_actors_pb_actors_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1755,7 @@ func (x *RawReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RawReply.ProtoReflect.Descriptor instead.
 func (*RawReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{21}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RawReply) GetRaw() []byte {
@@ -1524,6 +1772,13 @@ func (x *RawReply) GetError() *Error {
 	return nil
 }
 
+func (x *RawReply) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Rules carries a rule set between nodes: cluster-wide rules are set once
 // through any node's admin API and every member applies the same set, the
 // newest version winning.
@@ -1538,7 +1793,7 @@ type Rules struct {
 
 func (x *Rules) Reset() {
 	*x = Rules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[22]
+	mi := &file_actors_pb_actors_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1805,7 @@ func (x *Rules) String() string {
 func (*Rules) ProtoMessage() {}
 
 func (x *Rules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[22]
+	mi := &file_actors_pb_actors_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1818,7 @@ func (x *Rules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rules.ProtoReflect.Descriptor instead.
 func (*Rules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{22}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Rules) GetScope() string {
@@ -1596,7 +1851,7 @@ type GetRules struct {
 
 func (x *GetRules) Reset() {
 	*x = GetRules{}
-	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	mi := &file_actors_pb_actors_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1863,7 @@ func (x *GetRules) String() string {
 func (*GetRules) ProtoMessage() {}
 
 func (x *GetRules) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[23]
+	mi := &file_actors_pb_actors_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1876,7 @@ func (x *GetRules) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRules.ProtoReflect.Descriptor instead.
 func (*GetRules) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{23}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetRules) GetScope() string {
@@ -1640,7 +1895,7 @@ type RulesAck struct {
 
 func (x *RulesAck) Reset() {
 	*x = RulesAck{}
-	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	mi := &file_actors_pb_actors_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1907,7 @@ func (x *RulesAck) String() string {
 func (*RulesAck) ProtoMessage() {}
 
 func (x *RulesAck) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[24]
+	mi := &file_actors_pb_actors_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1920,7 @@ func (x *RulesAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RulesAck.ProtoReflect.Descriptor instead.
 func (*RulesAck) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{24}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RulesAck) GetVersion() int64 {
@@ -1691,7 +1946,7 @@ type Introspect struct {
 
 func (x *Introspect) Reset() {
 	*x = Introspect{}
-	mi := &file_actors_pb_actors_proto_msgTypes[25]
+	mi := &file_actors_pb_actors_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1958,7 @@ func (x *Introspect) String() string {
 func (*Introspect) ProtoMessage() {}
 
 func (x *Introspect) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[25]
+	mi := &file_actors_pb_actors_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1971,7 @@ func (x *Introspect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Introspect.ProtoReflect.Descriptor instead.
 func (*Introspect) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{25}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Introspect) GetKind() string {
@@ -1757,7 +2012,7 @@ type IntrospectReply struct {
 
 func (x *IntrospectReply) Reset() {
 	*x = IntrospectReply{}
-	mi := &file_actors_pb_actors_proto_msgTypes[26]
+	mi := &file_actors_pb_actors_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2024,7 @@ func (x *IntrospectReply) String() string {
 func (*IntrospectReply) ProtoMessage() {}
 
 func (x *IntrospectReply) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[26]
+	mi := &file_actors_pb_actors_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2037,7 @@ func (x *IntrospectReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntrospectReply.ProtoReflect.Descriptor instead.
 func (*IntrospectReply) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{26}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IntrospectReply) GetJson() []byte {
@@ -1815,7 +2070,7 @@ type TransferQuery struct {
 
 func (x *TransferQuery) Reset() {
 	*x = TransferQuery{}
-	mi := &file_actors_pb_actors_proto_msgTypes[27]
+	mi := &file_actors_pb_actors_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +2082,7 @@ func (x *TransferQuery) String() string {
 func (*TransferQuery) ProtoMessage() {}
 
 func (x *TransferQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[27]
+	mi := &file_actors_pb_actors_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +2095,7 @@ func (x *TransferQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferQuery.ProtoReflect.Descriptor instead.
 func (*TransferQuery) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{27}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TransferQuery) GetKind() TransferQuery_Kind {
@@ -1879,7 +2134,7 @@ type TransferAnswer struct {
 
 func (x *TransferAnswer) Reset() {
 	*x = TransferAnswer{}
-	mi := &file_actors_pb_actors_proto_msgTypes[28]
+	mi := &file_actors_pb_actors_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2146,7 @@ func (x *TransferAnswer) String() string {
 func (*TransferAnswer) ProtoMessage() {}
 
 func (x *TransferAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[28]
+	mi := &file_actors_pb_actors_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2159,7 @@ func (x *TransferAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferAnswer.ProtoReflect.Descriptor instead.
 func (*TransferAnswer) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{28}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TransferAnswer) GetVerdict() TransferAnswer_Verdict {
@@ -1925,7 +2180,7 @@ var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
-	"\x16actors/pb/actors.proto\x12\rhoming.actors\"\xb8\x01\n" +
+	"\x16actors/pb/actors.proto\x12\rhoming.actors\"\xd2\x01\n" +
 	"\x06Result\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x12\n" +
@@ -1935,7 +2190,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x04rcpt\x18\x05 \x01(\x05R\x04rcpt\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
-	"\tduplicate\x18\a \x01(\bR\tduplicate\"\xb4\x01\n" +
+	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x18\n" +
+	"\adamaged\x18\b \x01(\tR\adamaged\"\xb4\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"h\n" +
@@ -1969,10 +2225,26 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x04auth\x18\n" +
 	" \x01(\tR\x04auth\x12\x1b\n" +
 	"\tclient_ip\x18\v \x01(\tR\bclientIp\x12\x12\n" +
-	"\x04helo\x18\f \x01(\tR\x04helo\"R\n" +
+	"\x04helo\x18\f \x01(\tR\x04helo\"\x85\x01\n" +
 	"\aDeliver\x123\n" +
 	"\benvelope\x18\x01 \x01(\v2\x17.homing.actors.EnvelopeR\benvelope\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"y\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\x121\n" +
+	"\bbody_ref\x18\x03 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\x80\x01\n" +
+	"\aBodyRef\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
+	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06crc32c\x18\x04 \x01(\rR\x06crc32c\x12\x16\n" +
+	"\x06prefix\x18\x05 \x01(\fR\x06prefix\"\x80\x01\n" +
+	"\aGetBody\x12\x19\n" +
+	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x05R\x06length\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"K\n" +
+	"\tBodyChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"y\n" +
 	"\rDeliverResult\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12/\n" +
 	"\aresults\x18\x02 \x03(\v2\x15.homing.actors.ResultR\aresults\x12\x1c\n" +
@@ -2024,13 +2296,16 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"s\n" +
 	"\rMessagesReply\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.homing.actors.MessageInfoR\bmessages\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"2\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"b\n" +
 	"\x06GetRaw\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id\"H\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\x05R\x06length\"\\\n" +
 	"\bRawReply\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"K\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"K\n" +
 	"\x05Rules\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
@@ -2078,7 +2353,7 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),             // 0: homing.actors.Error.Kind
 	(TransferQuery_Kind)(0),     // 1: homing.actors.TransferQuery.Kind
@@ -2088,53 +2363,58 @@ var file_actors_pb_actors_proto_goTypes = []any{
 	(*Recipient)(nil),           // 5: homing.actors.Recipient
 	(*Envelope)(nil),            // 6: homing.actors.Envelope
 	(*Deliver)(nil),             // 7: homing.actors.Deliver
-	(*DeliverResult)(nil),       // 8: homing.actors.DeliverResult
-	(*Resolve)(nil),             // 9: homing.actors.Resolve
-	(*ResolveResult)(nil),       // 10: homing.actors.ResolveResult
-	(*AccountRecord)(nil),       // 11: homing.actors.AccountRecord
-	(*SetAccountRules)(nil),     // 12: homing.actors.SetAccountRules
-	(*CreateAccount)(nil),       // 13: homing.actors.CreateAccount
-	(*GetAccount)(nil),          // 14: homing.actors.GetAccount
-	(*DeleteAccount)(nil),       // 15: homing.actors.DeleteAccount
-	(*ListAccounts)(nil),        // 16: homing.actors.ListAccounts
-	(*SetAlias)(nil),            // 17: homing.actors.SetAlias
-	(*DeleteAlias)(nil),         // 18: homing.actors.DeleteAlias
-	(*AccountReply)(nil),        // 19: homing.actors.AccountReply
-	(*MessageInfo)(nil),         // 20: homing.actors.MessageInfo
-	(*ListMessages)(nil),        // 21: homing.actors.ListMessages
-	(*MessagesReply)(nil),       // 22: homing.actors.MessagesReply
-	(*GetRaw)(nil),              // 23: homing.actors.GetRaw
-	(*RawReply)(nil),            // 24: homing.actors.RawReply
-	(*Rules)(nil),               // 25: homing.actors.Rules
-	(*GetRules)(nil),            // 26: homing.actors.GetRules
-	(*RulesAck)(nil),            // 27: homing.actors.RulesAck
-	(*Introspect)(nil),          // 28: homing.actors.Introspect
-	(*IntrospectReply)(nil),     // 29: homing.actors.IntrospectReply
-	(*TransferQuery)(nil),       // 30: homing.actors.TransferQuery
-	(*TransferAnswer)(nil),      // 31: homing.actors.TransferAnswer
+	(*BodyRef)(nil),             // 8: homing.actors.BodyRef
+	(*GetBody)(nil),             // 9: homing.actors.GetBody
+	(*BodyChunk)(nil),           // 10: homing.actors.BodyChunk
+	(*DeliverResult)(nil),       // 11: homing.actors.DeliverResult
+	(*Resolve)(nil),             // 12: homing.actors.Resolve
+	(*ResolveResult)(nil),       // 13: homing.actors.ResolveResult
+	(*AccountRecord)(nil),       // 14: homing.actors.AccountRecord
+	(*SetAccountRules)(nil),     // 15: homing.actors.SetAccountRules
+	(*CreateAccount)(nil),       // 16: homing.actors.CreateAccount
+	(*GetAccount)(nil),          // 17: homing.actors.GetAccount
+	(*DeleteAccount)(nil),       // 18: homing.actors.DeleteAccount
+	(*ListAccounts)(nil),        // 19: homing.actors.ListAccounts
+	(*SetAlias)(nil),            // 20: homing.actors.SetAlias
+	(*DeleteAlias)(nil),         // 21: homing.actors.DeleteAlias
+	(*AccountReply)(nil),        // 22: homing.actors.AccountReply
+	(*MessageInfo)(nil),         // 23: homing.actors.MessageInfo
+	(*ListMessages)(nil),        // 24: homing.actors.ListMessages
+	(*MessagesReply)(nil),       // 25: homing.actors.MessagesReply
+	(*GetRaw)(nil),              // 26: homing.actors.GetRaw
+	(*RawReply)(nil),            // 27: homing.actors.RawReply
+	(*Rules)(nil),               // 28: homing.actors.Rules
+	(*GetRules)(nil),            // 29: homing.actors.GetRules
+	(*RulesAck)(nil),            // 30: homing.actors.RulesAck
+	(*Introspect)(nil),          // 31: homing.actors.Introspect
+	(*IntrospectReply)(nil),     // 32: homing.actors.IntrospectReply
+	(*TransferQuery)(nil),       // 33: homing.actors.TransferQuery
+	(*TransferAnswer)(nil),      // 34: homing.actors.TransferAnswer
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
 	5,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
 	6,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
-	3,  // 3: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
-	4,  // 4: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
-	11, // 5: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
-	11, // 6: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
-	11, // 7: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
-	4,  // 8: homing.actors.AccountReply.error:type_name -> homing.actors.Error
-	20, // 9: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
-	4,  // 10: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
-	4,  // 11: homing.actors.RawReply.error:type_name -> homing.actors.Error
-	4,  // 12: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
-	1,  // 13: homing.actors.TransferQuery.kind:type_name -> homing.actors.TransferQuery.Kind
-	2,  // 14: homing.actors.TransferAnswer.verdict:type_name -> homing.actors.TransferAnswer.Verdict
-	4,  // 15: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 3: homing.actors.Deliver.body_ref:type_name -> homing.actors.BodyRef
+	4,  // 4: homing.actors.BodyChunk.error:type_name -> homing.actors.Error
+	3,  // 5: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
+	4,  // 6: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
+	14, // 7: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
+	14, // 8: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
+	14, // 9: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
+	4,  // 10: homing.actors.AccountReply.error:type_name -> homing.actors.Error
+	23, // 11: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
+	4,  // 12: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
+	4,  // 13: homing.actors.RawReply.error:type_name -> homing.actors.Error
+	4,  // 14: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
+	1,  // 15: homing.actors.TransferQuery.kind:type_name -> homing.actors.TransferQuery.Kind
+	2,  // 16: homing.actors.TransferAnswer.verdict:type_name -> homing.actors.TransferAnswer.Verdict
+	4,  // 17: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -2148,7 +2428,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

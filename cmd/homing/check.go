@@ -17,15 +17,17 @@ Verifies a node's data directory offline: opens the queue (DATA_DIR/queue)
 and every account partition (DATA_DIR/accounts/pNNNN, or --account-store)
 exclusively, as a node would, so it refuses stores a running node holds;
 reads every queued envelope and body and every mailbox message's metadata
-and bytes, checks their frames (length and CRC-32C) and every table block's
-checksum, and compares each account's usage counters with what is stored.
+and bytes (in badger, or in the stores' body files), checks their length and
+CRC-32C and every table block's checksum, lists body files no record holds,
+and compares each account's usage counters with what is stored.
 It reports each store as ok or with its damaged records and their keys.
 
 --repair isolates the damage: a queued message whose body is damaged is held
 as damaged (the node never relays or delivers it; delete it with homing ctl
 queue delete ID), one whose envelope is unreadable is removed; a damaged
 mailbox message is removed and the usage counters are set to what is stored;
-an unreadable KEYREGISTRY is moved aside. It says what it did. A truncated
+an unreadable KEYREGISTRY is moved aside; body files no record holds are
+removed. It says what it did. A truncated
 table or a lost MANIFEST is reported, not repaired: restore the directory.
 
 Exit status: 0 when everything is intact, 1 when damage was found (repaired
@@ -116,6 +118,13 @@ func printReport(w io.Writer, r *storage.CheckReport) {
 	}
 	for _, done := range r.Repaired {
 		fmt.Fprintf(w, "%s: repaired: %s\n", head, done)
+	}
+	if n := len(r.Orphans); n > 0 && r.Err == nil {
+		what := "the node removes them when it opens the store; --repair removes them now"
+		if len(r.Repaired) > 0 {
+			what = "removed"
+		}
+		fmt.Fprintf(w, "%s: %d body file(s) no record holds (left by a crash; not damage): %s\n", head, n, what)
 	}
 	switch {
 	case errors.Is(r.Err, storage.ErrLocked):
