@@ -166,7 +166,7 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Messa
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	answer := func() {
-		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
+		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), a.cfg.NodeName, nil)
 		for _, w := range work {
 			w.result.Rcpt = w.rcpt.Key
 			r := pbResult(w.result)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -26,6 +28,7 @@ type Enqueuer struct {
 	dir      *Directory
 	pipeline ContentPipeline // nil: no rules
 	journal  *Journal
+	mlog     *maillog.Log // the delivery log
 	root     *actor.RootContext
 	queue    *actor.PID
 	now      func() time.Time
@@ -127,8 +130,16 @@ func (e *Enqueuer) ProcessHere(ctx context.Context, msg *mail.Message) (discard 
 	return false, e.store.Put(ctx, msg)
 }
 
-// note records the arrival of env in the journal.
+// note records the arrival of env in the journal and the delivery log,
+// with the recipients that failed at once (no such mailbox).
 func (e *Enqueuer) note(env *mail.Envelope, how string) {
+	e.mlog.Queued(env, strings.TrimSpace(strings.Trim(strings.TrimSpace(how), "()")))
+	for _, r := range env.Recipients {
+		if r.State == mail.StateFailed {
+			e.mlog.Delivery(maillog.Delivery{QueueID: env.ID, To: r.Addr, Relay: "none", DSN: r.Status,
+				Status: maillog.StatusBounced, Reason: r.LastError})
+		}
+	}
 	if e.journal == nil {
 		return
 	}

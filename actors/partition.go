@@ -151,11 +151,11 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		rcpts := m.GetEnvelope().GetRecipients()
 		switch {
 		case len(rcpts) == 0:
-			ctx.Respond(deliverResult(m, p.id, nil))
+			ctx.Respond(deliverResult(m, p.id, p.cfg.NodeName, nil))
 		case p.retiring:
-			ctx.Respond(deliverFailure(m, p.id, errMoving))
+			ctx.Respond(deliverFailure(m, p.id, p.cfg.NodeName, errMoving))
 		case p.ensureOpen() != nil:
-			ctx.Respond(deliverFailure(m, p.id, p.unavailable()))
+			ctx.Respond(deliverFailure(m, p.id, p.cfg.NodeName, p.unavailable()))
 		default:
 			// Local Delivery sends one Deliver per account.
 			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
@@ -325,7 +325,7 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 	if p.retiring {
 		for _, pm := range c.pending {
 			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
-				ctx.Send(pm.sender, deliverFailure(d, p.id, errMoving))
+				ctx.Send(pm.sender, deliverFailure(d, p.id, p.cfg.NodeName, errMoving))
 			}
 		}
 		p.maybeRetired(ctx)

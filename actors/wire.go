@@ -82,7 +82,7 @@ func mailResults(dr *pb.DeliverResult, want []*mail.Recipient) []mail.Result {
 			continue
 		}
 		out = append(out, mail.Result{Rcpt: rc.Key, Code: int(r.Code), Status: mail.Status(r.Status), Text: r.Text, RemoteMTA: r.RemoteMta,
-			Damaged: r.Damaged})
+			Damaged: r.Damaged, Relay: dr.GetNode()})
 	}
 	return out
 }
@@ -147,13 +147,14 @@ func mailMessage(d *pb.Deliver) *mail.Message {
 }
 
 // deliverResult answers d with one result per recipient.
-func deliverResult(d *pb.Deliver, partition int, results []*pb.Result) *pb.DeliverResult {
-	return &pb.DeliverResult{QueueId: d.GetEnvelope().GetId(), Partition: int32(partition), Results: results}
+// node is the member answering (Result.Relay at the queue).
+func deliverResult(d *pb.Deliver, partition int, node string, results []*pb.Result) *pb.DeliverResult {
+	return &pb.DeliverResult{QueueId: d.GetEnvelope().GetId(), Partition: int32(partition), Results: results, Node: node}
 }
 
 // deliverFailure answers every recipient of d with res.
-func deliverFailure(d *pb.Deliver, partition int, res mail.Result) *pb.DeliverResult {
-	out := deliverResult(d, partition, nil)
+func deliverFailure(d *pb.Deliver, partition int, node string, res mail.Result) *pb.DeliverResult {
+	out := deliverResult(d, partition, node, nil)
 	for _, r := range d.GetEnvelope().GetRecipients() {
 		res.Rcpt = int(r.Key)
 		out.Results = append(out.Results, pbResult(res))

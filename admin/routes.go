@@ -127,6 +127,7 @@ func (h *handler) createAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	noteObject(r, req.Address)
 	if err := validateCreateAccount(req); err != nil {
 		h.fail(w, r, err)
 		return

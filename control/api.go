@@ -17,6 +17,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/guard"
 	hmail "github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
@@ -310,10 +311,12 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	switch {
 	case errors.Is(err, guard.ErrThrottled) && errors.As(err, &refusal):
 		a.loginResult("throttled")
+		a.loginLogged(client, user, maillog.AuthThrottled)
 		a.Logger.Info("submit login refused unchecked: too many failures", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusTooManyRequests, Message: "too many failed logins; try again later", RetryAfter: refusal.RetryAfter}
 	case errors.As(err, &refusal):
 		a.loginResult("busy")
+		a.loginLogged(client, user, maillog.AuthBusy)
 		a.Logger.Info("submit login refused unchecked: every password check slot is busy", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "too many logins in progress; try again later", RetryAfter: refusal.RetryAfter}
 	case err != nil:
@@ -329,9 +332,11 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	switch {
 	case err == nil:
 		a.loginResult("ok")
+		a.loginLogged(client, user, maillog.AuthOK)
 		attempt.Succeeded()
 	case errors.Is(err, hmail.ErrAuthFailed):
 		a.loginResult("failed")
+		a.loginLogged(client, user, maillog.AuthFailed)
 		delay := attempt.Failed()
 		a.Logger.Info("submit login failed", "client", client, "user", user, "delay", delay)
 		t := time.NewTimer(delay)
@@ -391,6 +396,16 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	return env.ID, nil
+}
+
+// loginLogged writes a login of the admin API (basic authentication) to
+// the delivery log.
+func (a *API) loginLogged(client netip.Addr, user, result string) {
+	ip := ""
+	if client.IsValid() {
+		ip = client.String()
+	}
+	a.MailLog.Login(maillog.Auth{User: user, Client: ip, Mechanism: "basic", Via: "api", Result: result})
 }
 
 // checkMessage requires CRLF line ends and a parsable header, so that what

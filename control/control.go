@@ -14,6 +14,7 @@ import (
 	"github.com/homing-mail/homing/content"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 )
 
 // Version is the node software version.
@@ -55,6 +56,9 @@ type Deps struct {
 	// the one its SMTP listeners use, so they share the gate and the
 	// failure budgets. nil: a guard of its own with the defaults.
 	Guard *guard.Guard
+	// MailLog is the node's delivery log: the logins of the submit API
+	// go there, and the live tail reads it.
+	MailLog *maillog.Log
 }
 
 // Addrs are a node's listener addresses.

@@ -32,6 +32,10 @@ type Config struct {
 	// (kept in DataDir/demo-password) when it does not exist.
 	DemoAccount bool
 	Logger      *slog.Logger
+	// LogFields writes the delivery log's fields (to, relay, status...)
+	// as attributes of its records too, not only in the line: for JSON
+	// logs (--log-format json).
+	LogFields bool
 
 	Listen  Listen
 	Admin   Admin

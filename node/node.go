@@ -32,6 +32,7 @@ import (
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
 	"github.com/homing-mail/homing/storage"
@@ -47,6 +48,7 @@ type Node struct {
 	log      *slog.Logger
 	started  time.Time
 	registry *prometheus.Registry
+	maillog  *maillog.Log // the delivery log
 	stop     shutdown
 	abrupt   atomic.Bool // CloseAbruptly: no graceful leave
 
@@ -94,7 +96,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("node", cfg.Name)
-	n := &Node{cfg: cfg, log: log, started: time.Now(), registry: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, log: log, started: time.Now(), registry: prometheus.NewRegistry(),
+		maillog: maillog.New(log.With("component", "maillog"), maillog.Options{Fields: cfg.LogFields})}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	steps := []func(context.Context) error{
 		n.openStores,
@@ -272,6 +275,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
 		Stats:         actors.NewStats(n.registry),
+		MailLog:       n.maillog,
 		PartitionChanged: func(int, bool) {
 			n.changes.Notify()
 		},
@@ -295,6 +299,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Addrs:      func() control.Addrs { return control.Addrs{SMTP: n.SMTPAddr(), Admin: n.AdminAddr()} },
 		Logger:     n.log.With("component", "admin"),
 		Guard:      n.guard,
+		MailLog:    n.maillog,
 	})
 	n.api.RegisterMetrics(n.registry)
 	if cfg.DemoAccount && !clustered {
@@ -369,6 +374,7 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.TLSConfig = tlsConfig
 	scfg.Cluster = n.clusterAuth
 	scfg.Guard = n.guard
+	scfg.MailLog = n.maillog
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
@@ -426,6 +432,7 @@ func (n *Node) startAdmin(context.Context) error {
 		Logger:        n.log.With("component", "admin"),
 		Pprof:         cfg.Pprof,
 		Console:       console.Handler("/console/"),
+		MailLog:       n.maillog,
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	var err error

@@ -40,7 +40,7 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 	raw, err := c.cfg.Dial(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
-		return remote(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), nextHost
+		return relayed(remote(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), name, addr), nextHost
 	}
 	defer raw.Close()
 	// Any blocking read or write ends when ctx does.
@@ -49,15 +49,18 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 
 	cl, conn, res, nx := c.open(ctx, name, raw, tryTLS)
 	if cl == nil {
-		return remote(res, name), nx
+		return relayed(remote(res, name), name, addr), nx
 	}
 	defer cl.Close()
 	if c.cfg.Auth != nil {
 		if err := cl.Auth(c.cfg.Auth.Client()); err != nil {
-			return remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
+			return relayed(remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), name, addr), nextHost
 		}
 	}
 	c.transact(cl, conn, name, env, rcpts, body, results)
+	for i := range results {
+		results[i] = relayed(results[i], name, addr)
+	}
 	return mail.Result{}, done
 }
 
@@ -367,6 +370,19 @@ func parseEHLO(msg string) map[string]string {
 // remote sets the host that gave a result.
 func remote(r mail.Result, name string) mail.Result {
 	r.RemoteMTA = name
+	return r
+}
+
+// relayed sets where a result came from, for the delivery log:
+// "mx.example.net[192.0.2.1]:25" (Postfix's relay=), name and the address
+// dialled.
+func relayed(r mail.Result, name, addr string) mail.Result {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		r.Relay = name + "[" + addr + "]"
+		return r
+	}
+	r.Relay = name + "[" + host + "]:" + port
 	return r
 }
 

@@ -48,6 +48,7 @@ type Process struct {
 	Data string
 
 	SMTP, Admin, Gossip string
+	Submission          string // "" unless Args turn the listener on
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -101,7 +102,7 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var r struct{ SMTP, Admin, Gossip string }
+	var r struct{ SMTP, Admin, Gossip, Submission string }
 	deadline := time.Now().Add(startTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
@@ -119,7 +120,7 @@ func (p *Process) Start() {
 		<-timer.C
 	}
 	p.mu.Lock()
-	p.SMTP, p.Admin, p.Gossip = r.SMTP, r.Admin, r.Gossip
+	p.SMTP, p.Admin, p.Gossip, p.Submission = r.SMTP, r.Admin, r.Gossip, r.Submission
 	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
 }

@@ -839,6 +839,7 @@ type DeliverResult struct {
 	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
 	Results       []*Result              `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	Node          string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"` // the member that answered (the delivery log's relay=)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +893,13 @@ func (x *DeliverResult) GetPartition() int32 {
 		return x.Partition
 	}
 	return 0
+}
+
+func (x *DeliverResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
 }
 
 // Resolve asks which account an address delivers to (itself or an alias).
@@ -2244,11 +2252,12 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"K\n" +
 	"\tBodyChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"y\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8d\x01\n" +
 	"\rDeliverResult\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12/\n" +
 	"\aresults\x18\x02 \x03(\v2\x15.homing.actors.ResultR\aresults\x12\x1c\n" +
-	"\tpartition\x18\x03 \x01(\x05R\tpartition\"#\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"#\n" +
 	"\aResolve\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"U\n" +
 	"\rResolveResult\x12\x18\n" +

@@ -337,6 +337,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = log
+	cfg.LogFields = logFormat == "json"
 	if checkConfig {
 		return checkConfiguration(cfg, stdout, stderr)
 	}
