@@ -73,7 +73,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 		storage.DiscardBody(msg.Body)
 		return fmt.Errorf("queueing %s: %w", msg.Envelope.ID, err)
 	}
-	e.note(msg.Envelope, "")
+	e.note(msg, "")
 	e.root.Send(e.queue, &enqueued{msg: msg})
 	return nil
 }
@@ -106,7 +106,7 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool
 		e.afterTransferStored(msg.Envelope.ID)
 	}
 	if !dup {
-		e.note(msg.Envelope, " (handed over by a member)")
+		e.note(msg, " (handed over by a member)")
 		e.root.Send(e.queue, &enqueued{msg: msg})
 	}
 	return dup, nil
@@ -132,7 +132,9 @@ func (e *Enqueuer) ProcessHere(ctx context.Context, msg *mail.Message) (discard 
 
 // note records the arrival of env in the journal and the delivery log,
 // with the recipients that failed at once (no such mailbox).
-func (e *Enqueuer) note(env *mail.Envelope, how string) {
+func (e *Enqueuer) note(msg *mail.Message, how string) {
+	env := msg.Envelope
+	e.journal.RecordMessage(env, msg.Body)
 	e.mlog.Queued(env, strings.TrimSpace(strings.Trim(strings.TrimSpace(how), "()")))
 	for _, r := range env.Recipients {
 		if r.State == mail.StateFailed {

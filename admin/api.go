@@ -43,6 +43,9 @@ type API interface {
 	ClusterQueue(ctx context.Context) ([]QueueEntry, error)
 	// Journey is the path of one message across the cluster, by queue id.
 	Journey(ctx context.Context, id string) ([]JourneyEvent, error)
+	// FindMessages finds messages in the journals of every member: by
+	// Message-ID, sender, recipient and time, the newest first.
+	FindMessages(ctx context.Context, q JourneyQuery) ([]JourneyMessage, error)
 	// NodeQueueAction and NodeUpdateSettings act on another member (by
 	// name; "" or this node's name act here).
 	NodeQueueAction(ctx context.Context, node, id, action string) error

@@ -52,6 +52,7 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
 	m.HandleFunc("GET /api/v1/nodes", h.nodes)
 	m.HandleFunc("GET /api/v1/journey/{id}", h.journey)
+	m.HandleFunc("GET /api/v1/journey", h.findMessages)
 	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)
 	m.HandleFunc("PUT /api/v1/accounts/{address}/rules", h.setAccountRules)
 	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)

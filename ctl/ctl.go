@@ -33,6 +33,9 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
   ready                                whether the node does its whole job now
                                        (GET /readyz), and why not
   journey ID                           the path of one message across the nodes
+  journey [--from ADDR] [--to ADDR] [--message-id ID] [--since D] [--until D] [--limit N]
+                                       find messages in every node's journal
+                                       (D: 24h, or an RFC 3339 time)
   accounts                             list accounts
   accounts add ADDR [--password P | --password-stdin] [--quota SIZE]
                                        create an account (no password: one is

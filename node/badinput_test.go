@@ -72,6 +72,13 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"GET", "/api/v1/queue?scope=everything", "", "", 400, "scope", `scope "everything"`},
 		{"GET", "/api/v1/journey/NOSUCH", "", "", 404, "-", "NOSUCH"},
 		{"GET", "/api/v1/journey/a%09b", "", "", 400, "id", "id"},
+		{"GET", "/api/v1/journey?since=yesterday", "", "", 400, "since", "neither an RFC 3339 time"},
+		{"GET", "/api/v1/journey?until=-5m", "", "", 400, "until", "negative"},
+		{"GET", "/api/v1/journey?since=1h&until=2h", "", "", 400, "until", "until is before since"},
+		{"GET", "/api/v1/journey?limit=0", "", "", 400, "limit", "from 1 to 1000"},
+		{"GET", "/api/v1/journey?limit=many", "", "", 400, "limit", "limit"},
+		{"GET", "/api/v1/journey?sender=x", "", "", 400, "sender", "unknown parameter"},
+		{"GET", "/api/v1/journey?from=a%0Ab", "", "", 400, "from", "control character"},
 		// Settings and rules: values.
 		{"PUT", "/api/v1/settings", `{"queueMode":"sideways"}`, "", 400, "queueMode", `queueMode "sideways"`},
 		{"PUT", "/api/v1/settings", `{"queueMode":5}`, "", 400, "queueMode", "must be a string"},

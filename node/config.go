@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/smtp"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Config is every setting of a node, nested per component. cmd/homing
@@ -96,6 +98,10 @@ type Store struct {
 	AccountStore string   // root of the account partitions; default DataDir/accounts
 	Partitions   int      // default 16 (fixed when the store is created)
 	Sync         SyncMode // default SyncFS
+	// JournalRetention is how long the journal (DataDir/journal: the
+	// steps of every message through this node, and what finds them)
+	// keeps a record; default 7 days.
+	JournalRetention time.Duration
 }
 
 // Cluster is the node's membership. A node is part of a cluster when
@@ -198,6 +204,9 @@ func (s Store) withDefaults() Store {
 	if s.Sync == "" {
 		s.Sync = SyncFS
 	}
+	if s.JournalRetention == 0 {
+		s.JournalRetention = storage.DefaultJournalRetention
+	}
 	return s
 }
 
@@ -230,6 +239,9 @@ func (c Config) Validate() error {
 	}
 	if c.Store.Sync != SyncFS && c.Store.Sync != SyncFsync {
 		return fmt.Errorf("--sync: %q is not syncfs or fsync", c.Store.Sync)
+	}
+	if c.Store.JournalRetention < time.Minute {
+		return fmt.Errorf("--journal-retention: %v is shorter than a minute", c.Store.JournalRetention)
 	}
 	if c.Store.Partitions < 1 || c.Store.Partitions > 4096 {
 		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Store.Partitions)

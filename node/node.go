@@ -55,6 +55,7 @@ type Node struct {
 	// Set by the steps of Start, in order; read-only afterwards.
 	syncers     []*storage.Syncer
 	queue       *storage.QueueStore
+	journal     *storage.JournalStore
 	accounts    *storage.AccountStore
 	pipe        *content.Pipeline
 	replicator  *content.Replicator
@@ -153,6 +154,12 @@ func (n *Node) openStores(context.Context) error {
 	}
 	n.queue = q
 	n.stop.push("queue store", q.Close)
+	j, err := storage.OpenJournal(filepath.Join(cfg.DataDir, "journal"), qopt, cfg.JournalRetention)
+	if err != nil {
+		return fmt.Errorf("opening the journal in %s: %w (it can be removed: only the journeys of past messages are lost)", cfg.DataDir, err)
+	}
+	n.journal = j
+	n.stop.push("journal store", j.Close)
 	if n.cfg.hasRole(mail.RoleBackend) {
 		a, err := storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
 		if err != nil {
@@ -264,6 +271,10 @@ func (n *Node) startActors(ctx context.Context) error {
 			"queueMode", settings.QueueMode(), "flag", cfg.Routing.Mode)
 	}
 	n.settings = settings
+	stats := actors.NewStats(n.registry)
+	stats.Journal = actors.NewStoredJournal(n.journal, nil, n.log.With("component", "journal"))
+	// Written out before its store closes, after the actors stopped.
+	n.stop.push("journal", func() error { stats.Journal.Close(); return nil })
 	s, err := actors.Start(cfg.Queue, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,
@@ -274,7 +285,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Pipeline:      n.pipe,
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
-		Stats:         actors.NewStats(n.registry),
+		Stats:         stats,
 		MailLog:       n.maillog,
 		PartitionChanged: func(int, bool) {
 			n.changes.Notify()

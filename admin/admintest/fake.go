@@ -77,6 +77,8 @@ type Fake struct {
 	// NodeList answers Nodes; Journeys answers Journey (by queue id).
 	NodeList []admin.NodeInfo
 	Journeys map[string][]admin.JourneyEvent
+	// Found answers FindMessages (journey.go).
+	Found []admin.JourneyMessage
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// Ready answers Readiness; NewFake makes it a ready node.

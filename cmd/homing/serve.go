@@ -170,6 +170,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.IntVar(&cfg.Store.Partitions, "partitions", def.Store.Partitions, "account partitions (fixed when the store is created)")
 	fs.Var((*listFlag)(&cfg.Domains), "domains", "local domains, comma-separated (default "+strings.Join(def.Domains, ",")+")")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
+	fs.DurationVar(&cfg.Store.JournalRetention, "journal-retention", def.Store.JournalRetention, "how long the journal keeps the steps of each message (homing ctl journey), on disk in DATA/journal")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
