@@ -280,6 +280,11 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 			return a.failure(env.ID, err)
 		}
 	}
+	if a.acct.Disabled {
+		// Mail for it through an alias, or queued before it was
+		// disabled: refused for good, as RCPT would have.
+		return mail.Perm(mail.StatusMailboxDisabled, "mailbox disabled")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
 	w.dedupKey = env.ID + "/" + r.Addr

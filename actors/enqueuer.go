@@ -197,8 +197,21 @@ func (e *Enqueuer) prepare(ctx context.Context, msg *mail.Message) (discard bool
 	return false, e.route(ctx, env)
 }
 
-// route resolves the local recipients of env (aliases to accounts).
+// route resolves the local recipients of env (aliases to accounts). An
+// alias whose target is in a domain that is not local forwards: the
+// recipient becomes that address, relayed, with the address the sender
+// gave as its original recipient (RFC 3461 ORCPT).
 func (e *Enqueuer) route(ctx context.Context, env *mail.Envelope) error {
+	defer func() {
+		for _, r := range env.Recipients {
+			if r.Account != "" && !r.State.Final() && !e.dir.IsLocalDomain(mail.Domain(r.Account)) {
+				if r.ORcpt == "" {
+					r.ORcpt = "rfc822;" + r.Addr
+				}
+				r.Addr, r.Account = r.Account, ""
+			}
+		}
+	}()
 	for _, r := range env.Recipients {
 		if r.State.Final() || r.Account != "" || !e.dir.IsLocalDomain(mail.Domain(r.Addr)) {
 			continue
@@ -209,6 +222,9 @@ func (e *Enqueuer) route(ctx context.Context, env *mail.Envelope) error {
 			r.Account = acct
 		case errors.Is(err, mail.ErrNoSuchUser):
 			res := mail.Perm(mail.StatusNoSuchUser, "no such mailbox")
+			r.State, r.Status, r.LastError, r.Done = mail.StateFailed, res.Status, res.String(), e.now()
+		case errors.Is(err, mail.ErrDisabled):
+			res := mail.Perm(mail.StatusMailboxDisabled, "mailbox disabled")
 			r.State, r.Status, r.LastError, r.Done = mail.StateFailed, res.Status, res.String(), e.now()
 		default:
 			return fmt.Errorf("resolving %s: %w", r.Addr, err)

@@ -362,6 +362,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	switch msg.(type) {
 	case *pb.Resolve, *pb.CreateAccount, *pb.GetAccount, *pb.DeleteAccount, *pb.ListAccounts,
 		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw, *pb.SetAccountRules:
+	case *pb.UpdateAccount, *pb.ListAliases: // provision.go
 	default:
 		return
 	}
@@ -377,8 +378,12 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	defer cancel()
 	switch m := msg.(type) {
 	case *pb.Resolve:
-		acct, err := p.data.Resolve(strings.ToLower(m.Address))
+		acct, err := p.resolve(strings.ToLower(m.Address))
 		ctx.Respond(&pb.ResolveResult{Account: acct, Error: pbError(err)})
+	case *pb.UpdateAccount:
+		p.updateAccount(ctx, cctx, m)
+	case *pb.ListAliases:
+		p.listAliases(ctx)
 	case *pb.CreateAccount:
 		rec := storageAccount(m.Account, strings.ToLower(m.GetAccount().GetAddress()))
 		err := p.data.CreateAccount(cctx, rec)

@@ -557,6 +557,10 @@ func (s *System) Authenticate(ctx context.Context, user, password string) (strin
 	if err != nil || !ok {
 		return "", mail.ErrAuthFailed
 	}
+	if acct.Disabled {
+		// Said only to whoever knows the password.
+		return "", fmt.Errorf("%w: %w", mail.ErrAuthFailed, mail.ErrDisabled)
+	}
 	return acct.Address, nil
 }
 

@@ -21,6 +21,8 @@ func pbError(err error) *pb.Error {
 		return nil
 	case errors.Is(err, mail.ErrNoSuchUser):
 		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
+	case errors.Is(err, mail.ErrDisabled):
+		return &pb.Error{Kind: pb.Error_DISABLED, Text: err.Error()}
 	case errors.Is(err, mail.ErrNotFound):
 		return &pb.Error{Kind: pb.Error_NOT_FOUND, Text: err.Error()}
 	case errors.Is(err, mail.ErrExists):
@@ -42,6 +44,8 @@ func goError(e *pb.Error) error {
 	switch e.Kind {
 	case pb.Error_NO_SUCH_USER:
 		return fmt.Errorf("%w: %s", mail.ErrNoSuchUser, e.Text)
+	case pb.Error_DISABLED:
+		return fmt.Errorf("%w: %s", mail.ErrDisabled, e.Text)
 	case pb.Error_NOT_FOUND:
 		return fmt.Errorf("%w: %s", mail.ErrNotFound, e.Text)
 	case pb.Error_EXISTS:
@@ -167,7 +171,7 @@ func pbAccount(a storage.Account, partition int, used int64, messages int) *pb.A
 	return &pb.AccountRecord{
 		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
 		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(partition), Rules: a.Rules,
-		UsedBytes: used, Messages: int64(messages),
+		UsedBytes: used, Messages: int64(messages), Disabled: a.Disabled,
 	}
 }
 
@@ -196,6 +200,8 @@ func unavailableReply(msg interface{}, err error) interface{} {
 		return &pb.MessagesReply{Error: e}
 	case *pb.GetRaw:
 		return &pb.RawReply{Error: e}
+	case *pb.ListAliases:
+		return &pb.AliasList{Error: e}
 	default:
 		return &pb.AccountReply{Error: e}
 	}

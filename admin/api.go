@@ -78,6 +78,9 @@ type API interface {
 	// HTTP client's address (the invalid Addr when unknown), by which
 	// failed logins are limited like SMTP AUTH.
 	Submit(ctx context.Context, client netip.Addr, user, password string, to []string, raw []byte) (id string, err error)
+
+	// Provisioning: domains, aliases, passwords, quotas (provision.go).
+	Provisioning
 }
 
 // Error is an error meant for the operator, with its HTTP status.
@@ -152,6 +155,7 @@ type Account struct {
 	Created    time.Time `json:"created"`
 	Partition  int       `json:"partition"`
 	Owner      string    `json:"owner,omitempty"`
+	Disabled   bool      `json:"disabled"` // takes no mail and no logins
 }
 
 // Message is one stored message in a mailbox listing.

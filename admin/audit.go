@@ -111,7 +111,3 @@ func (h *handler) logAction(r *http.Request, a *audit, rw *recordingWriter) {
 	}
 	h.opt.MailLog.AdminAction(entry)
 }
-
-// userRequest reports whether r is an account's own request, which it
-// authenticates with HTTP basic auth instead of the admin token.
-func (h *handler) userRequest(r *http.Request) bool { return false }

@@ -58,6 +58,8 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
+	h.provisionRoutes()
+
 	m.HandleFunc("POST "+pathSubmit, h.submit)
 	// ServeHTTP answers GET and HEAD before the token check; these make
 	// other methods a 405.
@@ -83,7 +85,7 @@ func (h *handler) routes() {
 // path exists for other methods, 404 otherwise.
 func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := *r
 		probe.Method = method
 		if _, pattern := h.mux.Handler(&probe); pattern != "" && pattern != "/" {

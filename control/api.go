@@ -47,7 +47,7 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 	addr = strings.ToLower(addr)
 	if !a.System.Directory().IsLocalDomain(hmail.Domain(addr)) {
 		return admin.Account{}, badField("address",
-			fmt.Sprintf("address %s: %s is not a local domain (%s)", addr, hmail.Domain(addr), strings.Join(a.Info.Domains, ", ")))
+			fmt.Sprintf("address %s: %s is not a local domain (%s)", addr, hmail.Domain(addr), strings.Join(a.localDomains(), ", ")))
 	}
 	if req.QuotaBytes < 0 {
 		return admin.Account{}, badField("quotaBytes", "quotaBytes must not be negative")
@@ -57,6 +57,9 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 	case req.Password != "" && hash != "":
 		return admin.Account{}, badField("passwordHash", "give password or passwordHash, not both")
 	case req.Password != "":
+		if err := a.checkPolicy(addr, req.Password); err != nil {
+			return admin.Account{}, err
+		}
 		if hash, err = storage.HashPassword(req.Password); err != nil {
 			return admin.Account{}, err
 		}
@@ -80,7 +83,7 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 func accountOut(r *actors.Account, owner string) admin.Account {
 	return admin.Account{
 		Address: r.Address, QuotaBytes: r.QuotaBytes, UsedBytes: r.UsedBytes, Messages: int(r.Messages),
-		Created: time.Unix(0, r.CreatedUnixNano).UTC(), Partition: int(r.Partition), Owner: owner,
+		Created: time.Unix(0, r.CreatedUnixNano).UTC(), Partition: int(r.Partition), Owner: owner, Disabled: r.Disabled,
 	}
 }
 
@@ -105,7 +108,11 @@ func (a *API) Account(ctx context.Context, address string) (admin.Account, error
 }
 
 func (a *API) DeleteAccount(ctx context.Context, address string) error {
-	return a.accountError(a.System.DeleteAccount(ctx, address), address)
+	if err := a.System.DeleteAccount(ctx, address); err != nil {
+		return a.accountError(err, address)
+	}
+	a.forgetEverywhere(ctx, strings.ToLower(address))
+	return nil
 }
 
 func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, error) {

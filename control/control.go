@@ -12,6 +12,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/content"
+	"github.com/homing-mail/homing/domains"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/maillog"
@@ -59,6 +60,12 @@ type Deps struct {
 	// MailLog is the node's delivery log: the logins of the submit API
 	// go there, and the live tail reads it.
 	MailLog *maillog.Log
+	// DomainSet is the cluster's local domains (nil: the domains of
+	// Info, unchangeable).
+	DomainSet *domains.Registry
+	// MinPasswordLength is the password policy's shortest password (0:
+	// DefaultMinPasswordLength).
+	MinPasswordLength int
 }
 
 // Addrs are a node's listener addresses.

@@ -65,6 +65,9 @@ func (a *API) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error
 			return nil, err
 		}
 		return a.localFind(q)
+	case "forget":
+		a.System.Directory().Forget(m.Id)
+		return nil, nil
 	case "queue-action":
 		return nil, a.QueueAction(ctx, m.Id, m.Action)
 	case "settings":

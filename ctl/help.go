@@ -27,6 +27,8 @@ func helpTexts() map[string]string {
 		"actors":        actorsHelp,
 		"stats":         statsHelp,
 		"submit":        submitHelp,
+		"domains":       domainsHelp,
+		"aliases":       aliasesHelp,
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 func TestBadInputOverHTTP(t *testing.T) {
 	n := testkit.StartNode(t, "n1")
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "pw-for-tests-123", 0)
 	base := "http://" + n.AdminAddr()
 	const msg = `"raw":"Subject: s\r\n\r\nhi\r\n"`
 
@@ -60,7 +60,9 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test","password":"p","passwordHash":"$2b$10$x"}`, "", 400, "passwordHash", "passwordHash"},
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test"}`, "", 400, "password", "password"},
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test","pasword":"p"}`, "", 400, "pasword", `unknown field "pasword"`},
-		{"POST", "/api/v1/accounts", `{"address":"alice@example.test","password":"p"}`, "", 409, "address", "account alice@example.test exists already"},
+		{"POST", "/api/v1/accounts", `{"address":"alice@example.test","password":"a-long-password-9"}`, "", 409, "address", "account alice@example.test exists already"},
+		{"POST", "/api/v1/accounts", `{"address":"x@example.test","password":"short"}`, "", 400, "password", "at least 8 characters"},
+		{"POST", "/api/v1/accounts", `{"address":"carol@example.test","password":"carol-2026!"}`, "", 400, "password", "must not contain the account's name (carol)"},
 		// The queue and journeys: ids.
 		{"GET", "/api/v1/queue/NOSUCH", "", "", 404, "id", "no message NOSUCH in the queue of n1"},
 		{"GET", "/api/v1/queue/a%20b", "", "", 400, "id", "id"},
@@ -97,6 +99,28 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],"raw":"Subject: s\n\nhi\n"}`, "alice@example.test", 400, "raw", "bare LF"},
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],"raw":"no header at all"}`, "alice@example.test", 400, "raw", "raw"},
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],` + msg + `}`, "nodomain", 401, "-", "authentication failed"},
+		// Provisioning: domains, aliases, passwords, account changes.
+		{"POST", "/api/v1/domains", `{"domain":"bad domain"}`, "", 400, "domain", "not a domain name"},
+		{"POST", "/api/v1/domains", `{}`, "", 400, "domain", "domain is required"},
+		{"POST", "/api/v1/domains", `{"domain":"example.test"}`, "", 409, "domain", "example.test is a local domain already"},
+		{"DELETE", "/api/v1/domains/nosuch.test", "", "", 404, "domain", "no local domain nosuch.test"},
+		{"DELETE", "/api/v1/domains/a_b", "", "", 400, "domain", "not a domain name"},
+		{"DELETE", "/api/v1/domains/example.test", "", "", 409, "domain", "only local domain"},
+		{"POST", "/api/v1/aliases", `{"alias":"nodomain","target":"alice@example.test"}`, "", 400, "alias", `alias "nodomain"`},
+		{"POST", "/api/v1/aliases", `{"alias":"x@example.test"}`, "", 400, "target", "target is required"},
+		{"POST", "/api/v1/aliases", `{"alias":"x@other.test","target":"alice@example.test"}`, "", 400, "alias", "other.test is not a local domain"},
+		{"POST", "/api/v1/aliases", `{"alias":"x@example.test","target":"ghost@example.test"}`, "", 400, "target", "no such account"},
+		{"POST", "/api/v1/aliases", `{"alias":"alice@example.test","target":"x@remote.test"}`, "", 409, "alias", "is an account"},
+		{"DELETE", "/api/v1/aliases/ghost@example.test", "", "", 404, "alias", "no alias ghost@example.test"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{"password":"x"}`, "", 400, "password", "at least 8 characters"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{"password":"i-am-alice!"}`, "", 400, "password", "account's name"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{}`, "", 400, "password", "password is required"},
+		{"PUT", "/api/v1/accounts/ghost@example.test/password", `{"password":"long-enough-1"}`, "", 404, "address", "no account ghost@example.test"},
+		{"PUT", "/api/v1/accounts/bob@example.test/password", `{"password":"long-enough-1"}`, "alice@example.test", 403, "-", "only its own password"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{}`, "", 400, "body", "nothing to change"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{"quotaBytes":-1}`, "", 400, "quotaBytes", "must not be negative"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{"disabled":"yes"}`, "", 400, "disabled", "must be true or false"},
+		{"PATCH", "/api/v1/accounts/ghost@example.test", `{"disabled":true}`, "", 404, "address", "no account ghost@example.test"},
 		{"GET", "/api/v1/nosuch", "", "", 404, "-", "no such endpoint"},
 	} {
 		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
@@ -104,7 +128,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		if tc.user != "" {
-			req.SetBasicAuth(tc.user, "alice-pw-123")
+			req.SetBasicAuth(tc.user, "pw-for-tests-123")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -29,7 +29,10 @@ type Config struct {
 	Name     string      // node name, unique in the cluster; default "homing"
 	Roles    []mail.Role // default both
 	Hostname string      // SMTP greeting, Received, DSN, relay EHLO; default Name
-	Domains  []string    // local domains; default example.test
+	Domains  []string    // local domains of a new node; default example.test (then changed at run time: package domains)
+	// DomainsGiven says Domains came from the operator (--domains), so
+	// that a start with a saved set that differs warns.
+	DomainsGiven bool
 	// DemoAccount creates demo@<first domain> with a random password
 	// (kept in DataDir/demo-password) when it does not exist.
 	DemoAccount bool
@@ -78,6 +81,10 @@ type Admin struct {
 	// and Host checks of the API). Off by default: the profiles show the
 	// process's internals, and /debug/pprof/cmdline its command line.
 	Pprof bool
+	// MinPasswordLength is the password policy's shortest password for
+	// accounts created or changed through the API; default
+	// control.DefaultMinPasswordLength.
+	MinPasswordLength int
 }
 
 // SyncMode is how writes are made durable.

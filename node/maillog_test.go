@@ -41,7 +41,7 @@ func startMailLogNode(t *testing.T, args ...string) *mailLogNode {
 	p := testkit.StartProcess(t, homingBin, "mlog", append([]string{"--route", "remote.test=" + mx.Addr,
 		"--submission", "127.0.0.1:0", "--retry-min", "1h"}, args...)...)
 	c := admin.NewClient(p.Admin, "")
-	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-password-1"}); err != nil {
+	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "secret-words-1"}); err != nil {
 		t.Fatal(err)
 	}
 	return &mailLogNode{p: p, mx: mx, admin: c}
@@ -59,7 +59,7 @@ func (n *mailLogNode) submit(t *testing.T, to string) string {
 	if err := c.Hello("client.test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-password-1")); err != nil {
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "secret-words-1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Mail("alice@example.test", nil); err != nil {

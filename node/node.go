@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/homing-mail/homing/console"
 	"github.com/homing-mail/homing/content"
 	"github.com/homing-mail/homing/control"
+	"github.com/homing-mail/homing/domains"
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
@@ -59,6 +61,7 @@ type Node struct {
 	accounts    *storage.AccountStore
 	pipe        *content.Pipeline
 	replicator  *content.Replicator
+	domains     *domains.Registry  // the cluster's local domains
 	placement   *cluster.Placement // nil on a single node
 	actors      *actors.System
 	settings    *control.Settings
@@ -119,7 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.api.SetStarted()
 	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", cfg.Roles,
-		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
+		"domains", strings.Join(n.Domains(), ","), "data", cfg.Store.DataDir)
 	return n, nil
 }
 
@@ -221,6 +224,26 @@ func (n *Node) startContent(context.Context) error {
 	n.pipe = pipe
 	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
 	n.stop.push("filters", pipe.Close)
+	return n.openDomains()
+}
+
+// openDomains loads the cluster's local domains saved in the data
+// directory, or seeds them from --domains on a new node. Later changes
+// (here or from a member) reach the directory at once.
+func (n *Node) openDomains() error {
+	reg, saved, err := domains.Open(n.cfg.Store.DataDir, n.cfg.Domains, n.log.With("component", "domains"), func(local []string) {
+		if s := n.actors; s != nil {
+			s.Directory().SetDomains(local)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("the local domains: %w", err)
+	}
+	if saved && !slices.Equal(reg.Local(), n.cfg.Domains) && n.cfg.DomainsGiven {
+		n.log.Warn("the local domains saved in the data directory (changed at run time, or by the cluster) win over --domains, which only seeds a new node; change them with homing ctl domains",
+			"domains", strings.Join(reg.Local(), ","), "flag", strings.Join(n.cfg.Domains, ","))
+	}
+	n.domains = reg
 	return nil
 }
 
@@ -275,7 +298,9 @@ func (n *Node) startActors(ctx context.Context) error {
 	stats.Journal = actors.NewStoredJournal(n.journal, nil, n.log.With("component", "journal"))
 	// Written out before its store closes, after the actors stopped.
 	n.stop.push("journal", func() error { stats.Journal.Close(); return nil })
-	s, err := actors.Start(cfg.Queue, actors.Deps{
+	qcfg := cfg.Queue
+	qcfg.LocalDomains = n.domains.Local()
+	s, err := actors.Start(qcfg, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,
 		Queue:         n.queue,
@@ -311,6 +336,9 @@ func (n *Node) startActors(ctx context.Context) error {
 		Logger:     n.log.With("component", "admin"),
 		Guard:      n.guard,
 		MailLog:    n.maillog,
+		DomainSet:  n.domains,
+
+		MinPasswordLength: cfg.Admin.MinPasswordLength,
 	})
 	n.api.RegisterMetrics(n.registry)
 	if cfg.DemoAccount && !clustered {
@@ -363,6 +391,9 @@ func (n *Node) startChannel(context.Context) error {
 		return nil
 	})
 	if err := n.replicator.Start(n.actors.ActorSystem()); err != nil {
+		return err
+	}
+	if err := n.domains.Start(n.actors.ActorSystem()); err != nil {
 		return err
 	}
 	if err := n.api.StartIntrospect(); err != nil {
@@ -486,6 +517,8 @@ func (n *Node) joinCluster(context.Context) error {
 			Static:       cfg.Cluster.StaticPartitions,
 			Started:      n.started.UnixNano(),
 			RulesVersion: rulesVersion,
+
+			DomainsVersion: n.domains.Current().Version,
 		},
 	})
 	if err != nil {
@@ -501,9 +534,11 @@ func (n *Node) joinCluster(context.Context) error {
 	n.membership.Store(ms)
 	n.settings.Join(ms)
 	n.replicator.Join(ms)
+	n.domains.Join(ms)
 	own := cluster.RunOwnership(ms, n.placement, n.actors, cfg.hasRole(mail.RoleBackend),
 		n.log.With("component", "ownership"), func() {
 			n.replicator.Sync()
+			n.domains.Sync()
 			n.changes.Notify()
 		})
 	n.stop.push("ownership", func() error { own.Stop(); return nil })
@@ -548,8 +583,8 @@ func (n *Node) ChannelAddr() string {
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
-// Domains are the node's local domains (the first is the default).
-func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
+// Domains are the node's local domains now (the first is the default).
+func (n *Node) Domains() []string { return n.domains.Local() }
 
 // API is the node's admin API, in process (what the admin endpoint serves).
 func (n *Node) API() admin.API { return n.api }
@@ -598,7 +633,7 @@ func (n *Node) CloseAbruptly() error {
 // ensureDemo creates the demo account on first start and keeps its
 // password in DataDir/demo-password so that every start can print it.
 func (n *Node) ensureDemo(ctx context.Context) error {
-	addr := "demo@" + n.cfg.Domains[0]
+	addr := "demo@" + n.Domains()[0]
 	pwFile := filepath.Join(n.cfg.Store.DataDir, "demo-password")
 	_, err := n.actors.GetAccount(ctx, addr)
 	if err != nil && mail.IsTemporary(err) {

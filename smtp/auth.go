@@ -169,7 +169,11 @@ func (s *session) checkPassword(mech, username, password, authzid string) (err e
 		failures := s.authFailures
 		s.mu.Unlock()
 		s.srv.m.auth(listener, "failed")
-		logged(maillog.AuthFailed)
+		if errors.Is(err, mail.ErrDisabled) {
+			logged(maillog.AuthDisabled)
+		} else {
+			logged(maillog.AuthFailed)
+		}
 		s.srv.abuseLog.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures, "delay", delay)
 		s.pause(delay)
 		if failures >= s.srv.cfg.MaxAuthFailures {

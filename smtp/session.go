@@ -281,6 +281,8 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 		switch {
 		case errors.Is(err, mail.ErrNoSuchUser):
 			return errNoSuchUser()
+		case errors.Is(err, mail.ErrDisabled):
+			return errDisabled()
 		case err != nil:
 			s.srv.log.Warn("directory lookup failed", "rcpt", addr, "err", err)
 			return errDirectoryDown()

@@ -36,6 +36,7 @@ const (
 	Error_UNAVAILABLE  Error_Kind = 4 // temporary: partition not open here, disk trouble, handoff
 	Error_INVALID      Error_Kind = 5
 	Error_DAMAGED      Error_Kind = 6 // permanent: the stored data failed its check (storage.ErrDamaged)
+	Error_DISABLED     Error_Kind = 7 // permanent: the account is disabled (mail.ErrDisabled)
 )
 
 // Enum value maps for Error_Kind.
@@ -48,6 +49,7 @@ var (
 		4: "UNAVAILABLE",
 		5: "INVALID",
 		6: "DAMAGED",
+		7: "DISABLED",
 	}
 	Error_Kind_value = map[string]int32{
 		"NONE":         0,
@@ -57,6 +59,7 @@ var (
 		"UNAVAILABLE":  4,
 		"INVALID":      5,
 		"DAMAGED":      6,
+		"DISABLED":     7,
 	}
 )
 
@@ -1008,7 +1011,8 @@ type AccountRecord struct {
 	UsedBytes       int64                  `protobuf:"varint,5,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
 	Messages        int64                  `protobuf:"varint,6,opt,name=messages,proto3" json:"messages,omitempty"`
 	Partition       int32                  `protobuf:"varint,7,opt,name=partition,proto3" json:"partition,omitempty"`
-	Rules           []byte                 `protobuf:"bytes,8,opt,name=rules,proto3" json:"rules,omitempty"` // account rules, JSON
+	Rules           []byte                 `protobuf:"bytes,8,opt,name=rules,proto3" json:"rules,omitempty"`        // account rules, JSON
+	Disabled        bool                   `protobuf:"varint,9,opt,name=disabled,proto3" json:"disabled,omitempty"` // no mail (RCPT 550 5.2.1), no logins
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1097,6 +1101,13 @@ func (x *AccountRecord) GetRules() []byte {
 		return x.Rules
 	}
 	return nil
+}
+
+func (x *AccountRecord) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 // SetAccountRules replaces an account's rules (validated by the owner).
@@ -2199,10 +2210,10 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x18\n" +
-	"\adamaged\x18\b \x01(\tR\adamaged\"\xb4\x01\n" +
+	"\adamaged\x18\b \x01(\tR\adamaged\"\xc2\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"h\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"v\n" +
 	"\x04Kind\x12\b\n" +
 	"\x04NONE\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -2211,7 +2222,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\fNO_SUCH_USER\x10\x03\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x04\x12\v\n" +
 	"\aINVALID\x10\x05\x12\v\n" +
-	"\aDAMAGED\x10\x06\"\x7f\n" +
+	"\aDAMAGED\x10\x06\x12\f\n" +
+	"\bDISABLED\x10\a\"\x7f\n" +
 	"\tRecipient\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
@@ -2262,7 +2274,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"U\n" +
 	"\rResolveResult\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8a\x02\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\xa6\x02\n" +
 	"\rAccountRecord\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x1f\n" +
@@ -2273,7 +2285,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x12\x1a\n" +
 	"\bmessages\x18\x06 \x01(\x03R\bmessages\x12\x1c\n" +
 	"\tpartition\x18\a \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05rules\x18\b \x01(\fR\x05rules\"A\n" +
+	"\x05rules\x18\b \x01(\fR\x05rules\x12\x1a\n" +
+	"\bdisabled\x18\t \x01(\bR\bdisabled\"A\n" +
 	"\x0fSetAccountRules\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05rules\x18\x02 \x01(\fR\x05rules\"G\n" +

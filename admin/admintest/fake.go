@@ -79,6 +79,9 @@ type Fake struct {
 	Journeys map[string][]admin.JourneyEvent
 	// Found answers FindMessages (journey.go).
 	Found []admin.JourneyMessage
+	// DomainList and AliasMap answer the provisioning (provision.go).
+	DomainList []admin.Domain
+	AliasMap   map[string]string
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// Ready answers Readiness; NewFake makes it a ready node.
