@@ -81,6 +81,8 @@ type API interface {
 
 	// Provisioning: domains, aliases, passwords, quotas (provision.go).
 	Provisioning
+	// Observing: history per minute, the delivery log (observe.go).
+	Observing
 }
 
 // Error is an error meant for the operator, with its HTTP status.

@@ -59,6 +59,7 @@ func (h *handler) routes() {
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
 	h.provisionRoutes()
+	h.observeRoutes()
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
 	// ServeHTTP answers GET and HEAD before the token check; these make
@@ -316,6 +317,11 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	q, total, err := queuePage(q, r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if q == nil {
 		q = []QueueEntry{}
 	}
@@ -324,6 +330,7 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 			q[i].Recipients = []QueueRecipient{}
 		}
 	}
+	w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	writeJSON(w, http.StatusOK, q)
 }
 

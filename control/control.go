@@ -82,8 +82,9 @@ type Addrs struct{ SMTP, Admin string }
 type API struct {
 	Deps
 
-	mu sync.Mutex
-	cl *Cluster // nil on a single node and until the node has joined
+	mu      sync.Mutex
+	cl      *Cluster // nil on a single node and until the node has joined
+	history *History // this node's minutes (StartHistory)
 
 	started, closing atomic.Bool // readiness: SetStarted, SetClosing
 

@@ -65,6 +65,14 @@ func (a *API) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error
 			return nil, err
 		}
 		return a.localFind(q)
+	case "history":
+		return a.localHistory(), nil
+	case "log":
+		var q admin.LogQuery
+		if err := json.Unmarshal(m.Json, &q); err != nil {
+			return nil, err
+		}
+		return a.localLog(q), nil
 	case "forget":
 		a.System.Directory().Forget(m.Id)
 		return nil, nil

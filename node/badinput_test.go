@@ -121,6 +121,14 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"PATCH", "/api/v1/accounts/alice@example.test", `{"quotaBytes":-1}`, "", 400, "quotaBytes", "must not be negative"},
 		{"PATCH", "/api/v1/accounts/alice@example.test", `{"disabled":"yes"}`, "", 400, "disabled", "must be true or false"},
 		{"PATCH", "/api/v1/accounts/ghost@example.test", `{"disabled":true}`, "", 404, "address", "no account ghost@example.test"},
+		// The console's views: history, the delivery log, a queue page.
+		{"GET", "/api/v1/history?scope=all", "", "", 400, "scope", "scope must be node or cluster"},
+		{"GET", "/api/v1/log?after=-1", "", "", 400, "after", "sequence number"},
+		{"GET", "/api/v1/log?since=yesterday", "", "", 400, "since", "RFC 3339"},
+		{"GET", "/api/v1/log?limit=0", "", "", 400, "limit", "from 1 to 2000"},
+		{"GET", "/api/v1/queue?limit=0", "", "", 400, "limit", "from 1 to 1000"},
+		{"GET", "/api/v1/queue?offset=-5", "", "", 400, "offset", "0 or more"},
+		{"GET", "/api/v1/queue?state=lost", "", "", 400, "state", "active, deferred, held or damaged"},
 		{"GET", "/api/v1/nosuch", "", "", 404, "-", "no such endpoint"},
 	} {
 		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))

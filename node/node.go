@@ -341,6 +341,8 @@ func (n *Node) startActors(ctx context.Context) error {
 		MinPasswordLength: cfg.Admin.MinPasswordLength,
 	})
 	n.api.RegisterMetrics(n.registry)
+	n.api.StartHistory()
+	n.stop.push("history", func() error { n.api.StopHistory(); return nil })
 	if cfg.DemoAccount && !clustered {
 		return n.ensureDemo(ctx)
 	}

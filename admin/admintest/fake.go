@@ -82,6 +82,9 @@ type Fake struct {
 	// DomainList and AliasMap answer the provisioning (provision.go).
 	DomainList []admin.Domain
 	AliasMap   map[string]string
+	// HistoryData and LogLines answer History and DeliveryLog (observe.go).
+	HistoryData []admin.NodeHistory
+	LogLines    []admin.LogLine
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// Ready answers Readiness; NewFake makes it a ready node.
