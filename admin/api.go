@@ -208,6 +208,12 @@ type QueueSummary struct {
 	ByDomain map[string]int `json:"byDomain"`
 }
 
+// Journey is GET /api/v1/journey/{id}: the steps of one message on every
+// node, in time order (design.md).
+type Journey struct {
+	Steps []JourneyEvent `json:"steps"`
+}
+
 // JourneyEvent is one step of a message, GET /api/v1/journey/{id}.
 type JourneyEvent struct {
 	Time   time.Time `json:"time"`

@@ -557,7 +557,7 @@ func (h *handler) journey(w http.ResponseWriter, r *http.Request) {
 	if ev == nil {
 		ev = []JourneyEvent{}
 	}
-	writeJSON(w, http.StatusOK, ev)
+	writeJSON(w, http.StatusOK, Journey{Steps: ev})
 }
 
 func (h *handler) partitions(w http.ResponseWriter, r *http.Request) {

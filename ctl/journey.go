@@ -102,7 +102,7 @@ func (c *command) showJourney(id string) error {
 		return c.describe(thing{name: "record of message " + id + " on any node",
 			hint: "homing ctl queue --cluster lists the messages queued now; homing ctl journey --from/--to/--since finds others"}, err)
 	}
-	return c.out(ev, func(w io.Writer) {
+	return c.out(admin.Journey{Steps: ev}, func(w io.Writer) {
 		fmt.Fprintln(w, "TIME\tNODE\tEVENT\tDETAIL")
 		for _, e := range ev {
 			detail := e.Detail

@@ -34,9 +34,9 @@ func TestJourney(t *testing.T) {
 		t.Errorf("Journey calls %+v", c)
 	}
 
-	var ev []admin.JourneyEvent
-	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "Q1").ok(t).stdout), &ev); err != nil || len(ev) != 4 || ev[3].ID != "Q1.dsn" {
-		t.Errorf("--json journey %+v %v", ev, err)
+	var j admin.Journey
+	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "Q1").ok(t).stdout), &j); err != nil || len(j.Steps) != 4 || j.Steps[3].ID != "Q1.dsn" {
+		t.Errorf("--json journey %+v %v", j, err)
 	}
 	e.run("", "journey", "NOPE").failed(t, 1, "homing ctl: no record of message NOPE on any node (homing ctl queue --cluster lists the messages queued now; homing ctl journey --from/--to/--since finds others)")
 	e.run("", "journey").failed(t, 2, "homing ctl: journey needs an ID, or --from, --to, --message-id, --since or --until to find messages")

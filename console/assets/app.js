@@ -942,7 +942,9 @@
       return;
     }
     if (seq !== state.journeySeq) return;
-    const list = (Array.isArray(events) ? events : []).filter((e) => e && typeof e === 'object');
+    // {"steps": [...]} (design.md); an older node answered the array.
+    const steps = Array.isArray(events) ? events : (events && Array.isArray(events.steps) ? events.steps : []);
+    const list = steps.filter((e) => e && typeof e === 'object');
     list.sort((a, b) => timeOf(a.time) - timeOf(b.time));
     if (list.length === 0) {
       say('journey-status', `No events recorded for ${id}.`);
