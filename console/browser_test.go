@@ -49,7 +49,6 @@ func openConsole(t *testing.T, b context.Context, api *consoleAPI) *consolePage 
 }
 
 func (p *consolePage) run(actions ...chromedp.Action[chromedp.Void]) { p.t.Helper(); p.Run(actions...) }
-func (p *consolePage) bodyText() string                              { return p.BodyText() }
 func (p *consolePage) waitVisible(css string)                        { p.t.Helper(); p.WaitVisible(css) }
 func (p *consolePage) click(css string)                              { p.t.Helper(); p.Click(css) }
 func (p *consolePage) typeInto(css, text string)                     { p.t.Helper(); p.TypeInto(css, text) }
@@ -62,9 +61,6 @@ func eval[T any](p *consolePage, expr string) T {
 	p.t.Helper()
 	return browser.Eval[T](p.Page, expr)
 }
-
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string { return browser.JSString(s) }
 
 // withLimit bounds one action on the page by waitLimit.
 func withLimit(p *consolePage) (context.Context, context.CancelFunc) {
