@@ -53,6 +53,15 @@ var (
 	// permanent: reading again returns the same bytes. `homing check`
 	// finds such data and --repair isolates it.
 	ErrDamaged = mail.PermanentError("storage: data damaged")
+	// ErrNoFolder: an account has no folder of that name (IMAP's
+	// NONEXISTENT and TRYCREATE, RFC 5530); it is also mail.ErrNotFound.
+	ErrNoFolder = mail.PermanentError("storage: no such folder")
+	// ErrUseNotSupported: a special use that is not one of SpecialUses
+	// (RFC 6154 §5.1 USEATTR).
+	ErrUseNotSupported = mail.PermanentError("storage: special use not supported")
+	// ErrCannot: deleting INBOX, or renaming a folder onto one that
+	// exists or under itself (IMAP's CANNOT, RFC 5530).
+	ErrCannot = mail.PermanentError("storage: not possible with this folder")
 )
 
 // WrongPartitionError is returned when an address is used in a partition it

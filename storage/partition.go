@@ -54,6 +54,9 @@ func openPartition(s *AccountStore, id int) (*Partition, error) {
 	if err == nil {
 		err = p.resumePurges()
 	}
+	if err == nil {
+		err = p.migrate()
+	}
 	if err != nil {
 		_ = p.closeDB()
 		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
