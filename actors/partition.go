@@ -160,6 +160,15 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 			// Local Delivery sends one Deliver per account.
 			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
 		}
+	case *pb.MailboxOp:
+		switch {
+		case p.retiring:
+			ctx.Respond(&pb.MailboxReply{Error: pbError(fmt.Errorf("%w: partition is moving to another node", mail.ErrUnavailable))})
+		case p.ensureOpen() != nil:
+			ctx.Respond(&pb.MailboxReply{Error: pbError(fmt.Errorf("%w: %v", mail.ErrUnavailable, p.openErr))})
+		default:
+			p.route(ctx, strings.ToLower(m.Account), m)
+		}
 	case *passivate:
 		if c, ok := p.children[m.account]; ok && c.pid.Equal(m.pid) && !c.stopping {
 			c.stopping = true

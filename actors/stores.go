@@ -127,3 +127,26 @@ type ContentPipeline interface {
 type Submitter interface {
 	Submit(ctx context.Context, msg *mail.Message) error
 }
+
+// MailboxData is the folder model of an opened partition (storage's
+// folder.go): what IMAP, POP3 and the admin API change through the account
+// actor. *storage.Partition satisfies it; a PartitionData without it
+// answers mailbox operations as unsupported. The write methods return once
+// the change is written, with the channel that says when it is durable.
+type MailboxData interface {
+	Folders(account string) ([]storage.Folder, error)
+	Folder(account, name string) (storage.Folder, error)
+	CreateFolder(ctx context.Context, account, name, use string) (storage.Folder, <-chan error, error)
+	DeleteFolder(ctx context.Context, account, name string) (<-chan error, error)
+	RenameFolder(ctx context.Context, account, from, to string) (<-chan error, error)
+	SubscribeFolder(ctx context.Context, account, name string, on bool) (<-chan error, error)
+	FolderEntries(account string, fid uint32) ([]storage.Entry, error)
+	StoreFlags(ctx context.Context, account string, fid uint32, uids []uint32, op storage.FlagOp, flags []string) ([]storage.Entry, <-chan error, error)
+	Expunge(ctx context.Context, account string, fid uint32, uids []uint32) ([]uint32, <-chan error, error)
+	Remove(ctx context.Context, account string, fid uint32, uids []uint32) ([]uint32, <-chan error, error)
+	CopyMessages(ctx context.Context, account string, src uint32, uids []uint32, dst uint32, move bool, quota int64) (storage.CopyResult, <-chan error, error)
+	MessageMeta(account string, ids []uint64, summaries bool) ([]storage.MessageMeta, error)
+	DeleteMessage(ctx context.Context, account, id string) error
+	MoveMessage(ctx context.Context, account, id, folder string) (uint32, error)
+	ChangeFlags(ctx context.Context, account, id string, add, remove []string, replace bool) error
+}

@@ -19,6 +19,12 @@ func pbError(err error) *pb.Error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, storage.ErrNoFolder):
+		return &pb.Error{Kind: pb.Error_NO_FOLDER, Text: err.Error()}
+	case errors.Is(err, storage.ErrOverQuota):
+		return &pb.Error{Kind: pb.Error_OVER_QUOTA, Text: err.Error()}
+	case errors.Is(err, storage.ErrCannot):
+		return &pb.Error{Kind: pb.Error_CANNOT, Text: err.Error()}
 	case errors.Is(err, mail.ErrNoSuchUser):
 		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
 	case errors.Is(err, mail.ErrNotFound):
@@ -50,6 +56,12 @@ func goError(e *pb.Error) error {
 		return fmt.Errorf("%w: %s", mail.ErrInvalid, e.Text)
 	case pb.Error_DAMAGED:
 		return fmt.Errorf("%w: %s", storage.ErrDamaged, e.Text)
+	case pb.Error_NO_FOLDER:
+		return fmt.Errorf("%w (%w): %s", storage.ErrNoFolder, mail.ErrNotFound, e.Text)
+	case pb.Error_OVER_QUOTA:
+		return fmt.Errorf("%w: %s", storage.ErrOverQuota, e.Text)
+	case pb.Error_CANNOT:
+		return fmt.Errorf("%w: %s", storage.ErrCannot, e.Text)
 	default:
 		return fmt.Errorf("%w: %s", mail.ErrUnavailable, e.Text)
 	}

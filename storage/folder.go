@@ -432,3 +432,38 @@ func (p *Partition) Summary(account string, id uint64) ([]byte, error) {
 	}
 	return v, err
 }
+
+// MessageMeta is what FETCH needs of a message besides its index entry.
+type MessageMeta struct {
+	ID       uint64
+	Size     int64
+	Received time.Time
+	Summary  []byte // nil unless asked for
+}
+
+// MessageMeta returns the size, internal date and (summaries) summary of
+// messages ids; ids that do not exist are skipped.
+func (p *Partition) MessageMeta(account string, ids []uint64, summaries bool) ([]MessageMeta, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MessageMeta, 0, len(ids))
+	for _, id := range ids {
+		rec, err := p.message(addr, "", id)
+		if errors.Is(err, mail.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m := MessageMeta{ID: id, Size: rec.Size, Received: rec.Received}
+		if summaries {
+			if m.Summary, err = p.db.Get(messageKey(prefixSummary, addr, id)); err != nil && !errors.Is(err, mail.ErrNotFound) {
+				return nil, err
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
