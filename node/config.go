@@ -61,6 +61,12 @@ type Listen struct {
 	Submission string // submission listener (AUTH required); "" = off
 	TLSCert    string // PEM certificate chain; with TLSKey enables STARTTLS
 	TLSKey     string
+	// IMAP is the IMAP listener (STARTTLS), IMAPS the implicit-TLS one
+	// (RFC 8314); "" = off, except that a node with no SMTP address set
+	// either (the no-flags single node) serves IMAP on 127.0.0.1:1143.
+	// "off" turns that off too.
+	IMAP  string
+	IMAPS string
 }
 
 // Admin is the admin HTTP endpoint.
@@ -170,6 +176,12 @@ func (c Config) WithDefaults() Config {
 func (l Listen) withDefaults() Listen {
 	if l.SMTP == "" {
 		l.SMTP = "127.0.0.1:2525"
+		if l.IMAP == "" {
+			l.IMAP = "127.0.0.1:1143"
+		}
+	}
+	if l.IMAP == "off" {
+		l.IMAP = ""
 	}
 	return l
 }
@@ -252,7 +264,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range []struct{ flag, addr string }{
-		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--admin", c.Admin.Addr},
+		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--imap", c.Listen.IMAP}, {"--imaps", c.Listen.IMAPS}, {"--admin", c.Admin.Addr},
 		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
 	} {
 		if l.addr == "" {

@@ -31,6 +31,7 @@ import (
 	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/guard"
+	"github.com/homing-mail/homing/imap"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
@@ -65,6 +66,8 @@ type Node struct {
 	channel     *cluster.Channel
 	smtpLn      net.Listener
 	subLn       net.Listener
+	imapLn      net.Listener
+	imapsLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
 
@@ -102,6 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.startActors,
 		n.startChannel,
 		n.startSMTP,
+		n.startIMAP,
 		n.startAdmin,
 		n.joinCluster,
 	}
@@ -393,6 +397,44 @@ func (n *Node) startSMTP(context.Context) error {
 	return err
 }
 
+// startIMAP starts the IMAP listeners (package imap), which reach every
+// account through its owner's account actor, with the login limits of
+// SMTP AUTH.
+func (n *Node) startIMAP(context.Context) error {
+	cfg := n.cfg
+	if cfg.Listen.IMAP == "" && cfg.Listen.IMAPS == "" {
+		return nil
+	}
+	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	if err != nil {
+		return err
+	}
+	if tlsConfig == nil {
+		if tlsConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+			return err
+		}
+		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
+	}
+	srv := imap.New(imap.Config{TLS: tlsConfig, Logger: n.log.With("component", "imap")}, n.actors, n.guard)
+	if cfg.Listen.IMAP != "" {
+		if n.imapLn, err = n.listen("--imap", cfg.Listen.IMAP, func(ln net.Listener) error { return srv.Serve(ln, false) }, srv.Close); err != nil {
+			return err
+		}
+	}
+	if cfg.Listen.IMAPS != "" {
+		// One server serves both: the listener pushed last is closed
+		// first by itself, the server with the other.
+		closeOnce := func() error { return n.imapsLn.Close() }
+		if n.imapLn == nil {
+			closeOnce = srv.Close
+		}
+		if n.imapsLn, err = n.listen("--imaps", cfg.Listen.IMAPS, func(ln net.Listener) error { return srv.Serve(ln, true) }, closeOnce); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // listen listens on addr (the value of flag) and serves it on a goroutine;
 // the closer it pushes stops the server and waits for that goroutine.
 func (n *Node) listen(flag, addr string, serve func(net.Listener) error, stop func() error) (net.Listener, error) {
@@ -504,6 +546,12 @@ func (n *Node) members() []cluster.Member {
 
 // SMTPAddr is the address the SMTP listener is bound to.
 func (n *Node) SMTPAddr() string { return addrOf(n.smtpLn) }
+
+// IMAPAddr is the address of the IMAP listener, "" if off.
+func (n *Node) IMAPAddr() string { return addrOf(n.imapLn) }
+
+// IMAPSAddr is the address of the implicit-TLS IMAP listener, "" if off.
+func (n *Node) IMAPSAddr() string { return addrOf(n.imapsLn) }
 
 // SubmissionAddr is the address of the submission listener, "" if off.
 func (n *Node) SubmissionAddr() string { return addrOf(n.subLn) }

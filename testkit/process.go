@@ -48,6 +48,8 @@ type Process struct {
 	Data string
 
 	SMTP, Admin, Gossip string
+	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it).
+	IMAP string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -85,6 +87,9 @@ func (p *Process) Start() {
 	if !hasFlag(p.Args, "--admin") {
 		args = append(args, "--admin", "127.0.0.1:0")
 	}
+	if !hasFlag(p.Args, "--imap") {
+		args = append(args, "--imap", "127.0.0.1:0")
+	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -101,7 +106,7 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var r struct{ SMTP, Admin, Gossip string }
+	var r struct{ SMTP, Admin, Gossip, IMAP string }
 	deadline := time.Now().Add(startTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
@@ -119,7 +124,7 @@ func (p *Process) Start() {
 		<-timer.C
 	}
 	p.mu.Lock()
-	p.SMTP, p.Admin, p.Gossip = r.SMTP, r.Admin, r.Gossip
+	p.SMTP, p.Admin, p.Gossip, p.IMAP = r.SMTP, r.Admin, r.Gossip, r.IMAP
 	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
 }

@@ -151,6 +151,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.Var((*roleFlag)(&cfg.Roles), "roles", "node roles: frontend, backend, or frontend,backend (default both)")
 	fs.StringVar(&cfg.Listen.SMTP, "smtp", def.Listen.SMTP, "SMTP listener address")
 	fs.StringVar(&cfg.Listen.Submission, "submission", "", "submission listener address (AUTH required); empty = off")
+	fs.StringVar(&cfg.Listen.IMAP, "imap", "", "IMAP listener address (STARTTLS); empty = off, except 127.0.0.1:1143 when --smtp is not set either; off = off")
+	fs.StringVar(&cfg.Listen.IMAPS, "imaps", "", "IMAP listener address with implicit TLS (RFC 8314); empty = off")
 	fs.StringVar(&cfg.Listen.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
 	fs.StringVar(&cfg.Listen.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
@@ -404,6 +406,8 @@ type Ready struct {
 	PID        int    `json:"pid"`
 	SMTP       string `json:"smtp"`
 	Submission string `json:"submission,omitempty"`
+	IMAP       string `json:"imap,omitempty"`
+	IMAPS      string `json:"imaps,omitempty"`
 	Admin      string `json:"admin"`
 	Gossip     string `json:"gossip,omitempty"`
 	Channel    string `json:"channel,omitempty"`
@@ -413,7 +417,7 @@ type Ready struct {
 // it): a temporary file in the same directory, then a rename.
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
-		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}
@@ -429,6 +433,12 @@ func banner(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "  SMTP   %s\n", n.SMTPAddr())
 	if a := n.SubmissionAddr(); a != "" {
 		fmt.Fprintf(w, "  submission %s\n", a)
+	}
+	if a := n.IMAPAddr(); a != "" {
+		fmt.Fprintf(w, "  IMAP   %s (STARTTLS)\n", a)
+	}
+	if a := n.IMAPSAddr(); a != "" {
+		fmt.Fprintf(w, "  IMAPS  %s\n", a)
 	}
 	fmt.Fprintf(w, "  admin  http://%s/api/v1/\n", n.AdminAddr())
 	fmt.Fprintf(w, "  console http://%s/console/\n", n.AdminAddr())
