@@ -8,6 +8,7 @@ import (
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/summary"
 )
 
 // Every conversion between Homing's types and the protobuf messages that
@@ -194,7 +195,11 @@ func storageAccount(a *pb.AccountRecord, address string) storage.Account {
 
 // pbMessageInfo is a mailbox listing entry.
 func pbMessageInfo(m storage.MessageInfo) *pb.MessageInfo {
-	return &pb.MessageInfo{Id: m.ID, Folder: m.Folder, Size: m.Size, ReceivedUnixNano: m.Received.UnixNano(), Flags: m.Flags}
+	mi := &pb.MessageInfo{Id: m.ID, Folder: m.Folder, Size: m.Size, ReceivedUnixNano: m.Received.UnixNano(), Flags: m.Flags, Uid: m.UID}
+	if s, err := summary.Decode(m.Summary); err == nil && len(m.Summary) > 0 {
+		mi.From, mi.Subject = s.From(), s.Subject()
+	}
+	return mi
 }
 
 // unavailableReply answers an admin request msg that cannot be served now.

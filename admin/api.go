@@ -160,6 +160,38 @@ type Message struct {
 	Flags    []string  `json:"flags,omitempty"`
 	From     string    `json:"from,omitempty"`
 	Subject  string    `json:"subject,omitempty"`
+	UID      uint32    `json:"uid,omitempty"`
+}
+
+// Folder is one folder of an account, GET /api/v1/accounts/{a}/folders.
+type Folder struct {
+	Name        string `json:"name"`
+	Messages    int64  `json:"messages"`
+	Unseen      int64  `json:"unseen"`
+	UIDValidity uint32 `json:"uidValidity"`
+	UIDNext     uint32 `json:"uidNext"`
+	SpecialUse  string `json:"specialUse,omitempty"`
+}
+
+// MoveMessage is the body of POST .../messages/{id}/move.
+type MoveMessage struct {
+	Folder string `json:"folder"`
+}
+
+// FlagMessage is the body of POST .../messages/{id}/flags.
+type FlagMessage struct {
+	Add    []string `json:"add"`
+	Remove []string `json:"remove"`
+}
+
+// MailboxAdmin is implemented by an API that changes mailboxes: the
+// folders of an account, and deleting, moving and flagging a message
+// (each done by the account's owner, the only writer).
+type MailboxAdmin interface {
+	Folders(ctx context.Context, address string) ([]Folder, error)
+	DeleteMessage(ctx context.Context, address, id string) error
+	MoveMessage(ctx context.Context, address, id, folder string) error
+	FlagMessage(ctx context.Context, address, id string, add, remove []string) error
 }
 
 // QueueEntry is one queued message, GET /api/v1/queue.

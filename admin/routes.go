@@ -36,6 +36,7 @@ func (h *handler) routes() {
 	m.HandleFunc("DELETE /api/v1/accounts/{address}", h.deleteAccount)
 	m.HandleFunc("GET /api/v1/accounts/{address}/messages", h.messages)
 	m.HandleFunc("GET /api/v1/accounts/{address}/messages/{id}/raw", h.rawMessage)
+	h.mailboxRoutes(m)
 
 	m.HandleFunc("GET /api/v1/queue", h.queue)
 	m.HandleFunc("GET /api/v1/queue/{id}", h.queueEntry)

@@ -118,7 +118,7 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 	out := make([]admin.Message, 0, len(ms))
 	for _, m := range ms {
 		msg := admin.Message{ID: m.Id, Folder: m.Folder, Size: m.Size,
-			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags}
+			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags, UID: m.Uid, From: m.From, Subject: m.Subject}
 		out = append(out, msg)
 	}
 	return out, nil

@@ -1599,6 +1599,9 @@ type MessageInfo struct {
 	Size             int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
 	ReceivedUnixNano int64                  `protobuf:"varint,4,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	Flags            []string               `protobuf:"bytes,5,rep,name=flags,proto3" json:"flags,omitempty"`
+	Uid              uint32                 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`  // in its folder
+	From             string                 `protobuf:"bytes,7,opt,name=from,proto3" json:"from,omitempty"` // the first From address of its summary
+	Subject          string                 `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1666,6 +1669,27 @@ func (x *MessageInfo) GetFlags() []string {
 		return x.Flags
 	}
 	return nil
+}
+
+func (x *MessageInfo) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MessageInfo) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MessageInfo) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
 }
 
 type ListMessages struct {
@@ -3031,13 +3055,16 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\fAccountReply\x126\n" +
 	"\aaccount\x18\x01 \x01(\v2\x1c.homing.actors.AccountRecordR\aaccount\x128\n" +
 	"\baccounts\x18\x02 \x03(\v2\x1c.homing.actors.AccountRecordR\baccounts\x12*\n" +
-	"\x05error\x18\x03 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8d\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\xcd\x01\n" +
 	"\vMessageInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12,\n" +
 	"\x12received_unix_nano\x18\x04 \x01(\x03R\x10receivedUnixNano\x12\x14\n" +
-	"\x05flags\x18\x05 \x03(\tR\x05flags\"@\n" +
+	"\x05flags\x18\x05 \x03(\tR\x05flags\x12\x10\n" +
+	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x12\n" +
+	"\x04from\x18\a \x01(\tR\x04from\x12\x18\n" +
+	"\asubject\x18\b \x01(\tR\asubject\"@\n" +
 	"\fListMessages\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"s\n" +
