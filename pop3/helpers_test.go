@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,6 +287,19 @@ func waitUnlocked(t testing.TB, be *fakeBackend, address string) {
 	t.Helper()
 	wait.For(t, 5*time.Second, func() bool { return !be.locked(address) }, "the maildrop lock of %s released", address)
 }
+
+// listenLoopback listens on 127.0.0.1:0.
+func listenLoopback(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 // remoteAs wraps a listener so that its connections report addr as the
 // client's address: the session then takes the client for one off
