@@ -32,6 +32,9 @@ type fakeBackend struct {
 	// openMessage, when set, returns the stream of a message instead of
 	// the stored bytes (a generated 30 MiB message).
 	openMessage func(id string) (io.ReadCloser, error)
+	// beforeDelete, when set, runs at the start of each Delete, outside
+	// the backend's lock (a test holds a QUIT in its UPDATE state).
+	beforeDelete func()
 
 	// What happened.
 	authCalls int
@@ -198,6 +201,12 @@ func (d *fakeDrop) Open(_ context.Context, id string) (io.ReadCloser, error) {
 }
 
 func (d *fakeDrop) Delete(_ context.Context, ids []string) error {
+	d.b.mu.Lock()
+	hook := d.b.beforeDelete
+	d.b.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
 	d.b.deletes = append(d.b.deletes, slices.Clone(ids))

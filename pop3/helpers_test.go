@@ -169,6 +169,11 @@ func dialRaw(t testing.TB, addr string) *client {
 	return &client{t: t, conn: conn, r: bufio.NewReader(conn)}
 }
 
+// dialMaybe connects to addr, or returns the error.
+func dialMaybe(addr string) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, ioWindow)
+}
+
 // dialTLS connects to an implicit-TLS address and reads the greeting.
 func dialTLS(t testing.TB, addr string, cfg *tls.Config) *client {
 	t.Helper()
