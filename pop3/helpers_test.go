@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
@@ -104,7 +105,11 @@ func startServer(t testing.TB, cfg Config, wrap ...func(net.Listener) net.Listen
 	}
 	be := newFakeBackend()
 	be.addAccount(alice, alicePW)
-	srv := NewServer(cfg, be, tlog.New(t, "pop3"))
+	var log *slog.Logger // a fuzz target's logger must not log: discard
+	if _, fuzz := t.(*testing.F); !fuzz {
+		log = tlog.New(t, "pop3")
+	}
+	srv := NewServer(cfg, be, log)
 	ts := &testServer{Server: srv, be: be, done: make(chan struct{})}
 	listen := func() net.Listener {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
