@@ -65,6 +65,8 @@ type Node struct {
 	channel     *cluster.Channel
 	smtpLn      net.Listener
 	subLn       net.Listener
+	pop3Ln      net.Listener
+	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
 
@@ -102,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.startActors,
 		n.startChannel,
 		n.startSMTP,
+		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
 	}
