@@ -152,14 +152,21 @@ func (s *session) run() {
 // closed.
 func (s *session) finish() {
 	close(s.done)
-	if s.drop != nil {
-		if err := s.drop.Close(); err != nil {
-			s.srv.log.Warn("POP3: releasing the maildrop failed", "account", s.account, "err", err)
-		}
-	}
+	s.release()
 	s.cancel()
 	s.conn.Close()
 	s.raw.Close()
+}
+
+// release gives the maildrop lock back (once).
+func (s *session) release() {
+	if s.drop == nil {
+		return
+	}
+	if err := s.drop.Close(); err != nil {
+		s.srv.log.Warn("POP3: releasing the maildrop failed", "account", s.account, "err", err)
+	}
+	s.drop = nil
 }
 
 // interrupt tells the session to end after the command in progress, with

@@ -209,7 +209,9 @@ func (s *session) cmdRset(cmd command) {
 // (RFC 1939 §4). In the TRANSACTION state it enters the UPDATE state
 // (RFC 1939 §6): the marked messages are deleted in one Maildrop.Delete,
 // and +OK is sent only once that is durable; on its failure the answer is
-// -ERR and the session ends all the same.
+// -ERR and the session ends all the same. The lock is released before the
+// answer (RFC 1939 §6 releases it after; nothing follows QUIT, so the order
+// is not seen), so that a client that reconnects at once is not refused.
 func (s *session) cmdQuit(cmd command) {
 	s.end = true
 	if s.state == stateAuthorization {
@@ -224,6 +226,7 @@ func (s *session) cmdQuit(cmd command) {
 	}
 	if len(ids) > 0 {
 		if err := s.drop.Delete(s.ctx, ids); err != nil {
+			s.release()
 			s.srv.log.Warn("POP3: deleting the marked messages failed", "account", s.account, "messages", len(ids), "err", err)
 			code := codeSysTemp
 			if !mail.IsTemporary(err) {
@@ -233,6 +236,7 @@ func (s *session) cmdQuit(cmd command) {
 			return
 		}
 	}
+	s.release()
 	s.srv.log.Info("POP3 logout", "client", s.clientIP, "account", s.account, "deleted", len(ids))
 	s.ok(s.srv.cfg.Hostname + " POP3 server signing off (" + strconv.Itoa(len(ids)) + " messages deleted)")
 }
