@@ -126,17 +126,34 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 
 func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
 	raw, err := a.System.RawMessage(ctx, address, id)
+	if err != nil {
+		return nil, a.messageError(ctx, err, address, id)
+	}
+	return raw, nil
+}
+
+// OpenRawMessage implements admin.RawMessageOpener: the message streamed
+// from its owner in pieces, never held whole.
+func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
+	size, r, err := a.System.OpenRaw(ctx, address, id)
+	if err != nil {
+		return 0, nil, a.messageError(ctx, err, address, id)
+	}
+	return size, r, nil
+}
+
+// messageError says in words what a failed read of message id of address
+// met: a missing account or message is 404 naming which, damaged data is
+// 500 (damaged), anything else keeps its class (accountError).
+func (a *API) messageError(ctx context.Context, err error, address, id string) error {
 	if isNotFound(err) {
 		// Which is missing, the account or the message?
 		if _, aerr := a.System.GetAccount(ctx, address); aerr != nil {
-			return nil, a.accountError(aerr, address)
+			return a.accountError(aerr, address)
 		}
-		return nil, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no message %s in %s", id, address), Field: "id", Err: err}
+		return &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no message %s in %s", id, address), Field: "id", Err: err}
 	}
-	if err != nil {
-		return nil, a.accountError(a.damaged(err, "message "+id+" of "+address), address)
-	}
-	return raw, nil
+	return a.accountError(a.damaged(err, "message "+id+" of "+address), address)
 }
 
 // damaged answers damaged data (storage.ErrDamaged: bytes that fail their
@@ -144,16 +161,6 @@ func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error
 // says so, with a log line that has the detail; it is neither the
 // client's fault (400) nor something that goes away (503). Other errors
 // are returned as they are.
-// OpenRawMessage implements admin.RawMessageOpener: the message streamed
-// from its owner in pieces, never held whole.
-func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
-	size, r, err := a.System.OpenRaw(ctx, address, id)
-	if err != nil {
-		return 0, nil, a.damaged(err, "message "+id+" of "+address)
-	}
-	return size, r, nil
-}
-
 func (a *API) damaged(err error, what string) error {
 	if !errors.Is(err, storage.ErrDamaged) {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/pop3"
 	"github.com/homing-mail/homing/smtp"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// sets Hostname, Submission, TLSConfig, Source and the cluster fields
 	// itself.
 	SMTP smtp.Config
+	// POP3 holds the limits and timeouts of the POP3 listeners (Listen.POP3,
+	// Listen.POP3S). The node sets Hostname, TLSConfig and Guard itself.
+	POP3 pop3.Config
 	// TestKillAfterTransferStored is for tests only ("" otherwise): when
 	// the file it names exists as a transfer from a member has just been
 	// stored durably here, before its 250 is sent, the node removes the
@@ -55,7 +59,7 @@ type Config struct {
 	Queue actors.Config
 }
 
-// Listen is where the node takes SMTP.
+// Listen is where the node takes SMTP and serves mailboxes.
 type Listen struct {
 	SMTP       string // public SMTP listener; default 127.0.0.1:2525
 	Submission string // submission listener (AUTH required); "" = off
@@ -67,6 +71,10 @@ type Listen struct {
 	// "off" turns that off too.
 	IMAP  string
 	IMAPS string
+	// POP3 (STLS) and POP3S (implicit TLS) are the POP3 listeners; "" =
+	// off (`homing serve` defaults POP3 to DefaultPOP3).
+	POP3  string
+	POP3S string
 }
 
 // Admin is the admin HTTP endpoint.
@@ -167,6 +175,8 @@ func (c Config) WithDefaults() Config {
 	}
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
+	c.POP3 = c.POP3.WithDefaults()
+	c.POP3.Hostname = c.Hostname
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
 	c.Queue.NodeName = c.Name
 	c.Queue = c.Queue.WithDefaults()
@@ -266,6 +276,7 @@ func (c Config) Validate() error {
 	for _, l := range []struct{ flag, addr string }{
 		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--imap", c.Listen.IMAP}, {"--imaps", c.Listen.IMAPS}, {"--admin", c.Admin.Addr},
 		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
+		{"--pop3", c.Listen.POP3}, {"--pop3s", c.Listen.POP3S},
 	} {
 		if l.addr == "" {
 			continue

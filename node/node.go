@@ -68,6 +68,8 @@ type Node struct {
 	subLn       net.Listener
 	imapLn      net.Listener
 	imapsLn     net.Listener
+	pop3Ln      net.Listener
+	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
 
@@ -106,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.startChannel,
 		n.startSMTP,
 		n.startIMAP,
+		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
 	}

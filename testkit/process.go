@@ -42,7 +42,7 @@ type Process struct {
 	Name string
 	Bin  string
 	// Args are the flags after "serve", without the ones Start adds
-	// (--name, --data, --ready-file, and --smtp/--admin on port 0 unless
+	// (--name, --data, --ready-file, and --smtp/--admin/--pop3 on port 0 unless
 	// Args sets them). A Cluster changes them before a restart.
 	Args []string
 	Data string
@@ -89,6 +89,9 @@ func (p *Process) Start() {
 	}
 	if !hasFlag(p.Args, "--imap") {
 		args = append(args, "--imap", "127.0.0.1:0")
+	}
+	if !hasFlag(p.Args, "--pop3") {
+		args = append(args, "--pop3", "127.0.0.1:0")
 	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)

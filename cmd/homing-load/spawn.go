@@ -61,7 +61,7 @@ func serveArgs(cfg config, dataDir, smtpAddr, adminAddr string, gossipBase int) 
 		return append(args, cfg.ServeArgs...)
 	}
 	args := []string{"serve", "--data", dataDir, "--smtp", smtpAddr, "--admin", adminAddr,
-		"--domains", cfg.Domain, "--name", "bench"}
+		"--domains", cfg.Domain, "--name", "bench", "--pop3="}
 	return append(args, cfg.ServeArgs...)
 }
 

@@ -155,6 +155,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Listen.IMAPS, "imaps", "", "IMAP listener address with implicit TLS (RFC 8314); empty = off")
 	fs.StringVar(&cfg.Listen.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
 	fs.StringVar(&cfg.Listen.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.Listen.POP3, "pop3", node.DefaultPOP3, "POP3 listener address (STLS; passwords over TLS or from loopback only); empty = off")
+	fs.StringVar(&cfg.Listen.POP3S, "pop3s", "", "POP3 over implicit TLS (pop3s, RFC 8314) listener address; empty = off")
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
 	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
@@ -408,6 +410,8 @@ type Ready struct {
 	Submission string `json:"submission,omitempty"`
 	IMAP       string `json:"imap,omitempty"`
 	IMAPS      string `json:"imaps,omitempty"`
+	POP3       string `json:"pop3,omitempty"`
+	POP3S      string `json:"pop3s,omitempty"`
 	Admin      string `json:"admin"`
 	Gossip     string `json:"gossip,omitempty"`
 	Channel    string `json:"channel,omitempty"`
@@ -417,7 +421,8 @@ type Ready struct {
 // it): a temporary file in the same directory, then a rename.
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
-		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
+		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}
@@ -440,6 +445,12 @@ func banner(w io.Writer, n *node.Node) {
 	if a := n.IMAPSAddr(); a != "" {
 		fmt.Fprintf(w, "  IMAPS  %s\n", a)
 	}
+	if a := n.POP3Addr(); a != "" {
+		fmt.Fprintf(w, "  POP3   %s\n", a)
+	}
+	if a := n.POP3SAddr(); a != "" {
+		fmt.Fprintf(w, "  pop3s  %s\n", a)
+	}
 	fmt.Fprintf(w, "  admin  http://%s/api/v1/\n", n.AdminAddr())
 	fmt.Fprintf(w, "  console http://%s/console/\n", n.AdminAddr())
 	addr, pw := n.Demo()
@@ -455,6 +466,12 @@ func banner(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "\nSend it mail:\n  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, addr)
 	fmt.Fprintf(w, "Read it:\n  bin/homing ctl --admin %s messages %s\n  bin/homing ctl --admin %s message %s ID\n",
 		n.AdminAddr(), addr, n.AdminAddr(), addr)
+	if a := n.POP3Addr(); a != "" {
+		h, p := splitHostPort(a)
+		fmt.Fprintf(w, "Read it with a POP3 client (Debian's getmail6, Python's poplib):\n"+
+			"  /usr/bin/python3 -c \"import poplib; p = poplib.POP3('%s', %s); p.user('%s'); p.pass_(input('password: ')); print(p.list())\"\n",
+			h, p, addr)
+	}
 }
 
 func splitHostPort(hp string) (string, string) {
