@@ -154,7 +154,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 				return nil, err
 			}
 		}
-		s.place = localPlacement(s.partitions)
+		s.place = localPlacement{s}
 	}
 	domains := map[string]bool{}
 	for _, d := range cfg.LocalDomains {
@@ -356,14 +356,17 @@ func (s *System) RetryLocal(partitions []int) {
 	s.root.Send(s.queue, &retryLocal{partitions: append([]int(nil), partitions...)})
 }
 
-// localPlacement places every partition on this node (a single node).
-type localPlacement []*actor.PID
+// localPlacement places every partition on this node (a single node). It
+// reads the partition actors under the System's lock: a stop clears them
+// while sessions (IMAP) still look where an account is.
+type localPlacement struct{ s *System }
 
 func (l localPlacement) PartitionPID(p int) (*actor.PID, error) {
-	if p < 0 || p >= len(l) || l[p] == nil {
+	pid := l.s.LocalPartition(p)
+	if pid == nil {
 		return nil, fmt.Errorf("%w: partition %d has no owner", mail.ErrUnavailable, p)
 	}
-	return l[p], nil
+	return pid, nil
 }
 
 // Account is an account record as the admin layer sees it.

@@ -8,7 +8,7 @@ import (
 )
 
 // Backend is what a session stands on: the accounts and their mailboxes,
-// wherever their owner runs. *actors.System satisfies it.
+// wherever their owner runs. SystemBackend adapts *actors.System.
 type Backend interface {
 	// Authenticate checks a password and returns the account's address
 	// (mail.ErrAuthFailed when it does not match).
@@ -19,8 +19,32 @@ type Backend interface {
 	ReadMessage(ctx context.Context, account, id string, off int64, length int) ([]byte, int64, error)
 	// MailboxOwner names the owner of the account's partition now.
 	MailboxOwner(account string) string
-	// NewWatcher starts an actor of this node that receives notices.
-	NewWatcher(fn func(*pb.MailboxChanged)) (*actors.Watcher, error)
+	// NewWatcher starts a receiver of the owner's notices on this node.
+	NewWatcher(fn func(*pb.MailboxChanged)) (Watcher, error)
 }
 
-var _ Backend = (*actors.System)(nil)
+// Watcher receives an account's notices; its address and id go into
+// MailboxOp's watcher fields.
+type Watcher interface {
+	Addr() (address, id string)
+	Stop()
+}
+
+// SystemBackend is the Backend of a node's actors.
+type SystemBackend struct{ *actors.System }
+
+// NewWatcher implements Backend.
+func (b SystemBackend) NewWatcher(fn func(*pb.MailboxChanged)) (Watcher, error) {
+	w, err := b.System.NewWatcher(fn)
+	if err != nil {
+		return nil, err
+	}
+	return systemWatcher{w}, nil
+}
+
+type systemWatcher struct{ w *actors.Watcher }
+
+func (s systemWatcher) Addr() (string, string) { return s.w.Address, s.w.ID }
+func (s systemWatcher) Stop()                  { s.w.Stop() }
+
+var _ Backend = SystemBackend{}

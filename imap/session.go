@@ -13,7 +13,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-sasl"
 
-	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
@@ -36,7 +35,7 @@ type session struct {
 	account  string
 	owner    string // the account's owner at login
 	failures int
-	watcher  *actors.Watcher
+	watcher  Watcher
 	notice   chan struct{} // a change was noticed (buffer 1)
 	closing  bool
 
@@ -70,7 +69,8 @@ func (ss *session) Close() error {
 	ss.mu.Unlock()
 	if w != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = ss.s.backend.Mailbox(ctx, &pb.MailboxOp{Kind: pb.MailboxOp_UNWATCH, Account: acct, WatcherAddress: w.Address, WatcherId: w.ID})
+		wa, wid := w.Addr()
+		_, _ = ss.s.backend.Mailbox(ctx, &pb.MailboxOp{Kind: pb.MailboxOp_UNWATCH, Account: acct, WatcherAddress: wa, WatcherId: wid})
 		cancel()
 		w.Stop()
 	}
@@ -230,7 +230,8 @@ func (ss *session) rewatch() {
 	if w == nil {
 		return
 	}
-	if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: w.Address, WatcherId: w.ID}); err != nil {
+	wa, wid := w.Addr()
+	if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: wa, WatcherId: wid}); err != nil {
 		ss.bye("The mailbox moved; please reconnect")
 	}
 }
@@ -258,7 +259,8 @@ func (ss *session) watchOwner() {
 		}
 		if w != nil && time.Since(renew) > 15*time.Second {
 			renew = time.Now()
-			if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: w.Address, WatcherId: w.ID}); err != nil && !errors.Is(ss.ctx.Err(), context.Canceled) {
+			wa, wid := w.Addr()
+			if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: wa, WatcherId: wid}); err != nil && !errors.Is(ss.ctx.Err(), context.Canceled) {
 				ss.s.log.Info("imap session: renewing the watch failed", "account", acct, "err", err)
 			}
 		}
@@ -443,7 +445,8 @@ func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	w := ss.watcher
 	ss.sel = nil
 	ss.mu.Unlock()
-	r, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_SELECT, Folder: name, WatcherAddress: w.Address, WatcherId: w.ID})
+	wa, wid := w.Addr()
+	r, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_SELECT, Folder: name, WatcherAddress: wa, WatcherId: wid})
 	if err != nil {
 		return nil, err
 	}
