@@ -24,9 +24,9 @@ type DB struct {
 	dir   string
 	bdb   *badger.DB
 	fence *fence
-	opt  Options
-	prof profile
-	log  *slog.Logger
+	opt   Options
+	prof  profile
+	log   *slog.Logger
 
 	// badger's limits for one transaction (15% of the memtable).
 	maxTxnSize, maxTxnCount int64
@@ -132,14 +132,14 @@ func openFenced(dir string, opt Options, prof profile, fc *fence) (*DB, error) {
 	db := &DB{
 		fence:   fc,
 		failedC: make(chan struct{}),
-		dir:    dir,
-		opt:    opt,
-		prof:   prof,
-		log:    opt.Logger.With("db", dir),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		gcStop: make(chan struct{}),
-		gcDone: make(chan struct{}),
+		dir:     dir,
+		opt:     opt,
+		prof:    prof,
+		log:     opt.Logger.With("db", dir),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		gcStop:  make(chan struct{}),
+		gcDone:  make(chan struct{}),
 	}
 	logger := &badgerLogger{log: db.log, onSyncError: db.noteSyncError}
 	// badger's own directory lock is bypassed only because the fence's
