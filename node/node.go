@@ -126,7 +126,7 @@ func (n *Node) openStores(context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
-	sopt := storage.Options{Logger: n.log.With("component", "storage")}
+	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
 	qopt, aopt := sopt, sopt
 	if cfg.Sync == SyncFS {
 		var err error
