@@ -110,6 +110,17 @@ func (e *Error) Temporary() bool {
 type Cluster struct {
 	Members    []Member    `json:"members"`
 	Partitions []Partition `json:"partitions"`
+	// Conflicts are static partitions that more than one live member
+	// claims: only Owner opens each ("" when none may: the member that
+	// holds its data is not live).
+	Conflicts []StaticConflict `json:"conflicts,omitempty"`
+}
+
+// StaticConflict is one static partition claimed by several live members.
+type StaticConflict struct {
+	Partition int      `json:"partition"`
+	Owner     string   `json:"owner"`
+	Claimants []string `json:"claimants"`
 }
 
 // Member is one node of the cluster.

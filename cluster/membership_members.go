@@ -177,5 +177,6 @@ func sameMember(a, b Member) bool {
 func sameMeta(a, b Meta) bool {
 	return a.Cluster == b.Cluster && a.Version == b.Version && slices.Equal(a.Roles, b.Roles) &&
 		a.QueueMode == b.QueueMode && a.SMTP == b.SMTP && a.Channel == b.Channel && a.Admin == b.Admin &&
-		a.Partitions == b.Partitions && a.Static == b.Static && a.Started == b.Started
+		a.Partitions == b.Partitions && a.Static == b.Static && a.Started == b.Started &&
+		a.HasData == b.HasData && a.Adopted == b.Adopted
 }

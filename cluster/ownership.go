@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/homing-mail/homing/mail"
 )
@@ -46,7 +48,20 @@ type Ownership struct {
 
 	mu    sync.Mutex
 	moves int
+
+	// Static partitions wait until this node has met the cluster
+	// (static.go): started is when following began, conflicts what was
+	// last logged.
+	started   time.Time
+	settled   bool
+	conflicts string
 }
+
+// staticSettle is how long a static backend with seeds waits to meet
+// another member before it opens its static partitions alone: opening
+// them before it has seen an earlier claimant would let two backends
+// open one partition for a moment.
+const staticSettle = 10 * time.Second
 
 // ownersSeen is the owner of each partition and a token of each owner's
 // incarnation and state.
@@ -61,7 +76,7 @@ type ownersSeen struct {
 // change has been applied.
 func RunOwnership(ms *Membership, pl *Placement, host PartitionHost, backend bool, log *slog.Logger, onChange func()) *Ownership {
 	o := &Ownership{ms: ms, pl: pl, host: host, backend: backend, log: log, onChange: onChange,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), started: time.Now()}
 	o.apply()
 	go o.run()
 	return o
@@ -69,10 +84,14 @@ func RunOwnership(ms *Membership, pl *Placement, host PartitionHost, backend boo
 
 func (o *Ownership) run() {
 	defer close(o.done)
+	settle := time.NewTimer(staticSettle)
+	defer settle.Stop()
 	for {
 		select {
 		case <-o.stop:
 			return
+		case <-settle.C:
+			o.apply()
 		case <-o.ms.SelfDeclaredDead():
 			if o.backend {
 				o.log.Warn("this node was declared dead by the cluster: closing every partition")
@@ -89,7 +108,9 @@ func (o *Ownership) run() {
 func (o *Ownership) apply() {
 	members := o.ms.Members()
 	owned := o.pl.Update(members)
+	o.logConflicts(members)
 	if o.backend {
+		owned = o.holdStatic(members, owned)
 		have := o.host.OwnedPartitions()
 		var lose, gain []int
 		for _, p := range have {
@@ -165,4 +186,51 @@ func (o *Ownership) Moves() int {
 func (o *Ownership) Stop() {
 	close(o.stop)
 	<-o.done
+}
+
+// holdStatic leaves this node's static partitions out of owned until it
+// has met the cluster: it has no seeds, another member is live, or
+// staticSettle has passed.
+func (o *Ownership) holdStatic(members []Member, owned []int) []int {
+	self := o.ms.Meta()
+	if o.settled || self.Static == "" || len(o.ms.cfg.Join) == 0 {
+		return owned
+	}
+	for _, m := range members {
+		if !m.Self && m.State.Live() {
+			o.settled = true
+			return owned
+		}
+	}
+	if time.Since(o.started) >= staticSettle {
+		o.settled = true
+		o.log.Warn("no other member met: opening the static partitions alone", "static", self.Static)
+		return owned
+	}
+	static, _ := mail.ParsePartitionSet(self.Static, self.Partitions)
+	return slices.DeleteFunc(owned, func(p int) bool { return slices.Contains(static, p) })
+}
+
+// logConflicts logs the static partitions claimed by more than one live
+// member, once per change.
+func (o *Ownership) logConflicts(members []Member) {
+	cs := StaticConflicts(o.pl.partitions, members)
+	var b strings.Builder
+	for _, c := range cs {
+		fmt.Fprintf(&b, "%d:%s<%s;", c.Partition, c.Owner, strings.Join(c.Claimants, ","))
+	}
+	if b.String() == o.conflicts {
+		return
+	}
+	o.conflicts = b.String()
+	for _, c := range cs {
+		if c.Owner == o.ms.LocalName() || slices.Contains(c.Claimants, o.ms.LocalName()) || !o.backend {
+			owner := c.Owner
+			if owner == "" {
+				owner = "nobody (the member holding its data is not live)"
+			}
+			o.log.Error("static partition claimed by more than one live member: only its owner opens it; fix --static-partitions",
+				"partition", c.Partition, "claimants", strings.Join(c.Claimants, ","), "owner", owner)
+		}
+	}
 }

@@ -97,3 +97,12 @@ func bumpEpoch(dir, owner string) (uint64, error) {
 	}
 	return next.Epoch, nil
 }
+
+// Opened reports whether partition id of the store has been opened before
+// (its directory has an epoch): its data is in this store. A static
+// cluster tells a backend that holds a partition's data from one that
+// merely claims it by this (cluster/static.go).
+func (s *AccountStore) Opened(id int) bool {
+	r, err := readEpoch(s.dir(id))
+	return err == nil && r.Epoch > 0
+}
