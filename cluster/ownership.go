@@ -188,27 +188,26 @@ func (o *Ownership) Stop() {
 	<-o.done
 }
 
-// holdStatic leaves this node's static partitions out of owned until it
-// has met the cluster: it has no seeds, another member is live, or
-// staticSettle has passed.
+// holdStatic leaves every partition out of owned until this node has met
+// the cluster: it has no seeds, its join of the seeds succeeded (so its
+// view has every member they knew), or staticSettle has passed. Alone, a backend's view has no other claimant: a static backend
+// would open a partition an earlier one holds, a dynamic one would take a
+// static partition whose owner it has not heard of yet, each in its own
+// store.
 func (o *Ownership) holdStatic(members []Member, owned []int) []int {
-	self := o.ms.Meta()
-	if o.settled || self.Static == "" || len(o.ms.cfg.Join) == 0 {
+	if o.settled || len(o.ms.cfg.Join) == 0 {
 		return owned
 	}
-	for _, m := range members {
-		if !m.Self && m.State.Live() {
-			o.settled = true
-			return owned
-		}
+	if o.ms.joined.Load() {
+		o.settled = true
+		return owned
 	}
 	if time.Since(o.started) >= staticSettle {
 		o.settled = true
-		o.log.Warn("no other member met: opening the static partitions alone", "static", self.Static)
+		o.log.Warn("no other member met: opening the partitions this node's view gives it", "owned", mail.FormatPartitionSet(owned))
 		return owned
 	}
-	static, _ := mail.ParsePartitionSet(self.Static, self.Partitions)
-	return slices.DeleteFunc(owned, func(p int) bool { return slices.Contains(static, p) })
+	return nil
 }
 
 // logConflicts logs the static partitions claimed by more than one live
