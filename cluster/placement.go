@@ -42,6 +42,28 @@ type Placement struct {
 	mu      sync.RWMutex
 	owners  []string          // by partition; "" = none
 	channel map[string]string // member name -> cluster channel address
+	// watch holds, by partition, the channel OwnerChanged handed out;
+	// Update closes it when the partition's owner changes.
+	watch map[int]chan struct{}
+}
+
+// OwnerChanged returns a channel that is closed the next time the owner
+// of partition p changes (to another member, to none, or from none).
+// Requests to a partition's owner use it to give up on an owner that is
+// gone and ask the next one at once, instead of waiting for their
+// timeout.
+func (pl *Placement) OwnerChanged(p int) <-chan struct{} {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.watch == nil {
+		pl.watch = map[int]chan struct{}{}
+	}
+	ch := pl.watch[p]
+	if ch == nil {
+		ch = make(chan struct{})
+		pl.watch[p] = ch
+	}
+	return ch
 }
 
 // NewPlacement returns a placement for a cluster of the given partition
@@ -66,6 +88,12 @@ func (pl *Placement) Update(members []Member) []int {
 		}
 	}
 	pl.mu.Lock()
+	for p, ch := range pl.watch {
+		if p < len(owners) && p < len(pl.owners) && owners[p] != pl.owners[p] {
+			close(ch)
+			delete(pl.watch, p)
+		}
+	}
 	pl.owners, pl.channel = owners, channel
 	pl.mu.Unlock()
 	return owned

@@ -68,6 +68,10 @@ type ClusterOptions struct {
 	// Args, if set, returns extra flags of a process node (after the
 	// cluster's own, so they win), before every start of it.
 	Args func(name string) []string
+	// ProductionTimers runs process nodes with the default gossip and
+	// retry timers of homing serve (no --gossip-fast, --retry-min,
+	// --retry-max, --local-retry), for measuring what an operator gets.
+	ProductionTimers bool
 	// LogLevel is the least level of the records in-process nodes write to
 	// t.Log; the zero value is slog.LevelInfo. (Processes write everything
 	// to their log file; the cluster prints its tail when the test fails.)
@@ -251,8 +255,11 @@ func (c *Cluster) startInProcess(m *clusterMember, seeds []string) {
 func (c *Cluster) startProcess(m *clusterMember, seeds []string) {
 	c.t.Helper()
 	args := []string{"--gossip", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--secret-file", c.secretFile,
-		"--gossip-fast", "--partitions", strconv.Itoa(c.opt.Partitions), "--account-store", c.store,
-		"--demo=false", "--log-level", "info", "--retry-min", "200ms", "--retry-max", "1s", "--local-retry", "300ms"}
+		"--partitions", strconv.Itoa(c.opt.Partitions), "--account-store", c.store,
+		"--demo=false", "--log-level", "info"}
+	if !c.opt.ProductionTimers {
+		args = append(args, "--gossip-fast", "--retry-min", "200ms", "--retry-max", "1s", "--local-retry", "300ms")
+	}
 	if m.role != "" {
 		args = append(args, "--roles", string(m.role))
 	}
