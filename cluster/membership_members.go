@@ -32,7 +32,8 @@ type Member struct {
 	Addr  string // gossip host:port
 	State State
 	Meta  Meta
-	Self  bool // this is the local node
+	Self  bool      // this is the local node
+	Since time.Time // when State last changed, as this node saw it
 }
 
 // memberEntry is one row of Membership's member table.
@@ -133,6 +134,7 @@ func (m *Membership) Members() []Member {
 	for _, e := range m.members {
 		mm := e.m
 		mm.Meta = mm.Meta.clone()
+		mm.Since = e.since
 		out = append(out, mm)
 	}
 	m.mu.Unlock()

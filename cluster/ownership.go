@@ -55,7 +55,13 @@ type Ownership struct {
 	started   time.Time
 	settled   bool
 	conflicts string
+	minority  bool // the last apply found this node in a minority
 }
+
+// minorityMemory is how long a dead member still counts in the cluster's
+// size for inMinority: a member that crashed for good stops counting
+// after it.
+const minorityMemory = 10 * time.Minute
 
 // staticSettle is how long a static backend with seeds waits to meet
 // another member before it opens its static partitions alone: opening
@@ -111,6 +117,9 @@ func (o *Ownership) apply() {
 	o.logConflicts(members)
 	if o.backend {
 		owned = o.holdStatic(members, owned)
+		if o.inMinority(members) {
+			owned = nil
+		}
 		have := o.host.OwnedPartitions()
 		var lose, gain []int
 		for _, p := range have {
@@ -232,4 +241,37 @@ func (o *Ownership) logConflicts(members []Member) {
 				"partition", c.Partition, "claimants", strings.Join(c.Claimants, ","), "owner", owner)
 		}
 	}
+}
+
+// inMinority reports whether this node sees fewer than a majority of the
+// cluster alive: the members it knows that have not left (the dead ones of
+// the last minorityMemory included), when there are at least three. A
+// backend cut off from the others sees them all dead and would otherwise
+// keep its partitions (and, in a dynamic cluster, try to take every other
+// one) while the rest of the cluster gives them to another backend; in a
+// minority it closes every partition instead, so the majority can open
+// them. In a two-node cluster nobody else could take them: nothing
+// changes.
+func (o *Ownership) inMinority(members []Member) bool {
+	total, live := 0, 0
+	for _, m := range members {
+		switch {
+		case m.State.Live():
+			total++
+			live++
+		case m.State == StateDead && time.Since(m.Since) < minorityMemory:
+			total++
+		}
+	}
+	minority := total >= 3 && 2*live <= total
+	if minority != o.minority {
+		o.minority = minority
+		if minority {
+			o.log.Error("this node sees a minority of the cluster alive (cut off?): closing every partition until it sees a majority again",
+				"live", live, "members", total)
+		} else {
+			o.log.Info("a majority of the cluster is alive again: taking the partitions the placement gives this node", "live", live, "members", total)
+		}
+	}
+	return minority
 }
