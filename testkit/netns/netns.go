@@ -79,10 +79,16 @@ func (n *Net) Host(name string) *Host {
 }
 
 // Cut takes host name's link down: it reaches nobody and nobody reaches it.
-func (n *Net) Cut(name string) { n.t.Helper(); n.ip("-n", n.bridge, "link", "set", n.host(name).link, "down") }
+func (n *Net) Cut(name string) {
+	n.t.Helper()
+	n.ip("-n", n.bridge, "link", "set", n.host(name).link, "down")
+}
 
 // Heal brings host name's link up again.
-func (n *Net) Heal(name string) { n.t.Helper(); n.ip("-n", n.bridge, "link", "set", n.host(name).link, "up") }
+func (n *Net) Heal(name string) {
+	n.t.Helper()
+	n.ip("-n", n.bridge, "link", "set", n.host(name).link, "up")
+}
 
 // Command returns the command line that runs bin with args in host
 // name's namespace.
