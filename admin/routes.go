@@ -51,6 +51,7 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
+	m.HandleFunc("POST /api/v1/partitions/{id}/move", h.movePartition)
 	m.HandleFunc("GET /api/v1/nodes", h.nodes)
 	m.HandleFunc("GET /api/v1/journey/{id}", h.journey)
 	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)

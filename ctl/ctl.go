@@ -69,6 +69,7 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
   account-rules ADDR                   an account's rules
   account-rules set ADDR FILE|-        replace them
   partitions                           the partitions whose actors run on this node
+  partitions move PARTITION NODE       make a live backend own a partition (a static one whose owner is dead)
   actors                               actor counts per kind on this node
   stats                                counters and delivery latency
   submit --user ADDR --password P --to ADDR[,ADDR] [FILE|-]

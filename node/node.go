@@ -133,7 +133,7 @@ func (n *Node) openStores(context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
-	sopt := storage.Options{Logger: n.log.With("component", "storage")}
+	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
 	qopt, aopt := sopt, sopt
 	if cfg.Sync == SyncFS {
 		var err error
@@ -279,7 +279,10 @@ func (n *Node) startActors(ctx context.Context) error {
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
 		Stats:         actors.NewStats(n.registry),
-		PartitionChanged: func(int, bool) {
+		PartitionChanged: func(id int, open bool) {
+			if open {
+				n.noteStaticData(id)
+			}
 			n.changes.Notify()
 		},
 		AfterTransferStored: n.testKillAfterTransferStored(),
@@ -511,6 +514,7 @@ func (n *Node) joinCluster(context.Context) error {
 			Admin:        n.AdminAddr(),
 			Partitions:   cfg.Store.Partitions,
 			Static:       cfg.Cluster.StaticPartitions,
+			HasData:      n.staticHasData(),
 			Started:      n.started.UnixNano(),
 			RulesVersion: rulesVersion,
 		},
@@ -536,6 +540,40 @@ func (n *Node) joinCluster(context.Context) error {
 	n.stop.push("ownership", func() error { own.Stop(); return nil })
 	n.api.Join(&control.Cluster{Membership: ms, Placement: n.placement, Ownership: own})
 	return nil
+}
+
+// staticHasData is the part of this backend's static set whose data is in
+// its store (cluster/static.go).
+func (n *Node) staticHasData() string {
+	set, err := mail.ParsePartitionSet(n.cfg.Cluster.StaticPartitions, n.cfg.Store.Partitions)
+	if err != nil || n.accounts == nil {
+		return ""
+	}
+	var has []int
+	for _, p := range set {
+		if n.accounts.Opened(p) {
+			has = append(has, p)
+		}
+	}
+	return mail.FormatPartitionSet(has)
+}
+
+// noteStaticData tells the cluster that static partition id now has its
+// data here (it just opened), off the caller (a partition actor).
+func (n *Node) noteStaticData(id int) {
+	ms := n.membership.Load()
+	if ms == nil || n.cfg.Cluster.StaticPartitions == "" {
+		return
+	}
+	has := n.staticHasData()
+	if ms.Meta().HasData == has {
+		return
+	}
+	go func() {
+		if err := ms.UpdateMeta(func(m *cluster.Meta) { m.HasData = n.staticHasData() }); err != nil && !errors.Is(err, cluster.ErrClosed) {
+			n.log.Warn("telling the cluster which static partitions have their data here", "err", err)
+		}
+	}()
 }
 
 // members returns the cluster's members as this node sees them (none on

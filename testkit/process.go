@@ -46,6 +46,9 @@ type Process struct {
 	// Args sets them). A Cluster changes them before a restart.
 	Args []string
 	Data string
+	// Prefix, if set, is the command line that runs Bin: Bin and its
+	// arguments follow it (ip netns exec NS, a host of package netns).
+	Prefix []string
 
 	SMTP, Admin, Gossip string
 	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it).
@@ -99,7 +102,8 @@ func (p *Process) Start() {
 		p.mu.Unlock()
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(p.Bin, append(args, p.Args...)...)
+	line := append(append(append(append([]string(nil), p.Prefix...), p.Bin), args...), p.Args...)
+	cmd := exec.Command(line[0], line[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
