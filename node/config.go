@@ -38,6 +38,9 @@ type Config struct {
 	Store   Store
 	Cluster Cluster
 	Routing Routing
+	// Trust is the node's DNS, DKIM signing, inbound checks and TLS
+	// defaults (issue #11; config_trust.go).
+	Trust Trust
 	// SMTP holds the limits and timeouts of both SMTP listeners. The node
 	// sets Hostname, Submission, TLSConfig, Source and the cluster fields
 	// itself.
@@ -130,7 +133,8 @@ type Routing struct {
 	// Filters are the external filters (content plugins) rules may name:
 	// name -> program and arguments (--filter NAME=COMMAND).
 	Filters map[string][]string
-	// Resolver is the DNS for relaying; nil = the system's. Tests stub it.
+	// Resolver is the DNS for relaying; nil = the node's resolver
+	// (Trust.DNS). Tests of the relay may stub it.
 	Resolver smtp.Resolver
 }
 
@@ -159,6 +163,7 @@ func (c Config) WithDefaults() Config {
 	if c.Routing.Mode == "" {
 		c.Routing.Mode = mail.ModeLocally
 	}
+	c.Trust = c.Trust.withDefaults(c.Domains)
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
@@ -273,6 +278,9 @@ func (c Config) Validate() error {
 	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := c.Trust.validate(); err != nil {
+		return err
 	}
 	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {
 		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")
