@@ -67,6 +67,7 @@ type Node struct {
 	subLn       net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
+	trust       trust // resolver, DKIM keys and signer, inbound checks (trust.go)
 
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
@@ -99,11 +100,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	steps := []func(context.Context) error{
 		n.openStores,
 		n.startContent,
+		n.startTrust,
 		n.startActors,
 		n.startChannel,
+		n.startTrustChannel,
 		n.startSMTP,
 		n.startAdmin,
 		n.joinCluster,
+		n.joinTrust,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -223,7 +227,7 @@ func (n *Node) startActors(ctx context.Context) error {
 	if clustered && cfg.Cluster.Secret != "" {
 		n.clusterAuth = smtp.NewClusterAuth(cfg.Cluster.Secret, cfg.Cluster.Name, cfg.Name)
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: cfg.Routing.Resolver, Routes: cfg.Routing.Routes}
+	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes}
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a
@@ -265,7 +269,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		OpenPartition: open,
 		Placement:     place,
 		Queue:         n.queue,
-		Relayer:       smtp.NewClient(relay),
+		Relayer:       n.relayer(smtp.NewClient(relay)),
 		Transferer:    tr,
 		MemberChannel: channel,
 		Pipeline:      n.pipe,
@@ -419,7 +423,7 @@ func (n *Node) listen(flag, addr string, serve func(net.Listener) error, stop fu
 // profiler and the web console.
 func (n *Node) startAdmin(context.Context) error {
 	cfg := n.cfg.Admin
-	handler := admin.NewHandler(n.api, admin.Options{
+	handler := admin.NewHandler(n.adminAPI(), admin.Options{
 		Token:         cfg.Token,
 		ReadOnlyToken: cfg.ReadToken,
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
@@ -534,7 +538,7 @@ func (n *Node) Name() string { return n.cfg.Name }
 func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
 
 // API is the node's admin API, in process (what the admin endpoint serves).
-func (n *Node) API() admin.API { return n.api }
+func (n *Node) API() admin.API { return n.adminAPI() }
 
 // Changes subscribes to the node's changes of membership and of the
 // partitions open here: the channel receives a value after each (several

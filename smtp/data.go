@@ -226,6 +226,7 @@ func (s *session) data(r io.Reader) error {
 		Received:   now,
 		Source:     s.srv.cfg.Source,
 		Auth:       authAccount,
+		FromMember: peer,
 		HELO:       cleanHELO,
 		Size:       body.Size(),
 	}
