@@ -47,13 +47,8 @@ func Start(t testing.TB, zone Zone) *Server {
 			t.Fatalf("dnstest: %v", err)
 		}
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, ln, err := listen()
 	if err != nil {
-		t.Fatalf("dnstest: %v", err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		t.Fatalf("dnstest: %v", err)
 	}
 	s.addr = pc.LocalAddr().String()
@@ -72,6 +67,24 @@ func Start(t testing.TB, zone Zone) *Server {
 		s.tcp.Shutdown()
 	})
 	return s
+}
+
+// listen takes a UDP port and the TCP port of the same number (another
+// process may hold that one: then another pair).
+func listen() (net.PacketConn, net.Listener, error) {
+	var err error
+	for range 50 {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return nil, nil, err
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+	}
+	return nil, nil, err
 }
 
 // Addr is the server's "127.0.0.1:port" (the value of --dns).
