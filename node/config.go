@@ -168,6 +168,7 @@ func (c Config) WithDefaults() Config {
 	c.SMTP.Hostname = c.Hostname
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
 	c.Queue.NodeName = c.Name
+	c.Queue.AuthServID = c.Trust.AuthServID
 	c.Queue = c.Queue.WithDefaults()
 	return c
 }

@@ -213,6 +213,7 @@ func (n *Node) startContent(context.Context) error {
 		return err
 	}
 	n.pipe = pipe
+	pipe.SetAuthServID(n.cfg.Trust.AuthServID)
 	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
 	n.stop.push("filters", pipe.Close)
 	return nil
@@ -374,6 +375,7 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.Cluster = n.clusterAuth
 	scfg.Guard = n.guard
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
+	scfg.Checks = n.inboundChecker()
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
 		return err

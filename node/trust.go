@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +12,7 @@ import (
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/dkim"
+	"github.com/homing-mail/homing/inbound"
 	"github.com/homing-mail/homing/resolve"
 	"github.com/homing-mail/homing/smtp"
 )
@@ -20,6 +24,8 @@ type trust struct {
 	keys     *dkim.Keyring
 	keysRepl *dkim.Replicator
 	signer   *dkim.Signer
+	// authMetrics counts the inbound checks' results from the start.
+	authMetrics *inbound.Metrics
 }
 
 // dkimKeysFile is the keyring's file in the data directory.
@@ -33,6 +39,7 @@ func (n *Node) startTrust(context.Context) error {
 		return err
 	}
 	n.trust.resolver = r
+	n.trust.authMetrics = inbound.NewMetrics(n.registry)
 	keys, err := dkim.OpenKeyring(filepath.Join(n.cfg.Store.DataDir, dkimKeysFile), nil)
 	if err != nil {
 		return err
@@ -66,11 +73,7 @@ func (n *Node) relayer(next actors.Relayer) actors.Relayer {
 		return next
 	}
 	return &dkim.SigningRelayer{Next: next, Signer: n.trust.signer, Log: n.log.With("component", "dkim"),
-		Record: func(id, event, detail string) {
-			if s := n.actors; s != nil {
-				s.Stats().Journal.Record(id, event, detail)
-			}
-		}}
+		Record: n.journal}
 }
 
 // startTrustChannel lets members fetch and push DKIM keys (clustered
@@ -122,4 +125,62 @@ type adminAPI struct {
 
 func (n *Node) adminAPI() adminAPI {
 	return adminAPI{API: n.api, DKIM: &control.DKIM{Keys: n.trust.keys, IsLocal: n.isLocalDomain}}
+}
+
+// inboundChecks adapts the inbound checker to the SMTP session's
+// smtp.Checker, and notes each verdict in the message's journey.
+type inboundChecks struct {
+	c      *inbound.Checker
+	record func(id, event, detail string)
+}
+
+func (ic inboundChecks) Begin(ctx context.Context, id string, ip netip.Addr, helo, mailFrom string, out io.Writer) smtp.Check {
+	return &inboundCheck{k: ic.c.Begin(ctx, inbound.Origin{IP: ip, HELO: helo, MailFrom: mailFrom}, out), id: id, record: ic.record}
+}
+
+type inboundCheck struct {
+	k      *inbound.Check
+	id     string
+	record func(id, event, detail string)
+}
+
+func (c *inboundCheck) Write(p []byte) (int, error) { return c.k.Write(p) }
+func (c *inboundCheck) Abort()                      { c.k.Abort() }
+
+func (c *inboundCheck) End() smtp.Verdict {
+	v := c.k.End()
+	detail := v.Detail
+	if v.Refuse != nil {
+		detail += fmt.Sprintf(" refused %d %s", v.Refuse.Code, v.Refuse.Status)
+	}
+	if n := c.k.Removed(); n > 0 {
+		detail += fmt.Sprintf(" (removed %d forged Authentication-Results)", n)
+	}
+	c.record(c.id, "checked", detail)
+	return smtp.Verdict{Header: v.Header, Refuse: v.Refuse, Detail: detail}
+}
+
+// inboundChecker makes the checker of mail from outside (nil when
+// --inbound-checks=false).
+func (n *Node) inboundChecker() smtp.Checker {
+	cfg := n.cfg.Trust
+	if cfg.NoInboundChecks {
+		return nil
+	}
+	policy := func(domain string) inbound.Mode {
+		if m, ok := cfg.DMARCPolicyFor[domain]; ok {
+			return inbound.Mode(m)
+		}
+		return inbound.Mode(cfg.DMARCPolicy)
+	}
+	c := inbound.New(inbound.Config{AuthServID: cfg.AuthServID, Resolver: n.trust.resolver, Policy: policy,
+		Metrics: n.trust.authMetrics})
+	return inboundChecks{c: c, record: n.journal}
+}
+
+// journal notes an event of message id in this node's journal.
+func (n *Node) journal(id, event, detail string) {
+	if s := n.actors; s != nil {
+		s.Stats().Journal.Record(id, event, detail)
+	}
 }

@@ -215,6 +215,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
+	trustFlags(fs, cfg)
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
