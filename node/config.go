@@ -62,8 +62,11 @@ type Config struct {
 type Listen struct {
 	SMTP       string // public SMTP listener; default 127.0.0.1:2525
 	Submission string // submission listener (AUTH required); "" = off
-	TLSCert    string // PEM certificate chain; with TLSKey enables STARTTLS
-	TLSKey     string
+	// Submissions is the submission listener with implicit TLS (RFC
+	// 8314, port 465); "" = off.
+	Submissions string
+	TLSCert     string // PEM certificate chain; with TLSKey enables STARTTLS
+	TLSKey      string
 }
 
 // Admin is the admin HTTP endpoint.
@@ -258,7 +261,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range []struct{ flag, addr string }{
-		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--admin", c.Admin.Addr},
+		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--submissions", c.Listen.Submissions}, {"--admin", c.Admin.Addr},
 		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
 	} {
 		if l.addr == "" {

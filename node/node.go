@@ -24,7 +24,6 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
-	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/console"
 	"github.com/homing-mail/homing/content"
@@ -227,6 +226,9 @@ func (n *Node) startActors(ctx context.Context) error {
 	clustered := cfg.Cluster.Enabled()
 	if clustered && cfg.Cluster.Secret != "" {
 		n.clusterAuth = smtp.NewClusterAuth(cfg.Cluster.Secret, cfg.Cluster.Name, cfg.Name)
+		if err := n.clusterSMTPTLS(); err != nil {
+			return err
+		}
 	}
 	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes}
 	if len(cfg.Routing.ForwardTo) > 0 {
@@ -235,11 +237,12 @@ func (n *Node) startActors(ctx context.Context) error {
 		// member, so they accept any domain).
 		relay.Smarthosts = transfer.ForwardHosts(cfg.Routing.ForwardTo, n.members)
 		relay.Auth = n.clusterAuth
+		relay = n.memberClient(relay)
 	}
 	var tr actors.Transferer // nil interface without a transfer client
 	var channel func(string) string
 	if n.clusterAuth != nil {
-		c := transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+		c := transfer.New(smtp.NewClient(n.memberClient(smtp.ClientConfig{Hostname: cfg.Hostname})), n.clusterAuth, n.members)
 		tr, channel = c, c.Channel
 	}
 	var open actors.OpenPartition
@@ -364,7 +367,7 @@ func (n *Node) startChannel(context.Context) error {
 // submission listener.
 func (n *Node) startSMTP(context.Context) error {
 	cfg := n.cfg
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	tlsConfig, err := n.listenerTLS()
 	if err != nil {
 		return err
 	}
@@ -380,23 +383,16 @@ func (n *Node) startSMTP(context.Context) error {
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
 		return err
 	}
-	if cfg.Listen.Submission == "" {
-		return nil
-	}
 	sub := scfg
 	sub.Submission, sub.Source = true, mail.SourceSubmission
-	if sub.TLSConfig == nil {
-		// AUTH needs TLS off loopback: without a configured
-		// certificate, offer STARTTLS with a self-signed one.
-		if sub.TLSConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+	if cfg.Listen.Submission != "" {
+		subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
+			n.log.With("component", "submission"), metrics)
+		if n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close); err != nil {
 			return err
 		}
-		n.log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
 	}
-	subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
-		n.log.With("component", "submission"), metrics)
-	n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close)
-	return err
+	return n.startSubmissions(sub, metrics)
 }
 
 // listen listens on addr (the value of flag) and serves it on a goroutine;

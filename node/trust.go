@@ -2,14 +2,17 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/homing-mail/homing/actors"
+	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/dkim"
 	"github.com/homing-mail/homing/inbound"
@@ -26,6 +29,11 @@ type trust struct {
 	signer   *dkim.Signer
 	// authMetrics counts the inbound checks' results from the start.
 	authMetrics *inbound.Metrics
+	// certs is the SMTP listeners' certificate (tls.go); the member TLS
+	// configurations are those of cluster traffic on the SMTP port.
+	certs                            *cert.Source
+	memberServerTLS, memberClientTLS *tls.Config
+	subsLn                           net.Listener
 }
 
 // dkimKeysFile is the keyring's file in the data directory.

@@ -303,6 +303,10 @@ func TestSignedOnceThroughTwoQueues(t *testing.T) {
 	if n := strings.Count(header(got.Data), "DKIM-Signature:"); n != 1 {
 		t.Fatalf("mode locally + forward-to '*': %d signatures, want 1:\n%s", n, got.Data)
 	}
+	// be1 -> fe1 went over TLS (the cluster CA's, verified) as a member.
+	if !strings.Contains(header(got.Data), "by fe1 with ESMTPS ") {
+		t.Fatalf("the forward to the frontend was not TLS:\n%s", got.Data)
+	}
 	publishDKIM(t, fe, dns, "example.test")
 	if ok, why := pytools.DKIMVerify(t, dns, got.Data); !ok {
 		t.Fatalf("dkimpy: %s", why)
@@ -333,6 +337,9 @@ func TestSignedOnceThroughTwoQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = send("in mode remotely")
+	if !strings.Contains(header(got.Data), "by fe1 with ESMTPS") {
+		t.Fatalf("the transfer to the frontend was not TLS:\n%s", header(got.Data))
+	}
 	h := strings.ReplaceAll(header(got.Data), "\r\n ", " ")
 	if strings.Count(h, "DKIM-Signature:") != 1 || !strings.Contains(h, "s=bekey") {
 		t.Fatalf("mode remotely: want one signature by bekey:\n%s", h)

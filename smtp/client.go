@@ -44,6 +44,11 @@ type ClientConfig struct {
 	// that host. Either way a server that does not offer STARTTLS gets
 	// the message in plaintext.
 	TLS *tls.Config
+	// RequireTLS: a host that does not offer STARTTLS, refuses it or
+	// fails the handshake is a temporary failure of that host; nothing
+	// goes in plaintext (cluster traffic on the SMTP port, with TLS
+	// verifying the cluster CA).
+	RequireTLS bool
 	// Smarthosts, when set, overrides Routes and MX for every domain: the
 	// "host:port" list it returns now is tried in order (forwarding to
 	// the cluster's frontends, --forward-to).

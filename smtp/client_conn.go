@@ -103,6 +103,9 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 	}
 
 	conn := raw
+	if _, offered := ext["STARTTLS"]; c.cfg.RequireTLS && !offered {
+		return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" does not offer STARTTLS, and TLS is required"), nextHost
+	}
 	if _, offered := ext["STARTTLS"]; tryTLS && offered {
 		if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
 			return broken("STARTTLS", err)
@@ -110,6 +113,8 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 		_, _, err := tr.ReadResponse(220)
 		var pe *textproto.Error
 		switch {
+		case errors.As(err, &pe) && c.cfg.RequireTLS:
+			return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" refused STARTTLS, and TLS is required"), nextHost
 		case errors.As(err, &pe):
 			// Refused: go on in plaintext on this connection (RFC 3207 §4).
 		case err != nil:

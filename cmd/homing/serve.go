@@ -357,6 +357,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	banner(stdout, n)
+	reloadOnHUP(ctx, n, log)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "homing: shutting down")
 	if err := n.Close(); err != nil {
@@ -405,16 +406,18 @@ type Ready struct {
 	PID        int    `json:"pid"`
 	SMTP       string `json:"smtp"`
 	Submission string `json:"submission,omitempty"`
-	Admin      string `json:"admin"`
-	Gossip     string `json:"gossip,omitempty"`
-	Channel    string `json:"channel,omitempty"`
+	// Submissions is the implicit-TLS submission listener (RFC 8314).
+	Submissions string `json:"submissions,omitempty"`
+	Admin       string `json:"admin"`
+	Gossip      string `json:"gossip,omitempty"`
+	Channel     string `json:"channel,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
 // it): a temporary file in the same directory, then a rename.
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
-		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}

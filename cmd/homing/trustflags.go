@@ -16,6 +16,7 @@ func trustFlags(fs *flag.FlagSet, cfg *node.Config) {
 	if cfg.Trust.DMARCPolicyFor == nil {
 		cfg.Trust.DMARCPolicyFor = map[string]string{}
 	}
+	fs.StringVar(&cfg.Listen.Submissions, "submissions", "", "submission listener with implicit TLS (RFC 8314, port 465); empty = off")
 	fs.StringVar(&cfg.Trust.DNS, "dns", "", "DNS server HOST:PORT for every lookup (MX, SPF, DKIM, DMARC, TLSA); default: the nameservers of /etc/resolv.conf")
 	fs.StringVar(&cfg.Trust.AuthServID, "authserv-id", "", "the cluster's name in Authentication-Results, the same on every node (default: the first of --domains)")
 	fs.Var((*negBool)(&cfg.Trust.NoInboundChecks), "inbound-checks", "check SPF, DKIM and DMARC of mail from outside (default true)")
