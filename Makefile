@@ -71,6 +71,7 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzParseResponse -fuzztime $(FUZZTIME)
+	$(GO) test ./inbound -run '^$$' -fuzz FuzzHeaderFilter -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:

@@ -11,6 +11,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/ctl"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/testkit"
@@ -102,7 +103,7 @@ func TestDKIMRotationByCtlGenerate(t *testing.T) {
 	if _, err := c.GenerateDKIM(ctx, "example.test", admin.DKIMGenerate{Selector: "one"}); err == nil || !strings.Contains(err.Error(), "409") && !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("the same selector again: %v, want 409", err)
 	}
-	if _, err := c.GenerateDKIM(ctx, "elsewhere.test", admin.DKIMGenerate{}); err == nil || !strings.Contains(err.Error(), "not a local domain") {
+	if _, err := c.GenerateDKIM(ctx, "elsewhere.test", admin.DKIMGenerate{}); err == nil || !strings.Contains(err.Error(), "no local domain") {
 		t.Fatalf("a domain that is not local: %v", err)
 	}
 	if _, err := c.GenerateDKIM(ctx, "example.test", admin.DKIMGenerate{Algorithm: "dsa"}); err == nil || !strings.Contains(err.Error(), "algorithm") {
@@ -347,5 +348,46 @@ func TestSignedOnceThroughTwoQueues(t *testing.T) {
 	publishDKIM(t, fe, dns, "example.test")
 	if ok, why := pytools.DKIMVerify(t, dns, got.Data); !ok {
 		t.Fatalf("dkimpy: %s", why)
+	}
+}
+
+// TestCtlDKIM: homing ctl dkim generate prints the record to publish,
+// dkim dns prints every key's record in zone-file syntax (strings of at
+// most 255 bytes), dkim lists the keys; a domain that is not local is
+// exit 1 with a line that says so.
+func TestCtlDKIM(t *testing.T) {
+	n := testkit.StartNode(t, "n1")
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := ctl.Main(append([]string{"--admin", n.AdminAddr()}, args...), strings.NewReader(""), &out, &errb,
+			func(string) string { return "" })
+		return code, out.String(), errb.String()
+	}
+	code, out, errs := run("dkim", "generate", "example.test", "--selector", "s1")
+	if code != 0 || !strings.Contains(out, "made the rsa key s1 of example.test") ||
+		!strings.Contains(out, `s1._domainkey.example.test. IN TXT "v=DKIM1; k=rsa; p=`) {
+		t.Fatalf("generate: %d\n%s%s", code, out, errs)
+	}
+	run("dkim", "generate", "example.test", "--selector", "s2")
+	code, out, _ = run("dkim", "dns", "example.test")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "s2._domainkey") || !strings.Contains(lines[1], "retired") {
+		t.Fatalf("dns: %d\n%s", code, out)
+	}
+	for _, part := range strings.Split(lines[0], `"`) {
+		if len(part) > 255 {
+			t.Fatalf("a TXT string of %d bytes:\n%s", len(part), lines[0])
+		}
+	}
+	code, out, _ = run("dkim", "--json")
+	if code != 0 || !strings.Contains(out, `"selector": "s1"`) || !strings.Contains(out, `"state": "retired"`) || strings.Contains(out, "private") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, _, errs = run("dkim", "dns", "elsewhere.test")
+	if code != 1 || !strings.Contains(errs, "no local domain elsewhere.test") {
+		t.Fatalf("a foreign domain: %d %q", code, errs)
+	}
+	if code, _, _ := run("dkim", "generate"); code != 2 {
+		t.Fatalf("generate without a domain: exit %d, want 2", code)
 	}
 }
