@@ -230,7 +230,7 @@ func (n *Node) startActors(ctx context.Context) error {
 			return err
 		}
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes}
+	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()}
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a

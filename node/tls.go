@@ -49,7 +49,8 @@ func (n *Node) clusterSMTPTLS() error {
 // --insecure test cluster) c is unchanged.
 func (n *Node) memberClient(c smtp.ClientConfig) smtp.ClientConfig {
 	if n.trust.memberClientTLS != nil {
-		c.TLS, c.RequireTLS = n.trust.memberClientTLS, true
+		// Verified against the cluster CA: members publish no TLSA.
+		c.TLS, c.RequireTLS, c.DANE = n.trust.memberClientTLS, true, nil
 	}
 	return c
 }

@@ -73,6 +73,27 @@ func (n *Node) relayResolver() smtp.Resolver {
 	return n.trust.resolver
 }
 
+// relayDANE is the relay's DANE lookups (RFC 7672): the node's resolver,
+// unless a test stubs the relay's DNS.
+func (n *Node) relayDANE() smtp.TLSAResolver {
+	if n.cfg.Routing.Resolver != nil {
+		return nil
+	}
+	return tlsaResolver{n.trust.resolver}
+}
+
+// tlsaResolver adapts the resolver's TLSA records to the relay client's.
+type tlsaResolver struct{ r *resolve.Resolver }
+
+func (a tlsaResolver) LookupTLSA(ctx context.Context, port int, host string) ([]smtp.TLSA, bool, error) {
+	recs, secure, err := a.r.LookupTLSA(ctx, port, host)
+	out := make([]smtp.TLSA, len(recs))
+	for i, r := range recs {
+		out[i] = smtp.TLSA{Usage: r.Usage, Selector: r.Selector, MatchingType: r.MatchingType, Data: r.Data}
+	}
+	return out, secure, err
+}
+
 // relayer wraps the relay client in the DKIM signer unless this node
 // forwards every non-local message to other members (they sign when
 // they relay it) or signing is off.

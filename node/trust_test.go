@@ -3,6 +3,11 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +16,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/admin"
+	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/ctl"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
@@ -389,5 +395,50 @@ func TestCtlDKIM(t *testing.T) {
 	}
 	if code, _, _ := run("dkim", "generate"); code != 2 {
 		t.Fatalf("generate without a domain: exit %d, want 2", code)
+	}
+}
+
+// TestDANEDefersABadCertificateThenDelivers: the relay target on
+// loopback publishes a validated TLSA record (DANE-EE) that its
+// certificate does not match: the message waits in the queue with a
+// 4.7.5 reason naming the TLSA records; once the record matches, the
+// retry delivers it over TLS.
+func TestDANEDefersABadCertificateThenDelivers(t *testing.T) {
+	c, err := cert.SelfSigned("mx.remote.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(c.Certificate[0])
+	srvTLS := &tls.Config{Certificates: []tls.Certificate{c}}
+	mx := fakemx.Start(t, func(s *gosmtp.Server) { s.TLSConfig = srvTLS })
+	_, port, _ := net.SplitHostPort(mx.Addr)
+	tlsaName := "_" + port + "._tcp.mx.remote.test"
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	wrong := sha256.Sum256([]byte("another key"))
+	dns := dnstest.Start(t, dnstest.Zone{
+		"mx.remote.test": {"A 127.0.0.1"},
+		tlsaName:         {"1 TLSA 3 1 1 " + hex.EncodeToString(wrong[:])},
+	})
+	dns.Secure(tlsaName)
+	n := testkit.StartNode(t, "n1", withDNS(dns), withRoute("remote.test", "mx.remote.test:"+port))
+	cl := client(n)
+	createAccount(t, cl, "alice@example.test", "alice-pw-123", 0)
+	id := submit(t, cl, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+		testkit.Message("alice@example.test", "bob@remote.test", "dane", "x"))
+	wait.For(t, 20*time.Second, func() bool {
+		e, err := cl.QueueEntry(context.Background(), id)
+		return err == nil && strings.Contains(e.LastError, "4.7.5") && strings.Contains(e.LastError, "TLSA")
+	}, "the message is not deferred for its TLSA records")
+	for _, tx := range mx.Transactions() {
+		if tx.DataSeen {
+			t.Fatal("the message reached a host whose certificate fails DANE")
+		}
+	}
+	if err := dns.Set(tlsaName, "1 TLSA 3 1 1 "+hex.EncodeToString(sum[:])); err != nil {
+		t.Fatal(err)
+	}
+	got := mx.WaitMessages(t, 1, 30*time.Second)[0]
+	if !got.TLS {
+		t.Fatal("delivered without TLS")
 	}
 }
