@@ -90,7 +90,10 @@ func (c *Checker) format(o Origin, spf spfOutcome, dk dkimOutcome, dm dmarcOutco
 	}
 	rs = append(rs, &authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(dm.result), Params: dp})
 	v := authres.Format(c.cfg.AuthServID, rs)
-	v = strings.ReplaceAll(v, "; ", ";\r\n\t")
+	// One result a line; a result without properties leaves a blank
+	// before its ";".
+	v = strings.ReplaceAll(strings.ReplaceAll(v, " ; ", "; "), "; ", ";\r\n\t")
+	v = strings.TrimRight(v, " ")
 	return []byte("Authentication-Results: " + v + "\r\n")
 }
 

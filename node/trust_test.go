@@ -48,6 +48,23 @@ func publishDKIM(t *testing.T, c *admin.Client, srv *dnstest.Server, domain stri
 	return recs
 }
 
+// withoutAuthResults is raw without the cluster's Authentication-Results
+// field in front (the MX puts it above its Received field).
+func withoutAuthResults(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("Authentication-Results: ")) {
+		return raw
+	}
+	i := bytes.Index(raw, []byte("\r\n"))
+	for i >= 0 && i+2 < len(raw) && (raw[i+2] == '\t' || raw[i+2] == ' ') {
+		j := bytes.Index(raw[i+2:], []byte("\r\n"))
+		if j < 0 {
+			return raw
+		}
+		i += 2 + j
+	}
+	return raw[i+2:]
+}
+
 func header(raw []byte) string {
 	h, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
 	return string(h)
