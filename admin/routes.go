@@ -60,6 +60,7 @@ func (h *handler) routes() {
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
+	h.dkimRoutes()
 	// ServeHTTP answers GET and HEAD before the token check; these make
 	// other methods a 405.
 	m.HandleFunc("GET "+pathHealthz, h.health)

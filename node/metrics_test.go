@@ -40,6 +40,8 @@ var metricFamilies = []string{
 	// Logins: the guard shared by SMTP AUTH and the submit API.
 	"homing_auth_checks_in_progress", "homing_auth_check_slots", "homing_auth_failures_tracked",
 	"homing_api_submit_logins_total",
+	// The checks of mail from outside (issue #11).
+	"homing_auth_results_total",
 }
 
 // scrape is GET /metrics of the node at adminAddr: the families (from the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/homing-mail/homing/testkit/dnstest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -95,6 +96,10 @@ func (p *Process) Start() {
 	}
 	if !hasFlag(p.Args, "--pop3") {
 		args = append(args, "--pop3", "127.0.0.1:0")
+	}
+	if !hasFlag(p.Args, "--dns") {
+		// Never the system's resolver: an empty zone of its own.
+		args = append(args, "--dns", dnstest.Start(p.t, nil).Addr())
 	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
