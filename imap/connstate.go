@@ -49,10 +49,14 @@ func (h *connState) capabilities(caps []string, isTLS bool) []string {
 	return out
 }
 
-// command answers ID (RFC 2971 §3.1) in any state, and GETQUOTAROOT,
+// command answers BAD to the syntax errors imapserver would take for its
+// own (badSyntax), ID (RFC 2971 §3.1) in any state, and GETQUOTAROOT,
 // GETQUOTA (RFC 9208 §4.2, §4.3) and SETQUOTA (refused: quotas are the
 // administrator's) once logged in.
 func (h *connState) command(tag, name, args string, isTLS bool, answer func(string) error) (bool, error) {
+	if reason := badSyntax(name, args); reason != "" {
+		return true, answer(tag + " BAD [CLIENTBUG] " + reason)
+	}
 	switch name {
 	case "ID":
 		a := strings.TrimSpace(args)

@@ -1,0 +1,114 @@
+package imap
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBadSyntaxTellsTheClientsErrorsApart(t *testing.T) {
+	for _, c := range []struct {
+		name, args string
+		bad        bool
+	}{
+		{"FETCH", "1:* (FLAGS)", false},
+		{"FETCH", "1,3:5,7:* FLAGS", false},
+		{"FETCH", "$ FLAGS", false},
+		{"FETCH", "4294967295 FLAGS", false},
+		{"FETCH", "x FLAGS", true},
+		{"FETCH", "0 FLAGS", true},
+		{"FETCH", "01 FLAGS", true},
+		{"FETCH", "1:99999999999 FLAGS", true},
+		{"FETCH", "4294967296 FLAGS", true},
+		{"FETCH", "1,,2 FLAGS", true},
+		{"STORE", "1:x +FLAGS (\\Seen)", true},
+		{"COPY", "a Trash", true},
+		{"MOVE", "1 Trash", false},
+		{"UID", "FETCH 1:* FLAGS", false},
+		{"UID", "fetch 0 FLAGS", true},
+		{"UID", "EXPUNGE 1:5", false},
+		{"UID", "EXPUNGE x", true},
+		{"UID", "SEARCH UID 1:x", true},
+		{"SEARCH", "FOO", true},
+		{"SEARCH", "1:3 UNSEEN", false},
+		{"SEARCH", "RETURN (MIN MAX) CHARSET UTF-8 OR (FROM \"a b\" SUBJECT x) NOT SEEN", false},
+		{"SEARCH", "HEADER Message-ID \"<a@b>\" LARGER 10 SINCE 1-Feb-2024 BEFORE \"3-Mar-2025\"", false},
+		{"SEARCH", "SINCE 32-Foo-2020", true},
+		{"SEARCH", "NOT BOGUS", true},
+		{"SEARCH", "(SEEN BOGUS)", true},
+		{"SEARCH", "SUBJECT {3}", false}, // a literal: imapserver reads the rest
+		{"SEARCH", "SUBJECT \"with \\\" quote\" ALL", false},
+		{"LIST", "\"\" x", false},
+	} {
+		if got := badSyntax(c.name, c.args); (got != "") != c.bad {
+			t.Errorf("badSyntax(%q, %q) = %q, want bad: %v", c.name, c.args, got, c.bad)
+		}
+	}
+}
+
+// TestSyntaxErrorsAnswerBADAndTheSessionGoesOn sends the commands
+// imapserver took for its own errors to a server over loopback: each gets
+// BAD [CLIENTBUG] and the session goes on.
+func TestSyntaxErrorsAnswerBADAndTheSessionGoesOn(t *testing.T) {
+	srv := startTestServer(t)
+	conn, err := net.Dial("tcp", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "* OK") {
+		t.Fatalf("greeting %q", l)
+	}
+	n := 0
+	send := func(cmd string) string {
+		t.Helper()
+		n++
+		tag := fmt.Sprintf("t%d", n)
+		fmt.Fprintf(conn, "%s %s\r\n", tag, cmd)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: the connection ended: %v", cmd, err)
+			}
+			if strings.HasPrefix(l, tag+" ") {
+				return strings.TrimRight(strings.TrimPrefix(l, tag+" "), "\r\n")
+			}
+		}
+	}
+	if r := send("LOGIN " + fakeUser + " " + fakePassword); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("LOGIN: %s", r)
+	}
+	if r := send("SELECT INBOX"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("SELECT: %s", r)
+	}
+	for _, cmd := range []string{"FETCH x FLAGS", "FETCH 0 FLAGS", "UID FETCH 4294967296 FLAGS", "STORE 1:x +FLAGS (\\Seen)",
+		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x"} {
+		if r := send(cmd); !strings.HasPrefix(r, "BAD [CLIENTBUG] ") {
+			t.Errorf("%s: %s, want BAD [CLIENTBUG]", cmd, r)
+		}
+	}
+	if r := send("FETCH 1:* (FLAGS)"); !strings.HasPrefix(r, "OK") {
+		t.Errorf("FETCH after the bad commands: %s", r)
+	}
+}
+
+const fakeUser, fakePassword = "u@example.test", "p"
+
+// startTestServer serves IMAP on loopback over fakeBackend.
+func startTestServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{Resync: time.Hour, OwnerCheck: time.Hour}, fakeBackend{}, nil)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln, false) }()
+	t.Cleanup(func() { _ = srv.Close(); <-served })
+	return ln.Addr().String()
+}
