@@ -44,7 +44,7 @@ func (h *connState) capabilities(caps []string, isTLS bool) []string {
 	}
 	out = append(out, "ID")
 	if authed {
-		out = append(out, "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", fmt.Sprintf("APPENDLIMIT=%d", h.s.cfg.MaxAppend))
+		out = append(out, "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE") // APPENDLIMIT: imapserver's (appendlimit.go)
 	}
 	return out
 }

@@ -112,3 +112,45 @@ func startTestServer(t *testing.T) string {
 	t.Cleanup(func() { _ = srv.Close(); <-served })
 	return ln.Addr().String()
 }
+
+// TestAppendOverTheLimitIsRefusedBeforeTheLiteral: a synchronizing
+// literal larger than APPENDLIMIT gets NO [TOOBIG] instead of "+", and the
+// session goes on; APPENDLIMIT is listed once after login.
+func TestAppendOverTheLimitIsRefusedBeforeTheLiteral(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{Resync: time.Hour, OwnerCheck: time.Hour, MaxAppend: 1000}, fakeBackend{}, nil)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ln, false) }()
+	t.Cleanup(func() { _ = srv.Close(); <-served })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	line := func() string {
+		t.Helper()
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	line() // greeting
+	fmt.Fprintf(conn, "a LOGIN %s %s\r\n", fakeUser, fakePassword)
+	if l := line(); !strings.HasPrefix(l, "a OK") || strings.Count(l, "APPENDLIMIT=1000") != 1 {
+		t.Fatalf("LOGIN: %q, want APPENDLIMIT=1000 once", l)
+	}
+	fmt.Fprintf(conn, "b APPEND INBOX {1001}\r\n")
+	if l := line(); !strings.HasPrefix(l, "b NO [TOOBIG]") {
+		t.Fatalf("APPEND of 1001 bytes over a limit of 1000: %q", l)
+	}
+	fmt.Fprintf(conn, "c NOOP\r\n")
+	if l := line(); l != "c OK NOOP completed" {
+		t.Fatalf("NOOP after the refused APPEND: %q", l)
+	}
+}
