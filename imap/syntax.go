@@ -9,13 +9,19 @@ import (
 // badSyntax checks the arguments that go-imap v2 beta.8's imapserver
 // parses with errors of its own instead of its decoder's: a sequence set
 // that is not one (FETCH x, FETCH 0, a number over 2^32-1, UID EXPUNGE x),
-// an unknown SEARCH key (parsed as a sequence set) and a SEARCH date that
-// is not a date. imapserver answers those NO [SERVERBUG] Internal server
+// an unknown SEARCH key (parsed as a sequence set), a SEARCH date that
+// is not a date, and a quoted string not closed before the line's end
+// (RFC 9051's QUOTED-CHAR has no CR or LF). imapserver answers those NO [SERVERBUG] Internal server
 // error; they are the client's syntax errors, which RFC 9051 §7.1.5
 // answers BAD. It returns the BAD's text, or "" to let imapserver parse
 // the command. name is upper case; args is the rest of the line.
 func badSyntax(name, args string) string {
 	args = strings.TrimRight(args, "\r\n")
+	if unterminatedQuote(args) {
+		// imapserver would read on past the line end for the closing
+		// quote, taking the next commands as part of the string.
+		return "Syntax error: unterminated quoted string"
+	}
 	if name == "UID" {
 		name, args, _ = strings.Cut(args, " ")
 		name = strings.ToUpper(name)
@@ -38,6 +44,20 @@ func badSyntax(name, args string) string {
 		return searchSyntax(tokens(args))
 	}
 	return ""
+}
+
+// unterminatedQuote reports whether the line ends inside a quoted string.
+func unterminatedQuote(s string) bool {
+	in := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case in && s[i] == '\\':
+			i++
+		case s[i] == '"':
+			in = !in
+		}
+	}
+	return in
 }
 
 // isSequenceSet is RFC 9051's sequence-set (and "$", RFC 5182's saved

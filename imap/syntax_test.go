@@ -42,6 +42,10 @@ func TestBadSyntaxTellsTheClientsErrorsApart(t *testing.T) {
 		{"SEARCH", "SUBJECT {3}", false}, // a literal: imapserver reads the rest
 		{"SEARCH", "SUBJECT \"with \\\" quote\" ALL", false},
 		{"LIST", "\"\" x", false},
+		{"SELECT", "\"unterminated", true},
+		{"SELECT", "\"a \\\" quote\"", false},
+		{"SELECT", "\"ends in a backslash\\\"", true},
+		{"LOGIN", "a \"b\"", false},
 	} {
 		if got := badSyntax(c.name, c.args); (got != "") != c.bad {
 			t.Errorf("badSyntax(%q, %q) = %q, want bad: %v", c.name, c.args, got, c.bad)
@@ -87,7 +91,7 @@ func TestSyntaxErrorsAnswerBADAndTheSessionGoesOn(t *testing.T) {
 		t.Fatalf("SELECT: %s", r)
 	}
 	for _, cmd := range []string{"FETCH x FLAGS", "FETCH 0 FLAGS", "UID FETCH 4294967296 FLAGS", "STORE 1:x +FLAGS (\\Seen)",
-		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x"} {
+		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x", `SELECT "unterminated`} {
 		if r := send(cmd); !strings.HasPrefix(r, "BAD [CLIENTBUG] ") {
 			t.Errorf("%s: %s, want BAD [CLIENTBUG]", cmd, r)
 		}
