@@ -11,7 +11,8 @@ import (
 // that is not one (FETCH x, FETCH 0, a number over 2^32-1, UID EXPUNGE x),
 // an unknown SEARCH key (parsed as a sequence set), a SEARCH date that
 // is not a date, and a quoted string not closed before the line's end
-// (RFC 9051's QUOTED-CHAR has no CR or LF). imapserver answers those NO [SERVERBUG] Internal server
+// (RFC 9051's QUOTED-CHAR has no CR or LF), and ENABLE without a
+// capability. imapserver answers those NO [SERVERBUG] Internal server
 // error; they are the client's syntax errors, which RFC 9051 §7.1.5
 // answers BAD. It returns the BAD's text, or "" to let imapserver parse
 // the command. name is upper case; args is the rest of the line.
@@ -33,6 +34,10 @@ func badSyntax(name, args string) string {
 		}
 	}
 	switch name {
+	case "ENABLE": // RFC 5161 §3.1: at least one capability
+		if strings.TrimSpace(args) == "" {
+			return "Syntax error: ENABLE needs a capability"
+		}
 	case "FETCH", "STORE", "COPY", "MOVE":
 		if set, _, _ := strings.Cut(args, " "); !isSequenceSet(set) {
 			return "Syntax error: invalid sequence set"

@@ -46,6 +46,8 @@ func TestBadSyntaxTellsTheClientsErrorsApart(t *testing.T) {
 		{"SELECT", "\"a \\\" quote\"", false},
 		{"SELECT", "\"ends in a backslash\\\"", true},
 		{"LOGIN", "a \"b\"", false},
+		{"ENABLE", "", true},
+		{"ENABLE", "UTF8=ACCEPT", false},
 	} {
 		if got := badSyntax(c.name, c.args); (got != "") != c.bad {
 			t.Errorf("badSyntax(%q, %q) = %q, want bad: %v", c.name, c.args, got, c.bad)
@@ -91,7 +93,7 @@ func TestSyntaxErrorsAnswerBADAndTheSessionGoesOn(t *testing.T) {
 		t.Fatalf("SELECT: %s", r)
 	}
 	for _, cmd := range []string{"FETCH x FLAGS", "FETCH 0 FLAGS", "UID FETCH 4294967296 FLAGS", "STORE 1:x +FLAGS (\\Seen)",
-		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x", `SELECT "unterminated`} {
+		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x", `SELECT "unterminated`, "ENABLE"} {
 		if r := send(cmd); !strings.HasPrefix(r, "BAD [CLIENTBUG] ") {
 			t.Errorf("%s: %s, want BAD [CLIENTBUG]", cmd, r)
 		}
@@ -156,5 +158,29 @@ func TestAppendOverTheLimitIsRefusedBeforeTheLiteral(t *testing.T) {
 	fmt.Fprintf(conn, "c NOOP\r\n")
 	if l := line(); l != "c OK NOOP completed" {
 		t.Fatalf("NOOP after the refused APPEND: %q", l)
+	}
+	// The literal never came: the filter takes the next commands as
+	// commands (ID is its own), not as the literal's bytes.
+	fmt.Fprintf(conn, "d ID NIL\r\n")
+	if l := line(); !strings.HasPrefix(l, `* ID ("name" "Homing"`) {
+		t.Fatalf("ID after the refused APPEND: %q", l)
+	}
+	line()
+	fmt.Fprintf(conn, "e SELECT {5000}\r\n") // a buffered literal over 4 KiB: refused too
+	if l := line(); !strings.HasPrefix(l, "e NO [TOOBIG]") {
+		t.Fatalf("a 5000-byte literal in a command: %q", l)
+	}
+	fmt.Fprintf(conn, "f FETCH x FLAGS\r\n")
+	if l := line(); !strings.HasPrefix(l, "f BAD [CLIENTBUG]") {
+		t.Fatalf("FETCH x after the refused literals: %q", l)
+	}
+	// A literal the server asks for still passes through.
+	fmt.Fprintf(conn, "g APPEND INBOX {6}\r\n")
+	if l := line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND of 6 bytes: %q", l)
+	}
+	fmt.Fprintf(conn, "x ID\r\n\r\n")
+	if l := line(); !strings.HasPrefix(l, "g OK") {
+		t.Fatalf("APPEND of a 6-byte literal that looks like ID: %q", l)
 	}
 }

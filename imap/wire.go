@@ -38,11 +38,19 @@ type filterConn struct {
 	literal int64 // bytes of a literal still to pass through
 	atStart bool  // the next line starts a command
 	inIdle  bool  // the next line is IDLE's DONE
+	// syncLiteral: the literal ends a line as {n}, which the client sends
+	// only after the server's "+" (RFC 9051 §7.5); the server may refuse
+	// it with a tagged answer instead (NO [TOOBIG]), and then the next
+	// line starts a command.
+	syncLiteral bool
 
-	wmu       sync.Mutex
-	rewriting bool   // capability lines are being rewritten
-	untilTag  string // until the tagged answer to this tag
-	wbuf      []byte
+	wmu        sync.Mutex
+	rewriting  bool   // capability lines are being rewritten
+	untilTag   string // until the tagged answer to this tag
+	wbuf       []byte
+	contWanted bool // a synchronizing literal waits for the server's "+"
+	contSent   bool // the server wrote a line starting with "+" since
+	wLineStart bool // the last byte written ended a line
 }
 
 // commandHandler answers the commands the filter takes; state is read for
@@ -62,7 +70,7 @@ const maxLine = 64 << 10
 
 func newFilterConn(c net.Conn, isTLS bool, cfg *tls.Config, h commandHandler) *filterConn {
 	return &filterConn{Conn: c, cur: c, br: bufio.NewReaderSize(c, 16<<10), isTLS: isTLS, tlsConfig: cfg,
-		handler: h, atStart: true, rewriting: true}
+		handler: h, atStart: true, rewriting: true, wLineStart: true}
 }
 
 // TLS reports whether the connection is encrypted now.
@@ -86,6 +94,18 @@ func (c *filterConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.pending) == 0 {
+		if c.syncLiteral {
+			// imapserver reads on only after it asked for the literal
+			// or answered the command.
+			c.syncLiteral = false
+			c.wmu.Lock()
+			asked := c.contSent
+			c.contWanted = false
+			c.wmu.Unlock()
+			if !asked {
+				c.literal, c.atStart = 0, true
+			}
+		}
 		if c.literal > 0 {
 			n := int(min(c.literal, int64(len(p))))
 			n, err := c.br.Read(p[:n])
@@ -112,6 +132,12 @@ func (c *filterConn) Read(p []byte) (int, error) {
 		if complete {
 			if n, ok := literalAtEnd(line); ok {
 				c.literal, c.atStart = n, false
+				if !bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte("+}")) {
+					c.syncLiteral = true
+					c.wmu.Lock()
+					c.contWanted, c.contSent = true, false
+					c.wmu.Unlock()
+				}
 			} else {
 				c.atStart = true
 				if c.isIdle(line) {
@@ -239,12 +265,30 @@ func (c *filterConn) startTLS(tag, rest string, answer func(string) error) error
 func (c *filterConn) writeRaw(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.noteContinuation(p)
 	return c.cur.Write(p)
+}
+
+// noteContinuation records a "+" at the start of a line written while a
+// synchronizing literal waits for one.
+func (c *filterConn) noteContinuation(p []byte) {
+	if c.contWanted && !c.contSent {
+		for i, b := range p {
+			if b == '+' && (i == 0 && c.wLineStart || i > 0 && p[i-1] == '\n') {
+				c.contSent = true
+				break
+			}
+		}
+	}
+	if len(p) > 0 {
+		c.wLineStart = p[len(p)-1] == '\n'
+	}
 }
 
 func (c *filterConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.noteContinuation(p)
 	if !c.rewriting {
 		return c.cur.Write(p)
 	}
