@@ -98,8 +98,28 @@ func TestSyntaxErrorsAnswerBADAndTheSessionGoesOn(t *testing.T) {
 			t.Errorf("%s: %s, want BAD [CLIENTBUG]", cmd, r)
 		}
 	}
+	// Lines over imapserver's limit: answered BAD, read away whole, the
+	// session goes on.
+	for _, size := range []int{60 << 10, 200 << 10} {
+		if r := send("NOOP " + strings.Repeat("x", size)); r != "BAD Command line too long" {
+			t.Errorf("a line of %d bytes: %.80s", size, r)
+		}
+	}
 	if r := send("FETCH 1:* (FLAGS)"); !strings.HasPrefix(r, "OK") {
 		t.Errorf("FETCH after the bad commands: %s", r)
+	}
+	// A line with no end: the connection ends after a BYE.
+	fmt.Fprintf(conn, "t0 NOOP %s", strings.Repeat("x", 2<<20))
+	var last string
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		last = l
+	}
+	if last != "* BYE Command line too long\r\n" {
+		t.Errorf("after a line of 2 MiB without an end: %q", last)
 	}
 }
 

@@ -116,6 +116,12 @@ func (c *filterConn) Read(p []byte) (int, error) {
 		if err != nil && len(line) == 0 {
 			return 0, err
 		}
+		if c.atStart && !c.inIdle && len(line) > maxCommandLine {
+			if err := c.refuseLongLine(line, complete); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if complete && c.atStart && !c.inIdle {
 			handled, herr := c.intercept(line)
 			if herr != nil {
@@ -152,6 +158,43 @@ func (c *filterConn) Read(p []byte) (int, error) {
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
 	return n, nil
+}
+
+// maxCommandLine is the longest command line passed to imapserver, which
+// takes commands of up to 50 KiB: past that its decoder fails in the
+// middle of the line and it reads the rest as a command of its own, and
+// closes the connection.
+const maxCommandLine = 48 << 10
+
+// maxDiscard bounds the bytes of one overlong line the filter reads away;
+// past it the connection ends.
+const maxDiscard = 1 << 20
+
+// refuseLongLine answers a command line longer than maxCommandLine with
+// BAD (RFC 9051 §7.1.5) and reads the rest of it away, so that the next
+// line is the next command.
+func (c *filterConn) refuseLongLine(line []byte, complete bool) error {
+	tag, _, _ := words(line)
+	total := len(line)
+	for !complete {
+		var err error
+		line, complete, err = c.readLine()
+		if err != nil {
+			return err
+		}
+		if total += len(line); total > maxDiscard {
+			// imapserver reads on after an error other than EOF: the
+			// connection itself ends.
+			_, _ = c.writeRaw([]byte("* BYE Command line too long\r\n"))
+			_ = c.Conn.Close()
+			return io.EOF
+		}
+	}
+	if tag == "" || strings.ContainsAny(tag, "+*{") {
+		tag = "*"
+	}
+	_, err := c.writeRaw([]byte(tag + " BAD Command line too long\r\n"))
+	return err
 }
 
 // readLine reads up to a LF (complete) or maxLine bytes.
