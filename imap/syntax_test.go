@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"strings"
@@ -96,6 +97,19 @@ func TestSyntaxErrorsAnswerBADAndTheSessionGoesOn(t *testing.T) {
 		"COPY y Trash", "UID EXPUNGE x", "SEARCH FOO", "SEARCH SINCE 32-Foo-2020", "UID SEARCH UID 1:x", `SELECT "unterminated`, "ENABLE"} {
 		if r := send(cmd); !strings.HasPrefix(r, "BAD [CLIENTBUG] ") {
 			t.Errorf("%s: %s, want BAD [CLIENTBUG]", cmd, r)
+		}
+	}
+	// Lines that do not start with a tag and a name: imapserver closed
+	// the connection.
+	for _, cmd := range []string{"UID", "UID (x)", "FETCH(x)"} {
+		if r := send(cmd); !strings.HasPrefix(r, "BAD Syntax error") {
+			t.Errorf("%q: %s", cmd, r)
+		}
+	}
+	for _, l := range []string{"\r\n", "+ x\r\n", "(a) NOOP\r\n"} {
+		fmt.Fprint(conn, l)
+		if got, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(got, "* BAD Syntax error") {
+			t.Errorf("%q: %q, %v", l, got, err)
 		}
 	}
 	// Lines over imapserver's limit: answered BAD, read away whole, the
@@ -202,5 +216,39 @@ func TestAppendOverTheLimitIsRefusedBeforeTheLiteral(t *testing.T) {
 	fmt.Fprintf(conn, "x ID\r\n\r\n")
 	if l := line(); !strings.HasPrefix(l, "g OK") {
 		t.Fatalf("APPEND of a 6-byte literal that looks like ID: %q", l)
+	}
+}
+
+// TestAuthenticateExchangePassesTheFilter: the client's answer to
+// AUTHENTICATE's continuation request is no command; the filter passes it
+// to imapserver.
+func TestAuthenticateExchangePassesTheFilter(t *testing.T) {
+	conn, err := net.Dial("tcp", startTestServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	line := func() string {
+		t.Helper()
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	line()
+	fmt.Fprintf(conn, "a AUTHENTICATE PLAIN\r\n")
+	if l := line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("AUTHENTICATE PLAIN: %q", l)
+	}
+	fmt.Fprintf(conn, "%s\r\n", base64.StdEncoding.EncodeToString([]byte("\x00"+fakeUser+"\x00"+fakePassword)))
+	if l := line(); !strings.HasPrefix(l, "a OK") {
+		t.Fatalf("AUTHENTICATE's answer: %q", l)
+	}
+	fmt.Fprintf(conn, "b ID NIL\r\n")
+	if l := line(); !strings.HasPrefix(l, "* ID") {
+		t.Fatalf("ID after AUTHENTICATE: %q", l)
 	}
 }

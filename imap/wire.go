@@ -44,12 +44,14 @@ type filterConn struct {
 	// line starts a command.
 	syncLiteral bool
 
-	wmu        sync.Mutex
-	rewriting  bool   // capability lines are being rewritten
-	untilTag   string // until the tagged answer to this tag
-	wbuf       []byte
-	contWanted bool // a synchronizing literal waits for the server's "+"
-	contSent   bool // the server wrote a line starting with "+" since
+	wmu       sync.Mutex
+	rewriting bool   // capability lines are being rewritten
+	untilTag  string // until the tagged answer to this tag
+	wbuf      []byte
+	// lastPlus: the last line the server began is a continuation
+	// request ("+ ..."): the client's next line answers it (a literal
+	// follows, or an AUTHENTICATE response), it is not a command.
+	lastPlus   bool
 	wLineStart bool // the last byte written ended a line
 }
 
@@ -98,11 +100,7 @@ func (c *filterConn) Read(p []byte) (int, error) {
 			// imapserver reads on only after it asked for the literal
 			// or answered the command.
 			c.syncLiteral = false
-			c.wmu.Lock()
-			asked := c.contSent
-			c.contWanted = false
-			c.wmu.Unlock()
-			if !asked {
+			if !c.continued() {
 				c.literal, c.atStart = 0, true
 			}
 		}
@@ -115,6 +113,13 @@ func (c *filterConn) Read(p []byte) (int, error) {
 		line, complete, err := c.readLine()
 		if err != nil && len(line) == 0 {
 			return 0, err
+		}
+		if c.atStart && !c.inIdle && c.continued() {
+			// An answer to a continuation request (AUTHENTICATE's
+			// exchange), not a command.
+			c.pending = line
+			c.atStart = complete
+			break
 		}
 		if c.atStart && !c.inIdle && len(line) > maxCommandLine {
 			if err := c.refuseLongLine(line, complete); err != nil {
@@ -140,9 +145,6 @@ func (c *filterConn) Read(p []byte) (int, error) {
 				c.literal, c.atStart = n, false
 				if !bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte("+}")) {
 					c.syncLiteral = true
-					c.wmu.Lock()
-					c.contWanted, c.contSent = true, false
-					c.wmu.Unlock()
 				}
 			} else {
 				c.atStart = true
@@ -243,6 +245,17 @@ func words(line []byte) (tag, name, rest string) {
 	return tag, strings.ToUpper(name), rest
 }
 
+// isAtom: 1*ATOM-CHAR (RFC 9051 §9), as imapserver reads tags and names;
+// "+" is left out of tags.
+func isAtom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]+`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func (c *filterConn) isIdle(line []byte) bool {
 	_, name, rest := words(line)
 	return name == "IDLE" && rest == ""
@@ -263,12 +276,18 @@ func (c *filterConn) startRewrite(line []byte) {
 // intercept answers the commands the filter takes.
 func (c *filterConn) intercept(line []byte) (bool, error) {
 	tag, name, rest := words(line)
-	if tag == "" || tag == "*" || tag == "+" {
-		return false, nil
-	}
 	answer := func(s string) error {
 		_, err := c.writeRaw([]byte(s + "\r\n"))
 		return err
+	}
+	// imapserver closes the connection when a line does not start with
+	// a tag and a command name (RFC 9051 §2.2.1): answer BAD instead.
+	sub, _, _ := strings.Cut(rest, " ")
+	switch {
+	case !isAtom(tag):
+		return true, answer("* BAD Syntax error: a command starts with a tag")
+	case !isAtom(name) || name == "UID" && !isAtom(sub):
+		return true, answer(tag + " BAD Syntax error: a tag and then a command name")
 	}
 	if name == "STARTTLS" {
 		return true, c.startTLS(tag, rest, answer)
@@ -312,20 +331,26 @@ func (c *filterConn) writeRaw(p []byte) (int, error) {
 	return c.cur.Write(p)
 }
 
-// noteContinuation records a "+" at the start of a line written while a
-// synchronizing literal waits for one.
+// noteContinuation keeps lastPlus: whether the last line begun in what
+// the server wrote starts with "+".
 func (c *filterConn) noteContinuation(p []byte) {
-	if c.contWanted && !c.contSent {
-		for i, b := range p {
-			if b == '+' && (i == 0 && c.wLineStart || i > 0 && p[i-1] == '\n') {
-				c.contSent = true
-				break
-			}
+	for i, b := range p {
+		if i == 0 && c.wLineStart || i > 0 && p[i-1] == '\n' {
+			c.lastPlus = b == '+'
 		}
 	}
 	if len(p) > 0 {
 		c.wLineStart = p[len(p)-1] == '\n'
 	}
+}
+
+// continued reports whether the server's last line is a continuation
+// request. imapserver writes one and then reads, so when it reads next
+// this tells what it waits for.
+func (c *filterConn) continued() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.lastPlus
 }
 
 func (c *filterConn) Write(p []byte) (int, error) {
