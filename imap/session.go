@@ -287,7 +287,19 @@ func (ss *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
 }
 
+// Create is CREATE (RFC 9051 §6.3.4). The superiors the name needs are
+// created first when they do not exist, as the RFC says a server SHOULD
+// ("a/b/c" makes "a" and "a/b"), so that LIST shows the hierarchy.
 func (ss *session) Create(name string, options *imap.CreateOptions) error {
+	for i := 1; i < len(name); i++ {
+		if name[i] != '/' || name[i-1] == '/' {
+			continue
+		}
+		_, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_CREATE, Folder: name[:i]})
+		if ie := (*imap.Error)(nil); err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+			return err
+		}
+	}
 	use := ""
 	if options != nil && len(options.SpecialUse) > 0 {
 		use = string(options.SpecialUse[0])

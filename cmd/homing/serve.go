@@ -410,10 +410,10 @@ type Ready struct {
 	PID        int    `json:"pid"`
 	SMTP       string `json:"smtp"`
 	Submission string `json:"submission,omitempty"`
-	IMAP        string `json:"imap,omitempty"`
-	IMAPS       string `json:"imaps,omitempty"`
-	POP3        string `json:"pop3,omitempty"`
-	POP3S       string `json:"pop3s,omitempty"`
+	IMAP       string `json:"imap,omitempty"`
+	IMAPS      string `json:"imaps,omitempty"`
+	POP3       string `json:"pop3,omitempty"`
+	POP3S      string `json:"pop3s,omitempty"`
 	// Submissions is the implicit-TLS submission listener (RFC 8314).
 	Submissions string `json:"submissions,omitempty"`
 	Admin       string `json:"admin"`
