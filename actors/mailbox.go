@@ -419,19 +419,37 @@ func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, o
 
 // appendOp stores a message a client appends (IMAP APPEND, RFC 9051
 // §6.3.12): into an existing folder only (TRYCREATE otherwise), within the
-// quota (OVERQUOTA, RFC 9208).
+// quota (OVERQUOTA, RFC 9208). Its body is inline, or by reference
+// (appendref.go).
 func (a *accountActor) appendOp(ctx actor.Context, to *actor.PID, md MailboxData, op *pb.MailboxOp) {
+	if ref := op.GetBodyRef(); ref != nil {
+		a.appendRef(ctx, to, op, ref)
+		return
+	}
+	a.appendBody(ctx, to, op, nil, nil)
+}
+
+// appendBody appends op's message: body, or op.Body when body is nil;
+// discard (if set) drops a staged body the append did not take.
+func (a *accountActor) appendBody(ctx actor.Context, to *actor.PID, op *pb.MailboxOp, body mail.Body, discard func()) {
 	cctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
 	received := time.Time{}
 	if op.ReceivedUnixNano != 0 {
 		received = time.Unix(0, op.ReceivedUnixNano)
 	}
-	res, d, err := a.data.AppendAsync(cctx, a.address, storage.AppendRequest{
+	req := storage.AppendRequest{
 		Folder: op.Folder, Raw: op.Body, Flags: op.Flags, Received: received,
 		QuotaBytes: a.acct.QuotaBytes, MustExist: true,
-	})
+	}
+	if body != nil {
+		req.Raw, req.Body = nil, body
+	}
+	res, d, err := a.data.AppendAsync(cctx, a.address, req)
 	if err != nil {
+		if discard != nil {
+			discard()
+		}
 		a.afterDurable(ctx, to, nil, nil, err)
 		return
 	}

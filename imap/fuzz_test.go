@@ -56,6 +56,17 @@ func (fakeBackend) ReadMessage(_ context.Context, _, _ string, off int64, length
 
 func (fakeBackend) MailboxOwner(string) string { return "owner" }
 
+func (fakeBackend) NewBody() (mail.BodyWriter, error) { return new(mail.MemoryBodyWriter), nil }
+
+func (f fakeBackend) AppendMessage(ctx context.Context, op *pb.MailboxOp, body mail.Body) (*pb.MailboxReply, error) {
+	raw, err := mail.ReadBody(body)
+	if err != nil {
+		return nil, err
+	}
+	op.Body = raw
+	return f.Mailbox(ctx, op)
+}
+
 func (fakeBackend) NewWatcher(func(*pb.MailboxChanged)) (Watcher, error) { return nopWatcher{}, nil }
 
 type nopWatcher struct{}

@@ -120,7 +120,9 @@ func uidlSet(m map[int]string) []string {
 // TestPOP3AcrossTheCluster: POP3 on every node works on the account at its
 // owner. A session on the frontend holds the maildrop lock for every node:
 // a second on either backend is refused [IN-USE]. LIST's sizes are the
-// octets RETR sends (also of a message appended over IMAP with bare LFs).
+// octets RETR sends (also of a message appended over IMAP with bare LFs,
+// and of a large one appended on the backend that is not the owner, which
+// comes back octet for octet).
 // DELE and QUIT delete at the owner, and an IMAP session on another node
 // sees the EXPUNGE. The owner is killed -9 during a session: it ends with
 // -ERR, a reconnect works once the other backend owns the partition, and
@@ -176,6 +178,19 @@ func TestPOP3AcrossTheCluster(t *testing.T) {
 	if _, err := ap.Wait(); err != nil {
 		t.Fatal(err)
 	}
+	// And a large one (a body file on that node, which the owner pulls
+	// in pieces).
+	var big strings.Builder
+	big.WriteString("Subject: large, by reference\r\n\r\n")
+	for i := 0; big.Len() < 1500<<10; i++ {
+		fmt.Fprintf(&big, "line %07d of a message appended on the backend that does not own the account\r\n", i)
+	}
+	ap = im.Append("INBOX", int64(big.Len()), nil)
+	_, _ = ap.Write([]byte(big.String()))
+	_ = ap.Close()
+	if _, err := ap.Wait(); err != nil {
+		t.Fatalf("APPEND of %d bytes on %s: %v", big.Len(), other, err)
+	}
 	if _, err := im.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,18 +206,22 @@ func TestPOP3AcrossTheCluster(t *testing.T) {
 			t.Fatalf("a second session on %s while the frontend's holds the maildrop: %q, want -ERR [IN-USE]", n, refused)
 		}
 	}
-	if stat := a.cmd("STAT"); !strings.HasPrefix(stat, "+OK 4 ") {
-		t.Fatalf("STAT %q, want 4 messages", stat)
+	if stat := a.cmd("STAT"); !strings.HasPrefix(stat, "+OK 5 ") {
+		t.Fatalf("STAT %q, want 5 messages", stat)
 	}
 	sizes := a.listing("LIST")
 	uidls := a.listing("UIDL")
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= 5; i++ {
+		lines := a.multi("RETR " + strconv.Itoa(i))
 		n := 0
-		for _, l := range a.multi("RETR " + strconv.Itoa(i)) {
+		for _, l := range lines {
 			n += len(l)
 		}
 		if strconv.Itoa(n) != sizes[i] {
 			t.Errorf("message %d: LIST says %s octets, RETR sent %d", i, sizes[i], n)
+		}
+		if i == 5 && strings.Join(lines, "") != big.String() {
+			t.Errorf("the large message appended on %s came back as %d other octets", other, n)
 		}
 	}
 	if want := strconv.Itoa(len(lf) + strings.Count(lf, "\n")); sizes[4] != want {
@@ -242,7 +261,7 @@ func TestPOP3AcrossTheCluster(t *testing.T) {
 		t.Fatalf("PASS on %s after the first session quit: %q", other, ok)
 	}
 	before := b.listing("UIDL")
-	if len(before) != 3 || slices.Contains(uidlSet(before), deleted) {
+	if len(before) != 4 || slices.Contains(uidlSet(before), deleted) {
 		t.Fatalf("after DELE 1 and QUIT: UIDL %v (deleted %s)", before, deleted)
 	}
 	for i, u := range before {
