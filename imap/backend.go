@@ -24,8 +24,10 @@ type Backend interface {
 	// account's owner and returns once the message is durable there; the
 	// body is discarded after.
 	AppendMessage(ctx context.Context, op *pb.MailboxOp, body mail.Body) (*pb.MailboxReply, error)
-	// ReadMessage reads a piece (at most 256 KiB) of a stored message.
-	ReadMessage(ctx context.Context, account, id string, off int64, length int) ([]byte, int64, error)
+	// ReadMessage reads a piece (at most 256 KiB) of a stored message;
+	// with check, the owner checks the whole message before a piece at
+	// offset 0 (BODY[]), without it reads only the piece (a section).
+	ReadMessage(ctx context.Context, account, id string, off int64, length int, check bool) ([]byte, int64, error)
 	// MailboxOwner names the owner of the account's partition now.
 	MailboxOwner(account string) string
 	// NewWatcher starts a receiver of the owner's notices on this node.

@@ -1818,12 +1818,16 @@ func (x *MessagesReply) GetError() *Error {
 // GetRaw asks for a stored message's bytes; with length > 0 only the piece
 // [offset, offset+length) of it, and RawReply.size says how long it is
 // (the admin API streams a large message in pieces).
+// unchecked: the piece is part of a section (IMAP BODY[HEADER], ...): the
+// owner does not read the whole message to check it first, as it does for
+// a piece at offset 0 otherwise.
 type GetRaw struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        int32                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Unchecked     bool                   `protobuf:"varint,5,opt,name=unchecked,proto3" json:"unchecked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1884,6 +1888,13 @@ func (x *GetRaw) GetLength() int32 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *GetRaw) GetUnchecked() bool {
+	if x != nil {
+		return x.Unchecked
+	}
+	return false
 }
 
 type RawReply struct {
@@ -3120,12 +3131,13 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"s\n" +
 	"\rMessagesReply\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.homing.actors.MessageInfoR\bmessages\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"b\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x80\x01\n" +
 	"\x06GetRaw\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x05R\x06length\"\\\n" +
+	"\x06length\x18\x04 \x01(\x05R\x06length\x12\x1c\n" +
+	"\tunchecked\x18\x05 \x01(\bR\tunchecked\"\\\n" +
 	"\bRawReply\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\x12\x12\n" +
