@@ -162,4 +162,3 @@ func TestFetchSectionsReadOnlyTheirOctets(t *testing.T) {
 		t.Errorf("BINARY.SIZE[1] = %+v", got)
 	}
 }
-
