@@ -90,6 +90,8 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		a.receive(ctx, m)
 	case *staged:
 		a.staged(ctx, m)
+	case *stagedAppend:
+		a.stagedAppend(ctx, m)
 	case *workDone:
 		for _, k := range m.keys {
 			delete(a.busy, k)

@@ -74,6 +74,7 @@ type System struct {
 	partitions []*actor.PID // local partition actors, by id; nil entries when not local
 	queue      *actor.PID
 	bodies     *bodySource
+	uploads    *uploads // the staged bodies of this node's APPENDs (upload.go)
 	enq        *Enqueuer
 	dir        *Directory
 
@@ -132,11 +133,13 @@ func Start(cfg Config, deps Deps) (*System, error) {
 
 	s.place = deps.Placement
 	s.changed = deps.PartitionChanged
-	s.bodies = &bodySource{queue: deps.Queue, fetches: make(chan struct{}, cfg.MaxFetches), timeout: cfg.RequestTimeout}
+	s.uploads = newUploads()
+	s.bodies = &bodySource{queue: deps.Queue, uploads: s.uploads, fetches: make(chan struct{}, cfg.MaxFetches), timeout: cfg.RequestTimeout}
 	// The body server: members pull the bodies of this queue that go to
-	// their accounts by reference (bodyref.go).
+	// their accounts by reference (bodyref.go), and those of the APPENDs
+	// of this node's sessions (upload.go).
 	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &bodyServerActor{queue: deps.Queue, slots: make(chan struct{}, cfg.MaxFetches), log: log}
+		return &bodyServerActor{queue: deps.Queue, uploads: s.uploads, slots: make(chan struct{}, cfg.MaxFetches), log: log}
 	}), bodyServerName); err != nil {
 		s.Stop()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -49,6 +50,11 @@ type Config struct {
 	// POP3 holds the limits and timeouts of the POP3 listeners (Listen.POP3,
 	// Listen.POP3S). The node sets Hostname, TLSConfig and Guard itself.
 	POP3 pop3.Config
+	// POP3LockLease is how long the maildrop lock of a POP3 session holds
+	// at the account's owner without being renewed (the session renews it
+	// every third of it): a lock whose session's node died is free again
+	// after at most this. Default 30 s.
+	POP3LockLease time.Duration
 	// TestKillAfterTransferStored is for tests only ("" otherwise): when
 	// the file it names exists as a transfer from a member has just been
 	// stored durably here, before its 250 is sent, the node removes the
@@ -185,6 +191,9 @@ func (c Config) WithDefaults() Config {
 	c.SMTP.Hostname = c.Hostname
 	c.POP3 = c.POP3.WithDefaults()
 	c.POP3.Hostname = c.Hostname
+	if c.POP3LockLease <= 0 {
+		c.POP3LockLease = DefaultPOP3LockLease
+	}
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
 	c.Queue.NodeName = c.Name
 	c.Queue.AuthServID = c.Trust.AuthServID

@@ -424,7 +424,9 @@ func (n *Node) startIMAP(context.Context) error {
 		}
 		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
 	}
-	srv := imap.New(imap.Config{TLS: tlsConfig, Logger: n.log.With("component", "imap")}, imap.SystemBackend{System: n.actors}, n.guard)
+	// APPEND takes what SMTP takes (--max-message-size).
+	srv := imap.New(imap.Config{TLS: tlsConfig, MaxAppend: cfg.SMTP.MaxMessageBytes, Logger: n.log.With("component", "imap")},
+		imap.SystemBackend{System: n.actors}, n.guard)
 	if cfg.Listen.IMAP != "" {
 		if n.imapLn, err = n.listen("--imap", cfg.Listen.IMAP, func(ln net.Listener) error { return srv.Serve(ln, false) }, srv.Close); err != nil {
 			return err

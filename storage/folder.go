@@ -437,6 +437,7 @@ func (p *Partition) Summary(account string, id uint64) ([]byte, error) {
 type MessageMeta struct {
 	ID       uint64
 	Size     int64
+	CRLFSize int64 // the size with CRLF line ends (what POP3 sends)
 	Received time.Time
 	Summary  []byte // nil unless asked for
 }
@@ -457,7 +458,7 @@ func (p *Partition) MessageMeta(account string, ids []uint64, summaries bool) ([
 		if err != nil {
 			return nil, err
 		}
-		m := MessageMeta{ID: id, Size: rec.Size, Received: rec.Received}
+		m := MessageMeta{ID: id, Size: rec.Size, CRLFSize: rec.crlfSize(), Received: rec.Received}
 		if summaries {
 			if m.Summary, err = p.db.Get(messageKey(prefixSummary, addr, id)); err != nil && !errors.Is(err, mail.ErrNotFound) {
 				return nil, err
