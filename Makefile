@@ -35,7 +35,7 @@ cluster: build
 # several nodes share one process (files tagged !race).
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 	$(GO) test -shuffle=on -timeout 5m ./testkit
 
 # MODE=single (one node), cluster (1 frontend + 2 backends as three

@@ -269,6 +269,12 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 	for _, a := range accounts {
 		waitMessages(t, fe, a, 1)
 	}
+	// Stored is not yet dequeued: the frontend deletes a message once the
+	// answer has come back and the delete is durable.
+	wait.For(t, 20*time.Second, func() bool {
+		q, err := fe.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "the frontend queue still holds the messages delivered before the cut")
 
 	c.Signal("be1", syscall.SIGSTOP)
 	defer c.Signal("be1", syscall.SIGCONT)
