@@ -98,10 +98,11 @@ func (h *handler) userRequest(r *http.Request) bool {
 	return ok
 }
 
-// pathDomain is the {domain} of the request: a name of letters, digits,
-// hyphens and dots (the API decides whether it is one of its domains).
+// pathDomain is the {domain} of the request, lower case without a
+// trailing dot: a name of letters, digits, hyphens and dots (the API
+// decides whether it is one of its domains).
 func pathDomain(r *http.Request) (string, error) {
-	d := r.PathValue("domain")
+	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(r.PathValue("domain")), "."))
 	if err := checkDomain(d); err != nil {
 		return "", badField("domain", err.Error())
 	}

@@ -126,7 +126,7 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 	out := make([]admin.Message, 0, len(ms))
 	for _, m := range ms {
 		msg := admin.Message{ID: m.Id, Folder: m.Folder, Size: m.Size,
-			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags}
+			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags, UID: m.Uid, From: m.From, Subject: m.Subject}
 		out = append(out, msg)
 	}
 	return out, nil
@@ -277,7 +277,7 @@ func (a *API) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	var out []admin.PartitionStatus
 	for _, p := range a.System.PartitionStates(ctx) {
 		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts,
-			Error: p.Error, Damaged: p.Damaged})
+			Error: p.Error, Damaged: p.Damaged, LockError: p.LockError, HeldBy: p.HeldBy, Epoch: p.Epoch, LastFailure: p.LastFailure})
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ func helpTexts() map[string]string {
 		"submit":        submitHelp,
 		"domains":       domainsHelp,
 		"aliases":       aliasesHelp,
+		"dkim":          dkimHelp,
 	}
 }
 
