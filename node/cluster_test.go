@@ -267,6 +267,12 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 	for _, a := range accounts {
 		waitMessages(t, fe, a, 1)
 	}
+	// A message in its mailbox may still wait in the frontend's queue
+	// for the backend's answer (in flight when the backend stops).
+	wait.For(t, 20*time.Second, func() bool {
+		q, err := fe.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "the frontend's queue does not empty before the cut")
 
 	c.Signal("be1", syscall.SIGSTOP)
 	defer c.Signal("be1", syscall.SIGCONT)
