@@ -56,13 +56,14 @@ func (n *Node) startTrust(context.Context) error {
 	n.trust.keysRepl = dkim.NewReplicator(keys, n.log.With("component", "dkim"))
 	algorithm := cfg.DKIMAlgorithm
 	n.trust.signer = dkim.NewSigner(dkim.SignerConfig{Keys: keys, IsLocal: n.isLocalDomain,
-		Fallback: n.cfg.Domains[0], Algorithm: algorithm})
+		Fallback: n.Domains()[0], Algorithm: algorithm})
 	return nil
 }
 
-// isLocalDomain reports whether domain is one of the node's local domains.
+// isLocalDomain reports whether domain is one of the node's local domains
+// now (the cluster's set, which changes at run time: package domains).
 func (n *Node) isLocalDomain(domain string) bool {
-	return slices.ContainsFunc(n.cfg.Domains, func(d string) bool { return strings.EqualFold(d, domain) })
+	return slices.ContainsFunc(n.Domains(), func(d string) bool { return strings.EqualFold(d, domain) })
 }
 
 // relayResolver is the relay's DNS: a test's stub, or the node's resolver.
