@@ -80,7 +80,8 @@ func TestConsoleAgainstARealNode(t *testing.T) {
 	row := `#queue tr[data-queue-id="` + deferred + `"]`
 	p.WaitVisible(row)
 	p.Click(row + ` button[data-journey]`)
-	p.WaitFor("the journey of the deferred message", `Array.from(document.querySelectorAll('#journey li.event'), e => e.dataset.event).join(',') === 'queued,deferred'`)
+	// Mail from outside is checked (SPF, DKIM, DMARC) before it is queued.
+	p.WaitFor("the journey of the deferred message", `Array.from(document.querySelectorAll('#journey li.event'), e => e.dataset.event).join(',') === 'checked,queued,deferred'`)
 
 	// The delivery log, live.
 	p.WaitFor("its lines in the live log", `Array.from(document.querySelectorAll('#log-lines li[data-queue-id="`+deferred+`"]'), l => l.textContent).join('\n').includes('status=deferred')`)
