@@ -330,6 +330,17 @@ type PartitionState struct {
 	// and tries again. Damaged: the failure is damage (storage.ErrDamaged).
 	Error   string `json:"error,omitempty"`
 	Damaged bool   `json:"damaged,omitempty"`
+	// LockError: Error is a lock that cannot be taken (not held by
+	// another node: storage.ErrLockFailed).
+	LockError bool `json:"lockError,omitempty"`
+	// HeldBy: the data is held by another open (a handoff, or two nodes
+	// that both believe they own it), as the lock names its holder.
+	HeldBy string `json:"heldBy,omitempty"`
+	// Epoch is the open data's fencing token (0 while not open).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// LastFailure is the last failure of the open data (a newer epoch or
+	// an I/O error closed it), with its time.
+	LastFailure string `json:"lastFailure,omitempty"`
 }
 
 // PartitionStates reports every local partition actor's state.
@@ -343,6 +354,7 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 		st := PartitionState{ID: id}
 		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
 			st.Open, st.ActiveAccounts, st.Error, st.Damaged = r.open, r.accounts, r.err, r.damaged
+			st.LockError, st.HeldBy, st.Epoch, st.LastFailure = r.lockErr, r.heldBy, r.epoch, r.lost
 		}
 		out = append(out, st)
 	}

@@ -44,15 +44,28 @@ func (h *connState) capabilities(caps []string, isTLS bool) []string {
 	}
 	out = append(out, "ID")
 	if authed {
-		out = append(out, "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", fmt.Sprintf("APPENDLIMIT=%d", h.s.cfg.MaxAppend))
+		out = append(out, "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE") // APPENDLIMIT: imapserver's (appendlimit.go)
 	}
 	return out
 }
 
-// command answers ID (RFC 2971 §3.1) in any state, and GETQUOTAROOT,
+// maxBufferedLiteral is imapserver's limit of a literal outside APPEND.
+const maxBufferedLiteral = 4096
+
+// command answers BAD to the syntax errors imapserver would take for its
+// own (badSyntax), NO [TOOBIG] to a synchronizing literal over imapserver's
+// limit outside APPEND, ID (RFC 2971 §3.1) in any state, and GETQUOTAROOT,
 // GETQUOTA (RFC 9208 §4.2, §4.3) and SETQUOTA (refused: quotas are the
 // administrator's) once logged in.
 func (h *connState) command(tag, name, args string, isTLS bool, answer func(string) error) (bool, error) {
+	if reason := badSyntax(name, args); reason != "" {
+		return true, answer(tag + " BAD [CLIENTBUG] " + reason)
+	}
+	if n, ok := literalAtEnd([]byte(args)); ok && n > maxBufferedLiteral && name != "APPEND" && !strings.HasSuffix(args, "+}") {
+		// imapserver refuses it without a word and then waits for
+		// bytes the client will not send.
+		return true, answer(fmt.Sprintf("%s NO [TOOBIG] Literals are limited to %d bytes for this command", tag, maxBufferedLiteral))
+	}
 	switch name {
 	case "ID":
 		a := strings.TrimSpace(args)

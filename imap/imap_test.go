@@ -263,7 +263,7 @@ func TestMailboxCommands(t *testing.T) {
 	if err := c.Create("Projects/2024", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Rename("Projects", "Work", nil).Wait(); err == nil {
+	if err := c.Rename("Nowhere", "Work", nil).Wait(); err == nil {
 		t.Fatal("renaming a folder that does not exist succeeded")
 	}
 	if err := c.Rename("Projects/2024", "Work/2024", nil).Wait(); err != nil {

@@ -287,7 +287,19 @@ func (ss *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
 }
 
+// Create is CREATE (RFC 9051 §6.3.4). The superiors the name needs are
+// created first when they do not exist, as the RFC says a server SHOULD
+// ("a/b/c" makes "a" and "a/b"), so that LIST shows the hierarchy.
 func (ss *session) Create(name string, options *imap.CreateOptions) error {
+	for i := 1; i < len(name); i++ {
+		if name[i] != '/' || name[i-1] == '/' {
+			continue
+		}
+		_, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_CREATE, Folder: name[:i]})
+		if ie := (*imap.Error)(nil); err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+			return err
+		}
+	}
 	use := ""
 	if options != nil && len(options.SpecialUse) > 0 {
 		use = string(options.SpecialUse[0])
@@ -406,10 +418,6 @@ func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.Statu
 	}
 	return statusData(r.Folder, options), nil
 }
-
-// AppendLimit implements imapserver.SessionAppendLimit: a larger literal
-// is refused before the client sends it (RFC 7889, TOOBIG).
-func (ss *session) AppendLimit() uint32 { return uint32(min(ss.s.cfg.MaxAppend, int64(^uint32(0)))) }
 
 // Append is APPEND (RFC 9051 §6.3.12) with flags and date; the OK (with
 // APPENDUID, RFC 4315) comes once the message is durable at the owner.

@@ -38,11 +38,21 @@ type filterConn struct {
 	literal int64 // bytes of a literal still to pass through
 	atStart bool  // the next line starts a command
 	inIdle  bool  // the next line is IDLE's DONE
+	// syncLiteral: the literal ends a line as {n}, which the client sends
+	// only after the server's "+" (RFC 9051 §7.5); the server may refuse
+	// it with a tagged answer instead (NO [TOOBIG]), and then the next
+	// line starts a command.
+	syncLiteral bool
 
 	wmu       sync.Mutex
 	rewriting bool   // capability lines are being rewritten
 	untilTag  string // until the tagged answer to this tag
 	wbuf      []byte
+	// lastPlus: the last line the server began is a continuation
+	// request ("+ ..."): the client's next line answers it (a literal
+	// follows, or an AUTHENTICATE response), it is not a command.
+	lastPlus   bool
+	wLineStart bool // the last byte written ended a line
 }
 
 // commandHandler answers the commands the filter takes; state is read for
@@ -62,7 +72,7 @@ const maxLine = 64 << 10
 
 func newFilterConn(c net.Conn, isTLS bool, cfg *tls.Config, h commandHandler) *filterConn {
 	return &filterConn{Conn: c, cur: c, br: bufio.NewReaderSize(c, 16<<10), isTLS: isTLS, tlsConfig: cfg,
-		handler: h, atStart: true, rewriting: true}
+		handler: h, atStart: true, rewriting: true, wLineStart: true}
 }
 
 // TLS reports whether the connection is encrypted now.
@@ -86,6 +96,14 @@ func (c *filterConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.pending) == 0 {
+		if c.syncLiteral {
+			// imapserver reads on only after it asked for the literal
+			// or answered the command.
+			c.syncLiteral = false
+			if !c.continued() {
+				c.literal, c.atStart = 0, true
+			}
+		}
 		if c.literal > 0 {
 			n := int(min(c.literal, int64(len(p))))
 			n, err := c.br.Read(p[:n])
@@ -95,6 +113,19 @@ func (c *filterConn) Read(p []byte) (int, error) {
 		line, complete, err := c.readLine()
 		if err != nil && len(line) == 0 {
 			return 0, err
+		}
+		if c.atStart && !c.inIdle && c.continued() {
+			// An answer to a continuation request (AUTHENTICATE's
+			// exchange), not a command.
+			c.pending = line
+			c.atStart = complete
+			break
+		}
+		if c.atStart && !c.inIdle && len(line) > maxCommandLine {
+			if err := c.refuseLongLine(line, complete); err != nil {
+				return 0, err
+			}
+			continue
 		}
 		if complete && c.atStart && !c.inIdle {
 			handled, herr := c.intercept(line)
@@ -112,6 +143,9 @@ func (c *filterConn) Read(p []byte) (int, error) {
 		if complete {
 			if n, ok := literalAtEnd(line); ok {
 				c.literal, c.atStart = n, false
+				if !bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte("+}")) {
+					c.syncLiteral = true
+				}
 			} else {
 				c.atStart = true
 				if c.isIdle(line) {
@@ -126,6 +160,43 @@ func (c *filterConn) Read(p []byte) (int, error) {
 	n := copy(p, c.pending)
 	c.pending = c.pending[n:]
 	return n, nil
+}
+
+// maxCommandLine is the longest command line passed to imapserver, which
+// takes commands of up to 50 KiB: past that its decoder fails in the
+// middle of the line and it reads the rest as a command of its own, and
+// closes the connection.
+const maxCommandLine = 48 << 10
+
+// maxDiscard bounds the bytes of one overlong line the filter reads away;
+// past it the connection ends.
+const maxDiscard = 1 << 20
+
+// refuseLongLine answers a command line longer than maxCommandLine with
+// BAD (RFC 9051 §7.1.5) and reads the rest of it away, so that the next
+// line is the next command.
+func (c *filterConn) refuseLongLine(line []byte, complete bool) error {
+	tag, _, _ := words(line)
+	total := len(line)
+	for !complete {
+		var err error
+		line, complete, err = c.readLine()
+		if err != nil {
+			return err
+		}
+		if total += len(line); total > maxDiscard {
+			// imapserver reads on after an error other than EOF: the
+			// connection itself ends.
+			_, _ = c.writeRaw([]byte("* BYE Command line too long\r\n"))
+			_ = c.Conn.Close()
+			return io.EOF
+		}
+	}
+	if tag == "" || strings.ContainsAny(tag, "+*{") {
+		tag = "*"
+	}
+	_, err := c.writeRaw([]byte(tag + " BAD Command line too long\r\n"))
+	return err
 }
 
 // readLine reads up to a LF (complete) or maxLine bytes.
@@ -174,6 +245,17 @@ func words(line []byte) (tag, name, rest string) {
 	return tag, strings.ToUpper(name), rest
 }
 
+// isAtom: 1*ATOM-CHAR (RFC 9051 §9), as imapserver reads tags and names;
+// "+" is left out of tags.
+func isAtom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]+`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func (c *filterConn) isIdle(line []byte) bool {
 	_, name, rest := words(line)
 	return name == "IDLE" && rest == ""
@@ -194,12 +276,18 @@ func (c *filterConn) startRewrite(line []byte) {
 // intercept answers the commands the filter takes.
 func (c *filterConn) intercept(line []byte) (bool, error) {
 	tag, name, rest := words(line)
-	if tag == "" || tag == "*" || tag == "+" {
-		return false, nil
-	}
 	answer := func(s string) error {
 		_, err := c.writeRaw([]byte(s + "\r\n"))
 		return err
+	}
+	// imapserver closes the connection when a line does not start with
+	// a tag and a command name (RFC 9051 §2.2.1): answer BAD instead.
+	sub, _, _ := strings.Cut(rest, " ")
+	switch {
+	case !isAtom(tag):
+		return true, answer("* BAD Syntax error: a command starts with a tag")
+	case !isAtom(name) || name == "UID" && !isAtom(sub):
+		return true, answer(tag + " BAD Syntax error: a tag and then a command name")
 	}
 	if name == "STARTTLS" {
 		return true, c.startTLS(tag, rest, answer)
@@ -239,12 +327,36 @@ func (c *filterConn) startTLS(tag, rest string, answer func(string) error) error
 func (c *filterConn) writeRaw(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.noteContinuation(p)
 	return c.cur.Write(p)
+}
+
+// noteContinuation keeps lastPlus: whether the last line begun in what
+// the server wrote starts with "+".
+func (c *filterConn) noteContinuation(p []byte) {
+	for i, b := range p {
+		if i == 0 && c.wLineStart || i > 0 && p[i-1] == '\n' {
+			c.lastPlus = b == '+'
+		}
+	}
+	if len(p) > 0 {
+		c.wLineStart = p[len(p)-1] == '\n'
+	}
+}
+
+// continued reports whether the server's last line is a continuation
+// request. imapserver writes one and then reads, so when it reads next
+// this tells what it waits for.
+func (c *filterConn) continued() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.lastPlus
 }
 
 func (c *filterConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.noteContinuation(p)
 	if !c.rewriting {
 		return c.cur.Write(p)
 	}

@@ -220,6 +220,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
+	trustFlags(fs, cfg)
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -361,6 +362,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	banner(stdout, n)
+	reloadOnHUP(ctx, n, log)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "homing: shutting down")
 	if err := n.Close(); err != nil {
@@ -413,9 +415,11 @@ type Ready struct {
 	IMAPS      string `json:"imaps,omitempty"`
 	POP3       string `json:"pop3,omitempty"`
 	POP3S      string `json:"pop3s,omitempty"`
-	Admin      string `json:"admin"`
-	Gossip     string `json:"gossip,omitempty"`
-	Channel    string `json:"channel,omitempty"`
+	// Submissions is the implicit-TLS submission listener (RFC 8314).
+	Submissions string `json:"submissions,omitempty"`
+	Admin       string `json:"admin"`
+	Gossip      string `json:"gossip,omitempty"`
+	Channel     string `json:"channel,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
@@ -423,7 +427,7 @@ type Ready struct {
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
 		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
-		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}
