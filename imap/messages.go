@@ -43,6 +43,9 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fet
 		return err
 	}
 	seqs, uids := sel.resolve(set)
+	if done, err := ss.fetchFromView(w, sel, seqs, uids, o); done {
+		return err
+	}
 	markSeen := false
 	for _, bs := range o.BodySection {
 		if !bs.Peek {
