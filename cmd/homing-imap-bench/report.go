@@ -80,7 +80,7 @@ func ms(d time.Duration) string {
 
 func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "\nhoming-imap-bench: %s\n", rep.Machine)
-	fmt.Fprintf(w, "medians of %d rounds (the concurrent loop: of %d rounds); Homing/Dovecot > 1 means Homing takes longer\n\n", rep.Cfg.Rounds, max(1, min(rep.Cfg.Rounds, 3)))
+	fmt.Fprintf(w, "medians of %d rounds (the concurrent loop: of %d rounds); Homing/Dovecot > 1 means Homing takes longer\n\n", rep.Cfg.Rounds, rep.Cfg.ConcRounds)
 	fmt.Fprintln(w, "| messages | operation | Homing | Dovecot | Homing/Dovecot |")
 	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: |")
 	for _, s := range rep.Sizes {
