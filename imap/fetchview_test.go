@@ -83,3 +83,69 @@ func TestFetchOfFlagsIsAnsweredFromTheView(t *testing.T) {
 		t.Errorf("FETCH of a size asked the owner %d times, want once", n)
 	}
 }
+
+// writeCounter counts the writes to the connections it accepts.
+type writeCounter struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return countingConn{c, l.writes}, err
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestAnAnswerGoesOutInOneWrite: the lines of one command's answer (a
+// FETCH of every message and its OK) reach the network in one write, not
+// one for each line as imapserver flushes them.
+func TestAnAnswerGoesOutInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := &atomic.Int64{}
+	srv := New(Config{Resync: time.Hour, OwnerCheck: time.Hour}, fakeBackend{}, nil)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(writeCounter{ln, writes}, false) }()
+	t.Cleanup(func() { _ = srv.Close(); <-served })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	br.ReadString('\n')
+	cmd := func(tag, line string) int {
+		t.Helper()
+		fmt.Fprintf(conn, "%s %s\r\n", tag, line)
+		n := 0
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			if strings.HasPrefix(l, tag+" ") {
+				return n
+			}
+		}
+	}
+	cmd("a", "LOGIN "+fakeUser+" "+fakePassword)
+	cmd("b", "SELECT INBOX")
+	before := writes.Load()
+	lines := cmd("c", "FETCH 1:* (UID FLAGS RFC822.SIZE)")
+	if w := writes.Load() - before; lines != 3 || w != 1 {
+		t.Errorf("FETCH 1:*: %d lines in %d writes, want 3 lines in 1", lines, w)
+	}
+}
