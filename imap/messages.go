@@ -104,7 +104,13 @@ func (ss *session) fetchOne(rw *imapserver.FetchResponseWriter, sel *selection, 
 	if o.RFC822Size {
 		rw.WriteRFC822Size(e.Size)
 	}
-	if o.Envelope || o.BodyStructure != nil {
+	if o.Envelope && o.BodyStructure == nil {
+		env, err := summary.DecodeEnvelope(e.Summary)
+		if err != nil {
+			env = &imap.Envelope{}
+		}
+		rw.WriteEnvelope(env)
+	} else if o.Envelope || o.BodyStructure != nil {
 		s, err := summary.Decode(e.Summary)
 		if err != nil {
 			s, _ = summary.Decode([]byte("{}"))
