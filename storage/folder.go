@@ -461,7 +461,10 @@ func (p *Partition) MessageMeta(account string, ids []uint64, summaries bool) ([
 			if err != nil {
 				return err
 			}
-			var rec messageRecord
+			var rec struct { // of messageRecord, only what FETCH needs
+				Size     int64     `json:"size"`
+				Received time.Time `json:"received"`
+			}
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return fmt.Errorf("storage: metadata of message %d of %s: %w: %v", id, addr, ErrDamaged, err)
 			}
