@@ -353,7 +353,13 @@ func (a *accountActor) viewByID(md MailboxData, fid uint32) (*folderView, error)
 // fetch answers the index entries of uids with their sizes, dates and
 // (summaries) summaries.
 func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, op *pb.MailboxOp) {
-	v, err := a.viewByID(md, op.FolderId)
+	// The folder's view is kept by this actor with every change, so a
+	// FETCH of a selected folder reads no folder list (a FETCH of 100,000
+	// messages is 200 of these in the actor's queue).
+	v, err := a.views[op.FolderId], error(nil)
+	if v == nil {
+		v, err = a.viewByID(md, op.FolderId)
+	}
 	if err != nil {
 		a.reply(ctx, to, &pb.MailboxReply{Error: pbError(err)})
 		return

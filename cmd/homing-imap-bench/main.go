@@ -119,10 +119,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	for _, n := range cfg.Sizes {
 		if err := benchSize(ctx, cfg, n, n == largest, rep, logf); err != nil {
+			rep.write(stdout) // what was measured
 			return err
 		}
+		rep.write(stdout)
 	}
-	rep.write(stdout)
 	return nil
 }
 
@@ -206,7 +207,11 @@ func benchSize(ctx context.Context, cfg config, n int, profile bool, rep *report
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("%s, %d concurrent sessions: %w", t.name, cfg.Sessions, err)
+				// Reported, and the run goes on: the other product's
+				// number is still worth having.
+				logf("%s, %d concurrent sessions FAILED: %v", t.name, cfg.Sessions, err)
+				conc.failed(t.name, err)
+				continue
 			}
 			conc.add(t.name, float64(loops)/wall.Seconds())
 			logf("%d messages, %d sessions x %d loops: %s %v (%.2f loops/s)", n, cfg.Sessions, cfg.Loops, t.name, wall.Round(time.Millisecond), float64(loops)/wall.Seconds())
