@@ -50,6 +50,8 @@ type Process struct {
 	SMTP, Admin, Gossip string
 	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it).
 	IMAP string
+	// POP3 is the POP3 listener (port 0 unless Args set it; "" when off).
+	POP3 string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -109,7 +111,7 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var r struct{ SMTP, Admin, Gossip, IMAP string }
+	var r struct{ SMTP, Admin, Gossip, IMAP, POP3 string }
 	deadline := time.Now().Add(startTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
@@ -127,7 +129,7 @@ func (p *Process) Start() {
 		<-timer.C
 	}
 	p.mu.Lock()
-	p.SMTP, p.Admin, p.Gossip, p.IMAP = r.SMTP, r.Admin, r.Gossip, r.IMAP
+	p.SMTP, p.Admin, p.Gossip, p.IMAP, p.POP3 = r.SMTP, r.Admin, r.Gossip, r.IMAP, r.POP3
 	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
 }
