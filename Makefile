@@ -35,7 +35,7 @@ cluster: build
 # several nodes share one process (files tagged !race).
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 	$(GO) test -shuffle=on -timeout 5m ./testkit
 
 # MODE=single (one node), cluster (1 frontend + 2 backends as three
@@ -87,8 +87,10 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzParseResponse -fuzztime $(FUZZTIME)
 	$(GO) test ./imap -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./summary -run '^$$' -fuzz FuzzCompute -fuzztime $(FUZZTIME)
 	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./inbound -run '^$$' -fuzz FuzzHeaderFilter -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:

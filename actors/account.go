@@ -90,6 +90,8 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		a.receive(ctx, m)
 	case *staged:
 		a.staged(ctx, m)
+	case *stagedAppend:
+		a.stagedAppend(ctx, m)
 	case *workDone:
 		for _, k := range m.keys {
 			delete(a.busy, k)
@@ -386,16 +388,22 @@ type plan struct {
 func (a *accountActor) plan(env *mail.Envelope, r *mail.Recipient, c *content) plan {
 	p := plan{keep: true}
 	if a.rules.Len() == 0 {
+		p.folder = a.quarantineFolder(c, nil)
 		return p
 	}
 	h, _ := rules.ParseHeader(c.header())
 	one := &mail.Envelope{From: env.From, Recipients: []*mail.Recipient{{Addr: r.Addr}}, Size: c.body.Size(), Source: env.Source}
-	o := a.rules.Evaluate(rules.NewMessage(one, h))
+	m := rules.NewMessage(one, h)
+	m.Auth = rules.AuthResults(h, a.cfg.AuthServID)
+	o := a.rules.Evaluate(m)
 	if o.Reject != nil {
 		res := o.Reject.Result()
 		return plan{stop: &res}
 	}
 	p.keep, p.folder = o.Keep(), o.Folder
+	if p.folder == "" {
+		p.folder = a.quarantineFolder(c, h)
+	}
 	for _, line := range o.AddHeaders {
 		p.headers = append(append(p.headers, line...), '\r', '\n')
 	}

@@ -34,8 +34,17 @@ import (
 // watchLease is how long a watcher is told of changes without renewing.
 const watchLease = 45 * time.Second
 
-// popLockLease is how long the POP3 lock is held without renewal.
-const popLockLease = 10 * time.Minute
+// The POP3 maildrop lock (RFC 1939 §8: "the POP3 server then acquires
+// an exclusive-access lock on the maildrop"): a lease held by the account
+// actor for one session, wherever it runs, named by the session's watcher
+// (address and id). The session renews it well within the lease; one that
+// is not renewed (its node died) expires. The lease asked for is bounded
+// to [popLockMinLease, popLockMaxLease]; 0 asks for popLockLease.
+const (
+	popLockLease    = 30 * time.Second
+	popLockMinLease = time.Second
+	popLockMaxLease = 10 * time.Minute
+)
 
 type watcher struct {
 	pid     *actor.PID
@@ -178,16 +187,12 @@ func (a *accountActor) mailbox(ctx actor.Context, op *pb.MailboxOp) {
 		delete(a.watchers, watcherKey(op))
 		a.reply(ctx, sender, &pb.MailboxReply{})
 	case pb.MailboxOp_LOCK:
-		if a.popLock != "" && a.popLock != op.WatcherId && now.Before(a.popLockExpires) {
-			a.reply(ctx, sender, &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: the maildrop is locked by another session", mail.ErrExists))})
-			return
-		}
-		a.popLock, a.popLockExpires = op.WatcherId, now.Add(popLockLease)
-		a.reply(ctx, sender, &pb.MailboxReply{})
+		a.lock(ctx, sender, op, now)
 	case pb.MailboxOp_UNLOCK:
-		if a.popLock == op.WatcherId {
+		if a.popLock == watcherKey(op) {
 			a.popLock = ""
 		}
+		delete(a.watchers, watcherKey(op))
 		a.reply(ctx, sender, &pb.MailboxReply{})
 	case pb.MailboxOp_QUOTA:
 		used, n, err := a.data.Usage(a.address)
@@ -218,6 +223,31 @@ func (a *accountActor) mailbox(ctx actor.Context, op *pb.MailboxOp) {
 	default:
 		a.reply(ctx, sender, &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: mailbox operation %v", mail.ErrInvalid, op.Kind))})
 	}
+}
+
+// lock takes or renews the POP3 lock for op's watcher, which is also
+// told of changes (so it hears Closing when the actor stops, and renews
+// at once); another session's lease that holds answers mail.ErrExists.
+func (a *accountActor) lock(ctx actor.Context, sender *actor.PID, op *pb.MailboxOp, now time.Time) {
+	token := watcherKey(op)
+	if op.WatcherId == "" {
+		a.reply(ctx, sender, &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: a lock needs its holder", mail.ErrInvalid))})
+		return
+	}
+	if a.popLock != "" && a.popLock != token && now.Before(a.popLockExpires) {
+		a.reply(ctx, sender, &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: the maildrop is locked by another session", mail.ErrExists))})
+		return
+	}
+	lease := popLockLease
+	if op.LeaseMillis > 0 {
+		lease = min(max(time.Duration(op.LeaseMillis)*time.Millisecond, popLockMinLease), popLockMaxLease)
+	}
+	a.popLock, a.popLockExpires = token, now.Add(lease)
+	a.watch(op, now)
+	if w := a.watchers[token]; w != nil && w.expires.Before(a.popLockExpires) {
+		w.expires = a.popLockExpires
+	}
+	a.reply(ctx, sender, &pb.MailboxReply{})
 }
 
 func (a *accountActor) reply(ctx actor.Context, to *actor.PID, r *pb.MailboxReply) {
@@ -397,7 +427,7 @@ func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, o
 			if !ok {
 				continue
 			}
-			e.Size, e.ReceivedUnixNano, e.Summary = m.Size, m.Received.UnixNano(), m.Summary
+			e.Size, e.CrlfSize, e.ReceivedUnixNano, e.Summary = m.Size, m.CRLFSize, m.Received.UnixNano(), m.Summary
 			out = append(out, e)
 		}
 		if to != nil {
@@ -408,19 +438,37 @@ func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, o
 
 // appendOp stores a message a client appends (IMAP APPEND, RFC 9051
 // §6.3.12): into an existing folder only (TRYCREATE otherwise), within the
-// quota (OVERQUOTA, RFC 9208).
+// quota (OVERQUOTA, RFC 9208). Its body is inline, or by reference
+// (appendref.go).
 func (a *accountActor) appendOp(ctx actor.Context, to *actor.PID, md MailboxData, op *pb.MailboxOp) {
+	if ref := op.GetBodyRef(); ref != nil {
+		a.appendRef(ctx, to, op, ref)
+		return
+	}
+	a.appendBody(ctx, to, op, nil, nil)
+}
+
+// appendBody appends op's message: body, or op.Body when body is nil;
+// discard (if set) drops a staged body the append did not take.
+func (a *accountActor) appendBody(ctx actor.Context, to *actor.PID, op *pb.MailboxOp, body mail.Body, discard func()) {
 	cctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()
 	received := time.Time{}
 	if op.ReceivedUnixNano != 0 {
 		received = time.Unix(0, op.ReceivedUnixNano)
 	}
-	res, d, err := a.data.AppendAsync(cctx, a.address, storage.AppendRequest{
+	req := storage.AppendRequest{
 		Folder: op.Folder, Raw: op.Body, Flags: op.Flags, Received: received,
 		QuotaBytes: a.acct.QuotaBytes, MustExist: true,
-	})
+	}
+	if body != nil {
+		req.Raw, req.Body = nil, body
+	}
+	res, d, err := a.data.AppendAsync(cctx, a.address, req)
 	if err != nil {
+		if discard != nil {
+			discard()
+		}
 		a.afterDurable(ctx, to, nil, nil, err)
 		return
 	}

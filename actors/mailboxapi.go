@@ -42,15 +42,18 @@ func (s *System) MailboxOwner(account string) string {
 }
 
 // ReadMessage reads the piece [off, off+length) of a stored message
-// (length at most 256 KiB) and returns it with the message's size.
-func (s *System) ReadMessage(ctx context.Context, account, id string, off int64, length int) ([]byte, int64, error) {
+// (length at most 256 KiB) and returns it with the message's size. With
+// check, a piece at offset 0 comes after the owner read the whole message
+// and checked it (a damaged one is an error before any byte: BODY[]);
+// without, only the piece is read (a section).
+func (s *System) ReadMessage(ctx context.Context, account, id string, off int64, length int, check bool) ([]byte, int64, error) {
 	pid, err := s.partitionOf(account)
 	if err != nil {
 		return nil, 0, err
 	}
 	length = min(length, rawPieceMax)
 	reply, err := request[*pb.RawReply](ctx, s.root, pid,
-		&pb.GetRaw{Account: strings.ToLower(account), Id: id, Offset: off, Length: int32(length)}, s.cfg.RequestTimeout)
+		&pb.GetRaw{Account: strings.ToLower(account), Id: id, Offset: off, Length: int32(length), Unchecked: !check}, s.cfg.RequestTimeout)
 	if err != nil {
 		return nil, 0, err
 	}

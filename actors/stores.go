@@ -47,10 +47,19 @@ type PartitionData interface {
 	NewBody() (mail.BodyWriter, error)
 	Linkable(b mail.Body) bool
 	Usage(account string) (bytes int64, count int, err error)
+	// Failed is closed once the data has failed: a write or sync error,
+	// or another node took the partition since this open (a newer
+	// epoch, storage.ErrFenced). Every write fails from then on; the
+	// partition actor closes the data at once and opens it again. Err
+	// says why (nil while healthy); Epoch is this open's fencing token.
+	Failed() <-chan struct{}
+	Err() error
+	Epoch() uint64
 }
 
 // OpenPartition opens the data of partition id. It fails (with an error
-// wrapping storage.ErrLocked) while another process holds it.
+// wrapping storage.ErrLocked) while another process holds it, and with one
+// wrapping storage.ErrLockFailed when the lock cannot be taken at all.
 type OpenPartition func(id int) (PartitionData, error)
 
 // QueueStore is the durable queue. *storage.QueueStore satisfies it.

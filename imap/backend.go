@@ -5,6 +5,7 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/actors/pb"
+	"github.com/homing-mail/homing/mail"
 )
 
 // Backend is what a session stands on: the accounts and their mailboxes,
@@ -15,8 +16,18 @@ type Backend interface {
 	Authenticate(ctx context.Context, user, password string) (string, error)
 	// Mailbox runs a mailbox operation at the account's owner.
 	Mailbox(ctx context.Context, op *pb.MailboxOp) (*pb.MailboxReply, error)
-	// ReadMessage reads a piece (at most 256 KiB) of a stored message.
-	ReadMessage(ctx context.Context, account, id string, off int64, length int) ([]byte, int64, error)
+	// NewBody returns a writer for an appended message on this node: it
+	// keeps a small one in memory and writes a large one to a file, never
+	// holding it whole.
+	NewBody() (mail.BodyWriter, error)
+	// AppendMessage runs APPEND op with its body (from NewBody) at the
+	// account's owner and returns once the message is durable there; the
+	// body is discarded after.
+	AppendMessage(ctx context.Context, op *pb.MailboxOp, body mail.Body) (*pb.MailboxReply, error)
+	// ReadMessage reads a piece (at most 256 KiB) of a stored message;
+	// with check, the owner checks the whole message before a piece at
+	// offset 0 (BODY[]), without it reads only the piece (a section).
+	ReadMessage(ctx context.Context, account, id string, off int64, length int, check bool) ([]byte, int64, error)
 	// MailboxOwner names the owner of the account's partition now.
 	MailboxOwner(account string) string
 	// NewWatcher starts a receiver of the owner's notices on this node.

@@ -48,13 +48,24 @@ func (fakeBackend) Mailbox(_ context.Context, op *pb.MailboxOp) (*pb.MailboxRepl
 
 const fakeRaw = "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\n--b--\r\n"
 
-func (fakeBackend) ReadMessage(_ context.Context, _, _ string, off int64, length int) ([]byte, int64, error) {
+func (fakeBackend) ReadMessage(_ context.Context, _, _ string, off int64, length int, _ bool) ([]byte, int64, error) {
 	raw := fakeRaw
 	off = min(off, int64(len(raw)))
 	return []byte(raw[off:min(off+int64(length), int64(len(raw)))]), int64(len(raw)), nil
 }
 
 func (fakeBackend) MailboxOwner(string) string { return "owner" }
+
+func (fakeBackend) NewBody() (mail.BodyWriter, error) { return new(mail.MemoryBodyWriter), nil }
+
+func (f fakeBackend) AppendMessage(ctx context.Context, op *pb.MailboxOp, body mail.Body) (*pb.MailboxReply, error) {
+	raw, err := mail.ReadBody(body)
+	if err != nil {
+		return nil, err
+	}
+	op.Body = raw
+	return f.Mailbox(ctx, op)
+}
 
 func (fakeBackend) NewWatcher(func(*pb.MailboxChanged)) (Watcher, error) { return nopWatcher{}, nil }
 

@@ -35,8 +35,8 @@ func (ss *session) needSelected() (*selection, error) {
 
 // Fetch is FETCH (RFC 9051 §6.4.5): index data from the client's view,
 // sizes, dates and summaries from the owner, bodies read in pieces.
-// BODY[] (with a partial range) streams; other sections read the message
-// whole (bounded by the append limit) to cut them out.
+// BODY[] (with a partial range) streams; other sections read only their
+// octets, which the summary places (sections.go).
 func (ss *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.FetchOptions) error {
 	sel, err := ss.needSelected()
 	if err != nil {
@@ -66,7 +66,7 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fet
 	for start := 0; start < len(uids); start += fetchBatch {
 		end := min(start+fetchBatch, len(uids))
 		r, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_FETCH, FolderId: sel.folder.Id, Uids: uids[start:end],
-			Summaries: o.Envelope || o.BodyStructure != nil})
+			Summaries: o.Envelope || o.BodyStructure != nil || needsOffsets(o)})
 		if err != nil {
 			return err
 		}
@@ -85,6 +85,20 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fet
 		}
 	}
 	return nil
+}
+
+// needsOffsets: the FETCH asks for a section of a message (not BODY[]
+// whole), which the summary's offsets place (sections.go).
+func needsOffsets(o *imap.FetchOptions) bool {
+	if len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		return true
+	}
+	for _, bs := range o.BodySection {
+		if bs.Specifier != imap.PartSpecifierNone || len(bs.Part) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (ss *session) fetchOne(rw *imapserver.FetchResponseWriter, sel *selection, e *pb.MessageEntry, o *imap.FetchOptions) error {
@@ -122,58 +136,23 @@ func (ss *session) fetchOne(rw *imapserver.FetchResponseWriter, sel *selection, 
 			rw.WriteBodyStructure(s.Body.BodyStructure())
 		}
 	}
-	id := fmt.Sprint(e.Id)
-	var whole []byte
-	load := func() ([]byte, error) {
-		if whole == nil {
-			b, err := ss.readAll(id, e.Size)
-			if err != nil {
-				return nil, err
-			}
-			whole = b
-		}
-		return whole, nil
-	}
+	m := ss.stored(e)
 	for _, bs := range o.BodySection {
-		if bs.Specifier == imap.PartSpecifierNone && len(bs.Part) == 0 {
-			if err := ss.streamBody(rw, bs, id, e.Size); err != nil {
-				return err
-			}
-			continue
-		}
-		b, err := load()
-		if err != nil {
-			return err
-		}
-		out := imapserver.ExtractBodySection(bytes.NewReader(b), bs)
-		wc := rw.WriteBodySection(bs, int64(len(out)))
-		if _, err := wc.Write(out); err != nil {
-			return err
-		}
-		if err := wc.Close(); err != nil {
+		if err := ss.writeBodySection(rw, bs, m); err != nil {
 			return err
 		}
 	}
 	for _, bs := range o.BinarySection {
-		b, err := load()
-		if err != nil {
-			return err
-		}
-		out := imapserver.ExtractBinarySection(bytes.NewReader(b), bs)
-		wc := rw.WriteBinarySection(bs, int64(len(out)))
-		if _, err := wc.Write(out); err != nil {
-			return err
-		}
-		if err := wc.Close(); err != nil {
+		if err := ss.writeBinarySection(rw, bs, m); err != nil {
 			return err
 		}
 	}
 	for _, bss := range o.BinarySectionSize {
-		b, err := load()
+		n, err := ss.binarySize(m, bss)
 		if err != nil {
 			return err
 		}
-		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(b), bss))
+		rw.WriteBinarySectionSize(bss, n)
 	}
 	return rw.Close()
 }
@@ -188,7 +167,9 @@ func (ss *session) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fetch
 	wc := rw.WriteBodySection(bs, n)
 	for done := int64(0); done < n; {
 		ctx, cancel := ss.opCtx()
-		b, _, err := ss.s.backend.ReadMessage(ctx, ss.loggedIn(), id, off+done, int(min(n-done, piece)))
+		// A whole BODY[] is checked whole before its first piece; a
+		// partial one reads only its range.
+		b, _, err := ss.s.backend.ReadMessage(ctx, ss.loggedIn(), id, off+done, int(min(n-done, piece)), bs.Partial == nil)
 		cancel()
 		if err != nil {
 			// The literal's length is promised: the connection cannot go on.
@@ -213,7 +194,7 @@ func (ss *session) readAll(id string, size int64) ([]byte, error) {
 	out := make([]byte, 0, size)
 	for int64(len(out)) < size {
 		ctx, cancel := ss.opCtx()
-		b, _, err := ss.s.backend.ReadMessage(ctx, ss.loggedIn(), id, int64(len(out)), piece)
+		b, _, err := ss.s.backend.ReadMessage(ctx, ss.loggedIn(), id, int64(len(out)), piece, true)
 		cancel()
 		if err != nil {
 			return nil, imapError(err)
@@ -539,7 +520,18 @@ func (m *matcher) match(c *imap.SearchCriteria, seq, uid uint32, e *pb.MessageEn
 				return false, nil
 			}
 		}
-		if len(c.Header)+len(c.Body)+len(c.Text) > 0 {
+		if len(c.Header) > 0 && len(c.Body)+len(c.Text) == 0 {
+			// The header only, where the summary places it.
+			head, err := m.header(e)
+			if err != nil {
+				return false, err
+			}
+			for _, h := range c.Header {
+				if !headerContains(head, h.Key, h.Value) {
+					return false, nil
+				}
+			}
+		} else if len(c.Header)+len(c.Body)+len(c.Text) > 0 {
 			raw, err := m.ss.readAll(fmt.Sprint(e.Id), e.Size)
 			if err != nil {
 				return false, err
@@ -581,6 +573,23 @@ func (m *matcher) match(c *imap.SearchCriteria, seq, uid uint32, e *pb.MessageEn
 		}
 	}
 	return true, nil
+}
+
+// header reads a message's header section (all of it, as the summary
+// places it; the first maxHeaderRead octets of a larger one).
+func (m *matcher) header(e *pb.MessageEntry) ([]byte, error) {
+	sm := m.ss.stored(e)
+	s, err := sm.summary()
+	if err != nil {
+		return nil, err
+	}
+	start, end, ok := s.Section(nil, imap.PartSpecifierHeader)
+	if !ok {
+		raw, err := m.ss.readAll(sm.id, sm.size)
+		head, _ := splitHeader(raw)
+		return head, err
+	}
+	return sm.readRange(start, min(end, start+maxHeaderRead))
 }
 
 func containsU(s []uint32, u uint32) bool {

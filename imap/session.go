@@ -421,27 +421,54 @@ func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.Statu
 
 // Append is APPEND (RFC 9051 §6.3.12) with flags and date; the OK (with
 // APPENDUID, RFC 4315) comes once the message is durable at the owner.
+// The literal streams into a body of this node (a file above the inline
+// threshold: memory does not grow with the message), which goes to the
+// owner inline or by reference (actors/upload.go). A large message that
+// cannot fit in the quota is refused before it is written (NO
+// [OVERQUOTA], RFC 9208; the owner checks again).
 func (ss *session) Append(name string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	if r.Size() > ss.s.cfg.MaxAppend {
-		_, _ = io.Copy(io.Discard, r)
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: fmt.Sprintf("Messages are limited to %d bytes", ss.s.cfg.MaxAppend)}
 	}
-	body, err := io.ReadAll(io.LimitReader(r, ss.s.cfg.MaxAppend+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) == 0 {
+	if r.Size() == 0 {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Empty message"}
 	}
-	op := &pb.MailboxOp{Kind: pb.MailboxOp_APPEND, Folder: name, Body: body}
+	if r.Size() > appendQuotaCheck {
+		q, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_QUOTA})
+		if err == nil && q.QuotaBytes > 0 && q.UsedBytes+r.Size() > q.QuotaBytes {
+			return nil, imapError(fmt.Errorf("%w: the message does not fit", storage.ErrOverQuota))
+		}
+	}
+	w, err := ss.s.backend.NewBody()
+	if err != nil {
+		return nil, imapError(err)
+	}
+	buf := make([]byte, appendBuffer)
+	n, err := io.CopyBuffer(w, io.LimitReader(r, r.Size()), buf)
+	if err == nil && n != r.Size() {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	body, err := w.Commit()
+	if err != nil {
+		return nil, imapError(err)
+	}
+	op := &pb.MailboxOp{Kind: pb.MailboxOp_APPEND, Account: ss.loggedIn(), Folder: name}
 	for _, f := range options.Flags {
 		op.Flags = append(op.Flags, string(f))
 	}
 	if !options.Time.IsZero() {
 		op.ReceivedUnixNano = options.Time.UnixNano()
 	}
-	rep, err := ss.op(op)
+	// The owner may pull a large body in pieces: 1 s per MiB on top.
+	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.requestTimeout()+time.Duration(n>>20)*time.Second)
+	defer cancel()
+	rep, err := ss.s.backend.AppendMessage(ctx, op, body)
 	if err != nil {
+		err = imapError(err)
 		var ie *imap.Error
 		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
 			// RFC 9051 §6.3.12: TRYCREATE when the folder does not exist.
@@ -451,6 +478,13 @@ func (ss *session) Append(name string, r imap.LiteralReader, options *imap.Appen
 	}
 	return &imap.AppendData{UID: imap.UID(rep.Uid), UIDValidity: rep.UidValidity}, nil
 }
+
+// appendBuffer is what an APPEND's literal is read through.
+const appendBuffer = 32 << 10
+
+// appendQuotaCheck: an APPEND larger than this asks the quota before it
+// writes the message.
+const appendQuotaCheck = 64 << 10
 
 func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	ss.mu.Lock()

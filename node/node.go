@@ -72,6 +72,7 @@ type Node struct {
 	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
+	trust       trust // resolver, DKIM keys and signer, inbound checks (trust.go)
 
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
@@ -104,13 +105,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	steps := []func(context.Context) error{
 		n.openStores,
 		n.startContent,
+		n.startTrust,
 		n.startActors,
 		n.startChannel,
+		n.startTrustChannel,
 		n.startSMTP,
 		n.startIMAP,
 		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
+		n.joinTrust,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -133,7 +137,7 @@ func (n *Node) openStores(context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
-	sopt := storage.Options{Logger: n.log.With("component", "storage")}
+	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
 	qopt, aopt := sopt, sopt
 	if cfg.Sync == SyncFS {
 		var err error
@@ -216,6 +220,7 @@ func (n *Node) startContent(context.Context) error {
 		return err
 	}
 	n.pipe = pipe
+	pipe.SetAuthServID(n.cfg.Trust.AuthServID)
 	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
 	n.stop.push("filters", pipe.Close)
 	return nil
@@ -229,19 +234,23 @@ func (n *Node) startActors(ctx context.Context) error {
 	clustered := cfg.Cluster.Enabled()
 	if clustered && cfg.Cluster.Secret != "" {
 		n.clusterAuth = smtp.NewClusterAuth(cfg.Cluster.Secret, cfg.Cluster.Name, cfg.Name)
+		if err := n.clusterSMTPTLS(); err != nil {
+			return err
+		}
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: cfg.Routing.Resolver, Routes: cfg.Routing.Routes}
+	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()}
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a
 		// member, so they accept any domain).
 		relay.Smarthosts = transfer.ForwardHosts(cfg.Routing.ForwardTo, n.members)
 		relay.Auth = n.clusterAuth
+		relay = n.memberClient(relay)
 	}
 	var tr actors.Transferer // nil interface without a transfer client
 	var channel func(string) string
 	if n.clusterAuth != nil {
-		c := transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+		c := transfer.New(smtp.NewClient(n.memberClient(smtp.ClientConfig{Hostname: cfg.Hostname})), n.clusterAuth, n.members)
 		tr, channel = c, c.Channel
 	}
 	var open actors.OpenPartition
@@ -272,14 +281,17 @@ func (n *Node) startActors(ctx context.Context) error {
 		OpenPartition: open,
 		Placement:     place,
 		Queue:         n.queue,
-		Relayer:       smtp.NewClient(relay),
+		Relayer:       n.relayer(smtp.NewClient(relay)),
 		Transferer:    tr,
 		MemberChannel: channel,
 		Pipeline:      n.pipe,
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
 		Stats:         actors.NewStats(n.registry),
-		PartitionChanged: func(int, bool) {
+		PartitionChanged: func(id int, open bool) {
+			if open {
+				n.noteStaticData(id)
+			}
 			n.changes.Notify()
 		},
 		AfterTransferStored: n.testKillAfterTransferStored(),
@@ -366,7 +378,7 @@ func (n *Node) startChannel(context.Context) error {
 // submission listener.
 func (n *Node) startSMTP(context.Context) error {
 	cfg := n.cfg
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	tlsConfig, err := n.listenerTLS()
 	if err != nil {
 		return err
 	}
@@ -377,27 +389,21 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.Cluster = n.clusterAuth
 	scfg.Guard = n.guard
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
+	scfg.Checks = n.inboundChecker()
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
 		return err
 	}
-	if cfg.Listen.Submission == "" {
-		return nil
-	}
 	sub := scfg
 	sub.Submission, sub.Source = true, mail.SourceSubmission
-	if sub.TLSConfig == nil {
-		// AUTH needs TLS off loopback: without a configured
-		// certificate, offer STARTTLS with a self-signed one.
-		if sub.TLSConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+	if cfg.Listen.Submission != "" {
+		subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
+			n.log.With("component", "submission"), metrics)
+		if n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close); err != nil {
 			return err
 		}
-		n.log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
 	}
-	subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
-		n.log.With("component", "submission"), metrics)
-	n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close)
-	return err
+	return n.startSubmissions(sub, metrics)
 }
 
 // startIMAP starts the IMAP listeners (package imap), which reach every
@@ -418,7 +424,9 @@ func (n *Node) startIMAP(context.Context) error {
 		}
 		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
 	}
-	srv := imap.New(imap.Config{TLS: tlsConfig, Logger: n.log.With("component", "imap")}, imap.SystemBackend{System: n.actors}, n.guard)
+	// APPEND takes what SMTP takes (--max-message-size).
+	srv := imap.New(imap.Config{TLS: tlsConfig, MaxAppend: cfg.SMTP.MaxMessageBytes, Logger: n.log.With("component", "imap")},
+		imap.SystemBackend{System: n.actors}, n.guard)
 	if cfg.Listen.IMAP != "" {
 		if n.imapLn, err = n.listen("--imap", cfg.Listen.IMAP, func(ln net.Listener) error { return srv.Serve(ln, false) }, srv.Close); err != nil {
 			return err
@@ -464,7 +472,7 @@ func (n *Node) listen(flag, addr string, serve func(net.Listener) error, stop fu
 // profiler and the web console.
 func (n *Node) startAdmin(context.Context) error {
 	cfg := n.cfg.Admin
-	handler := admin.NewHandler(n.api, admin.Options{
+	handler := admin.NewHandler(n.adminAPI(), admin.Options{
 		Token:         cfg.Token,
 		ReadOnlyToken: cfg.ReadToken,
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
@@ -511,6 +519,7 @@ func (n *Node) joinCluster(context.Context) error {
 			Admin:        n.AdminAddr(),
 			Partitions:   cfg.Store.Partitions,
 			Static:       cfg.Cluster.StaticPartitions,
+			HasData:      n.staticHasData(),
 			Started:      n.started.UnixNano(),
 			RulesVersion: rulesVersion,
 		},
@@ -536,6 +545,40 @@ func (n *Node) joinCluster(context.Context) error {
 	n.stop.push("ownership", func() error { own.Stop(); return nil })
 	n.api.Join(&control.Cluster{Membership: ms, Placement: n.placement, Ownership: own})
 	return nil
+}
+
+// staticHasData is the part of this backend's static set whose data is in
+// its store (cluster/static.go).
+func (n *Node) staticHasData() string {
+	set, err := mail.ParsePartitionSet(n.cfg.Cluster.StaticPartitions, n.cfg.Store.Partitions)
+	if err != nil || n.accounts == nil {
+		return ""
+	}
+	var has []int
+	for _, p := range set {
+		if n.accounts.Opened(p) {
+			has = append(has, p)
+		}
+	}
+	return mail.FormatPartitionSet(has)
+}
+
+// noteStaticData tells the cluster that static partition id now has its
+// data here (it just opened), off the caller (a partition actor).
+func (n *Node) noteStaticData(id int) {
+	ms := n.membership.Load()
+	if ms == nil || n.cfg.Cluster.StaticPartitions == "" {
+		return
+	}
+	has := n.staticHasData()
+	if ms.Meta().HasData == has {
+		return
+	}
+	go func() {
+		if err := ms.UpdateMeta(func(m *cluster.Meta) { m.HasData = n.staticHasData() }); err != nil && !errors.Is(err, cluster.ErrClosed) {
+			n.log.Warn("telling the cluster which static partitions have their data here", "err", err)
+		}
+	}()
 }
 
 // members returns the cluster's members as this node sees them (none on
@@ -585,7 +628,7 @@ func (n *Node) Name() string { return n.cfg.Name }
 func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
 
 // API is the node's admin API, in process (what the admin endpoint serves).
-func (n *Node) API() admin.API { return n.api }
+func (n *Node) API() admin.API { return n.adminAPI() }
 
 // Changes subscribes to the node's changes of membership and of the
 // partitions open here: the channel receives a value after each (several

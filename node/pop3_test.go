@@ -108,24 +108,17 @@ func TestPOP3ServesTheNodesMailboxes(t *testing.T) {
 		t.Errorf("PASS without USER: %q", r)
 	}
 
-	// DELE and QUIT: deleted once the actors can delete (issue #10's
-	// mailbox work adds it); until then QUIT says so and keeps it.
+	// DELE and QUIT: deleted at the owner, answered once durable.
 	if r := p.cmd("DELE 1"); !strings.HasPrefix(r, "+OK") {
 		t.Fatalf("DELE: %q", r)
 	}
 	r := p.cmd("QUIT")
-	_, canDelete := any(n.Actors()).(interface {
-		DeleteMessages(ctx context.Context, address string, ids []string) error
-	})
 	left, err := c.Messages(context.Background(), "alice@example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	switch {
-	case canDelete && (!strings.HasPrefix(r, "+OK") || len(left) != 0):
+	if !strings.HasPrefix(r, "+OK") || len(left) != 0 {
 		t.Errorf("QUIT: %q, %d messages left, want +OK and none", r, len(left))
-	case !canDelete && (r != "-ERR [SYS/TEMP] some deleted messages not removed" || len(left) != 1):
-		t.Errorf("QUIT without a delete operation: %q, %d messages left, want -ERR [SYS/TEMP] and the message kept", r, len(left))
 	}
 	// The session ends (its lock released before its connection is
 	// closed), and a new one logs in.

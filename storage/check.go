@@ -136,11 +136,12 @@ func openForCheck(r *CheckReport, dir string, opt Options, prof profile, repair 
 	}
 	opt = checkOptions(opt).normalized()
 	bopt := badgerOptions(dir, opt, prof, &badgerLogger{log: opt.Logger})
-	release, err := probeLock(dir)
+	fc, err := takeFence(dir, opt)
 	if err != nil {
 		r.Err = err
 		return nil
 	}
+	release := func() { _ = fc.release() }
 	if repair {
 		if done, err := repairKeyRegistry(dir, bopt); err != nil {
 			release()
@@ -161,9 +162,9 @@ func openForCheck(r *CheckReport, dir string, opt Options, prof profile, repair 
 		// records in that block are found below if they do not check.
 		r.found("tables", err.Error()+" (not repaired: restore the directory from a backup to recover that table)")
 	}
-	release()
-	db, err := openDB(dir, opt, prof)
+	db, err := openFenced(dir, opt, prof, fc)
 	if err != nil {
+		release()
 		r.Err = err
 		return nil
 	}

@@ -439,6 +439,7 @@ func (p *Partition) Summary(account string, id uint64) ([]byte, error) {
 type MessageMeta struct {
 	ID       uint64
 	Size     int64
+	CRLFSize int64 // the size with CRLF line ends (what POP3 sends)
 	Received time.Time
 	Summary  []byte // nil unless asked for
 }
@@ -464,11 +465,12 @@ func (p *Partition) MessageMeta(account string, ids []uint64, summaries bool) ([
 			var rec struct { // of messageRecord, only what FETCH needs
 				Size     int64     `json:"size"`
 				Received time.Time `json:"received"`
+				CRLFSize int64     `json:"crlf,omitempty"`
 			}
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
 				return fmt.Errorf("storage: metadata of message %d of %s: %w: %v", id, addr, ErrDamaged, err)
 			}
-			m := MessageMeta{ID: id, Size: rec.Size, Received: rec.Received}
+			m := MessageMeta{ID: id, Size: rec.Size, CRLFSize: messageRecord{Size: rec.Size, CRLFSize: rec.CRLFSize}.crlfSize(), Received: rec.Received}
 			if summaries {
 				item, err := txn.Get(messageKey(prefixSummary, addr, id))
 				switch {

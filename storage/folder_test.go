@@ -379,3 +379,49 @@ func TestMessageMetaReadsSizesDatesAndSummaries(t *testing.T) {
 		t.Errorf("without summaries: %+v, %v", metas, err)
 	}
 }
+
+// TestCRLFSizeIsStoredAndCopied: a message appended with bare LF line ends
+// and no last line end has its size with CRLF line ends recorded (what
+// POP3 sends), and a copy keeps it; one with CRLF only has its size.
+func TestCRLFSizeIsStoredAndCopied(t *testing.T) {
+	ctx := context.Background()
+	_, p, acct := newModelAccount(t)
+	lf := "Subject: lf\n\nline one\nline two"
+	a, err := p.Append(ctx, acct, AppendRequest{Raw: []byte(lf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlf := "Subject: crlf\r\n\r\nbody\r\n"
+	b, err := p.Append(ctx, acct, AppendRequest{Raw: []byte(crlf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := p.Folder(acct, Inbox)
+	archive, _ := p.Folder(acct, "Archive")
+	res, d, err := p.CopyMessages(ctx, acct, inbox.ID, []uint32{a.UID}, archive.ID, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable(t, d)
+	es, err := p.FolderEntries(acct, archive.ID)
+	if err != nil || len(es) != 1 || es[0].UID != res.Dest[0] {
+		t.Fatalf("archive %v, %v", es, err)
+	}
+	var ids []uint64
+	for _, id := range []string{a.ID, b.ID} {
+		var n uint64
+		fmt.Sscan(id, &n)
+		ids = append(ids, n)
+	}
+	ids = append(ids, es[0].ID)
+	metas, err := p.MessageMeta(acct, ids, false)
+	if err != nil || len(metas) != 3 {
+		t.Fatalf("meta %v, %v", metas, err)
+	}
+	wantLF := int64(len(lf) + 3 + 2) // three bare LFs, a line end added
+	for i, want := range []int64{wantLF, int64(len(crlf)), wantLF} {
+		if metas[i].CRLFSize != want {
+			t.Errorf("message %d: CRLF size %d, want %d (size %d)", metas[i].ID, metas[i].CRLFSize, want, metas[i].Size)
+		}
+	}
+}

@@ -753,6 +753,7 @@ func (p *Partition) Messages(account, folder string) ([]MessageInfo, error) {
 			ID:       strconv.FormatUint(id, 10),
 			Folder:   names[r.FolderID],
 			Size:     r.Size,
+			CRLFSize: r.crlfSize(),
 			Received: r.Received,
 			Flags:    flags[id],
 			UID:      r.UID,

@@ -96,9 +96,11 @@ type AppendResult struct {
 type MessageInfo struct {
 	ID, Folder string
 	Size       int64
-	Received   time.Time
-	Flags      []string
-	UID        uint32
+	// CRLFSize is the size with CRLF line ends (what POP3 sends).
+	CRLFSize int64
+	Received time.Time
+	Flags    []string
+	UID      uint32
 	// Summary is the stored summary (package summary); nil if none.
 	Summary []byte
 }
@@ -115,6 +117,18 @@ type messageRecord struct {
 	Received time.Time `json:"received"`
 	Flags    []string  `json:"flags,omitempty"`
 	DedupKey string    `json:"dedup,omitempty"`
+	// CRLFSize is the size with CRLF line ends (summary.Summary.CRLFSize:
+	// what POP3 sends), computed with the summary; 0 in a record written
+	// before it was (then Size, as SMTP stores CRLF only).
+	CRLFSize int64 `json:"crlf,omitempty"`
+}
+
+// crlfSize is the size with CRLF line ends, Size when not recorded.
+func (r messageRecord) crlfSize() int64 {
+	if r.CRLFSize > 0 {
+		return r.CRLFSize
+	}
+	return r.Size
 }
 
 // mailboxState is an account's s/ record: the next message id, the
@@ -278,10 +292,11 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		return AppendResult{}, nil, err
 	}
 	var sum []byte
+	var crlf int64
 	if !req.Discard {
 		// Computed once, here, streaming (bodies in files are read, not
 		// loaded): FETCH ENVELOPE/BODYSTRUCTURE never parse it again.
-		if sum, err = summarize(req.Raw, req.Body, fb != nil); err != nil {
+		if sum, crlf, err = summarize(req.Raw, req.Body, fb != nil); err != nil {
 			return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w", addr, err)
 		}
 	}
@@ -356,6 +371,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		Size:     size,
 		Received: received.UTC(),
 		DedupKey: req.DedupKey,
+		CRLFSize: crlf,
 	})
 	if err != nil {
 		unlock()
@@ -402,23 +418,25 @@ func ensureModel(b *Batch, addr string, st *mailboxState, fs []Folder) []Folder 
 	return fs
 }
 
-// summarize computes the summary of a message being appended: from raw,
-// or by reading body (a file is streamed).
-func summarize(raw []byte, body mail.Body, file bool) ([]byte, error) {
+// summarize computes the summary of a message being appended, and its
+// size with CRLF line ends: from raw, or by reading body (a file is
+// streamed).
+func summarize(raw []byte, body mail.Body, file bool) ([]byte, int64, error) {
 	var r io.Reader = bytes.NewReader(raw)
 	if file || (raw == nil && body != nil) {
 		rc, err := body.Open()
 		if err != nil {
-			return nil, fmt.Errorf("reading the message: %w", err)
+			return nil, 0, fmt.Errorf("reading the message: %w", err)
 		}
 		defer rc.Close()
 		r = rc
 	}
 	s, err := summary.Compute(r)
 	if err != nil {
-		return nil, fmt.Errorf("reading the message: %w", err)
+		return nil, 0, fmt.Errorf("reading the message: %w", err)
 	}
-	return s.Encode()
+	b, err := s.Encode()
+	return b, s.CRLFSize, err
 }
 
 // Delivered reports whether an append with dedupKey was stored (id is

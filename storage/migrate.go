@@ -114,9 +114,10 @@ func (p *Partition) migrateAccount(addr string) error {
 			i := slices.IndexFunc(fs, func(x Folder) bool { return x.ID == f.ID })
 			fs[i] = f
 			b.Set(indexKey(addr, f.ID, uid), Entry{UID: uid, ID: o.id, ModSeq: f.ModSeq, Flags: flags}.encode())
-			b.Set(messageKey(prefixSummary, addr, o.id), p.migrationSummary(addr, o.id))
+			sum, crlf := p.migrationSummary(addr, o.id)
+			b.Set(messageKey(prefixSummary, addr, o.id), sum)
 			rec := o.rec
-			rec.Folder, rec.Flags, rec.FolderID, rec.UID = "", nil, f.ID, uid
+			rec.Folder, rec.Flags, rec.FolderID, rec.UID, rec.CRLFSize = "", nil, f.ID, uid, crlf
 			meta, _ := json.Marshal(rec)
 			b.Set(messageKey(prefixMeta, addr, o.id), meta)
 		}
@@ -158,28 +159,29 @@ func (p *Partition) migrateAccount(addr string) error {
 	return p.db.Commit(ctx, &fb)
 }
 
-// migrationSummary computes the summary of a stored message; one whose
-// bytes cannot be read gets an empty summary (FETCH then shows an empty
-// envelope; reading the message reports the damage).
-func (p *Partition) migrationSummary(addr string, id uint64) []byte {
+// migrationSummary computes the summary of a stored message and its size
+// with CRLF line ends; one whose bytes cannot be read gets an empty
+// summary (FETCH then shows an empty envelope; reading the message
+// reports the damage) and 0.
+func (p *Partition) migrationSummary(addr string, id uint64) ([]byte, int64) {
 	empty := []byte("{}")
 	body, err := p.body(addr, strconv.FormatUint(id, 10), id)
 	if err != nil {
-		return empty
+		return empty, 0
 	}
 	rc, err := body.Open()
 	if err != nil {
-		return empty
+		return empty, 0
 	}
 	defer rc.Close()
 	s, err := summary.Compute(rc)
 	if err != nil {
-		return empty
+		return empty, 0
 	}
 	_, _ = io.Copy(io.Discard, rc)
 	v, err := s.Encode()
 	if err != nil {
-		return empty
+		return empty, 0
 	}
-	return v
+	return v, s.CRLFSize
 }

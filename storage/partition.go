@@ -70,6 +70,19 @@ func (p *Partition) ID() int { return p.id }
 // DB returns the partition's database, for its Stats and Err.
 func (p *Partition) DB() *DB { return p.db }
 
+// Epoch is the fencing token this open of the partition wrote (epoch.go).
+func (p *Partition) Epoch() uint64 { return p.db.Epoch() }
+
+// Failed is closed once the partition's DB has failed: a write or sync
+// error, or another open took the directory since (a newer epoch). Every
+// write fails from then on (ErrFailed, temporary); the owner closes the
+// partition and opens it again, which succeeds only once nobody else
+// holds it. Err says why.
+func (p *Partition) Failed() <-chan struct{} { return p.db.Failed() }
+
+// Err is the DB's sticky failure (nil while it is healthy).
+func (p *Partition) Err() error { return p.db.Err() }
+
 // Close commits the writes already submitted, closes the partition's DB
 // (releasing its directory lock, so another node may open it) and removes it
 // from its store. Close is idempotent.

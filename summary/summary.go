@@ -5,25 +5,22 @@
 // listing's From and Subject, read the stored summary instead of parsing the
 // message again.
 //
-// Parsing streams: a body of any size is read once, holding at most one
-// header section (MaxHeaderBytes) and a small buffer; nesting and the number
-// of parts are bounded (MaxDepth, MaxParts), beyond which the rest of a part
-// counts as its opaque content.
+// Parsing streams (parse.go): a body of any size is read once, holding at
+// most one header section (MaxHeaderBytes) and a small buffer; nesting and
+// the number of parts are bounded (MaxDepth, MaxParts), beyond which the
+// rest of a part counts as its opaque content. Every part records where
+// its header and its body begin and end in the message, so that FETCH of
+// BODY[HEADER], BODY[1.2.MIME], BODY[TEXT] or a partial range reads only
+// those octets (section.go); and the summary records the message's size
+// with CRLF line ends, which is what POP3 sends (RFC 1939 §11).
 package summary
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Bounds of the parse.
@@ -38,10 +35,22 @@ const (
 	MaxParts = 1000
 )
 
+// Version is the version of the summaries Compute makes: 1 has the
+// parts' offsets and CRLFSize. A stored summary of version 0 (made before)
+// has neither; Section then says so and the caller computes them again.
+const Version = 1
+
 // Summary is a message's envelope and body structure.
 type Summary struct {
 	Envelope *imap.Envelope `json:"e"`
 	Body     *Part          `json:"b"`
+	// Version is that of Compute when it was made (of the message's
+	// summary only; 0 in the summary of a message/rfc822 part).
+	Version int `json:"v,omitempty"`
+	// CRLFSize is the message's size with CRLF line ends: every bare LF
+	// counted as CRLF, and an unterminated last line ended (RFC 1939
+	// §11: what POP3's RETR sends before dot-stuffing).
+	CRLFSize int64 `json:"w,omitempty"`
 }
 
 // Part is one node of a body structure (imap.BodyStructure in a form that
@@ -62,16 +71,31 @@ type Part struct {
 	DispParams  map[string]string `json:"xp,omitempty"`
 	Language    []string          `json:"g,omitempty"`
 	Location    string            `json:"o,omitempty"`
+	// Where the part is in the message (octet offsets from its start):
+	// its header begins at Start, its body at BodyStart (after the blank
+	// line), and the body ends at End (before the line end that precedes
+	// the next boundary, RFC 2046 §5.1.1). The message itself is the part
+	// with Start 0 whose End is the message's size.
+	Start     int64 `json:"hs,omitempty"`
+	BodyStart int64 `json:"bs,omitempty"`
+	End       int64 `json:"be,omitempty"`
+	// Opaque: the part's content was not split (beyond MaxDepth or
+	// MaxParts): a multipart without Children, a message/rfc822 without
+	// Message, though it has them.
+	Opaque bool `json:"q,omitempty"`
+
+	endNL int64 // the LFs before End (while parsing)
 }
 
 // Compute reads a whole message from r and returns its summary.
 func Compute(r io.Reader) (*Summary, error) {
-	p := &parser{}
-	br := bufio.NewReaderSize(r, 32<<10)
-	s, err := p.message(br, 0)
+	crlf := &crlfCounter{}
+	p := &parser{lr: newLineReader(io.TeeReader(r, crlf))}
+	s, err := p.message(0)
 	if err != nil {
 		return nil, err
 	}
+	s.Version, s.CRLFSize = Version, crlf.size()
 	return s, nil
 }
 
@@ -126,136 +150,4 @@ func (s *Summary) Subject() string {
 		return ""
 	}
 	return s.Envelope.Subject
-}
-
-type parser struct {
-	parts int
-}
-
-// message reads a header section and the body that follows it.
-func (p *parser) message(br *bufio.Reader, depth int) (*Summary, error) {
-	h, err := readHeader(br)
-	if err != nil {
-		return nil, err
-	}
-	body, err := p.part(h, br, depth)
-	if err != nil {
-		return nil, err
-	}
-	return &Summary{Envelope: imapserver.ExtractEnvelope(h), Body: body}, nil
-}
-
-// readHeader reads a header section of at most MaxHeaderBytes (the rest
-// of a longer one is skipped up to its end).
-func readHeader(br *bufio.Reader) (textproto.Header, error) {
-	var buf bytes.Buffer
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: keep what fits, skip the rest.
-			if buf.Len()+len(line) <= MaxHeaderBytes {
-				buf.Write(line)
-			}
-			continue
-		}
-		if buf.Len()+len(line) <= MaxHeaderBytes {
-			buf.Write(line)
-		}
-		if err != nil || len(bytes.TrimRight(line, "\r\n")) == 0 {
-			if err != nil && !errors.Is(err, io.EOF) {
-				return textproto.Header{}, err
-			}
-			break
-		}
-	}
-	if !bytes.HasSuffix(buf.Bytes(), []byte("\n\n")) && !bytes.HasSuffix(buf.Bytes(), []byte("\r\n\r\n")) {
-		buf.WriteString("\r\n\r\n")
-	}
-	h, err := textproto.ReadHeader(bufio.NewReader(&buf))
-	if err != nil {
-		// A malformed header is a message without fields, not an error.
-		return textproto.Header{}, nil
-	}
-	return h, nil
-}
-
-// counter counts bytes and lines written to it.
-type counter struct{ bytes, lines int64 }
-
-func (c *counter) Write(b []byte) (int, error) {
-	c.bytes += int64(len(b))
-	c.lines += int64(bytes.Count(b, []byte{'\n'}))
-	return len(b), nil
-}
-
-// part reads the body of a part whose header is h from r, to its end.
-func (p *parser) part(h textproto.Header, r io.Reader, depth int) (*Part, error) {
-	p.parts++
-	header := gomessage.Header{Header: h}
-	mediaType, params, _ := header.ContentType()
-	if mediaType == "" {
-		mediaType, params = "text/plain", map[string]string{"charset": "us-ascii"}
-	}
-	typ, sub, _ := strings.Cut(mediaType, "/")
-	out := &Part{
-		Type: typ, Subtype: sub, Params: params,
-		ID:          h.Get("Content-Id"),
-		Description: h.Get("Content-Description"),
-		Encoding:    h.Get("Content-Transfer-Encoding"),
-		Location:    h.Get("Content-Location"),
-	}
-	if d, dp, err := header.ContentDisposition(); err == nil && d != "" {
-		out.Disposition, out.DispParams = d, dp
-	}
-	if v := h.Get("Content-Language"); v != "" {
-		for _, l := range strings.Split(v, ",") {
-			out.Language = append(out.Language, strings.TrimSpace(l))
-		}
-	}
-	deeper := depth < MaxDepth && p.parts < MaxParts
-	switch {
-	case typ == "multipart" && deeper && params["boundary"] != "":
-		mr := textproto.NewMultipartReader(r, params["boundary"])
-		for p.parts < MaxParts {
-			child, err := mr.NextPart()
-			if err != nil {
-				break
-			}
-			c, err := p.part(child.Header, child, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out.Children = append(out.Children, c)
-		}
-		// Whatever follows (the epilogue, parts beyond MaxParts) is read
-		// to its end, so that the caller sees the whole part consumed.
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			return nil, err
-		}
-		if len(out.Children) == 0 {
-			// RFC 9051 §7.5.2: a multipart has at least one part.
-			out.Children = []*Part{{Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"}}}
-		}
-	case (mediaType == "message/rfc822" || mediaType == "message/global") && deeper:
-		c := &counter{}
-		br := bufio.NewReaderSize(io.TeeReader(r, c), 4096)
-		inner, err := p.message(br, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := io.Copy(io.Discard, br); err != nil {
-			return nil, err
-		}
-		out.Message, out.Size, out.Lines = inner, c.bytes, c.lines
-	default:
-		c := &counter{}
-		if _, err := io.Copy(c, r); err != nil {
-			return nil, err
-		}
-		out.Size = c.bytes
-		if typ == "text" {
-			out.Lines = c.lines
-		}
-	}
-	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/homing-mail/homing/testkit/dnstest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -46,12 +47,14 @@ type Process struct {
 	// Args sets them). A Cluster changes them before a restart.
 	Args []string
 	Data string
+	// Prefix, if set, is the command line that runs Bin: Bin and its
+	// arguments follow it (ip netns exec NS, a host of package netns).
+	Prefix []string
 
 	SMTP, Admin, Gossip string
-	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it).
-	IMAP string
-	// POP3 is the POP3 listener (port 0 unless Args set it; "" when off).
-	POP3 string
+	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it),
+	// POP3 the POP3 one (STLS; the same).
+	IMAP, POP3 string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -95,13 +98,18 @@ func (p *Process) Start() {
 	if !hasFlag(p.Args, "--pop3") {
 		args = append(args, "--pop3", "127.0.0.1:0")
 	}
+	if !hasFlag(p.Args, "--dns") {
+		// Never the system's resolver: an empty zone of its own.
+		args = append(args, "--dns", dnstest.Start(p.t, nil).Addr())
+	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.mu.Unlock()
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(p.Bin, append(args, p.Args...)...)
+	line := append(append(append(append([]string(nil), p.Prefix...), p.Bin), args...), p.Args...)
+	cmd := exec.Command(line[0], line[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()

@@ -750,12 +750,16 @@ func (x *Deliver) GetBodyRef() *BodyRef {
 // pulls it in chunks from origin's body server (actor "bodies") and
 // checks it against size and crc32c.
 type BodyRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"` // the channel address of the queue's node (actor.ActorSystem.Address)
-	QueueId       string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
-	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`     // of the file
-	Crc32C        uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // of the file (Castagnoli)
-	Prefix        []byte                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`  // header fields in front of the file (the message is prefix + file)
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Origin  string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"` // the channel address of the queue's node (actor.ActorSystem.Address)
+	QueueId string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	Size    int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`     // of the file
+	Crc32C  uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // of the file (Castagnoli)
+	Prefix  []byte                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`  // header fields in front of the file (the message is prefix + file)
+	// upload, when set, names a body an IMAP session of origin staged for
+	// an APPEND (actors/upload.go) instead of a queued one: queue_id is
+	// then empty.
+	Upload        string `protobuf:"bytes,6,opt,name=upload,proto3" json:"upload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -825,6 +829,13 @@ func (x *BodyRef) GetPrefix() []byte {
 	return nil
 }
 
+func (x *BodyRef) GetUpload() string {
+	if x != nil {
+		return x.Upload
+	}
+	return ""
+}
+
 // GetBody asks a node's body server for a piece of a queued body's file.
 // size and crc32c are the BodyRef's, so that a server whose queue holds
 // another body under that id answers NOT_FOUND rather than other bytes.
@@ -835,6 +846,7 @@ type GetBody struct {
 	Length        int32                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"` // at most 256 KiB
 	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
 	Crc32C        uint32                 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	Upload        string                 `protobuf:"bytes,6,opt,name=upload,proto3" json:"upload,omitempty"` // the BodyRef's upload: a staged APPEND body, not a queued one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -902,6 +914,13 @@ func (x *GetBody) GetCrc32C() uint32 {
 		return x.Crc32C
 	}
 	return 0
+}
+
+func (x *GetBody) GetUpload() string {
+	if x != nil {
+		return x.Upload
+	}
+	return ""
 }
 
 type BodyChunk struct {
@@ -1799,12 +1818,16 @@ func (x *MessagesReply) GetError() *Error {
 // GetRaw asks for a stored message's bytes; with length > 0 only the piece
 // [offset, offset+length) of it, and RawReply.size says how long it is
 // (the admin API streams a large message in pieces).
+// unchecked: the piece is part of a section (IMAP BODY[HEADER], ...): the
+// owner does not read the whole message to check it first, as it does for
+// a piece at offset 0 otherwise.
 type GetRaw struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        int32                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Unchecked     bool                   `protobuf:"varint,5,opt,name=unchecked,proto3" json:"unchecked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1865,6 +1888,13 @@ func (x *GetRaw) GetLength() int32 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *GetRaw) GetUnchecked() bool {
+	if x != nil {
+		return x.Unchecked
+	}
+	return false
 }
 
 type RawReply struct {
@@ -2352,8 +2382,13 @@ type MailboxOp struct {
 	Summaries      bool     `protobuf:"varint,16,opt,name=summaries,proto3" json:"summaries,omitempty"`
 	MessageId      string   `protobuf:"bytes,17,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	RemoveFlags    []string `protobuf:"bytes,18,rep,name=remove_flags,json=removeFlags,proto3" json:"remove_flags,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// LOCK: the lease asked for (the owner bounds it); 0 = the owner's default.
+	LeaseMillis int64 `protobuf:"varint,19,opt,name=lease_millis,json=leaseMillis,proto3" json:"lease_millis,omitempty"`
+	// APPEND: a body above the inline threshold, by reference (staged on
+	// the session's node; the owner links or pulls it), instead of body.
+	BodyRef       *BodyRef `protobuf:"bytes,20,opt,name=body_ref,json=bodyRef,proto3" json:"body_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MailboxOp) Reset() {
@@ -2512,6 +2547,20 @@ func (x *MailboxOp) GetRemoveFlags() []string {
 	return nil
 }
 
+func (x *MailboxOp) GetLeaseMillis() int64 {
+	if x != nil {
+		return x.LeaseMillis
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetBodyRef() *BodyRef {
+	if x != nil {
+		return x.BodyRef
+	}
+	return nil
+}
+
 type FolderInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2637,8 +2686,11 @@ type MessageEntry struct {
 	Size             int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
 	ReceivedUnixNano int64                  `protobuf:"varint,6,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	Summary          []byte                 `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The size with CRLF line ends (every bare LF counted as CRLF, an
+	// unterminated last line ended): what POP3's RETR sends (RFC 1939 §11).
+	CrlfSize      int64 `protobuf:"varint,8,opt,name=crlf_size,json=crlfSize,proto3" json:"crlf_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MessageEntry) Reset() {
@@ -2718,6 +2770,13 @@ func (x *MessageEntry) GetSummary() []byte {
 		return x.Summary
 	}
 	return nil
+}
+
+func (x *MessageEntry) GetCrlfSize() int64 {
+	if x != nil {
+		return x.CrlfSize
+	}
+	return 0
 }
 
 type MailboxReply struct {
@@ -3000,19 +3059,21 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\aDeliver\x123\n" +
 	"\benvelope\x18\x01 \x01(\v2\x17.homing.actors.EnvelopeR\benvelope\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x121\n" +
-	"\bbody_ref\x18\x03 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\x80\x01\n" +
+	"\bbody_ref\x18\x03 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\x98\x01\n" +
 	"\aBodyRef\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
 	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06crc32c\x18\x04 \x01(\rR\x06crc32c\x12\x16\n" +
-	"\x06prefix\x18\x05 \x01(\fR\x06prefix\"\x80\x01\n" +
+	"\x06prefix\x18\x05 \x01(\fR\x06prefix\x12\x16\n" +
+	"\x06upload\x18\x06 \x01(\tR\x06upload\"\x98\x01\n" +
 	"\aGetBody\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x05R\x06length\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"K\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\x12\x16\n" +
+	"\x06upload\x18\x06 \x01(\tR\x06upload\"K\n" +
 	"\tBodyChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"y\n" +
@@ -3070,12 +3131,13 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"s\n" +
 	"\rMessagesReply\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.homing.actors.MessageInfoR\bmessages\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"b\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x80\x01\n" +
 	"\x06GetRaw\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x05R\x06length\"\\\n" +
+	"\x06length\x18\x04 \x01(\x05R\x06length\x12\x1c\n" +
+	"\tunchecked\x18\x05 \x01(\bR\tunchecked\"\\\n" +
 	"\bRawReply\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\x12\x12\n" +
@@ -3112,7 +3174,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03YES\x10\x01\x12\x06\n" +
 	"\x02NO\x10\x02\x12\v\n" +
-	"\aUNKNOWN\x10\x03\"\xff\x06\n" +
+	"\aUNKNOWN\x10\x03\"\xd5\a\n" +
 	"\tMailboxOp\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.homing.actors.MailboxOp.KindR\x04kind\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
@@ -3135,7 +3197,9 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\tsummaries\x18\x10 \x01(\bR\tsummaries\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x11 \x01(\tR\tmessageId\x12!\n" +
-	"\fremove_flags\x18\x12 \x03(\tR\vremoveFlags\"\xcf\x02\n" +
+	"\fremove_flags\x18\x12 \x03(\tR\vremoveFlags\x12!\n" +
+	"\flease_millis\x18\x13 \x01(\x03R\vleaseMillis\x121\n" +
+	"\bbody_ref\x18\x14 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\xcf\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aFOLDERS\x10\x01\x12\n" +
@@ -3186,7 +3250,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\bmessages\x18\b \x01(\x03R\bmessages\x12\x16\n" +
 	"\x06unseen\x18\t \x01(\x03R\x06unseen\x12\x14\n" +
 	"\x05bytes\x18\n" +
-	" \x01(\x03R\x05bytes\"\xba\x01\n" +
+	" \x01(\x03R\x05bytes\"\xd7\x01\n" +
 	"\fMessageEntry\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x16\n" +
@@ -3194,7 +3258,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x05flags\x18\x04 \x03(\tR\x05flags\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12,\n" +
 	"\x12received_unix_nano\x18\x06 \x01(\x03R\x10receivedUnixNano\x12\x18\n" +
-	"\asummary\x18\a \x01(\fR\asummary\"\xf9\x03\n" +
+	"\asummary\x18\a \x01(\fR\asummary\x12\x1b\n" +
+	"\tcrlf_size\x18\b \x01(\x03R\bcrlfSize\"\xf9\x03\n" +
 	"\fMailboxReply\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.homing.actors.ErrorR\x05error\x123\n" +
 	"\afolders\x18\x02 \x03(\v2\x19.homing.actors.FolderInfoR\afolders\x121\n" +
@@ -3297,15 +3362,16 @@ var file_actors_pb_actors_proto_depIdxs = []int32{
 	2,  // 16: homing.actors.TransferAnswer.verdict:type_name -> homing.actors.TransferAnswer.Verdict
 	5,  // 17: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
 	3,  // 18: homing.actors.MailboxOp.kind:type_name -> homing.actors.MailboxOp.Kind
-	5,  // 19: homing.actors.MailboxReply.error:type_name -> homing.actors.Error
-	37, // 20: homing.actors.MailboxReply.folders:type_name -> homing.actors.FolderInfo
-	37, // 21: homing.actors.MailboxReply.folder:type_name -> homing.actors.FolderInfo
-	38, // 22: homing.actors.MailboxReply.entries:type_name -> homing.actors.MessageEntry
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	9,  // 19: homing.actors.MailboxOp.body_ref:type_name -> homing.actors.BodyRef
+	5,  // 20: homing.actors.MailboxReply.error:type_name -> homing.actors.Error
+	37, // 21: homing.actors.MailboxReply.folders:type_name -> homing.actors.FolderInfo
+	37, // 22: homing.actors.MailboxReply.folder:type_name -> homing.actors.FolderInfo
+	38, // 23: homing.actors.MailboxReply.entries:type_name -> homing.actors.MessageEntry
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }

@@ -157,6 +157,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Listen.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&cfg.Listen.POP3, "pop3", node.DefaultPOP3, "POP3 listener address (STLS; passwords over TLS or from loopback only); empty = off")
 	fs.StringVar(&cfg.Listen.POP3S, "pop3s", "", "POP3 over implicit TLS (pop3s, RFC 8314) listener address; empty = off")
+	fs.DurationVar(&cfg.POP3LockLease, "pop3-lock-lease", def.POP3LockLease, "how long a POP3 session's maildrop lock holds at the account's owner without renewal (renewed every third; a dead node's lock is free after it)")
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
 	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
@@ -219,6 +220,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
+	trustFlags(fs, cfg)
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -360,6 +362,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	banner(stdout, n)
+	reloadOnHUP(ctx, n, log)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "homing: shutting down")
 	if err := n.Close(); err != nil {
@@ -412,9 +415,11 @@ type Ready struct {
 	IMAPS      string `json:"imaps,omitempty"`
 	POP3       string `json:"pop3,omitempty"`
 	POP3S      string `json:"pop3s,omitempty"`
-	Admin      string `json:"admin"`
-	Gossip     string `json:"gossip,omitempty"`
-	Channel    string `json:"channel,omitempty"`
+	// Submissions is the implicit-TLS submission listener (RFC 8314).
+	Submissions string `json:"submissions,omitempty"`
+	Admin       string `json:"admin"`
+	Gossip      string `json:"gossip,omitempty"`
+	Channel     string `json:"channel,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
@@ -422,7 +427,7 @@ type Ready struct {
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
 		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
-		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}
@@ -466,11 +471,21 @@ func banner(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "\nSend it mail:\n  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, addr)
 	fmt.Fprintf(w, "Read it:\n  bin/homing ctl --admin %s messages %s\n  bin/homing ctl --admin %s message %s ID\n",
 		n.AdminAddr(), addr, n.AdminAddr(), addr)
+	shown := pw // in the lines to copy
+	if shown == "" {
+		shown = "PASSWORD"
+	}
+	if a := n.IMAPAddr(); a != "" {
+		h, p := splitHostPort(a)
+		fmt.Fprintf(w, "Read it with an IMAP client (IMAP %s:%s; a password over STARTTLS, or plain on loopback):\n", h, p)
+		fmt.Fprintf(w, "  curl -s --user '%s:%s' 'imap://%s:%s/INBOX;UID=1'     # the first message\n", addr, shown, h, p)
+		fmt.Fprintf(w, "  neomutt -f 'imap://%s@%s:%s/INBOX'\n", strings.ReplaceAll(addr, "@", "%40"), h, p)
+		fmt.Fprintf(w, "  mbsync: IMAPAccount demo / Host %s / Port %s / User %s / TLSType None (loopback only)\n", h, p, addr)
+	}
 	if a := n.POP3Addr(); a != "" {
 		h, p := splitHostPort(a)
-		fmt.Fprintf(w, "Read it with a POP3 client (Debian's getmail6, Python's poplib):\n"+
-			"  /usr/bin/python3 -c \"import poplib; p = poplib.POP3('%s', %s); p.user('%s'); p.pass_(input('password: ')); print(p.list())\"\n",
-			h, p, addr)
+		fmt.Fprintf(w, "Read it with a POP3 client (POP3 %s:%s; getmail6, fetchmail, Python's poplib):\n", h, p)
+		fmt.Fprintf(w, "  curl -s --user '%s:%s' 'pop3://%s:%s/'      # LIST; pop3://%s:%s/1 is RETR 1\n", addr, shown, h, p, h, p)
 	}
 }
 
