@@ -113,6 +113,9 @@ func New(cfg Config) (*Source, error) {
 			s.fetches = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
+	for _, r := range []string{"ok", "none", "error", "malformed"} {
+		s.fetches.WithLabelValues(r) // at zero from the start
+	}
 	return s, nil
 }
 

@@ -217,7 +217,7 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, pol tlsPol
 			cs := tc.ConnectionState()
 			switch {
 			case pol.verified:
-				report("verified", fmt.Sprintf("%s, certificate verified (%s)", tlsVersion(cs), pol.label))
+				report("verified", fmt.Sprintf("%s, certificate verified (%s)", tlsVersion(cs), pol.describe()))
 			case pol.report != nil:
 				if err := verifyPKIX(cs, pol.roots, name); err != nil {
 					c.log.Warn("MTA-STS testing: the certificate of the MX host does not verify; delivering anyway",
@@ -227,7 +227,7 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, pol tlsPol
 					report("verified", fmt.Sprintf("%s, certificate verified (%s)", tlsVersion(cs), pol.report))
 				}
 			default:
-				report("unverified", fmt.Sprintf("%s, certificate not verified (%s)", tlsVersion(cs), pol.label))
+				report("unverified", fmt.Sprintf("%s, certificate not verified (%s)", tlsVersion(cs), pol.describe()))
 			}
 		}
 	}

@@ -63,6 +63,7 @@ func (s *stsApplied) String() string {
 // tlsPolicy is what the TLS of a connection to one host must be.
 type tlsPolicy struct {
 	label string // the policy label of homing_outbound_tls_total
+	desc  string // what it is, in the journey ("" = label)
 	// required: no STARTTLS, a refused one or a failed handshake fail
 	// the host; nothing goes in plaintext.
 	required bool
@@ -93,7 +94,7 @@ type tlsPolicy struct {
 func (c *Client) hostTLS(h host, dane *danePolicy, sts *stsApplied) (tlsPolicy, *mail.Result) {
 	switch {
 	case dane != nil:
-		return tlsPolicy{label: TLSPolicyDANE, required: true, why: "its TLSA records (DANE) require TLS",
+		return tlsPolicy{label: TLSPolicyDANE, desc: "DANE, by its TLSA records", required: true, why: "its TLSA records (DANE) require TLS",
 			config: dane.tlsConfig(), verified: true}, nil
 	case c.cfg.RequireTLS:
 		return tlsPolicy{label: TLSPolicyRequired, required: true, why: "TLS is required", config: c.tlsConfig(h.name), verified: c.cfg.TLS != nil}, nil
@@ -102,11 +103,11 @@ func (c *Client) hostTLS(h host, dane *danePolicy, sts *stsApplied) (tlsPolicy, 
 	}
 	switch c.routeTLS(h) {
 	case RouteTLSRequire:
-		return tlsPolicy{label: TLSPolicyRoute, required: true,
+		return tlsPolicy{label: TLSPolicyRoute, required: true, desc: "the route of " + h.route + ", tls=require",
 			why:    fmt.Sprintf("the route of %s requires verified TLS (tls=require)", h.route),
 			config: c.verifyingConfig(h.name), verified: true}, nil
 	case RouteTLSEncrypt:
-		return tlsPolicy{label: TLSPolicyRoute, required: true,
+		return tlsPolicy{label: TLSPolicyRoute, required: true, desc: "the route of " + h.route + ", tls=encrypt",
 			why:    fmt.Sprintf("the route of %s requires TLS (tls=encrypt)", h.route),
 			config: c.tlsConfig(h.name)}, nil
 	}
@@ -121,7 +122,7 @@ func (c *Client) hostTLS(h host, dane *danePolicy, sts *stsApplied) (tlsPolicy, 
 				"domain", sts.domain, "mx", h.name, "policy", strings.Join(sts.policy.MX, " "), "id", sts.id)
 		}
 		if sts.enforce() {
-			return tlsPolicy{label: TLSPolicyMTASTS, required: true, why: sts.String() + " requires verified TLS",
+			return tlsPolicy{label: TLSPolicyMTASTS, desc: sts.String(), required: true, why: sts.String() + " requires verified TLS",
 				config: c.verifyingConfig(h.name), verified: true}, nil
 		}
 		return tlsPolicy{label: TLSPolicyMTASTSTesting, config: c.tlsConfig(h.name), report: sts, roots: c.cfg.RootCAs, fallback: true}, nil
@@ -143,6 +144,14 @@ func (c *Client) routeTLS(h host) RouteTLS {
 		return RouteTLSRequire
 	}
 	return RouteTLSMay
+}
+
+// describe is what the journey says the policy is.
+func (p tlsPolicy) describe() string {
+	if p.desc != "" {
+		return p.desc
+	}
+	return p.label
 }
 
 // verifyingConfig verifies the server's certificate against the trust

@@ -168,7 +168,7 @@ func TestMTASTSEnforce(t *testing.T) {
 				if !res.OK() || len(mx.Messages()) != 1 || !mx.Messages()[0].TLS {
 					t.Fatalf("want delivered over TLS: %+v", res)
 				}
-				if w.count(TLSPolicyMTASTS, "verified") != 1 || !strings.Contains(w.journey(), "certificate verified (mta-sts)") {
+				if w.count(TLSPolicyMTASTS, "verified") != 1 || !strings.Contains(w.journey(), "certificate verified (the MTA-STS policy of remote.test (mode enforce") {
 					t.Fatalf("outcome not recorded: journey %q", w.journey())
 				}
 				return
