@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,4 +311,36 @@ func TestRouteCredentialsFileMode(t *testing.T) {
 	if !strings.Contains(err.Error(), "mode 0640") || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("the error does not say why: %v", err)
 	}
+}
+
+// TestRouteCredentialsReloadedOnSIGHUP: a real homing serve reads
+// --route-credentials again on SIGHUP: the smarthost refuses the first
+// password, the fixed file is read after the signal, and the retry
+// delivers authenticated (a route with tls=encrypt: the smarthost's
+// self-signed certificate is not checked).
+func TestRouteCredentialsReloadedOnSIGHUP(t *testing.T) {
+	mx := fakemx.Start(t, func(s *gosmtp.Server) { s.TLSConfig = testca.New(t, "self").ServerTLS(t, "smarthost.test") })
+	mx.RequireAuth("relay", "new-password")
+	creds := filepath.Join(t.TempDir(), "route-credentials")
+	writeCredentials(t, creds, "remote.test relay old-password\n")
+	p := testkit.StartProcess(t, homingBin, "n1", "--route", "remote.test="+mx.Addr+",tls=encrypt",
+		"--route-credentials", creds, "--retry-min", "200ms", "--retry-max", "1s")
+	cl := adminClient(p.Admin)
+	if _, err := cl.CreateAccount(t.Context(), adminAccount("alice@example.test", "alice-pw-123")); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, cl, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+		testkit.Message("alice@example.test", "bob@remote.test", "reload", "x"))
+	wait.For(t, 20*time.Second, func() bool { return len(mx.AuthAttempts()) > 0 }, "no AUTH at the smarthost")
+	if a := mx.AuthAttempts()[0]; a.OK || a.Password != "old-password" || !a.TLS {
+		t.Fatalf("first attempt %+v", a)
+	}
+
+	writeCredentials(t, creds, "remote.test relay new-password\n")
+	p.Signal(syscall.SIGHUP)
+	if got := mx.WaitMessages(t, 1, 30*time.Second)[0]; got.AuthUser != "relay" {
+		t.Fatalf("delivered as %q", got.AuthUser)
+	}
+	wait.For(t, 10*time.Second, func() bool { return strings.Contains(p.Log(), "route credentials reloaded") },
+		"no log line about the reload")
 }
