@@ -183,6 +183,12 @@ func (s *Source) fetch(ctx context.Context, domain, id string) (*Policy, error) 
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%w (the last attempt; the next after %s)", f.err, f.until.Format(time.RFC3339))
 	}
+	if c := s.cache.get(domain, now); c != nil && c.ID == id {
+		// Another caller's fetch finished since this one looked (it
+		// caches before it leaves inflight).
+		s.mu.Unlock()
+		return c.policy(), nil
+	}
 	if fl, ok := s.inflight[domain]; ok {
 		s.mu.Unlock()
 		select {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -318,5 +319,29 @@ func TestSourceExpiry(t *testing.T) {
 	mu.Unlock()
 	if l := s.Get(ctx(t), "remote.test"); l.Policy != nil {
 		t.Fatalf("an expired policy applies: %+v", l)
+	}
+}
+
+// TestSourceDamagedCacheFile: a cache file that does not parse is
+// replaced, not fatal; one that cannot be read is an error.
+func TestSourceDamagedCacheFile(t *testing.T) {
+	e := newEnv(t)
+	e.web.Serve("remote.test", enforce)
+	file := filepath.Join(t.TempDir(), "mta-sts.json")
+	if err := os.WriteFile(file, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := e.source(t, file)
+	if s.Cached() != 0 {
+		t.Fatal("a damaged cache has entries")
+	}
+	if l := s.Get(ctx(t), "remote.test"); l.How != "fetched" {
+		t.Fatalf("%+v", l)
+	}
+	if s2 := e.source(t, file); s2.Cached() != 1 {
+		t.Fatal("the damaged file was not replaced")
+	}
+	if _, err := New(Config{Resolver: e.res, CacheFile: t.TempDir()}); err == nil {
+		t.Fatal("a cache path that is a directory opened")
 	}
 }
