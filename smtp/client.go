@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/homing-mail/homing/mail"
@@ -204,7 +205,7 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 		fill(results, *fail)
 		return results
 	}
-	sts := c.stsPolicy(ctx, domain, hosts)
+	sts := c.stsPolicy(ctx, env.ID, domain, hosts)
 	last := mail.Temp(mail.StatusUnableToRoute, "no mail server found for "+domain)
 	for _, h := range hosts {
 		addrs, fail := c.addresses(ctx, h)
@@ -249,15 +250,30 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 
 // stsPolicy is the MTA-STS policy that applies to a delivery to domain
 // through hosts: nil without a resolver, for routes and smarthosts, and
-// when the domain has none or withdrew it (mode none).
-func (c *Client) stsPolicy(ctx context.Context, domain string, hosts []host) *stsApplied {
+// when the domain has none or withdrew it (mode none). The journey of
+// message id notes a policy, and why there is none when the domain has
+// a record (a malformed one, a policy that could not be fetched).
+func (c *Client) stsPolicy(ctx context.Context, id, domain string, hosts []host) *stsApplied {
 	if c.cfg.MTASTS == nil || len(hosts) == 0 || !hosts[0].mx {
 		return nil
 	}
 	l := c.cfg.MTASTS.Get(ctx, domain)
-	if l.Policy == nil || l.Policy.Mode == mtasts.ModeNone {
+	note := func(detail string) {
+		if c.cfg.Journal != nil && id != "" {
+			c.cfg.Journal(id, "mta-sts", domain+": "+detail)
+		}
+	}
+	switch {
+	case l.Policy == nil:
+		if l.How != "no record" {
+			note("no policy applies: " + l.How)
+		}
+		return nil
+	case l.Policy.Mode == mtasts.ModeNone:
+		note("the policy (id " + l.ID + ") is mode none: withdrawn")
 		return nil
 	}
+	note(fmt.Sprintf("mode %s, mx %s, id %s (%s)", l.Policy.Mode, strings.Join(l.Policy.MX, " "), l.ID, l.How))
 	return &stsApplied{domain: domain, id: l.ID, policy: l.Policy}
 }
 

@@ -168,7 +168,8 @@ func TestMTASTSEnforce(t *testing.T) {
 				if !res.OK() || len(mx.Messages()) != 1 || !mx.Messages()[0].TLS {
 					t.Fatalf("want delivered over TLS: %+v", res)
 				}
-				if w.count(TLSPolicyMTASTS, "verified") != 1 || !strings.Contains(w.journey(), "certificate verified (the MTA-STS policy of remote.test (mode enforce") {
+				if w.count(TLSPolicyMTASTS, "verified") != 1 || !strings.Contains(w.journey(), "certificate verified (the MTA-STS policy of remote.test (mode enforce") ||
+					!strings.Contains(w.journey(), "Q1 mta-sts remote.test: mode enforce, mx mx.remote.test, id 20261201 (fetched)") {
 					t.Fatalf("outcome not recorded: journey %q", w.journey())
 				}
 				return
@@ -265,6 +266,9 @@ func TestMTASTSNoPolicy(t *testing.T) {
 			}
 			if w.count(TLSPolicyOpportunistic, "unverified") != 1 {
 				t.Fatal("not counted as opportunistic")
+			}
+			if j := w.journey(); name != "no record" && !strings.Contains(j, "Q1 mta-sts remote.test: ") {
+				t.Fatalf("the journey does not say why no policy applies: %q", j)
 			}
 		})
 	}
