@@ -35,6 +35,19 @@ type Trust struct {
 	// or ed25519 (RFC 8463).
 	NoDKIMSign    bool
 	DKIMAlgorithm string
+	// NoMTASTS turns MTA-STS (RFC 8461) for MX delivery off
+	// (--mta-sts=false).
+	NoMTASTS bool
+	// RelayCAFile is a PEM file of CA certificates that verify what
+	// outbound TLS verifies (MX hosts under an MTA-STS policy in mode
+	// enforce, routes with tls=require or credentials, MTA-STS policy
+	// hosts) instead of the system's roots (--relay-ca-file): a private
+	// CA, or a test's.
+	RelayCAFile string
+	// TestMTASTSPort is for tests only (0 otherwise): the HTTPS port
+	// MTA-STS policies are fetched from instead of 443, so that a test
+	// can serve them on loopback (--test-mta-sts-port).
+	TestMTASTSPort int
 }
 
 func (t Trust) withDefaults(domains []string) Trust {
@@ -63,6 +76,9 @@ func (t Trust) validate() error {
 		if !validDMARCMode(m) {
 			return fmt.Errorf("--dmarc-policy %s=%s: want enforce, quarantine or monitor", d, m)
 		}
+	}
+	if t.TestMTASTSPort < 0 || t.TestMTASTSPort > 65535 {
+		return fmt.Errorf("--test-mta-sts-port %d: not a port", t.TestMTASTSPort)
 	}
 	if t.DKIMAlgorithm != "rsa" && t.DKIMAlgorithm != "ed25519" {
 		return fmt.Errorf("--dkim-algorithm %s: want rsa or ed25519", t.DKIMAlgorithm)

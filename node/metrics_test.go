@@ -42,6 +42,8 @@ var metricFamilies = []string{
 	"homing_api_submit_logins_total",
 	// The checks of mail from outside (issue #11).
 	"homing_auth_results_total",
+	// Outbound TLS: MTA-STS, DANE, routes (issue #11 item 5).
+	"homing_outbound_tls_total", "homing_relay_auth_total", "homing_mta_sts_fetches_total",
 }
 
 // scrape is GET /metrics of the node at adminAddr: the families (from the

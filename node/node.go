@@ -72,7 +72,8 @@ type Node struct {
 	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
-	trust       trust // resolver, DKIM keys and signer, inbound checks (trust.go)
+	trust       trust    // resolver, DKIM keys and signer, inbound checks (trust.go)
+	relay       relayTLS // MTA-STS, relay trust roots, route credentials (relay_tls.go)
 
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
@@ -238,7 +239,7 @@ func (n *Node) startActors(ctx context.Context) error {
 			return err
 		}
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()}
+	relay := n.relayClientTLS(smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()})
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a

@@ -57,7 +57,7 @@ func (n *Node) startTrust(context.Context) error {
 	algorithm := cfg.DKIMAlgorithm
 	n.trust.signer = dkim.NewSigner(dkim.SignerConfig{Keys: keys, IsLocal: n.isLocalDomain,
 		Fallback: n.cfg.Domains[0], Algorithm: algorithm})
-	return nil
+	return n.startRelayTLS()
 }
 
 // isLocalDomain reports whether domain is one of the node's local domains.

@@ -23,6 +23,11 @@ func trustFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.Var(dmarcPolicyFlag{&cfg.Trust}, "dmarc-policy", "what a DMARC failure does: enforce (the domain's policy: p=reject 550, p=quarantine Junk), quarantine (never refuse), monitor (header only); DOMAIN=MODE for mail from DOMAIN and below it (repeatable)")
 	fs.Var((*negBool)(&cfg.Trust.NoDKIMSign), "dkim-sign", "DKIM-sign the mail of local senders this node relays (default true)")
 	fs.StringVar(&cfg.Trust.DKIMAlgorithm, "dkim-algorithm", def.Trust.DKIMAlgorithm, "algorithm of a DKIM key made on a domain's first mail: rsa (RSA-2048) or ed25519")
+	fs.Var((*negBool)(&cfg.Trust.NoMTASTS), "mta-sts", "apply the MTA-STS policies (RFC 8461) of the domains mail is relayed to through their MX hosts (default true)")
+	fs.StringVar(&cfg.Trust.RelayCAFile, "relay-ca-file", "", "PEM CA certificates that verify MX hosts under MTA-STS, routes with tls=require or credentials, and MTA-STS policy hosts, instead of the system's roots")
+	fs.IntVar(&cfg.Trust.TestMTASTSPort, "test-mta-sts-port", 0, "TESTS ONLY: fetch MTA-STS policies from this HTTPS port instead of 443")
+	fs.StringVar(&cfg.Routing.RouteCredentials, "route-credentials", "", "file of 'KEY USER PASSWORD' lines (KEY: a route's DOMAIN or *, or its HOST or HOST:PORT; mode 0600) with which routes authenticate (AUTH PLAIN over TLS only); read again on SIGHUP")
+	fs.IntVar(&cfg.Routing.TestMXPort, "test-mx-port", 0, "TESTS ONLY: connect to MX hosts on this port instead of 25")
 }
 
 // negBool is a boolean flag stored as its negation (the zero value of
