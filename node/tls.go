@@ -10,16 +10,20 @@ import (
 	"github.com/homing-mail/homing/smtp"
 )
 
-// TLS by default (issue #11 item 4): the MX port, submission and
-// submissions serve the certificate of --tls-cert/--tls-key (reloaded by
-// ReloadTLS, which homing serve runs on SIGHUP) or, without one, a
-// self-signed certificate, so that STARTTLS is always offered; a member
+// TLS by default (issue #11 item 4): the MX port, submission,
+// submissions, IMAP and POP3 serve the certificate of
+// --tls-cert/--tls-key (reloaded by ReloadTLS, which homing serve runs on
+// SIGHUP), or ACME's (acme.go), or, without either, a self-signed
+// certificate, so that STARTTLS is always offered; a member
 // that connects to the SMTP port names cluster.SMTPServerName and gets a
 // leaf of the cluster CA instead, which it verifies: cluster mail on the
 // SMTP port is never plaintext.
 
 // listenerTLS is the TLS configuration of the SMTP listeners.
 func (n *Node) listenerTLS() (*tls.Config, error) {
+	if n.trust.certs != nil { // ACME's (startACME)
+		return n.trust.certs.Config(cluster.SMTPServerName, n.trust.memberServerTLS), nil
+	}
 	src, err := cert.NewSource(n.cfg.Listen.TLSCert, n.cfg.Listen.TLSKey, n.cfg.Hostname)
 	if err != nil {
 		return nil, err
@@ -75,7 +79,8 @@ func (n *Node) SubmissionsAddr() string { return addrOf(n.trust.subsLn) }
 
 // ReloadTLS reads --tls-cert and --tls-key again: new handshakes get the
 // new certificate, sessions in progress keep theirs. On an error the old
-// certificate stays in use. Without the files it does nothing.
+// certificate stays in use. Without the files (a self-signed or an ACME
+// certificate) it does nothing.
 func (n *Node) ReloadTLS() error {
 	if n.trust.certs == nil {
 		return errors.New("the node has no TLS listeners yet")
@@ -83,7 +88,7 @@ func (n *Node) ReloadTLS() error {
 	if err := n.trust.certs.Reload(); err != nil {
 		return err
 	}
-	if !n.trust.certs.SelfSigned() {
+	if n.cfg.Listen.TLSCert != "" {
 		n.log.Info("TLS certificate reloaded", "cert", n.cfg.Listen.TLSCert)
 	}
 	return nil
