@@ -43,6 +43,11 @@ const (
 // the first certificate of its names before it orders one itself.
 const takeoverNoCert = time.Minute
 
+// meetTimeout is how long a clustered node waits to meet the cluster
+// (Replicator.Met) before it decides alone: until then its rank and the
+// bundles it has seen say nothing.
+const meetTimeout = 30 * time.Second
+
 // Resolver resolves the CA's host name (the node's resolver, so that no
 // lookup bypasses --dns).
 type Resolver interface {
@@ -278,20 +283,27 @@ func (m *Manager) LastError() error {
 }
 
 func (m *Manager) run(ctx context.Context) {
-	if m.cfg.Replicator != nil {
-		// What the other frontends have first: a node that restarts
-		// with an empty store must not order what they hold.
-		sctx, cancel := context.WithTimeout(ctx, requestTimeout+time.Second)
-		m.cfg.Replicator.Sync(sctx)
-		cancel()
-	}
 	failures := 0
 	var retryAt time.Time
+	synced := m.cfg.Replicator == nil
 	for ctx.Err() == nil {
 		b := m.cfg.Store.Get(m.names)
 		m.install(b)
 		now := time.Now()
-		at := m.dueAt(b)
+		var at time.Time
+		if !synced && !m.cfg.Replicator.Met() && now.Sub(m.start) < meetTimeout {
+			at = m.start.Add(meetTimeout) // or a Wake when it joins
+		} else if !synced {
+			// What the other frontends hold first: a node that restarts
+			// with an empty store must not order what they have.
+			sctx, cancel := context.WithTimeout(ctx, requestTimeout+time.Second)
+			m.cfg.Replicator.Sync(sctx)
+			cancel()
+			synced = true
+			continue
+		} else {
+			at = m.dueAt(b)
+		}
 		if retryAt.After(at) {
 			at = retryAt
 		}

@@ -133,6 +133,19 @@ func (r *Replicator) Rank() int {
 	return 0
 }
 
+// Met reports whether this node has met the cluster (joined its seeds,
+// or has none), so that Rank and the bundles fetched mean something.
+func (r *Replicator) Met() bool {
+	_, ms := r.cluster()
+	if ms == nil {
+		return false
+	}
+	if m, ok := ms.(interface{ Met() bool }); ok {
+		return m.Met()
+	}
+	return true
+}
+
 func (r *Replicator) encoded() []byte {
 	b, _ := json.Marshal(r.store.All())
 	return b
