@@ -79,7 +79,10 @@ type Config struct {
 	// now serve: the stored one at New, then each renewal, whether this
 	// node or another frontend obtained it.
 	OnCertificate func(*tls.Certificate)
-	Log           *slog.Logger
+	// OnAttempt, if set, is told the outcome of every attempt to order
+	// (nil: a certificate was stored).
+	OnAttempt func(error)
+	Log       *slog.Logger
 }
 
 // Manager obtains and renews the certificate of Config.Names.
@@ -315,6 +318,9 @@ func (m *Manager) run(ctx context.Context) {
 			m.mu.Lock()
 			m.lastErr = err
 			m.mu.Unlock()
+			if m.cfg.OnAttempt != nil {
+				m.cfg.OnAttempt(err)
+			}
 			if err == nil {
 				failures, retryAt = 0, time.Time{}
 				continue

@@ -2,8 +2,10 @@ package cert
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Source is the certificate of a node's TLS listeners (SMTP, submission,
@@ -64,6 +66,23 @@ func (s *Source) Reload() error {
 
 // Certificate is the certificate served now.
 func (s *Source) Certificate() *tls.Certificate { return s.cur.Load() }
+
+// NotAfter is the expiry of the certificate served now (zero if it does
+// not parse).
+func (s *Source) NotAfter() time.Time {
+	c := s.cur.Load()
+	if c == nil || len(c.Certificate) == 0 {
+		return time.Time{}
+	}
+	leaf := c.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return time.Time{}
+		}
+	}
+	return leaf.NotAfter
+}
 
 // Config is a server configuration that serves the current certificate
 // (TLS 1.2 at least). For a client that names sni (a cluster member),

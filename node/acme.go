@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"github.com/homing-mail/homing/acme"
@@ -64,9 +65,25 @@ func (n *Node) startACME(ctx context.Context) error {
 			return err
 		}
 	}
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "homing_acme_attempts_total",
+		Help: "Attempts to order the ACME certificate, by result: ok, temporary or permanent failure."}, []string{"result"})
+	for _, r := range []string{"ok", "temporary", "permanent"} {
+		attempts.WithLabelValues(r)
+	}
+	n.registry.MustRegister(attempts)
+	onAttempt := func(err error) {
+		switch {
+		case err == nil:
+			attempts.WithLabelValues("ok").Inc()
+		case mail.IsTemporary(err):
+			attempts.WithLabelValues("temporary").Inc()
+		default:
+			attempts.WithLabelValues("permanent").Inc()
+		}
+	}
 	mgr, err := acme.New(acme.Config{Directory: cfg.Directory, Email: cfg.Email, Names: cfg.Names, Roots: roots,
 		Resolver: n.trust.resolver, RetryMin: cfg.Retry, Store: store, Challenges: challenges, Replicator: repl,
-		OnCertificate: src.Set, Log: log})
+		OnCertificate: src.Set, OnAttempt: onAttempt, Log: log})
 	if err != nil {
 		return err
 	}

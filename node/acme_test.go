@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,13 @@ func TestACMEObtainsACertificate(t *testing.T) {
 	}
 	if !strings.Contains(p.Log(), "ACME certificate obtained") {
 		t.Errorf("no log line about the certificate:\n%s", p.Log())
+	}
+	_, samples := scrape(t, p.Admin)
+	for _, want := range []string{`homing_acme_attempts_total{result="ok"} 1`,
+		fmt.Sprintf("homing_tls_certificate_expiry_timestamp_seconds %g", float64(leaf.NotAfter.Unix()))} {
+		if !slices.Contains(samples, want) {
+			t.Errorf("no %s in /metrics", want)
+		}
 	}
 
 	// The CA goes away; the node restarts and serves what it stored.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/smtp"
@@ -22,6 +24,7 @@ import (
 // listenerTLS is the TLS configuration of the SMTP listeners.
 func (n *Node) listenerTLS() (*tls.Config, error) {
 	if n.trust.certs != nil { // ACME's (startACME)
+		n.certMetrics()
 		return n.trust.certs.Config(cluster.SMTPServerName, n.trust.memberServerTLS), nil
 	}
 	src, err := cert.NewSource(n.cfg.Listen.TLSCert, n.cfg.Listen.TLSKey, n.cfg.Hostname)
@@ -34,7 +37,19 @@ func (n *Node) listenerTLS() (*tls.Config, error) {
 			"hostname", n.cfg.Hostname)
 	}
 	n.trust.certs = src
+	n.certMetrics()
 	return src.Config(cluster.SMTPServerName, n.trust.memberServerTLS), nil
+}
+
+// certMetrics exports the expiry of the listeners' certificate, for an
+// alert before it lapses (a renewal that keeps failing, files nobody
+// renewed).
+func (n *Node) certMetrics() {
+	src := n.trust.certs
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "homing_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the certificate the TLS listeners serve expires (Unix time): --tls-cert's, ACME's or the self-signed one.",
+	}, func() float64 { return float64(src.NotAfter().Unix()) }))
 }
 
 // clusterSMTPTLS makes the TLS of cluster traffic on the SMTP port from
