@@ -21,6 +21,8 @@ import (
 	"github.com/homing-mail/homing/mail"
 )
 
+const testCA = "https://ca.test/dir"
+
 // bundle makes a self-signed bundle for names valid from nb for life.
 func bundle(t *testing.T, nb time.Time, life time.Duration, names ...string) Bundle {
 	t.Helper()
@@ -36,7 +38,7 @@ func bundle(t *testing.T, nb time.Time, life time.Duration, names ...string) Bun
 	}
 	kb, _ := x509.MarshalPKCS8PrivateKey(key)
 	leaf, _ := x509.ParseCertificate(der)
-	return Bundle{Names: names, Chain: [][]byte{der}, Key: kb, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	return Bundle{Directory: testCA, Names: names, Chain: [][]byte{der}, Key: kb, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
 }
 
 // TestStoreMergeConvergesInAnyOrder: for one set of names the bundle
@@ -52,9 +54,11 @@ func TestStoreMergeConvergesInAnyOrder(t *testing.T) {
 	broken.Key = older.Key // the key of another certificate
 	forged := bundle(t, now.Add(time.Hour), 90*24*time.Hour, "evil.example.test")
 	forged.Names = []string{"mx.example.test"} // names its certificate is not for
+	staging := bundle(t, now.Add(2*time.Hour), 90*24*time.Hour, "mx.example.test")
+	staging.Directory = "https://staging.test/other"
 
 	var leaves [2][]byte
-	for i, order := range [][]Bundle{{older, newer, other, broken, forged}, {forged, broken, other, newer, older}} {
+	for i, order := range [][]Bundle{{older, newer, staging, other, broken, forged}, {forged, broken, other, newer, staging, older}} {
 		dir := t.TempDir()
 		s, err := OpenStore(dir)
 		if err != nil {
@@ -67,19 +71,22 @@ func TestStoreMergeConvergesInAnyOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got := s.Get([]string{"mx.example.test"})
+		got := s.Get(testCA, []string{"mx.example.test"})
+		if st := s.Get(staging.Directory, []string{"mx.example.test"}); st == nil || !st.NotAfter.Equal(staging.NotAfter) {
+			t.Fatalf("order %d: another CA's certificate is not kept apart", i)
+		}
 		if got == nil || !got.NotAfter.Equal(newer.NotAfter) {
 			t.Fatalf("order %d: kept %+v, want the later one", i, got)
 		}
 		leaves[i] = got.Chain[0]
-		if s.Get([]string{"a.example.test", "b.example.test"}) == nil {
+		if s.Get(testCA, []string{"a.example.test", "b.example.test"}) == nil {
 			t.Fatalf("order %d: the other set of names is missing", i)
 		}
 		if again, _ := s.Merge(s.All()); again {
 			t.Fatalf("order %d: merging the store into itself changed it", i)
 		}
 		re, err := OpenStore(dir)
-		if err != nil || len(re.All()) != 2 {
+		if err != nil || len(re.All()) != 3 {
 			t.Fatalf("order %d: reopened: %v, %d bundles", i, err, len(re.All()))
 		}
 		if changes == 0 {
@@ -104,7 +111,7 @@ func TestStoreIsBounded(t *testing.T) {
 	if n := len(s.All()); n != maxBundles {
 		t.Fatalf("%d bundles kept, want %d", n, maxBundles)
 	}
-	if s.Get([]string{"n0.example.test"}) != nil || s.Get([]string{"expired.example.test"}) != nil {
+	if s.Get(testCA, []string{"n0.example.test"}) != nil || s.Get(testCA, []string{"expired.example.test"}) != nil {
 		t.Fatal("the bundles that expire first were not the ones dropped")
 	}
 }

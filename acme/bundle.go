@@ -16,7 +16,11 @@ import (
 // sent it, RFC 8555 §7.4.2), the leaf's private key (PKCS #8 DER) and
 // what the node needs to know of it without parsing.
 type Bundle struct {
-	// Names are the DNS names it was ordered for, normalized (Key).
+	// Directory is the CA it came from (its directory URL): a frontend
+	// serves only certificates of its own --acme-directory, so that one
+	// pointed at a staging CA cannot spread its certificates.
+	Directory string `json:"directory"`
+	// Names are the DNS names it was ordered for, normalized.
 	Names     []string  `json:"names"`
 	Chain     [][]byte  `json:"chain"`
 	Key       []byte    `json:"key"`
@@ -36,9 +40,11 @@ func NormalizeNames(names []string) []string {
 	return slices.Compact(out)
 }
 
-// NameKey is the key of a set of names in the store: the normalized
-// names, comma-separated.
-func NameKey(names []string) string { return strings.Join(NormalizeNames(names), ",") }
+// storeKey is the key of a CA's certificate for a set of names in the
+// store: the directory and the normalized names, comma-separated.
+func storeKey(directory string, names []string) string {
+	return directory + " " + strings.Join(NormalizeNames(names), ",")
+}
 
 // RenewAt is when a third of the certificate's lifetime remains: the
 // time to renew (the margin Let's Encrypt recommends for its 90-day

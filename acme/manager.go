@@ -175,7 +175,7 @@ func New(cfg Config) (*Manager, error) {
 		},
 	}
 	cfg.Store.OnChange(m.Wake)
-	m.install(cfg.Store.Get(names))
+	m.install(cfg.Store.Get(cfg.Directory, names))
 	return m, nil
 }
 
@@ -290,7 +290,7 @@ func (m *Manager) run(ctx context.Context) {
 	var retryAt time.Time
 	synced := m.cfg.Replicator == nil
 	for ctx.Err() == nil {
-		b := m.cfg.Store.Get(m.names)
+		b := m.cfg.Store.Get(m.cfg.Directory, m.names)
 		m.install(b)
 		now := time.Now()
 		var at time.Time
@@ -445,7 +445,7 @@ func (m *Manager) obtain(ctx context.Context) error {
 	if err != nil {
 		return &Error{Step: "download (RFC 8555 §7.4.2)", Err: err}
 	}
-	b := Bundle{Names: m.names, Chain: chain, Key: der, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+	b := Bundle{Directory: m.cfg.Directory, Names: m.names, Chain: chain, Key: der, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
 	if err := b.check(); err != nil {
 		return &Error{Step: "download (RFC 8555 §7.4.2)", Err: err}
 	}

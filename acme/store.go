@@ -31,13 +31,13 @@ const (
 const maxBundles = 16
 
 // Store keeps the node's certificate bundles in a file of its data
-// directory (0600, written by rename after a sync), one bundle per set of
-// names. Safe for concurrent use.
+// directory (0600, written by rename after a sync), one bundle per CA and
+// set of names. Safe for concurrent use.
 type Store struct {
 	dir string
 
 	mu       sync.Mutex
-	bundles  map[string]*Bundle // by NameKey
+	bundles  map[string]*Bundle // by storeKey
 	onChange []func()
 }
 
@@ -70,18 +70,19 @@ func (s *Store) OnChange(f func()) {
 	s.mu.Unlock()
 }
 
-// Get is the bundle for names, nil if there is none.
-func (s *Store) Get(names []string) *Bundle {
+// Get is the bundle of the CA at directory for names, nil if there is
+// none.
+func (s *Store) Get(directory string, names []string) *Bundle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b := s.bundles[NameKey(names)]; b != nil {
+	if b := s.bundles[storeKey(directory, names)]; b != nil {
 		c := *b
 		return &c
 	}
 	return nil
 }
 
-// All is every bundle, ordered by names.
+// All is every bundle, ordered by CA and names.
 func (s *Store) All() []Bundle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,7 +91,7 @@ func (s *Store) All() []Bundle {
 		out = append(out, *b)
 	}
 	slices.SortFunc(out, func(a, b Bundle) int {
-		switch ka, kb := NameKey(a.Names), NameKey(b.Names); {
+		switch ka, kb := storeKey(a.Directory, a.Names), storeKey(b.Directory, b.Names); {
 		case ka < kb:
 			return -1
 		case ka > kb:
@@ -102,7 +103,7 @@ func (s *Store) All() []Bundle {
 }
 
 // Merge takes the bundles that are newer than the ones kept for their
-// names (Bundle.newer), skipping any that is not whole, and saves the
+// CA and names (Bundle.newer), skipping any that is not whole, and saves the
 // store when one was taken. Merging is commutative and idempotent: every
 // node that has seen the same bundles keeps the same ones.
 func (s *Store) Merge(bs []Bundle) (changed bool, err error) {
@@ -129,7 +130,7 @@ func (s *Store) merge(bs []Bundle) bool {
 		if len(b.Names) == 0 || b.check() != nil {
 			continue
 		}
-		k := NameKey(b.Names)
+		k := storeKey(b.Directory, b.Names)
 		if old := s.bundles[k]; old == nil || newer(&b, old) {
 			s.bundles[k] = &b
 			changed = true
