@@ -65,6 +65,8 @@ type ACME struct {
 	// Retry is the first wait after a failed attempt, doubling to an
 	// hour (--acme-retry; default acme.DefaultRetryMin).
 	Retry time.Duration
+
+	namesFromHostname bool // Names is --hostname's default
 }
 
 // Enabled reports whether the node obtains its certificate by ACME.
@@ -75,7 +77,7 @@ func (a ACME) withDefaults(hostname string) ACME {
 		return a
 	}
 	if len(a.Names) == 0 && hostname != "" {
-		a.Names = []string{hostname}
+		a.Names, a.namesFromHostname = []string{hostname}, true
 	}
 	if a.HTTP == "" {
 		a.HTTP = ":80"
@@ -111,6 +113,9 @@ func (a ACME) validate(l Listen) error {
 	}
 	for _, n := range names {
 		if err := acme.ValidName(n); err != nil {
+			if a.namesFromHostname {
+				return fmt.Errorf("--acme-names defaults to --hostname %s, which cannot be the certificate's name: give --acme-names (%v)", n, err)
+			}
 			return err
 		}
 	}

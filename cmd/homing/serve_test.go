@@ -269,6 +269,14 @@ func TestCheckConfig(t *testing.T) {
 		{[]string{"--partitions", "5000"}, "--partitions"},
 		{[]string{"--config", badConf}, `unknown setting "what"`},
 		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--acme-directory", "http://ca.test/dir"}, "want an https:// URL"},
+		{[]string{"--acme-email", "x@y.test"}, "need --acme-directory"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-email", "nobody"}, "--acme-email"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--hostname", "localhost"}, "give --acme-names"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test,10.0.0.1"}, "no IP address"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--tls-cert", filepath.Join(dir, "c.pem"), "--tls-key", filepath.Join(dir, "k.pem")}, "choose one"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-ca-roots", badConf}, "no PEM certificate"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-http", "80"}, "--acme-http 80"},
 	} {
 		out.Reset()
 		errb.Reset()
