@@ -216,10 +216,11 @@ func ValidName(n string) error {
 // Names are the certificate's names, normalized.
 func (m *Manager) Names() []string { return append([]string(nil), m.names...) }
 
-// Check fetches the directory (RFC 8555 §7.1.1). A URL that answers with
-// something other than a directory, or whose certificate is not trusted,
-// is a permanent *Error (the start fails); a CA that cannot be reached
-// now is a temporary one (the node starts and Run keeps trying).
+// Check fetches the directory (RFC 8555 §7.1.1). A URL whose host does
+// not exist (NXDOMAIN), that answers with something other than a
+// directory, or whose certificate is not trusted, is a permanent *Error
+// (the start fails); a CA that cannot be reached now is a temporary one
+// (the node starts and Run keeps trying).
 func (m *Manager) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -237,6 +238,11 @@ func (m *Manager) Check(ctx context.Context) error {
 		}
 		return &Error{Step: "directory (RFC 8555 §7.1.1)", Err: fmt.Errorf("--acme-directory %s: %w", m.cfg.Directory, err), temporary: true}
 	case errors.As(err, &ue):
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return &Error{Step: "directory (RFC 8555 §7.1.1)", Err: fmt.Errorf("--acme-directory %s: its host does not exist: %w",
+				m.cfg.Directory, err)}
+		}
 		if untrusted(err) {
 			return &Error{Step: "directory (RFC 8555 §7.1.1)", Err: fmt.Errorf("--acme-directory %s: the CA's HTTPS certificate is not trusted (a private CA needs --acme-ca-roots): %w",
 				m.cfg.Directory, err)}

@@ -258,7 +258,8 @@ func TestACMERenewalSwapsTheCertificateWithoutDroppingASession(t *testing.T) {
 }
 
 // TestACMEBadDirectoryIsAClearStartupError: a directory URL that is not
-// https, one that answers 404, and one whose certificate is not trusted
+// https, one that answers 404, one whose certificate is not trusted, one
+// whose host does not exist (in the test's zone) and a wildcard name
 // each stop the start with an error that says so.
 func TestACMEBadDirectoryIsAClearStartupError(t *testing.T) {
 	dns := dnstest.Start(t, dnstest.Zone{acmeName: {"A 127.0.0.1"}})
@@ -271,6 +272,7 @@ func TestACMEBadDirectoryIsAClearStartupError(t *testing.T) {
 		{[]string{"--acme-directory", "http://127.0.0.1:1/dir"}, "want an https:// URL"},
 		{[]string{"--acme-directory", notFound, "--acme-ca-roots", pb.CAFile}, "is not an ACME directory: the server answered 404"},
 		{[]string{"--acme-directory", pb.Directory}, "the CA's HTTPS certificate is not trusted"},
+		{[]string{"--acme-directory", "https://ca.nowhere.test/dir"}, "its host does not exist"},
 		{[]string{"--acme-directory", pb.Directory, "--acme-ca-roots", pb.CAFile, "--acme-names", "*.acme.test"}, "no IP address or wildcard"},
 	} {
 		dir := t.TempDir()
