@@ -202,6 +202,7 @@ func (c Config) WithDefaults() Config {
 		c.Routing.Mode = mail.ModeLocally
 	}
 	c.Trust = c.Trust.withDefaults(c.Domains)
+	c.Trust.ACME = c.Trust.ACME.withDefaults(c.Hostname)
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
 	c.POP3 = c.POP3.WithDefaults()
@@ -342,6 +343,9 @@ func (c Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 	if err := c.Trust.validate(); err != nil {
+		return err
+	}
+	if err := c.Trust.ACME.validate(c.Listen); err != nil {
 		return err
 	}
 	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {

@@ -24,7 +24,6 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
-	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/console"
 	"github.com/homing-mail/homing/content"
@@ -110,12 +109,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.startActors,
 		n.startChannel,
 		n.startTrustChannel,
+		n.startACME,
 		n.startSMTP,
 		n.startIMAP,
 		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
 		n.joinTrust,
+		n.runACME,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -415,14 +416,11 @@ func (n *Node) startIMAP(context.Context) error {
 	if cfg.Listen.IMAP == "" && cfg.Listen.IMAPS == "" {
 		return nil
 	}
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
-	if err != nil {
-		return err
-	}
-	if tlsConfig == nil {
-		if tlsConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
-			return err
-		}
+	// The SMTP listeners' source (startSMTP ran): reloaded on SIGHUP,
+	// renewed by ACME.
+	tlsConfig := n.trust.certs.Config("", nil)
+	var err error
+	if n.trust.certs.SelfSigned() && !cfg.Trust.ACME.Enabled() {
 		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
 	}
 	// APPEND takes what SMTP takes (--max-message-size).

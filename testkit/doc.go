@@ -23,6 +23,8 @@
 //   - testkit/clock: a fake clock to hand code a func() time.Time.
 //   - testkit/failtb: a testing.TB that records failures, for testing
 //     test helpers.
+//   - testkit/pebble: Debian's pebble, an ACME CA, on loopback, its
+//     lookups sent to a testkit/dnstest server.
 //
 // Everything waits on events or polls with a deadline; nothing sleeps to
 // synchronise. Only loopback addresses are used.

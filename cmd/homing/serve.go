@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/homing-mail/homing/acme"
 	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
@@ -419,6 +420,11 @@ func checkConfiguration(cfg node.Config, stdout, stderr io.Writer) int {
 	if err := node.CheckRelayFiles(full); err != nil {
 		return fail(err)
 	}
+	if f := full.Trust.ACME.CARoots; f != "" {
+		if _, err := acme.LoadRoots(f); err != nil {
+			return fail(err)
+		}
+	}
 	for name, cmd := range full.Routing.Filters {
 		if _, err := exec.LookPath(cmd[0]); err != nil {
 			return fail(fmt.Errorf("--filter %s: %v", name, err))
@@ -449,6 +455,8 @@ type Ready struct {
 	Admin       string `json:"admin"`
 	Gossip      string `json:"gossip,omitempty"`
 	Channel     string `json:"channel,omitempty"`
+	// ACMEHTTP is the HTTP-01 challenge listener (--acme-http).
+	ACMEHTTP string `json:"acmeHttp,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
@@ -456,7 +464,8 @@ type Ready struct {
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
 		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
-		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr(),
+		ACMEHTTP: n.ACMEChallengeAddr()})
 	if err != nil {
 		return err
 	}

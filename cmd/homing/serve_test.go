@@ -288,6 +288,14 @@ func TestCheckConfig(t *testing.T) {
 		{[]string{"--relay-ca-file", notPEM}, "no PEM certificate"},
 		{[]string{"--route", "a.test=h.test:25,tls=sometimes"}, "want may, encrypt or require"},
 		{[]string{"--route", "a.test=h.test:25,auth=yes"}, "unknown option"},
+		{[]string{"--acme-directory", "http://ca.test/dir"}, "want an https:// URL"},
+		{[]string{"--acme-email", "x@y.test"}, "need --acme-directory"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-email", "nobody"}, "--acme-email"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--hostname", "localhost"}, "give --acme-names"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test,10.0.0.1"}, "no IP address"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--tls-cert", filepath.Join(dir, "c.pem"), "--tls-key", filepath.Join(dir, "k.pem")}, "choose one"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-ca-roots", badConf}, "no PEM certificate"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-http", "80"}, "--acme-http 80"},
 	} {
 		out.Reset()
 		errb.Reset()
