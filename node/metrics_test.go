@@ -40,8 +40,11 @@ var metricFamilies = []string{
 	// Logins: the guard shared by SMTP AUTH and the submit API.
 	"homing_auth_checks_in_progress", "homing_auth_check_slots", "homing_auth_failures_tracked",
 	"homing_api_submit_logins_total",
-	// The checks of mail from outside (issue #11).
-	"homing_auth_results_total",
+	// The checks of mail from outside (issue #11); the listeners'
+	// certificate.
+	"homing_auth_results_total", "homing_tls_certificate_expiry_timestamp_seconds",
+	// Outbound TLS: MTA-STS, DANE, routes (issue #11 item 5).
+	"homing_outbound_tls_total", "homing_relay_auth_total", "homing_mta_sts_fetches_total",
 }
 
 // scrape is GET /metrics of the node at adminAddr: the families (from the
