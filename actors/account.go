@@ -240,6 +240,10 @@ func (c *content) header() []byte {
 func (a *accountActor) complete(queueID string, w *delivery) {
 	if w.durable != nil {
 		if err := <-w.durable; err != nil {
+			if errors.Is(err, storage.ErrNoSpace) {
+				w.result = noSpaceResult()
+				return
+			}
 			a.log.Error("local delivery not synced", "account", a.address, "queueID", queueID, "err", err)
 			w.result = mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
 			return
@@ -317,6 +321,11 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		// RFC 3463 4.2.2: mailbox full. Temporary; the queue turns it
 		// permanent after its over-quota time (5.2.2).
 		return mail.Result{Code: 452, Status: mail.StatusMailboxFull, Text: "mailbox full"}
+	case errors.Is(err, storage.ErrNoSpace):
+		// The mailbox store's disk is below its free-space limit: the
+		// queue keeps the message and tries again. Its guard logs the
+		// condition once; the delivery log has each deferral.
+		return noSpaceResult()
 	case err != nil:
 		a.loaded = false
 		return a.failure(env.ID, err)
@@ -504,4 +513,11 @@ func (a *accountActor) failure(queueID string, err error) mail.Result {
 	}
 	a.log.Error("local delivery failed", "account", a.address, "queueID", queueID, "err", err)
 	return mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
+}
+
+// noSpaceResult is the answer to a delivery while the mailbox store's disk
+// is below its free-space limit (storage.ErrNoSpace): 452 4.3.1, mail
+// system full, temporary.
+func noSpaceResult() mail.Result {
+	return mail.Result{Code: 452, Status: mail.StatusSystemFull, Text: "mail system full; try again later"}
 }

@@ -126,17 +126,24 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 
 func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error) {
 	raw, err := a.System.RawMessage(ctx, address, id)
+	if err != nil {
+		return nil, a.messageError(ctx, err, address, id)
+	}
+	return raw, nil
+}
+
+// messageError is the answer when message id of address could not be
+// read: 404 naming what is missing, the account or the message; 500 for
+// damaged data; the error as it is otherwise.
+func (a *API) messageError(ctx context.Context, err error, address, id string) error {
 	if isNotFound(err) {
 		// Which is missing, the account or the message?
 		if _, aerr := a.System.GetAccount(ctx, address); aerr != nil {
-			return nil, a.accountError(aerr, address)
+			return a.accountError(aerr, address)
 		}
-		return nil, &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no message %s in %s", id, address), Field: "id", Err: err}
+		return &admin.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no message %s in %s", id, address), Field: "id", Err: err}
 	}
-	if err != nil {
-		return nil, a.accountError(a.damaged(err, "message "+id+" of "+address), address)
-	}
-	return raw, nil
+	return a.accountError(a.damaged(err, "message "+id+" of "+address), address)
 }
 
 // damaged answers damaged data (storage.ErrDamaged: bytes that fail their
@@ -149,7 +156,7 @@ func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error
 func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
 	size, r, err := a.System.OpenRaw(ctx, address, id)
 	if err != nil {
-		return 0, nil, a.damaged(err, "message "+id+" of "+address)
+		return 0, nil, a.messageError(ctx, err, address, id)
 	}
 	return size, r, nil
 }
@@ -361,6 +368,11 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	env.ID = hmail.NewID(env.Received)
 	hdr := fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
 		account, a.Info.Hostname, env.ID, env.Received.Format(time.RFC1123Z))
+	// Below the queue's free-space limit new mail is refused, as SMTP's
+	// MAIL FROM answers 452 4.3.1: 507 Insufficient Storage.
+	if err := a.System.Enqueuer().Admit(int64(len(raw))); err != nil {
+		return "", noSpace()
+	}
 	// Through the queue's body writer, as SMTP's DATA: a large message is
 	// a file of the queue, which every local mailbox links.
 	var body hmail.Body
@@ -375,15 +387,28 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 			body, err = w.Commit()
 		}
 	}
+	if errors.Is(err, hmail.ErrNoSpace) {
+		return "", noSpace()
+	}
 	if err != nil {
 		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	if err := a.System.Submit(ctx, &hmail.Message{Envelope: env, Body: body}); err != nil {
+		if errors.Is(err, hmail.ErrNoSpace) {
+			return "", noSpace()
+		}
 		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	return env.ID, nil
+}
+
+// noSpace is the answer of POST /api/v1/submit while the queue's disk is
+// below its free-space limit (the free-space guard logs it, once).
+func noSpace() error {
+	return &admin.Error{Status: http.StatusInsufficientStorage, Message: "insufficient system storage; try again later",
+		RetryAfter: time.Minute}
 }
 
 // checkMessage requires CRLF line ends and a parsable header, so that what

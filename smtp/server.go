@@ -127,6 +127,15 @@ func (s *Server) Serve(l net.Listener) error {
 // Close stops accepting, cancels every session's context, closes every
 // connection and waits (up to 10 s) for the connection goroutines to end.
 // A message whose DATA was in flight gets no 250. Close is idempotent.
+// admit asks the Enqueuer whether a message of size bytes may come in
+// now (Admitter); nil when it cannot say.
+func (s *Server) admit(size int64) error {
+	if a, ok := s.enq.(Admitter); ok {
+		return a.Admit(size)
+	}
+	return nil
+}
+
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)

@@ -35,3 +35,11 @@ func sameDevice(a, b string) bool {
 	}
 	return sa.Dev == sb.Dev
 }
+
+// SameFilesystem reports whether the directories a and b (created if
+// needed) are on one filesystem.
+func SameFilesystem(a, b string) bool {
+	_ = os.MkdirAll(a, 0o700)
+	_ = os.MkdirAll(b, 0o700)
+	return sameDevice(a, b)
+}
