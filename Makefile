@@ -9,7 +9,7 @@ C        ?= 20
 SIZE     ?= 4096
 ACCOUNTS ?= 500
 
-.PHONY: build run cluster test bench bench-cluster soak fuzz proto vet fmt clean
+.PHONY: build run cluster test bench bench-cluster bench-imap soak fuzz proto vet fmt clean
 
 # -buildvcs=auto: homing version names the commit when built in a git
 # clone (a GOFLAGS=-buildvcs=false of the environment would drop it).
@@ -17,6 +17,7 @@ build:
 	$(GO) build -buildvcs=auto -o $(HOMING) ./cmd/homing
 	$(GO) build -o $(BIN)/homing-load ./cmd/homing-load
 	$(GO) build -o $(BIN)/homing-filter-example ./cmd/homing-filter-example
+	$(GO) build -o $(BIN)/homing-imap-bench ./cmd/homing-imap-bench
 
 # The default single node: data under ./data, SMTP 127.0.0.1:2525, admin and
 # console 127.0.0.1:8025, and the demo account (--demo: only here and in
@@ -34,7 +35,7 @@ cluster: build
 # several nodes share one process (files tagged !race).
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -shuffle=on -timeout 15m $(PKGS)
+	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 	$(GO) test -shuffle=on -timeout 5m ./testkit
 
 # MODE=single (one node), cluster (1 frontend + 2 backends as three
@@ -50,6 +51,18 @@ endif
 
 bench-cluster:
 	$(MAKE) bench MODE=cluster
+
+# IMAP side by side with Dovecot (Debian's dovecot-imapd, started by the
+# benchmark on loopback with its own configuration, not as a service):
+# SIZES-message mailboxes, ROUNDS rounds, SESSIONS concurrent sessions;
+# PPROF=FILE writes a CPU profile of Homing's concurrent loop.
+SIZES    ?= 10000,100000
+ROUNDS   ?= 5
+SESSIONS ?= 50
+PPROF    ?=
+bench-imap: build
+	@test -x /usr/sbin/dovecot || { echo "bench-imap needs Dovecot: apt-get install dovecot-imapd (the benchmark starts its own, on loopback; the system service is not used)"; exit 1; }
+	$(BIN)/homing-imap-bench --homing $(HOMING) --dovecot /usr/sbin/dovecot --sizes $(SIZES) --rounds $(ROUNDS) --sessions $(SESSIONS) $(if $(PPROF),--pprof $(PPROF))
 
 # The chaos soak with real processes (1 frontend + 2 backends; kill -9,
 # restarts, SIGSTOP/SIGCONT while clients stream mail), DURATION per queue
@@ -71,6 +84,11 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzParseResponse -fuzztime $(FUZZTIME)
+	$(GO) test ./imap -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./summary -run '^$$' -fuzz FuzzCompute -fuzztime $(FUZZTIME)
+	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./inbound -run '^$$' -fuzz FuzzHeaderFilter -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:

@@ -61,6 +61,13 @@ type accountActor struct {
 	// copying: the actor is not passivated meanwhile.
 	bodies  *bodySource
 	staging int
+
+	// The mailbox operations' state (mailbox.go): the folders sessions
+	// selected, the watchers told of changes, the POP3 lock.
+	views          map[uint32]*folderView
+	watchers       map[string]*watcher
+	popLock        string
+	popLockExpires time.Time
 }
 
 // workDone: the goroutine of a delivery has finished the work of these
@@ -73,19 +80,26 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		a.stats.started(KindAccount)
 		ctx.SetReceiveTimeout(a.cfg.AccountIdle)
 	case *actor.Stopped:
+		a.closing(ctx)
 		a.stats.stopped(KindAccount)
 	case *actor.ReceiveTimeout:
-		if a.staging == 0 {
+		if a.staging == 0 && !a.watched() {
 			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
 		}
 	case *pb.Deliver:
 		a.receive(ctx, m)
 	case *staged:
 		a.staged(ctx, m)
+	case *stagedAppend:
+		a.stagedAppend(ctx, m)
 	case *workDone:
 		for _, k := range m.keys {
 			delete(a.busy, k)
 		}
+	case *pb.MailboxOp:
+		a.mailbox(ctx, m)
+	case *notifyChange:
+		a.notify(ctx, m)
 	}
 }
 
@@ -126,6 +140,9 @@ type delivery struct {
 	// duplicate); duplicate says it was stored before.
 	messageID string
 	duplicate bool
+	// notify is the change to tell the account's watchers once the
+	// append is durable.
+	notify *notifyChange
 }
 
 // deliver stores one attempt (Local Delivery) for each of its recipients,
@@ -200,6 +217,9 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Messa
 	go func() {
 		for _, w := range work {
 			a.complete(msg.Envelope.ID, w)
+			if w.notify != nil && w.result.OK() {
+				root.Send(self, w.notify)
+			}
 		}
 		// workDone first: a repeat the answer provokes must find the
 		// work no longer in progress (the actor reads workDone first).
@@ -331,6 +351,10 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		return a.failure(env.ID, err)
 	}
 	w.durable, w.messageID, w.duplicate = durable, res.ID, res.Duplicate
+	if !res.Duplicate && res.UID != 0 {
+		a.appended(res)
+		w.notify = &notifyChange{folder: res.FolderID, modseq: res.ModSeq}
+	}
 	todo := p.work
 	if res.Duplicate {
 		todo = res.Pending
@@ -373,16 +397,22 @@ type plan struct {
 func (a *accountActor) plan(env *mail.Envelope, r *mail.Recipient, c *content) plan {
 	p := plan{keep: true}
 	if a.rules.Len() == 0 {
+		p.folder = a.quarantineFolder(c, nil)
 		return p
 	}
 	h, _ := rules.ParseHeader(c.header())
 	one := &mail.Envelope{From: env.From, Recipients: []*mail.Recipient{{Addr: r.Addr}}, Size: c.body.Size(), Source: env.Source}
-	o := a.rules.Evaluate(rules.NewMessage(one, h))
+	m := rules.NewMessage(one, h)
+	m.Auth = rules.AuthResults(h, a.cfg.AuthServID)
+	o := a.rules.Evaluate(m)
 	if o.Reject != nil {
 		res := o.Reject.Result()
 		return plan{stop: &res}
 	}
 	p.keep, p.folder = o.Keep(), o.Folder
+	if p.folder == "" {
+		p.folder = a.quarantineFolder(c, h)
+	}
 	for _, line := range o.AddHeaders {
 		p.headers = append(append(p.headers, line...), '\r', '\n')
 	}

@@ -56,6 +56,7 @@ const (
 // bodySource is what account actors find bodies by reference with.
 type bodySource struct {
 	queue   QueueStore    // this node's queue
+	uploads *uploads      // this node's staged APPEND bodies
 	fetches chan struct{} // a slot per transfer (fetch or copy) running
 	timeout time.Duration // for one chunk
 }
@@ -63,6 +64,13 @@ type bodySource struct {
 // local returns the queued body a reference from this node names: the
 // queue's file with the reference's prefix in front.
 func (s *bodySource) local(ref *pb.BodyRef) (mail.Body, error) {
+	if ref.GetUpload() != "" && s != nil && s.uploads != nil {
+		fb, err := s.uploads.get(ref.GetUpload(), ref.GetSize(), ref.GetCrc32C())
+		if err != nil {
+			return nil, err
+		}
+		return mail.Prepend(ref.GetPrefix(), fb), nil
+	}
 	if s == nil || s.queue == nil {
 		return nil, fmt.Errorf("%w: no queue here to read the body from", mail.ErrUnavailable)
 	}
@@ -273,7 +281,7 @@ func fetchBody(root *actor.RootContext, from *actor.PID, ref *pb.BodyRef, w io.W
 		for len(window) < bodyWindow && next < size {
 			n := int(min(size-next, bodyChunk))
 			f := root.RequestFuture(from, &pb.GetBody{QueueId: ref.GetQueueId(), Offset: next, Length: int32(n),
-				Size: size, Crc32C: ref.GetCrc32C()}, timeout)
+				Size: size, Crc32C: ref.GetCrc32C(), Upload: ref.GetUpload()}, timeout)
 			window = append(window, inflight{f: f, off: next, n: n})
 			next += int64(n)
 		}
@@ -306,9 +314,10 @@ func fetchBody(root *actor.RootContext, from *actor.PID, ref *pb.BodyRef, w io.W
 // the account actors of members (GetBody), each read on a goroutine, at
 // most cap(slots) at once, so that the actor never waits on the disk.
 type bodyServerActor struct {
-	queue QueueStore
-	slots chan struct{}
-	log   *slog.Logger
+	queue   QueueStore
+	uploads *uploads // nil: none
+	slots   chan struct{}
+	log     *slog.Logger
 }
 
 func (b *bodyServerActor) Receive(ctx actor.Context) {
@@ -334,16 +343,28 @@ func (b *bodyServerActor) serve(m *pb.GetBody) *pb.BodyChunk {
 	if m.GetLength() <= 0 || m.GetLength() > bodyChunk || m.GetOffset() < 0 {
 		return fail(fmt.Errorf("%w: a piece of %d bytes at %d", mail.ErrInvalid, m.GetLength(), m.GetOffset()))
 	}
-	body, err := b.queue.Body(m.GetQueueId())
-	if err != nil {
-		if errors.Is(err, storage.ErrDamaged) {
-			b.log.Error("a member asked for a damaged body", "queueID", m.GetQueueId(), "err", err)
+	var fb *storage.FileBody
+	if m.GetUpload() != "" {
+		if b.uploads == nil {
+			return fail(fmt.Errorf("%w: no uploads here", mail.ErrNotFound))
 		}
-		return fail(err)
-	}
-	_, fb, ok := storage.BodyFile(body)
-	if !ok || fb.Size() != m.GetSize() || fb.CRC() != m.GetCrc32C() {
-		return fail(fmt.Errorf("%w: queue message %s holds no such body", mail.ErrNotFound, m.GetQueueId()))
+		var err error
+		if fb, err = b.uploads.get(m.GetUpload(), m.GetSize(), m.GetCrc32C()); err != nil {
+			return fail(err)
+		}
+	} else {
+		body, err := b.queue.Body(m.GetQueueId())
+		if err != nil {
+			if errors.Is(err, storage.ErrDamaged) {
+				b.log.Error("a member asked for a damaged body", "queueID", m.GetQueueId(), "err", err)
+			}
+			return fail(err)
+		}
+		var ok bool
+		_, fb, ok = storage.BodyFile(body)
+		if !ok || fb.Size() != m.GetSize() || fb.CRC() != m.GetCrc32C() {
+			return fail(fmt.Errorf("%w: queue message %s holds no such body", mail.ErrNotFound, m.GetQueueId()))
+		}
 	}
 	n := int(min(int64(m.GetLength()), fb.Size()-m.GetOffset()))
 	if n <= 0 {

@@ -12,6 +12,10 @@ type Config struct {
 	Hostname string
 	// LocalDomains are the domains whose addresses are accounts here.
 	LocalDomains []string
+	// AuthServID is the cluster's authserv-id (RFC 8601): account rules
+	// read the results of the Authentication-Results field with it, and
+	// a message it marks as quarantined (DMARC) is filed in JunkFolder.
+	AuthServID string
 	// NodeName is this node's member name, which the transfer protocol
 	// gives the members it asks. Default Hostname.
 	NodeName string

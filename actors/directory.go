@@ -113,14 +113,86 @@ func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 	}
 }
 
+// ask puts the lookup to the owner of addr's partition. When the owner
+// changes while it waits (the owner died and another took over, or a
+// partition without an owner got one), it asks the new owner at once, at
+// most maxOwnerMoves times, so that an RCPT during a failover waits for
+// the new owner instead of answering 451 (each ask has its own timeout).
 func (d *Directory) ask(ctx context.Context, addr string) (string, error) {
-	pid, err := d.place.PartitionPID(mail.PartitionOf(addr, d.parts))
-	if err != nil {
-		return "", err
+	p := mail.PartitionOf(addr, d.parts)
+	retries := 0
+	for moves := 0; ; moves++ {
+		changed := ownerChanged(d.place, p)
+		if changed == nil || moves >= maxOwnerMoves {
+			changed = nil
+		}
+		pid, err := d.place.PartitionPID(p)
+		if err != nil {
+			if changed != nil && d.waitOwner(ctx, changed) {
+				continue
+			}
+			return "", err
+		}
+		actx, cancel := context.WithTimeout(ctx, d.timeout)
+		type answer struct {
+			r   *pb.ResolveResult
+			err error
+		}
+		ch := make(chan answer, 1)
+		go func() {
+			r, err := request[*pb.ResolveResult](actx, d.root, pid, &pb.Resolve{Address: addr}, d.timeout)
+			ch <- answer{r, err}
+		}()
+		select {
+		case a := <-ch:
+			cancel()
+			if a.err != nil {
+				// Right after a move the new owner may not run the
+				// partition yet (its view lags by a probe or two): try it
+				// again shortly, within one lookup timeout.
+				if moves > 0 && d.pause(ctx, &retries) {
+					continue
+				}
+				if changed != nil && d.waitOwner(ctx, changed) {
+					continue
+				}
+				return "", a.err
+			}
+			return a.r.Account, goError(a.r.Error)
+		case <-changed:
+			cancel()
+			continue
+		}
 	}
-	reply, err := request[*pb.ResolveResult](ctx, d.root, pid, &pb.Resolve{Address: addr}, d.timeout)
-	if err != nil {
-		return "", err
+}
+
+// pause waits before asking a new owner again (100 ms doubling, at most
+// 5 times); it reports whether to ask.
+func (d *Directory) pause(ctx context.Context, retries *int) bool {
+	if *retries >= 5 {
+		return false
 	}
-	return reply.Account, goError(reply.Error)
+	t := time.NewTimer(100 * time.Millisecond << *retries)
+	defer t.Stop()
+	*retries++
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// waitOwner waits up to the lookup timeout for the partition's owner to
+// change; it reports whether it did.
+func (d *Directory) waitOwner(ctx context.Context, changed <-chan struct{}) bool {
+	t := time.NewTimer(d.timeout)
+	defer t.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }

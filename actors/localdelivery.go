@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -16,6 +17,24 @@ import (
 // when the partition has no owner right now (handoff, no backend alive).
 type Placement interface {
 	PartitionPID(partition int) (*actor.PID, error)
+}
+
+// OwnerWatcher is the optional part of a Placement that says when a
+// partition's owner changes (*cluster.Placement has it). A request in
+// flight to an owner that is replaced is sent again to the new one at
+// once (deliveries are idempotent) rather than waiting for its timeout:
+// after a kill -9 the old owner never answers.
+type OwnerWatcher interface {
+	OwnerChanged(partition int) <-chan struct{}
+}
+
+// ownerChanged returns place's channel for partition p, or nil (never
+// ready) when place cannot tell.
+func ownerChanged(place Placement, p int) <-chan struct{} {
+	if w, ok := place.(OwnerWatcher); ok {
+		return w.OwnerChanged(p)
+	}
+	return nil
 }
 
 // localDeliveryActor is Local Delivery: it sends each attempt's local
@@ -50,6 +69,22 @@ type deliveryTask struct {
 	job     *jobState
 	account string
 	msg     *mail.Message // the attempt for this account's recipients
+	// try counts the Delivers sent for this task (one more each time the
+	// owner changed while one was in flight); done is set once it is
+	// answered, and stop ends the watch of the owner.
+	try     int
+	done    bool
+	stop    chan struct{}
+	sent    int // Delivers sent because the owner changed
+	retries int // of those, sent again because the new owner did not answer
+}
+
+// ownerMoved: the owner of a task's partition changed while its Deliver
+// was in flight.
+type ownerMoved struct {
+	task  *deliveryTask
+	try   int
+	again bool // a retry at the new owner, not a new move
 }
 
 // jobState collects the answers of one attempt.
@@ -97,6 +132,8 @@ func (l *localDeliveryActor) Receive(ctx actor.Context) {
 			return
 		}
 		l.start(ctx, m.msg, m.queue)
+	case *ownerMoved:
+		l.moved(ctx, m)
 	}
 }
 
@@ -142,6 +179,11 @@ func (l *localDeliveryActor) enqueue(ctx actor.Context, t *deliveryTask) {
 // finished records the answers of one task and starts the account's next
 // waiting task.
 func (l *localDeliveryActor) finished(ctx actor.Context, t *deliveryTask, results []mail.Result) {
+	t.done = true
+	if t.stop != nil {
+		close(t.stop)
+		t.stop = nil
+	}
 	js := t.job
 	js.results = append(js.results, results...)
 	js.left--
@@ -187,9 +229,35 @@ func (l *localDeliveryActor) deliver(ctx actor.Context, t *deliveryTask) {
 		l.finished(ctx, t, t.all(mail.Temp(mail.StatusLocalError, "message body unavailable")))
 		return
 	}
+	t.try++
+	try := t.try
+	if changed := ownerChanged(l.place, mail.PartitionOf(t.account, l.cfg.Partitions)); changed != nil && t.sent < maxOwnerMoves {
+		if t.stop == nil {
+			t.stop = make(chan struct{})
+		}
+		root, self, stop := ctx.ActorSystem().Root, ctx.Self(), t.stop
+		go func() {
+			select {
+			case <-changed:
+				root.Send(self, &ownerMoved{task: t, try: try})
+			case <-stop:
+			}
+		}()
+	}
 	f := ctx.RequestFuture(pid, d, l.cfg.RequestTimeout)
 	ctx.ReenterAfter(f, func(res interface{}, err error) {
+		if t.done || t.try != try {
+			return // answered already, or sent again to a new owner
+		}
 		dr, ok := res.(*pb.DeliverResult)
+		if (err != nil || !ok) && t.sent > 0 && t.retries < maxMovedRetries {
+			// Sent to a new owner that does not run the partition yet
+			// (its view lags): again shortly (100 ms doubling).
+			root, self := ctx.ActorSystem().Root, ctx.Self()
+			time.AfterFunc(100*time.Millisecond<<t.retries, func() { root.Send(self, &ownerMoved{task: t, try: try, again: true}) })
+			t.retries++
+			return
+		}
 		if err != nil || !ok {
 			// Timeout or the owner went away: the message may or may
 			// not be stored. Retrying is safe (idempotent).
@@ -198,4 +266,25 @@ func (l *localDeliveryActor) deliver(ctx actor.Context, t *deliveryTask) {
 		}
 		l.finished(ctx, t, mailResults(dr, t.msg.Envelope.Recipients))
 	})
+}
+
+// maxOwnerMoves bounds how often one task follows its partition to a new
+// owner.
+const maxOwnerMoves = 3
+
+// maxMovedRetries bounds the retries at a new owner that did not answer
+// (100 ms doubling: 3.1 s in all).
+const maxMovedRetries = 5
+
+// moved sends a task whose Deliver is in flight to its partition's new
+// owner (idempotent at the mailbox: dedup on queue id and recipient).
+func (l *localDeliveryActor) moved(ctx actor.Context, m *ownerMoved) {
+	t := m.task
+	if t.done || t.try != m.try {
+		return
+	}
+	if !m.again {
+		t.sent++
+	}
+	l.deliver(ctx, t)
 }

@@ -64,6 +64,17 @@ type partitionActor struct {
 	bodies *bodySource
 	// changed, if set, is told when the data opens and when it closes.
 	changed func(id int, open bool)
+
+	// A failure of the open data (partition_failure.go): lost is why
+	// (nil while healthy), closingLost is set while the failed data is
+	// being closed off the actor, watchStop ends the goroutine that
+	// watches the open data for a failure.
+	lost        error
+	closingLost bool
+	lastLost    string
+	watchStop   chan struct{}
+	root        *actor.RootContext
+	self        *actor.PID
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
@@ -88,6 +99,10 @@ type partitionState struct {
 	accounts int
 	err      string // why the data failed to open (not a lock held elsewhere)
 	damaged  bool   // err is damage (storage.ErrDamaged)
+	lockErr  bool   // err is a lock that cannot be taken (storage.ErrLockFailed)
+	heldBy   string // the data is held by another open: its error, naming the holder
+	epoch    uint64 // the open data's fencing token
+	lost     string // the last failure of the open data (a newer epoch, an I/O error), with its time
 }
 
 type accountChild struct {
@@ -117,8 +132,13 @@ func newPartitionActor(id int, open OpenPartition, cfg *Config, stats *Stats, lo
 func (p *partitionActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		p.root, p.self = ctx.ActorSystem().Root, ctx.Self()
 		p.stats.started(KindPartition)
 		p.tryOpen(ctx)
+	case *dataFailed:
+		p.dataFailed(ctx, m)
+	case *lostClosed:
+		p.lostClosed(ctx, m)
 	case *retryOpen:
 		p.retry = nil
 		p.tryOpen(ctx)
@@ -131,6 +151,7 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 			p.stats.openRecovered()
 		}
 		// Children have terminated by now: close the data last.
+		p.stopWatch()
 		if p.data != nil {
 			if err := p.data.Close(); err != nil {
 				p.log.Error("closing partition", "err", err)
@@ -154,11 +175,22 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 			ctx.Respond(deliverResult(m, p.id, nil))
 		case p.retiring:
 			ctx.Respond(deliverFailure(m, p.id, errMoving))
+		case p.lost != nil:
+			ctx.Respond(deliverFailure(m, p.id, p.lostResult()))
 		case p.ensureOpen() != nil:
 			ctx.Respond(deliverFailure(m, p.id, p.unavailable()))
 		default:
 			// Local Delivery sends one Deliver per account.
 			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
+		}
+	case *pb.MailboxOp:
+		switch {
+		case p.retiring:
+			ctx.Respond(&pb.MailboxReply{Error: pbError(fmt.Errorf("%w: partition is moving to another node", mail.ErrUnavailable))})
+		case p.ensureOpen() != nil:
+			ctx.Respond(&pb.MailboxReply{Error: pbError(fmt.Errorf("%w: %v", mail.ErrUnavailable, p.openErr))})
+		default:
+			p.route(ctx, strings.ToLower(m.Account), m)
 		}
 	case *passivate:
 		if c, ok := p.children[m.account]; ok && c.pid.Equal(m.pid) && !c.stopping {
@@ -168,9 +200,15 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		p.terminated(ctx, m.Who)
 	case *partitionStatus:
-		st := &partitionState{id: p.id, open: p.data != nil, accounts: len(p.children)}
+		st := &partitionState{id: p.id, open: p.data != nil && p.lost == nil, accounts: len(p.children), lost: p.lastLost}
 		if p.failing {
 			st.err, st.damaged = p.openErr.Error(), errors.Is(p.openErr, storage.ErrDamaged)
+			st.lockErr = errors.Is(p.openErr, storage.ErrLockFailed)
+		} else if p.data == nil && p.openErr != nil && errors.Is(p.openErr, storage.ErrLocked) {
+			st.heldBy = p.openErr.Error()
+		}
+		if p.data != nil {
+			st.epoch = p.data.Epoch()
 		}
 		ctx.Respond(st)
 	default:
@@ -214,6 +252,9 @@ func (p *partitionActor) tryOpen(ctx actor.Context) {
 // a lock held elsewhere tries again at once; one that failed otherwise
 // answers with that failure until its retry timer tries again.
 func (p *partitionActor) ensureOpen() error {
+	if p.lost != nil {
+		return p.lost
+	}
 	if p.data != nil {
 		return nil
 	}
@@ -234,6 +275,7 @@ func (p *partitionActor) openData() error {
 		return p.openErr
 	}
 	p.data, p.openErr = d, nil
+	p.watch(d)
 	if p.failing {
 		p.failing = false
 		p.stats.openRecovered()
@@ -262,17 +304,23 @@ func (p *partitionActor) openFailed(err error) {
 		return
 	}
 	reason := "error"
-	if errors.Is(err, storage.ErrDamaged) {
+	switch {
+	case errors.Is(err, storage.ErrDamaged):
 		reason = "damaged"
+	case errors.Is(err, storage.ErrLockFailed):
+		reason = "lock"
 	}
 	p.stats.openFailed(p.id, reason, !p.failing)
 	p.failing = true
 	if !changed {
 		return
 	}
-	if reason == "damaged" {
+	switch reason {
+	case "damaged":
 		p.log.Error("partition data damaged: not opened; its mail waits in the queue, the other partitions and the queue go on; retrying (homing check DATA_DIR reports the damage)", "err", err)
-	} else {
+	case "lock":
+		p.log.Error("partition lock cannot be taken (not held by another node: the filesystem's locks fail); not opened, its mail waits in the queue; retrying slowly", "err", err)
+	default:
 		p.log.Error("partition failed to open; its mail waits in the queue; retrying", "err", err)
 	}
 }
@@ -331,6 +379,15 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 		p.maybeRetired(ctx)
 		return
 	}
+	if p.lost != nil {
+		for _, pm := range c.pending {
+			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
+				ctx.Send(pm.sender, deliverFailure(d, p.id, p.lostResult()))
+			}
+		}
+		p.maybeCloseLost()
+		return
+	}
 	if len(c.pending) == 0 {
 		return
 	}
@@ -367,6 +424,10 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	}
 	if p.retiring {
 		ctx.Respond(unavailableReply(msg, errors.New("partition is moving to another node")))
+		return
+	}
+	if p.lost != nil {
+		ctx.Respond(unavailableReply(msg, p.lost))
 		return
 	}
 	if err := p.ensureOpen(); err != nil {
@@ -484,7 +545,7 @@ func (p *partitionActor) rawPiece(ctx actor.Context, m *pb.GetRaw) {
 	go func() {
 		reply := &pb.RawReply{Size: size}
 		err := error(nil)
-		if off == 0 {
+		if off == 0 && !m.GetUnchecked() {
 			err = storage.VerifyBody(body)
 		}
 		if err == nil {

@@ -56,6 +56,7 @@ type Stats struct {
 
 	// Damage (storage.ErrDamaged) and partitions that fail to open.
 	promOpenFailures *prometheus.CounterVec
+	promLost         *prometheus.CounterVec
 	promFailed       prometheus.Gauge
 	promDamaged      prometheus.Counter
 	// QueueDamaged counts the messages the queue held as damaged.
@@ -99,7 +100,11 @@ func NewStats(reg prometheus.Registerer) *Stats {
 		}, []string{"event"}),
 		promOpenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "homing_partition_open_failures_total",
-			Help: "Failed opens of a partition's data on this node for another reason than a lock held elsewhere (a handoff), by partition and reason (damaged, error).",
+			Help: "Failed opens of a partition's data on this node for another reason than a lock held elsewhere (a handoff), by partition and reason (damaged, lock: the lock cannot be taken, error).",
+		}, []string{"partition", "reason"}),
+		promLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "homing_partition_failures_total",
+			Help: "Open partitions closed at once because their data failed, by partition and reason (fenced: another node opened it since, a newer epoch; io: a write or sync error).",
 		}, []string{"partition", "reason"}),
 		promFailed: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "homing_partitions_failed",
@@ -128,7 +133,7 @@ func NewStats(reg prometheus.Registerer) *Stats {
 	s.promActivate.WithLabelValues("passivate")
 	if reg != nil {
 		reg.MustRegister(s.promActive, s.promResults, s.promLatency, s.promDepth, s.promActivate, s.promRelay,
-			s.promOpenFailures, s.promFailed, s.promDamaged)
+			s.promOpenFailures, s.promLost, s.promFailed, s.promDamaged)
 	}
 	return s
 }
@@ -143,7 +148,10 @@ var ResultOutcomes = map[string][]string{
 
 // openFailureReasons are the reason labels of
 // homing_partition_open_failures_total.
-var openFailureReasons = []string{"damaged", "error"}
+var openFailureReasons = []string{"damaged", "lock", "error"}
+
+// lostReasons are the reason labels of homing_partition_failures_total.
+var lostReasons = []string{"fenced", "io"}
 
 // partitionSeries makes the per-partition series of partition id, at
 // zero: this node runs its actor from now on. (Series of every partition
@@ -152,6 +160,9 @@ var openFailureReasons = []string{"damaged", "error"}
 func (s *Stats) partitionSeries(id int) {
 	for _, r := range openFailureReasons {
 		s.promOpenFailures.WithLabelValues(strconv.Itoa(id), r)
+	}
+	for _, r := range lostReasons {
+		s.promLost.WithLabelValues(strconv.Itoa(id), r)
 	}
 }
 
@@ -180,6 +191,12 @@ func (s *Stats) openFailed(id int, reason string, failing bool) {
 	if failing {
 		s.promFailed.Inc()
 	}
+}
+
+// partitionLost counts a failure of partition id's open data (reason
+// "fenced": a newer epoch; "io": a write or sync error).
+func (s *Stats) partitionLost(id int, reason string) {
+	s.promLost.WithLabelValues(strconv.Itoa(id), reason).Inc()
 }
 
 // openRecovered: a partition in the failed state opened, or its actor

@@ -47,10 +47,19 @@ type PartitionData interface {
 	NewBody() (mail.BodyWriter, error)
 	Linkable(b mail.Body) bool
 	Usage(account string) (bytes int64, count int, err error)
+	// Failed is closed once the data has failed: a write or sync error,
+	// or another node took the partition since this open (a newer
+	// epoch, storage.ErrFenced). Every write fails from then on; the
+	// partition actor closes the data at once and opens it again. Err
+	// says why (nil while healthy); Epoch is this open's fencing token.
+	Failed() <-chan struct{}
+	Err() error
+	Epoch() uint64
 }
 
 // OpenPartition opens the data of partition id. It fails (with an error
-// wrapping storage.ErrLocked) while another process holds it.
+// wrapping storage.ErrLocked) while another process holds it, and with one
+// wrapping storage.ErrLockFailed when the lock cannot be taken at all.
 type OpenPartition func(id int) (PartitionData, error)
 
 // QueueStore is the durable queue. *storage.QueueStore satisfies it.
@@ -126,4 +135,27 @@ type ContentPipeline interface {
 // *System satisfies it.
 type Submitter interface {
 	Submit(ctx context.Context, msg *mail.Message) error
+}
+
+// MailboxData is the folder model of an opened partition (storage's
+// folder.go): what IMAP, POP3 and the admin API change through the account
+// actor. *storage.Partition satisfies it; a PartitionData without it
+// answers mailbox operations as unsupported. The write methods return once
+// the change is written, with the channel that says when it is durable.
+type MailboxData interface {
+	Folders(account string) ([]storage.Folder, error)
+	Folder(account, name string) (storage.Folder, error)
+	CreateFolder(ctx context.Context, account, name, use string) (storage.Folder, <-chan error, error)
+	DeleteFolder(ctx context.Context, account, name string) (<-chan error, error)
+	RenameFolder(ctx context.Context, account, from, to string) (<-chan error, error)
+	SubscribeFolder(ctx context.Context, account, name string, on bool) (<-chan error, error)
+	FolderEntries(account string, fid uint32) ([]storage.Entry, error)
+	StoreFlags(ctx context.Context, account string, fid uint32, uids []uint32, op storage.FlagOp, flags []string) ([]storage.Entry, <-chan error, error)
+	Expunge(ctx context.Context, account string, fid uint32, uids []uint32) ([]uint32, <-chan error, error)
+	Remove(ctx context.Context, account string, fid uint32, uids []uint32) ([]uint32, <-chan error, error)
+	CopyMessages(ctx context.Context, account string, src uint32, uids []uint32, dst uint32, move bool, quota int64) (storage.CopyResult, <-chan error, error)
+	MessageMeta(account string, ids []uint64, summaries bool) ([]storage.MessageMeta, error)
+	DeleteMessage(ctx context.Context, account, id string) error
+	MoveMessage(ctx context.Context, account, id, folder string) (uint32, error)
+	ChangeFlags(ctx context.Context, account, id string, add, remove []string, replace bool) error
 }

@@ -74,6 +74,7 @@ type System struct {
 	partitions []*actor.PID // local partition actors, by id; nil entries when not local
 	queue      *actor.PID
 	bodies     *bodySource
+	uploads    *uploads // the staged bodies of this node's APPENDs (upload.go)
 	enq        *Enqueuer
 	dir        *Directory
 
@@ -132,11 +133,13 @@ func Start(cfg Config, deps Deps) (*System, error) {
 
 	s.place = deps.Placement
 	s.changed = deps.PartitionChanged
-	s.bodies = &bodySource{queue: deps.Queue, fetches: make(chan struct{}, cfg.MaxFetches), timeout: cfg.RequestTimeout}
+	s.uploads = newUploads()
+	s.bodies = &bodySource{queue: deps.Queue, uploads: s.uploads, fetches: make(chan struct{}, cfg.MaxFetches), timeout: cfg.RequestTimeout}
 	// The body server: members pull the bodies of this queue that go to
-	// their accounts by reference (bodyref.go).
+	// their accounts by reference (bodyref.go), and those of the APPENDs
+	// of this node's sessions (upload.go).
 	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &bodyServerActor{queue: deps.Queue, slots: make(chan struct{}, cfg.MaxFetches), log: log}
+		return &bodyServerActor{queue: deps.Queue, uploads: s.uploads, slots: make(chan struct{}, cfg.MaxFetches), log: log}
 	}), bodyServerName); err != nil {
 		s.Stop()
 		return nil, err
@@ -154,7 +157,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 				return nil, err
 			}
 		}
-		s.place = localPlacement(s.partitions)
+		s.place = localPlacement{s}
 	}
 	domains := map[string]bool{}
 	for _, d := range cfg.LocalDomains {
@@ -327,6 +330,17 @@ type PartitionState struct {
 	// and tries again. Damaged: the failure is damage (storage.ErrDamaged).
 	Error   string `json:"error,omitempty"`
 	Damaged bool   `json:"damaged,omitempty"`
+	// LockError: Error is a lock that cannot be taken (not held by
+	// another node: storage.ErrLockFailed).
+	LockError bool `json:"lockError,omitempty"`
+	// HeldBy: the data is held by another open (a handoff, or two nodes
+	// that both believe they own it), as the lock names its holder.
+	HeldBy string `json:"heldBy,omitempty"`
+	// Epoch is the open data's fencing token (0 while not open).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// LastFailure is the last failure of the open data (a newer epoch or
+	// an I/O error closed it), with its time.
+	LastFailure string `json:"lastFailure,omitempty"`
 }
 
 // PartitionStates reports every local partition actor's state.
@@ -340,6 +354,7 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 		st := PartitionState{ID: id}
 		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
 			st.Open, st.ActiveAccounts, st.Error, st.Damaged = r.open, r.accounts, r.err, r.damaged
+			st.LockError, st.HeldBy, st.Epoch, st.LastFailure = r.lockErr, r.heldBy, r.epoch, r.lost
 		}
 		out = append(out, st)
 	}
@@ -356,14 +371,17 @@ func (s *System) RetryLocal(partitions []int) {
 	s.root.Send(s.queue, &retryLocal{partitions: append([]int(nil), partitions...)})
 }
 
-// localPlacement places every partition on this node (a single node).
-type localPlacement []*actor.PID
+// localPlacement places every partition on this node (a single node). It
+// reads the partition actors under the System's lock: a stop clears them
+// while sessions (IMAP) still look where an account is.
+type localPlacement struct{ s *System }
 
 func (l localPlacement) PartitionPID(p int) (*actor.PID, error) {
-	if p < 0 || p >= len(l) || l[p] == nil {
+	pid := l.s.LocalPartition(p)
+	if pid == nil {
 		return nil, fmt.Errorf("%w: partition %d has no owner", mail.ErrUnavailable, p)
 	}
-	return l[p], nil
+	return pid, nil
 }
 
 // Account is an account record as the admin layer sees it.

@@ -8,6 +8,7 @@ import (
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/storage"
+	"github.com/homing-mail/homing/summary"
 )
 
 // Every conversion between Homing's types and the protobuf messages that
@@ -19,6 +20,12 @@ func pbError(err error) *pb.Error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, storage.ErrNoFolder):
+		return &pb.Error{Kind: pb.Error_NO_FOLDER, Text: err.Error()}
+	case errors.Is(err, storage.ErrOverQuota):
+		return &pb.Error{Kind: pb.Error_OVER_QUOTA, Text: err.Error()}
+	case errors.Is(err, storage.ErrCannot):
+		return &pb.Error{Kind: pb.Error_CANNOT, Text: err.Error()}
 	case errors.Is(err, mail.ErrNoSuchUser):
 		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
 	case errors.Is(err, mail.ErrNotFound):
@@ -50,6 +57,12 @@ func goError(e *pb.Error) error {
 		return fmt.Errorf("%w: %s", mail.ErrInvalid, e.Text)
 	case pb.Error_DAMAGED:
 		return fmt.Errorf("%w: %s", storage.ErrDamaged, e.Text)
+	case pb.Error_NO_FOLDER:
+		return fmt.Errorf("%w (%w): %s", storage.ErrNoFolder, mail.ErrNotFound, e.Text)
+	case pb.Error_OVER_QUOTA:
+		return fmt.Errorf("%w: %s", storage.ErrOverQuota, e.Text)
+	case pb.Error_CANNOT:
+		return fmt.Errorf("%w: %s", storage.ErrCannot, e.Text)
 	default:
 		return fmt.Errorf("%w: %s", mail.ErrUnavailable, e.Text)
 	}
@@ -182,7 +195,11 @@ func storageAccount(a *pb.AccountRecord, address string) storage.Account {
 
 // pbMessageInfo is a mailbox listing entry.
 func pbMessageInfo(m storage.MessageInfo) *pb.MessageInfo {
-	return &pb.MessageInfo{Id: m.ID, Folder: m.Folder, Size: m.Size, ReceivedUnixNano: m.Received.UnixNano(), Flags: m.Flags}
+	mi := &pb.MessageInfo{Id: m.ID, Folder: m.Folder, Size: m.Size, ReceivedUnixNano: m.Received.UnixNano(), Flags: m.Flags, Uid: m.UID}
+	if s, err := summary.Decode(m.Summary); err == nil && len(m.Summary) > 0 {
+		mi.From, mi.Subject = s.From(), s.Subject()
+	}
+	return mi
 }
 
 // unavailableReply answers an admin request msg that cannot be served now.

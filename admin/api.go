@@ -110,6 +110,17 @@ func (e *Error) Temporary() bool {
 type Cluster struct {
 	Members    []Member    `json:"members"`
 	Partitions []Partition `json:"partitions"`
+	// Conflicts are static partitions that more than one live member
+	// claims: only Owner opens each ("" when none may: the member that
+	// holds its data is not live).
+	Conflicts []StaticConflict `json:"conflicts,omitempty"`
+}
+
+// StaticConflict is one static partition claimed by several live members.
+type StaticConflict struct {
+	Partition int      `json:"partition"`
+	Owner     string   `json:"owner"`
+	Claimants []string `json:"claimants"`
 }
 
 // Member is one node of the cluster.
@@ -160,6 +171,38 @@ type Message struct {
 	Flags    []string  `json:"flags,omitempty"`
 	From     string    `json:"from,omitempty"`
 	Subject  string    `json:"subject,omitempty"`
+	UID      uint32    `json:"uid,omitempty"`
+}
+
+// Folder is one folder of an account, GET /api/v1/accounts/{a}/folders.
+type Folder struct {
+	Name        string `json:"name"`
+	Messages    int64  `json:"messages"`
+	Unseen      int64  `json:"unseen"`
+	UIDValidity uint32 `json:"uidValidity"`
+	UIDNext     uint32 `json:"uidNext"`
+	SpecialUse  string `json:"specialUse,omitempty"`
+}
+
+// MoveMessage is the body of POST .../messages/{id}/move.
+type MoveMessage struct {
+	Folder string `json:"folder"`
+}
+
+// FlagMessage is the body of POST .../messages/{id}/flags.
+type FlagMessage struct {
+	Add    []string `json:"add"`
+	Remove []string `json:"remove"`
+}
+
+// MailboxAdmin is implemented by an API that changes mailboxes: the
+// folders of an account, and deleting, moving and flagging a message
+// (each done by the account's owner, the only writer).
+type MailboxAdmin interface {
+	Folders(ctx context.Context, address string) ([]Folder, error)
+	DeleteMessage(ctx context.Context, address, id string) error
+	MoveMessage(ctx context.Context, address, id, folder string) error
+	FlagMessage(ctx context.Context, address, id string, add, remove []string) error
 }
 
 // QueueEntry is one queued message, GET /api/v1/queue.
@@ -281,6 +324,18 @@ type PartitionStatus struct {
 	// go on.
 	Error   string `json:"error,omitempty"`
 	Damaged bool   `json:"damaged,omitempty"`
+	// LockError: Error is a lock that cannot be taken on the store's
+	// filesystem (EBADF, ENOLCK, EIO ...), not a lock held by another
+	// node; the node retries slowly and says so in its log.
+	LockError bool `json:"lockError,omitempty"`
+	// HeldBy names the open that holds the data while this node waits
+	// for it (its lock file's owner, pid and host).
+	HeldBy string `json:"heldBy,omitempty"`
+	// Epoch is the fencing token of this node's open of the data.
+	Epoch uint64 `json:"epoch,omitempty"`
+	// LastFailure is the last failure that closed the open data (another
+	// node opened it since, or a write or sync error), with its time.
+	LastFailure string `json:"lastFailure,omitempty"`
 }
 
 // Stats is GET /api/v1/stats: counters since start and latency quantiles

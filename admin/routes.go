@@ -36,6 +36,7 @@ func (h *handler) routes() {
 	m.HandleFunc("DELETE /api/v1/accounts/{address}", h.deleteAccount)
 	m.HandleFunc("GET /api/v1/accounts/{address}/messages", h.messages)
 	m.HandleFunc("GET /api/v1/accounts/{address}/messages/{id}/raw", h.rawMessage)
+	h.mailboxRoutes(m)
 
 	m.HandleFunc("GET /api/v1/queue", h.queue)
 	m.HandleFunc("GET /api/v1/queue/{id}", h.queueEntry)
@@ -50,6 +51,7 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /api/v1/actors", h.actors)
 	m.HandleFunc("GET /api/v1/stats", h.stats)
 	m.HandleFunc("GET /api/v1/partitions", h.partitions)
+	m.HandleFunc("POST /api/v1/partitions/{id}/move", h.movePartition)
 	m.HandleFunc("GET /api/v1/nodes", h.nodes)
 	m.HandleFunc("GET /api/v1/journey/{id}", h.journey)
 	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)
@@ -58,6 +60,7 @@ func (h *handler) routes() {
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
+	h.dkimRoutes()
 	// ServeHTTP answers GET and HEAD before the token check; these make
 	// other methods a 405.
 	m.HandleFunc("GET "+pathHealthz, h.health)

@@ -2,6 +2,7 @@ package cert
 
 import (
 	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -35,5 +36,55 @@ func TestServerLoadsFilesMakesSelfSignedOrNothing(t *testing.T) {
 
 	if _, err := Server(filepath.Join(dir, "missing.pem"), keyFile, ""); err == nil || !strings.Contains(err.Error(), "--tls-cert") {
 		t.Fatalf("missing certificate file: %v, want an error naming --tls-cert", err)
+	}
+}
+
+func TestSourceReloadsAndAnswersMembersWithTheirCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	write := func(host string) []byte {
+		c, err := SelfSigned(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
+		os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600)
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key}), 0o600)
+		return c.Certificate[0]
+	}
+	first := write("a.test")
+	src, err := NewSource(certFile, keyFile, "")
+	if err != nil || src.SelfSigned() {
+		t.Fatalf("NewSource: %v", err)
+	}
+	member := &tls.Config{}
+	cfg := src.Config("member.invalid", member)
+	got, _ := cfg.GetCertificate(nil)
+	if string(got.Certificate[0]) != string(first) {
+		t.Fatal("not the file's certificate")
+	}
+	second := write("b.test")
+	if err := src.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cfg.GetCertificate(nil); string(got.Certificate[0]) != string(second) {
+		t.Fatal("Reload did not take the new files")
+	}
+	os.WriteFile(certFile, []byte("junk"), 0o600)
+	if err := src.Reload(); err == nil {
+		t.Fatal("a broken file reloaded")
+	}
+	if got, _ := cfg.GetCertificate(nil); string(got.Certificate[0]) != string(second) {
+		t.Fatal("a failed reload changed the certificate")
+	}
+	if c, _ := cfg.GetConfigForClient(&tls.ClientHelloInfo{ServerName: "member.invalid"}); c != member {
+		t.Fatal("a member's server name did not get the member configuration")
+	}
+	if c, _ := cfg.GetConfigForClient(&tls.ClientHelloInfo{ServerName: "mx.example.test"}); c != nil {
+		t.Fatal("another server name got the member configuration")
+	}
+	ss, err := NewSource("", "", "mx.test")
+	if err != nil || !ss.SelfSigned() || ss.Reload() != nil {
+		t.Fatalf("self-signed source: %v", err)
 	}
 }

@@ -103,7 +103,9 @@ func TestChannelCarriesLargeMessages(t *testing.T) {
 	// limit, passes too, but takes 8 s under -race.)
 	const size = 6 << 20
 	a, b := startPair(t, "a", "b", []string{withSecret(testSecretA)}, []string{withSecret(testSecretA)})
-	b.send("resolvebig %s %d %d", a.addr, okTimeout.Milliseconds(), size)
+	// 6 MiB each way under -race: seconds on a quiet machine, more than
+	// okTimeout on a loaded one (seen at a load average of 20).
+	b.send("resolvebig %s %d %d", a.addr, (3 * okTimeout).Milliseconds(), size)
 	want := fmt.Sprintf("ok %d", len("resolved:")+size)
 	if got := b.read(); got != want {
 		t.Fatalf("a %d-byte request: got %q, want %q", size, got, want)

@@ -45,6 +45,7 @@ type Membership struct {
 	stop    chan struct{} // closed to stop the join goroutine
 	joinWG  sync.WaitGroup
 	joinErr atomic.Int64 // failed seed joins (tests watch it)
+	joined  atomic.Bool  // a join of the seeds succeeded once
 
 	conflicts atomic.Int64 // name conflicts seen (tests watch it)
 

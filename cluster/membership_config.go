@@ -151,6 +151,19 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 	// A node that crashed comes back under its name with a new address
 	// (port 0, a new container): let it in once its old self is dead.
 	mc.DeadNodeReclaimTime = 10 * time.Second
+	// The production profile: memberlist's LAN profile with failure
+	// detection tightened so that a crashed backend is declared dead in
+	// about 2.5 s instead of 5-7 s (measured, README "Failover"): probe
+	// every 500 ms (LAN: 1 s) with a 250 ms timeout (500 ms; a LAN round
+	// trip is well under 1 ms, and memberlist's awareness multiplier
+	// stretches the timeout of a node that is itself slow), and a
+	// suspicion that lasts 4 x log10(N) probe intervals at least and twice
+	// that at most (LAN: six times), gossiped every 100 ms (200 ms). A
+	// member that is merely slow refutes the suspicion within that time.
+	mc.ProbeInterval = 500 * time.Millisecond
+	mc.ProbeTimeout = 250 * time.Millisecond
+	mc.SuspicionMaxTimeoutMult = 2
+	mc.GossipInterval = 100 * time.Millisecond
 	if c.Fast {
 		mc.TCPTimeout = 500 * time.Millisecond
 		mc.RetransmitMult = 3

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,18 @@ func viewOf(m *Membership) string {
 		parts = append(parts, fmt.Sprintf("%s=%s", mm.Name, mm.State))
 	}
 	return strings.Join(parts, " ")
+}
+
+// namesOf is the names of the members m knows, whatever their state (a
+// loaded machine may make a member of the cluster suspect for a moment;
+// what an intrusion test asserts is who is in the view).
+func namesOf(m *Membership) string {
+	var names []string
+	for _, mm := range m.Members() {
+		names = append(names, mm.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " ")
 }
 
 // waitStates waits until every node in views sees every name in want in

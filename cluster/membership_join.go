@@ -46,6 +46,12 @@ func (m *Membership) joinLoop() {
 				m.reconnectOne() // a member we lost may answer where the seeds do not
 			} else {
 				m.log.Info("joined the cluster", "members", m.ml.NumMembers())
+				// memberlist merged the seed's whole member table before
+				// Join returned: this node's view now has every member
+				// the seed knew (ownership waits for this).
+				if !m.joined.Swap(true) {
+					m.signalChanged()
+				}
 				failing = false
 				backoff = m.t.joinMin
 			}

@@ -32,7 +32,8 @@ type Member struct {
 	Addr  string // gossip host:port
 	State State
 	Meta  Meta
-	Self  bool // this is the local node
+	Self  bool      // this is the local node
+	Since time.Time // when State last changed, as this node saw it
 }
 
 // memberEntry is one row of Membership's member table.
@@ -133,6 +134,7 @@ func (m *Membership) Members() []Member {
 	for _, e := range m.members {
 		mm := e.m
 		mm.Meta = mm.Meta.clone()
+		mm.Since = e.since
 		out = append(out, mm)
 	}
 	m.mu.Unlock()
@@ -177,5 +179,6 @@ func sameMember(a, b Member) bool {
 func sameMeta(a, b Meta) bool {
 	return a.Cluster == b.Cluster && a.Version == b.Version && slices.Equal(a.Roles, b.Roles) &&
 		a.QueueMode == b.QueueMode && a.SMTP == b.SMTP && a.Channel == b.Channel && a.Admin == b.Admin &&
-		a.Partitions == b.Partitions && a.Static == b.Static && a.Started == b.Started
+		a.Partitions == b.Partitions && a.Static == b.Static && a.Started == b.Started &&
+		a.HasData == b.HasData && a.Adopted == b.Adopted
 }

@@ -32,7 +32,16 @@ type Meta struct {
 	Admin      string // host:port of the admin HTTP API
 	Partitions int    // partition count; nodes with another count are refused
 	Static     string // static mode: the partitions this backend owns, e.g. "0-7,12"; "" = dynamic
-	Started    int64  // unix nanoseconds when this process started (tells restarts apart)
+	// HasData is the part of Static whose data exists in this backend's
+	// store (opened there before): of two live backends claiming one
+	// static partition, one with its data wins over one without, and a
+	// claimant without it never takes over from a dead one that has it.
+	HasData string
+	// Adopted are partitions an operator moved to this backend at run
+	// time (homing ctl partitions move): it owns them whatever the
+	// static claims, until it restarts.
+	Adopted string
+	Started int64 // unix nanoseconds when this process started (tells restarts apart)
 	// RulesVersion is the version of the cluster-wide rules this node
 	// applies; a member with an older one fetches the newer set.
 	RulesVersion int64
@@ -71,6 +80,8 @@ type wireMeta struct {
 	Admin        string         `json:"a,omitempty"`
 	Partitions   int            `json:"p,omitempty"`
 	Static       string         `json:"st,omitempty"`
+	HasData      string         `json:"hd,omitempty"`
+	Adopted      string         `json:"ad,omitempty"`
 	Started      int64          `json:"t,omitempty"`
 	RulesVersion int64          `json:"rv,omitempty"`
 	Leaving      bool           `json:"lv,omitempty"`
@@ -88,7 +99,7 @@ func encodeMeta(m Meta, f metaFlags) ([]byte, error) {
 	b, err := json.Marshal(wireMeta{
 		Cluster: m.Cluster, Version: m.Version, Roles: m.Roles, QueueMode: m.QueueMode,
 		SMTP: m.SMTP, Channel: m.Channel, Admin: m.Admin, Partitions: m.Partitions,
-		Static: m.Static, Started: m.Started, Leaving: f.leaving, Alone: f.alone, RulesVersion: m.RulesVersion,
+		Static: m.Static, HasData: m.HasData, Adopted: m.Adopted, Started: m.Started, Leaving: f.leaving, Alone: f.alone, RulesVersion: m.RulesVersion,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encoding node metadata: %w", err)
@@ -119,6 +130,6 @@ func decodeMeta(b []byte) (Meta, metaFlags, error) {
 	return Meta{
 		Cluster: w.Cluster, Version: w.Version, Roles: w.Roles, QueueMode: w.QueueMode,
 		SMTP: w.SMTP, Channel: w.Channel, Admin: w.Admin, Partitions: w.Partitions,
-		Static: w.Static, Started: w.Started, RulesVersion: w.RulesVersion,
+		Static: w.Static, HasData: w.HasData, Adopted: w.Adopted, Started: w.Started, RulesVersion: w.RulesVersion,
 	}, metaFlags{leaving: w.Leaving, alone: w.Alone}, nil
 }

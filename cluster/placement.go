@@ -29,8 +29,8 @@ var ErrNoOwner = mail.TemporaryError("partition has no owner")
 // rendezvous score (highest random weight hashing) for it, so when a
 // backend joins or leaves only the partitions it gains or loses move.
 // Static mode: a backend that advertises a partition set (Meta.Static)
-// owns exactly those; this node always believes its own static set (its
-// configuration is authoritative for itself).
+// owns those of them that the rules of static.go give it: of two live
+// claimants of one partition only one opens it.
 //
 // Safe for concurrent use.
 type Placement struct {
@@ -42,6 +42,28 @@ type Placement struct {
 	mu      sync.RWMutex
 	owners  []string          // by partition; "" = none
 	channel map[string]string // member name -> cluster channel address
+	// watch holds, by partition, the channel OwnerChanged handed out;
+	// Update closes it when the partition's owner changes.
+	watch map[int]chan struct{}
+}
+
+// OwnerChanged returns a channel that is closed the next time the owner
+// of partition p changes (to another member, to none, or from none).
+// Requests to a partition's owner use it to give up on an owner that is
+// gone and ask the next one at once, instead of waiting for their
+// timeout.
+func (pl *Placement) OwnerChanged(p int) <-chan struct{} {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.watch == nil {
+		pl.watch = map[int]chan struct{}{}
+	}
+	ch := pl.watch[p]
+	if ch == nil {
+		ch = make(chan struct{})
+		pl.watch[p] = ch
+	}
+	return ch
 }
 
 // NewPlacement returns a placement for a cluster of the given partition
@@ -55,25 +77,23 @@ func NewPlacement(partitions int, self string, local func(int) *actor.PID) *Plac
 // this node owns.
 func (pl *Placement) Update(members []Member) []int {
 	owners := Assign(pl.partitions, members)
-	var selfStatic []int
 	channel := map[string]string{}
 	for _, m := range members {
 		channel[m.Name] = m.Meta.Channel
-		if m.Name == pl.self && m.Meta.HasRole(mail.RoleBackend) && m.Meta.Static != "" {
-			selfStatic, _ = mail.ParsePartitionSet(m.Meta.Static, pl.partitions)
-		}
 	}
 	var owned []int
-	if selfStatic != nil {
-		owned = selfStatic
-	} else {
-		for p, o := range owners {
-			if o == pl.self {
-				owned = append(owned, p)
-			}
+	for p, o := range owners {
+		if o == pl.self {
+			owned = append(owned, p)
 		}
 	}
 	pl.mu.Lock()
+	for p, ch := range pl.watch {
+		if p < len(owners) && p < len(pl.owners) && owners[p] != pl.owners[p] {
+			close(ch)
+			delete(pl.watch, p)
+		}
+	}
 	pl.owners, pl.channel = owners, channel
 	pl.mu.Unlock()
 	return owned
@@ -115,9 +135,10 @@ func (pl *Placement) PartitionPID(p int) (*actor.PID, error) {
 	return actor.NewPID(addr, fmt.Sprintf("partition-%d", p)), nil
 }
 
-// Assign computes the owner of every partition from a membership view: a
-// live (alive or suspect) backend that claims it statically, else a live
-// dynamic backend chosen by rendezvous hashing with bounded load: every
+// Assign computes the owner of every partition from a membership view: for
+// a partition some backend claims statically, the claimant the rules of
+// static.go give it (or none); else a live dynamic backend chosen by
+// rendezvous hashing with bounded load: every
 // (partition, backend) pair gets a score, pairs are taken from the highest
 // score down, and a backend takes at most ceil(P/N) partitions. Plain
 // rendezvous hashing spread 16 partitions 5/11 over two backends; the bound
@@ -127,38 +148,20 @@ func (pl *Placement) PartitionPID(p int) (*actor.PID, error) {
 func Assign(partitions int, members []Member) []string {
 	owners := make([]string, partitions)
 	var dynamic []string
-	claims := make([][]string, partitions)
 	for _, m := range members {
-		if !m.Meta.HasRole(mail.RoleBackend) || (m.State != StateAlive && m.State != StateSuspect) {
-			continue
-		}
-		if m.Meta.Static == "" {
+		if m.Meta.HasRole(mail.RoleBackend) && m.State.Live() && m.Meta.Static == "" {
 			dynamic = append(dynamic, m.Name)
-			continue
-		}
-		set, err := mail.ParsePartitionSet(m.Meta.Static, partitions)
-		if err != nil {
-			continue
-		}
-		for _, p := range set {
-			claims[p] = append(claims[p], m.Name)
 		}
 	}
+	sv := newStaticView(partitions, members)
 	sort.Strings(dynamic)
 	var free []int
 	for p := range owners {
-		if len(claims[p]) == 0 {
+		if !sv.static(p) {
 			free = append(free, p)
 			continue
 		}
-		var best string
-		var bestScore uint64
-		for _, name := range claims[p] {
-			if sc := score(p, name); best == "" || sc > bestScore || (sc == bestScore && name < best) {
-				best, bestScore = name, sc
-			}
-		}
-		owners[p] = best
+		owners[p] = sv.owner(p) // static.go
 	}
 	if len(dynamic) == 0 || len(free) == 0 {
 		return owners

@@ -103,18 +103,6 @@ func TestAssignStatic(t *testing.T) {
 	}
 }
 
-func TestPlacementSelfStaticAlwaysOwns(t *testing.T) {
-	// Two backends misconfigured to claim the same partition: each
-	// believes it owns it (the storage fence decides who opens it).
-	ms := []Member{backend("s1", StateAlive, "0"), backend("s2", StateAlive, "0")}
-	for _, self := range []string{"s1", "s2"} {
-		pl := NewPlacement(2, self, func(int) *actor.PID { return nil })
-		if got := pl.Update(markSelf(ms, self)); !reflect.DeepEqual(got, []int{0}) {
-			t.Errorf("%s owns %v, want [0]", self, got)
-		}
-	}
-}
-
 func TestPartitionPIDRoutesToOwnerChannel(t *testing.T) {
 	ms := []Member{backend("b1", StateAlive, ""), {Name: "fe", State: StateAlive, Meta: Meta{Roles: []mail.Role{"frontend"}}}}
 	pl := NewPlacement(4, "fe", func(int) *actor.PID { return nil })

@@ -113,15 +113,19 @@ func (a *consoleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	a.mu.Lock()
 	a.auth = append(a.auth, r.Header.Get("Authorization"))
+	a.mu.Unlock()
+	// A call that changes state is recorded once the handler has applied
+	// it, so a test that waits for the call finds its effect too.
+	a.handler.ServeHTTP(w, r)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		call := r.Method + " " + r.URL.RequestURI()
 		if len(body) > 0 {
 			call += " " + string(body)
 		}
+		a.mu.Lock()
 		a.calls = append(a.calls, call)
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
-	a.handler.ServeHTTP(w, r)
 }
 
 // killBackend marks a backend dead, as gossip reports a crash: its

@@ -27,6 +27,9 @@ type Pipeline struct {
 	tmp     string // where filters read message files
 	file    string // rules.json in the data directory
 	filters map[string]*filter.Filter
+	// authServID is the cluster's authserv-id: rules read the results
+	// of its Authentication-Results field (auth.go).
+	authServID atomic.Value // string
 
 	mu             sync.RWMutex
 	server         []rules.Rule
@@ -152,6 +155,7 @@ func (p *Pipeline) Process(ctx context.Context, msg *mail.Message) (bool, error)
 	}
 	h, _ := rules.ParseHeader(head) // a malformed header still yields what it could parse
 	m := rules.NewMessage(env, h)
+	m.Auth = rules.AuthResults(h, p.AuthServID())
 	oc, os := cs.Evaluate(m), ss.Evaluate(m)
 	for _, o := range []rules.Outcome{oc, os} {
 		if o.Reject != nil {

@@ -118,7 +118,7 @@ func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, er
 	out := make([]admin.Message, 0, len(ms))
 	for _, m := range ms {
 		msg := admin.Message{ID: m.Id, Folder: m.Folder, Size: m.Size,
-			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags}
+			Received: time.Unix(0, m.ReceivedUnixNano).UTC(), Flags: m.Flags, UID: m.Uid, From: m.From, Subject: m.Subject}
 		out = append(out, msg)
 	}
 	return out, nil
@@ -132,9 +132,19 @@ func (a *API) RawMessage(ctx context.Context, address, id string) ([]byte, error
 	return raw, nil
 }
 
-// messageError is the answer when message id of address could not be
-// read: 404 naming what is missing, the account or the message; 500 for
-// damaged data; the error as it is otherwise.
+// OpenRawMessage implements admin.RawMessageOpener: the message streamed
+// from its owner in pieces, never held whole.
+func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
+	size, r, err := a.System.OpenRaw(ctx, address, id)
+	if err != nil {
+		return 0, nil, a.messageError(ctx, err, address, id)
+	}
+	return size, r, nil
+}
+
+// messageError says in words what a failed read of message id of address
+// met: a missing account or message is 404 naming which, damaged data is
+// 500 (damaged), anything else keeps its class (accountError).
 func (a *API) messageError(ctx context.Context, err error, address, id string) error {
 	if isNotFound(err) {
 		// Which is missing, the account or the message?
@@ -151,16 +161,6 @@ func (a *API) messageError(ctx context.Context, err error, address, id string) e
 // says so, with a log line that has the detail; it is neither the
 // client's fault (400) nor something that goes away (503). Other errors
 // are returned as they are.
-// OpenRawMessage implements admin.RawMessageOpener: the message streamed
-// from its owner in pieces, never held whole.
-func (a *API) OpenRawMessage(ctx context.Context, address, id string) (int64, io.ReadCloser, error) {
-	size, r, err := a.System.OpenRaw(ctx, address, id)
-	if err != nil {
-		return 0, nil, a.messageError(ctx, err, address, id)
-	}
-	return size, r, nil
-}
-
 func (a *API) damaged(err error, what string) error {
 	if !errors.Is(err, storage.ErrDamaged) {
 		return err
@@ -269,7 +269,7 @@ func (a *API) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	var out []admin.PartitionStatus
 	for _, p := range a.System.PartitionStates(ctx) {
 		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts,
-			Error: p.Error, Damaged: p.Damaged})
+			Error: p.Error, Damaged: p.Damaged, LockError: p.LockError, HeldBy: p.HeldBy, Epoch: p.Epoch, LastFailure: p.LastFailure})
 	}
 	return out, nil
 }

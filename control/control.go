@@ -157,8 +157,12 @@ func (a *API) clusterView(cl *Cluster) admin.Cluster {
 		}
 		c.Members = append(c.Members, mem)
 	}
+	members := cl.Membership.Members()
 	for p, o := range cl.Placement.Owners() {
 		c.Partitions = append(c.Partitions, admin.Partition{ID: p, Owner: o})
+	}
+	for _, sc := range cluster.StaticConflicts(len(c.Partitions), members) {
+		c.Conflicts = append(c.Conflicts, admin.StaticConflict{Partition: sc.Partition, Owner: sc.Owner, Claimants: sc.Claimants})
 	}
 	return c
 }

@@ -61,6 +61,8 @@ func (a *API) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error
 		return a.localJourney(m.Id), nil
 	case "queue-action":
 		return nil, a.QueueAction(ctx, m.Id, m.Action)
+	case "partition-move":
+		return nil, a.adoptPartition(m.Id, m.Action)
 	case "settings":
 		var u admin.SettingsUpdate
 		if err := json.Unmarshal(m.Json, &u); err != nil {

@@ -32,6 +32,17 @@ func (c *command) cmdCluster(args []string) error {
 		for _, o := range owners(cl.Partitions) {
 			fmt.Fprintf(w, "%s\t%d\t%s\n", cell(o.owner), len(o.ids), ranges(o.ids))
 		}
+		if len(cl.Conflicts) > 0 {
+			fmt.Fprintln(w)
+			fmt.Fprintln(w, "CONFLICT\tCLAIMED BY\tOWNER (the others do not open it)")
+			for _, sc := range cl.Conflicts {
+				owner := sc.Owner
+				if owner == "" {
+					owner = "(none: the member with its data is not live)"
+				}
+				fmt.Fprintf(w, "partition %d\t%s\t%s\n", sc.Partition, cell(strings.Join(sc.Claimants, ",")), cell(owner))
+			}
+		}
 	})
 }
 
@@ -153,11 +164,26 @@ func nodeError(n admin.NodeInfo) string {
 
 // cmdPartitions: the partitions whose actors run on the node asked.
 func (c *command) cmdPartitions(args []string) error {
-	_, done, err := c.prepare(c.flags("partitions"), args, 0, 0, "partitions takes no arguments")
+	pos, done, err := c.prepare(c.flags("partitions"), args, 0, 3, "partitions takes no arguments, or move PARTITION NODE")
 	if err != nil {
 		return err
 	}
 	defer done()
+	if len(pos) > 0 {
+		if pos[0] != "move" || len(pos) != 3 {
+			return usagef("usage: homing ctl partitions move PARTITION NODE")
+		}
+		id, err := strconv.Atoi(pos[1])
+		if err != nil {
+			return usagef("partition %q: not a number", pos[1])
+		}
+		if err := c.client.MovePartition(c.ctx, id, pos[2]); err != nil {
+			return c.describe(thing{name: "partition " + pos[1]}, err)
+		}
+		return c.out(map[string]any{"partition": id, "node": pos[2]}, func(w io.Writer) {
+			fmt.Fprintf(w, "partition %d moved to %s\n", id, pos[2])
+		})
+	}
 	ps, err := c.client.Partitions(c.ctx)
 	if err != nil {
 		return c.describe(thing{name: "partitions"}, err)
@@ -175,7 +201,9 @@ const clusterHelp = `usage: homing ctl cluster
 The cluster as the node asked sees it: every member with its roles, queue
 mode, gossip state (alive, suspect, dead, left), SMTP and admin addresses,
 version and uptime; then which backend owns which account partitions
-("(none)": no live backend holds them, their accounts cannot be reached).
+("(none)": no live backend holds them, their accounts cannot be reached);
+then the static partitions that more than one live member claims, and the
+one that owns each (the others do not open it).
 
 examples:
   homing ctl cluster
@@ -196,13 +224,21 @@ examples:
 `
 
 const partitionsHelp = `usage: homing ctl partitions
+       homing ctl partitions move PARTITION NODE
 
 The account partitions whose actors run on the node asked: open or not
 (a handoff in progress), active account actors, and the error when a
-partition's data fails to open (damaged files: homing check DATA_DIR).
+partition's data fails to open (damaged files: homing check DATA_DIR; a
+lock that cannot be taken on the store's filesystem).
 
-example:
+move makes NODE (a live backend) own PARTITION, whatever the static
+partition sets say, until NODE restarts: for a static partition whose owner
+is dead and whose store NODE reaches too (a shared store). Without it such a
+partition stays without an owner and its mail waits in the queues.
+
+examples:
   homing ctl --admin 127.0.0.1:8026 partitions
+  homing ctl partitions move 5 be2
 `
 
 const readyHelp = `usage: homing ctl ready

@@ -69,8 +69,13 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
   account-rules ADDR                   an account's rules
   account-rules set ADDR FILE|-        replace them
   partitions                           the partitions whose actors run on this node
+  partitions move PARTITION NODE       make a live backend own a partition (a static one whose owner is dead)
   actors                               actor counts per kind on this node
   stats                                counters and delivery latency
+  dkim [list]                          the DKIM keys of the local domains
+  dkim generate DOMAIN [--selector S] [--algorithm rsa|ed25519]
+                                       make (rotate) a domain's signing key
+  dkim dns DOMAIN                      the TXT records to publish
   submit --user ADDR --password P --to ADDR[,ADDR] [FILE|-]
                                        submit a message as an account (from FILE,
                                        or stdin; LF or CRLF line ends; password
@@ -257,6 +262,7 @@ func (c *command) lookup(name string) (func([]string) error, bool) {
 		"rules":         c.cmdRules,
 		"account-rules": c.cmdAccountRules,
 		"partitions":    c.cmdPartitions,
+		"dkim":          c.cmdDKIM,
 	}
 	h, ok := handlers[canonical(name)]
 	return h, ok

@@ -27,6 +27,7 @@ func helpTexts() map[string]string {
 		"actors":        actorsHelp,
 		"stats":         statsHelp,
 		"submit":        submitHelp,
+		"dkim":          dkimHelp,
 	}
 }
 

@@ -61,6 +61,11 @@ type Envelope struct {
 	Source   Source    `json:"source"`
 	// Auth is the authenticated identity of the submitter, if any.
 	Auth string `json:"auth,omitempty"`
+	// FromMember is the cluster member whose member-authenticated SMTP
+	// session handed this message over (a backend forwarding to the
+	// frontends, --forward-to '*'): mail of the cluster itself, which
+	// the relaying node signs like its own (dkim).
+	FromMember string `json:"fromMember,omitempty"`
 	// ClientIP and HELO describe the SMTP client, for reports and logs.
 	ClientIP string `json:"clientIP,omitempty"`
 	HELO     string `json:"helo,omitempty"`

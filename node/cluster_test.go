@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	stdmail "net/mail"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 	"github.com/homing-mail/homing/testkit"
 	"github.com/homing-mail/homing/testkit/wait"
 )
@@ -267,6 +269,12 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 	for _, a := range accounts {
 		waitMessages(t, fe, a, 1)
 	}
+	// Stored is not yet dequeued: the frontend deletes a message once the
+	// answer has come back and the delete is durable.
+	wait.For(t, 20*time.Second, func() bool {
+		q, err := fe.Queue(context.Background())
+		return err == nil && len(q) == 0
+	}, "the frontend queue still holds the messages delivered before the cut")
 
 	c.Signal("be1", syscall.SIGSTOP)
 	defer c.Signal("be1", syscall.SIGCONT)
@@ -307,10 +315,13 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 }
 
 // TestClusterTwoOwnersFence: two backends both configured to own every
-// partition (a static cluster misconfigured, or two views that disagree)
-// share one account store. The storage fence lets exactly one open each
-// partition; when it is killed, the other takes over; no acknowledged
-// message is lost or stored twice.
+// partition (a static cluster misconfigured) share one account store. The
+// placement gives every partition to s1, which came first (s2 shows the
+// conflict and opens none), and Homing's lock file fences every other
+// open: this test process, a third would-be owner, is refused each
+// partition with ErrLocked naming s1 as the holder. When s1 is killed, s2
+// (which has the data too: the store is shared) takes over with a newer
+// epoch; no acknowledged message is lost or stored twice.
 func TestClusterTwoOwnersFence(t *testing.T) {
 	c := newCluster(t)
 	c.Add("fe", mail.RoleFrontend)
@@ -318,15 +329,30 @@ func TestClusterTwoOwnersFence(t *testing.T) {
 	c.WaitOwners(t, "s1")
 	c.Add("s2", mail.RoleBackend, "--static-partitions", "0-7")
 	fe := c.Admin("fe")
-	// s2 believes it owns all 8 partitions but opens none: s1 holds them.
 	wait.For(t, 20*time.Second, func() bool {
-		ps, err := c.Admin("s2").Partitions(context.Background())
-		return err == nil && len(ps) == 8
-	}, "s2 does not run its 8 partitions")
-	ps, _ := c.Admin("s2").Partitions(context.Background())
-	for _, p := range ps {
-		if p.Open {
-			t.Fatalf("s2 opened partition %d while s1 holds it: the fence failed", p.ID)
+		cl, err := c.Admin("s2").Cluster(context.Background())
+		return err == nil && len(cl.Conflicts) == 8 && cl.Conflicts[0].Owner == "s1"
+	}, "s2 does not see the conflict on its 8 partitions")
+	if ps, err := c.Admin("s2").Partitions(context.Background()); err != nil || len(ps) != 0 {
+		t.Fatalf("s2 runs partitions %+v (%v) while s1 owns them", ps, err)
+	}
+	s1Parts, err := c.Admin("s1").Partitions(context.Background())
+	if err != nil || len(s1Parts) != 8 {
+		t.Fatalf("s1 partitions %+v, %v", s1Parts, err)
+	}
+	store, err := storage.NewAccountStore(c.AccountStore(), 8, storage.Options{Owner: "intruder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for p := range 8 {
+		part, err := store.Open(p)
+		if err == nil {
+			part.Close()
+			t.Fatalf("partition %d opened here while s1 holds it: the fence failed", p)
+		}
+		if !errors.Is(err, storage.ErrLocked) || errors.Is(err, storage.ErrLockFailed) || !strings.Contains(err.Error(), "owner=s1 ") {
+			t.Fatalf("partition %d: %v, want ErrLocked held by owner=s1", p, err)
 		}
 	}
 	accounts := makeAccounts(t, c.Admin("s1"), 8)
@@ -348,6 +374,15 @@ func TestClusterTwoOwnersFence(t *testing.T) {
 		return true
 	}, "s2 did not open the partitions after s1 was killed")
 	t.Logf("s2 opened every partition %v after s1 was killed", time.Since(killed).Round(10*time.Millisecond))
+	s2Parts, err := c.Admin("s2").Partitions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range s2Parts {
+		if p.Epoch <= s1Parts[i].Epoch {
+			t.Errorf("partition %d: s2 opened it with epoch %d, not above s1's %d", p.ID, p.Epoch, s1Parts[i].Epoch)
+		}
+	}
 	s.waitCount(t, s.n.Load()+100)
 	t.Logf("100 more messages acknowledged %v after the kill", time.Since(killed).Round(10*time.Millisecond))
 	acked := s.finish()

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/pop3"
 	"github.com/homing-mail/homing/smtp"
 )
 
@@ -38,10 +40,21 @@ type Config struct {
 	Store   Store
 	Cluster Cluster
 	Routing Routing
+	// Trust is the node's DNS, DKIM signing, inbound checks and TLS
+	// defaults (issue #11; config_trust.go).
+	Trust Trust
 	// SMTP holds the limits and timeouts of both SMTP listeners. The node
 	// sets Hostname, Submission, TLSConfig, Source and the cluster fields
 	// itself.
 	SMTP smtp.Config
+	// POP3 holds the limits and timeouts of the POP3 listeners (Listen.POP3,
+	// Listen.POP3S). The node sets Hostname, TLSConfig and Guard itself.
+	POP3 pop3.Config
+	// POP3LockLease is how long the maildrop lock of a POP3 session holds
+	// at the account's owner without being renewed (the session renews it
+	// every third of it): a lock whose session's node died is free again
+	// after at most this. Default 30 s.
+	POP3LockLease time.Duration
 	// TestKillAfterTransferStored is for tests only ("" otherwise): when
 	// the file it names exists as a transfer from a member has just been
 	// stored durably here, before its 250 is sent, the node removes the
@@ -55,12 +68,25 @@ type Config struct {
 	Queue actors.Config
 }
 
-// Listen is where the node takes SMTP.
+// Listen is where the node takes SMTP and serves mailboxes.
 type Listen struct {
 	SMTP       string // public SMTP listener; default 127.0.0.1:2525
 	Submission string // submission listener (AUTH required); "" = off
-	TLSCert    string // PEM certificate chain; with TLSKey enables STARTTLS
-	TLSKey     string
+	// Submissions is the submission listener with implicit TLS (RFC
+	// 8314, port 465); "" = off.
+	Submissions string
+	TLSCert     string // PEM certificate chain; with TLSKey enables STARTTLS
+	TLSKey      string
+	// IMAP is the IMAP listener (STARTTLS), IMAPS the implicit-TLS one
+	// (RFC 8314); "" = off, except that a node with no SMTP address set
+	// either (the no-flags single node) serves IMAP on 127.0.0.1:1143.
+	// "off" turns that off too.
+	IMAP  string
+	IMAPS string
+	// POP3 (STLS) and POP3S (implicit TLS) are the POP3 listeners; "" =
+	// off (`homing serve` defaults POP3 to DefaultPOP3).
+	POP3  string
+	POP3S string
 }
 
 // Admin is the admin HTTP endpoint.
@@ -146,7 +172,8 @@ type Routing struct {
 	// Filters are the external filters (content plugins) rules may name:
 	// name -> program and arguments (--filter NAME=COMMAND).
 	Filters map[string][]string
-	// Resolver is the DNS for relaying; nil = the system's. Tests stub it.
+	// Resolver is the DNS for relaying; nil = the node's resolver
+	// (Trust.DNS). Tests of the relay may stub it.
 	Resolver smtp.Resolver
 }
 
@@ -175,13 +202,20 @@ func (c Config) WithDefaults() Config {
 	if c.Routing.Mode == "" {
 		c.Routing.Mode = mail.ModeLocally
 	}
+	c.Trust = c.Trust.withDefaults(c.Domains)
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
 	if c.Store.MinFreeSpace == 0 {
 		c.Store.MinFreeSpace = DefaultMinFreeSpace(c.SMTP.MaxMessageBytes)
 	}
+	c.POP3 = c.POP3.WithDefaults()
+	c.POP3.Hostname = c.Hostname
+	if c.POP3LockLease <= 0 {
+		c.POP3LockLease = DefaultPOP3LockLease
+	}
 	c.Queue.Partitions, c.Queue.Hostname, c.Queue.LocalDomains = c.Store.Partitions, c.Hostname, c.Domains
 	c.Queue.NodeName = c.Name
+	c.Queue.AuthServID = c.Trust.AuthServID
 	c.Queue = c.Queue.WithDefaults()
 	return c
 }
@@ -189,6 +223,12 @@ func (c Config) WithDefaults() Config {
 func (l Listen) withDefaults() Listen {
 	if l.SMTP == "" {
 		l.SMTP = "127.0.0.1:2525"
+		if l.IMAP == "" {
+			l.IMAP = "127.0.0.1:1143"
+		}
+	}
+	if l.IMAP == "off" {
+		l.IMAP = ""
 	}
 	return l
 }
@@ -271,8 +311,9 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, l := range []struct{ flag, addr string }{
-		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--admin", c.Admin.Addr},
+		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--submissions", c.Listen.Submissions}, {"--imap", c.Listen.IMAP}, {"--imaps", c.Listen.IMAPS}, {"--admin", c.Admin.Addr},
 		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
+		{"--pop3", c.Listen.POP3}, {"--pop3s", c.Listen.POP3S},
 	} {
 		if l.addr == "" {
 			continue
@@ -292,6 +333,9 @@ func (c Config) Validate() error {
 	}
 	if (c.Listen.TLSCert == "") != (c.Listen.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := c.Trust.validate(); err != nil {
+		return err
 	}
 	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {
 		return errors.New("--admin is not on loopback: set --admin-token (the admin API must not be open to the network)")

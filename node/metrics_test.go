@@ -32,7 +32,7 @@ var metricFamilies = []string{
 	// Actors.
 	"homing_actors_active", "homing_account_actor_events_total",
 	// Partitions and the cluster.
-	"homing_partitions_failed", "homing_partition_open_failures_total", "homing_partitions_unowned",
+	"homing_partitions_failed", "homing_partition_open_failures_total", "homing_partition_failures_total", "homing_partitions_unowned",
 	"homing_partition_moves_total", "homing_cluster_members",
 	// External filters, per configured filter.
 	"homing_filter_requests_total", "homing_filter_answers_total", "homing_filter_latency_seconds",
@@ -42,6 +42,8 @@ var metricFamilies = []string{
 	"homing_api_submit_logins_total",
 	// Free space, per store (queue, accounts).
 	"homing_store_free_bytes", "homing_store_min_free_bytes", "homing_store_space_low",
+	// The checks of mail from outside (issue #11).
+	"homing_auth_results_total",
 }
 
 // scrape is GET /metrics of the node at adminAddr: the families (from the
@@ -116,6 +118,8 @@ func TestEveryMetricFamilyFromStart(t *testing.T) {
 		`homing_smtp_error_limit_total{action="disconnected",listener="smtp"} 0`,
 		`homing_api_submit_logins_total{result="failed"} 0`,
 		`homing_partition_open_failures_total{partition="3",reason="damaged"} 0`,
+		`homing_partition_open_failures_total{partition="3",reason="lock"} 0`,
+		`homing_partition_failures_total{partition="3",reason="fenced"} 0`,
 		`homing_partitions_failed 0`,
 		`homing_partitions_unowned 0`,
 		`homing_cluster_members{state="dead"} 0`,
@@ -146,7 +150,10 @@ func TestEveryMetricFamilyFromStart(t *testing.T) {
 	if n := count(samples, "homing_smtp_replies_total{"); n != 2*19 {
 		t.Errorf("%d reply code series, want 19 codes for each of the 2 listeners", n)
 	}
-	if n := count(samples, "homing_partition_open_failures_total{"); n != 4*2 {
+	if n := count(samples, "homing_partition_open_failures_total{"); n != 4*3 {
+		t.Errorf("%d partition open failure series, want 3 reasons for each of the 4 partitions", n)
+	}
+	if n := count(samples, "homing_partition_failures_total{"); n != 4*2 {
 		t.Errorf("%d partition failure series, want 2 reasons for each of the 4 partitions", n)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/guard"
+	"github.com/homing-mail/homing/imap"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
@@ -66,8 +67,13 @@ type Node struct {
 	channel     *cluster.Channel
 	smtpLn      net.Listener
 	subLn       net.Listener
+	imapLn      net.Listener
+	imapsLn     net.Listener
+	pop3Ln      net.Listener
+	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
+	trust       trust // resolver, DKIM keys and signer, inbound checks (trust.go)
 
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
@@ -100,11 +106,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	steps := []func(context.Context) error{
 		n.openStores,
 		n.startContent,
+		n.startTrust,
 		n.startActors,
 		n.startChannel,
+		n.startTrustChannel,
 		n.startSMTP,
+		n.startIMAP,
+		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
+		n.joinTrust,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -127,7 +138,7 @@ func (n *Node) openStores(context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
-	sopt := storage.Options{Logger: n.log.With("component", "storage")}
+	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
 	qopt, aopt := sopt, sopt
 	// The free-space guards come first: on a full disk one may have to
 	// remove its reserve file for the stores to open at all.
@@ -291,6 +302,7 @@ func (n *Node) startContent(context.Context) error {
 		return err
 	}
 	n.pipe = pipe
+	pipe.SetAuthServID(n.cfg.Trust.AuthServID)
 	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
 	n.stop.push("filters", pipe.Close)
 	return nil
@@ -304,19 +316,23 @@ func (n *Node) startActors(ctx context.Context) error {
 	clustered := cfg.Cluster.Enabled()
 	if clustered && cfg.Cluster.Secret != "" {
 		n.clusterAuth = smtp.NewClusterAuth(cfg.Cluster.Secret, cfg.Cluster.Name, cfg.Name)
+		if err := n.clusterSMTPTLS(); err != nil {
+			return err
+		}
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: cfg.Routing.Resolver, Routes: cfg.Routing.Routes}
+	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()}
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a
 		// member, so they accept any domain).
 		relay.Smarthosts = transfer.ForwardHosts(cfg.Routing.ForwardTo, n.members)
 		relay.Auth = n.clusterAuth
+		relay = n.memberClient(relay)
 	}
 	var tr actors.Transferer // nil interface without a transfer client
 	var channel func(string) string
 	if n.clusterAuth != nil {
-		c := transfer.New(smtp.NewClient(smtp.ClientConfig{Hostname: cfg.Hostname}), n.clusterAuth, n.members)
+		c := transfer.New(smtp.NewClient(n.memberClient(smtp.ClientConfig{Hostname: cfg.Hostname})), n.clusterAuth, n.members)
 		tr, channel = c, c.Channel
 	}
 	var open actors.OpenPartition
@@ -347,14 +363,17 @@ func (n *Node) startActors(ctx context.Context) error {
 		OpenPartition: open,
 		Placement:     place,
 		Queue:         n.queue,
-		Relayer:       smtp.NewClient(relay),
+		Relayer:       n.relayer(smtp.NewClient(relay)),
 		Transferer:    tr,
 		MemberChannel: channel,
 		Pipeline:      n.pipe,
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
 		Stats:         actors.NewStats(n.registry),
-		PartitionChanged: func(int, bool) {
+		PartitionChanged: func(id int, open bool) {
+			if open {
+				n.noteStaticData(id)
+			}
 			n.changes.Notify()
 		},
 		AfterTransferStored: n.testKillAfterTransferStored(),
@@ -442,7 +461,7 @@ func (n *Node) startChannel(context.Context) error {
 // submission listener.
 func (n *Node) startSMTP(context.Context) error {
 	cfg := n.cfg
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	tlsConfig, err := n.listenerTLS()
 	if err != nil {
 		return err
 	}
@@ -453,27 +472,61 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.Cluster = n.clusterAuth
 	scfg.Guard = n.guard
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
+	scfg.Checks = n.inboundChecker()
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
 	if n.smtpLn, err = n.listen("--smtp", cfg.Listen.SMTP, srv.Serve, srv.Close); err != nil {
 		return err
 	}
-	if cfg.Listen.Submission == "" {
-		return nil
-	}
 	sub := scfg
 	sub.Submission, sub.Source = true, mail.SourceSubmission
-	if sub.TLSConfig == nil {
-		// AUTH needs TLS off loopback: without a configured
-		// certificate, offer STARTTLS with a self-signed one.
-		if sub.TLSConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+	if cfg.Listen.Submission != "" {
+		subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
+			n.log.With("component", "submission"), metrics)
+		if n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close); err != nil {
 			return err
 		}
-		n.log.Warn("submission: no --tls-cert; using a self-signed certificate (development only)")
 	}
-	subSrv := smtp.NewServer(sub, n.actors.Directory(), n.actors.Enqueuer(), authenticator{n.actors},
-		n.log.With("component", "submission"), metrics)
-	n.subLn, err = n.listen("--submission", cfg.Listen.Submission, subSrv.Serve, subSrv.Close)
-	return err
+	return n.startSubmissions(sub, metrics)
+}
+
+// startIMAP starts the IMAP listeners (package imap), which reach every
+// account through its owner's account actor, with the login limits of
+// SMTP AUTH.
+func (n *Node) startIMAP(context.Context) error {
+	cfg := n.cfg
+	if cfg.Listen.IMAP == "" && cfg.Listen.IMAPS == "" {
+		return nil
+	}
+	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
+	if err != nil {
+		return err
+	}
+	if tlsConfig == nil {
+		if tlsConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
+			return err
+		}
+		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
+	}
+	// APPEND takes what SMTP takes (--max-message-size).
+	srv := imap.New(imap.Config{TLS: tlsConfig, MaxAppend: cfg.SMTP.MaxMessageBytes, Logger: n.log.With("component", "imap")},
+		imap.SystemBackend{System: n.actors}, n.guard)
+	if cfg.Listen.IMAP != "" {
+		if n.imapLn, err = n.listen("--imap", cfg.Listen.IMAP, func(ln net.Listener) error { return srv.Serve(ln, false) }, srv.Close); err != nil {
+			return err
+		}
+	}
+	if cfg.Listen.IMAPS != "" {
+		// One server serves both: the listener pushed last is closed
+		// first by itself, the server with the other.
+		closeOnce := func() error { return n.imapsLn.Close() }
+		if n.imapLn == nil {
+			closeOnce = srv.Close
+		}
+		if n.imapsLn, err = n.listen("--imaps", cfg.Listen.IMAPS, func(ln net.Listener) error { return srv.Serve(ln, true) }, closeOnce); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listen listens on addr (the value of flag) and serves it on a goroutine;
@@ -502,7 +555,7 @@ func (n *Node) listen(flag, addr string, serve func(net.Listener) error, stop fu
 // profiler and the web console.
 func (n *Node) startAdmin(context.Context) error {
 	cfg := n.cfg.Admin
-	handler := admin.NewHandler(n.api, admin.Options{
+	handler := admin.NewHandler(n.adminAPI(), admin.Options{
 		Token:         cfg.Token,
 		ReadOnlyToken: cfg.ReadToken,
 		Metrics:       promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
@@ -549,6 +602,7 @@ func (n *Node) joinCluster(context.Context) error {
 			Admin:        n.AdminAddr(),
 			Partitions:   cfg.Store.Partitions,
 			Static:       cfg.Cluster.StaticPartitions,
+			HasData:      n.staticHasData(),
 			Started:      n.started.UnixNano(),
 			RulesVersion: rulesVersion,
 		},
@@ -576,6 +630,40 @@ func (n *Node) joinCluster(context.Context) error {
 	return nil
 }
 
+// staticHasData is the part of this backend's static set whose data is in
+// its store (cluster/static.go).
+func (n *Node) staticHasData() string {
+	set, err := mail.ParsePartitionSet(n.cfg.Cluster.StaticPartitions, n.cfg.Store.Partitions)
+	if err != nil || n.accounts == nil {
+		return ""
+	}
+	var has []int
+	for _, p := range set {
+		if n.accounts.Opened(p) {
+			has = append(has, p)
+		}
+	}
+	return mail.FormatPartitionSet(has)
+}
+
+// noteStaticData tells the cluster that static partition id now has its
+// data here (it just opened), off the caller (a partition actor).
+func (n *Node) noteStaticData(id int) {
+	ms := n.membership.Load()
+	if ms == nil || n.cfg.Cluster.StaticPartitions == "" {
+		return
+	}
+	has := n.staticHasData()
+	if ms.Meta().HasData == has {
+		return
+	}
+	go func() {
+		if err := ms.UpdateMeta(func(m *cluster.Meta) { m.HasData = n.staticHasData() }); err != nil && !errors.Is(err, cluster.ErrClosed) {
+			n.log.Warn("telling the cluster which static partitions have their data here", "err", err)
+		}
+	}()
+}
+
 // members returns the cluster's members as this node sees them (none on
 // a single node or before it has joined).
 func (n *Node) members() []cluster.Member {
@@ -587,6 +675,12 @@ func (n *Node) members() []cluster.Member {
 
 // SMTPAddr is the address the SMTP listener is bound to.
 func (n *Node) SMTPAddr() string { return addrOf(n.smtpLn) }
+
+// IMAPAddr is the address of the IMAP listener, "" if off.
+func (n *Node) IMAPAddr() string { return addrOf(n.imapLn) }
+
+// IMAPSAddr is the address of the implicit-TLS IMAP listener, "" if off.
+func (n *Node) IMAPSAddr() string { return addrOf(n.imapsLn) }
 
 // SubmissionAddr is the address of the submission listener, "" if off.
 func (n *Node) SubmissionAddr() string { return addrOf(n.subLn) }
@@ -617,7 +711,7 @@ func (n *Node) Name() string { return n.cfg.Name }
 func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
 
 // API is the node's admin API, in process (what the admin endpoint serves).
-func (n *Node) API() admin.API { return n.api }
+func (n *Node) API() admin.API { return n.adminAPI() }
 
 // Changes subscribes to the node's changes of membership and of the
 // partitions open here: the channel receives a value after each (several

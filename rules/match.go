@@ -23,6 +23,7 @@ const (
 	fieldHeader
 	fieldSize
 	fieldSource
+	fieldAuth
 )
 
 // opKind is a positive comparison; cond.negate turns it around.
@@ -39,7 +40,7 @@ const (
 // cond is a Condition checked and prepared for matching.
 type cond struct {
 	field  fieldKind
-	header string // the field name, for fieldHeader
+	header string // the field name, for fieldHeader; the method, for fieldAuth
 	op     opKind
 	negate bool
 	text   string // the value, lower case, for text ops
@@ -63,6 +64,12 @@ func compileCondition(c Condition) (cond, error) {
 		k.field = fieldSize
 	case f == FieldSource:
 		k.field = fieldSource
+	case strings.HasPrefix(f, FieldAuthPrefix):
+		method := f[len(FieldAuthPrefix):]
+		if !knownAuthMethod(method) {
+			return k, fmt.Errorf("field %q: %q is not spf, dkim or dmarc", c.Field, method)
+		}
+		k.field, k.header = fieldAuth, method
 	case len(trimmed) >= len(FieldHeaderPrefix) && strings.EqualFold(trimmed[:len(FieldHeaderPrefix)], FieldHeaderPrefix):
 		name := trimmed[len(FieldHeaderPrefix):]
 		if !validFieldName(name) {
@@ -70,7 +77,7 @@ func compileCondition(c Condition) (cond, error) {
 		}
 		k.field, k.header = fieldHeader, name
 	default:
-		return k, fmt.Errorf("unknown field %q (want sender, recipient, subject, size, source or header:<Name>)", c.Field)
+		return k, fmt.Errorf("unknown field %q (want sender, recipient, subject, size, source, auth.spf, auth.dkim, auth.dmarc or header:<Name>)", c.Field)
 	}
 
 	switch strings.ToLower(strings.TrimSpace(c.Op)) {
@@ -171,6 +178,8 @@ func (k *cond) holds(m *Message) bool {
 		return (m.Size == k.size) != k.negate
 	case fieldSource:
 		any = k.test(string(m.Source))
+	case fieldAuth:
+		any = k.test(m.Auth[k.header])
 	case fieldSender:
 		any = k.test(m.Sender)
 	case fieldRecipient:

@@ -29,6 +29,10 @@ type Message struct {
 	Size int64
 	// Source is where the message came from.
 	Source mail.Source
+	// Auth holds the results of the cluster's own checks of a message
+	// from outside, by method ("spf", "dkim", "dmarc"; see AuthResults);
+	// empty for other mail.
+	Auth map[string]string
 }
 
 // NewMessage describes a queued message for conditions: its envelope's

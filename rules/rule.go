@@ -27,7 +27,12 @@ type Rule struct {
 //   - "subject": the Subject header field;
 //   - "size": the message size in bytes;
 //   - "source": where the message came from (smtp, submission, api, dsn,
-//     cluster, rule).
+//     cluster, rule);
+//   - "auth.spf", "auth.dkim", "auth.dmarc": the result of that check of
+//     a message from outside (pass, fail, softfail, neutral, none,
+//     temperror, permerror; DKIM's is the best of its signatures), as
+//     the cluster's Authentication-Results field says; "" for other mail
+//     ("auth.dmarc is fail", "auth.spf is-not pass").
 //
 // Op names the comparison: "is", "contains" and "matches" (a glob where '*'
 // matches any run of characters and '?' one character) compare text without
@@ -83,6 +88,7 @@ const (
 	FieldSize         = "size"
 	FieldSource       = "source"
 	FieldHeaderPrefix = "header:"
+	FieldAuthPrefix   = "auth."
 )
 
 // Condition operators.

@@ -44,6 +44,16 @@ type ClientConfig struct {
 	// that host. Either way a server that does not offer STARTTLS gets
 	// the message in plaintext.
 	TLS *tls.Config
+	// RequireTLS: a host that does not offer STARTTLS, refuses it or
+	// fails the handshake is a temporary failure of that host; nothing
+	// goes in plaintext (cluster traffic on the SMTP port, with TLS
+	// verifying the cluster CA).
+	RequireTLS bool
+	// DANE, when set, looks up each host's TLSA records (RFC 7672): a
+	// host with validated, usable records must offer STARTTLS and present
+	// a certificate that matches them, or it is a temporary 4.7.5
+	// failure of that host (never plaintext); a failed lookup too.
+	DANE TLSAResolver
 	// Smarthosts, when set, overrides Routes and MX for every domain: the
 	// "host:port" list it returns now is tried in order (forwarding to
 	// the cluster's frontends, --forward-to).
@@ -149,14 +159,19 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 			last = *fail
 			continue
 		}
+		dane, fail := c.dane(ctx, h)
+		if fail != nil {
+			last = remote(*fail, h.name)
+			continue
+		}
 		for _, addr := range addrs {
 			if ctx.Err() != nil {
 				fill(results, mail.Temp(mail.StatusNoAnswer, "delivery attempt cancelled: "+ctx.Err().Error()))
 				return results
 			}
-			res, next := c.attempt(ctx, h.name, addr, true, env, rcpts, body, results)
+			res, next := c.attempt(ctx, h.name, addr, true, dane, env, rcpts, body, results)
 			if next == retryPlain {
-				res, next = c.attempt(ctx, h.name, addr, false, env, rcpts, body, results)
+				res, next = c.attempt(ctx, h.name, addr, false, nil, env, rcpts, body, results)
 			}
 			if next == done {
 				return results

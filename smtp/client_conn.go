@@ -34,7 +34,7 @@ const (
 
 // attempt connects to addr and runs the transaction there. Before MAIL
 // nothing is written to results; from MAIL on, every result is set.
-func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
+func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool, dane *danePolicy,
 	env *mail.Envelope, rcpts []*mail.Recipient, body mail.Body, results []mail.Result) (mail.Result, next) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	raw, err := c.cfg.Dial(dctx, "tcp", addr)
@@ -47,7 +47,7 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 
-	cl, conn, res, nx := c.open(ctx, name, raw, tryTLS)
+	cl, conn, res, nx := c.open(ctx, name, raw, tryTLS, dane)
 	if cl == nil {
 		return remote(res, name), nx
 	}
@@ -69,7 +69,7 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool,
 // connection (or the plaintext one) with a synthetic greeting. go-smtp
 // then says EHLO again (RFC 3207 §4.2 requires it after TLS; after
 // plaintext it is a harmless repetition, RFC 5321 §4.1.4).
-func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS bool) (*gosmtp.Client, net.Conn, mail.Result, next) {
+func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS bool, dane *danePolicy) (*gosmtp.Client, net.Conn, mail.Result, next) {
 	broken := func(what string, err error) (*gosmtp.Client, net.Conn, mail.Result, next) {
 		return nil, nil, mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
 	}
@@ -103,6 +103,14 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 	}
 
 	conn := raw
+	required := c.cfg.RequireTLS || dane != nil
+	if _, offered := ext["STARTTLS"]; required && !offered {
+		why := "TLS is required"
+		if dane != nil {
+			why = "its TLSA records (DANE) require TLS"
+		}
+		return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" does not offer STARTTLS, and "+why), nextHost
+	}
 	if _, offered := ext["STARTTLS"]; tryTLS && offered {
 		if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
 			return broken("STARTTLS", err)
@@ -110,6 +118,8 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 		_, _, err := tr.ReadResponse(220)
 		var pe *textproto.Error
 		switch {
+		case errors.As(err, &pe) && required:
+			return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" refused STARTTLS, and TLS is required"), nextHost
 		case errors.As(err, &pe):
 			// Refused: go on in plaintext on this connection (RFC 3207 §4).
 		case err != nil:
@@ -119,13 +129,17 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 			// as if it came through it (CVE-2011-0411 style injection).
 			return broken("STARTTLS", errors.New("unexpected data after the 220 reply"))
 		default:
-			tc := tls.Client(raw, c.tlsConfig(name))
+			cfg := c.tlsConfig(name)
+			if dane != nil {
+				cfg = dane.tlsConfig()
+			}
+			tc := tls.Client(raw, cfg)
 			hctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 			err := tc.HandshakeContext(hctx)
 			cancel()
 			if err != nil {
 				res := mail.Temp(mail.StatusTLSFailed, fmt.Sprintf("TLS handshake with %s failed: %v", name, err))
-				if c.cfg.TLS == nil {
+				if c.cfg.TLS == nil && dane == nil {
 					return nil, nil, res, retryPlain
 				}
 				return nil, nil, res, nextHost

@@ -210,9 +210,11 @@ func (c *Client) Transfer(ctx context.Context, addr string, auth *ClusterAuth, m
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	// STARTTLS when offered (opportunistic: the cluster HMAC authenticates
-	// the peer; TLS hides the content on the wire).
-	cl, _, res, _ := c.open(ctx, addr, raw, true)
+	// STARTTLS: required and verified against the cluster CA when the
+	// client is configured so (ClientConfig.TLS and RequireTLS, the
+	// node's members' client), else opportunistic; the cluster HMAC
+	// authenticates the peer either way.
+	cl, _, res, _ := c.open(ctx, addr, raw, true, nil)
 	if cl == nil {
 		return &TransferError{Err: errors.New(res.String())}
 	}

@@ -137,7 +137,7 @@ func TestClusterTransferMismatchRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	cl, _, _, _ := c.open(context.Background(), ts.addr, raw, false)
+	cl, _, _, _ := c.open(context.Background(), ts.addr, raw, false, nil)
 	if cl == nil {
 		t.Fatal("no session")
 	}

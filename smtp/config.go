@@ -134,6 +134,9 @@ type Config struct {
 	// authenticate with X-HOMING-CLUSTER (see cluster.go), may relay, and
 	// may hand over messages with their whole envelope.
 	Cluster *ClusterAuth
+	// Checks, when set, checks every message from outside (no AUTH, not
+	// a member) as DATA arrives (checks.go).
+	Checks Checker
 	// AcceptTransfers reports whether this node takes transferred
 	// messages now (its queue mode is Locally for Others). nil: never.
 	AcceptTransfers func() bool

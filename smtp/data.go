@@ -109,7 +109,22 @@ func (s *session) data(r io.Reader) error {
 		}
 		w = new(mail.MemoryBodyWriter)
 	}
+	// The client's bytes: through the checks of mail from outside
+	// (checks.go), which pass them on without forged
+	// Authentication-Results fields.
+	var check Check
+	writeClient := write
 	isRecord := bytes.HasPrefix(head, []byte(envelopeRecord))
+	if s.srv.cfg.Checks != nil && !isRecord && authAccount == "" && peer == "" && !s.srv.cfg.Submission &&
+		tx.started && len(tx.rcpts) > 0 {
+		check = s.srv.cfg.Checks.Begin(s.ctx, id, s.clientIP, helo, tx.from, writerFunc(func(p []byte) { write(p) }))
+		writeClient = func(p []byte) { check.Write(p) }
+		defer func() {
+			if check != nil {
+				check.Abort()
+			}
+		}()
+	}
 	switch {
 	case !tx.started || len(tx.rcpts) == 0 || in.refused():
 	case s.srv.admit(0) != nil:
@@ -157,7 +172,7 @@ func (s *session) data(r io.Reader) error {
 			rcpts:    tx.rcpts,
 			date:     now,
 		}))
-		write(head)
+		writeClient(head)
 	}
 	head = nil
 	for p := in.next(); p != nil; p = in.next() {
@@ -167,7 +182,7 @@ func (s *session) data(r io.Reader) error {
 			w.Abort()
 			w = nil
 		}
-		write(p)
+		writeClient(p)
 	}
 	in.end()
 	if in.refused() && w != nil {
@@ -209,12 +224,26 @@ func (s *session) data(r io.Reader) error {
 	case werr != nil || w == nil:
 		return s.writeFailed(id, werr)
 	}
+	var verdict Verdict
+	if check != nil {
+		verdict, check = check.End(), nil
+		if verdict.Refuse != nil {
+			w.Abort()
+			s.srv.log.Info("message refused by its authentication checks", "id", id, "client", s.clientIP,
+				"from", tx.from, "checks", verdict.Detail)
+			return errorReply(verdict.Refuse)
+		}
+	}
 	body, err := w.Commit()
 	if err != nil {
 		return s.writeFailed(id, err)
 	}
 	if transfer != nil {
 		return s.transferred(transfer, open, body, peer, helo)
+	}
+	if len(verdict.Header) > 0 {
+		// RFC 8601 §5: above the trace fields the checks read.
+		body = mail.Prepend(verdict.Header, body)
 	}
 
 	env := &mail.Envelope{
@@ -228,6 +257,7 @@ func (s *session) data(r io.Reader) error {
 		Received:   now,
 		Source:     s.srv.cfg.Source,
 		Auth:       authAccount,
+		FromMember: peer,
 		HELO:       cleanHELO,
 		Size:       body.Size(),
 	}
@@ -246,6 +276,9 @@ func (s *session) data(r io.Reader) error {
 	}
 	s.srv.m.messageAccepted(string(s.srv.cfg.Source), int(env.Size))
 	s.srv.log.Debug("message accepted", "id", env.ID, "from", env.From, "rcpts", len(env.Recipients), "size", env.Size)
+	if verdict.Detail != "" {
+		s.srv.log.Info("authentication checks", "queueID", env.ID, "client", env.ClientIP, "checks", verdict.Detail)
+	}
 	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
 }
 

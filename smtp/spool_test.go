@@ -171,13 +171,12 @@ var castagnoliTable = crc32.MakeTable(crc32.Castagnoli)
 func sendStreamed(t *testing.T, addr string, src io.Reader) (int, string) {
 	t.Helper()
 	c := dialRaw(t, addr)
-	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	c.expect("EHLO client.example", 250)
 	c.expect("MAIL FROM:<big@example.net>", 250)
 	c.expect("RCPT TO:<alice@example.test>", 250)
 	c.expect("DATA", 354)
-	// expect set the usual 10 s deadline; a large message under -race on
-	// a small machine takes longer than that.
+	// After the commands: each sets its own short deadline (ioTimeout),
+	// too short for 30 MiB under a loaded -race run.
 	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	w := bufio.NewWriterSize(c.conn, 32<<10)
 	if _, err := io.Copy(w, src); err != nil {

@@ -89,6 +89,10 @@ func (p *Partition) CreateAccount(ctx context.Context, a Account) error {
 	}
 	var b Batch
 	b.Set(key(prefixAccount, addr), v)
+	// Every account has INBOX and the special-use folders from the start.
+	st := mailboxState{next: 1, version: modelVersion}
+	defaultFolders(&b, addr, &st, nil, time.Now())
+	b.Set(key(prefixState, addr), st.encode())
 	return p.commitLocked(ctx, &b, unlock)
 }
 
@@ -212,7 +216,7 @@ func (p *Partition) purge(ctx context.Context, addr string) error {
 	}); err != nil {
 		return err
 	}
-	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation, prefixPending} {
+	for _, prefix := range [][]byte{prefixMeta, prefixRaw, prefixDedup, prefixVacation, prefixPending, prefixFolder, prefixIndex, prefixSummary} {
 		if err := p.db.scanKeys(accountPrefix(prefix, addr), func(k []byte) error {
 			keys = append(keys, k)
 			return nil

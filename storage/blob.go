@@ -23,7 +23,7 @@ import (
 // A body larger than the inline threshold (Options.InlineBodyBytes, 64
 // KiB by default) is not stored in badger: it is a file of its own in the
 // store's bodies directory (<queue dir>/bodies, <partition dir>/bodies:
-// inside the badger directory, so under its flock, on its filesystem and
+// inside the badger directory, so under its lock, on its filesystem and
 // fenced with it), written with write(2), never through a mapping, so a
 // full disk is an error of the write and never SIGBUS; each piece claims
 // its bytes from the filesystem's free-space guard first (space.go), so

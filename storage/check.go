@@ -136,11 +136,12 @@ func openForCheck(r *CheckReport, dir string, opt Options, prof profile, repair 
 	}
 	opt = checkOptions(opt).normalized()
 	bopt := badgerOptions(dir, opt, prof, &badgerLogger{log: opt.Logger})
-	release, err := probeLock(dir)
+	fc, err := takeFence(dir, opt)
 	if err != nil {
 		r.Err = err
 		return nil
 	}
+	release := func() { _ = fc.release() }
 	if repair {
 		if done, err := repairKeyRegistry(dir, bopt); err != nil {
 			release()
@@ -161,9 +162,9 @@ func openForCheck(r *CheckReport, dir string, opt Options, prof profile, repair 
 		// records in that block are found below if they do not check.
 		r.found("tables", err.Error()+" (not repaired: restore the directory from a backup to recover that table)")
 	}
-	release()
-	db, err := openDB(dir, opt, prof)
+	db, err := openFenced(dir, opt, prof, fc)
 	if err != nil {
+		release()
 		r.Err = err
 		return nil
 	}
@@ -457,6 +458,10 @@ func checkMailbox(r *CheckReport, db *DB, blobs *blobDir, addr string, msgs map[
 	var bytesUsed, count int64
 	var maxID uint64
 	var b Batch
+	// remodel: the folder indexes no longer match the messages; the next
+	// open migrates the account again (migrate.go), which indexes the
+	// salvaged messages and drops the entries of removed ones.
+	remodel := false
 	for _, n := range ids {
 		e := msgs[n]
 		r.Messages++
@@ -489,6 +494,8 @@ func checkMailbox(r *CheckReport, db *DB, blobs *blobDir, addr string, msgs map[
 				b.Delete(rawKey)
 				// Its file, if any, becomes an orphan: removed below.
 				b.Delete(messageKey(prefixFile, addr, n))
+				b.Delete(messageKey(prefixSummary, addr, n))
+				remodel = true
 				f.Action = "removed (metadata and bytes); its dedup record stays"
 			} else {
 				// Until it is removed it is listed and counted.
@@ -503,6 +510,7 @@ func checkMailbox(r *CheckReport, db *DB, blobs *blobDir, addr string, msgs map[
 					return err
 				}
 				b.Set(metaKey, meta)
+				remodel = true
 				f.Action = "new metadata from the intact bytes: folder INBOX, received now, no flags"
 			}
 			bytesUsed += bodySize
@@ -514,7 +522,21 @@ func checkMailbox(r *CheckReport, db *DB, blobs *blobDir, addr string, msgs map[
 			return fmt.Errorf("storage: repairing the mailbox of %s: %w", addr, err)
 		}
 	}
-	return checkUsage(r, db, addr, bytesUsed, count, maxID, repair)
+	if err := checkUsage(r, db, addr, bytesUsed, count, maxID, repair); err != nil || !remodel {
+		return err
+	}
+	v, err := db.Get(key(prefixState, addr))
+	if err != nil {
+		return err
+	}
+	st, err := decodeState(v)
+	if err != nil {
+		return err
+	}
+	st.version = 0
+	var sb Batch
+	sb.Set(key(prefixState, addr), st.encode())
+	return db.Commit(context.Background(), &sb)
 }
 
 // checkUsage compares an account's usage counters with what is stored

@@ -45,7 +45,10 @@ import (
 //
 // After a commit fails, the DB fails every later write (ErrFailed): a failed
 // fsync may have dropped dirty pages that a later, successful fsync would
-// not write again, so the only safe state is "reopen and recover".
+// not write again, so the only safe state is "reopen and recover". The
+// same holds once the directory's epoch is newer than this open's (the
+// fencing token, epoch.go): it is checked before a round's transaction is
+// written and again once it is durable, before a caller is told.
 
 // pending is one submitted batch waiting for the committer.
 type pending struct {
@@ -233,6 +236,9 @@ func (db *DB) commitGroup(group []*pending) {
 		go func() {
 			defer db.syncing.Done()
 			err := db.opt.Syncer.Sync()
+			if err == nil {
+				err = db.fence.check()
+			}
 			if err != nil {
 				err = db.fail(err)
 				db.stats.failed.Add(uint64(len(group)))
@@ -242,6 +248,13 @@ func (db *DB) commitGroup(group []*pending) {
 			}
 		}()
 		return
+	}
+	if err == nil && db.opt.Syncer == nil {
+		// badger synced it: nobody is told before the epoch is checked
+		// again (epoch.go).
+		if ferr := db.fence.check(); ferr != nil {
+			err = db.fail(ferr)
+		}
 	}
 	if err != nil {
 		db.stats.failed.Add(uint64(len(group)))
@@ -261,6 +274,11 @@ func (db *DB) write(group []*pending) error {
 	}
 	if db.testHookBeforeWrite != nil {
 		db.testHookBeforeWrite()
+	}
+	// The fencing token: a round of an open that another open has
+	// superseded writes nothing (epoch.go).
+	if err := db.fence.check(); err != nil {
+		return db.fail(err)
 	}
 	vb, wb := bounds(group, db.threshold)
 	claimed, err := db.makeRoom(group, vb, wb)
@@ -325,7 +343,12 @@ func (db *DB) fail(cause error) error {
 	defer db.mu.Unlock()
 	if db.failed == nil {
 		db.failed = fmt.Errorf("%w: %s: %w", ErrFailed, db.dir, cause)
-		db.log.Error("storage: commit failed; refusing further writes until reopened", "err", cause)
+		close(db.failedC)
+		if errors.Is(cause, ErrFenced) {
+			db.log.Error("storage: the directory was opened elsewhere (a newer epoch): this open writes nothing more and must close", "err", cause)
+		} else {
+			db.log.Error("storage: commit failed; refusing further writes until reopened", "err", cause)
+		}
 	}
 	return db.failed
 }

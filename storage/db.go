@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,14 +18,17 @@ import (
 //
 // All methods are safe for concurrent use. Writes go through Submit or
 // Commit and are acknowledged only once synced; reads (Get, Scan) see every
-// write that has been acknowledged. While a DB is open it holds badger's
-// flock on its directory, which fences every other open of it.
+// write that has been acknowledged. While a DB is open it holds Homing's
+// lock on its directory, which fences every other open of it (lock.go), and
+// checks in every commit round that no other open has taken the directory
+// since (epoch.go).
 type DB struct {
-	dir  string
-	bdb  *badger.DB
-	opt  Options
-	prof profile
-	log  *slog.Logger
+	dir   string
+	bdb   *badger.DB
+	fence *fence
+	opt   Options
+	prof  profile
+	log   *slog.Logger
 
 	// badger's limits for one transaction (15% of the memtable).
 	maxTxnSize, maxTxnCount int64
@@ -36,6 +38,8 @@ type DB struct {
 	queue   []*pending
 	closing bool  // no more Submits
 	failed  error // sticky: set after a failed commit, wraps ErrFailed
+	// failedC is closed when failed is set.
+	failedC chan struct{}
 	wake    chan struct{}
 	done    chan struct{} // closed when the committer has drained and exited
 
@@ -108,9 +112,10 @@ type dbCounters struct {
 // Open opens (creating it if needed) the badger database in dir with the
 // group committer and value-log GC started. Values of 1 KiB and more go to
 // the value log. It fails with an error wrapping ErrLocked if dir is open
-// elsewhere, in this process or another, and with one wrapping ErrDamaged
-// if its files are damaged in a way that would make badger panic, leak or
-// drop data (inspect.go), or badger panics opening it.
+// elsewhere, in this process or another, with one wrapping ErrLockFailed
+// if its lock cannot be taken at all (lock.go), and with one wrapping
+// ErrDamaged if its files are damaged in a way that would make badger
+// panic, leak or drop data (inspect.go), or badger panics opening it.
 func Open(dir string, opt Options) (*DB, error) {
 	return openDB(dir, opt, genericProfile)
 }
@@ -119,22 +124,38 @@ func openDB(dir string, opt Options, prof profile) (*DB, error) {
 	if dir == "" {
 		return nil, errors.New("storage: open: empty directory name")
 	}
-	opt = opt.normalized()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	fc, err := takeFence(dir, opt)
+	if err != nil {
+		return nil, err
 	}
+	db, err := openFenced(dir, opt, prof, fc)
+	if err != nil {
+		_ = fc.release()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openFenced opens the DB in dir, whose fence the caller has taken; the DB
+// releases it when it closes. On error the fence is the caller's.
+func openFenced(dir string, opt Options, prof profile, fc *fence) (*DB, error) {
+	opt = opt.normalized()
 	db := &DB{
-		dir:    dir,
-		opt:    opt,
-		prof:   prof,
-		log:    opt.Logger.With("db", dir),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
-		gcStop: make(chan struct{}),
-		gcDone: make(chan struct{}),
+		fence:   fc,
+		failedC: make(chan struct{}),
+		dir:     dir,
+		opt:     opt,
+		prof:    prof,
+		log:     opt.Logger.With("db", dir),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		gcStop:  make(chan struct{}),
+		gcDone:  make(chan struct{}),
 	}
 	logger := &badgerLogger{log: db.log, onSyncError: db.noteSyncError}
-	bopt := badgerOptions(dir, opt, prof, logger)
+	// badger's own directory lock is bypassed only because the fence's
+	// lock is held (lock.go).
+	bopt := badgerOptions(dir, opt, prof, logger).WithBypassLockGuard(true)
 	// badger.Open writes through mappings too (space.go): not on a
 	// filesystem without the room for it.
 	if err := opt.Space.canOpen(); err != nil {
@@ -143,25 +164,13 @@ func openDB(dir string, opt Options, prof profile) (*DB, error) {
 	// Look at the files before badger does (inspect.go): damage that
 	// would make badger.Open panic in a goroutine of its own, leak
 	// goroutines or silently drop tables is an error here instead.
-	release, err := probeLock(dir)
-	if err != nil {
-		return nil, err
-	}
-	err = inspect(dir, bopt, false)
-	release()
-	if err != nil {
+	if err := inspect(dir, bopt, false); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	bdb, err := openBadger(badger.Open, bopt)
 	if err != nil {
-		// badger formats the flock error with %+v, so errors.Is cannot
-		// see EWOULDBLOCK; its message is the only signal (checked by
-		// TestFence*).
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("storage: open %s: %w (%v)", dir, ErrLocked, err)
-		}
-		// badger wraps its file errors in text too: a full disk (no
-		// reserve file left to remove) is only seen in its words.
+		// badger wraps its file errors in text: a full disk (no reserve
+		// file left to remove) is only seen in its words.
 		if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
 			return nil, fmt.Errorf("storage: open %s: %w: %v", dir, ErrNoSpace, err)
 		}
@@ -188,6 +197,14 @@ func openDB(dir string, opt Options, prof profile) (*DB, error) {
 
 // Dir returns the directory the DB was opened in.
 func (db *DB) Dir() string { return db.dir }
+
+// Epoch returns the epoch this open wrote in its directory (epoch.go).
+func (db *DB) Epoch() uint64 { return db.fence.epoch }
+
+// Failed returns a channel that is closed once the DB has failed (a
+// failed commit or sync, or a newer epoch: Err says which). It refuses
+// every write from then on; its owner should close it and open it again.
+func (db *DB) Failed() <-chan struct{} { return db.failedC }
 
 // view runs fn in a read-only badger transaction, unless the DB is closed.
 func (db *DB) view(fn func(txn *badger.Txn) error) error {
@@ -319,6 +336,11 @@ func (db *DB) Close() error {
 		}
 		if db.closeErr != nil {
 			db.closeErr = fmt.Errorf("storage: close %s: %w", db.dir, db.closeErr)
+		}
+		// Only now that badger has stopped writing may another open
+		// have the directory.
+		if err := db.fence.release(); err != nil {
+			db.closeErr = errors.Join(db.closeErr, err)
 		}
 	})
 	if !first {

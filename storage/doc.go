@@ -18,10 +18,18 @@
 //
 // # Fencing
 //
-// badger holds an exclusive flock on its directory while it is open. A
-// second open of the same directory, from this process or any other, fails
-// with ErrLocked until the holder closes or dies. The cluster layer relies on
-// this: only the node that opened a partition can write it.
+// An open DB holds Homing's lock on its directory: an open file
+// description lock on dir/homing.lock, taken read-write so that it also
+// works on NFSv4, CephFS and GlusterFS, plus badger's own flock where the
+// filesystem allows it, so that an older Homing is fenced during a rolling
+// upgrade (lock.go). A second open of the same directory, from this process
+// or any other, fails with ErrLocked until the holder closes or dies; a lock
+// that cannot be taken at all is ErrLockFailed, not contention. Each open
+// also increments the directory's epoch (epoch.go), and its committer checks
+// in every round that the epoch is still its own: an open that another has
+// superseded fails (ErrFenced) before its next commit reaches the disk. The
+// cluster layer relies on this: only the node that opened a partition can
+// write it.
 //
 // # Layout
 //

@@ -13,9 +13,18 @@ import (
 // never do.
 var (
 	// ErrLocked: the database directory is held by another open, in this
-	// process or another one. badger's flock is the fence that keeps two
-	// nodes from owning one partition.
+	// process or another one (lock.go). Homing's lock file is the fence
+	// that keeps two nodes from owning one partition.
 	ErrLocked = mail.TemporaryError("storage: database is locked by another open")
+	// ErrLockFailed: the directory's lock could not be taken for a reason
+	// other than another open holding it (EBADF, ENOLCK, EIO ...: a
+	// filesystem whose locks do not work). It is not contention: the
+	// caller reports it and retries slowly.
+	ErrLockFailed = mail.TemporaryError("storage: the directory lock cannot be taken")
+	// ErrFenced: the directory's epoch (epoch.go) is no longer the one this
+	// open wrote: another open took the directory after this one lost its
+	// lock. The DB fails (ErrFailed) and writes nothing more.
+	ErrFenced = mail.TemporaryError("storage: the directory was opened elsewhere since (a newer epoch)")
 	// ErrClosed: the DB, store or partition has been closed.
 	ErrClosed = mail.TemporaryError("storage: closed")
 	// ErrBatchTooBig: one batch does not fit in a single badger
@@ -58,6 +67,15 @@ var (
 	// temporary and, unlike ErrFailed, not sticky: nothing was written,
 	// and the write works again once space is freed.
 	ErrNoSpace = mail.ErrNoSpace
+	// ErrNoFolder: an account has no folder of that name (IMAP's
+	// NONEXISTENT and TRYCREATE, RFC 5530); it is also mail.ErrNotFound.
+	ErrNoFolder = mail.PermanentError("storage: no such folder")
+	// ErrUseNotSupported: a special use that is not one of SpecialUses
+	// (RFC 6154 §5.1 USEATTR).
+	ErrUseNotSupported = mail.PermanentError("storage: special use not supported")
+	// ErrCannot: deleting INBOX, or renaming a folder onto one that
+	// exists or under itself (IMAP's CANNOT, RFC 5530).
+	ErrCannot = mail.PermanentError("storage: not possible with this folder")
 )
 
 // WrongPartitionError is returned when an address is used in a partition it

@@ -33,6 +33,9 @@ import (
 //	w/<addr>\x00<dedup key>   work pending after that append (JSON list of kinds), until DonePending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
 //	v/<addr>\x00<sender>      RFC 3834 auto-reply sent to sender (expires after the rule's days)
+//	g/<addr>\x00<fid:uint32>  folder record, JSON (folderRecord; folder.go)
+//	u/<addr>\x00<fid:uint32><uid:uint32>  folder index: message id, modseq, flags (Entry)
+//	h/<addr>\x00<id:uint64>   message summary: envelope and body structure (package summary)
 //
 // Metadata and raw bytes are apart so that listing a mailbox never reads a
 // body.
@@ -51,6 +54,9 @@ var (
 	prefixPurge    = []byte("x/")
 	prefixVacation = []byte("v/")
 	prefixPending  = []byte("w/")
+	prefixFolder   = []byte("g/")
+	prefixIndex    = []byte("u/")
+	prefixSummary  = []byte("h/")
 )
 
 func key(prefix []byte, parts ...string) []byte {

@@ -1,13 +1,19 @@
-//go:build !unix
+//go:build !linux
 
 package storage
 
-// probeLock does nothing where badger's directory lock is not a flock;
-// badger.Open still takes its own lock.
-func probeLock(string) (release func(), err error) { return func() {}, nil }
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
-// sameDevice cannot tell here; Append links and falls back to a copy.
-func sameDevice(a, b string) bool { return true }
+// errNoLock: this platform has no lock Homing trusts for a fence.
+var errNoLock = errors.New("open file description locks are Linux only")
 
-// SameFilesystem cannot tell here: true.
-func SameFilesystem(a, b string) bool { return true }
+// lockOFD fails where there are no OFD locks: the partition fence needs
+// them (Homing runs on Linux).
+func lockOFD(*os.File) error { return errNoLock }
+
+// flockDir: there is no legacy lock to respect here.
+func flockDir(*os.File) error { return syscall.EOPNOTSUPP }

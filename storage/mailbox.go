@@ -1,19 +1,21 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/summary"
 )
 
 // Inbox is the folder of Append requests that name none. Like IMAP's INBOX
@@ -65,6 +67,10 @@ type AppendRequest struct {
 	// to these senders (HasAutoReplied), each for AutoReplyTTL.
 	AutoReplied  []string
 	AutoReplyTTL time.Duration
+	// MustExist refuses the append (an error wrapping ErrNoFolder) when
+	// the folder does not exist (IMAP APPEND answers TRYCREATE); without
+	// it a delivery into a folder the rules name creates the folder.
+	MustExist bool
 }
 
 // AppendResult says what Append stored.
@@ -78,49 +84,95 @@ type AppendResult struct {
 	// Pending is, for a Duplicate, the work the first append recorded
 	// that is not done yet (AppendRequest.Pending, DonePending).
 	Pending []string
+	// Where a new message went (folder.go): its folder, its UID there,
+	// the folder's UIDVALIDITY and the MODSEQ of the append.
+	FolderID, UID, UIDValidity uint32
+	ModSeq                     uint64
+	// Flags are the message's flags as stored (normalised).
+	Flags []string
 }
 
 // MessageInfo describes a stored message without its bytes.
 type MessageInfo struct {
 	ID, Folder string
 	Size       int64
-	Received   time.Time
-	Flags      []string
+	// CRLFSize is the size with CRLF line ends (what POP3 sends).
+	CRLFSize int64
+	Received time.Time
+	Flags    []string
+	UID      uint32
+	// Summary is the stored summary (package summary); nil if none.
+	Summary []byte
 }
 
-// messageRecord is the stored metadata of a message (m/...).
+// messageRecord is the stored metadata of a message (m/...). Folder and
+// Flags are those of a record written before the folder model (folder.go),
+// which Open migrates: then FolderID and UID say where the message is, and
+// its flags are in the folder's index.
 type messageRecord struct {
-	Folder   string    `json:"folder"`
+	Folder   string    `json:"folder,omitempty"`
+	FolderID uint32    `json:"fid,omitempty"`
+	UID      uint32    `json:"uid,omitempty"`
 	Size     int64     `json:"size"`
 	Received time.Time `json:"received"`
 	Flags    []string  `json:"flags,omitempty"`
 	DedupKey string    `json:"dedup,omitempty"`
+	// CRLFSize is the size with CRLF line ends (summary.Summary.CRLFSize:
+	// what POP3 sends), computed with the summary; 0 in a record written
+	// before it was (then Size, as SMTP stores CRLF only).
+	CRLFSize int64 `json:"crlf,omitempty"`
 }
 
-// mailboxState is an account's s/ record: the next message id and the
-// usage. It is written in the same batch as every change it counts.
-type mailboxState struct {
-	next  uint64
-	bytes int64
-	count int64
+// crlfSize is the size with CRLF line ends, Size when not recorded.
+func (r messageRecord) crlfSize() int64 {
+	if r.CRLFSize > 0 {
+		return r.CRLFSize
+	}
+	return r.Size
 }
+
+// mailboxState is an account's s/ record: the next message id, the
+// usage, and the folder model's counters (folder.go): the last folder id,
+// the last UIDVALIDITY given, and the version of the model (0: written
+// before folders existed; Open migrates it). It is written in the same
+// batch as every change it counts.
+type mailboxState struct {
+	next     uint64
+	bytes    int64
+	count    int64
+	folders  uint64
+	validity uint64
+	version  uint64
+}
+
+// modelVersion is the version of the folder model this code writes.
+const modelVersion = 1
 
 func (s mailboxState) encode() []byte {
-	b := make([]byte, 0, 24)
+	b := make([]byte, 0, 48)
 	b = binary.BigEndian.AppendUint64(b, s.next)
 	b = binary.BigEndian.AppendUint64(b, uint64(s.bytes))
-	return binary.BigEndian.AppendUint64(b, uint64(s.count))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.count))
+	b = binary.BigEndian.AppendUint64(b, s.folders)
+	b = binary.BigEndian.AppendUint64(b, s.validity)
+	return binary.BigEndian.AppendUint64(b, s.version)
 }
 
 func decodeState(v []byte) (mailboxState, error) {
-	if len(v) != 24 {
+	if len(v) != 24 && len(v) != 48 {
 		return mailboxState{}, fmt.Errorf("storage: mailbox state of %d bytes: %w", len(v), ErrDamaged)
 	}
-	return mailboxState{
+	st := mailboxState{
 		next:  binary.BigEndian.Uint64(v),
 		bytes: int64(binary.BigEndian.Uint64(v[8:])),
 		count: int64(binary.BigEndian.Uint64(v[16:])),
-	}, nil
+	}
+	if len(v) == 48 {
+		st.folders = binary.BigEndian.Uint64(v[24:])
+		st.validity = binary.BigEndian.Uint64(v[32:])
+		st.version = binary.BigEndian.Uint64(v[40:])
+	}
+	return st, nil
 }
 
 // mailbox reads, in one snapshot, whether the account exists and its state.
@@ -152,13 +204,10 @@ func (p *Partition) mailbox(addr string) (mailboxState, error) {
 }
 
 func normalizeFolder(f string) (string, error) {
-	switch {
-	case f == "" || strings.EqualFold(f, Inbox):
+	if f == "" {
 		return Inbox, nil
-	case len(f) > maxFolderBytes || strings.ContainsRune(f, 0):
-		return "", fmt.Errorf("storage: invalid folder name %q", f)
 	}
-	return f, nil
+	return checkFolderName(f)
 }
 
 // Append stores a message in account's mailbox and returns once it is
@@ -238,8 +287,21 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if received.IsZero() {
 		received = time.Now()
 	}
+	flags, err := NormalizeFlags(req.Flags)
+	if err != nil {
+		return AppendResult{}, nil, err
+	}
+	var sum []byte
+	var crlf int64
+	if !req.Discard {
+		// Computed once, here, streaming (bodies in files are read, not
+		// loaded): FETCH ENVELOPE/BODYSTRUCTURE never parse it again.
+		if sum, crlf, err = summarize(req.Raw, req.Body, fb != nil); err != nil {
+			return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w", addr, err)
+		}
+	}
 	unlock := p.locks.lock(addr)
-	st, err := p.mailbox(addr)
+	st, fs, err := p.model(addr)
 	if err != nil {
 		unlock()
 		return AppendResult{}, nil, err
@@ -293,18 +355,39 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		unlock()
 		return AppendResult{}, nil, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
 	}
+	fs = ensureModel(&b, addr, &st, fs)
+	f, ok := folderByName(fs, folder)
+	if !ok {
+		if req.MustExist {
+			unlock()
+			return AppendResult{}, nil, folderNotFound(addr, folder)
+		}
+		f = newFolder(&b, addr, &st, folder, "", time.Now())
+	}
+	uid := f.UIDNext
+	f.UIDNext++
+	f.ModSeq++
+	f.Messages++
+	f.Bytes += size
+	if !seen(flags) {
+		f.Unseen++
+	}
+	putFolder(&b, addr, f)
 	meta, err := json.Marshal(messageRecord{
-		Folder:   folder,
+		FolderID: f.ID,
+		UID:      uid,
 		Size:     size,
 		Received: received.UTC(),
-		Flags:    req.Flags,
 		DedupKey: req.DedupKey,
+		CRLFSize: crlf,
 	})
 	if err != nil {
 		unlock()
 		return AppendResult{}, nil, err
 	}
 	id := st.next
+	b.Set(indexKey(addr, f.ID, uid), Entry{UID: uid, ID: id, ModSeq: f.ModSeq, Flags: flags}.encode())
+	b.Set(messageKey(prefixSummary, addr, id), sum)
 	if fb != nil {
 		// The link (or copy) is complete before the batch is submitted:
 		// the sync round that makes the record durable covers its name.
@@ -327,7 +410,41 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
-	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10)}, async)
+	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10),
+		FolderID: f.ID, UID: uid, UIDValidity: f.UIDValidity, ModSeq: f.ModSeq, Flags: flags}, async)
+}
+
+// ensureModel gives an account without folders (one created before the
+// folder model, with no messages: Open migrated every other) its default
+// folders and the model's version, in b.
+func ensureModel(b *Batch, addr string, st *mailboxState, fs []Folder) []Folder {
+	if st.version >= modelVersion {
+		return fs
+	}
+	fs = defaultFolders(b, addr, st, fs, time.Now())
+	st.version = modelVersion
+	return fs
+}
+
+// summarize computes the summary of a message being appended, and its
+// size with CRLF line ends: from raw, or by reading body (a file is
+// streamed).
+func summarize(raw []byte, body mail.Body, file bool) ([]byte, int64, error) {
+	var r io.Reader = bytes.NewReader(raw)
+	if file || (raw == nil && body != nil) {
+		rc, err := body.Open()
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading the message: %w", err)
+		}
+		defer rc.Close()
+		r = rc
+	}
+	s, err := summary.Compute(r)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the message: %w", err)
+	}
+	b, err := s.Encode()
+	return b, s.CRLFSize, err
 }
 
 // Delivered reports whether an append with dedupKey was stored (id is
@@ -447,47 +564,6 @@ func (p *Partition) HasAutoReplied(account, sender string) (bool, error) {
 		return false, nil
 	}
 	return false, err
-}
-
-// Messages lists account's messages in folder ("" = every folder) in id
-// order, without reading their bytes. It fails with an error wrapping
-// mail.ErrNotFound if the account does not exist.
-func (p *Partition) Messages(account, folder string) ([]MessageInfo, error) {
-	addr, err := p.account(account)
-	if err != nil {
-		return nil, err
-	}
-	if folder != "" {
-		if folder, err = normalizeFolder(folder); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := p.mailbox(addr); err != nil {
-		return nil, err
-	}
-	prefix := accountPrefix(prefixMeta, addr)
-	out := []MessageInfo{}
-	err = p.db.Scan(prefix, func(k, v []byte) error {
-		if len(k) != len(prefix)+8 {
-			return fmt.Errorf("storage: bad message key %q", k)
-		}
-		var r messageRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("storage: metadata of message %q: %w: %v", k, ErrDamaged, err)
-		}
-		if folder != "" && r.Folder != folder {
-			return nil
-		}
-		out = append(out, MessageInfo{
-			ID:       strconv.FormatUint(binary.BigEndian.Uint64(k[len(prefix):]), 10),
-			Folder:   r.Folder,
-			Size:     r.Size,
-			Received: r.Received,
-			Flags:    r.Flags,
-		})
-		return nil
-	})
-	return out, err
 }
 
 // parseMessageID parses a decimal message id; a malformed one names no
@@ -631,82 +707,6 @@ func (p *Partition) message(addr, id string, n uint64) (messageRecord, error) {
 		return r, fmt.Errorf("storage: metadata of message %s of %s: %w: %v", id, addr, ErrDamaged, err)
 	}
 	return r, nil
-}
-
-// SetFlags replaces the flags of message id. It fails with an error
-// wrapping mail.ErrNotFound if there is no such message.
-func (p *Partition) SetFlags(ctx context.Context, account, id string, flags []string) error {
-	addr, err := p.account(account)
-	if err != nil {
-		return err
-	}
-	n, err := parseMessageID(addr, id)
-	if err != nil {
-		return err
-	}
-	unlock := p.locks.lock(addr)
-	r, err := p.message(addr, id, n)
-	if err != nil {
-		unlock()
-		return err
-	}
-	r.Flags = flags
-	v, err := json.Marshal(r)
-	if err != nil {
-		unlock()
-		return err
-	}
-	var b Batch
-	b.maintenance = true
-	b.Set(messageKey(prefixMeta, addr, n), v)
-	return p.commitLocked(ctx, &b, unlock)
-}
-
-// DeleteMessage removes message id and subtracts it from the usage, in one
-// batch. Its dedup record stays (until DedupRetention), so a delivery
-// retried after the user deleted the message is still recognised. It fails
-// with an error wrapping mail.ErrNotFound if there is no such message.
-func (p *Partition) DeleteMessage(ctx context.Context, account, id string) error {
-	addr, err := p.account(account)
-	if err != nil {
-		return err
-	}
-	n, err := parseMessageID(addr, id)
-	if err != nil {
-		return err
-	}
-	unlock := p.locks.lock(addr)
-	r, err := p.message(addr, id, n)
-	if err != nil {
-		unlock()
-		return err
-	}
-	st, err := p.mailbox(addr)
-	if err != nil {
-		unlock()
-		return err
-	}
-	st.bytes = max(st.bytes-r.Size, 0)
-	st.count = max(st.count-1, 0)
-	name := ""
-	if v, err := p.db.Get(messageKey(prefixFile, addr, n)); err == nil {
-		name = string(v)
-	}
-	var b Batch
-	b.maintenance = true
-	b.Delete(messageKey(prefixMeta, addr, n))
-	b.Delete(messageKey(prefixRaw, addr, n))
-	if name != "" {
-		b.Delete(messageKey(prefixFile, addr, n))
-	}
-	b.Set(key(prefixState, addr), st.encode())
-	if err := p.commitLocked(ctx, &b, unlock); err != nil {
-		return err
-	}
-	// Only once the record is gone: a crash before this leaves an
-	// orphan, removed at the next open.
-	p.blobs.remove(name)
-	return nil
 }
 
 // Usage returns the bytes and the number of messages stored for account,

@@ -37,6 +37,20 @@ const (
 	// this package's inspection of the files, and exits 0 if it returns
 	// (TestBadgerOpenCrashesOnTruncatedTable).
 	helperBadgerOpen = "badger-open"
+	// helperLockOnly takes only Homing's lock on helperDirEnv (the OFD
+	// lock of its homing.lock), prints "ready" and waits like helperHold.
+	helperLockOnly = "lock-only"
+	// helperOlderHoming opens helperDirEnv as a Homing before issue #13
+	// did: badger.Open with badger's own directory lock (flock) and no
+	// homing.lock. It prints "ready" and waits like helperHold, or prints
+	// "locked" and exits 0 when badger's lock is held.
+	helperOlderHoming = "older-homing"
+	// helperStepCommit opens the DB in helperDirEnv (with a shared Syncer
+	// when helperSyncEnv is set) and reads commands from stdin: "c KEY"
+	// commits KEY and answers "ok KEY", or "err KEY fenced|failed MSG";
+	// "close" closes the DB, answers "closed" and exits.
+	helperStepCommit = "step-commit"
+	helperSyncEnv    = "HOMING_STORAGE_SYNCFS"
 )
 
 func TestMain(m *testing.M) {
@@ -57,6 +71,32 @@ func runHelper(role, dir string) int {
 		}
 		_ = bdb.Close()
 		return 0
+	}
+	switch role {
+	case helperLockOnly:
+		l, err := acquireDirLock(dir, "helper", nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper lock:", err)
+			return 2
+		}
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = l.release()
+		return 0
+	case helperOlderHoming:
+		o := opt.normalized()
+		bdb, err := badger.Open(badgerOptions(dir, o, mailboxProfile, &badgerLogger{log: o.Logger}))
+		if err != nil {
+			fmt.Println("locked")
+			fmt.Fprintln(os.Stderr, "helper older homing:", err)
+			return 0
+		}
+		fmt.Println("ready")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = bdb.Close()
+		return 0
+	case helperStepCommit:
+		return runStepCommit(dir, os.Getenv(helperSyncEnv) != "")
 	}
 	if role == helperCommitLoopSyncfs {
 		syncer, err := NewSyncer(dir)
@@ -131,10 +171,10 @@ type child struct {
 	stdin  io.WriteCloser
 }
 
-func startHelper(t *testing.T, role, dir string) *child {
+func startHelper(t *testing.T, role, dir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperDirEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), helperEnv+"="+role, helperDirEnv+"="+dir), env...)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -63,6 +63,14 @@ type Options struct {
 	// admission limit. nil: no such checks (allocation ahead of badger's
 	// writes is done either way, prealloc.go).
 	Space *Space
+	// Owner names the opener (the node's name) in the directory's lock
+	// and epoch files, so that another node that finds the directory held
+	// or fenced can say by whom.
+	Owner string
+
+	// lockHook, when set by this package's tests, stands in for the
+	// kernel's answer to a lock call (lock.go).
+	lockHook lockHook
 }
 
 // profile is what differs between the kinds of DB this package opens.

@@ -54,6 +54,9 @@ func openPartition(s *AccountStore, id int) (*Partition, error) {
 	if err == nil {
 		err = p.resumePurges()
 	}
+	if err == nil {
+		err = p.migrate()
+	}
 	if err != nil {
 		_ = p.closeDB()
 		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
@@ -66,6 +69,19 @@ func (p *Partition) ID() int { return p.id }
 
 // DB returns the partition's database, for its Stats and Err.
 func (p *Partition) DB() *DB { return p.db }
+
+// Epoch is the fencing token this open of the partition wrote (epoch.go).
+func (p *Partition) Epoch() uint64 { return p.db.Epoch() }
+
+// Failed is closed once the partition's DB has failed: a write or sync
+// error, or another open took the directory since (a newer epoch). Every
+// write fails from then on (ErrFailed, temporary); the owner closes the
+// partition and opens it again, which succeeds only once nobody else
+// holds it. Err says why.
+func (p *Partition) Failed() <-chan struct{} { return p.db.Failed() }
+
+// Err is the DB's sticky failure (nil while it is healthy).
+func (p *Partition) Err() error { return p.db.Err() }
 
 // Close commits the writes already submitted, closes the partition's DB
 // (releasing its directory lock, so another node may open it) and removes it

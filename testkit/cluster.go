@@ -68,6 +68,14 @@ type ClusterOptions struct {
 	// Args, if set, returns extra flags of a process node (after the
 	// cluster's own, so they win), before every start of it.
 	Args func(name string) []string
+	// Host, if set, places a process node on a host of its own: the
+	// command line prefix that runs it there and the address its
+	// listeners bind (package netns), instead of 127.0.0.1.
+	Host func(name string) (prefix []string, addr string)
+	// ProductionTimers runs process nodes with the default gossip and
+	// retry timers of homing serve (no --gossip-fast, --retry-min,
+	// --retry-max, --local-retry), for measuring what an operator gets.
+	ProductionTimers bool
 	// LogLevel is the least level of the records in-process nodes write to
 	// t.Log; the zero value is slog.LevelInfo. (Processes write everything
 	// to their log file; the cluster prints its tail when the test fails.)
@@ -250,14 +258,26 @@ func (c *Cluster) startInProcess(m *clusterMember, seeds []string) {
 
 func (c *Cluster) startProcess(m *clusterMember, seeds []string) {
 	c.t.Helper()
-	args := []string{"--gossip", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0", "--secret-file", c.secretFile,
-		"--gossip-fast", "--partitions", strconv.Itoa(c.opt.Partitions), "--account-store", c.store,
-		"--demo=false", "--log-level", "info", "--retry-min", "200ms", "--retry-max", "1s", "--local-retry", "300ms"}
+	host, prefix := "127.0.0.1", []string(nil)
+	if c.opt.Host != nil {
+		prefix, host = c.opt.Host(m.name)
+	}
+	args := []string{"--gossip", host + ":0", "--cluster-addr", host + ":0", "--secret-file", c.secretFile,
+		"--partitions", strconv.Itoa(c.opt.Partitions), "--account-store", c.store,
+		"--demo=false", "--log-level", "info"}
+	if !c.opt.ProductionTimers {
+		args = append(args, "--gossip-fast", "--retry-min", "200ms", "--retry-max", "1s", "--local-retry", "300ms")
+	}
 	if m.role != "" {
 		args = append(args, "--roles", string(m.role))
 	}
 	if len(seeds) > 0 {
 		args = append(args, "--join", joinList(seeds))
+	}
+	if c.opt.Host != nil {
+		// Off loopback the admin API needs a token: the cluster's
+		// secret (random per test) serves.
+		args = append(args, "--smtp", host+":0", "--admin", host+":0", "--admin-token", c.adminToken())
 	}
 	if c.opt.Args != nil {
 		args = append(args, c.opt.Args(m.name)...)
@@ -270,7 +290,7 @@ func (c *Cluster) startProcess(m *clusterMember, seeds []string) {
 		p = &Process{Name: m.name, Bin: c.opt.Binary, t: c.t, Data: m.data}
 		c.t.Cleanup(p.Kill)
 	}
-	p.Args = args
+	p.Args, p.Prefix = args, prefix
 	p.Start()
 	c.mu.Lock()
 	m.proc = p
@@ -419,9 +439,18 @@ func (c *Cluster) Process(name string) *Process {
 func (c *Cluster) Admin(name string) *admin.Client {
 	c.t.Helper()
 	addr, _ := c.addrs(c.running(name))
-	cl := admin.NewClient(addr, "")
+	cl := admin.NewClient(addr, c.adminToken())
 	cl.HTTP = c.http
 	return cl
+}
+
+// adminToken is the nodes' admin token: none on loopback, the secret on
+// hosts of their own (ClusterOptions.Host).
+func (c *Cluster) adminToken() string {
+	if c.opt.Host != nil {
+		return c.secret
+	}
+	return ""
 }
 
 // SMTPAddr is the SMTP address of the running node called name.

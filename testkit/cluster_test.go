@@ -185,3 +185,39 @@ func TestClusterPartitionCutsOneLinkUntilHeal(t *testing.T) {
 		t.Fatalf("Names() = %v", c.Names())
 	}
 }
+
+// TestIsolatedBackendClosesItsPartitions: a backend cut off from every
+// other member sees a minority of the cluster alive and closes every
+// partition it held, without taking any other; the rest of the cluster
+// (the majority) gives them to the other backend, which opens them once
+// the cut-off one has let go (the lock on the shared store). Healed, both
+// serve again and mail reaches both.
+func TestIsolatedBackendClosesItsPartitions(t *testing.T) {
+	ctx := context.Background()
+	c := StartCluster(t, ClusterOptions{})
+	if own := owned(t, c, "fe1"); len(own["be1"]) == 0 || len(own["be2"]) == 0 {
+		t.Fatalf("partitions %v, want some on each backend", own)
+	}
+	c.Isolate("be1")
+	wait.For(t, 20*time.Second, func() bool {
+		ps, err := c.Admin("be1").Partitions(ctx)
+		return err == nil && len(ps) == 0
+	}, "the cut-off be1 still runs partitions")
+	wait.For(t, 20*time.Second, func() bool {
+		ps, err := c.Admin("be2").Partitions(ctx)
+		if err != nil || len(ps) != 8 {
+			return false
+		}
+		for _, p := range ps {
+			if !p.Open {
+				return false
+			}
+		}
+		return true
+	}, "be2 does not hold all 8 partitions open while be1 is cut off")
+	c.Heal()
+	c.WaitSettled(t)
+	if own := owned(t, c, "fe1"); len(own["be1"]) == 0 || len(own["be2"]) == 0 {
+		t.Fatalf("after the heal partitions are %v, want some on each backend", own)
+	}
+}

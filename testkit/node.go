@@ -7,6 +7,7 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/testkit/dnstest"
 	"github.com/homing-mail/homing/testkit/tlog"
 )
 
@@ -17,8 +18,10 @@ type NodeOption func(*node.Config)
 func WithConfig(f func(*node.Config)) NodeOption { return NodeOption(f) }
 
 // TestConfig is a node configuration for tests: loopback port 0 for every
-// listener, a fresh data directory, timers shortened to seconds, and the
-// log in t.Log.
+// listener, a fresh data directory, timers shortened to seconds, the log
+// in t.Log, and a DNS server of its own on loopback with an empty zone
+// (dnstest; never the system's resolver): a test that needs records
+// starts its own server and sets Trust.DNS.
 func TestConfig(t testing.TB, name string) node.Config {
 	return node.Config{
 		Name:     name,
@@ -29,6 +32,7 @@ func TestConfig(t testing.TB, name string) node.Config {
 		Admin:    node.Admin{Addr: "127.0.0.1:0"},
 		Store:    node.Store{DataDir: t.TempDir(), Partitions: 4},
 		Routing:  node.Routing{Routes: map[string]string{}},
+		Trust:    node.Trust{DNS: dnstest.Start(t, nil).Addr()},
 		Queue: actors.Config{
 			MinBackoff:       200 * time.Millisecond,
 			MaxBackoff:       time.Second,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/homing-mail/homing/testkit/dnstest"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -42,12 +43,18 @@ type Process struct {
 	Name string
 	Bin  string
 	// Args are the flags after "serve", without the ones Start adds
-	// (--name, --data, --ready-file, and --smtp/--admin on port 0 unless
+	// (--name, --data, --ready-file, and --smtp/--admin/--pop3 on port 0 unless
 	// Args sets them). A Cluster changes them before a restart.
 	Args []string
 	Data string
+	// Prefix, if set, is the command line that runs Bin: Bin and its
+	// arguments follow it (ip netns exec NS, a host of package netns).
+	Prefix []string
 
 	SMTP, Admin, Gossip string
+	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it),
+	// POP3 the POP3 one (STLS; the same).
+	IMAP, POP3 string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -93,13 +100,24 @@ func (p *Process) Start() {
 	if !hasFlag(p.Args, "--admin") {
 		args = append(args, "--admin", "127.0.0.1:0")
 	}
+	if !hasFlag(p.Args, "--imap") {
+		args = append(args, "--imap", "127.0.0.1:0")
+	}
+	if !hasFlag(p.Args, "--pop3") {
+		args = append(args, "--pop3", "127.0.0.1:0")
+	}
+	if !hasFlag(p.Args, "--dns") {
+		// Never the system's resolver: an empty zone of its own.
+		args = append(args, "--dns", dnstest.Start(p.t, nil).Addr())
+	}
 	p.mu.Lock()
 	logf, err := os.OpenFile(filepath.Join(p.Data, "..", p.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.mu.Unlock()
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(p.Bin, append(args, p.Args...)...)
+	line := append(append(append(append([]string(nil), p.Prefix...), p.Bin), args...), p.Args...)
+	cmd := exec.Command(line[0], line[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
@@ -109,7 +127,7 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var r struct{ SMTP, Admin, Gossip string }
+	var r struct{ SMTP, Admin, Gossip, IMAP, POP3 string }
 	deadline := time.Now().Add(startTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
@@ -127,7 +145,7 @@ func (p *Process) Start() {
 		<-timer.C
 	}
 	p.mu.Lock()
-	p.SMTP, p.Admin, p.Gossip = r.SMTP, r.Admin, r.Gossip
+	p.SMTP, p.Admin, p.Gossip, p.IMAP, p.POP3 = r.SMTP, r.Admin, r.Gossip, r.IMAP, r.POP3
 	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
 }

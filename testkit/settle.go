@@ -137,7 +137,7 @@ func (c *Cluster) viewers() (names []string, views map[string]viewer, backend ma
 		if m.node != nil {
 			views[name] = m.node.API()
 		} else {
-			cl := admin.NewClient(m.proc.Admin, "")
+			cl := admin.NewClient(m.proc.Admin, c.adminToken())
 			cl.HTTP = c.http
 			views[name] = cl
 		}

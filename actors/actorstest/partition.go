@@ -54,6 +54,9 @@ type Partition struct {
 	closed   int
 	hook     func(account string, req storage.AppendRequest)
 	changed  signal
+	failedC  chan struct{} // nil until Failed is first asked for
+	failErr  error
+	epoch    uint64
 }
 
 type dedupRecord struct {
@@ -214,6 +217,58 @@ func (p *Partition) Closed() int {
 
 // ID implements PartitionData.
 func (p *Partition) ID() int { return p.id }
+
+// Fail makes the partition fail as a storage DB does after a failed sync
+// or a newer epoch: Failed is closed, Err returns err and every Append
+// fails with it (nothing written) until Recover.
+func (p *Partition) Fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failErr != nil {
+		return
+	}
+	p.failErr = err
+	p.fail.failAfter(0, err)
+	if p.failedC == nil {
+		p.failedC = make(chan struct{})
+	}
+	close(p.failedC)
+}
+
+// Recover ends a failure from Fail, as a reopened DB would: a new Failed
+// channel, Err nil, appends succeed, and the next open's Epoch is higher.
+func (p *Partition) Recover() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failErr, p.failedC = nil, make(chan struct{})
+	p.fail.heal()
+	p.epoch++
+}
+
+// Failed implements PartitionData.
+func (p *Partition) Failed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failedC == nil {
+		p.failedC = make(chan struct{})
+	}
+	return p.failedC
+}
+
+// Err implements PartitionData.
+func (p *Partition) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failErr
+}
+
+// Epoch implements PartitionData: the number of times Recover was called,
+// plus one.
+func (p *Partition) Epoch() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.epoch + 1
+}
 
 // Close implements PartitionData; it only counts the call (the data stays
 // readable, so a test can look at it after the System stopped).

@@ -36,6 +36,9 @@ const (
 	Error_UNAVAILABLE  Error_Kind = 4 // temporary: partition not open here, disk trouble, handoff
 	Error_INVALID      Error_Kind = 5
 	Error_DAMAGED      Error_Kind = 6 // permanent: the stored data failed its check (storage.ErrDamaged)
+	Error_NO_FOLDER    Error_Kind = 7 // permanent: no such folder (storage.ErrNoFolder; also NOT_FOUND to errors.Is)
+	Error_OVER_QUOTA   Error_Kind = 8 // temporary: the mailbox is full (storage.ErrOverQuota)
+	Error_CANNOT       Error_Kind = 9 // permanent: not possible with this folder (storage.ErrCannot)
 )
 
 // Enum value maps for Error_Kind.
@@ -48,6 +51,9 @@ var (
 		4: "UNAVAILABLE",
 		5: "INVALID",
 		6: "DAMAGED",
+		7: "NO_FOLDER",
+		8: "OVER_QUOTA",
+		9: "CANNOT",
 	}
 	Error_Kind_value = map[string]int32{
 		"NONE":         0,
@@ -57,6 +63,9 @@ var (
 		"UNAVAILABLE":  4,
 		"INVALID":      5,
 		"DAMAGED":      6,
+		"NO_FOLDER":    7,
+		"OVER_QUOTA":   8,
+		"CANNOT":       9,
 	}
 )
 
@@ -186,6 +195,121 @@ func (x TransferAnswer_Verdict) Number() protoreflect.EnumNumber {
 // Deprecated: Use TransferAnswer_Verdict.Descriptor instead.
 func (TransferAnswer_Verdict) EnumDescriptor() ([]byte, []int) {
 	return file_actors_pb_actors_proto_rawDescGZIP(), []int{31, 0}
+}
+
+type MailboxOp_Kind int32
+
+const (
+	MailboxOp_KIND_UNSPECIFIED MailboxOp_Kind = 0
+	MailboxOp_FOLDERS          MailboxOp_Kind = 1  // every folder (LIST, LSUB, the admin's folders)
+	MailboxOp_CREATE           MailboxOp_Kind = 2  // folder, special_use
+	MailboxOp_DELETE           MailboxOp_Kind = 3  // folder
+	MailboxOp_RENAME           MailboxOp_Kind = 4  // folder -> new_name
+	MailboxOp_SUBSCRIBE        MailboxOp_Kind = 5  // folder
+	MailboxOp_UNSUBSCRIBE      MailboxOp_Kind = 6  // folder
+	MailboxOp_SELECT           MailboxOp_Kind = 7  // folder: its record and whole index; watcher is told of changes
+	MailboxOp_SYNC             MailboxOp_Kind = 8  // folder_id, since_modseq: what changed since (or the whole index, full)
+	MailboxOp_FETCH            MailboxOp_Kind = 9  // folder_id, uids: entries with size, date and (summaries) summary
+	MailboxOp_STORE            MailboxOp_Kind = 10 // folder_id, uids, store_op, flags
+	MailboxOp_EXPUNGE          MailboxOp_Kind = 11 // folder_id, uids (all: every \Deleted message)
+	MailboxOp_COPY             MailboxOp_Kind = 12 // folder_id, uids -> folder
+	MailboxOp_MOVE             MailboxOp_Kind = 13 // folder_id, uids -> folder
+	MailboxOp_APPEND           MailboxOp_Kind = 14 // folder, flags, received, body
+	MailboxOp_WATCH            MailboxOp_Kind = 15 // renew watcher's lease (or start one)
+	MailboxOp_UNWATCH          MailboxOp_Kind = 16 // end watcher's lease
+	MailboxOp_REMOVE           MailboxOp_Kind = 17 // folder_id, uids: remove whatever their flags (POP3 DELE at QUIT, admin delete)
+	MailboxOp_LOCK             MailboxOp_Kind = 18 // the POP3 maildrop lock (RFC 1939 §8): token in watcher_id; renews
+	MailboxOp_UNLOCK           MailboxOp_Kind = 19
+	MailboxOp_QUOTA            MailboxOp_Kind = 20 // the account's usage and limit (RFC 9208)
+	MailboxOp_STATUS           MailboxOp_Kind = 21 // folder: its record
+	MailboxOp_DELETE_MESSAGE   MailboxOp_Kind = 22 // message_id (the admin API)
+	MailboxOp_MOVE_MESSAGE     MailboxOp_Kind = 23 // message_id -> folder
+	MailboxOp_FLAG_MESSAGE     MailboxOp_Kind = 24 // message_id: add flags, remove remove_flags
+)
+
+// Enum value maps for MailboxOp_Kind.
+var (
+	MailboxOp_Kind_name = map[int32]string{
+		0:  "KIND_UNSPECIFIED",
+		1:  "FOLDERS",
+		2:  "CREATE",
+		3:  "DELETE",
+		4:  "RENAME",
+		5:  "SUBSCRIBE",
+		6:  "UNSUBSCRIBE",
+		7:  "SELECT",
+		8:  "SYNC",
+		9:  "FETCH",
+		10: "STORE",
+		11: "EXPUNGE",
+		12: "COPY",
+		13: "MOVE",
+		14: "APPEND",
+		15: "WATCH",
+		16: "UNWATCH",
+		17: "REMOVE",
+		18: "LOCK",
+		19: "UNLOCK",
+		20: "QUOTA",
+		21: "STATUS",
+		22: "DELETE_MESSAGE",
+		23: "MOVE_MESSAGE",
+		24: "FLAG_MESSAGE",
+	}
+	MailboxOp_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"FOLDERS":          1,
+		"CREATE":           2,
+		"DELETE":           3,
+		"RENAME":           4,
+		"SUBSCRIBE":        5,
+		"UNSUBSCRIBE":      6,
+		"SELECT":           7,
+		"SYNC":             8,
+		"FETCH":            9,
+		"STORE":            10,
+		"EXPUNGE":          11,
+		"COPY":             12,
+		"MOVE":             13,
+		"APPEND":           14,
+		"WATCH":            15,
+		"UNWATCH":          16,
+		"REMOVE":           17,
+		"LOCK":             18,
+		"UNLOCK":           19,
+		"QUOTA":            20,
+		"STATUS":           21,
+		"DELETE_MESSAGE":   22,
+		"MOVE_MESSAGE":     23,
+		"FLAG_MESSAGE":     24,
+	}
+)
+
+func (x MailboxOp_Kind) Enum() *MailboxOp_Kind {
+	p := new(MailboxOp_Kind)
+	*p = x
+	return p
+}
+
+func (x MailboxOp_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MailboxOp_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_actors_pb_actors_proto_enumTypes[3].Descriptor()
+}
+
+func (MailboxOp_Kind) Type() protoreflect.EnumType {
+	return &file_actors_pb_actors_proto_enumTypes[3]
+}
+
+func (x MailboxOp_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MailboxOp_Kind.Descriptor instead.
+func (MailboxOp_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{32, 0}
 }
 
 // Result is the outcome of one attempt for one recipient (see mail.Result).
@@ -626,12 +750,16 @@ func (x *Deliver) GetBodyRef() *BodyRef {
 // pulls it in chunks from origin's body server (actor "bodies") and
 // checks it against size and crc32c.
 type BodyRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Origin        string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"` // the channel address of the queue's node (actor.ActorSystem.Address)
-	QueueId       string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
-	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`     // of the file
-	Crc32C        uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // of the file (Castagnoli)
-	Prefix        []byte                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`  // header fields in front of the file (the message is prefix + file)
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Origin  string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"` // the channel address of the queue's node (actor.ActorSystem.Address)
+	QueueId string                 `protobuf:"bytes,2,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
+	Size    int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`     // of the file
+	Crc32C  uint32                 `protobuf:"varint,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"` // of the file (Castagnoli)
+	Prefix  []byte                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`  // header fields in front of the file (the message is prefix + file)
+	// upload, when set, names a body an IMAP session of origin staged for
+	// an APPEND (actors/upload.go) instead of a queued one: queue_id is
+	// then empty.
+	Upload        string `protobuf:"bytes,6,opt,name=upload,proto3" json:"upload,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +829,13 @@ func (x *BodyRef) GetPrefix() []byte {
 	return nil
 }
 
+func (x *BodyRef) GetUpload() string {
+	if x != nil {
+		return x.Upload
+	}
+	return ""
+}
+
 // GetBody asks a node's body server for a piece of a queued body's file.
 // size and crc32c are the BodyRef's, so that a server whose queue holds
 // another body under that id answers NOT_FOUND rather than other bytes.
@@ -711,6 +846,7 @@ type GetBody struct {
 	Length        int32                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"` // at most 256 KiB
 	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
 	Crc32C        uint32                 `protobuf:"varint,5,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	Upload        string                 `protobuf:"bytes,6,opt,name=upload,proto3" json:"upload,omitempty"` // the BodyRef's upload: a staged APPEND body, not a queued one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -778,6 +914,13 @@ func (x *GetBody) GetCrc32C() uint32 {
 		return x.Crc32C
 	}
 	return 0
+}
+
+func (x *GetBody) GetUpload() string {
+	if x != nil {
+		return x.Upload
+	}
+	return ""
 }
 
 type BodyChunk struct {
@@ -1475,6 +1618,9 @@ type MessageInfo struct {
 	Size             int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
 	ReceivedUnixNano int64                  `protobuf:"varint,4,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	Flags            []string               `protobuf:"bytes,5,rep,name=flags,proto3" json:"flags,omitempty"`
+	Uid              uint32                 `protobuf:"varint,6,opt,name=uid,proto3" json:"uid,omitempty"`  // in its folder
+	From             string                 `protobuf:"bytes,7,opt,name=from,proto3" json:"from,omitempty"` // the first From address of its summary
+	Subject          string                 `protobuf:"bytes,8,opt,name=subject,proto3" json:"subject,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1542,6 +1688,27 @@ func (x *MessageInfo) GetFlags() []string {
 		return x.Flags
 	}
 	return nil
+}
+
+func (x *MessageInfo) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MessageInfo) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MessageInfo) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
 }
 
 type ListMessages struct {
@@ -1651,12 +1818,16 @@ func (x *MessagesReply) GetError() *Error {
 // GetRaw asks for a stored message's bytes; with length > 0 only the piece
 // [offset, offset+length) of it, and RawReply.size says how long it is
 // (the admin API streams a large message in pieces).
+// unchecked: the piece is part of a section (IMAP BODY[HEADER], ...): the
+// owner does not read the whole message to check it first, as it does for
+// a piece at offset 0 otherwise.
 type GetRaw struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
 	Length        int32                  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Unchecked     bool                   `protobuf:"varint,5,opt,name=unchecked,proto3" json:"unchecked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1717,6 +1888,13 @@ func (x *GetRaw) GetLength() int32 {
 		return x.Length
 	}
 	return 0
+}
+
+func (x *GetRaw) GetUnchecked() bool {
+	if x != nil {
+		return x.Unchecked
+	}
+	return false
 }
 
 type RawReply struct {
@@ -2176,6 +2354,653 @@ func (x *TransferAnswer) GetError() *Error {
 	return nil
 }
 
+// MailboxOp is an operation on an account's mailbox: folders, the
+// messages of a folder, their flags, appends, copies and moves, and the
+// watching of changes. The IMAP and POP3 sessions of any node and the
+// admin API send it to the owner of the account's partition, whose account
+// actor (the only writer of the mailbox) answers MailboxReply once the
+// change is durable.
+type MailboxOp struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Kind             MailboxOp_Kind         `protobuf:"varint,1,opt,name=kind,proto3,enum=homing.actors.MailboxOp_Kind" json:"kind,omitempty"`
+	Account          string                 `protobuf:"bytes,2,opt,name=account,proto3" json:"account,omitempty"`
+	Folder           string                 `protobuf:"bytes,3,opt,name=folder,proto3" json:"folder,omitempty"`
+	FolderId         uint32                 `protobuf:"varint,4,opt,name=folder_id,json=folderId,proto3" json:"folder_id,omitempty"`
+	NewName          string                 `protobuf:"bytes,5,opt,name=new_name,json=newName,proto3" json:"new_name,omitempty"`
+	SpecialUse       string                 `protobuf:"bytes,6,opt,name=special_use,json=specialUse,proto3" json:"special_use,omitempty"`
+	Uids             []uint32               `protobuf:"varint,7,rep,packed,name=uids,proto3" json:"uids,omitempty"`
+	All              bool                   `protobuf:"varint,8,opt,name=all,proto3" json:"all,omitempty"`
+	StoreOp          int32                  `protobuf:"varint,9,opt,name=store_op,json=storeOp,proto3" json:"store_op,omitempty"` // storage.FlagOp: 0 replace, 1 add, 2 remove
+	Flags            []string               `protobuf:"bytes,10,rep,name=flags,proto3" json:"flags,omitempty"`
+	SinceModseq      uint64                 `protobuf:"varint,11,opt,name=since_modseq,json=sinceModseq,proto3" json:"since_modseq,omitempty"`
+	Body             []byte                 `protobuf:"bytes,12,opt,name=body,proto3" json:"body,omitempty"`
+	ReceivedUnixNano int64                  `protobuf:"varint,13,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	// watcher is an actor on the asking node told MailboxChanged (SELECT,
+	// WATCH, UNWATCH); LOCK and UNLOCK use watcher_id as the lock's token.
+	WatcherAddress string   `protobuf:"bytes,14,opt,name=watcher_address,json=watcherAddress,proto3" json:"watcher_address,omitempty"`
+	WatcherId      string   `protobuf:"bytes,15,opt,name=watcher_id,json=watcherId,proto3" json:"watcher_id,omitempty"`
+	Summaries      bool     `protobuf:"varint,16,opt,name=summaries,proto3" json:"summaries,omitempty"`
+	MessageId      string   `protobuf:"bytes,17,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	RemoveFlags    []string `protobuf:"bytes,18,rep,name=remove_flags,json=removeFlags,proto3" json:"remove_flags,omitempty"`
+	// LOCK: the lease asked for (the owner bounds it); 0 = the owner's default.
+	LeaseMillis int64 `protobuf:"varint,19,opt,name=lease_millis,json=leaseMillis,proto3" json:"lease_millis,omitempty"`
+	// APPEND: a body above the inline threshold, by reference (staged on
+	// the session's node; the owner links or pulls it), instead of body.
+	BodyRef       *BodyRef `protobuf:"bytes,20,opt,name=body_ref,json=bodyRef,proto3" json:"body_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxOp) Reset() {
+	*x = MailboxOp{}
+	mi := &file_actors_pb_actors_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxOp) ProtoMessage() {}
+
+func (x *MailboxOp) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxOp.ProtoReflect.Descriptor instead.
+func (*MailboxOp) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MailboxOp) GetKind() MailboxOp_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return MailboxOp_KIND_UNSPECIFIED
+}
+
+func (x *MailboxOp) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetFolder() string {
+	if x != nil {
+		return x.Folder
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetFolderId() uint32 {
+	if x != nil {
+		return x.FolderId
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetNewName() string {
+	if x != nil {
+		return x.NewName
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetSpecialUse() string {
+	if x != nil {
+		return x.SpecialUse
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetUids() []uint32 {
+	if x != nil {
+		return x.Uids
+	}
+	return nil
+}
+
+func (x *MailboxOp) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *MailboxOp) GetStoreOp() int32 {
+	if x != nil {
+		return x.StoreOp
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetFlags() []string {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *MailboxOp) GetSinceModseq() uint64 {
+	if x != nil {
+		return x.SinceModseq
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *MailboxOp) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetWatcherAddress() string {
+	if x != nil {
+		return x.WatcherAddress
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetWatcherId() string {
+	if x != nil {
+		return x.WatcherId
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetSummaries() bool {
+	if x != nil {
+		return x.Summaries
+	}
+	return false
+}
+
+func (x *MailboxOp) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *MailboxOp) GetRemoveFlags() []string {
+	if x != nil {
+		return x.RemoveFlags
+	}
+	return nil
+}
+
+func (x *MailboxOp) GetLeaseMillis() int64 {
+	if x != nil {
+		return x.LeaseMillis
+	}
+	return 0
+}
+
+func (x *MailboxOp) GetBodyRef() *BodyRef {
+	if x != nil {
+		return x.BodyRef
+	}
+	return nil
+}
+
+type FolderInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	UidValidity   uint32                 `protobuf:"varint,3,opt,name=uid_validity,json=uidValidity,proto3" json:"uid_validity,omitempty"`
+	UidNext       uint32                 `protobuf:"varint,4,opt,name=uid_next,json=uidNext,proto3" json:"uid_next,omitempty"`
+	Modseq        uint64                 `protobuf:"varint,5,opt,name=modseq,proto3" json:"modseq,omitempty"`
+	SpecialUse    string                 `protobuf:"bytes,6,opt,name=special_use,json=specialUse,proto3" json:"special_use,omitempty"`
+	Subscribed    bool                   `protobuf:"varint,7,opt,name=subscribed,proto3" json:"subscribed,omitempty"`
+	Messages      int64                  `protobuf:"varint,8,opt,name=messages,proto3" json:"messages,omitempty"`
+	Unseen        int64                  `protobuf:"varint,9,opt,name=unseen,proto3" json:"unseen,omitempty"`
+	Bytes         int64                  `protobuf:"varint,10,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FolderInfo) Reset() {
+	*x = FolderInfo{}
+	mi := &file_actors_pb_actors_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FolderInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FolderInfo) ProtoMessage() {}
+
+func (x *FolderInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FolderInfo.ProtoReflect.Descriptor instead.
+func (*FolderInfo) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FolderInfo) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FolderInfo) GetUidValidity() uint32 {
+	if x != nil {
+		return x.UidValidity
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetUidNext() uint32 {
+	if x != nil {
+		return x.UidNext
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetModseq() uint64 {
+	if x != nil {
+		return x.Modseq
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetSpecialUse() string {
+	if x != nil {
+		return x.SpecialUse
+	}
+	return ""
+}
+
+func (x *FolderInfo) GetSubscribed() bool {
+	if x != nil {
+		return x.Subscribed
+	}
+	return false
+}
+
+func (x *FolderInfo) GetMessages() int64 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetUnseen() int64 {
+	if x != nil {
+		return x.Unseen
+	}
+	return 0
+}
+
+func (x *FolderInfo) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type MessageEntry struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Uid              uint32                 `protobuf:"varint,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Id               uint64                 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	Modseq           uint64                 `protobuf:"varint,3,opt,name=modseq,proto3" json:"modseq,omitempty"`
+	Flags            []string               `protobuf:"bytes,4,rep,name=flags,proto3" json:"flags,omitempty"`
+	Size             int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	ReceivedUnixNano int64                  `protobuf:"varint,6,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	Summary          []byte                 `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The size with CRLF line ends (every bare LF counted as CRLF, an
+	// unterminated last line ended): what POP3's RETR sends (RFC 1939 §11).
+	CrlfSize      int64 `protobuf:"varint,8,opt,name=crlf_size,json=crlfSize,proto3" json:"crlf_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MessageEntry) Reset() {
+	*x = MessageEntry{}
+	mi := &file_actors_pb_actors_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MessageEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MessageEntry) ProtoMessage() {}
+
+func (x *MessageEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MessageEntry.ProtoReflect.Descriptor instead.
+func (*MessageEntry) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MessageEntry) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MessageEntry) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MessageEntry) GetModseq() uint64 {
+	if x != nil {
+		return x.Modseq
+	}
+	return 0
+}
+
+func (x *MessageEntry) GetFlags() []string {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *MessageEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *MessageEntry) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+func (x *MessageEntry) GetSummary() []byte {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *MessageEntry) GetCrlfSize() int64 {
+	if x != nil {
+		return x.CrlfSize
+	}
+	return 0
+}
+
+type MailboxReply struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Error    *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Folders  []*FolderInfo          `protobuf:"bytes,2,rep,name=folders,proto3" json:"folders,omitempty"`
+	Folder   *FolderInfo            `protobuf:"bytes,3,opt,name=folder,proto3" json:"folder,omitempty"`
+	Entries  []*MessageEntry        `protobuf:"bytes,4,rep,name=entries,proto3" json:"entries,omitempty"`
+	Expunged []uint32               `protobuf:"varint,5,rep,packed,name=expunged,proto3" json:"expunged,omitempty"`
+	// full: entries is the folder's whole index (SYNC could not say what
+	// changed: the asker compares).
+	Full          bool     `protobuf:"varint,6,opt,name=full,proto3" json:"full,omitempty"`
+	Modseq        uint64   `protobuf:"varint,7,opt,name=modseq,proto3" json:"modseq,omitempty"`
+	SourceUids    []uint32 `protobuf:"varint,8,rep,packed,name=source_uids,json=sourceUids,proto3" json:"source_uids,omitempty"`
+	DestUids      []uint32 `protobuf:"varint,9,rep,packed,name=dest_uids,json=destUids,proto3" json:"dest_uids,omitempty"`
+	UidValidity   uint32   `protobuf:"varint,10,opt,name=uid_validity,json=uidValidity,proto3" json:"uid_validity,omitempty"`
+	Uid           uint32   `protobuf:"varint,11,opt,name=uid,proto3" json:"uid,omitempty"`
+	QuotaBytes    int64    `protobuf:"varint,12,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`
+	UsedBytes     int64    `protobuf:"varint,13,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	UsedMessages  int64    `protobuf:"varint,14,opt,name=used_messages,json=usedMessages,proto3" json:"used_messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxReply) Reset() {
+	*x = MailboxReply{}
+	mi := &file_actors_pb_actors_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxReply) ProtoMessage() {}
+
+func (x *MailboxReply) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxReply.ProtoReflect.Descriptor instead.
+func (*MailboxReply) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MailboxReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetFolders() []*FolderInfo {
+	if x != nil {
+		return x.Folders
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetFolder() *FolderInfo {
+	if x != nil {
+		return x.Folder
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetEntries() []*MessageEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetExpunged() []uint32 {
+	if x != nil {
+		return x.Expunged
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *MailboxReply) GetModseq() uint64 {
+	if x != nil {
+		return x.Modseq
+	}
+	return 0
+}
+
+func (x *MailboxReply) GetSourceUids() []uint32 {
+	if x != nil {
+		return x.SourceUids
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetDestUids() []uint32 {
+	if x != nil {
+		return x.DestUids
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetUidValidity() uint32 {
+	if x != nil {
+		return x.UidValidity
+	}
+	return 0
+}
+
+func (x *MailboxReply) GetUid() uint32 {
+	if x != nil {
+		return x.Uid
+	}
+	return 0
+}
+
+func (x *MailboxReply) GetQuotaBytes() int64 {
+	if x != nil {
+		return x.QuotaBytes
+	}
+	return 0
+}
+
+func (x *MailboxReply) GetUsedBytes() int64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *MailboxReply) GetUsedMessages() int64 {
+	if x != nil {
+		return x.UsedMessages
+	}
+	return 0
+}
+
+// MailboxChanged tells a watcher that a folder of the account changed
+// (its MODSEQ is now modseq): the watcher asks SYNC. closing: the account
+// actor stops; the watcher watches again (WATCH), and a watcher whose
+// WATCH fails ends its session.
+type MailboxChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	FolderId      uint32                 `protobuf:"varint,2,opt,name=folder_id,json=folderId,proto3" json:"folder_id,omitempty"`
+	Modseq        uint64                 `protobuf:"varint,3,opt,name=modseq,proto3" json:"modseq,omitempty"`
+	Closing       bool                   `protobuf:"varint,4,opt,name=closing,proto3" json:"closing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailboxChanged) Reset() {
+	*x = MailboxChanged{}
+	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailboxChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailboxChanged) ProtoMessage() {}
+
+func (x *MailboxChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailboxChanged.ProtoReflect.Descriptor instead.
+func (*MailboxChanged) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MailboxChanged) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *MailboxChanged) GetFolderId() uint32 {
+	if x != nil {
+		return x.FolderId
+	}
+	return 0
+}
+
+func (x *MailboxChanged) GetModseq() uint64 {
+	if x != nil {
+		return x.Modseq
+	}
+	return 0
+}
+
+func (x *MailboxChanged) GetClosing() bool {
+	if x != nil {
+		return x.Closing
+	}
+	return false
+}
+
 var File_actors_pb_actors_proto protoreflect.FileDescriptor
 
 const file_actors_pb_actors_proto_rawDesc = "" +
@@ -2191,10 +3016,10 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x18\n" +
-	"\adamaged\x18\b \x01(\tR\adamaged\"\xb4\x01\n" +
+	"\adamaged\x18\b \x01(\tR\adamaged\"\xe0\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"h\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x93\x01\n" +
 	"\x04Kind\x12\b\n" +
 	"\x04NONE\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -2203,7 +3028,12 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\fNO_SUCH_USER\x10\x03\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\x04\x12\v\n" +
 	"\aINVALID\x10\x05\x12\v\n" +
-	"\aDAMAGED\x10\x06\"\x7f\n" +
+	"\aDAMAGED\x10\x06\x12\r\n" +
+	"\tNO_FOLDER\x10\a\x12\x0e\n" +
+	"\n" +
+	"OVER_QUOTA\x10\b\x12\n" +
+	"\n" +
+	"\x06CANNOT\x10\t\"\x7f\n" +
 	"\tRecipient\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
@@ -2229,19 +3059,21 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\aDeliver\x123\n" +
 	"\benvelope\x18\x01 \x01(\v2\x17.homing.actors.EnvelopeR\benvelope\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x121\n" +
-	"\bbody_ref\x18\x03 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\x80\x01\n" +
+	"\bbody_ref\x18\x03 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\x98\x01\n" +
 	"\aBodyRef\x12\x16\n" +
 	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x19\n" +
 	"\bqueue_id\x18\x02 \x01(\tR\aqueueId\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06crc32c\x18\x04 \x01(\rR\x06crc32c\x12\x16\n" +
-	"\x06prefix\x18\x05 \x01(\fR\x06prefix\"\x80\x01\n" +
+	"\x06prefix\x18\x05 \x01(\fR\x06prefix\x12\x16\n" +
+	"\x06upload\x18\x06 \x01(\tR\x06upload\"\x98\x01\n" +
 	"\aGetBody\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x05R\x06length\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\"K\n" +
+	"\x06crc32c\x18\x05 \x01(\rR\x06crc32c\x12\x16\n" +
+	"\x06upload\x18\x06 \x01(\tR\x06upload\"K\n" +
 	"\tBodyChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"y\n" +
@@ -2284,24 +3116,28 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\fAccountReply\x126\n" +
 	"\aaccount\x18\x01 \x01(\v2\x1c.homing.actors.AccountRecordR\aaccount\x128\n" +
 	"\baccounts\x18\x02 \x03(\v2\x1c.homing.actors.AccountRecordR\baccounts\x12*\n" +
-	"\x05error\x18\x03 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8d\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\xcd\x01\n" +
 	"\vMessageInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x03R\x04size\x12,\n" +
 	"\x12received_unix_nano\x18\x04 \x01(\x03R\x10receivedUnixNano\x12\x14\n" +
-	"\x05flags\x18\x05 \x03(\tR\x05flags\"@\n" +
+	"\x05flags\x18\x05 \x03(\tR\x05flags\x12\x10\n" +
+	"\x03uid\x18\x06 \x01(\rR\x03uid\x12\x12\n" +
+	"\x04from\x18\a \x01(\tR\x04from\x12\x18\n" +
+	"\asubject\x18\b \x01(\tR\asubject\"@\n" +
 	"\fListMessages\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
 	"\x06folder\x18\x02 \x01(\tR\x06folder\"s\n" +
 	"\rMessagesReply\x126\n" +
 	"\bmessages\x18\x01 \x03(\v2\x1a.homing.actors.MessageInfoR\bmessages\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"b\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x80\x01\n" +
 	"\x06GetRaw\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
-	"\x06length\x18\x04 \x01(\x05R\x06length\"\\\n" +
+	"\x06length\x18\x04 \x01(\x05R\x06length\x12\x1c\n" +
+	"\tunchecked\x18\x05 \x01(\bR\tunchecked\"\\\n" +
 	"\bRawReply\x12\x10\n" +
 	"\x03raw\x18\x01 \x01(\fR\x03raw\x12*\n" +
 	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\x12\x12\n" +
@@ -2338,7 +3174,116 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03YES\x10\x01\x12\x06\n" +
 	"\x02NO\x10\x02\x12\v\n" +
-	"\aUNKNOWN\x10\x03B)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
+	"\aUNKNOWN\x10\x03\"\xd5\a\n" +
+	"\tMailboxOp\x121\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1d.homing.actors.MailboxOp.KindR\x04kind\x12\x18\n" +
+	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06folder\x18\x03 \x01(\tR\x06folder\x12\x1b\n" +
+	"\tfolder_id\x18\x04 \x01(\rR\bfolderId\x12\x19\n" +
+	"\bnew_name\x18\x05 \x01(\tR\anewName\x12\x1f\n" +
+	"\vspecial_use\x18\x06 \x01(\tR\n" +
+	"specialUse\x12\x12\n" +
+	"\x04uids\x18\a \x03(\rR\x04uids\x12\x10\n" +
+	"\x03all\x18\b \x01(\bR\x03all\x12\x19\n" +
+	"\bstore_op\x18\t \x01(\x05R\astoreOp\x12\x14\n" +
+	"\x05flags\x18\n" +
+	" \x03(\tR\x05flags\x12!\n" +
+	"\fsince_modseq\x18\v \x01(\x04R\vsinceModseq\x12\x12\n" +
+	"\x04body\x18\f \x01(\fR\x04body\x12,\n" +
+	"\x12received_unix_nano\x18\r \x01(\x03R\x10receivedUnixNano\x12'\n" +
+	"\x0fwatcher_address\x18\x0e \x01(\tR\x0ewatcherAddress\x12\x1d\n" +
+	"\n" +
+	"watcher_id\x18\x0f \x01(\tR\twatcherId\x12\x1c\n" +
+	"\tsummaries\x18\x10 \x01(\bR\tsummaries\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x11 \x01(\tR\tmessageId\x12!\n" +
+	"\fremove_flags\x18\x12 \x03(\tR\vremoveFlags\x12!\n" +
+	"\flease_millis\x18\x13 \x01(\x03R\vleaseMillis\x121\n" +
+	"\bbody_ref\x18\x14 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\xcf\x02\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aFOLDERS\x10\x01\x12\n" +
+	"\n" +
+	"\x06CREATE\x10\x02\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x03\x12\n" +
+	"\n" +
+	"\x06RENAME\x10\x04\x12\r\n" +
+	"\tSUBSCRIBE\x10\x05\x12\x0f\n" +
+	"\vUNSUBSCRIBE\x10\x06\x12\n" +
+	"\n" +
+	"\x06SELECT\x10\a\x12\b\n" +
+	"\x04SYNC\x10\b\x12\t\n" +
+	"\x05FETCH\x10\t\x12\t\n" +
+	"\x05STORE\x10\n" +
+	"\x12\v\n" +
+	"\aEXPUNGE\x10\v\x12\b\n" +
+	"\x04COPY\x10\f\x12\b\n" +
+	"\x04MOVE\x10\r\x12\n" +
+	"\n" +
+	"\x06APPEND\x10\x0e\x12\t\n" +
+	"\x05WATCH\x10\x0f\x12\v\n" +
+	"\aUNWATCH\x10\x10\x12\n" +
+	"\n" +
+	"\x06REMOVE\x10\x11\x12\b\n" +
+	"\x04LOCK\x10\x12\x12\n" +
+	"\n" +
+	"\x06UNLOCK\x10\x13\x12\t\n" +
+	"\x05QUOTA\x10\x14\x12\n" +
+	"\n" +
+	"\x06STATUS\x10\x15\x12\x12\n" +
+	"\x0eDELETE_MESSAGE\x10\x16\x12\x10\n" +
+	"\fMOVE_MESSAGE\x10\x17\x12\x10\n" +
+	"\fFLAG_MESSAGE\x10\x18\"\x91\x02\n" +
+	"\n" +
+	"FolderInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fuid_validity\x18\x03 \x01(\rR\vuidValidity\x12\x19\n" +
+	"\buid_next\x18\x04 \x01(\rR\auidNext\x12\x16\n" +
+	"\x06modseq\x18\x05 \x01(\x04R\x06modseq\x12\x1f\n" +
+	"\vspecial_use\x18\x06 \x01(\tR\n" +
+	"specialUse\x12\x1e\n" +
+	"\n" +
+	"subscribed\x18\a \x01(\bR\n" +
+	"subscribed\x12\x1a\n" +
+	"\bmessages\x18\b \x01(\x03R\bmessages\x12\x16\n" +
+	"\x06unseen\x18\t \x01(\x03R\x06unseen\x12\x14\n" +
+	"\x05bytes\x18\n" +
+	" \x01(\x03R\x05bytes\"\xd7\x01\n" +
+	"\fMessageEntry\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06modseq\x18\x03 \x01(\x04R\x06modseq\x12\x14\n" +
+	"\x05flags\x18\x04 \x03(\tR\x05flags\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12,\n" +
+	"\x12received_unix_nano\x18\x06 \x01(\x03R\x10receivedUnixNano\x12\x18\n" +
+	"\asummary\x18\a \x01(\fR\asummary\x12\x1b\n" +
+	"\tcrlf_size\x18\b \x01(\x03R\bcrlfSize\"\xf9\x03\n" +
+	"\fMailboxReply\x12*\n" +
+	"\x05error\x18\x01 \x01(\v2\x14.homing.actors.ErrorR\x05error\x123\n" +
+	"\afolders\x18\x02 \x03(\v2\x19.homing.actors.FolderInfoR\afolders\x121\n" +
+	"\x06folder\x18\x03 \x01(\v2\x19.homing.actors.FolderInfoR\x06folder\x125\n" +
+	"\aentries\x18\x04 \x03(\v2\x1b.homing.actors.MessageEntryR\aentries\x12\x1a\n" +
+	"\bexpunged\x18\x05 \x03(\rR\bexpunged\x12\x12\n" +
+	"\x04full\x18\x06 \x01(\bR\x04full\x12\x16\n" +
+	"\x06modseq\x18\a \x01(\x04R\x06modseq\x12\x1f\n" +
+	"\vsource_uids\x18\b \x03(\rR\n" +
+	"sourceUids\x12\x1b\n" +
+	"\tdest_uids\x18\t \x03(\rR\bdestUids\x12!\n" +
+	"\fuid_validity\x18\n" +
+	" \x01(\rR\vuidValidity\x12\x10\n" +
+	"\x03uid\x18\v \x01(\rR\x03uid\x12\x1f\n" +
+	"\vquota_bytes\x18\f \x01(\x03R\n" +
+	"quotaBytes\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\r \x01(\x03R\tusedBytes\x12#\n" +
+	"\rused_messages\x18\x0e \x01(\x03R\fusedMessages\"y\n" +
+	"\x0eMailboxChanged\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
+	"\tfolder_id\x18\x02 \x01(\rR\bfolderId\x12\x16\n" +
+	"\x06modseq\x18\x03 \x01(\x04R\x06modseq\x12\x18\n" +
+	"\aclosing\x18\x04 \x01(\bR\aclosingB)Z'github.com/homing-mail/homing/actors/pbb\x06proto3"
 
 var (
 	file_actors_pb_actors_proto_rawDescOnce sync.Once
@@ -2352,69 +3297,81 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 	return file_actors_pb_actors_proto_rawDescData
 }
 
-var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),             // 0: homing.actors.Error.Kind
 	(TransferQuery_Kind)(0),     // 1: homing.actors.TransferQuery.Kind
 	(TransferAnswer_Verdict)(0), // 2: homing.actors.TransferAnswer.Verdict
-	(*Result)(nil),              // 3: homing.actors.Result
-	(*Error)(nil),               // 4: homing.actors.Error
-	(*Recipient)(nil),           // 5: homing.actors.Recipient
-	(*Envelope)(nil),            // 6: homing.actors.Envelope
-	(*Deliver)(nil),             // 7: homing.actors.Deliver
-	(*BodyRef)(nil),             // 8: homing.actors.BodyRef
-	(*GetBody)(nil),             // 9: homing.actors.GetBody
-	(*BodyChunk)(nil),           // 10: homing.actors.BodyChunk
-	(*DeliverResult)(nil),       // 11: homing.actors.DeliverResult
-	(*Resolve)(nil),             // 12: homing.actors.Resolve
-	(*ResolveResult)(nil),       // 13: homing.actors.ResolveResult
-	(*AccountRecord)(nil),       // 14: homing.actors.AccountRecord
-	(*SetAccountRules)(nil),     // 15: homing.actors.SetAccountRules
-	(*CreateAccount)(nil),       // 16: homing.actors.CreateAccount
-	(*GetAccount)(nil),          // 17: homing.actors.GetAccount
-	(*DeleteAccount)(nil),       // 18: homing.actors.DeleteAccount
-	(*ListAccounts)(nil),        // 19: homing.actors.ListAccounts
-	(*SetAlias)(nil),            // 20: homing.actors.SetAlias
-	(*DeleteAlias)(nil),         // 21: homing.actors.DeleteAlias
-	(*AccountReply)(nil),        // 22: homing.actors.AccountReply
-	(*MessageInfo)(nil),         // 23: homing.actors.MessageInfo
-	(*ListMessages)(nil),        // 24: homing.actors.ListMessages
-	(*MessagesReply)(nil),       // 25: homing.actors.MessagesReply
-	(*GetRaw)(nil),              // 26: homing.actors.GetRaw
-	(*RawReply)(nil),            // 27: homing.actors.RawReply
-	(*Rules)(nil),               // 28: homing.actors.Rules
-	(*GetRules)(nil),            // 29: homing.actors.GetRules
-	(*RulesAck)(nil),            // 30: homing.actors.RulesAck
-	(*Introspect)(nil),          // 31: homing.actors.Introspect
-	(*IntrospectReply)(nil),     // 32: homing.actors.IntrospectReply
-	(*TransferQuery)(nil),       // 33: homing.actors.TransferQuery
-	(*TransferAnswer)(nil),      // 34: homing.actors.TransferAnswer
+	(MailboxOp_Kind)(0),         // 3: homing.actors.MailboxOp.Kind
+	(*Result)(nil),              // 4: homing.actors.Result
+	(*Error)(nil),               // 5: homing.actors.Error
+	(*Recipient)(nil),           // 6: homing.actors.Recipient
+	(*Envelope)(nil),            // 7: homing.actors.Envelope
+	(*Deliver)(nil),             // 8: homing.actors.Deliver
+	(*BodyRef)(nil),             // 9: homing.actors.BodyRef
+	(*GetBody)(nil),             // 10: homing.actors.GetBody
+	(*BodyChunk)(nil),           // 11: homing.actors.BodyChunk
+	(*DeliverResult)(nil),       // 12: homing.actors.DeliverResult
+	(*Resolve)(nil),             // 13: homing.actors.Resolve
+	(*ResolveResult)(nil),       // 14: homing.actors.ResolveResult
+	(*AccountRecord)(nil),       // 15: homing.actors.AccountRecord
+	(*SetAccountRules)(nil),     // 16: homing.actors.SetAccountRules
+	(*CreateAccount)(nil),       // 17: homing.actors.CreateAccount
+	(*GetAccount)(nil),          // 18: homing.actors.GetAccount
+	(*DeleteAccount)(nil),       // 19: homing.actors.DeleteAccount
+	(*ListAccounts)(nil),        // 20: homing.actors.ListAccounts
+	(*SetAlias)(nil),            // 21: homing.actors.SetAlias
+	(*DeleteAlias)(nil),         // 22: homing.actors.DeleteAlias
+	(*AccountReply)(nil),        // 23: homing.actors.AccountReply
+	(*MessageInfo)(nil),         // 24: homing.actors.MessageInfo
+	(*ListMessages)(nil),        // 25: homing.actors.ListMessages
+	(*MessagesReply)(nil),       // 26: homing.actors.MessagesReply
+	(*GetRaw)(nil),              // 27: homing.actors.GetRaw
+	(*RawReply)(nil),            // 28: homing.actors.RawReply
+	(*Rules)(nil),               // 29: homing.actors.Rules
+	(*GetRules)(nil),            // 30: homing.actors.GetRules
+	(*RulesAck)(nil),            // 31: homing.actors.RulesAck
+	(*Introspect)(nil),          // 32: homing.actors.Introspect
+	(*IntrospectReply)(nil),     // 33: homing.actors.IntrospectReply
+	(*TransferQuery)(nil),       // 34: homing.actors.TransferQuery
+	(*TransferAnswer)(nil),      // 35: homing.actors.TransferAnswer
+	(*MailboxOp)(nil),           // 36: homing.actors.MailboxOp
+	(*FolderInfo)(nil),          // 37: homing.actors.FolderInfo
+	(*MessageEntry)(nil),        // 38: homing.actors.MessageEntry
+	(*MailboxReply)(nil),        // 39: homing.actors.MailboxReply
+	(*MailboxChanged)(nil),      // 40: homing.actors.MailboxChanged
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
-	5,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
-	6,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
-	8,  // 3: homing.actors.Deliver.body_ref:type_name -> homing.actors.BodyRef
-	4,  // 4: homing.actors.BodyChunk.error:type_name -> homing.actors.Error
-	3,  // 5: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
-	4,  // 6: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
-	14, // 7: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
-	14, // 8: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
-	14, // 9: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
-	4,  // 10: homing.actors.AccountReply.error:type_name -> homing.actors.Error
-	23, // 11: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
-	4,  // 12: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
-	4,  // 13: homing.actors.RawReply.error:type_name -> homing.actors.Error
-	4,  // 14: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
+	6,  // 1: homing.actors.Envelope.recipients:type_name -> homing.actors.Recipient
+	7,  // 2: homing.actors.Deliver.envelope:type_name -> homing.actors.Envelope
+	9,  // 3: homing.actors.Deliver.body_ref:type_name -> homing.actors.BodyRef
+	5,  // 4: homing.actors.BodyChunk.error:type_name -> homing.actors.Error
+	4,  // 5: homing.actors.DeliverResult.results:type_name -> homing.actors.Result
+	5,  // 6: homing.actors.ResolveResult.error:type_name -> homing.actors.Error
+	15, // 7: homing.actors.CreateAccount.account:type_name -> homing.actors.AccountRecord
+	15, // 8: homing.actors.AccountReply.account:type_name -> homing.actors.AccountRecord
+	15, // 9: homing.actors.AccountReply.accounts:type_name -> homing.actors.AccountRecord
+	5,  // 10: homing.actors.AccountReply.error:type_name -> homing.actors.Error
+	24, // 11: homing.actors.MessagesReply.messages:type_name -> homing.actors.MessageInfo
+	5,  // 12: homing.actors.MessagesReply.error:type_name -> homing.actors.Error
+	5,  // 13: homing.actors.RawReply.error:type_name -> homing.actors.Error
+	5,  // 14: homing.actors.IntrospectReply.error:type_name -> homing.actors.Error
 	1,  // 15: homing.actors.TransferQuery.kind:type_name -> homing.actors.TransferQuery.Kind
 	2,  // 16: homing.actors.TransferAnswer.verdict:type_name -> homing.actors.TransferAnswer.Verdict
-	4,  // 17: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	5,  // 17: homing.actors.TransferAnswer.error:type_name -> homing.actors.Error
+	3,  // 18: homing.actors.MailboxOp.kind:type_name -> homing.actors.MailboxOp.Kind
+	9,  // 19: homing.actors.MailboxOp.body_ref:type_name -> homing.actors.BodyRef
+	5,  // 20: homing.actors.MailboxReply.error:type_name -> homing.actors.Error
+	37, // 21: homing.actors.MailboxReply.folders:type_name -> homing.actors.FolderInfo
+	37, // 22: homing.actors.MailboxReply.folder:type_name -> homing.actors.FolderInfo
+	38, // 23: homing.actors.MailboxReply.entries:type_name -> homing.actors.MessageEntry
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -2427,8 +3384,8 @@ func file_actors_pb_actors_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   32,
+			NumEnums:      4,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

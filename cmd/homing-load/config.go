@@ -39,6 +39,7 @@ type config struct {
 	Timeout    time.Duration // deadline for the deliveries to be counted
 	Keep       bool          // keep the spawned node's directory
 	ServeArgs  []string      // extra arguments for `homing serve`
+	DNS        string        // --dns of the spawned node (set by spawnNode: a server of its own)
 
 	StartTimeout time.Duration // how long a spawned node may take to answer
 	StopTimeout  time.Duration // SIGTERM -> SIGKILL grace period

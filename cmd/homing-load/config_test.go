@@ -75,7 +75,7 @@ func TestParseArgsErrors(t *testing.T) {
 		t.Errorf("sessions = %d, want no more than the messages", cfg.sessions())
 	}
 	if got := strings.Join(serveArgs(cfg, "/d", "127.0.0.1:1", "127.0.0.1:2", 0), " "); got !=
-		"serve --data /d --smtp 127.0.0.1:1 --admin 127.0.0.1:2 --domains example.test --name bench --gossip 127.0.0.1:0" {
+		"serve --data /d --smtp 127.0.0.1:1 --admin 127.0.0.1:2 --domains example.test --name bench --pop3= --gossip 127.0.0.1:0" {
 		t.Errorf("serve args %q", got)
 	}
 }

@@ -56,6 +56,8 @@ func fakeNodeMain(args []string) int {
 	smtpAddr := fs.String("smtp", "", "")
 	adminAddr := fs.String("admin", "", "")
 	fs.String("domains", "", "")
+	fs.String("pop3", "", "")
+	fs.String("dns", "", "")
 	name := fs.String("name", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		fmt.Println(err)

@@ -21,6 +21,7 @@ type spawned struct {
 	SMTP    string // 127.0.0.1:port
 	Admin   string // 127.0.0.1:port
 
+	dns    *loadDNS // the node's DNS server (startDNS)
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has been waited for
 	err    error         // its exit status, valid after exited
@@ -58,10 +59,21 @@ func serveArgs(cfg config, dataDir, smtpAddr, adminAddr string, gossipBase int) 
 		_, ap, _ := net.SplitHostPort(adminAddr)
 		args := []string{"dev", "--data", dataDir, "--smtp-port", sp, "--admin-port", ap,
 			"--gossip-port", fmt.Sprint(gossipBase), "--domain", cfg.Domain}
-		return append(args, cfg.ServeArgs...)
+		if cfg.DNS == "" {
+			return append(args, cfg.ServeArgs...)
+		}
+		// After "--", homing dev passes arguments to every node.
+		rest := cfg.ServeArgs
+		if len(rest) > 0 && rest[0] == "--" {
+			rest = rest[1:]
+		}
+		return append(append(args, "--", "--dns", cfg.DNS), rest...)
 	}
 	args := []string{"serve", "--data", dataDir, "--smtp", smtpAddr, "--admin", adminAddr,
-		"--domains", cfg.Domain, "--name", "bench"}
+		"--domains", cfg.Domain, "--name", "bench", "--pop3="}
+	if cfg.DNS != "" {
+		args = append(args, "--dns", cfg.DNS)
+	}
 	return append(args, cfg.ServeArgs...)
 }
 
@@ -106,6 +118,15 @@ func spawnNode(ctx context.Context, cfg config, ready func(ctx context.Context, 
 		return nil, err
 	}
 	n := &spawned{Dir: dir, LogPath: filepath.Join(dir, "node.log"), exited: make(chan struct{})}
+	if cfg.DNS == "" {
+		// The node's checks of the load's mail ask a server of ours.
+		d, err := startDNS(mailDomain(cfg.From))
+		if err != nil {
+			n.cleanup(cfg.Keep)
+			return nil, err
+		}
+		n.dns, cfg.DNS = d, d.addr
+	}
 	var ports []int
 	gossipBase := 0
 	if cfg.Cluster {
@@ -185,6 +206,10 @@ func (n *spawned) Stop(grace time.Duration, keep bool) error {
 }
 
 func (n *spawned) cleanup(keep bool) {
+	if n.dns != nil {
+		n.dns.stop()
+		n.dns = nil
+	}
 	if !keep {
 		os.RemoveAll(n.Dir)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 type devNode struct {
 	name, role               string
 	smtp, admin, gossip, chn string
+	imap, pop3               string
 	cmd                      *exec.Cmd
 	done                     chan struct{} // closed when the process has exited
 	err                      error         // its exit status, once done is closed
@@ -40,6 +42,8 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("data", "data/dev", "directory for every node's data, the shared account store and the logs")
 	smtpBase := fs.Int("smtp-port", 2525, "SMTP port of the first node; the others count up")
 	adminBase := fs.Int("admin-port", 8025, "admin port of the first node; the others count up")
+	imapBase := fs.Int("imap-port", 1143, "IMAP port (STARTTLS) of the first node; the others count up")
+	pop3Base := fs.Int("pop3-port", 1110, "POP3 port (STLS) of the first node; the others count up")
 	gossipBase := fs.Int("gossip-port", 7946, "gossip port of the first node; the others count up by 2 (the channel takes the odd ones)")
 	partitions := fs.Int("partitions", 16, "account partitions")
 	domain := fs.String("domain", "example.test", "local domain")
@@ -78,9 +82,11 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		n.admin = "127.0.0.1:" + strconv.Itoa(*adminBase+i)
 		n.gossip = "127.0.0.1:" + strconv.Itoa(*gossipBase+2*i)
 		n.chn = "127.0.0.1:" + strconv.Itoa(*gossipBase+2*i+1)
-		for _, a := range []string{n.smtp, n.admin, n.gossip, n.chn} {
+		n.imap = "127.0.0.1:" + strconv.Itoa(*imapBase+i)
+		n.pop3 = "127.0.0.1:" + strconv.Itoa(*pop3Base+i)
+		for _, a := range []string{n.smtp, n.admin, n.gossip, n.chn, n.imap, n.pop3} {
 			if l, err := net.Listen("tcp", a); err != nil {
-				fmt.Fprintf(stderr, "homing dev: %s is taken (%v); choose other ports with --smtp-port/--admin-port/--gossip-port\n", a, err)
+				fmt.Fprintf(stderr, "homing dev: %s is taken (%v); choose other ports with --smtp-port/--admin-port/--gossip-port/--imap-port/--pop3-port\n", a, err)
 				return 1
 			} else {
 				l.Close()
@@ -117,6 +123,9 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 	for _, n := range nodes {
 		args := []string{"serve", "--name", n.name, "--roles", n.role,
 			"--smtp", n.smtp, "--admin", n.admin, "--gossip", n.gossip, "--cluster-addr", n.chn,
+			// Every node serves IMAP and POP3 for every account (its
+			// sessions work at the account's owner).
+			"--imap", n.imap, "--pop3", n.pop3,
 			"--data", filepath.Join(*dir, n.name), "--account-store", filepath.Join(*dir, "accounts"),
 			"--partitions", strconv.Itoa(*partitions), "--domains", *domain, "--gossip-fast",
 			"--hostname", n.name + ".dev.test"}
@@ -175,13 +184,22 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		pw = "(exists; password unchanged)"
 	}
 	fmt.Fprintf(stdout, "homing dev: %d frontend(s) and %d backend(s) on loopback (data and logs in %s)\n\n", *frontends, *backends, *dir)
-	fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %s\n", "NODE", "ROLE", "SMTP", "ADMIN", "GOSSIP", "CHANNEL")
+	fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %-16s %-16s %s\n", "NODE", "ROLE", "SMTP", "ADMIN", "IMAP", "POP3", "GOSSIP", "CHANNEL")
 	for _, n := range nodes {
-		fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %s\n", n.name, n.role, n.smtp, n.admin, n.gossip, n.chn)
+		fmt.Fprintf(stdout, "%-6s %-9s %-16s %-16s %-16s %-16s %-16s %s\n", n.name, n.role, n.smtp, n.admin, n.imap, n.pop3, n.gossip, n.chn)
 	}
 	fmt.Fprintf(stdout, "\nDemo account: %s  password: %s\n", demo, pw)
 	host, port, _ := net.SplitHostPort(nodes[0].smtp)
 	fmt.Fprintf(stdout, "Send mail:  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, demo)
+	shown := pw // in the lines to copy
+	if strings.HasPrefix(pw, "(") {
+		shown = "PASSWORD"
+	}
+	ih, ip, _ := net.SplitHostPort(nodes[0].imap)
+	ph, pp, _ := net.SplitHostPort(nodes[0].pop3)
+	fmt.Fprintf(stdout, "Read it:    curl -s --user '%s:%s' 'imap://%s:%s/INBOX;UID=1'   (IMAP on any node)\n", demo, shown, ih, ip)
+	fmt.Fprintf(stdout, "            neomutt -f 'imap://%s@%s:%s/INBOX'\n", strings.ReplaceAll(demo, "@", "%40"), ih, ip)
+	fmt.Fprintf(stdout, "            curl -s --user '%s:%s' 'pop3://%s:%s/'   (POP3 on any node: LIST; /1 is RETR 1)\n", demo, shown, ph, pp)
 	fmt.Fprintf(stdout, "Look:       bin/homing ctl --admin %s cluster\n", nodes[0].admin)
 	fmt.Fprintf(stdout, "            bin/homing ctl --admin %s messages %s\n", nodes[0].admin, demo)
 	if filterBin != "" {

@@ -190,8 +190,13 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.Var((*roleFlag)(&cfg.Roles), "roles", "node roles: frontend, backend, or frontend,backend (default both)")
 	fs.StringVar(&cfg.Listen.SMTP, "smtp", def.Listen.SMTP, "SMTP listener address")
 	fs.StringVar(&cfg.Listen.Submission, "submission", "", "submission listener address (AUTH required); empty = off")
+	fs.StringVar(&cfg.Listen.IMAP, "imap", "", "IMAP listener address (STARTTLS); empty = off, except 127.0.0.1:1143 when --smtp is not set either; off = off")
+	fs.StringVar(&cfg.Listen.IMAPS, "imaps", "", "IMAP listener address with implicit TLS (RFC 8314); empty = off")
 	fs.StringVar(&cfg.Listen.TLSCert, "tls-cert", "", "PEM certificate chain for STARTTLS on the SMTP and submission listeners")
 	fs.StringVar(&cfg.Listen.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&cfg.Listen.POP3, "pop3", node.DefaultPOP3, "POP3 listener address (STLS; passwords over TLS or from loopback only); empty = off")
+	fs.StringVar(&cfg.Listen.POP3S, "pop3s", "", "POP3 over implicit TLS (pop3s, RFC 8314) listener address; empty = off")
+	fs.DurationVar(&cfg.POP3LockLease, "pop3-lock-lease", def.POP3LockLease, "how long a POP3 session's maildrop lock holds at the account's owner without renewal (renewed every third; a dead node's lock is free after it)")
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
 	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
@@ -255,6 +260,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
+	trustFlags(fs, cfg)
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -396,6 +402,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	banner(stdout, n)
+	reloadOnHUP(ctx, n, log)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "homing: shutting down")
 	if err := n.Close(); err != nil {
@@ -444,16 +451,23 @@ type Ready struct {
 	PID        int    `json:"pid"`
 	SMTP       string `json:"smtp"`
 	Submission string `json:"submission,omitempty"`
-	Admin      string `json:"admin"`
-	Gossip     string `json:"gossip,omitempty"`
-	Channel    string `json:"channel,omitempty"`
+	IMAP       string `json:"imap,omitempty"`
+	IMAPS      string `json:"imaps,omitempty"`
+	POP3       string `json:"pop3,omitempty"`
+	POP3S      string `json:"pop3s,omitempty"`
+	// Submissions is the implicit-TLS submission listener (RFC 8314).
+	Submissions string `json:"submissions,omitempty"`
+	Admin       string `json:"admin"`
+	Gossip      string `json:"gossip,omitempty"`
+	Channel     string `json:"channel,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
 // it): a temporary file in the same directory, then a rename.
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
-		Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
 	if err != nil {
 		return err
 	}
@@ -470,6 +484,18 @@ func banner(w io.Writer, n *node.Node) {
 	if a := n.SubmissionAddr(); a != "" {
 		fmt.Fprintf(w, "  submission %s\n", a)
 	}
+	if a := n.IMAPAddr(); a != "" {
+		fmt.Fprintf(w, "  IMAP   %s (STARTTLS)\n", a)
+	}
+	if a := n.IMAPSAddr(); a != "" {
+		fmt.Fprintf(w, "  IMAPS  %s\n", a)
+	}
+	if a := n.POP3Addr(); a != "" {
+		fmt.Fprintf(w, "  POP3   %s\n", a)
+	}
+	if a := n.POP3SAddr(); a != "" {
+		fmt.Fprintf(w, "  pop3s  %s\n", a)
+	}
 	fmt.Fprintf(w, "  admin  http://%s/api/v1/\n", n.AdminAddr())
 	fmt.Fprintf(w, "  console http://%s/console/\n", n.AdminAddr())
 	addr, pw := n.Demo()
@@ -485,6 +511,22 @@ func banner(w io.Writer, n *node.Node) {
 	fmt.Fprintf(w, "\nSend it mail:\n  swaks --server %s --port %s --to %s --from you@example.net\n", host, port, addr)
 	fmt.Fprintf(w, "Read it:\n  bin/homing ctl --admin %s messages %s\n  bin/homing ctl --admin %s message %s ID\n",
 		n.AdminAddr(), addr, n.AdminAddr(), addr)
+	shown := pw // in the lines to copy
+	if shown == "" {
+		shown = "PASSWORD"
+	}
+	if a := n.IMAPAddr(); a != "" {
+		h, p := splitHostPort(a)
+		fmt.Fprintf(w, "Read it with an IMAP client (IMAP %s:%s; a password over STARTTLS, or plain on loopback):\n", h, p)
+		fmt.Fprintf(w, "  curl -s --user '%s:%s' 'imap://%s:%s/INBOX;UID=1'     # the first message\n", addr, shown, h, p)
+		fmt.Fprintf(w, "  neomutt -f 'imap://%s@%s:%s/INBOX'\n", strings.ReplaceAll(addr, "@", "%40"), h, p)
+		fmt.Fprintf(w, "  mbsync: IMAPAccount demo / Host %s / Port %s / User %s / TLSType None (loopback only)\n", h, p, addr)
+	}
+	if a := n.POP3Addr(); a != "" {
+		h, p := splitHostPort(a)
+		fmt.Fprintf(w, "Read it with a POP3 client (POP3 %s:%s; getmail6, fetchmail, Python's poplib):\n", h, p)
+		fmt.Fprintf(w, "  curl -s --user '%s:%s' 'pop3://%s:%s/'      # LIST; pop3://%s:%s/1 is RETR 1\n", addr, shown, h, p, h, p)
+	}
 }
 
 func splitHostPort(hp string) (string, string) {

@@ -84,7 +84,7 @@ func TestConfigFileErrors(t *testing.T) {
 
 func TestServeRefusesOpenAdminWithoutToken(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"serve", "--admin", "0.0.0.0:0", "--smtp", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	code := run([]string{"serve", "--pop3", "127.0.0.1:0", "--admin", "0.0.0.0:0", "--smtp", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "--admin-token") {
 		t.Fatalf("exit %d, stderr %q: want a refusal naming --admin-token", code, errb.String())
 	}
@@ -92,7 +92,7 @@ func TestServeRefusesOpenAdminWithoutToken(t *testing.T) {
 
 func TestServeRejectsBadQueueMode(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run([]string{"serve", "--queue-mode", "sideways", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	code := run([]string{"serve", "--pop3", "127.0.0.1:0", "--queue-mode", "sideways", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
 	if code == 0 || !strings.Contains(errb.String(), "--queue-mode") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
@@ -107,7 +107,7 @@ func TestServeFailedStartPrintsTheReason(t *testing.T) {
 	}
 	defer busy.Close()
 	var out, errb bytes.Buffer
-	code := run([]string{"serve", "--smtp", busy.Addr().String(), "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
+	code := run([]string{"serve", "--pop3", "127.0.0.1:0", "--smtp", busy.Addr().String(), "--admin", "127.0.0.1:0", "--data", t.TempDir()}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "homing serve: --smtp "+busy.Addr().String()) ||
 		!strings.Contains(errb.String(), "address already in use") || strings.Contains(errb.String(), "panic") {
 		t.Fatalf("busy port: exit %d, stderr %q", code, errb.String())
@@ -120,7 +120,7 @@ func TestServeFailedStartPrintsTheReason(t *testing.T) {
 	}
 	defer q.Close()
 	errb.Reset()
-	code = run([]string{"serve", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, &out, &errb)
+	code = run([]string{"serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+data) || !strings.Contains(errb.String(), "locked") ||
 		strings.Contains(errb.String(), "panic") {
 		t.Fatalf("locked data directory: exit %d, stderr %q", code, errb.String())
@@ -133,14 +133,14 @@ func TestServeWarnsAboutASecretOnTheCommandLine(t *testing.T) {
 	var out, errb bytes.Buffer
 	// --partitions 5000 fails validation right after the flags are read, so
 	// no node starts.
-	run([]string{"serve", "--secret", "0123456789abcdef0123", "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	run([]string{"serve", "--pop3", "127.0.0.1:0", "--secret", "0123456789abcdef0123", "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
 	if !strings.Contains(errb.String(), "--secret on the command line is visible in process lists") {
 		t.Fatalf("stderr %q, want the warning", errb.String())
 	}
 	errb.Reset()
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600)
-	run([]string{"serve", "--secret-file", secret, "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
+	run([]string{"serve", "--pop3", "127.0.0.1:0", "--secret-file", secret, "--partitions", "5000", "--data", t.TempDir()}, &out, &errb)
 	if strings.Contains(errb.String(), "visible in process lists") {
 		t.Fatalf("a secret from a file was warned about: %q", errb.String())
 	}
@@ -158,7 +158,7 @@ func TestServeOnADamagedQueueExitsWithTheReason(t *testing.T) {
 			d := writeDataDir(t)
 			damageIt(t, filepath.Join(d.dir, "queue"))
 			var out, errb bytes.Buffer
-			code := run([]string{"serve", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", d.dir}, &out, &errb)
+			code := run([]string{"serve", "--pop3", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", d.dir}, &out, &errb)
 			if code != 1 || !strings.Contains(errb.String(), "opening the queue in "+d.dir) || !strings.Contains(errb.String(), "data damaged") ||
 				!strings.Contains(errb.String(), "homing check "+d.dir) || strings.Contains(errb.String(), "panic") {
 				t.Fatalf("exit %d, stderr %q; want 1 and the queue's damage", code, errb.String())
@@ -312,7 +312,9 @@ func TestExampleConfig(t *testing.T) {
 		}
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name != "config" && f.Name != "check-config" && !listed[f.Name] {
+		// test-* flags are hooks of the tests (their usage says TESTS
+		// ONLY), not settings an administrator writes down.
+		if f.Name != "config" && f.Name != "check-config" && !strings.HasPrefix(f.Name, "test-") && !listed[f.Name] {
 			t.Errorf("the example does not list %q (%s)", f.Name, f.Usage)
 		}
 	})
@@ -320,7 +322,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("parsed %+v, log format %q", cfg, lf)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"serve", "--config", path, "--check-config"}, &out, &errb); code != 0 {
+	if code := run([]string{"serve", "--pop3", "127.0.0.1:0", "--config", path, "--check-config"}, &out, &errb); code != 0 {
 		t.Fatalf("--check-config on the example: %d %q", code, errb.String())
 	}
 }

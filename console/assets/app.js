@@ -502,7 +502,9 @@
 
   // failureLabel says in a few words why a partition did not open.
   function failureLabel(why) {
-    return /data damaged/.test(why) ? 'damaged, not open' : 'failed to open';
+    if (/data damaged/.test(why)) return 'damaged, not open';
+    if (/directory lock cannot be taken/.test(why)) return 'lock fails, not open';
+    return 'failed to open';
   }
 
   function clip(text, n) {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+type report struct {
+	Machine string
+	Cfg     config
+	Sizes   []*sizeReport
+}
+
+type sizeReport struct {
+	N                  int
+	HomingFill         time.Duration
+	HomingFillSessions int
+	DovecotWrite       time.Duration
+	DovecotFirstSelect time.Duration
+	Ops                []*opResult
+	Concurrent         *concResult
+}
+
+// opResult holds each round's time of one operation per product.
+type opResult struct {
+	Op     string
+	Rounds map[string][]time.Duration
+}
+
+func (r *opResult) add(product string, d time.Duration) {
+	if r.Rounds == nil {
+		r.Rounds = map[string][]time.Duration{}
+	}
+	r.Rounds[product] = append(r.Rounds[product], d)
+}
+
+func (r *opResult) median(product string) time.Duration { return median(r.Rounds[product]) }
+
+// concResult holds each round's loops per second per product.
+type concResult struct {
+	Sessions, Loops int
+	Rounds          map[string][]float64
+}
+
+func (r *concResult) add(product string, perSecond float64) {
+	if r.Rounds == nil {
+		r.Rounds = map[string][]float64{}
+	}
+	r.Rounds[product] = append(r.Rounds[product], perSecond)
+}
+
+// median of the values (the mean of the middle two for an even count).
+func median[T time.Duration | float64](v []T) T {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ms(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+func (rep *report) write(w io.Writer) {
+	fmt.Fprintf(w, "\nhoming-imap-bench: %s\n", rep.Machine)
+	fmt.Fprintf(w, "medians of %d rounds (the concurrent loop: of %d rounds); Homing/Dovecot > 1 means Homing takes longer\n\n", rep.Cfg.Rounds, max(1, min(rep.Cfg.Rounds, 3)))
+	fmt.Fprintln(w, "| messages | operation | Homing | Dovecot | Homing/Dovecot |")
+	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: |")
+	for _, s := range rep.Sizes {
+		for _, o := range s.Ops {
+			h, d := o.median("Homing"), o.median("Dovecot")
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f |\n", s.N, o.Op, ms(h), ms(d), float64(h)/float64(d))
+		}
+		c := s.Concurrent
+		h, d := median(c.Rounds["Homing"]), median(c.Rounds["Dovecot"])
+		fmt.Fprintf(w, "| %d | %d sessions x %d loops (SELECT, UID FETCH FLAGS, FETCH ENVELOPE, %d bodies), loops/s | %.2f | %.2f | %.2f (throughput) |\n",
+			s.N, c.Sessions, c.Loops, bodies, h, d, h/d)
+	}
+	fmt.Fprintln(w)
+	for _, s := range rep.Sizes {
+		fmt.Fprintf(w, "%d messages: Homing filled by APPEND over %d sessions in %v (%.0f/s); Dovecot's Maildir written in %v, its first SELECT (building the index) %s\n",
+			s.N, s.HomingFillSessions, s.HomingFill.Round(time.Millisecond), float64(s.N)/s.HomingFill.Seconds(), s.DovecotWrite.Round(time.Millisecond), ms(s.DovecotFirstSelect))
+		for _, o := range s.Ops {
+			fmt.Fprintf(w, "  %-32s Homing %v  Dovecot %v\n", o.Op, rounds(o.Rounds["Homing"]), rounds(o.Rounds["Dovecot"]))
+		}
+		fmt.Fprintf(w, "  %-32s Homing %.2f  Dovecot %.2f loops/s\n", "concurrent loop", s.Concurrent.Rounds["Homing"], s.Concurrent.Rounds["Dovecot"])
+	}
+}
+
+func rounds(v []time.Duration) string {
+	var s []string
+	for _, d := range v {
+		s = append(s, ms(d))
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// thisMachine names the CPU model, the CPUs and Go.
+func thisMachine() string {
+	cpu := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.Join(strings.Fields(v), " ")
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs, %s, %s %s/%s", runtime.NumCPU(), cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

@@ -1,0 +1,63 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+// fence is one open's claim on a database directory: Homing's lock
+// (lock.go) and the epoch this open wrote (epoch.go).
+type fence struct {
+	dir   string
+	lock  *dirLock
+	epoch uint64
+}
+
+// takeFence locks dir (creating it) and increments its epoch. It fails
+// with ErrLocked while another open holds the directory, with
+// ErrLockFailed when the lock cannot be taken at all, and with the I/O
+// error when the epoch cannot be written.
+func takeFence(dir string, opt Options) (*fence, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	lock, err := acquireDirLock(dir, opt.Owner, opt.lockHook)
+	if err != nil {
+		return nil, err
+	}
+	epoch, err := bumpEpoch(dir, opt.Owner)
+	if err != nil {
+		_ = lock.release()
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return &fence{dir: dir, lock: lock, epoch: epoch}, nil
+}
+
+// check returns nil while dir's epoch is still this open's, an error
+// wrapping ErrFenced once another open wrote a newer one, or the error
+// that kept it from reading the epoch.
+func (f *fence) check() error {
+	r, err := readEpoch(f.dir)
+	if err != nil {
+		return err
+	}
+	if r.Epoch != f.epoch {
+		return fmt.Errorf("%w: %s has epoch %d (opened by %q, pid %d on %s, at %s); this open's is %d",
+			ErrFenced, f.dir, r.Epoch, r.Owner, r.PID, r.Host, r.Opened.Format("2006-01-02T15:04:05.000Z"), f.epoch)
+	}
+	return nil
+}
+
+// release drops the lock.
+func (f *fence) release() error {
+	if f == nil || f.lock == nil {
+		return nil
+	}
+	err := f.lock.release()
+	f.lock = nil
+	if err != nil {
+		return errors.Join(fmt.Errorf("storage: releasing the lock of %s", f.dir), err)
+	}
+	return nil
+}
