@@ -156,11 +156,6 @@ func openFenced(dir string, opt Options, prof profile, fc *fence) (*DB, error) {
 	// badger's own directory lock is bypassed only because the fence's
 	// lock is held (lock.go).
 	bopt := badgerOptions(dir, opt, prof, logger).WithBypassLockGuard(true)
-	// badger.Open writes through mappings too (space.go): not on a
-	// filesystem without the room for it.
-	if err := opt.Space.canOpen(); err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
-	}
 	// Look at the files before badger does (inspect.go): damage that
 	// would make badger.Open panic in a goroutine of its own, leak
 	// goroutines or silently drop tables is an error here instead.
