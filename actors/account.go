@@ -100,6 +100,8 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		a.mailbox(ctx, m)
 	case *notifyChange:
 		a.notify(ctx, m)
+	case *viewsStale:
+		a.views = nil
 	}
 }
 
@@ -140,6 +142,9 @@ type delivery struct {
 	// duplicate); duplicate says it was stored before.
 	messageID string
 	duplicate bool
+	// unwritten: the append was refused when its batch was written
+	// (complete): the folder view that took it is wrong.
+	unwritten bool
 	// notify is the change to tell the account's watchers once the
 	// append is durable.
 	notify *notifyChange
@@ -220,6 +225,9 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Messa
 			if w.notify != nil && w.result.OK() {
 				root.Send(self, w.notify)
 			}
+			if w.unwritten {
+				root.Send(self, &viewsStale{})
+			}
 		}
 		// workDone first: a repeat the answer provokes must find the
 		// work no longer in progress (the actor reads workDone first).
@@ -260,6 +268,7 @@ func (c *content) header() []byte {
 func (a *accountActor) complete(queueID string, w *delivery) {
 	if w.durable != nil {
 		if err := <-w.durable; err != nil {
+			w.unwritten = true
 			if errors.Is(err, storage.ErrNoSpace) {
 				w.result = noSpaceResult()
 				return

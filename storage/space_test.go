@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -455,4 +456,104 @@ func TestOpenNeedsRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
+}
+
+// The mailbox model's changes on a store at its floor (nothing above
+// what badger needs for its own writes): what only changes or deletes
+// records passes (flags, a move, expunge, subscriptions, a rename, a
+// deleted folder: what a user does to free space), what adds data is
+// refused with ErrNoSpace, temporary, and the DB keeps working (an
+// append, a copy, a new folder); once space is back they pass again.
+func TestMailboxChangesAtTheFloor(t *testing.T) {
+	ctx := context.Background()
+	s, fs, c, _ := newTestSpace(t, SpaceConfig{Store: "accounts"}, 1<<40)
+	store, err := NewAccountStore(t.TempDir(), testPartitions, Options{ValueLogGCInterval: -1, Space: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	p, err := store.Open(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := addrIn(1, testPartitions, 0, "full")
+	if err := p.CreateAccount(ctx, Account{Address: acct}); err != nil {
+		t.Fatal(err)
+	}
+	big := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("y"), 100<<10)...)
+	for _, raw := range [][]byte{[]byte("Subject: a\r\n\r\na\r\n"), []byte("Subject: b\r\n\r\nb\r\n"),
+		[]byte("Subject: c\r\n\r\nc\r\n"), big} {
+		if _, err := p.Append(ctx, acct, AppendRequest{Raw: raw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, d, err := p.CreateFolder(ctx, acct, "Old", ""); err != nil {
+		t.Fatal(err)
+	} else {
+		durable(t, d)
+	}
+	inbox, _ := p.Folder(acct, Inbox)
+	trash, _ := p.Folder(acct, "Trash")
+
+	fs.avail.Store(s.Status().Floor)
+	c.add(2 * spaceTTL)
+	// A refusal comes when the batch is written: from the call, or from
+	// its durable channel.
+	noSpace := func(what string, d <-chan error, err error) {
+		t.Helper()
+		if err == nil && d != nil {
+			err = <-d
+		}
+		if !errors.Is(err, ErrNoSpace) || !mail.IsTemporary(err) || errors.Is(err, ErrFailed) {
+			t.Errorf("%s at the floor: %v, want a temporary ErrNoSpace", what, err)
+		}
+	}
+	_, err = p.Append(ctx, acct, AppendRequest{Raw: []byte("Subject: new\r\n\r\nnew\r\n")})
+	noSpace("an append", nil, err)
+	_, d, err := p.CopyMessages(ctx, acct, inbox.ID, []uint32{1}, trash.ID, false, 0)
+	noSpace("a copy", d, err)
+	_, d, err = p.CreateFolder(ctx, acct, "New", "")
+	noSpace("a new folder", d, err)
+	if _, err := p.Folder(acct, "New"); !errors.Is(err, mail.ErrNotFound) {
+		t.Errorf("the refused folder: %v, want not found", err)
+	}
+
+	passes := func(what string, d <-chan error, err error) {
+		t.Helper()
+		if err == nil && d != nil {
+			err = <-d
+		}
+		if err != nil {
+			t.Errorf("%s at the floor: %v", what, err)
+		}
+	}
+	_, d, err = p.StoreFlags(ctx, acct, inbox.ID, []uint32{1, 2, 4}, FlagsAdd, []string{`\Deleted`})
+	passes("STORE +FLAGS", d, err)
+	_, d, err = p.CopyMessages(ctx, acct, inbox.ID, []uint32{3}, trash.ID, true, 0)
+	passes("a move", d, err)
+	got, d, err := p.Expunge(ctx, acct, inbox.ID, nil)
+	passes("EXPUNGE", d, err)
+	if fmt.Sprint(got) != "[1 2 4]" {
+		t.Errorf("expunged %v, want [1 2 4]", got)
+	}
+	d, err = p.SubscribeFolder(ctx, acct, "Old", false)
+	passes("UNSUBSCRIBE", d, err)
+	d, err = p.RenameFolder(ctx, acct, "Old", "Older")
+	passes("RENAME", d, err)
+	d, err = p.DeleteFolder(ctx, acct, "Older")
+	passes("DELETE", d, err)
+	if _, n, err := p.Usage(acct); err != nil || n != 1 {
+		t.Errorf("usage after the changes: %d messages, %v; want 1 (the moved one)", n, err)
+	}
+
+	fs.avail.Store(1 << 40)
+	c.add(2 * spaceTTL)
+	if _, err := p.Append(ctx, acct, AppendRequest{Raw: []byte("Subject: new\r\n\r\nnew\r\n")}); err != nil {
+		t.Fatalf("an append once space is back: %v", err)
+	}
+	if _, d, err := p.CopyMessages(ctx, acct, trash.ID, []uint32{1}, inbox.ID, false, 0); err != nil {
+		t.Fatalf("a copy once space is back: %v", err)
+	} else {
+		durable(t, d)
+	}
 }
