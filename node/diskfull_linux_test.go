@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	gosmtp "github.com/emersion/go-smtp"
 	"golang.org/x/sys/unix"
 
@@ -204,6 +206,17 @@ func TestDiskFullRealProcess(t *testing.T) {
 			t.Fatalf("a message on the full disk: %v, want 452 4.3.1", err)
 		}
 	}
+	// IMAP and POP3 on the full disk: APPEND is a temporary NO, what a
+	// user does to free space (STORE \Deleted and EXPUNGE, DELE and
+	// QUIT) works.
+	for _, subject := range mailboxOpsOnAFullDisk(t, p, rcpt, "disk-test-pw") {
+		delete(acked, subject)
+	}
+	for _, perOp := range []string{"mailbox operation failed", "mailbox change not synced"} {
+		if strings.Contains(p.Log(), perOp) {
+			t.Errorf("the log has %q lines", perOp)
+		}
+	}
 	ms, err := c.Messages(ctx, rcpt)
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("reading the mailbox on the full disk: %d messages, %v", len(ms), err)
@@ -289,4 +302,79 @@ func TestDiskFullRealProcess(t *testing.T) {
 	if t.Failed() {
 		t.Logf("node log:\n%s", p.Log())
 	}
+}
+
+// mailboxOpsOnAFullDisk runs IMAP and POP3 against p, whose disk is full:
+// an APPEND answers NO [UNAVAILABLE] with the reason (temporary, nothing
+// stored); the first message is flagged \Deleted and expunged over IMAP,
+// the next one deleted over POP3 (DELE, QUIT). It returns the subjects
+// of the two deleted messages.
+func mailboxOpsOnAFullDisk(t *testing.T, p *testkit.Process, user, pass string) []string {
+	t.Helper()
+	c, err := imapclient.DialInsecure(p.IMAP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatalf("IMAP LOGIN on the full disk: %v", err)
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatalf("IMAP SELECT on the full disk: %v", err)
+	}
+	raw := "From: imap@disk.test\r\nSubject: appended on a full disk\r\n\r\nnot stored\r\n"
+	cmd := c.Append("INBOX", int64(len(raw)), nil)
+	if _, err := cmd.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ie *imap.Error
+	if _, err := cmd.Wait(); !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != imap.ResponseCodeUnavailable ||
+		!strings.Contains(ie.Text, "Insufficient system storage") {
+		t.Errorf("IMAP APPEND on the full disk: %v, want NO [UNAVAILABLE] Insufficient system storage...", err)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true}).Collect()
+	if err != nil || len(msgs) != 1 || msgs[0].Envelope == nil {
+		t.Fatalf("IMAP FETCH on the full disk: %v, %v", msgs, err)
+	}
+	gone := []string{msgs[0].Envelope.Subject}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatalf("IMAP STORE +FLAGS \\Deleted on the full disk: %v", err)
+	}
+	exp, err := c.Expunge().Collect()
+	if err != nil || len(exp) != 1 {
+		t.Fatalf("IMAP EXPUNGE on the full disk: %v expunged, %v", exp, err)
+	}
+	st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || st.NumMessages == nil || *st.NumMessages != sel.NumMessages-1 {
+		t.Fatalf("IMAP STATUS after the expunge: %+v, %v; want %d messages", st, err, sel.NumMessages-1)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	pc, ok := dialPOP3Login(t, p.POP3, user, pass)
+	if !strings.HasPrefix(ok, "+OK") {
+		t.Fatalf("POP3 PASS on the full disk: %q", ok)
+	}
+	subject := ""
+	for _, l := range pc.multi("RETR 1") {
+		if v, found := strings.CutPrefix(strings.TrimSuffix(l, "\r\n"), "Subject: "); found {
+			subject = v
+			break
+		}
+	}
+	if subject == "" {
+		t.Fatal("POP3 RETR 1: no Subject")
+	}
+	if l := pc.cmd("DELE 1"); !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("POP3 DELE on the full disk: %q", l)
+	}
+	if l := pc.cmd("QUIT"); !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("POP3 QUIT (deleting) on the full disk: %q", l)
+	}
+	return append(gone, subject)
 }
