@@ -107,37 +107,51 @@ type Origin struct {
 	MailFrom string // the reverse-path, "" for the null sender
 }
 
-// Begin starts the checks of one message: SPF at once, DKIM as the
-// message is written to the Check. The Check passes the message on to
-// out without the forged Authentication-Results fields; End or Abort must
-// be called.
+// Begin starts the checks of one message: SPF at once, DKIM once the
+// header section shows a signature (the message is then fed to the
+// verifier as it is written to the Check). The Check passes the message
+// on to out without the forged Authentication-Results fields; End or
+// Abort must be called.
 func (c *Checker) Begin(ctx context.Context, o Origin, out io.Writer) *Check {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	pr, pw := io.Pipe()
-	k := &Check{c: c, ctx: ctx, cancel: cancel, origin: o, pw: pw,
+	k := &Check{c: c, ctx: ctx, cancel: cancel, origin: o,
 		dkimCh: make(chan dkimOutcome, 1), spfCh: make(chan spfOutcome, 1)}
-	k.filter = newHeaderFilter(c.cfg.AuthServID, teeWriter{out: out, pw: pw})
+	k.filter = newHeaderFilter(c.cfg.AuthServID, teeWriter{out: out, k: k})
+	k.filter.onEnd = k.headerRead
 	go func() { k.spfCh <- c.checkSPF(ctx, o) }()
+	return k
+}
+
+// headerRead starts the DKIM verifier when the message is signed: a
+// message without a signature costs no second pass over its bytes.
+func (k *Check) headerRead(raw []byte) {
+	if !hasField(raw, "DKIM-Signature") {
+		return
+	}
+	pr, pw := io.Pipe()
+	k.pw = pw
 	go func() {
-		res := c.verifyDKIM(ctx, pr)
+		res := k.c.verifyDKIM(k.ctx, pr)
 		// The verifier may stop before the end; drain the rest so that
 		// the session's writes never block.
 		io.Copy(io.Discard, pr)
 		k.dkimCh <- res
 	}()
-	return k
+	pw.Write(raw)
 }
 
-// teeWriter writes to the message's destination and to the DKIM
-// verifier; only the destination's errors count.
+// teeWriter writes to the message's destination and, once started, to
+// the DKIM verifier; only the destination's errors count.
 type teeWriter struct {
 	out io.Writer
-	pw  *io.PipeWriter
+	k   *Check
 }
 
 func (t teeWriter) Write(p []byte) (int, error) {
 	n, err := t.out.Write(p)
-	t.pw.Write(p)
+	if t.k.pw != nil {
+		t.k.pw.Write(p)
+	}
 	return n, err
 }
 
@@ -151,8 +165,10 @@ func (k *Check) Removed() int { return k.filter.removed }
 func (k *Check) Abort() {
 	k.once.Do(func() {
 		k.cancel()
-		k.pw.CloseWithError(io.ErrClosedPipe)
-		<-k.dkimCh
+		if k.pw != nil {
+			k.pw.CloseWithError(io.ErrClosedPipe)
+			<-k.dkimCh
+		}
 		<-k.spfCh
 	})
 }
@@ -164,9 +180,12 @@ func (k *Check) End() Verdict {
 	k.once.Do(func() {
 		defer k.cancel()
 		k.filter.close()
-		k.pw.Close()
+		var dk dkimOutcome
+		if k.pw != nil {
+			k.pw.Close()
+			dk = <-k.dkimCh
+		}
 		spf := <-k.spfCh
-		dk := <-k.dkimCh
 		v = k.c.decide(k.ctx, k.origin, spf, dk, k.filter.header.Bytes())
 	})
 	return v

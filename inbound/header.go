@@ -29,6 +29,10 @@ type headerFilter struct {
 	header   bytes.Buffer
 	removed  int
 	err      error
+	// onEnd, when set, is called once the header section has been read
+	// (its blank line passed on), with the section as it came (at most
+	// maxHeader bytes).
+	onEnd func(raw []byte)
 }
 
 func newHeaderFilter(authservID string, out io.Writer) *headerFilter {
@@ -93,6 +97,7 @@ func (f *headerFilter) endLine() {
 	if blank {
 		f.write(line)
 		f.inHeader = false
+		f.ended()
 		return
 	}
 	f.field = append(f.field[:0], line...)
@@ -132,6 +137,27 @@ func (f *headerFilter) close() {
 	}
 	f.flushField()
 	f.inHeader = false
+	f.ended()
+}
+
+func (f *headerFilter) ended() {
+	if f.onEnd != nil {
+		f.onEnd(f.header.Bytes())
+		f.onEnd = nil
+	}
+}
+
+// hasField reports whether the header section raw has a field name.
+func hasField(raw []byte, name string) bool {
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		if n, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(strings.TrimSpace(string(n)), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // authservID is the authserv-id at the start of an Authentication-Results
