@@ -54,15 +54,17 @@ bench-cluster:
 
 # IMAP side by side with Dovecot (Debian's dovecot-imapd, started by the
 # benchmark on loopback with its own configuration, not as a service):
-# SIZES-message mailboxes, ROUNDS rounds, SESSIONS concurrent sessions;
+# SIZES-message mailboxes, ROUNDS rounds (CONC_ROUNDS of the concurrent
+# loop), SESSIONS concurrent sessions;
 # PPROF=FILE writes a CPU profile of Homing's concurrent loop.
 SIZES    ?= 10000,100000
 ROUNDS   ?= 5
+CONC_ROUNDS ?= 3
 SESSIONS ?= 50
 PPROF    ?=
 bench-imap: build
 	@test -x /usr/sbin/dovecot || { echo "bench-imap needs Dovecot: apt-get install dovecot-imapd (the benchmark starts its own, on loopback; the system service is not used)"; exit 1; }
-	$(BIN)/homing-imap-bench --homing $(HOMING) --dovecot /usr/sbin/dovecot --sizes $(SIZES) --rounds $(ROUNDS) --sessions $(SESSIONS) $(if $(PPROF),--pprof $(PPROF))
+	$(BIN)/homing-imap-bench --homing $(HOMING) --dovecot /usr/sbin/dovecot --sizes $(SIZES) --rounds $(ROUNDS) --conc-rounds $(CONC_ROUNDS) --sessions $(SESSIONS) $(if $(PPROF),--pprof $(PPROF))
 
 # The chaos soak with real processes (1 frontend + 2 backends; kill -9,
 # restarts, SIGSTOP/SIGCONT while clients stream mail), DURATION per queue

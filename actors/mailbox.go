@@ -398,7 +398,13 @@ func (a *accountActor) viewByID(md MailboxData, fid uint32) (*folderView, error)
 // fetch answers the index entries of uids with their sizes, dates and
 // (summaries) summaries.
 func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, op *pb.MailboxOp) {
-	v, err := a.viewByID(md, op.FolderId)
+	// The folder's view is kept by this actor with every change, so a
+	// FETCH of a selected folder reads no folder list (a FETCH of 100,000
+	// messages is 200 of these in the actor's queue).
+	v, err := a.views[op.FolderId], error(nil)
+	if v == nil {
+		v, err = a.viewByID(md, op.FolderId)
+	}
 	if err != nil {
 		a.reply(ctx, to, &pb.MailboxReply{Error: pbError(err)})
 		return
@@ -411,25 +417,38 @@ func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, o
 			ids = append(ids, e.ID)
 		}
 	}
-	metas, err := md.MessageMeta(a.address, ids, op.Summaries)
-	if err != nil {
-		a.reply(ctx, to, &pb.MailboxReply{Error: pbError(err)})
-		return
-	}
-	byID := make(map[uint64]storage.MessageMeta, len(metas))
-	for _, m := range metas {
-		byID[m.ID] = m
-	}
-	out := es[:0]
-	for _, e := range es {
-		m, ok := byID[e.Id]
-		if !ok {
-			continue
+	// What is read now (size, date, summary) never changes once a
+	// message is stored, so it is read beside the actor, which goes on
+	// with the next operation: the FETCHes of many sessions read at once
+	// instead of one after the other through the account's one actor. A
+	// message expunged meanwhile is not found and left out, as it would
+	// be had the expunge come first.
+	root, modseq, address := ctx.ActorSystem().Root, v.modseq, a.address
+	go func() {
+		metas, err := md.MessageMeta(address, ids, op.Summaries)
+		if err != nil {
+			if to != nil {
+				root.Send(to, &pb.MailboxReply{Error: pbError(err)})
+			}
+			return
 		}
-		e.Size, e.CrlfSize, e.ReceivedUnixNano, e.Summary = m.Size, m.CRLFSize, m.Received.UnixNano(), m.Summary
-		out = append(out, e)
-	}
-	a.reply(ctx, to, &pb.MailboxReply{Entries: out, Modseq: v.modseq})
+		byID := make(map[uint64]storage.MessageMeta, len(metas))
+		for _, m := range metas {
+			byID[m.ID] = m
+		}
+		out := es[:0]
+		for _, e := range es {
+			m, ok := byID[e.Id]
+			if !ok {
+				continue
+			}
+			e.Size, e.CrlfSize, e.ReceivedUnixNano, e.Summary = m.Size, m.CRLFSize, m.Received.UnixNano(), m.Summary
+			out = append(out, e)
+		}
+		if to != nil {
+			root.Send(to, &pb.MailboxReply{Entries: out, Modseq: modseq})
+		}
+	}()
 }
 
 // appendOp stores a message a client appends (IMAP APPEND, RFC 9051

@@ -326,9 +326,15 @@ func (p *partitionActor) openFailed(err error) {
 }
 
 // unavailable is the answer to a delivery while the data is not open.
+// RFC 3463 §3.5: X.4.3 for the handoff, X.3.0 for our own trouble.
 func (p *partitionActor) unavailable() mail.Result {
 	if p.failing && errors.Is(p.openErr, storage.ErrDamaged) {
 		return mail.Temp(mail.StatusLocalError, fmt.Sprintf("mailbox temporarily unavailable: partition %d is damaged", p.id))
+	}
+	if errors.Is(p.openErr, storage.ErrLocked) {
+		// A handoff: the previous owner still closes it. Over in moments,
+		// so the sender's queue retries soon (a 4.4.x, as errMoving).
+		return mail.Temp(mail.StatusDirectoryFailure, fmt.Sprintf("partition %d is opening: its previous owner still holds it", p.id))
 	}
 	return mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
 }

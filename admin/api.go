@@ -200,6 +200,9 @@ type FlagMessage struct {
 // (each done by the account's owner, the only writer).
 type MailboxAdmin interface {
 	Folders(ctx context.Context, address string) ([]Folder, error)
+	// FolderMessages lists the messages of one folder (as Messages, in
+	// the order received), an error wrapping a 404 for no such folder.
+	FolderMessages(ctx context.Context, address, folder string) ([]Message, error)
 	DeleteMessage(ctx context.Context, address, id string) error
 	MoveMessage(ctx context.Context, address, id, folder string) error
 	FlagMessage(ctx context.Context, address, id string, add, remove []string) error

@@ -248,15 +248,7 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	ms, err := h.api.Messages(r.Context(), addr)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if ms == nil {
-		ms = []Message{}
-	}
-	writeJSON(w, http.StatusOK, ms)
+	h.listMessages(w, r, addr) // mailbox_routes.go: ?folder, paging
 }
 
 func (h *handler) rawMessage(w http.ResponseWriter, r *http.Request) {

@@ -99,7 +99,7 @@ func newFakeAPI() *consoleAPI {
 		UsedBytes: 5 << 10, Messages: 2, Created: fakeT0.Add(-48 * time.Hour), Partition: 3, Owner: "be1"}
 	f.Mailboxes["bob@example.test"] = []admin.Message{
 		{ID: "1", Folder: "INBOX", Size: 2100, Received: fakeT0.Add(-time.Hour), From: "alice@example.net", Subject: "Lunch on Friday?"},
-		{ID: "2", Folder: "Archive", Size: 3020, Received: fakeT0.Add(-30 * time.Minute), From: "dave@example.org", Subject: "Minutes of the meeting"},
+		{ID: "2", Folder: "Archive", Size: 3020, Received: fakeT0.Add(-30 * time.Minute), Flags: []string{`\Seen`}, From: "dave@example.org", Subject: "Minutes of the meeting"},
 	}
 	return &consoleAPI{Fake: f}
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -33,6 +34,7 @@ func TestConsoleInChromium(t *testing.T) {
 		{"QueueDeleteAsksFirst", testQueueDelete},
 		{"JourneyShowsNodes", testJourney},
 		{"AccountLookup", testAccount},
+		{"AccountFoldersAndPaging", testAccountPaging},
 		{"QueueModeSwitch", testQueueMode},
 		{"QueueDepthChart", testDepthChart},
 		{"AdminToken", testToken},
@@ -234,9 +236,10 @@ func testAccount(t *testing.T, browser context.Context) {
 	}
 	msgs := eval[[][]string](p, `Array.from(document.querySelectorAll('#account-messages-body tr[data-message-id]'),
 		r => Array.from(r.cells, c => c.textContent))`)
+	// Newest first.
 	want := [][]string{
-		{"1", "INBOX", "2026-03-14 08:26:53 UTC", "alice@example.net", "Lunch on Friday?", "2.1 KiB"},
-		{"2", "Archive", "2026-03-14 08:56:53 UTC", "dave@example.org", "Minutes of the meeting", "2.9 KiB"},
+		{"2", "Archive", "2026-03-14 08:56:53 UTC", "dave@example.org", "Minutes of the meeting", `\Seen`, "2.9 KiB"},
+		{"1", "INBOX", "2026-03-14 08:26:53 UTC", "alice@example.net", "Lunch on Friday?", "", "2.1 KiB"},
 	}
 	if !slices.EqualFunc(msgs, want, slices.Equal) {
 		t.Errorf("messages: %q, want %q", msgs, want)
@@ -246,6 +249,66 @@ func testAccount(t *testing.T, browser context.Context) {
 	p.click(`#account-form button[type="submit"]`)
 	p.waitFor("an unknown account reported", `document.getElementById('account-status').textContent.includes('No such account: nobody@example.test') &&
 		document.querySelectorAll('#account [data-field]').length === 0 && document.getElementById('account-messages').hidden`)
+}
+
+// testAccountPaging: the account view lists the folders with their
+// messages and unseen counts, and the messages newest first a page at a
+// time (Older, Newer); a folder's button lists only its messages.
+func testAccountPaging(t *testing.T, browser context.Context) {
+	api := newFakeAPI()
+	api.Lock()
+	api.AccountMap["carol@example.test"] = admin.Account{Address: "carol@example.test", Messages: 60, Partition: 1, Owner: "be2"}
+	for i := 1; i <= 60; i++ {
+		m := admin.Message{ID: fmt.Sprint(i), Folder: "INBOX", Size: 1000, Received: fakeT0.Add(time.Duration(i) * time.Minute),
+			From: "list@example.org", Subject: fmt.Sprint("issue ", i)}
+		if i%4 == 0 {
+			m.Folder = "Lists/go"
+		}
+		if i%2 == 0 {
+			m.Flags = []string{`\Seen`}
+		}
+		api.Mailboxes["carol@example.test"] = append(api.Mailboxes["carol@example.test"], m)
+	}
+	api.Unlock()
+	p := openConsole(t, browser, api)
+	p.typeInto("#account-input", "carol@example.test")
+	p.click(`#account-form button[type="submit"]`)
+	p.waitFor("the first page and the folders", `document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 25 &&
+		document.querySelectorAll('#account-folders-body tr[data-folder]').length === 8`)
+	folders := eval[[][]string](p, `Array.from(document.querySelectorAll('#account-folders-body tr[data-folder]'),
+		r => Array.from(r.cells, c => c.textContent))`)
+	want := [][]string{
+		{"All folders", "60", "30", ""}, {"INBOX", "45", "30", ""}, {"Sent", "0", "0", `\Sent`}, {"Drafts", "0", "0", `\Drafts`},
+		{"Trash", "0", "0", `\Trash`}, {"Junk", "0", "0", `\Junk`}, {"Archive", "0", "0", `\Archive`}, {"Lists/go", "15", "0", ""},
+	}
+	if !slices.EqualFunc(folders, want, slices.Equal) {
+		t.Errorf("folders: %q, want %q", folders, want)
+	}
+	ids := func() []string { return p.attrs("#account-messages-body tr[data-message-id]", "data-message-id") }
+	if got := ids(); got[0] != "60" || got[24] != "36" {
+		t.Errorf("first page %q, want 60 down to 36", got)
+	}
+	if got := eval[string](p, `document.getElementById('account-page').textContent`); got != "1–25 of 60, newest first" {
+		t.Errorf("page line %q", got)
+	}
+	p.click("#account-older")
+	p.waitFor("the second page", `document.querySelector('#account-messages-body tr[data-message-id]')?.dataset.messageId === '35'`)
+	p.click("#account-older")
+	p.waitFor("the last page", `document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 10 &&
+		document.getElementById('account-older').disabled && document.getElementById('account-page').textContent === '51–60 of 60, newest first'`)
+	p.click("#account-newer")
+	p.waitFor("back to the second page", `document.querySelector('#account-messages-body tr[data-message-id]')?.dataset.messageId === '35'`)
+
+	p.click(`#account-folders-body button[data-folder-button="Lists/go"]`)
+	p.waitFor("the folder's messages only", `document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 15 &&
+		getComputedStyle(document.getElementById('account-pager')).display === 'none' &&
+		document.getElementById('account-messages-caption').textContent === 'Messages in Lists/go'`)
+	if got := ids(); got[0] != "60" || got[14] != "4" {
+		t.Errorf("Lists/go: %q, want 60, 56, ... 4", got)
+	}
+	if got := api.callsWith(""); len(got) != 0 {
+		t.Errorf("looking changed something: %q", got)
+	}
 }
 
 func testQueueMode(t *testing.T, browser context.Context) {

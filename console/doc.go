@@ -8,14 +8,17 @@
 // the cluster drawn as SVG (members with roles, queue mode and state, the
 // partitions each backend owns, grey while not open), the total queue depth
 // over the last five minutes, the cluster's queue with retry, hold, release
-// and delete, the journey of one message across nodes, account lookup, and
-// a queue-mode switch per member. It reads
+// and delete, the journey of one message across nodes, account lookup (the
+// account, its folders with messages and unseen counts, and its messages
+// newest first a page at a time, of every folder or of the one picked),
+// and a queue-mode switch per member. It reads
 //
 //	GET  /api/v1/cluster, /api/v1/nodes, /api/v1/settings
 //	GET  /api/v1/queue?scope=cluster
 //	POST /api/v1/queue/{id}/retry|hold|release?node=NAME, DELETE /api/v1/queue/{id}?node=NAME
 //	GET  /api/v1/journey/{id}
-//	GET  /api/v1/accounts/{address}, /api/v1/accounts/{address}/messages
+//	GET  /api/v1/accounts/{address}, /api/v1/accounts/{address}/folders
+//	GET  /api/v1/accounts/{address}/messages?order=newest&offset=N&limit=M[&folder=F]
 //	PUT  /api/v1/settings?node=NAME  {"queueMode": "..."}
 //
 // When the API answers 401 the page asks once for an admin token, keeps it

@@ -47,7 +47,9 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
                                        # comments and blank lines are skipped;
                                        existing accounts are skipped; 4 at a
                                        time, progress on stderr
-  messages ADDR                        list an account's messages
+  messages ADDR [--folder FOLDER]      list an account's messages (with their
+                                       flags; --folder: one folder's)
+  folders ADDR                         an account's folders: messages, unseen
   message ADDR ID                      write a stored message's raw bytes to stdout
   queue [--cluster | --node N]         list this node's queue (--cluster: every
                                        member's, with a NODE column; --node:
@@ -253,6 +255,7 @@ func (c *command) lookup(name string) (func([]string) error, bool) {
 		"journey":       c.cmdJourney,
 		"accounts":      c.cmdAccounts,
 		"messages":      c.cmdMessages,
+		"folders":       c.cmdFolders,
 		"message":       c.cmdMessage,
 		"queue":         c.cmdQueue,
 		"settings":      c.cmdSettings,

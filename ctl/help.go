@@ -19,6 +19,7 @@ func helpTexts() map[string]string {
 		"journey":       journeyHelp,
 		"accounts":      accountsHelp,
 		"messages":      messagesHelp,
+		"folders":       foldersHelp,
 		"message":       messageHelp,
 		"queue":         queueHelp,
 		"settings":      settingsHelp,

@@ -43,6 +43,9 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, set imap.NumSet, o *imap.Fet
 		return err
 	}
 	seqs, uids := sel.resolve(set)
+	if done, err := ss.fetchFromView(w, sel, seqs, uids, o); done {
+		return err
+	}
 	markSeen := false
 	for _, bs := range o.BodySection {
 		if !bs.Peek {
@@ -115,7 +118,13 @@ func (ss *session) fetchOne(rw *imapserver.FetchResponseWriter, sel *selection, 
 	if o.RFC822Size {
 		rw.WriteRFC822Size(e.Size)
 	}
-	if o.Envelope || o.BodyStructure != nil {
+	if o.Envelope && o.BodyStructure == nil {
+		env, err := summary.DecodeEnvelope(e.Summary)
+		if err != nil {
+			env = &imap.Envelope{}
+		}
+		rw.WriteEnvelope(env)
+	} else if o.Envelope || o.BodyStructure != nil {
 		s, err := summary.Decode(e.Summary)
 		if err != nil {
 			s, _ = summary.Decode([]byte("{}"))

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,69 @@ type filterConn struct {
 	// follows, or an AUTHENTICATE response), it is not a command.
 	lastPlus   bool
 	wLineStart bool // the last byte written ended a line
+	out        []byte
+
+	// inRead: a read from the network is in progress (the server waits
+	// for the client), so what is written goes out at once.
+	inRead atomic.Bool
+}
+
+// outFlush is how much output the filter holds before it writes it.
+// imapserver flushes after every response line (one write(2) per message
+// of a FETCH); the filter holds its output until the server reads from
+// the network again (it has answered what it could), the output reaches
+// outFlush, or the connection closes.
+const outFlush = 32 << 10
+
+// netReader reads the connection for the filter's bufio.Reader, which
+// calls it only when it has nothing buffered: the server waits for the
+// client, so the output held goes out first.
+type netReader struct {
+	c    *filterConn
+	conn net.Conn
+}
+
+func (r netReader) Read(p []byte) (int, error) {
+	r.c.inRead.Store(true)
+	defer r.c.inRead.Store(false)
+	r.c.wmu.Lock()
+	_ = r.c.flushLocked() // a broken connection fails the read too
+	r.c.wmu.Unlock()
+	return r.conn.Read(p)
+}
+
+// emit queues output (wmu held), writing it when outFlush is reached or
+// a read waits.
+func (c *filterConn) emit(p []byte) error {
+	if len(c.out) == 0 && len(p) >= outFlush {
+		_, err := c.cur.Write(p)
+		return err
+	}
+	c.out = append(c.out, p...)
+	if len(c.out) >= outFlush || c.inRead.Load() {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+func (c *filterConn) flushLocked() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.cur.Write(c.out)
+	c.out = c.out[:0]
+	if cap(c.out) > 4*outFlush {
+		c.out = nil
+	}
+	return err
+}
+
+// Close writes the output held, then closes the connection.
+func (c *filterConn) Close() error {
+	c.wmu.Lock()
+	_ = c.flushLocked()
+	c.wmu.Unlock()
+	return c.Conn.Close()
 }
 
 // commandHandler answers the commands the filter takes; state is read for
@@ -71,8 +135,10 @@ type commandHandler interface {
 const maxLine = 64 << 10
 
 func newFilterConn(c net.Conn, isTLS bool, cfg *tls.Config, h commandHandler) *filterConn {
-	return &filterConn{Conn: c, cur: c, br: bufio.NewReaderSize(c, 16<<10), isTLS: isTLS, tlsConfig: cfg,
+	fc := &filterConn{Conn: c, cur: c, isTLS: isTLS, tlsConfig: cfg,
 		handler: h, atStart: true, rewriting: true, wLineStart: true}
+	fc.br = bufio.NewReaderSize(netReader{fc, c}, 16<<10)
+	return fc
 }
 
 // TLS reports whether the connection is encrypted now.
@@ -320,14 +386,18 @@ func (c *filterConn) startTLS(tag, rest string, answer func(string) error) error
 	c.wmu.Lock()
 	c.cur, c.isTLS = t, true
 	c.wmu.Unlock()
-	c.br = bufio.NewReaderSize(t, 16<<10)
+	c.br = bufio.NewReaderSize(netReader{c, t}, 16<<10)
 	return nil
 }
 
+// writeRaw writes the filter's own answers, after the output held.
 func (c *filterConn) writeRaw(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.noteContinuation(p)
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
 	return c.cur.Write(p)
 }
 
@@ -358,7 +428,10 @@ func (c *filterConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	c.noteContinuation(p)
 	if !c.rewriting {
-		return c.cur.Write(p)
+		if err := c.emit(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	c.wbuf = append(c.wbuf, p...)
 	for c.rewriting {
@@ -372,7 +445,7 @@ func (c *filterConn) Write(p []byte) (int, error) {
 		}
 		line := c.wbuf[:i+1]
 		out, last := c.rewriteLine(line)
-		if _, err := c.cur.Write(out); err != nil {
+		if err := c.emit(out); err != nil {
 			return 0, err
 		}
 		c.wbuf = c.wbuf[i+1:]
@@ -383,7 +456,7 @@ func (c *filterConn) Write(p []byte) (int, error) {
 	if len(c.wbuf) > 0 {
 		rest := c.wbuf
 		c.wbuf = nil
-		if _, err := c.cur.Write(rest); err != nil {
+		if err := c.emit(rest); err != nil {
 			return 0, err
 		}
 	}

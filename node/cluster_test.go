@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	stdmail "net/mail"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ type sender struct {
 	mu    sync.Mutex
 	acked map[string]string // Message-ID -> account
 	fails atomic.Int64
+	errs  []string // the first maxSenderErrs failures, for the log
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	n     atomic.Int64
@@ -65,10 +67,11 @@ func startSender(t *testing.T, smtpAddr string, accounts []string, sessions int)
 				if cl == nil {
 					var err error
 					if cl, err = gosmtp.Dial(smtpAddr); err != nil {
-						s.fails.Add(1)
+						s.failed(err)
 						continue
 					}
 					if err := cl.Hello("load.test"); err != nil {
+						s.failed(err)
 						cl.Close()
 						cl = nil
 						continue
@@ -78,7 +81,7 @@ func startSender(t *testing.T, smtpAddr string, accounts []string, sessions int)
 				mid := fmt.Sprintf("<c%d-%d@load.test>", k, i)
 				msg := []byte(fmt.Sprintf("From: <load@load.test>\r\nTo: <%s>\r\nMessage-ID: %s\r\nSubject: n%d\r\n\r\nbody %d\r\n", acct, mid, i, i))
 				if err := sendOn(cl, acct, msg); err != nil {
-					s.fails.Add(1)
+					s.failed(err)
 					_ = cl.Reset()
 					continue
 				}
@@ -92,6 +95,25 @@ func startSender(t *testing.T, smtpAddr string, accounts []string, sessions int)
 	return s
 }
 
+// maxSenderErrs bounds the failures a sender keeps for the log.
+const maxSenderErrs = 20
+
+func (s *sender) failed(err error) {
+	s.fails.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) < maxSenderErrs {
+		s.errs = append(s.errs, err.Error())
+	}
+}
+
+// failures returns the first failures seen.
+func (s *sender) failures() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.errs)
+}
+
 func (s *sender) waitCount(t *testing.T, n int64) {
 	t.Helper()
 	wait.For(t, 30*time.Second, func() bool { return s.n.Load() >= n }, "only %d messages acknowledged, want %d", s.n.Load(), n)
@@ -101,6 +123,23 @@ func (s *sender) finish() map[string]string {
 	close(s.stop)
 	s.wg.Wait()
 	return s.acked
+}
+
+// queueDigest describes the first entries of c's queue for a failure
+// message.
+func queueDigest(c *admin.Client) string {
+	q, err := c.Queue(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	out := fmt.Sprintf("%d entries", len(q))
+	for i, e := range q {
+		if i == 5 {
+			break
+		}
+		out += fmt.Sprintf("; %s %s attempts=%d next=%v err=%q", e.ID, e.State, e.Attempts, e.NextAttempt, e.LastError)
+	}
+	return out
 }
 
 // verifyExactlyOnce waits until every acknowledged message is stored and
@@ -124,7 +163,8 @@ func verifyExactlyOnce(t *testing.T, c *admin.Client, acked map[string]string) {
 			var err error
 			ms, err = c.Messages(context.Background(), acct)
 			return err == nil && len(ms) >= n
-		}, "%s has %d messages, want at least %d", acct, len(ms), n)
+		}, "%s has %v messages, want at least %d; the frontend's queue: %v", acct, wait.Lazy(func() string { return fmt.Sprint(len(ms)) }), n,
+			wait.Lazy(func() string { return queueDigest(c) }))
 		for _, m := range ms {
 			raw, err := c.RawMessage(context.Background(), acct, m.ID)
 			if err != nil {

@@ -140,3 +140,42 @@ func TestFailoverWithProductionTimers(t *testing.T) {
 		t.Errorf("the last message was stored %v after the kill, want under %v", last.Round(10*time.Millisecond), failoverBudget)
 	}
 }
+
+// TestGracefulLeaveAndJoinUnderLoadWithProductionTimers: issue #13 asks
+// that a backend joining and a backend leaving gracefully under a steady
+// load, with homing serve's default timers, cost the senders nothing: not
+// one 4xx or error, and every message they were told 250 about stored
+// exactly once. One frontend, two backends, four sessions sending all the
+// time; be3 joins (partitions move to it), then be1 stops (SIGTERM: it
+// leaves, and its partitions move to the others).
+func TestGracefulLeaveAndJoinUnderLoadWithProductionTimers(t *testing.T) {
+	c := testkit.NewCluster(t, testkit.ClusterOptions{Runner: testkit.Processes, Binary: homingBin, Partitions: 8, ProductionTimers: true})
+	c.Add("fe", mail.RoleFrontend)
+	c.Add("be1", mail.RoleBackend)
+	c.Add("be2", mail.RoleBackend)
+	c.WaitOwners(t, "be1", "be2")
+	fe := c.Admin("fe")
+	accounts := makeAccounts(t, fe, 16)
+	s := startSender(t, c.SMTPAddr("fe"), accounts, 4)
+	s.waitCount(t, 100)
+
+	joined := time.Now()
+	c.Add("be3", mail.RoleBackend)
+	c.WaitOwners(t, "be1", "be2", "be3")
+	t.Logf("be3 joined: the placement settled %v after it started", time.Since(joined).Round(10*time.Millisecond))
+	s.waitCount(t, s.n.Load()+200)
+
+	left := time.Now()
+	c.Stop("be1")
+	c.WaitOwners(t, "be2", "be3")
+	t.Logf("be1 left: its partitions were open elsewhere %v after SIGTERM", time.Since(left).Round(10*time.Millisecond))
+	s.waitCount(t, s.n.Load()+200)
+	acked := s.finish()
+	if f := s.fails.Load(); f != 0 {
+		t.Errorf("the senders saw %d failures (4xx, 5xx or a broken session) during a join and a graceful leave, want 0: %v", f, s.failures())
+	}
+	finished := time.Now()
+	verifyExactlyOnce(t, fe, acked)
+	t.Logf("%d messages acknowledged, every one stored once (the last %v after the load stopped), no sender saw an error",
+		len(acked), time.Since(finished).Round(10*time.Millisecond))
+}

@@ -48,7 +48,8 @@
 // LIST and STAT report the octets of a message as RETR sends it before
 // dot-stuffing, with CRLF line ends (RFC 1939 §11). The session sends the
 // Maildrop's bytes with every bare LF made CRLF and a CRLF added after a
-// last line that lacks one, so a Maildrop whose messages are in that
-// canonical form already (Homing's: SMTP refuses bare CR and LF) reports
-// its stored sizes; others can compute them with CanonicalSize.
+// last line that lacks one, so a Maildrop reports the size of its message
+// in that form: its stored size when it is stored so, otherwise what
+// CanonicalSize counts (Homing's node stores that count with each message,
+// computed at append: IMAP APPEND may store bare LFs).
 package pop3

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -339,6 +340,43 @@ func TestOldMailboxesAreMigratedOnOpen(t *testing.T) {
 	es2, _ := p.FolderEntries(acct, byName[Inbox].ID)
 	if fmt.Sprint(uidsOf(es2)) != "[1 2 3]" {
 		t.Fatalf("INBOX after reopening: %v", uidsOf(es2))
+	}
+}
+
+// TestMessageMetaReadsSizesDatesAndSummaries: MessageMeta answers each
+// stored id's size, internal date and (when asked) summary, in the order
+// asked, and skips ids that do not exist.
+func TestMessageMetaReadsSizesDatesAndSummaries(t *testing.T) {
+	ctx := context.Background()
+	_, p, acct := newModelAccount(t)
+	var ids []uint64
+	raws := []string{"Subject: one\r\n\r\nbody\r\n", "Subject: two\r\nFrom: a@b.test\r\n\r\nlonger body\r\n"}
+	for _, raw := range raws {
+		res, err := p.Append(ctx, acct, AppendRequest{Raw: []byte(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseUint(res.ID, 10, 64)
+		ids = append(ids, id)
+	}
+	metas, err := p.MessageMeta(acct, []uint64{ids[1], 999, ids[0]}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(metas) != 2 || metas[0].ID != ids[1] || metas[1].ID != ids[0] {
+		t.Fatalf("MessageMeta: %+v", metas)
+	}
+	for i, raw := range []string{raws[1], raws[0]} {
+		m := metas[i]
+		if m.Size != int64(len(raw)) || m.Received.IsZero() || time.Since(m.Received) > time.Minute {
+			t.Errorf("message %d: size %d (want %d), received %v", m.ID, m.Size, len(raw), m.Received)
+		}
+		if want, _ := p.Summary(acct, m.ID); len(m.Summary) == 0 || string(m.Summary) != string(want) {
+			t.Errorf("message %d: summary %q, want %q", m.ID, m.Summary, want)
+		}
+	}
+	if metas, err := p.MessageMeta(acct, ids, false); err != nil || len(metas) != 2 || metas[0].Summary != nil {
+		t.Errorf("without summaries: %+v, %v", metas, err)
 	}
 }
 

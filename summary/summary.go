@@ -117,6 +117,21 @@ func Decode(b []byte) (*Summary, error) {
 	return &s, nil
 }
 
+// DecodeEnvelope decodes only the envelope of an encoded summary: FETCH
+// ENVELOPE needs nothing else, and the body structure is then not built.
+func DecodeEnvelope(b []byte) (*imap.Envelope, error) {
+	var s struct {
+		Envelope *imap.Envelope `json:"e"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
+	}
+	if s.Envelope == nil {
+		s.Envelope = &imap.Envelope{}
+	}
+	return s.Envelope, nil
+}
+
 // From is the first From address as "Name <addr>" or "addr" ("" if none).
 func (s *Summary) From() string {
 	if s == nil || s.Envelope == nil || len(s.Envelope.From) == 0 {

@@ -3,6 +3,7 @@ package summary
 import (
 	"bytes"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -132,4 +133,27 @@ func (r repeat) Read(p []byte) (int, error) {
 		p[i] = byte(r)
 	}
 	return len(p), nil
+}
+
+func TestDecodeEnvelopeIsTheEnvelopeOfDecode(t *testing.T) {
+	raw := "From: A <a@example.test>\r\nTo: b@example.test\r\nSubject: hi\r\nMessage-ID: <x@y>\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\none\r\n--q--\r\n"
+	s, err := Compute(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := DecodeEnvelope(enc)
+	if err != nil || !reflect.DeepEqual(env, full.Envelope) || env.Subject != "hi" {
+		t.Fatalf("DecodeEnvelope: %+v, %v; Decode's envelope %+v", env, err, full.Envelope)
+	}
+	if env, err := DecodeEnvelope([]byte("{}")); err != nil || env == nil {
+		t.Fatalf("an empty summary: %v, %v", env, err)
+	}
 }

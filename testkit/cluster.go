@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -358,16 +359,24 @@ func (c *Cluster) closeAtEnd(m *clusterMember) {
 }
 
 // dumpLogsOnFailure writes the tail of every process node's log to the
-// test log when the test failed (t.Fatal included).
+// test log when the test failed (t.Fatal included), and each whole log to
+// the directory HOMING_TEST_LOGS names, if set (TEST.NODE.log).
 func (c *Cluster) dumpLogsOnFailure() {
 	if !c.t.Failed() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	dir := os.Getenv("HOMING_TEST_LOGS")
 	for _, name := range c.order {
 		if p := c.members[name].proc; p != nil {
 			c.t.Logf("--- %s log:\n%s", name, lastLines(p.Log(), 80))
+			if dir != "" {
+				f := filepath.Join(dir, strings.ReplaceAll(c.t.Name(), "/", "_")+"."+name+".log")
+				if err := os.WriteFile(f, []byte(p.Log()), 0o644); err != nil {
+					c.t.Logf("HOMING_TEST_LOGS: %v", err)
+				}
+			}
 		}
 	}
 }

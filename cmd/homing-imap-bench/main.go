@@ -9,7 +9,7 @@
 // of each, both products' numbers and their ratio.
 //
 //	homing-imap-bench --homing bin/homing [--dovecot /usr/sbin/dovecot] [--sizes 10000,100000]
-//	                  [--rounds 5] [--sessions 50] [--loops 1] [--append-sessions 16]
+//	                  [--rounds 5] [--conc-rounds 3] [--sessions 50] [--loops 1] [--append-sessions 16]
 //	                  [--pprof FILE] [--keep]
 //
 // Homing's mailbox is filled with APPEND over --append-sessions parallel
@@ -43,6 +43,7 @@ type config struct {
 	Homing, Dovecot string
 	Sizes           []int
 	Rounds          int
+	ConcRounds      int
 	Sessions        int
 	Loops           int
 	AppendSessions  int
@@ -81,6 +82,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Dovecot, "dovecot", "/usr/sbin/dovecot", "the dovecot binary (Debian's dovecot-imapd)")
 	sizes := fs.String("sizes", "10000,100000", "mailbox sizes, comma-separated")
 	fs.IntVar(&cfg.Rounds, "rounds", 5, "timed rounds of each single-session operation (the median is reported)")
+	fs.IntVar(&cfg.ConcRounds, "conc-rounds", 3, "timed rounds of the concurrent loop")
 	fs.IntVar(&cfg.Sessions, "sessions", 50, "concurrent sessions of the loop")
 	fs.IntVar(&cfg.Loops, "loops", 1, "loops per concurrent session and round")
 	fs.IntVar(&cfg.AppendSessions, "append-sessions", 16, "parallel APPEND sessions filling Homing's mailbox")
@@ -97,7 +99,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		}
 		cfg.Sizes = append(cfg.Sizes, n)
 	}
-	if cfg.Rounds < 1 || cfg.Sessions < 1 || cfg.Loops < 1 || cfg.AppendSessions < 1 {
+	if cfg.Rounds < 1 || cfg.ConcRounds < 1 || cfg.Sessions < 1 || cfg.Loops < 1 || cfg.AppendSessions < 1 {
 		return cfg, errors.New("--rounds, --sessions, --loops and --append-sessions must be at least 1")
 	}
 	return cfg, nil
@@ -117,10 +119,11 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	for _, n := range cfg.Sizes {
 		if err := benchSize(ctx, cfg, n, n == largest, rep, logf); err != nil {
+			rep.write(stdout) // what was measured
 			return err
 		}
+		rep.write(stdout)
 	}
-	rep.write(stdout)
 	return nil
 }
 
@@ -188,8 +191,7 @@ func benchSize(ctx context.Context, cfg config, n int, profile bool, rep *report
 
 	conc := &concResult{Sessions: cfg.Sessions, Loops: cfg.Loops}
 	size.Concurrent = conc
-	rounds := max(1, min(cfg.Rounds, 3))
-	for r := 0; r < rounds; r++ {
+	for r := 0; r < cfg.ConcRounds; r++ {
 		for i := range targets {
 			t := targets[(i+r)%2]
 			var stopProfile func() error
@@ -205,7 +207,11 @@ func benchSize(ctx context.Context, cfg config, n int, profile bool, rep *report
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("%s, %d concurrent sessions: %w", t.name, cfg.Sessions, err)
+				// Reported, and the run goes on: the other product's
+				// number is still worth having.
+				logf("%s, %d concurrent sessions FAILED: %v", t.name, cfg.Sessions, err)
+				conc.failed(t.name, err)
+				continue
 			}
 			conc.add(t.name, float64(loops)/wall.Seconds())
 			logf("%d messages, %d sessions x %d loops: %s %v (%.2f loops/s)", n, cfg.Sessions, cfg.Loops, t.name, wall.Round(time.Millisecond), float64(loops)/wall.Seconds())

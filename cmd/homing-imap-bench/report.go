@@ -46,6 +46,26 @@ func (r *opResult) median(product string) time.Duration { return median(r.Rounds
 type concResult struct {
 	Sessions, Loops int
 	Rounds          map[string][]float64
+	Failures        map[string][]string
+}
+
+func (r *concResult) failed(product string, err error) {
+	if r.Failures == nil {
+		r.Failures = map[string][]string{}
+	}
+	r.Failures[product] = append(r.Failures[product], err.Error())
+}
+
+// cell is the median loops/s, or how many rounds failed.
+func (r *concResult) cell(product string) string {
+	s := ""
+	if v := r.Rounds[product]; len(v) > 0 {
+		s = fmt.Sprintf("%.2f", median(v))
+	}
+	if f := len(r.Failures[product]); f > 0 {
+		s = strings.TrimSpace(s + fmt.Sprintf(" (%d of %d rounds failed)", f, f+len(r.Rounds[product])))
+	}
+	return s
 }
 
 func (r *concResult) add(product string, perSecond float64) {
@@ -80,7 +100,7 @@ func ms(d time.Duration) string {
 
 func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "\nhoming-imap-bench: %s\n", rep.Machine)
-	fmt.Fprintf(w, "medians of %d rounds (the concurrent loop: of %d rounds); Homing/Dovecot > 1 means Homing takes longer\n\n", rep.Cfg.Rounds, max(1, min(rep.Cfg.Rounds, 3)))
+	fmt.Fprintf(w, "medians of %d rounds (the concurrent loop: of %d rounds); Homing/Dovecot > 1 means Homing takes longer\n\n", rep.Cfg.Rounds, rep.Cfg.ConcRounds)
 	fmt.Fprintln(w, "| messages | operation | Homing | Dovecot | Homing/Dovecot |")
 	fmt.Fprintln(w, "| ---: | --- | ---: | ---: | ---: |")
 	for _, s := range rep.Sizes {
@@ -89,9 +109,16 @@ func (rep *report) write(w io.Writer) {
 			fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f |\n", s.N, o.Op, ms(h), ms(d), float64(h)/float64(d))
 		}
 		c := s.Concurrent
+		if c == nil {
+			continue
+		}
 		h, d := median(c.Rounds["Homing"]), median(c.Rounds["Dovecot"])
-		fmt.Fprintf(w, "| %d | %d sessions x %d loops (SELECT, UID FETCH FLAGS, FETCH ENVELOPE, %d bodies), loops/s | %.2f | %.2f | %.2f (throughput) |\n",
-			s.N, c.Sessions, c.Loops, bodies, h, d, h/d)
+		ratio := "-"
+		if h > 0 && d > 0 {
+			ratio = fmt.Sprintf("%.2f (throughput)", h/d)
+		}
+		fmt.Fprintf(w, "| %d | %d sessions x %d loops (SELECT, UID FETCH FLAGS, FETCH ENVELOPE, %d bodies), loops/s | %s | %s | %s |\n",
+			s.N, c.Sessions, c.Loops, bodies, c.cell("Homing"), c.cell("Dovecot"), ratio)
 	}
 	fmt.Fprintln(w)
 	for _, s := range rep.Sizes {
@@ -100,7 +127,14 @@ func (rep *report) write(w io.Writer) {
 		for _, o := range s.Ops {
 			fmt.Fprintf(w, "  %-32s Homing %v  Dovecot %v\n", o.Op, rounds(o.Rounds["Homing"]), rounds(o.Rounds["Dovecot"]))
 		}
-		fmt.Fprintf(w, "  %-32s Homing %.2f  Dovecot %.2f loops/s\n", "concurrent loop", s.Concurrent.Rounds["Homing"], s.Concurrent.Rounds["Dovecot"])
+		if c := s.Concurrent; c != nil {
+			fmt.Fprintf(w, "  %-32s Homing %.2f  Dovecot %.2f loops/s\n", "concurrent loop", c.Rounds["Homing"], c.Rounds["Dovecot"])
+			for p, fs := range c.Failures {
+				for _, f := range fs {
+					fmt.Fprintf(w, "  %s failed a round: %s\n", p, f)
+				}
+			}
+		}
 	}
 }
 

@@ -13,6 +13,7 @@
   const GAP_MS = 3 * CLUSTER_EVERY_MS; // a longer gap between samples breaks the line
   const MODE_PENDING_MS = 10000; // how long a switched mode waits for gossip
   const QUEUE_ROWS_MAX = 500;
+  const ACCOUNT_PAGE = 25; // messages per page of the account view
   const TOKEN_KEY = 'homing.console.token';
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const STATES = ['alive', 'suspect', 'dead', 'left'];
@@ -44,6 +45,10 @@
     queueSeq: 0, // the newest queue request; older answers are dropped
     journeySeq: 0,
     accountSeq: 0,
+    // The account on screen: its address, its message count, its folders
+    // (from /folders), the folder shown ('' = every folder) and the page.
+    account: null,
+    pageSeq: 0, // the newest page request; older answers are dropped
   };
 
   // ---- DOM helpers -------------------------------------------------------
@@ -784,33 +789,46 @@
 
   // ---- account lookup ----------------------------------------------------
 
+  function accountBase(address) {
+    return `${API}/accounts/${encodeURIComponent(address)}`;
+  }
+
   async function lookupAccount(raw) {
     const address = String(raw || '').trim();
     const seq = ++state.accountSeq;
+    state.account = null;
     $('account').replaceChildren();
+    $('account-folders').hidden = true;
+    $('account-folders-body').replaceChildren();
     $('account-messages').hidden = true;
     $('account-messages-body').replaceChildren();
+    $('account-pager').hidden = true;
     if (!address) return;
     say('account-status', `Looking up ${address}…`);
-    const base = `${API}/accounts/${encodeURIComponent(address)}`;
     let account;
-    let messages;
     try {
-      account = await api('GET', base);
-      if (seq !== state.accountSeq) return;
-      showAccount(account || {});
-      messages = await api('GET', base + '/messages');
+      account = await api('GET', accountBase(address));
     } catch (err) {
       if (seq !== state.accountSeq) return;
-      say('account-status', err.status === 404 && !account
+      say('account-status', err.status === 404
         ? `No such account: ${address}.`
         : `Account ${address} unavailable: ${err.message}`, 'error');
       return;
     }
     if (seq !== state.accountSeq) return;
-    const list = (Array.isArray(messages) ? messages : []).filter((m) => m && typeof m === 'object');
-    showMessages(list);
-    say('account-status', `${account.address || address}: ${list.length} message(s) listed.`, 'ok');
+    account = account || {};
+    showAccount(account);
+    let folders = null;
+    try {
+      const list = await api('GET', accountBase(address) + '/folders');
+      folders = (Array.isArray(list) ? list : []).filter((f) => f && typeof f === 'object');
+    } catch {
+      // a node without the mailbox routes: the messages still show
+    }
+    if (seq !== state.accountSeq) return;
+    state.account = { address: String(account.address || address), messages: Number(account.messages) || 0, folders, folder: '', offset: 0 };
+    showFolders();
+    await showPage(seq);
   }
 
   function showAccount(a) {
@@ -830,6 +848,63 @@
       h('div', { 'data-field': field }, h('dt', {}, label), h('dd', {}, value))));
   }
 
+  // showFolders draws the folders (each a button that shows its messages)
+  // and a first row for every folder.
+  function showFolders() {
+    const acct = state.account;
+    if (!acct || !acct.folders) return;
+    const row = (name, label, messages, unseen, use) => h('tr', { 'data-folder': name, 'aria-current': acct.folder === name ? 'true' : null },
+      h('td', {}, h('button', { type: 'button', class: 'link', 'data-folder-button': name, title: 'Show the messages of this folder' }, label)),
+      h('td', { class: 'num' }, String(messages)),
+      h('td', { class: 'num' }, String(unseen)),
+      h('td', {}, use));
+    const total = acct.folders.reduce((n, f) => n + (Number(f.messages) || 0), 0);
+    const unseen = acct.folders.reduce((n, f) => n + (Number(f.unseen) || 0), 0);
+    $('account-folders-body').replaceChildren(row('', 'All folders', total, unseen, ''),
+      ...acct.folders.map((f) => row(String(f.name || ''), String(f.name || ''), Number(f.messages) || 0,
+        Number(f.unseen) || 0, f.specialUse ? String(f.specialUse) : '')));
+    $('account-folders').hidden = false;
+  }
+
+  // total is the number of messages of the folder on screen.
+  function accountTotal(acct) {
+    if (acct.folder === '' || !acct.folders) return acct.messages;
+    const f = acct.folders.find((x) => String(x.name) === acct.folder);
+    return f ? Number(f.messages) || 0 : 0;
+  }
+
+  // showPage lists one page of the folder on screen, newest first: one
+  // more than a page is asked for, to know whether an older page exists.
+  async function showPage(seq) {
+    const acct = state.account;
+    if (!acct) return;
+    let url = `${accountBase(acct.address)}/messages?order=newest&offset=${acct.offset}&limit=${ACCOUNT_PAGE + 1}`;
+    if (acct.folder) url += '&folder=' + encodeURIComponent(acct.folder);
+    const mine = ++state.pageSeq;
+    let messages;
+    try {
+      messages = await api('GET', url);
+    } catch (err) {
+      if (seq !== state.accountSeq || mine !== state.pageSeq) return;
+      say('account-status', `Messages of ${acct.address} unavailable: ${err.message}`, 'error');
+      return;
+    }
+    if (seq !== state.accountSeq || mine !== state.pageSeq) return;
+    const list = (Array.isArray(messages) ? messages : []).filter((m) => m && typeof m === 'object');
+    const older = list.length > ACCOUNT_PAGE;
+    showMessages(list.slice(0, ACCOUNT_PAGE));
+    const where = acct.folder ? ` in ${acct.folder}` : '';
+    const total = Math.max(accountTotal(acct), acct.offset + Math.min(list.length, ACCOUNT_PAGE));
+    const first = list.length > 0 ? acct.offset + 1 : 0;
+    const last = acct.offset + Math.min(list.length, ACCOUNT_PAGE);
+    $('account-page').textContent = `${first}–${last} of ${total}${where}, newest first`;
+    $('account-newer').disabled = acct.offset === 0;
+    $('account-older').disabled = !older;
+    $('account-pager').hidden = !(older || acct.offset > 0);
+    $('account-messages-caption').textContent = acct.folder ? `Messages in ${acct.folder}` : 'Messages';
+    say('account-status', `${acct.address}: ${list.length > 0 ? `messages ${first}–${last} of ${total}${where}` : `no messages${where}`}.`, 'ok');
+  }
+
   function showMessages(list) {
     $('account-messages-body').replaceChildren(...(list.length > 0
       ? list.map((m) => h('tr', { 'data-message-id': String(m.id || '') },
@@ -838,9 +913,27 @@
         h('td', {}, fmtTime(m.received)),
         h('td', {}, String(m.from || '')),
         h('td', {}, String(m.subject || '')),
+        h('td', {}, (Array.isArray(m.flags) ? m.flags : []).map(String).join(' ')),
         h('td', { class: 'num' }, fmtSize(m.size))))
-      : [h('tr', {}, h('td', { colspan: 6, class: 'empty' }, 'No messages.'))]));
+      : [h('tr', {}, h('td', { colspan: 7, class: 'empty' }, 'No messages.'))]));
     $('account-messages').hidden = false;
+  }
+
+  function turnPage(delta) {
+    const acct = state.account;
+    if (!acct) return;
+    acct.offset = Math.max(0, acct.offset + delta * ACCOUNT_PAGE);
+    showPage(state.accountSeq);
+  }
+
+  function onFolderClick(ev) {
+    const button = ev.target.closest('button[data-folder-button]');
+    const acct = state.account;
+    if (!button || !acct) return;
+    acct.folder = button.getAttribute('data-folder-button') || '';
+    acct.offset = 0;
+    showFolders();
+    showPage(state.accountSeq);
   }
 
   // ---- the answering node ------------------------------------------------
@@ -899,6 +992,9 @@
     });
     onSubmit('journey-form', () => showJourney($('journey-input').value));
     onSubmit('account-form', () => lookupAccount($('account-input').value));
+    $('account-folders-body').addEventListener('click', onFolderClick);
+    $('account-newer').addEventListener('click', () => turnPage(-1));
+    $('account-older').addEventListener('click', () => turnPage(1));
     showForgetButton();
     refreshAnswering();
     every(CLUSTER_EVERY_MS, refreshCluster);
