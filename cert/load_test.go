@@ -88,3 +88,25 @@ func TestSourceReloadsAndAnswersMembersWithTheirCertificate(t *testing.T) {
 		t.Fatalf("self-signed source: %v", err)
 	}
 }
+
+func TestSetReplacesTheCertificateOfNewHandshakes(t *testing.T) {
+	src, err := NewSource("", "", "mx.test")
+	if err != nil || !src.SelfSigned() {
+		t.Fatalf("NewSource: %v", err)
+	}
+	cfg := src.Config("", nil)
+	c, err := SelfSigned("acme.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Set(&c)
+	if got, _ := cfg.GetCertificate(nil); got != &c || src.SelfSigned() {
+		t.Fatal("Set did not make the new certificate current")
+	}
+	if src.Reload() != nil {
+		t.Fatal("Reload without files failed")
+	}
+	if got, _ := cfg.GetCertificate(nil); got != &c {
+		t.Fatal("Reload without files replaced a set certificate")
+	}
+}

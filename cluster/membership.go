@@ -165,6 +165,11 @@ func (m *Membership) LocalName() string { return m.name }
 // port when Config.BindAddr had port 0).
 func (m *Membership) GossipAddr() string { return m.addr }
 
+// Met reports whether this node has met the cluster: it has no seeds,
+// or a join of them succeeded once (its view then has every member the
+// seeds knew). Before that, a view with no other member says nothing.
+func (m *Membership) Met() bool { return len(m.cfg.Join) == 0 || m.joined.Load() }
+
 // Changed returns a coalescing signal (buffer 1): the member table changed
 // (a member joined, became suspect, died, left, came back, or some member's
 // Meta changed, this node's own included). Read Members after it fires.

@@ -165,6 +165,21 @@ type Routing struct {
 	Mode mail.QueueMode
 	// Routes are static relay routes, domain -> host:port ("*" smarthost).
 	Routes map[string]string
+	// RouteTLS is the TLS level of a route, by its domain (--route
+	// DOMAIN=HOST:PORT,tls=LEVEL): may (opportunistic, the default),
+	// encrypt (TLS or nothing, the certificate not checked) or require
+	// (TLS or nothing, the certificate verified for HOST; the default of
+	// a route with credentials).
+	RouteTLS map[string]string
+	// RouteCredentials is a file of "KEY USER PASSWORD" lines (KEY a
+	// route's DOMAIN or *, or its HOST or HOST:PORT), mode 0600 or
+	// stricter, read again on SIGHUP (--route-credentials): the route
+	// authenticates with AUTH PLAIN, over TLS only.
+	RouteCredentials string
+	// TestMXPort is for tests only (0 otherwise): the port of MX hosts
+	// instead of 25, so that a test's MX hosts can listen on loopback
+	// (--test-mx-port).
+	TestMXPort int
 	// ForwardTo sends every non-local recipient over SMTP to these
 	// "host:port"s instead of relaying it: "*" means the cluster's live
 	// frontends (a backend without Internet access).
@@ -203,6 +218,7 @@ func (c Config) WithDefaults() Config {
 		c.Routing.Mode = mail.ModeLocally
 	}
 	c.Trust = c.Trust.withDefaults(c.Domains)
+	c.Trust.ACME = c.Trust.ACME.withDefaults(c.Hostname)
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
 	if c.Store.MinFreeSpace == 0 {
@@ -310,6 +326,17 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--route %s=%s: want HOST:PORT", d, hp)
 		}
 	}
+	for d, lvl := range c.Routing.RouteTLS {
+		if _, ok := c.Routing.Routes[d]; !ok {
+			return fmt.Errorf("--route %s: tls=%s for a domain without a route", d, lvl)
+		}
+		if _, err := smtp.ParseRouteTLS(lvl); err != nil {
+			return fmt.Errorf("--route %s: %v", d, err)
+		}
+	}
+	if c.Routing.TestMXPort < 0 || c.Routing.TestMXPort > 65535 {
+		return fmt.Errorf("--test-mx-port %d: not a port", c.Routing.TestMXPort)
+	}
 	for _, l := range []struct{ flag, addr string }{
 		{"--smtp", c.Listen.SMTP}, {"--submission", c.Listen.Submission}, {"--submissions", c.Listen.Submissions}, {"--imap", c.Listen.IMAP}, {"--imaps", c.Listen.IMAPS}, {"--admin", c.Admin.Addr},
 		{"--gossip", c.Cluster.Gossip}, {"--cluster-addr", c.Cluster.Addr},
@@ -335,6 +362,9 @@ func (c Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
 	if err := c.Trust.validate(); err != nil {
+		return err
+	}
+	if err := c.Trust.ACME.validate(c.Listen); err != nil {
 		return err
 	}
 	if !isLoopback(c.Admin.Addr) && c.Admin.Token == "" {

@@ -42,8 +42,11 @@ var metricFamilies = []string{
 	"homing_api_submit_logins_total",
 	// Free space, per store (queue, accounts).
 	"homing_store_free_bytes", "homing_store_min_free_bytes", "homing_store_space_low",
-	// The checks of mail from outside (issue #11).
-	"homing_auth_results_total",
+	// The checks of mail from outside (issue #11); the listeners'
+	// certificate.
+	"homing_auth_results_total", "homing_tls_certificate_expiry_timestamp_seconds",
+	// Outbound TLS: MTA-STS, DANE, routes (issue #11 item 5).
+	"homing_outbound_tls_total", "homing_relay_auth_total", "homing_mta_sts_fetches_total",
 }
 
 // scrape is GET /metrics of the node at adminAddr: the families (from the

@@ -24,7 +24,6 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/admin"
-	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/console"
 	"github.com/homing-mail/homing/content"
@@ -73,7 +72,8 @@ type Node struct {
 	pop3sLn     net.Listener
 	adminLn     net.Listener
 	demo        demoInfo
-	trust       trust // resolver, DKIM keys and signer, inbound checks (trust.go)
+	trust       trust    // resolver, DKIM keys and signer, inbound checks (trust.go)
+	relay       relayTLS // MTA-STS, relay trust roots, route credentials (relay_tls.go)
 
 	// membership is set once the node has joined (the last step); the
 	// transfer client and forwarding read it from the start.
@@ -110,12 +110,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.startActors,
 		n.startChannel,
 		n.startTrustChannel,
+		n.startACME,
 		n.startSMTP,
 		n.startIMAP,
 		n.startPOP3,
 		n.startAdmin,
 		n.joinCluster,
 		n.joinTrust,
+		n.runACME,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -320,7 +322,7 @@ func (n *Node) startActors(ctx context.Context) error {
 			return err
 		}
 	}
-	relay := smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()}
+	relay := n.relayClientTLS(smtp.ClientConfig{Hostname: cfg.Hostname, Resolver: n.relayResolver(), Routes: cfg.Routing.Routes, DANE: n.relayDANE()})
 	if len(cfg.Routing.ForwardTo) > 0 {
 		// A backend without Internet access: every non-local recipient
 		// goes to the frontends, which relay it (authenticated as a
@@ -497,14 +499,11 @@ func (n *Node) startIMAP(context.Context) error {
 	if cfg.Listen.IMAP == "" && cfg.Listen.IMAPS == "" {
 		return nil
 	}
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
-	if err != nil {
-		return err
-	}
-	if tlsConfig == nil {
-		if tlsConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
-			return err
-		}
+	// The SMTP listeners' source (startSMTP ran): reloaded on SIGHUP,
+	// renewed by ACME.
+	tlsConfig := n.trust.certs.Config("", nil)
+	var err error
+	if n.trust.certs.SelfSigned() && !cfg.Trust.ACME.Enabled() {
 		n.log.Info("imap: no --tls-cert; STARTTLS and --imaps use a self-signed certificate")
 	}
 	// APPEND takes what SMTP takes (--max-message-size).

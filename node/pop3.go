@@ -13,7 +13,6 @@ import (
 
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/actors/pb"
-	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/pop3"
 	"github.com/homing-mail/homing/storage"
@@ -35,14 +34,11 @@ func (n *Node) startPOP3(context.Context) error {
 	if cfg.Listen.POP3 == "" && cfg.Listen.POP3S == "" {
 		return nil
 	}
-	tlsConfig, err := cert.Server(cfg.Listen.TLSCert, cfg.Listen.TLSKey, "")
-	if err != nil {
-		return err
-	}
-	if tlsConfig == nil {
-		if tlsConfig, err = cert.Server("", "", cfg.Hostname); err != nil {
-			return err
-		}
+	// The SMTP listeners' source (startSMTP ran): reloaded on SIGHUP,
+	// renewed by ACME.
+	tlsConfig := n.trust.certs.Config("", nil)
+	var err error
+	if n.trust.certs.SelfSigned() && !cfg.Trust.ACME.Enabled() {
 		n.log.Warn("pop3: no --tls-cert; using a self-signed certificate for STLS and pop3s (development only)")
 	}
 	pcfg := cfg.POP3

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/homing-mail/homing/acme"
 	"github.com/homing-mail/homing/actors"
 	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/control"
@@ -34,6 +36,11 @@ type trust struct {
 	certs                            *cert.Source
 	memberServerTLS, memberClientTLS *tls.Config
 	subsLn                           net.Listener
+	// acme obtains and renews certs' certificate (--acme-directory,
+	// acme.go); acmeRepl shares it with the other frontends.
+	acme     *acme.Manager
+	acmeRepl *acme.Replicator
+	acmeLn   net.Listener
 }
 
 // dkimKeysFile is the keyring's file in the data directory.
@@ -57,7 +64,7 @@ func (n *Node) startTrust(context.Context) error {
 	algorithm := cfg.DKIMAlgorithm
 	n.trust.signer = dkim.NewSigner(dkim.SignerConfig{Keys: keys, IsLocal: n.isLocalDomain,
 		Fallback: n.cfg.Domains[0], Algorithm: algorithm})
-	return nil
+	return n.startRelayTLS()
 }
 
 // isLocalDomain reports whether domain is one of the node's local domains.
@@ -122,6 +129,9 @@ func (n *Node) joinTrust(context.Context) error {
 		return nil
 	}
 	n.trust.keysRepl.Join(ms)
+	if n.trust.acmeRepl != nil {
+		n.trust.acmeRepl.Join(ms)
+	}
 	changed, cancel := n.changes.Subscribe()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -131,6 +141,7 @@ func (n *Node) joinTrust(context.Context) error {
 			select {
 			case <-changed:
 				n.trust.keysRepl.Sync()
+				n.syncACME(stop)
 			case <-stop:
 				return
 			}
@@ -143,6 +154,28 @@ func (n *Node) joinTrust(context.Context) error {
 		return nil
 	})
 	return nil
+}
+
+// syncACME, after a membership change, fetches the other frontends'
+// certificates (on a goroutine: it waits for their answers) and has the
+// ACME manager look at its rank again.
+func (n *Node) syncACME(stop <-chan struct{}) {
+	if n.trust.acmeRepl == nil {
+		return
+	}
+	n.trust.acme.Wake()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		n.trust.acmeRepl.Sync(ctx)
+	}()
 }
 
 // adminAPI is what the admin endpoint serves: the control plane and the

@@ -3,11 +3,16 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/mtasts"
 )
 
 // Resolver is the DNS the relay client uses. *net.Resolver satisfies it;
@@ -63,6 +68,42 @@ type ClientConfig struct {
 	Auth *ClusterAuth
 	// Dial opens connections; nil is a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// MTASTS, when set, finds the MTA-STS policy (RFC 8461) of a domain
+	// whose MX hosts (or implicit MX) are used; a route or smarthost is
+	// the operator's choice and has its own TLS level (RouteTLS). Mode
+	// enforce: only MX hosts the policy lists, each over STARTTLS with a
+	// certificate verified against RootCAs for the MX name, or a
+	// temporary 4.7.5 failure of that host; mode testing: delivered as
+	// without, a failure logged. DANE takes precedence for a host with
+	// validated TLSA records (RFC 8461 §2).
+	MTASTS STSResolver
+	// RootCAs verify the certificates MTA-STS and tls=require ask to be
+	// verified; nil: the system's roots.
+	RootCAs *x509.CertPool
+	// RouteTLS is the TLS level of routes, by the key of Routes. A route
+	// without one is RouteTLSMay, or RouteTLSRequire when it has
+	// credentials.
+	RouteTLS map[string]RouteTLS
+	// Credentials, when set, gives the AUTH credentials of a route (its
+	// key in Routes, its host and port): sent with AUTH PLAIN (LOGIN when
+	// the server offers only that) after STARTTLS, never without TLS. It
+	// is called at every connection, so the credentials may change.
+	Credentials func(route, host string, port int) (Credential, bool)
+	// Metrics counts the TLS outcomes and route AUTH results; nil: not
+	// counted.
+	Metrics *ClientMetrics
+	// Logger gets what is worth an operator's attention but does not
+	// fail the delivery (MTA-STS testing failures); nil: discarded.
+	Logger *slog.Logger
+	// Journal, when set, notes the TLS outcome of each connection in the
+	// journey of the message (its queue id): event "tls".
+	Journal func(id, event, detail string)
+}
+
+// Credential is a user name and password for AUTH.
+type Credential struct {
+	User, Password string
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -88,6 +129,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 		d := &net.Dialer{}
 		c.Dial = d.DialContext
 	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	return c
 }
 
@@ -95,11 +139,13 @@ func (c ClientConfig) withDefaults() ClientConfig {
 // calls; Send may be called concurrently.
 type Client struct {
 	cfg ClientConfig
+	log *slog.Logger
 }
 
 // NewClient returns a relay client for cfg.
 func NewClient(cfg ClientConfig) *Client {
-	return &Client{cfg: cfg.withDefaults()}
+	cfg = cfg.withDefaults()
+	return &Client{cfg: cfg, log: cfg.Logger}
 }
 
 // Send delivers the attempt msg to its recipients, which must all be in
@@ -117,7 +163,14 @@ func NewClient(cfg ClientConfig) *Client {
 //     MAIL: a connection that fails, or a greeting or EHLO that is not
 //     2xx, moves on to the next. When all fail, every recipient gets the
 //     last failure (4.4.1 for no answer or a refused connection).
-//   - STARTTLS when offered (see ClientConfig.TLS). MAIL FROM carries SIZE,
+//   - TLS: DANE for a host with validated TLSA records, the route's level
+//     (RouteTLS), an MTA-STS policy of the domain for its MX hosts, or
+//     STARTTLS when offered (see ClientConfig.TLS, MTASTS, RouteTLS). A
+//     policy that is not met is a temporary 4.7.5 failure of that host;
+//     the next host is tried.
+//   - A route with credentials authenticates after STARTTLS (a 5xx reply
+//     to AUTH defers the message: the credentials are this server's to
+//     fix, as Postfix's smtp_sasl_auth_soft_bounce does). MAIL FROM carries SIZE,
 //     BODY=8BITMIME (go-smtp sends it whenever the server offers 8BITMIME),
 //     SMTPUTF8 when env.SMTPUTF8, and RET and ENVID when the server offers
 //     DSN; RCPT TO carries NOTIFY and ORCPT when it does. A server without
@@ -152,6 +205,7 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 		fill(results, *fail)
 		return results
 	}
+	sts := c.stsPolicy(ctx, env.ID, domain, hosts)
 	last := mail.Temp(mail.StatusUnableToRoute, "no mail server found for "+domain)
 	for _, h := range hosts {
 		addrs, fail := c.addresses(ctx, h)
@@ -162,6 +216,15 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 		dane, fail := c.dane(ctx, h)
 		if fail != nil {
 			last = remote(*fail, h.name)
+			c.cfg.Metrics.tlsOutcome(TLSPolicyDANE, "failed")
+			c.journal(env.ID, h.name, "", "not used: "+fail.Text)
+			continue
+		}
+		pol, fail := c.hostTLS(h, dane, sts)
+		if fail != nil {
+			last = remote(*fail, h.name)
+			c.cfg.Metrics.tlsOutcome(pol.label, "mx-mismatch")
+			c.journal(env.ID, h.name, "", "not used: "+fail.Text)
 			continue
 		}
 		for _, addr := range addrs {
@@ -169,9 +232,11 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 				fill(results, mail.Temp(mail.StatusNoAnswer, "delivery attempt cancelled: "+ctx.Err().Error()))
 				return results
 			}
-			res, next := c.attempt(ctx, h.name, addr, true, dane, env, rcpts, body, results)
+			res, next := c.attempt(ctx, h, addr, pol, env, rcpts, body, results)
 			if next == retryPlain {
-				res, next = c.attempt(ctx, h.name, addr, false, nil, env, rcpts, body, results)
+				plain := pol
+				plain.plain = true
+				res, next = c.attempt(ctx, h, addr, plain, env, rcpts, body, results)
 			}
 			if next == done {
 				return results
@@ -181,6 +246,55 @@ func (c *Client) Send(ctx context.Context, msg *mail.Message) (results []mail.Re
 	}
 	fill(results, last)
 	return results
+}
+
+// stsPolicy is the MTA-STS policy that applies to a delivery to domain
+// through hosts: nil without a resolver, for routes and smarthosts, and
+// when the domain has none or withdrew it (mode none). The journey of
+// message id notes a policy, and why there is none when the domain has
+// a record (a malformed one, a policy that could not be fetched).
+func (c *Client) stsPolicy(ctx context.Context, id, domain string, hosts []host) *stsApplied {
+	if c.cfg.MTASTS == nil || len(hosts) == 0 || !hosts[0].mx {
+		return nil
+	}
+	l := c.cfg.MTASTS.Get(ctx, domain)
+	note := func(detail string) {
+		if c.cfg.Journal != nil && id != "" {
+			c.cfg.Journal(id, "mta-sts", domain+": "+detail)
+		}
+	}
+	switch {
+	case l.Policy == nil:
+		if l.How != "no record" {
+			note("no policy applies: " + l.How)
+		}
+		return nil
+	case l.Policy.Mode == mtasts.ModeNone:
+		note("the policy (id " + l.ID + ") is mode none: withdrawn")
+		return nil
+	}
+	note(fmt.Sprintf("mode %s, mx %s, id %s (%s)", l.Policy.Mode, strings.Join(l.Policy.MX, " "), l.ID, l.How))
+	return &stsApplied{domain: domain, id: l.ID, policy: l.Policy}
+}
+
+// journal notes what the TLS of a connection to name (at addr) was.
+func (c *Client) journal(id, name, addr, detail string) {
+	if c.cfg.Journal == nil || id == "" {
+		return
+	}
+	where := name
+	if addr != "" {
+		where += " [" + addr + "]"
+	}
+	c.cfg.Journal(id, "tls", where+": "+detail)
+}
+
+// credential is the AUTH credential of h's route, if it has one.
+func (c *Client) credential(h host) (Credential, bool) {
+	if h.route == "" || c.cfg.Credentials == nil {
+		return Credential{}, false
+	}
+	return c.cfg.Credentials(h.route, h.name, h.port)
 }
 
 // fill sets every result to r.

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/mail"
@@ -34,8 +36,9 @@ const (
 
 // attempt connects to addr and runs the transaction there. Before MAIL
 // nothing is written to results; from MAIL on, every result is set.
-func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool, dane *danePolicy,
+func (c *Client) attempt(ctx context.Context, h host, addr string, pol tlsPolicy,
 	env *mail.Envelope, rcpts []*mail.Recipient, body mail.Body, results []mail.Result) (mail.Result, next) {
+	name := h.name
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	raw, err := c.cfg.Dial(dctx, "tcp", addr)
 	cancel()
@@ -47,7 +50,11 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool, da
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 
-	cl, conn, res, nx := c.open(ctx, name, raw, tryTLS, dane)
+	report := func(result, detail string) {
+		c.cfg.Metrics.tlsOutcome(pol.label, result)
+		c.journal(env.ID, name, addr, detail)
+	}
+	cl, conn, secure, res, nx := c.open(ctx, name, raw, pol, report)
 	if cl == nil {
 		return remote(res, name), nx
 	}
@@ -56,22 +63,83 @@ func (c *Client) attempt(ctx context.Context, name, addr string, tryTLS bool, da
 		if err := cl.Auth(c.cfg.Auth.Client()); err != nil {
 			return remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
 		}
+	} else if cred, ok := c.credential(h); ok {
+		if res, ok := c.authenticate(cl, h, cred, secure); !ok {
+			quit(cl)
+			return remote(res, name), nextHost
+		}
 	}
 	c.transact(cl, conn, name, env, rcpts, body, results)
 	return mail.Result{}, done
 }
 
-// open reads the greeting, says EHLO and runs STARTTLS when offered, then
-// hands the connection to a go-smtp client. go-smtp can only run STARTTLS
-// right after a greeting it read itself and EHLO "localhost", and has no
-// way to send it on a client that already said EHLO with our name; so the
-// client does this part itself and lets go-smtp start on the TLS
-// connection (or the plaintext one) with a synthetic greeting. go-smtp
-// then says EHLO again (RFC 3207 §4.2 requires it after TLS; after
-// plaintext it is a harmless repetition, RFC 5321 §4.1.4).
-func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS bool, dane *danePolicy) (*gosmtp.Client, net.Conn, mail.Result, next) {
-	broken := func(what string, err error) (*gosmtp.Client, net.Conn, mail.Result, next) {
-		return nil, nil, mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
+// authenticate sends the route's credentials: only over TLS, with PLAIN
+// (RFC 4616) or, when the server offers only that, LOGIN. A server that
+// offers no AUTH gets the message without (it may relay for this
+// client's address; Postfix does the same). A refusal is a temporary
+// failure of the host whatever its class: the credentials are this
+// server's configuration, and the message is not at fault.
+func (c *Client) authenticate(cl *gosmtp.Client, h host, cred Credential, secure bool) (mail.Result, bool) {
+	who := fmt.Sprintf("%s as %s (route %s)", h.name, cred.User, h.route)
+	if !secure {
+		c.cfg.Metrics.authResult("no-tls")
+		return mail.Temp(mail.StatusEncryptionRequired.Transient(), "not sending the credentials to "+who+" without TLS"), false
+	}
+	ok, mechs := cl.Extension("AUTH")
+	if !ok {
+		c.cfg.Metrics.authResult("not-offered")
+		c.log.Warn("relay: the route has credentials but the server offers no AUTH; sending without", "host", h.name, "route", h.route)
+		return mail.Result{}, true
+	}
+	var sc sasl.Client
+	offered := strings.Fields(strings.ToUpper(mechs))
+	switch {
+	case slices.Contains(offered, "PLAIN"):
+		sc = sasl.NewPlainClient("", cred.User, cred.Password)
+	case slices.Contains(offered, "LOGIN"):
+		sc = sasl.NewLoginClient(cred.User, cred.Password)
+	default:
+		c.cfg.Metrics.authResult("no-mechanism")
+		return mail.Temp(mail.StatusTempAuth, fmt.Sprintf("%s offers AUTH %s, none of PLAIN and LOGIN", h.name, mechs)), false
+	}
+	err := cl.Auth(sc)
+	var se *gosmtp.SMTPError
+	switch {
+	case err == nil:
+		c.cfg.Metrics.authResult("ok")
+		return mail.Result{}, true
+	case errors.As(err, &se):
+		c.cfg.Metrics.authResult("failed")
+		r := fromReply(se)
+		text := fmt.Sprintf("authentication with %s failed: %d %s %s", who, r.Code, r.Status, r.Text)
+		if r.Code/100 == 5 {
+			text += " (deferred: the route's credentials are to be fixed in --route-credentials, then SIGHUP)"
+		}
+		return mail.Result{Code: 451, Status: r.Status.Transient(), Text: text}, false
+	}
+	return mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("authentication with %s failed: %v", who, err)), false
+}
+
+// open reads the greeting, says EHLO and runs STARTTLS as pol asks, then
+// hands the connection to a go-smtp client; secure says whether it runs
+// over TLS. go-smtp can only run STARTTLS right after a greeting it read
+// itself and EHLO "localhost", and has no way to send it on a client that
+// already said EHLO with our name; so the client does this part itself
+// and lets go-smtp start on the TLS connection (or the plaintext one)
+// with a synthetic greeting. go-smtp then says EHLO again (RFC 3207 §4.2
+// requires it after TLS; after plaintext it is a harmless repetition, RFC
+// 5321 §4.1.4). report gets the TLS outcome of the connection.
+func (c *Client) open(ctx context.Context, name string, raw net.Conn, pol tlsPolicy,
+	report func(result, detail string)) (_ *gosmtp.Client, _ net.Conn, secure bool, _ mail.Result, _ next) {
+	broken := func(what string, err error) (*gosmtp.Client, net.Conn, bool, mail.Result, next) {
+		return nil, nil, false, mail.Temp(mail.StatusConnectionLost, fmt.Sprintf("%s with %s failed: %v", what, name, err)), nextHost
+	}
+	refused := func(res mail.Result) (*gosmtp.Client, net.Conn, bool, mail.Result, next) {
+		return nil, nil, false, res, nextHost
+	}
+	tlsFailed := func(text string) (*gosmtp.Client, net.Conn, bool, mail.Result, next) {
+		report("failed", text)
+		return nil, nil, false, mail.Temp(mail.StatusTLSFailed, text), nextHost
 	}
 	raw.SetDeadline(time.Now().Add(c.cfg.CommandTimeout))
 	br := bufio.NewReader(&io.LimitedReader{R: raw, N: maxPreludeBytes})
@@ -81,9 +149,9 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 		var pe *textproto.Error
 		if errors.As(err, &pe) {
 			// A 4xx (or 5xx) greeting: this host does not take mail now.
-			return nil, nil, fromReply(toSMTPError(pe)), nextHost
+			return refused(fromReply(toSMTPError(pe)))
 		}
-		return nil, nil, mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("no greeting from %s: %v", name, err)), nextHost
+		return refused(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("no greeting from %s: %v", name, err)))
 	}
 	ext := map[string]string{}
 	if _, err := io.WriteString(raw, "EHLO "+c.cfg.Hostname+"\r\n"); err != nil {
@@ -95,7 +163,7 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 			return broken("EHLO", err)
 		}
 		if pe.Code != 500 && pe.Code != 502 {
-			return nil, nil, fromReply(toSMTPError(pe)), nextHost
+			return refused(fromReply(toSMTPError(pe)))
 		}
 		// No ESMTP: go-smtp falls back to HELO itself below.
 	} else {
@@ -103,25 +171,26 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 	}
 
 	conn := raw
-	required := c.cfg.RequireTLS || dane != nil
-	if _, offered := ext["STARTTLS"]; required && !offered {
-		why := "TLS is required"
-		if dane != nil {
-			why = "its TLSA records (DANE) require TLS"
-		}
-		return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" does not offer STARTTLS, and "+why), nextHost
-	}
-	if _, offered := ext["STARTTLS"]; tryTLS && offered {
+	_, offered := ext["STARTTLS"]
+	switch {
+	case pol.required && !offered:
+		return tlsFailed(name + " does not offer STARTTLS, and " + pol.why)
+	case !offered:
+		report("plaintext", "plaintext: STARTTLS not offered")
+	case pol.plain:
+		report("plaintext", "plaintext: the TLS handshake failed before (opportunistic TLS)")
+	default:
 		if _, err := io.WriteString(raw, "STARTTLS\r\n"); err != nil {
 			return broken("STARTTLS", err)
 		}
 		_, _, err := tr.ReadResponse(220)
 		var pe *textproto.Error
 		switch {
-		case errors.As(err, &pe) && required:
-			return nil, nil, mail.Temp(mail.StatusTLSFailed, name+" refused STARTTLS, and TLS is required"), nextHost
+		case errors.As(err, &pe) && pol.required:
+			return tlsFailed(fmt.Sprintf("%s refused STARTTLS (%d %s), and %s", name, pe.Code, oneLine(pe.Msg), pol.why))
 		case errors.As(err, &pe):
 			// Refused: go on in plaintext on this connection (RFC 3207 §4).
+			report("plaintext", fmt.Sprintf("plaintext: STARTTLS refused (%d)", pe.Code))
 		case err != nil:
 			return broken("STARTTLS", err)
 		case br.Buffered() > 0:
@@ -129,23 +198,41 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 			// as if it came through it (CVE-2011-0411 style injection).
 			return broken("STARTTLS", errors.New("unexpected data after the 220 reply"))
 		default:
-			cfg := c.tlsConfig(name)
-			if dane != nil {
-				cfg = dane.tlsConfig()
-			}
-			tc := tls.Client(raw, cfg)
+			tc := tls.Client(raw, pol.config)
 			hctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 			err := tc.HandshakeContext(hctx)
 			cancel()
 			if err != nil {
-				res := mail.Temp(mail.StatusTLSFailed, fmt.Sprintf("TLS handshake with %s failed: %v", name, err))
-				if c.cfg.TLS == nil && dane == nil {
-					return nil, nil, res, retryPlain
+				text := fmt.Sprintf("TLS handshake with %s failed: %v", name, err)
+				if pol.required {
+					return tlsFailed(text + "; " + pol.why)
 				}
-				return nil, nil, res, nextHost
+				if pol.fallback {
+					return nil, nil, false, mail.Temp(mail.StatusTLSFailed, text), retryPlain
+				}
+				report("failed", text)
+				return nil, nil, false, mail.Temp(mail.StatusTLSFailed, text), nextHost
 			}
-			conn = tc
+			conn, secure = tc, true
+			cs := tc.ConnectionState()
+			switch {
+			case pol.verified:
+				report("verified", fmt.Sprintf("%s, certificate verified (%s)", tlsVersion(cs), pol.describe()))
+			case pol.report != nil:
+				if err := verifyPKIX(cs, pol.roots, name); err != nil {
+					c.log.Warn("MTA-STS testing: the certificate of the MX host does not verify; delivering anyway",
+						"domain", pol.report.domain, "mx", name, "id", pol.report.id, "err", err)
+					report("unverified", fmt.Sprintf("%s, certificate NOT verified: %v (%s: delivered anyway)", tlsVersion(cs), err, pol.report))
+				} else {
+					report("verified", fmt.Sprintf("%s, certificate verified (%s)", tlsVersion(cs), pol.report))
+				}
+			default:
+				report("unverified", fmt.Sprintf("%s, certificate not verified (%s)", tlsVersion(cs), pol.describe()))
+			}
 		}
+	}
+	if !secure && pol.report != nil {
+		c.log.Warn("MTA-STS testing: no TLS with the MX host; delivering anyway", "domain", pol.report.domain, "mx", name, "id", pol.report.id)
 	}
 
 	// Whatever the server sent that is still buffered (nothing, for a
@@ -166,11 +253,11 @@ func (c *Client) open(ctx context.Context, name string, raw net.Conn, tryTLS boo
 		cl.Close()
 		var se *gosmtp.SMTPError
 		if errors.As(err, &se) {
-			return nil, nil, fromReply(se), nextHost
+			return refused(fromReply(se))
 		}
 		return broken("EHLO", err)
 	}
-	return cl, pc, mail.Result{}, done
+	return cl, pc, secure, mail.Result{}, done
 }
 
 // tlsConfig returns the configuration for STARTTLS with name.

@@ -18,6 +18,11 @@ type host struct {
 	name  string
 	port  int
 	addrs []string // "ip:port"; nil: resolve name
+	// route is the key of Routes the host came from ("" for MX hosts
+	// and smarthosts); mx says it is an MX host of the domain (or the
+	// domain itself, implicit MX): MTA-STS applies only then.
+	route string
+	mx    bool
 }
 
 // route returns the hosts to try for domain, best first, or the result
@@ -26,7 +31,7 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 	if c.cfg.Smarthosts != nil {
 		var hosts []host
 		for _, hp := range c.cfg.Smarthosts() {
-			if hs, fail := routeHost(hp); fail == nil {
+			if hs, fail := routeHost(hp, ""); fail == nil {
 				hosts = append(hosts, hs...)
 			}
 		}
@@ -36,10 +41,10 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 		return hosts, nil
 	}
 	if hp, ok := c.cfg.Routes[domain]; ok {
-		return routeHost(hp)
+		return routeHost(hp, domain)
 	}
 	if hp, ok := c.cfg.Routes["*"]; ok {
-		return routeHost(hp)
+		return routeHost(hp, "*")
 	}
 	if strings.HasPrefix(domain, "[") {
 		// An address literal names the host itself (RFC 5321 §4.1.3).
@@ -66,7 +71,7 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
 	var hosts []host
 	for _, mx := range mxs {
-		hosts = append(hosts, host{name: strings.TrimSuffix(mx.Host, "."), port: c.cfg.Port})
+		hosts = append(hosts, host{name: strings.TrimSuffix(mx.Host, "."), port: c.cfg.Port, mx: true})
 	}
 	if len(hosts) > 0 {
 		return hosts, nil
@@ -80,7 +85,7 @@ func (c *Client) route(ctx context.Context, domain string) ([]host, *mail.Result
 	case err != nil:
 		return nil, ptr(mail.Temp(mail.StatusDirectoryFailure, "DNS lookup of "+domain+" failed: "+err.Error()))
 	}
-	return []host{{name: domain, port: c.cfg.Port, addrs: withPort(addrs, c.cfg.Port)}}, nil
+	return []host{{name: domain, port: c.cfg.Port, addrs: withPort(addrs, c.cfg.Port), mx: true}}, nil
 }
 
 // addresses returns the "ip:port" addresses of h, resolving its name when
@@ -99,14 +104,15 @@ func (c *Client) addresses(ctx context.Context, h host) ([]string, *mail.Result)
 	return withPort(ips, h.port), nil
 }
 
-// routeHost turns a configured "host:port" into the host to try.
-func routeHost(hp string) ([]host, *mail.Result) {
+// routeHost turns a configured "host:port" into the host to try; route
+// is the key of Routes it is the value of.
+func routeHost(hp, route string) ([]host, *mail.Result) {
 	name, portText, err := net.SplitHostPort(hp)
 	port, perr := strconv.Atoi(portText)
 	if err != nil || perr != nil || name == "" || port <= 0 || port > 65535 {
 		return nil, ptr(mail.Temp(mail.StatusUnableToRoute, "bad route "+hp))
 	}
-	h := host{name: name, port: port}
+	h := host{name: name, port: port, route: route}
 	if ip, err := netip.ParseAddr(name); err == nil {
 		h.addrs = []string{net.JoinHostPort(ip.String(), portText)}
 	}

@@ -214,7 +214,8 @@ func (c *Client) Transfer(ctx context.Context, addr string, auth *ClusterAuth, m
 	// client is configured so (ClientConfig.TLS and RequireTLS, the
 	// node's members' client), else opportunistic; the cluster HMAC
 	// authenticates the peer either way.
-	cl, _, res, _ := c.open(ctx, addr, raw, true, nil)
+	pol, _ := c.hostTLS(host{name: addr}, nil, nil)
+	cl, _, _, res, _ := c.open(ctx, addr, raw, pol, func(result, _ string) { c.cfg.Metrics.tlsOutcome(pol.label, result) })
 	if cl == nil {
 		return &TransferError{Err: errors.New(res.String())}
 	}

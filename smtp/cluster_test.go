@@ -137,7 +137,7 @@ func TestClusterTransferMismatchRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	cl, _, _, _ := c.open(context.Background(), ts.addr, raw, false, nil)
+	cl, _, _, _, _ := c.open(context.Background(), ts.addr, raw, tlsPolicy{label: TLSPolicyOpportunistic, plain: true}, func(string, string) {})
 	if cl == nil {
 		t.Fatal("no session")
 	}

@@ -64,6 +64,10 @@
 //
 // Client.Send (client.go) relays one transaction per destination domain:
 // routes or MX lookup with implicit MX and null MX (RFC 5321 §5.1, RFC
-// 7505, client_route.go), opportunistic STARTTLS (RFC 3207, RFC 7435), and
-// one mail.Result per recipient (client_conn.go).
+// 7505, client_route.go), the TLS of each host decided by one policy
+// (client_tls.go): DANE (RFC 7672, dane.go), the client's own requirement,
+// a route's tls= level, the domain's MTA-STS policy (RFC 8461, package
+// mtasts) or opportunistic STARTTLS (RFC 3207, RFC 7435); AUTH with a
+// route's credentials over TLS only; and one mail.Result per recipient
+// (client_conn.go).
 package smtp

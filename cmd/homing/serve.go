@@ -14,13 +14,16 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/homing-mail/homing/acme"
 	"github.com/homing-mail/homing/cert"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
+	"github.com/homing-mail/homing/smtp"
 )
 
 func versionString() string {
@@ -121,22 +124,45 @@ func parseBytes(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// routeFlag collects repeated --route DOMAIN=HOST:PORT.
-type routeFlag map[string]string
+// routeFlag collects repeated --route DOMAIN=HOST:PORT[,tls=LEVEL].
+type routeFlag struct{ r *node.Routing }
 
-func (r routeFlag) String() string {
+func (f routeFlag) String() string {
+	if f.r == nil {
+		return ""
+	}
 	var s []string
-	for k, v := range r {
+	for k, v := range f.r.Routes {
+		if lvl, ok := f.r.RouteTLS[k]; ok {
+			v += ",tls=" + lvl
+		}
 		s = append(s, k+"="+v)
 	}
-	return strings.Join(s, ",")
+	slices.Sort(s)
+	return strings.Join(s, " ")
 }
-func (r routeFlag) Set(v string) error {
-	d, hp, ok := strings.Cut(v, "=")
+
+func (f routeFlag) Set(v string) error {
+	d, rest, ok := strings.Cut(v, "=")
+	opts := strings.Split(rest, ",")
+	hp := strings.TrimSpace(opts[0])
 	if !ok || d == "" || hp == "" {
-		return fmt.Errorf("want DOMAIN=HOST:PORT (or *=HOST:PORT for a smarthost), got %q", v)
+		return fmt.Errorf("want DOMAIN=HOST:PORT[,tls=may|encrypt|require] (or *=HOST:PORT for a smarthost), got %q", v)
 	}
-	r[strings.ToLower(d)] = hp
+	d = strings.ToLower(strings.TrimSpace(d))
+	delete(f.r.RouteTLS, d)
+	for _, o := range opts[1:] {
+		k, val, _ := strings.Cut(strings.TrimSpace(o), "=")
+		if k != "tls" {
+			return fmt.Errorf("--route %s: unknown option %q (want tls=may, tls=encrypt or tls=require)", d, o)
+		}
+		lvl, err := smtp.ParseRouteTLS(val)
+		if err != nil {
+			return err
+		}
+		f.r.RouteTLS[d] = string(lvl)
+	}
+	f.r.Routes[d] = hp
 	return nil
 }
 
@@ -184,6 +210,7 @@ func (r *roleFlag) Set(v string) error {
 func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string, configFile *string) {
 	def := node.Defaults()
 	cfg.Routing.Routes = map[string]string{}
+	cfg.Routing.RouteTLS = map[string]string{}
 	cfg.Routing.Filters = map[string][]string{}
 	fs.StringVar(configFile, "config", "", "config file: one 'name = value' per line, names as these flags")
 	fs.StringVar(&cfg.Name, "name", "", "node name, unique in the cluster (default: the host name)")
@@ -219,7 +246,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
 	fs.Var((*listFlag)(&cfg.Routing.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
-	fs.Var(routeFlag(cfg.Routing.Routes), "route", "static relay route DOMAIN=HOST:PORT (repeatable; * = smarthost)")
+	fs.Var(routeFlag{&cfg.Routing}, "route", "static relay route DOMAIN=HOST:PORT[,tls=may|encrypt|require] (repeatable; * = smarthost; tls=require: TLS with a verified certificate or nothing, the default with --route-credentials; encrypt: TLS, unverified)")
 	fs.Int64Var(&cfg.SMTP.MaxMessageBytes, "max-message-size", def.SMTP.MaxMessageBytes, "largest message accepted, bytes")
 	fs.IntVar(&cfg.SMTP.MaxRecipients, "max-recipients", def.SMTP.MaxRecipients, "most recipients per message")
 	fs.IntVar(&cfg.SMTP.MaxConnections, "max-connections", def.SMTP.MaxConnections, "most concurrent SMTP connections")
@@ -430,6 +457,14 @@ func checkConfiguration(cfg node.Config, stdout, stderr io.Writer) int {
 	if _, err := cert.Server(full.Listen.TLSCert, full.Listen.TLSKey, ""); err != nil {
 		return fail(err)
 	}
+	if err := node.CheckRelayFiles(full); err != nil {
+		return fail(err)
+	}
+	if f := full.Trust.ACME.CARoots; f != "" {
+		if _, err := acme.LoadRoots(f); err != nil {
+			return fail(err)
+		}
+	}
 	for name, cmd := range full.Routing.Filters {
 		if _, err := exec.LookPath(cmd[0]); err != nil {
 			return fail(fmt.Errorf("--filter %s: %v", name, err))
@@ -460,6 +495,8 @@ type Ready struct {
 	Admin       string `json:"admin"`
 	Gossip      string `json:"gossip,omitempty"`
 	Channel     string `json:"channel,omitempty"`
+	// ACMEHTTP is the HTTP-01 challenge listener (--acme-http).
+	ACMEHTTP string `json:"acmeHttp,omitempty"`
 }
 
 // writeReady writes the Ready file atomically (a reader never sees half of
@@ -467,7 +504,8 @@ type Ready struct {
 func writeReady(path string, n *node.Node) error {
 	b, err := json.Marshal(Ready{Name: n.Name(), PID: os.Getpid(), SMTP: n.SMTPAddr(), Submission: n.SubmissionAddr(),
 		IMAP: n.IMAPAddr(), IMAPS: n.IMAPSAddr(), POP3: n.POP3Addr(), POP3S: n.POP3SAddr(),
-		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr()})
+		Submissions: n.SubmissionsAddr(), Admin: n.AdminAddr(), Gossip: n.GossipAddr(), Channel: n.ChannelAddr(),
+		ACMEHTTP: n.ACMEChallengeAddr()})
 	if err != nil {
 		return err
 	}

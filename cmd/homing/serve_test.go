@@ -48,6 +48,8 @@ smtp = 127.0.0.1:2525
 domains = a.test, b.test
 route = a.test=127.0.0.1:25
 --route b.test=127.0.0.1:26
+route = *=smarthost.test:587,tls=require
+route = c.test=relay.test:25, tls=encrypt
 partitions = 8
 retry-min = 30s
 `)
@@ -62,6 +64,10 @@ retry-min = 30s
 	}
 	if cfg.Routing.Routes["a.test"] != "127.0.0.1:25" || cfg.Routing.Routes["b.test"] != "127.0.0.1:26" {
 		t.Errorf("routes = %v, want both (route repeats)", cfg.Routing.Routes)
+	}
+	if cfg.Routing.Routes["*"] != "smarthost.test:587" || cfg.Routing.RouteTLS["*"] != "require" ||
+		cfg.Routing.Routes["c.test"] != "relay.test:25" || cfg.Routing.RouteTLS["c.test"] != "encrypt" || len(cfg.Routing.RouteTLS) != 2 {
+		t.Errorf("routes %v, their TLS %v", cfg.Routing.Routes, cfg.Routing.RouteTLS)
 	}
 	if cfg.Store.Partitions != 8 || cfg.Queue.MinBackoff.String() != "30s" {
 		t.Errorf("partitions %d retry-min %v", cfg.Store.Partitions, cfg.Queue.MinBackoff)
@@ -253,6 +259,13 @@ func TestCheckConfig(t *testing.T) {
 	os.WriteFile(badConf, []byte("smtp = 127.0.0.1:2525\nwhat = ever\n"), 0o600)
 	secret := filepath.Join(dir, "secret")
 	os.WriteFile(secret, []byte("short\n"), 0o600)
+	openCreds := filepath.Join(dir, "creds-open")
+	os.WriteFile(openCreds, []byte("* user pw\n"), 0o644)
+	os.Chmod(openCreds, 0o644)
+	badCreds := filepath.Join(dir, "creds-bad")
+	os.WriteFile(badCreds, []byte("* user-without-password\n"), 0o600)
+	notPEM := filepath.Join(dir, "ca.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -269,6 +282,20 @@ func TestCheckConfig(t *testing.T) {
 		{[]string{"--partitions", "5000"}, "--partitions"},
 		{[]string{"--config", badConf}, `unknown setting "what"`},
 		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--route-credentials", openCreds}, "chmod 600"},
+		{[]string{"--route-credentials", badCreds}, "line 1: want KEY USER PASSWORD"},
+		{[]string{"--route-credentials", filepath.Join(dir, "none")}, "--route-credentials"},
+		{[]string{"--relay-ca-file", notPEM}, "no PEM certificate"},
+		{[]string{"--route", "a.test=h.test:25,tls=sometimes"}, "want may, encrypt or require"},
+		{[]string{"--route", "a.test=h.test:25,auth=yes"}, "unknown option"},
+		{[]string{"--acme-directory", "http://ca.test/dir"}, "want an https:// URL"},
+		{[]string{"--acme-email", "x@y.test"}, "need --acme-directory"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-email", "nobody"}, "--acme-email"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--hostname", "localhost"}, "give --acme-names"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test,10.0.0.1"}, "no IP address"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--tls-cert", filepath.Join(dir, "c.pem"), "--tls-key", filepath.Join(dir, "k.pem")}, "choose one"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-ca-roots", badConf}, "no PEM certificate"},
+		{[]string{"--acme-directory", "https://ca.test/dir", "--acme-names", "mx.test", "--acme-http", "80"}, "--acme-http 80"},
 	} {
 		out.Reset()
 		errb.Reset()

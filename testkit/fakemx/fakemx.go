@@ -2,7 +2,8 @@
 // loopback that records every transaction it sees (envelope, ESMTP and
 // DSN parameters, body, TLS, EHLO name) and fails on demand, per command:
 // refuse MAIL, refuse RCPT for matching recipients, refuse the message at
-// the end of DATA, hang up, or answer late.
+// the end of DATA, hang up, or answer late. It can require AUTH PLAIN of
+// one user (RequireAuth), as a smarthost does.
 //
 //	mx := fakemx.Start(t)
 //	mx.FailRcpt(func(r string) bool { return r == "gone@dest.test" }, &gosmtp.SMTPError{Code: 550, ...})
@@ -25,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
 
@@ -40,6 +42,7 @@ type Transaction struct {
 	Data        []byte               // the message as received, once DataSeen
 	DataSeen    bool                 // the message was received, whatever the reply
 	Accepted    bool                 // the end of DATA was answered 250
+	AuthUser    string               // the user the session authenticated as ("" none)
 }
 
 // clone copies t's slices, so that the copy does not change with t.
@@ -92,6 +95,16 @@ type Server struct {
 	dataErr  func(n int) *gosmtp.SMTPError
 	hangUpAt Command
 	delay    map[Command]time.Duration
+	// AUTH (RequireAuth): the one user and password, and every attempt.
+	authUser, authPass string
+	auths              []AuthAttempt
+}
+
+// AuthAttempt is one AUTH PLAIN the server received.
+type AuthAttempt struct {
+	User, Password string
+	TLS            bool // over TLS
+	OK             bool
 }
 
 // Start starts a fake MX on 127.0.0.1:0; it is closed when the test ends.
@@ -243,6 +256,23 @@ func (s *Server) Delay(c Command, d time.Duration) {
 	s.delay[c] = d
 }
 
+// RequireAuth makes the server offer AUTH PLAIN (over TLS only, unless an
+// Option sets AllowInsecureAuth), accept user with password, answer 535
+// 5.7.8 to anything else, and refuse MAIL with 530 5.7.0 from a session
+// that did not authenticate. An empty user turns AUTH off again.
+func (s *Server) RequireAuth(user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.authUser, s.authPass = user, password
+}
+
+// AuthAttempts returns every AUTH the server received, in order.
+func (s *Server) AuthAttempts() []AuthAttempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.auths)
+}
+
 // Transactions returns a copy of every transaction begun so far, in
 // order, complete or not.
 func (s *Server) Transactions() []Transaction {
@@ -344,9 +374,40 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 // session is one SMTP session; go-smtp calls its methods from the
 // connection's goroutine, one at a time.
 type session struct {
-	s    *Server
-	conn *gosmtp.Conn
-	tx   *Transaction // the current transaction, nil before MAIL
+	s      *Server
+	conn   *gosmtp.Conn
+	tx     *Transaction // the current transaction, nil before MAIL
+	authed string       // the user authenticated as
+}
+
+// AuthMechanisms offers PLAIN when RequireAuth is on.
+func (ss *session) AuthMechanisms() []string {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.authUser == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+// Auth checks PLAIN credentials against RequireAuth's.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, &gosmtp.SMTPError{Code: 504, EnhancedCode: gosmtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+	}
+	return sasl.NewPlainServer(func(identity, user, password string) error {
+		_, isTLS := ss.conn.TLSConnectionState()
+		s := ss.s
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ok := s.authUser != "" && user == s.authUser && password == s.authPass && (identity == "" || identity == user)
+		s.auths = append(s.auths, AuthAttempt{User: user, Password: password, TLS: isTLS, OK: ok})
+		if !ok {
+			return &gosmtp.SMTPError{Code: 535, EnhancedCode: gosmtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+		}
+		ss.authed = user
+		return nil
+	}), nil
 }
 
 func (ss *session) Reset()        { ss.tx = nil }
@@ -362,8 +423,11 @@ func (ss *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	if s.mailErr != nil {
 		return s.mailErr
 	}
+	if s.authUser != "" && ss.authed == "" {
+		return &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	}
 	_, isTLS := ss.conn.TLSConnectionState()
-	ss.tx = &Transaction{Helo: ss.conn.Hostname(), TLS: isTLS, From: from}
+	ss.tx = &Transaction{Helo: ss.conn.Hostname(), TLS: isTLS, From: from, AuthUser: ss.authed}
 	if opts != nil {
 		ss.tx.MailOptions = *opts
 	}
