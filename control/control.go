@@ -14,6 +14,7 @@ import (
 	"github.com/homing-mail/homing/content"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Version is the node software version.
@@ -55,6 +56,9 @@ type Deps struct {
 	// the one its SMTP listeners use, so they share the gate and the
 	// failure budgets. nil: a guard of its own with the defaults.
 	Guard *guard.Guard
+	// Spaces returns the state of the free-space guard of each store's
+	// filesystem (readiness, node info, metrics). nil: none.
+	Spaces func() []storage.SpaceStatus
 }
 
 // Addrs are a node's listener addresses.
