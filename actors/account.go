@@ -100,6 +100,8 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		a.mailbox(ctx, m)
 	case *notifyChange:
 		a.notify(ctx, m)
+	case *viewsStale:
+		a.views = nil
 	}
 }
 
@@ -140,6 +142,9 @@ type delivery struct {
 	// duplicate); duplicate says it was stored before.
 	messageID string
 	duplicate bool
+	// unwritten: the append was refused when its batch was written
+	// (complete): the folder view that took it is wrong.
+	unwritten bool
 	// notify is the change to tell the account's watchers once the
 	// append is durable.
 	notify *notifyChange
@@ -220,6 +225,9 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Messa
 			if w.notify != nil && w.result.OK() {
 				root.Send(self, w.notify)
 			}
+			if w.unwritten {
+				root.Send(self, &viewsStale{})
+			}
 		}
 		// workDone first: a repeat the answer provokes must find the
 		// work no longer in progress (the actor reads workDone first).
@@ -260,6 +268,11 @@ func (c *content) header() []byte {
 func (a *accountActor) complete(queueID string, w *delivery) {
 	if w.durable != nil {
 		if err := <-w.durable; err != nil {
+			w.unwritten = true
+			if errors.Is(err, storage.ErrNoSpace) {
+				w.result = noSpaceResult()
+				return
+			}
 			a.log.Error("local delivery not synced", "account", a.address, "queueID", queueID, "err", err)
 			w.result = mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
 			return
@@ -342,6 +355,11 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		// RFC 3463 4.2.2: mailbox full. Temporary; the queue turns it
 		// permanent after its over-quota time (5.2.2).
 		return mail.Result{Code: 452, Status: mail.StatusMailboxFull, Text: "mailbox full"}
+	case errors.Is(err, storage.ErrNoSpace):
+		// The mailbox store's disk is below its free-space limit: the
+		// queue keeps the message and tries again. Its guard logs the
+		// condition once; the delivery log has each deferral.
+		return noSpaceResult()
 	case err != nil:
 		a.loaded = false
 		return a.failure(env.ID, err)
@@ -539,4 +557,11 @@ func (a *accountActor) failure(queueID string, err error) mail.Result {
 	}
 	a.log.Error("local delivery failed", "account", a.address, "queueID", queueID, "err", err)
 	return mail.Temp(mail.StatusLocalError, "mailbox temporarily unavailable")
+}
+
+// noSpaceResult is the answer to a delivery while the mailbox store's disk
+// is below its free-space limit (storage.ErrNoSpace): 452 4.3.1, mail
+// system full, temporary.
+func noSpaceResult() mail.Result {
+	return mail.Result{Code: 452, Status: mail.StatusSystemFull, Text: "mail system full; try again later"}
 }

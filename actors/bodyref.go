@@ -138,8 +138,10 @@ func (a *accountActor) receive(ctx actor.Context, d *pb.Deliver) {
 func (a *accountActor) staged(ctx actor.Context, m *staged) {
 	a.staging--
 	if m.err != nil {
-		a.log.Warn("local delivery: the body could not be fetched", "account", a.address,
-			"queueID", m.d.GetEnvelope().GetId(), "err", m.err)
+		if !errors.Is(m.err, storage.ErrNoSpace) {
+			a.log.Warn("local delivery: the body could not be fetched", "account", a.address,
+				"queueID", m.d.GetEnvelope().GetId(), "err", m.err)
+		}
 		a.answerAll(ctx, m.d, m.sender, bodyFailure(m.err))
 		return
 	}
@@ -190,6 +192,9 @@ func (a *accountActor) answerAll(ctx actor.Context, d *pb.Deliver, sender *actor
 
 // bodyFailure is the result of a delivery whose body could not be had.
 func bodyFailure(err error) mail.Result {
+	if errors.Is(err, storage.ErrNoSpace) {
+		return noSpaceResult() // no room to stage it here
+	}
 	res := mail.Temp(mail.StatusLocalError, "message body unavailable")
 	if errors.Is(err, storage.ErrDamaged) {
 		res.Damaged = err.Error()

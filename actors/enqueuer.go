@@ -48,6 +48,21 @@ func (e *Enqueuer) NewBody() (mail.BodyWriter, error) {
 	return new(mail.MemoryBodyWriter), nil
 }
 
+// Admit implements smtp.Admitter: nil, or an error wrapping
+// mail.ErrNoSpace while the queue store's filesystem is below its
+// free-space limit (a store that cannot say admits everything).
+func (e *Enqueuer) Admit(size int64) error {
+	if a, ok := e.store.(admitter); ok {
+		return a.Admit(size)
+	}
+	return nil
+}
+
+// admitter is a QueueStore with a free-space guard (*storage.QueueStore).
+type admitter interface {
+	Admit(size int64) error
+}
+
 // bodyStore is a QueueStore that writes bodies itself
 // (*storage.QueueStore).
 type bodyStore interface {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -59,6 +60,40 @@ func TestAppendErrorIsRetriedThenStored(t *testing.T) {
 	}
 	if d, l := stats.Deferred.Load(), stats.DeliveredLocal.Load(); d != 1 || l != 1 {
 		t.Errorf("stats: deferred %d, delivered locally %d; want 1, 1", d, l)
+	}
+}
+
+// A mailbox store below its free-space limit (storage.ErrNoSpace, as an
+// append on this node or one that came over the cluster channel meets it)
+// is 452 4.3.1, mail system full: the queue keeps the message and retries
+// it, and the account actor logs nothing per message (the store's guard
+// says it once).
+func TestAppendNoSpaceDefersWith431(t *testing.T) {
+	const ann = "ann@example.test"
+	part := actorstest.NewPartition(0, storage.Account{Address: ann})
+	part.FailAppends(1, fmt.Errorf("storage: append to %s: %w: new mail refused", ann, storage.ErrNoSpace))
+	queue := actorstest.NewQueue()
+	var logs bytes.Buffer
+	cfg := testConfig()
+	s := startSystem(t, cfg, Deps{OpenPartition: openFake(part), Queue: queue,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+
+	id := enqueue(t, s, newEnvelope("bob@remote.example", ann), testBody("no space"))
+	queue.WaitDeleted(t, id)
+	deferred := queue.Updates(id)
+	if len(deferred) != 1 {
+		t.Fatalf("%d updates of the message, want 1 (the deferral)", len(deferred))
+	}
+	r := rcptOf(t, deferred[0], 1)
+	if r.State != mail.StateDeferred || r.Status != mail.StatusSystemFull || !strings.HasPrefix(r.LastError, "452 4.3.1") {
+		t.Errorf("after the refused append: state %s, status %q, last error %q; want deferred, 4.3.1, 452 4.3.1 ...",
+			r.State, r.Status, r.LastError)
+	}
+	if msgs := part.Stored(ann); len(msgs) != 1 {
+		t.Fatalf("%d stored after the retry, want 1", len(msgs))
+	}
+	if logs.Len() > 0 {
+		t.Errorf("warnings or errors logged for a refusal the guard reports:\n%s", logs.String())
 	}
 }
 

@@ -256,6 +256,10 @@ func (a *accountActor) reply(ctx actor.Context, to *actor.PID, r *pb.MailboxRepl
 	}
 }
 
+// viewsStale: a change the folder views took was not written after all
+// (afterDurable): they are read again when next used.
+type viewsStale struct{}
+
 // afterDurable answers r once d says the change is durable (err: the
 // write failed, answered at once), then has the watchers told of ns.
 func (a *accountActor) afterDurable(ctx actor.Context, to *actor.PID, r *pb.MailboxReply, d <-chan error, err error, ns ...*notifyChange) {
@@ -268,8 +272,17 @@ func (a *accountActor) afterDurable(ctx actor.Context, to *actor.PID, r *pb.Mail
 	go func() {
 		if d != nil {
 			if err := <-d; err != nil {
-				a.log.Error("mailbox change not synced", "account", a.address, "err", err)
-				r = &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: %v", mail.ErrUnavailable, err))}
+				if errors.Is(err, storage.ErrNoSpace) {
+					// Refused for want of space, nothing written, the
+					// store goes on (its guard logs the condition
+					// once): a temporary refusal to the client.
+					r = &pb.MailboxReply{Error: pbError(err)}
+				} else {
+					a.log.Error("mailbox change not synced", "account", a.address, "err", err)
+					r = &pb.MailboxReply{Error: pbError(fmt.Errorf("%w: %v", mail.ErrUnavailable, err))}
+				}
+				// The views took the change already.
+				root.Send(self, &viewsStale{})
 			}
 		}
 		if to != nil {
@@ -284,7 +297,9 @@ func (a *accountActor) afterDurable(ctx actor.Context, to *actor.PID, r *pb.Mail
 }
 
 func (a *accountActor) opFailed(err error) {
-	if mail.IsTemporary(err) && !errors.Is(err, storage.ErrOverQuota) {
+	// Over quota, or a store short of space (its guard logs that once):
+	// the client's answer says it, not the log.
+	if mail.IsTemporary(err) && !errors.Is(err, storage.ErrOverQuota) && !errors.Is(err, storage.ErrNoSpace) {
 		a.log.Error("mailbox operation failed", "account", a.address, "err", err)
 		a.loaded = false
 	}

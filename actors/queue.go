@@ -252,6 +252,14 @@ func (q *queueActor) attempt(ctx actor.Context, e *qentry) {
 		}
 		return
 	}
+	if len(e.inflight) == 0 && q.cannotRecord() {
+		// The queue's disk is so full that the outcome could not be
+		// written: a relay would be repeated after a restart. Wait for
+		// space (the free-space guard logs the condition).
+		e.due = now.Add(spaceWait)
+		ctx.Send(q.sched, &wake{id: e.env().ID, at: e.due})
+		return
+	}
 	if !q.takeSlot(e) {
 		return
 	}
@@ -498,8 +506,13 @@ func (q *queueActor) reported(ctx actor.Context, m *dsnWritten) {
 	}
 	e.reporting = false
 	if m.err != nil {
-		// The message stays queued until its report is durable.
-		q.log.Error("writing DSN failed; will retry", "queueID", m.id, "err", m.err)
+		// The message stays queued until its report is durable. (A
+		// queue short of space is logged once, by its guard.)
+		if errors.Is(m.err, storage.ErrNoSpace) {
+			q.log.Debug("writing DSN refused: no space; will retry", "queueID", m.id, "err", m.err)
+		} else {
+			q.log.Error("writing DSN failed; will retry", "queueID", m.id, "err", m.err)
+		}
 		e.due = q.now().Add(q.cfg.MinBackoff)
 		ctx.Send(q.sched, &wake{id: m.id, at: e.due})
 		return
@@ -526,13 +539,29 @@ func (q *queueActor) forget(id string) {
 
 // write logs a failed asynchronous store write. A lost Update only means a
 // repeated attempt (delivery is idempotent); a lost Delete a repeated
-// attempt after restart.
+// attempt after restart. A write refused for want of space is not logged
+// per message: the free-space guard says it once.
 func (q *queueActor) write(id string, ch <-chan error) {
 	go func() {
 		if err := <-ch; err != nil {
+			if errors.Is(err, storage.ErrNoSpace) {
+				q.log.Debug("queue store write refused: no space", "queueID", id, "err", err)
+				return
+			}
 			q.log.Error("queue store write failed", "queueID", id, "err", err)
 		}
 	}()
+}
+
+// spaceWait is how long the queue waits before it tries a message again
+// when its disk had no room to record an outcome.
+const spaceWait = 5 * time.Second
+
+// cannotRecord reports whether the queue store says it has no room to
+// write an attempt's outcome now (storage.QueueStore.CanRecord).
+func (q *queueActor) cannotRecord() bool {
+	r, ok := q.store.(interface{ CanRecord() error })
+	return ok && r.CanRecord() != nil
 }
 
 // schedule asks the scheduler to wake e at its earliest next attempt.

@@ -71,6 +71,12 @@ func (u *uploads) get(id string, size int64, crc uint32) (*storage.FileBody, err
 // queue has none).
 func (s *System) NewBody() (mail.BodyWriter, error) { return s.enq.NewBody() }
 
+// Admit says whether a body of size bytes may be staged on this node now
+// (Enqueuer.Admit: nil, or an error wrapping mail.ErrNoSpace while the
+// queue store's filesystem is below its free-space limit). IMAP asks
+// before it takes an APPEND's literal.
+func (s *System) Admit(size int64) error { return s.enq.Admit(size) }
+
 // uploadRate is the transfer rate an APPEND's deadline allows for its
 // body on top of the request timeout: at least 1 MiB/s.
 const uploadRate = 1 << 20

@@ -26,6 +26,8 @@ func pbError(err error) *pb.Error {
 		return &pb.Error{Kind: pb.Error_OVER_QUOTA, Text: err.Error()}
 	case errors.Is(err, storage.ErrCannot):
 		return &pb.Error{Kind: pb.Error_CANNOT, Text: err.Error()}
+	case errors.Is(err, mail.ErrNoSpace):
+		return &pb.Error{Kind: pb.Error_NO_SPACE, Text: err.Error()}
 	case errors.Is(err, mail.ErrNoSuchUser):
 		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
 	case errors.Is(err, mail.ErrDisabled):
@@ -67,6 +69,8 @@ func goError(e *pb.Error) error {
 		return fmt.Errorf("%w: %s", storage.ErrOverQuota, e.Text)
 	case pb.Error_CANNOT:
 		return fmt.Errorf("%w: %s", storage.ErrCannot, e.Text)
+	case pb.Error_NO_SPACE:
+		return fmt.Errorf("%w: %s", mail.ErrNoSpace, e.Text)
 	default:
 		return fmt.Errorf("%w: %s", mail.ErrUnavailable, e.Text)
 	}

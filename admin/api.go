@@ -240,7 +240,34 @@ type NodeInfo struct {
 	Queue        QueueSummary      `json:"queue"`
 	Partitions   []PartitionStatus `json:"partitions"`
 	Stats        Stats             `json:"stats"`
-	Error        string            `json:"error,omitempty"` // the member could not be asked
+	// Stores is the free space of each store's filesystem, as the
+	// node's free-space guard sees it.
+	Stores []StoreSpace `json:"stores,omitempty"`
+	Error  string       `json:"error,omitempty"` // the member could not be asked
+}
+
+// StoreSpace is the free space of one store's filesystem (stores on one
+// filesystem show the same figures).
+type StoreSpace struct {
+	Store      string `json:"store"` // queue, accounts
+	Dir        string `json:"dir"`
+	FreeBytes  int64  `json:"freeBytes"`
+	TotalBytes int64  `json:"totalBytes"`
+	// MinFreeBytes is the limit below which new mail is refused (452
+	// 4.3.1) and Local Delivery defers: --min-free-space, or the floor
+	// and 8 MiB when that is more. FloorBytes is what the stores need
+	// for their own writes; below it, only writes that free space pass.
+	MinFreeBytes int64 `json:"minFreeBytes"`
+	FloorBytes   int64 `json:"floorBytes"`
+	// Low: below MinFreeBytes now. Short: below FloorBytes.
+	Low   bool `json:"low"`
+	Short bool `json:"short,omitempty"`
+	// ReserveBytes is the reserve file kept on the filesystem (removed
+	// when the disk fills up, so that the node can start and finish its
+	// writes; made again once there is room); ReserveHeld: it is there.
+	ReserveBytes int64  `json:"reserveBytes"`
+	ReserveHeld  bool   `json:"reserveHeld"`
+	Error        string `json:"error,omitempty"` // statfs failed: the guard is blind
 }
 
 // QueueSummary is a node's queue by state and destination.

@@ -50,7 +50,8 @@ const retryAfter = "5"
 //   - *Error -> its Status, Message and Field (and its RetryAfter on a
 //     429 or 503);
 //   - mail.ErrNotFound, mail.ErrNoSuchUser -> 404; mail.ErrExists -> 409;
-//     mail.ErrAuthFailed -> 401; each with the error's text;
+//     mail.ErrAuthFailed -> 401; mail.ErrNoSpace -> 507 with Retry-After;
+//     each with the error's text;
 //   - any other error that says it is permanent (mail.ErrInvalid, a bad
 //     address, an invalid rule...) -> 400 with its text: the request is
 //     wrong;
@@ -69,7 +70,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			status = http.StatusInternalServerError
 		}
 		switch {
-		case ae.RetryAfter > 0 && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests):
+		case ae.RetryAfter > 0 && (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests ||
+			status == http.StatusInsufficientStorage):
 			w.Header().Set("Retry-After", strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
 		case status == http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", retryAfter)
@@ -81,6 +83,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, mail.ErrAuthFailed):
 		writeError(w, http.StatusUnauthorized, "authentication failed")
+	case errors.Is(err, mail.ErrNoSpace):
+		// A store's disk below its free-space limit (RFC 4918 507): the
+		// node's free-space guard logs it once, not per request.
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusInsufficientStorage, err.Error())
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 		h.log.Debug("admin: request canceled", "method", r.Method, "path", r.URL.Path)

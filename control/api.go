@@ -380,6 +380,11 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	env.ID = hmail.NewID(env.Received)
 	hdr := fmt.Sprintf("Received: from api (authenticated as %s)\r\n\tby %s with HTTP id %s;\r\n\t%s\r\n",
 		account, a.Info.Hostname, env.ID, env.Received.Format(time.RFC1123Z))
+	// Below the queue's free-space limit new mail is refused, as SMTP's
+	// MAIL FROM answers 452 4.3.1: 507 Insufficient Storage.
+	if err := a.System.Enqueuer().Admit(int64(len(raw))); err != nil {
+		return "", noSpace()
+	}
 	// Through the queue's body writer, as SMTP's DATA: a large message is
 	// a file of the queue, which every local mailbox links.
 	var body hmail.Body
@@ -394,11 +399,17 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 			body, err = w.Commit()
 		}
 	}
+	if errors.Is(err, hmail.ErrNoSpace) {
+		return "", noSpace()
+	}
 	if err != nil {
 		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	if err := a.System.Submit(ctx, &hmail.Message{Envelope: env, Body: body}); err != nil {
+		if errors.Is(err, hmail.ErrNoSpace) {
+			return "", noSpace()
+		}
 		a.Logger.Error("submit failed", "err", err)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
@@ -413,6 +424,13 @@ func (a *API) loginLogged(client netip.Addr, user, result string) {
 		ip = client.String()
 	}
 	a.MailLog.Login(maillog.Auth{User: user, Client: ip, Mechanism: "basic", Via: "api", Result: result})
+}
+
+// noSpace is the answer of POST /api/v1/submit while the queue's disk is
+// below its free-space limit (the free-space guard logs it, once).
+func noSpace() error {
+	return &admin.Error{Status: http.StatusInsufficientStorage, Message: "insufficient system storage; try again later",
+		RetryAfter: time.Minute}
 }
 
 // checkMessage requires CRLF line ends and a parsable header, so that what

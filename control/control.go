@@ -16,6 +16,7 @@ import (
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/maillog"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Version is the node software version.
@@ -66,6 +67,9 @@ type Deps struct {
 	// MinPasswordLength is the password policy's shortest password (0:
 	// DefaultMinPasswordLength).
 	MinPasswordLength int
+	// Spaces returns the state of the free-space guard of each store's
+	// filesystem (readiness, node info, metrics). nil: none.
+	Spaces func() []storage.SpaceStatus
 }
 
 // Addrs are a node's listener addresses.

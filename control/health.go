@@ -26,6 +26,8 @@ import (
 //     failed: damaged files, another error; not still opening: a handoff
 //     in progress), and none it no longer owns is still running here (a
 //     handoff away from it). On a single node a backend owns them all.
+//   - storage: every store's filesystem has at least its free-space limit
+//     (--min-free-space); below it new mail is refused with 452 4.3.1.
 //
 // So a node is not ready while its cluster settles (a join, a death, a
 // handoff), which takes seconds, and while a partition it owns fails to
@@ -37,7 +39,7 @@ func (a *API) Readiness(ctx context.Context) admin.Readiness {
 	if a.Info.Clustered {
 		checks = append(checks, a.clusterCheck())
 	}
-	checks = append(checks, a.partitionsCheck(ctx))
+	checks = append(checks, a.partitionsCheck(ctx), a.spaceCheck())
 	r := admin.Readiness{Ready: true, Checks: checks}
 	for _, c := range checks {
 		r.Ready = r.Ready && c.OK

@@ -139,6 +139,7 @@ func (a *API) nodeInfo(ctx context.Context) admin.NodeInfo {
 		Passivations: a.System.Stats().Passivations.Load(),
 		Stats:        st,
 		Queue:        admin.QueueSummary{ByDomain: map[string]int{}},
+		Stores:       a.stores(),
 	}
 	if ps, err := a.Partitions(ctx); err == nil {
 		info.Partitions = ps

@@ -36,6 +36,7 @@ func (a *API) loginResult(result string) { a.submitLogins.WithLabelValues(result
 // series exists from the start, at zero.
 func (a *API) RegisterMetrics(reg prometheus.Registerer) {
 	reg.MustRegister(a.submitLogins)
+	a.registerSpaceMetrics(reg)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "homing_partitions_unowned",
 		Help: "Partitions without an owner as this node sees the cluster (no live backend for them): their accounts cannot be reached.",

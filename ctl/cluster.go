@@ -123,7 +123,7 @@ func (c *command) cmdNodes(args []string) error {
 
 // nodeError is what is wrong with a member: it could not be asked, or
 // some of its partitions failed to open, or its queue holds damaged
-// messages.
+// messages, or a store's disk is below its free-space limit.
 func nodeError(n admin.NodeInfo) string {
 	if n.Error != "" {
 		msg := cleanMessage(n.Error)
@@ -152,6 +152,12 @@ func nodeError(n admin.NodeInfo) string {
 	}
 	if n.Queue.Damaged > 0 {
 		out = append(out, fmt.Sprintf("%d damaged queued message(s)", n.Queue.Damaged))
+	}
+	for _, st := range n.Stores {
+		if st.Low {
+			out = append(out, fmt.Sprintf("%s store below its free-space limit (%s free, limit %s): refusing mail",
+				st.Store, formatSize(st.FreeBytes), formatSize(st.MinFreeBytes)))
+		}
 	}
 	return strings.Join(out, "; ")
 }

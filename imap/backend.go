@@ -41,6 +41,16 @@ type Watcher interface {
 	Stop()
 }
 
+// Admitter is implemented by a Backend whose node stages appended bodies
+// on a store that can be short of space (SystemBackend): Admit(size)
+// returns nil, or an error wrapping mail.ErrNoSpace while that store's
+// filesystem is below its free-space limit. Append asks before it takes
+// the literal and answers NO [UNAVAILABLE] (temporary); the owner's store
+// checks its own disk again when it appends.
+type Admitter interface {
+	Admit(size int64) error
+}
+
 // SystemBackend is the Backend of a node's actors.
 type SystemBackend struct{ *actors.System }
 
@@ -58,4 +68,7 @@ type systemWatcher struct{ w *actors.Watcher }
 func (s systemWatcher) Addr() (string, string) { return s.w.Address, s.w.ID }
 func (s systemWatcher) Stop()                  { s.w.Stop() }
 
-var _ Backend = SystemBackend{}
+var (
+	_ Backend  = SystemBackend{}
+	_ Admitter = SystemBackend{}
+)

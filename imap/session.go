@@ -115,6 +115,11 @@ func imapError(err error) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such mailbox"}
 	case errors.Is(err, storage.ErrOverQuota):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "Mailbox is full"}
+	case errors.Is(err, mail.ErrNoSpace):
+		// A store's disk below its free-space limit (storage.Space): a
+		// temporary refusal, as SMTP's 452 4.3.1; the store's guard logs
+		// the condition once.
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Insufficient system storage; try again later"}
 	case errors.Is(err, storage.ErrCannot):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Not possible with this mailbox"}
 	case errors.Is(err, mail.ErrExists):
@@ -439,6 +444,13 @@ func (ss *session) Append(name string, r imap.LiteralReader, options *imap.Appen
 			return nil, imapError(fmt.Errorf("%w: the message does not fit", storage.ErrOverQuota))
 		}
 	}
+	if a, ok := ss.s.backend.(Admitter); ok {
+		// This node's store takes the literal: not while its disk is
+		// below its free-space limit.
+		if err := a.Admit(r.Size()); err != nil {
+			return nil, imapError(err)
+		}
+	}
 	w, err := ss.s.backend.NewBody()
 	if err != nil {
 		return nil, imapError(err)
@@ -450,6 +462,9 @@ func (ss *session) Append(name string, r imap.LiteralReader, options *imap.Appen
 	}
 	if err != nil {
 		w.Abort()
+		if errors.Is(err, mail.ErrNoSpace) {
+			return nil, imapError(err) // the body file met the store's floor
+		}
 		return nil, err
 	}
 	body, err := w.Commit()

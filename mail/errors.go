@@ -128,4 +128,8 @@ var (
 	// owner or in a handoff, an owner that did not answer in time, a disk
 	// that failed. Try again later.
 	ErrUnavailable = TemporaryError("temporarily unavailable")
+	// ErrNoSpace: a store's filesystem is below its free-space limit, or
+	// full: nothing new is written until space is freed (RFC 3463 4.3.1
+	// "mail system full", answered 452 in SMTP, 507 by the admin API).
+	ErrNoSpace = TemporaryError("insufficient system storage")
 )

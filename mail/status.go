@@ -37,6 +37,7 @@ const (
 // Mail system status, X.3.Y (RFC 3463 §3.4).
 const (
 	StatusLocalError    Status = "4.3.0" // other or undefined mail system status: our fault, temporary
+	StatusSystemFull    Status = "4.3.1" // mail system full: a store's disk is below its free-space limit
 	StatusNotAccepting  Status = "4.3.2" // system not accepting network messages
 	StatusMessageTooBig Status = "5.3.4" // message too big for system
 )

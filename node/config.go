@@ -134,6 +134,22 @@ type Store struct {
 	// steps of every message through this node, and what finds them)
 	// keeps a record; default 7 days.
 	JournalRetention time.Duration
+	// MinFreeSpace is the free space (bytes, on each store's filesystem)
+	// below which new mail is refused with 452 4.3.1 and Local Delivery
+	// defers (storage.Space; Postfix's queue_minfree). 0 means
+	// DefaultMinFreeSpace of the SMTP size limit; negative means only
+	// what the stores need for their own writes (never below that).
+	MinFreeSpace int64
+}
+
+// DefaultMinFreeSpace is --min-free-space for a message size limit: two
+// messages of the largest size (Postfix wants 1.5 of them free: two leave
+// room for a second session streaming when the limit is crossed; the
+// sessions past it are stopped by the stores' floor) and 64 MiB for what
+// the stores write themselves and their reserve file (a default node's is
+// 38 MiB). 128 MiB with the default 32 MiB limit.
+func DefaultMinFreeSpace(maxMessageBytes int64) int64 {
+	return 2*max(maxMessageBytes, 0) + 64<<20
 }
 
 // Cluster is the node's membership. A node is part of a cluster when
@@ -221,6 +237,9 @@ func (c Config) WithDefaults() Config {
 	c.Trust.ACME = c.Trust.ACME.withDefaults(c.Hostname)
 	c.SMTP = c.SMTP.WithDefaults()
 	c.SMTP.Hostname = c.Hostname
+	if c.Store.MinFreeSpace == 0 {
+		c.Store.MinFreeSpace = DefaultMinFreeSpace(c.SMTP.MaxMessageBytes)
+	}
 	c.POP3 = c.POP3.WithDefaults()
 	c.POP3.Hostname = c.Hostname
 	if c.POP3LockLease <= 0 {

@@ -40,6 +40,8 @@ var metricFamilies = []string{
 	// Logins: the guard shared by SMTP AUTH and the submit API.
 	"homing_auth_checks_in_progress", "homing_auth_check_slots", "homing_auth_failures_tracked",
 	"homing_api_submit_logins_total",
+	// Free space, per store (queue, accounts).
+	"homing_store_free_bytes", "homing_store_min_free_bytes", "homing_store_space_low",
 	// The checks of mail from outside (issue #11); the listeners'
 	// certificate.
 	"homing_auth_results_total", "homing_tls_certificate_expiry_timestamp_seconds",

@@ -56,6 +56,7 @@ type Node struct {
 
 	// Set by the steps of Start, in order; read-only afterwards.
 	syncers     []*storage.Syncer
+	spaces      []*storage.Space // free-space guards, one per filesystem of a store
 	queue       *storage.QueueStore
 	journal     *storage.JournalStore
 	accounts    *storage.AccountStore
@@ -148,8 +149,20 @@ func (n *Node) openStores(context.Context) error {
 	}
 	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
 	qopt, aopt := sopt, sopt
+	// The free-space guards come first: on a full disk one may have to
+	// remove its reserve file for the stores to open at all.
+	backend := n.cfg.hasRole(mail.RoleBackend)
+	var err error
+	// DataDir holds two databases, the queue and the journal.
+	if qopt.Space, err = n.spaceFor(cfg.DataDir, "queue", 2+n.partitionsOn(cfg.DataDir)); err != nil {
+		return err
+	}
+	if backend {
+		if aopt.Space, err = n.spaceFor(cfg.AccountStore, "accounts", cfg.Partitions); err != nil {
+			return err
+		}
+	}
 	if cfg.Sync == SyncFS {
-		var err error
 		if qopt.Syncer, err = n.syncerFor(cfg.DataDir); err != nil {
 			return err
 		}
@@ -165,6 +178,10 @@ func (n *Node) openStores(context.Context) error {
 		return fmt.Errorf("opening the queue in %s: %w (the queue's files are damaged: `homing check %s` says what it finds; restore the queue directory from a backup)",
 			cfg.DataDir, err, cfg.DataDir)
 	}
+	if errors.Is(err, storage.ErrNoSpace) {
+		return fmt.Errorf("opening the queue in %s: %w (the filesystem is full and the reserve file %s is used up: free some space there and start again)",
+			cfg.DataDir, err, storage.ReserveName)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the queue in %s: %w", cfg.DataDir, err)
 	}
@@ -176,7 +193,7 @@ func (n *Node) openStores(context.Context) error {
 	}
 	n.journal = j
 	n.stop.push("journal store", j.Close)
-	if n.cfg.hasRole(mail.RoleBackend) {
+	if backend {
 		a, err := storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
 		if err != nil {
 			return fmt.Errorf("opening the account store %s: %w", cfg.AccountStore, err)
@@ -184,7 +201,73 @@ func (n *Node) openStores(context.Context) error {
 		n.accounts = a
 		n.stop.push("account store", a.Close)
 	}
+	for _, s := range n.spaces {
+		s.Start()
+	}
 	return nil
+}
+
+// spaceFor returns the free-space guard of the filesystem holding dir,
+// creating it on first use (stores on one filesystem share it), with
+// store named among those it watches; dbs is how many databases may live
+// there (it sizes the reserve file).
+func (n *Node) spaceFor(dir, store string, dbs int) (*storage.Space, error) {
+	for _, s := range n.spaces {
+		if s.Covers(dir) {
+			s.AddStore(store)
+			return s, nil
+		}
+	}
+	minFree := max(n.cfg.Store.MinFreeSpace, 0)
+	s, err := storage.NewSpace(dir, storage.SpaceConfig{
+		Store:       store,
+		MinFree:     minFree,
+		Reserve:     reserveSize(dbs, minFree),
+		ReservePath: storage.ReservePath(dir),
+		Logger:      n.log.With("component", "storage"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--data %s: %w", dir, err)
+	}
+	if st := s.Status(); st.Err == "" && st.Total > 0 && st.Total < st.MinFree {
+		n.log.Warn("the filesystem of this store is smaller than its free-space limit: all new mail is refused (452 4.3.1); set --min-free-space lower",
+			"store", store, "dir", dir, "size", storage.FormatBytes(st.Total), "minFree", storage.FormatBytes(st.MinFree))
+	}
+	n.spaces = append(n.spaces, s)
+	n.stop.push("free-space guard", s.Close)
+	return s, nil
+}
+
+// reserveSize is the reserve file of a filesystem holding dbs databases:
+// what opening them on a full disk and finishing their writes takes (the
+// headers of new files and the first allocations ahead, a pending flush),
+// 2 MiB each and 4 MiB, but at most half the admission limit.
+func reserveSize(dbs int, minFree int64) int64 {
+	r := int64(4<<20) + int64(dbs)*2<<20
+	if minFree > 0 {
+		r = min(r, minFree/2)
+	}
+	return r
+}
+
+// partitionsOn is how many account partitions this node may open on the
+// filesystem of dir: all of them on a backend whose account store is
+// there, none otherwise.
+func (n *Node) partitionsOn(dir string) int {
+	if !n.cfg.hasRole(mail.RoleBackend) || !storage.SameFilesystem(dir, n.cfg.Store.AccountStore) {
+		return 0
+	}
+	return n.cfg.Store.Partitions
+}
+
+// Spaces is the state of the free-space guard of each store: one entry
+// per store (queue, accounts), stores on one filesystem alike.
+func (n *Node) Spaces() []storage.SpaceStatus {
+	var out []storage.SpaceStatus
+	for _, s := range n.spaces {
+		out = append(out, s.Status())
+	}
+	return out
 }
 
 // syncerFor returns the Syncer of the filesystem holding dir, creating it
@@ -358,6 +441,7 @@ func (n *Node) startActors(ctx context.Context) error {
 		Guard:      n.guard,
 		MailLog:    n.maillog,
 		DomainSet:  n.domains,
+		Spaces:     n.Spaces,
 
 		MinPasswordLength: cfg.Admin.MinPasswordLength,
 	})

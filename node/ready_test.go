@@ -70,8 +70,11 @@ func TestReadyzSingleNode(t *testing.T) {
 		t.Fatalf("healthz %d", resp.StatusCode)
 	}
 	code, checks := readyz(t, n.AdminAddr())
-	if code != 200 || len(checks) != 3 || failed(checks) != "" {
+	if code != 200 || len(checks) != 4 || failed(checks) != "" {
 		t.Fatalf("readyz %d %+v", code, checks)
+	}
+	if d := checks["storage"].Detail; !strings.Contains(d, "queue: ") || !strings.Contains(d, "accounts: ") || !strings.Contains(d, "free (limit 128.0 MiB)") {
+		t.Errorf("storage detail %q", d)
 	}
 	if d := checks["partitions"].Detail; d != "all 4 owned; 4 open here" {
 		t.Errorf("partitions detail %q", d)

@@ -45,3 +45,13 @@ type Authenticator interface {
 	// other error is temporary (454 4.7.0).
 	Authenticate(ctx context.Context, username, password string) (account string, err error)
 }
+
+// Admitter is implemented by an Enqueuer whose store can be short of
+// space (actors.Enqueuer over the queue store): Admit(size) returns nil,
+// or an error wrapping mail.ErrNoSpace while the store's filesystem is
+// below its free-space limit (size: the message's size when known, 0
+// otherwise). The session asks at MAIL FROM (with the SIZE parameter)
+// and at DATA, and answers 452 4.3.1 (Postfix's queue_minfree).
+type Admitter interface {
+	Admit(size int64) error
+}

@@ -129,6 +129,10 @@ func (s *session) data(r io.Reader) error {
 	}
 	switch {
 	case !tx.started || len(tx.rcpts) == 0 || in.refused():
+	case s.srv.admit(0) != nil:
+		// The queue's disk went below its free-space limit since MAIL
+		// FROM: nothing is written, the client tries again later.
+		refusal = errNoSpace()
 	case isRecord:
 		env, rest, _, recErr := splitEnvelopeRecord(head)
 		switch {
@@ -220,8 +224,7 @@ func (s *session) data(r io.Reader) error {
 	case refusal != nil:
 		return refusal
 	case werr != nil || w == nil:
-		s.srv.log.Error("writing the message failed", "id", id, "client", s.clientIP, "err", werr)
-		return errTempFailure()
+		return s.writeFailed(id, werr)
 	}
 	var verdict Verdict
 	if check != nil {
@@ -235,8 +238,7 @@ func (s *session) data(r io.Reader) error {
 	}
 	body, err := w.Commit()
 	if err != nil {
-		s.srv.log.Error("writing the message failed", "id", id, "client", s.clientIP, "err", err)
-		return errTempFailure()
+		return s.writeFailed(id, err)
 	}
 	if transfer != nil {
 		return s.transferred(transfer, open, body, peer, helo)
@@ -266,7 +268,7 @@ func (s *session) data(r io.Reader) error {
 	}
 
 	if err := s.srv.enq.Enqueue(s.ctx, &mail.Message{Envelope: env, Body: body}); err != nil {
-		if mail.AsError(err) == nil {
+		if mail.AsError(err) == nil && !errors.Is(err, mail.ErrNoSpace) {
 			s.srv.log.Warn("enqueue failed", "id", id, "client", env.ClientIP, "err", err)
 		}
 		return errorReply(err)
@@ -280,6 +282,19 @@ func (s *session) data(r io.Reader) error {
 		s.srv.log.Info("authentication checks", "queueID", env.ID, "client", env.ClientIP, "checks", verdict.Detail)
 	}
 	return reply(250, mail.StatusOK, "OK queued as "+env.ID)
+}
+
+// writeFailed is the reply when the body could not be written (the
+// writer removed what it had written): 452 4.3.1 when the queue's disk is
+// short of space, which its free-space guard logs once (not once per
+// message), the generic 451 for anything else, logged.
+func (s *session) writeFailed(id string, err error) error {
+	if errors.Is(err, mail.ErrNoSpace) {
+		s.srv.log.Debug("message not written: no space", "id", id, "client", s.clientIP, "err", err)
+		return errNoSpace()
+	}
+	s.srv.log.Error("writing the message failed", "id", id, "client", s.clientIP, "err", err)
+	return errTempFailure()
 }
 
 // TransferEnqueuer is implemented by an Enqueuer that recognises a
@@ -345,7 +360,7 @@ func (s *session) transferred(env *mail.Envelope, open []*mail.Recipient, body m
 		err = s.srv.enq.Enqueue(s.ctx, msg)
 	}
 	if err != nil {
-		if mail.AsError(err) == nil {
+		if mail.AsError(err) == nil && !errors.Is(err, mail.ErrNoSpace) {
 			s.srv.log.Warn("enqueue of a transfer failed", "id", env.ID, "peer", peer, "err", err)
 		}
 		return errorReply(err)

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -68,18 +69,29 @@ func errTooManyRcpts() error { return reply(452, mail.StatusTooManyRcpts, "Too m
 func errNeedUTF8() error {
 	return reply(553, mail.StatusNeedsUTF8, "Non-ASCII address requires SMTPUTF8")
 }
+
+// errNoSpace is Postfix's answer below queue_minfree (RFC 5321 452, RFC
+// 3463 4.3.1 mail system full; RFC 1870 §6.1 for a SIZE that does not
+// fit now).
+func errNoSpace() error {
+	return reply(452, mail.StatusSystemFull, "Insufficient system storage, please try again later")
+}
 func errRateLimited() error {
 	return reply(450, mail.StatusRefused.Transient(), "Too much mail from this client; try again later")
 }
 
 // errorReply turns the *mail.Error in err's chain (a rule's reject, a
 // filter's refusal) into the reply the client sees: its code, status and
-// reason. Without one, or with a code outside 4xx/5xx, it is the generic
+// reason. Without one, a store short of space (mail.ErrNoSpace) is 452
+// 4.3.1; anything else, or a code outside 4xx/5xx, is the generic
 // temporary failure: an error Homing does not classify is its own. CR and
 // LF (which would split the reply) and other control characters are
 // dropped from the reason.
 func errorReply(err error) error {
 	r := mail.AsError(err)
+	if r == nil && errors.Is(err, mail.ErrNoSpace) {
+		return errNoSpace()
+	}
 	if r == nil || r.Code < 400 || r.Code > 599 {
 		return errTempFailure()
 	}

@@ -55,6 +55,15 @@ type Server struct {
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+	// listeners are those Serve was given, closed by Close too: go-smtp's
+	// Shutdown closes only the ones its Serve has registered, and a Close
+	// between our Serve's check and go-smtp's would leave one accepting.
+	lnMu      sync.Mutex
+	listeners []net.Listener
+
+	// testHookServe, when set by a test, runs in Serve after the
+	// listener is registered, before go-smtp serves it.
+	testHookServe func()
 }
 
 // NewServer returns a server for cfg. dir and enq are required; auth may be
@@ -113,9 +122,16 @@ func NewServer(cfg Config, dir Directory, enq Enqueuer, auth Authenticator, log 
 // serves each in its own goroutine. l is wrapped with the server's
 // connection limits. It returns nil after Close.
 func (s *Server) Serve(l net.Listener) error {
+	s.lnMu.Lock()
 	if s.closing.Load() {
+		s.lnMu.Unlock()
 		l.Close()
 		return nil
+	}
+	s.listeners = append(s.listeners, l)
+	s.lnMu.Unlock()
+	if s.testHookServe != nil {
+		s.testHookServe()
 	}
 	err := s.gs.Serve(&limitListener{Listener: l, lim: s.lim})
 	if s.closing.Load() {
@@ -127,9 +143,21 @@ func (s *Server) Serve(l net.Listener) error {
 // Close stops accepting, cancels every session's context, closes every
 // connection and waits (up to 10 s) for the connection goroutines to end.
 // A message whose DATA was in flight gets no 250. Close is idempotent.
+// admit asks the Enqueuer whether a message of size bytes may come in
+// now (Admitter); nil when it cannot say.
+func (s *Server) admit(size int64) error {
+	if a, ok := s.enq.(Admitter); ok {
+		return a.Admit(size)
+	}
+	return nil
+}
+
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.lnMu.Lock()
 		s.closing.Store(true)
+		listeners := s.listeners
+		s.lnMu.Unlock()
 		s.cancel()
 		s.lim.shutdown()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -138,6 +166,11 @@ func (s *Server) Close() error {
 		// goroutines, which end now that their connections are closed.
 		if err := s.gs.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.closeErr = err
+		}
+		// A listener Serve took before go-smtp's Serve registered it:
+		// its Accept fails now, and go-smtp's Serve returns.
+		for _, l := range listeners {
+			_ = l.Close()
 		}
 		// A connection accepted while the limiter was shutting down is
 		// closed by the limiter itself; close any stragglers go-smtp

@@ -3,14 +3,17 @@ package smtp
 import (
 	"bytes"
 	"errors"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/testkit/tlog"
 )
 
 // TestSessionHappyPath sends a message with DSN parameters through a real
@@ -321,5 +324,34 @@ func TestQueueIDFormat(t *testing.T) {
 	id := strings.TrimPrefix(msg, "2.0.0 OK queued as ")
 	if !queueIDPattern.MatchString(id) {
 		t.Errorf("reply %q: id %q is not a queue id", msg, id)
+	}
+}
+
+// Close between Serve's check for Close and go-smtp's Serve taking the
+// listener, as a node's shutdown right after its start can: Serve returns.
+// (go-smtp's Shutdown closes only the listeners its Serve has registered:
+// such a Close left Serve in Accept for ever, and the node's Close waiting
+// for it; seen once in TestQueueModeSetAtRunTimeSurvivesARestart.)
+func TestCloseWhileServeStartsEndsServe(t *testing.T) {
+	srv := NewServer(Config{Hostname: "mx.example.test"}, newFakeDirectory(), &fakeEnqueuer{}, nil,
+		tlog.New(t, "smtp"), NewMetrics(prometheus.NewRegistry()))
+	closed := make(chan error, 1)
+	srv.testHookServe = func() { closed <- srv.Close() }
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve returned %v after Close", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still accepting 10 s after Close")
 	}
 }

@@ -157,6 +157,9 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 	if opts.Size > s.srv.cfg.MaxMessageBytes {
 		return errTooBig() // RFC 1870 §6.1
 	}
+	if s.srv.admit(opts.Size) != nil {
+		return errNoSpace() // RFC 1870 §6.1, Postfix's queue_minfree
+	}
 	addr := ""
 	if from != "" {
 		a, err := mail.ParseAddress(from)

@@ -3,9 +3,11 @@ package smtp
 import (
 	"bufio"
 	"context"
+	"errors"
 	"hash/crc32"
 	"io"
 	"net"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +34,10 @@ type spoolEnqueuer struct {
 }
 
 func (e *spoolEnqueuer) NewBody() (mail.BodyWriter, error) { return e.q.NewBody() }
+
+// Admit implements Admitter, as the node's Enqueuer does: the queue
+// store's free-space guard.
+func (e *spoolEnqueuer) Admit(size int64) error { return e.q.Admit(size) }
 
 func (e *spoolEnqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 	if err := e.q.Put(ctx, msg); err != nil {
@@ -81,12 +87,20 @@ func (e *spoolEnqueuer) files(t *testing.T) []string {
 // spoolEnqueuer over a queue store in a temporary directory.
 func startSpoolServer(t *testing.T, cfg Config) (string, *spoolEnqueuer) {
 	t.Helper()
+	return startSpoolServerWith(t, cfg, storage.Options{})
+}
+
+// startSpoolServerWith is startSpoolServer with the queue store's options
+// (a free-space guard, say).
+func startSpoolServerWith(t *testing.T, cfg Config, opt storage.Options) (string, *spoolEnqueuer) {
+	t.Helper()
 	if cfg.Hostname == "" {
 		cfg.Hostname = "mx.example.test"
 	}
 	testLimits(&cfg)
 	dir := t.TempDir()
-	q, err := storage.OpenQueue(dir, storage.Options{ValueLogGCInterval: -1})
+	opt.ValueLogGCInterval = -1
+	q, err := storage.OpenQueue(dir, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +185,15 @@ func sendStreamed(t *testing.T, addr string, src io.Reader) (int, string) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	code, msg := c.cmd(".")
+	c.send(".\r\n")
+	// The server may still be working through what the socket buffered:
+	// the same long deadline for the reply.
+	c.conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	code, msg, err := c.r.ReadResponse(0)
+	var pe *textproto.Error
+	if err != nil && !errors.As(err, &pe) {
+		t.Fatalf("reading the reply to the end of DATA: %v", err)
+	}
 	c.expect("QUIT", 221)
 	return code, msg
 }

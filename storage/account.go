@@ -174,6 +174,7 @@ func (p *Partition) DeleteAccount(ctx context.Context, addr string) error {
 		return p.purgeIfMarked(ctx, a)
 	}
 	var b Batch
+	b.maintenance = true
 	b.Delete(key(prefixAccount, a))
 	b.Delete(key(prefixState, a))
 	b.Set(key(prefixPurge, a), nil)
@@ -230,6 +231,7 @@ func (p *Partition) purge(ctx context.Context, addr string) error {
 	for len(keys) > 0 {
 		n := min(len(keys), purgeChunk)
 		var b Batch
+		b.maintenance = true
 		for _, k := range keys[:n] {
 			b.Delete(k)
 		}
@@ -242,6 +244,7 @@ func (p *Partition) purge(ctx context.Context, addr string) error {
 		p.blobs.remove(name)
 	}
 	var b Batch
+	b.maintenance = true
 	b.Delete(key(prefixPurge, addr))
 	if err := p.db.Commit(ctx, &b); err != nil {
 		return fmt.Errorf("storage: purge account %s: %w", addr, err)
@@ -331,6 +334,7 @@ func (p *Partition) DeleteAlias(ctx context.Context, alias string) error {
 		return err
 	}
 	var b Batch
+	b.maintenance = true
 	b.Delete(key(prefixAlias, al))
 	return p.commitLocked(ctx, &b, unlock)
 }

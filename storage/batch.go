@@ -17,6 +17,10 @@ import (
 type Batch struct {
 	ops   []op
 	bytes int // key and value bytes
+	// maintenance: the batch only changes or deletes records (a queue
+	// entry's results, a deleted message), so it may be written when the
+	// disk is short of space (DB.makeRoom): such writes are what frees it.
+	maintenance bool
 }
 
 // op is one write of a batch.

@@ -25,7 +25,9 @@ import (
 // store's bodies directory (<queue dir>/bodies, <partition dir>/bodies:
 // inside the badger directory, so under its lock, on its filesystem and
 // fenced with it), written with write(2), never through a mapping, so a
-// full disk is an error of the write and never SIGBUS. The record that
+// full disk is an error of the write and never SIGBUS; each piece claims
+// its bytes from the filesystem's free-space guard first (space.go), so
+// that bodies stop above what the stores need for their own writes. The record that
 // stores the message (the queue's b/<id>, a mailbox's r/<addr>\0<id>)
 // holds a reference instead of the bytes (refHeader below): the file's
 // name, its length and its CRC-32C, and the header fields the holder adds
@@ -85,10 +87,12 @@ type blobDir struct {
 	fsync  bool // per-DB sync mode: fsync files and the directory before a record references them
 	inline int  // the inline threshold
 	log    *slog.Logger
+	space  *Space // the filesystem's free-space guard; nil: none
 }
 
 func openBlobDir(dbDir string, opt Options) (*blobDir, error) {
-	d := &blobDir{path: filepath.Join(dbDir, bodiesDir), fsync: opt.Syncer == nil, inline: opt.InlineBodyBytes, log: opt.Logger}
+	d := &blobDir{path: filepath.Join(dbDir, bodiesDir), fsync: opt.Syncer == nil, inline: opt.InlineBodyBytes, log: opt.Logger,
+		space: opt.Space}
 	if err := os.Mkdir(d.path, 0o700); err != nil {
 		if !errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("storage: %w", err)
@@ -355,9 +359,13 @@ func (d *blobDir) copyFrom(fb *FileBody, name string) error {
 		return err
 	}
 	defer r.Close()
+	if err := d.space.claimBody(fb.size); err != nil {
+		return err
+	}
+	defer d.space.release(fb.size)
 	f, err := os.OpenFile(d.file(name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return fmt.Errorf("storage: %w", noSpaceErr(err))
 	}
 	_, err = io.CopyBuffer(f, r, make([]byte, 64<<10))
 	if err == nil && d.fsync {
@@ -368,9 +376,18 @@ func (d *blobDir) copyFrom(fb *FileBody, name string) error {
 	}
 	if err != nil {
 		d.remove(name)
-		return fmt.Errorf("storage: copying a body: %w", err)
+		return fmt.Errorf("storage: copying a body: %w", noSpaceErr(err))
 	}
 	return nil
+}
+
+// noSpaceErr makes a filesystem's "no space" (ENOSPC, or EDQUOT: over a
+// quota) an error that also wraps ErrNoSpace, which every caller knows.
+func noSpaceErr(err error) error {
+	if err != nil && !errors.Is(err, ErrNoSpace) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // NewBody returns a writer for a new body of this store: up to the inline
@@ -417,7 +434,10 @@ func (w *bodyWriter) Write(p []byte) (int, error) {
 		}
 	}
 	if err := w.writeFile(p); err != nil {
-		w.err = fmt.Errorf("storage: writing a body file: %w", err)
+		w.err = fmt.Errorf("storage: writing a body file: %w", noSpaceErr(err))
+		// Nothing of a body that failed is kept: the file goes now, not
+		// when the caller aborts.
+		w.discard()
 		return 0, w.err
 	}
 	return len(p), nil
@@ -429,7 +449,7 @@ func (w *bodyWriter) create() error {
 	w.name = newBlobName()
 	f, err := os.OpenFile(w.dir.file(w.name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("storage: creating a body file: %w", err)
+		return fmt.Errorf("storage: creating a body file: %w", noSpaceErr(err))
 	}
 	w.f = f
 	if cap(w.buf) < w.dir.inline {
@@ -449,8 +469,7 @@ func (w *bodyWriter) writeFile(p []byte) error {
 		return err
 	}
 	if len(p) >= cap(w.buf) {
-		_, err := w.f.Write(p)
-		return err
+		return w.out(p)
 	}
 	w.buf = append(w.buf, p...)
 	return nil
@@ -460,8 +479,19 @@ func (w *bodyWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.f.Write(w.buf)
+	err := w.out(w.buf)
 	w.buf = w.buf[:0]
+	return err
+}
+
+// out writes p to the file once the free-space guard has room for it
+// (space.go: a body stops above the floor the stores need).
+func (w *bodyWriter) out(p []byte) error {
+	if err := w.dir.space.claimBody(int64(len(p))); err != nil {
+		return err
+	}
+	_, err := w.f.Write(p)
+	w.dir.space.release(int64(len(p)))
 	return err
 }
 
@@ -493,7 +523,7 @@ func (w *bodyWriter) Commit() (mail.Body, error) {
 	}
 	if err != nil {
 		w.dir.remove(w.name)
-		return nil, fmt.Errorf("storage: writing a body file: %w", err)
+		return nil, fmt.Errorf("storage: writing a body file: %w", noSpaceErr(err))
 	}
 	return &FileBody{dir: w.dir, name: w.name, size: w.n, crc: w.crc}, nil
 }

@@ -215,9 +215,11 @@ func (db *DB) next() ([]*pending, bool) {
 // every batch in it.
 func (db *DB) commitGroup(group []*pending) {
 	err := db.write(group)
-	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
-		// Our estimate disagreed with badger's; nothing was written.
-		// Commit the batches one by one instead.
+	if len(group) > 1 && (errors.Is(err, badger.ErrTxnTooBig) || errors.Is(err, ErrNoSpace)) {
+		// Our estimate disagreed with badger's, or the group is refused
+		// for want of space where some of its batches (maintenance ones,
+		// smaller ones) may pass; nothing was written. Commit the
+		// batches one by one instead.
 		for _, p := range group {
 			db.commitGroup([]*pending{p})
 		}
@@ -278,6 +280,12 @@ func (db *DB) write(group []*pending) error {
 	if err := db.fence.check(); err != nil {
 		return db.fail(err)
 	}
+	vb, wb := bounds(group, db.threshold)
+	claimed, err := db.makeRoom(group, vb, wb)
+	if err != nil {
+		return err // nothing written: not a failure of the DB
+	}
+	defer db.space.release(claimed)
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
 	var entries, bytes uint64
@@ -307,7 +315,7 @@ func (db *DB) write(group []*pending) error {
 	if entries == 0 {
 		return nil
 	}
-	err := txn.Commit()
+	err = txn.Commit()
 	db.stats.commits.Add(1)
 	if err == nil {
 		if se := db.syncErr.Load(); se != nil {
@@ -317,6 +325,7 @@ func (db *DB) write(group []*pending) error {
 	if err != nil {
 		return db.fail(err)
 	}
+	db.pre.wrote(vb, wb)
 	db.stats.entries.Add(entries)
 	db.stats.bytes.Add(bytes)
 	for {
@@ -349,4 +358,32 @@ func (db *DB) fail(cause error) error {
 func (db *DB) noteSyncError(msg string) {
 	err := errors.New(msg)
 	db.syncErr.CompareAndSwap(nil, &err)
+}
+
+// makeRoom checks, before a transaction of group that writes up to vb
+// bytes to the value log and wb to the WAL, that the filesystem has the
+// room (space.go) and allocates the pages it will write (prealloc.go). A
+// refusal wraps ErrNoSpace and leaves the DB working. A group that only
+// changes or deletes records (Batch.maintenance) may use the floor: it is
+// what frees space.
+func (db *DB) makeRoom(group []*pending, vb, wb int64) (claimed int64, err error) {
+	maintenance := true
+	for _, p := range group {
+		maintenance = maintenance && p.b.maintenance
+	}
+	// The allocation, and the WAL bytes again in case the memtable
+	// rotates in this write (into a new WAL not allocated yet).
+	db.pre.mu.Lock()
+	need := db.pre.needLocked(vb, wb) + wb + pageSlack
+	db.pre.mu.Unlock()
+	if err := db.space.claimWrite(need, maintenance); err != nil {
+		return 0, fmt.Errorf("storage: commit %s: %w", db.dir, err)
+	}
+	db.pre.mu.Lock()
+	defer db.pre.mu.Unlock()
+	if err := db.pre.ensureLocked(vb, wb); err != nil {
+		db.space.release(need)
+		return 0, fmt.Errorf("storage: commit %s: %w", db.dir, err)
+	}
+	return need, nil
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -61,6 +63,15 @@ type DB struct {
 	closeErr  error
 
 	stats dbCounters
+
+	// Free space (space.go, prealloc.go): the guard of the filesystem
+	// (nil: none), the allocation ahead of badger's writes, badger's
+	// value threshold, and the estimate of what compactions may write
+	// (refreshHeadroom).
+	space      *Space
+	pre        *prealloc
+	threshold  int64
+	compaction atomic.Int64
 
 	// testHookBeforeWrite, if set (by tests only, while no write is in
 	// flight), is
@@ -153,11 +164,23 @@ func openFenced(dir string, opt Options, prof profile, fc *fence) (*DB, error) {
 	}
 	bdb, err := openBadger(badger.Open, bopt)
 	if err != nil {
+		// badger wraps its file errors in text: a full disk (no reserve
+		// file left to remove) is only seen in its words.
+		if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+			return nil, fmt.Errorf("storage: open %s: %w: %v", dir, ErrNoSpace, err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	db.bdb = bdb
 	db.maxTxnSize = bdb.MaxBatchSize()
 	db.maxTxnCount = bdb.MaxBatchCount()
+	db.threshold = bopt.ValueThreshold
+	db.pre = newPrealloc(dir, 2*bopt.ValueLogFileSize, 2*bopt.MemTableSize, db.log)
+	if opt.Space != nil {
+		db.space = opt.Space
+		db.refreshHeadroom()
+		db.space.register(db)
+	}
 	go db.run()
 	if opt.ValueLogGCInterval > 0 {
 		go db.gcLoop(opt.ValueLogGCInterval)
@@ -303,6 +326,9 @@ func (db *DB) Close() error {
 		db.closed = true
 		db.closeErr = db.bdb.Close()
 		db.rw.Unlock()
+		if db.space != nil {
+			db.space.unregister(db)
+		}
 		if db.closeErr != nil {
 			db.closeErr = fmt.Errorf("storage: close %s: %w", db.dir, db.closeErr)
 		}
@@ -316,4 +342,43 @@ func (db *DB) Close() error {
 		return nil
 	}
 	return db.closeErr
+}
+
+// headroomBase is what a DB may need beyond its flushes and compactions:
+// the headers of new files, a rewritten MANIFEST, the discard stats.
+const headroomBase = 256 << 10
+
+// headroom is what badger may write on its own, nobody asking: the flush
+// of the memtables not flushed yet (a table about half as large again as
+// their WAL bytes), a compaction (refreshHeadroom), new files' headers.
+// The free-space floor of a filesystem is the sum over its DBs.
+func (db *DB) headroom() int64 {
+	return headroomBase + db.pre.unflushed()*3/2 + db.compaction.Load()
+}
+
+// refreshHeadroom estimates what the next compactions may write: level 0
+// and the base level merged (badger's L0 compaction), and two tables of
+// the largest size in use (the two compactors, one table each level
+// down, with its overlap). Never more than the tree.
+func (db *DB) refreshHeadroom() {
+	db.pre.prune()
+	db.rw.RLock()
+	defer db.rw.RUnlock()
+	if db.closed {
+		return
+	}
+	var l0, base, total, file int64
+	for _, li := range db.bdb.Levels() {
+		total += li.Size
+		switch {
+		case li.Level == 0:
+			l0 = li.Size
+		case li.IsBaseLevel:
+			base = li.Size
+		}
+		if li.NumTables > 0 {
+			file = max(file, li.TargetFileSize)
+		}
+	}
+	db.compaction.Store(min(total, l0+base+2*file))
 }

@@ -47,6 +47,17 @@
 // CheckAccountStore verify a store offline and repair what they can
 // (check.go, `homing check`).
 //
+// # Free space
+//
+// A full disk is an error, never a crash: a Space (Options.Space, one per
+// filesystem) refuses new mail below --min-free-space (Admit), keeps the
+// stores' writes above what badger needs for its own (the floor), and
+// keeps a reserve file to give back when the disk fills up anyway
+// (space.go); every transaction's pages in badger's mapped value log and
+// WAL are allocated before badger writes them (prealloc.go), so that no
+// write can meet a full disk as SIGBUS. Refusals wrap ErrNoSpace, which
+// is temporary and, unlike ErrFailed, not sticky.
+//
 // Passwords are hashed with argon2id (RFC 9106) in the PHC string format;
 // bcrypt hashes are accepted for verification (password.go).
 package storage

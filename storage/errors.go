@@ -62,6 +62,11 @@ var (
 	// permanent: reading again returns the same bytes. `homing check`
 	// finds such data and --repair isolates it.
 	ErrDamaged = mail.PermanentError("storage: data damaged")
+	// ErrNoSpace (mail.ErrNoSpace): a store's filesystem is below its
+	// free-space limit, or too full for the write (space.go). It is
+	// temporary and, unlike ErrFailed, not sticky: nothing was written,
+	// and the write works again once space is freed.
+	ErrNoSpace = mail.ErrNoSpace
 	// ErrNoFolder: an account has no folder of that name (IMAP's
 	// NONEXISTENT and TRYCREATE, RFC 5530); it is also mail.ErrNotFound.
 	ErrNoFolder = mail.PermanentError("storage: no such folder")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 )
 
 // fence is one open's claim on a database directory: Homing's lock
@@ -16,9 +17,15 @@ type fence struct {
 
 // takeFence locks dir (creating it) and increments its epoch. It fails
 // with ErrLocked while another open holds the directory, with
-// ErrLockFailed when the lock cannot be taken at all, and with the I/O
-// error when the epoch cannot be written.
+// ErrLockFailed when the lock cannot be taken at all, with ErrNoSpace
+// when the filesystem has no room for an open (opt.Space, space.go) or
+// for the epoch, and with the I/O error when the epoch cannot be written.
 func takeFence(dir string, opt Options) (*fence, error) {
+	// The epoch is written here, and badger.Open writes through mappings
+	// (space.go): neither on a filesystem without the room for it.
+	if err := opt.Space.canOpen(); err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
@@ -29,6 +36,9 @@ func takeFence(dir string, opt Options) (*fence, error) {
 	epoch, err := bumpEpoch(dir, opt.Owner)
 	if err != nil {
 		_ = lock.release()
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return nil, fmt.Errorf("storage: open %s: %w: %w", dir, ErrNoSpace, err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
 	return &fence{dir: dir, lock: lock, epoch: epoch}, nil

@@ -383,6 +383,7 @@ func (p *Partition) changeFolder(ctx context.Context, account, name string, fn f
 	}
 	fn(&f)
 	var b Batch
+	b.maintenance = true // changes a record only
 	putFolder(&b, addr, f)
 	return p.commitWritten(ctx, &b, unlock)
 }

@@ -154,6 +154,7 @@ func (p *Partition) StoreFlags(ctx context.Context, account string, fid uint32, 
 			return nil, folderNotFound(addr, strconv.Itoa(int(fid)))
 		}
 		var b Batch
+		b.maintenance = true // changes records only (space.go)
 		for _, uid := range part {
 			e, ok, err := p.entry(addr, fid, uid)
 			if err != nil {
@@ -287,6 +288,7 @@ func (p *Partition) expunge(ctx context.Context, account string, fid uint32, uid
 			return nil, folderNotFound(addr, strconv.Itoa(int(fid)))
 		}
 		var b Batch
+		b.maintenance = true // deletes: what frees space (space.go)
 		var rs []removal
 		for _, uid := range part {
 			e, ok, err := p.entry(addr, fid, uid)
@@ -364,6 +366,9 @@ func (p *Partition) CopyMessages(ctx context.Context, account string, src uint32
 		}
 		res.UIDValidity = to.UIDValidity
 		var b Batch
+		// A move only changes records; a copy adds messages, kept above
+		// the floor like any new data (space.go).
+		b.maintenance = move
 		var rs []removal
 		moved := false
 		for _, uid := range part {
@@ -501,6 +506,7 @@ func (p *Partition) DeleteFolder(ctx context.Context, account, name string) (<-c
 	}
 	unlock := p.locks.lock(addr)
 	var b Batch
+	b.maintenance = true
 	b.Delete(folderKey(addr, f.ID))
 	d2, err := p.commitWritten(ctx, &b, unlock)
 	if err != nil {
@@ -564,6 +570,7 @@ func (p *Partition) RenameFolder(ctx context.Context, account, from, to string) 
 		return nil, fmt.Errorf("storage: folder %q of %s: %w", to, addr, mail.ErrExists)
 	}
 	var b Batch
+	b.maintenance = true // renames records only
 	for _, f := range fs {
 		switch {
 		case f.Name == from:

@@ -33,7 +33,11 @@ func (db *DB) gcLoop(interval time.Duration) {
 				return
 			default:
 			}
+			if !db.gcRoom() {
+				break
+			}
 			err := db.bdb.RunValueLogGC(gcDiscardRatio)
+			db.pre.gcEnd(err == nil)
 			db.stats.gcRuns.Add(1)
 			if err != nil {
 				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
@@ -44,4 +48,19 @@ func (db *DB) gcLoop(interval time.Duration) {
 			db.stats.gcRewrites.Add(1)
 		}
 	}
+}
+
+// gcRoom reports whether there is room for a GC rewrite: the live
+// entries of a value-log file (at most half of it: GC rewrites files that
+// are at least half garbage) go to the current value log and their
+// pointers to the WAL, without allocation ahead (prealloc.go gcEnd). GC
+// frees space, but only after it has written the live part elsewhere: on
+// a disk short of that, it waits for a later pass.
+func (db *DB) gcRoom() bool {
+	n := db.pre.vlog.size / 2 // ValueLogFileSize: a file and its pointers
+	if !db.space.roomFor(n) {
+		db.log.Debug("storage: value-log GC skipped: not enough free space to rewrite a file", "need", FormatBytes(n))
+		return false
+	}
+	return true
 }

@@ -343,6 +343,14 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, 0), DedupRetention)
 		return p.commitAppend(ctx, &b, unlock, AppendResult{}, async)
 	}
+	// New mail only above the free-space limit (space.go): the queue
+	// keeps the message and tries again (a repeated delivery of a stored
+	// message is answered above, from the dedup record, whatever the
+	// disk).
+	if err := p.store.opt.Space.Admit(size); err != nil {
+		unlock()
+		return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w", addr, err)
+	}
 	if req.QuotaBytes > 0 && st.bytes+size > req.QuotaBytes {
 		unlock()
 		return AppendResult{}, nil, fmt.Errorf("%w: %s uses %d of %d bytes", ErrOverQuota, addr, st.bytes, req.QuotaBytes)
@@ -523,6 +531,7 @@ func (p *Partition) DonePending(account, dedupKey string, done []string) <-chan 
 	}
 	left = slices.DeleteFunc(left, func(k string) bool { return slices.Contains(done, k) })
 	var b Batch
+	b.maintenance = true
 	if len(left) == 0 {
 		b.Delete(pendingKey(addr, dedupKey))
 	} else {

@@ -56,6 +56,13 @@ type Options struct {
 	// of badger's per-transaction sync (see syncer.go). It must be a
 	// Syncer for the filesystem that holds the DB.
 	Syncer *Syncer
+	// Space, when set, is the free-space guard of the filesystem that
+	// holds the DB (space.go): a write that would take the free space
+	// below what badger needs for its own writes is refused with
+	// ErrNoSpace before badger sees it, and appends refuse below its
+	// admission limit. nil: no such checks (allocation ahead of badger's
+	// writes is done either way, prealloc.go).
+	Space *Space
 	// Owner names the opener (the node's name) in the directory's lock
 	// and epoch files, so that another node that finds the directory held
 	// or fenced can say by whom.

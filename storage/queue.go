@@ -25,6 +25,7 @@ import (
 type QueueStore struct {
 	db    *DB
 	blobs *blobDir
+	space *Space
 	// transferMu serialises PutTransfer's check-then-write.
 	transferMu sync.Mutex
 }
@@ -43,7 +44,7 @@ func OpenQueue(dir string, opt Options) (*QueueStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &QueueStore{db: db}
+	q := &QueueStore{db: db, space: opt.Space}
 	if q.blobs, err = openBlobDir(dir, opt); err == nil {
 		var names map[string]bool
 		if names, err = heldNames(db, prefixFile); err == nil {
@@ -67,6 +68,18 @@ func (q *QueueStore) NewBody() (mail.BodyWriter, error) { return q.blobs.newWrit
 
 // DB returns the underlying database, for its Stats and Err.
 func (q *QueueStore) DB() *DB { return q.db }
+
+// Admit says whether a new message of size bytes (0: not known yet) may
+// be accepted now: nil, or an error wrapping ErrNoSpace while the
+// queue's filesystem is below its free-space limit (space.go). SMTP asks
+// at MAIL FROM and DATA.
+func (q *QueueStore) Admit(size int64) error { return q.space.Admit(size) }
+
+// CanRecord reports whether the queue can write the result of an attempt
+// now (nil), or its filesystem is so full that not even that would be
+// written (an error wrapping ErrNoSpace): the queue then waits before it
+// starts attempts, so that no relay's outcome goes unrecorded.
+func (q *QueueStore) CanRecord() error { return q.space.canRecord() }
 
 // Put stores a new message, envelope and body in one batch, and returns nil
 // only once both are synced to disk: the caller may then answer 250 to DATA
@@ -130,6 +143,7 @@ func (q *QueueStore) Update(env *mail.Envelope) <-chan error {
 		ch <- err
 		return ch
 	}
+	b.maintenance = true // the results of attempts: what lets the queue drain
 	return q.db.Submit(b)
 }
 
@@ -148,6 +162,7 @@ func (q *QueueStore) Delete(id string) <-chan error {
 		name = string(v)
 	}
 	var b Batch
+	b.maintenance = true
 	b.Delete(key(prefixEnvelope, id))
 	b.Delete(key(prefixBody, id))
 	if name == "" {

@@ -60,6 +60,7 @@ func (q *QueueStore) GiveTransfer(id, member string) <-chan error {
 		return failed(fmt.Errorf("%w: a transfer given to nobody", mail.ErrInvalid))
 	}
 	var b Batch
+	b.maintenance = true
 	b.Delete(key(prefixEnvelope, id))
 	b.Delete(key(prefixBody, id))
 	b.setTTL(key(prefixOutcome, id), TransferOutcome{GivenTo: member}.encode(), TransferRetention)
@@ -74,6 +75,7 @@ func (q *QueueStore) KeepTransfer(id string) <-chan error {
 		return failed(err)
 	}
 	var b Batch
+	b.maintenance = true
 	b.setTTL(key(prefixOutcome, id), TransferOutcome{Kept: true}.encode(), TransferRetention)
 	return q.db.Submit(&b)
 }

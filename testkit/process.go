@@ -72,7 +72,15 @@ const startTimeout = 30 * time.Second
 // addresses. The process is killed when the test ends.
 func StartProcess(t testing.TB, bin, name string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, Bin: bin, t: t, Args: args, Data: t.TempDir()}
+	return StartProcessIn(t, bin, name, t.TempDir(), args...)
+}
+
+// StartProcessIn is StartProcess on the data directory data (a
+// filesystem the test mounted for it, say). The ready file and the log go
+// to data's parent directory, as StartProcess's do.
+func StartProcessIn(t testing.TB, bin, name, data string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Name: name, Bin: bin, t: t, Args: args, Data: data}
 	p.Start()
 	t.Cleanup(func() { p.Kill() })
 	return p

@@ -39,7 +39,8 @@ const (
 	Error_NO_FOLDER    Error_Kind = 7  // permanent: no such folder (storage.ErrNoFolder; also NOT_FOUND to errors.Is)
 	Error_OVER_QUOTA   Error_Kind = 8  // temporary: the mailbox is full (storage.ErrOverQuota)
 	Error_CANNOT       Error_Kind = 9  // permanent: not possible with this folder (storage.ErrCannot)
-	Error_DISABLED     Error_Kind = 10 // permanent: the account is disabled (mail.ErrDisabled)
+	Error_NO_SPACE     Error_Kind = 10 // temporary: the store's disk is below its free-space limit (mail.ErrNoSpace)
+	Error_DISABLED     Error_Kind = 11 // permanent: the account is disabled (mail.ErrDisabled)
 )
 
 // Enum value maps for Error_Kind.
@@ -55,7 +56,8 @@ var (
 		7:  "NO_FOLDER",
 		8:  "OVER_QUOTA",
 		9:  "CANNOT",
-		10: "DISABLED",
+		10: "NO_SPACE",
+		11: "DISABLED",
 	}
 	Error_Kind_value = map[string]int32{
 		"NONE":         0,
@@ -68,7 +70,8 @@ var (
 		"NO_FOLDER":    7,
 		"OVER_QUOTA":   8,
 		"CANNOT":       9,
-		"DISABLED":     10,
+		"NO_SPACE":     10,
+		"DISABLED":     11,
 	}
 )
 
@@ -3035,10 +3038,10 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x18\n" +
-	"\adamaged\x18\b \x01(\tR\adamaged\"\xee\x01\n" +
+	"\adamaged\x18\b \x01(\tR\adamaged\"\xfc\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xa1\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xaf\x01\n" +
 	"\x04Kind\x12\b\n" +
 	"\x04NONE\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -3053,8 +3056,9 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"OVER_QUOTA\x10\b\x12\n" +
 	"\n" +
 	"\x06CANNOT\x10\t\x12\f\n" +
-	"\bDISABLED\x10\n" +
-	"\"\x7f\n" +
+	"\bNO_SPACE\x10\n" +
+	"\x12\f\n" +
+	"\bDISABLED\x10\v\"\x7f\n" +
 	"\tRecipient\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +

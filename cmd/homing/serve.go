@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -84,6 +85,44 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// bytesFlag is a size in bytes: a number, with an optional unit (K, M,
+// G, T, also written KB, KiB...: binary units, as homing ctl's quotas).
+type bytesFlag int64
+
+func (b *bytesFlag) String() string {
+	if b == nil || *b == 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *bytesFlag) Set(v string) error {
+	n, err := parseBytes(v)
+	if err != nil {
+		return err
+	}
+	*b = bytesFlag(n)
+	return nil
+}
+
+// parseBytes reads a size as bytesFlag takes it.
+func parseBytes(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := len(s)
+	for i > 0 && (s[i-1] < '0' || s[i-1] > '9') {
+		i--
+	}
+	num, unit := strings.TrimSpace(s[:i]), strings.ToLower(strings.TrimSpace(s[i:]))
+	mult := map[string]int64{"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+		"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}[unit]
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || mult == 0 || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("want a size in bytes, such as 134217728, 128MiB or 2GiB; got %q", v)
+	}
+	return n * mult, nil
 }
 
 // routeFlag collects repeated --route DOMAIN=HOST:PORT[,tls=LEVEL].
@@ -205,6 +244,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.Var((*listFlag)(&cfg.Domains), "domains", "local domains of a new node, comma-separated (default "+strings.Join(def.Domains, ",")+"); then homing ctl domains changes them for the whole cluster")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
 	fs.DurationVar(&cfg.Store.JournalRetention, "journal-retention", def.Store.JournalRetention, "how long the journal keeps the steps of each message (homing ctl journey), on disk in DATA/journal")
+	fs.Var((*bytesFlag)(&cfg.Store.MinFreeSpace), "min-free-space", "free space on each store's filesystem below which new mail is refused with 452 4.3.1 and Local Delivery waits: bytes, or with a unit (512MiB, 2GiB; 0: 2 x --max-message-size + 64 MiB)")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")

@@ -398,3 +398,19 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("systemd-analyze verify does not report a misspelt key: %s", out)
 	}
 }
+
+// --min-free-space takes bytes or a size with a binary unit, from the
+// command line and the config file alike.
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "134217728": 128 << 20, "128MiB": 128 << 20, "128M": 128 << 20,
+		"2GiB": 2 << 30, "2 GB": 2 << 30, "64k": 64 << 10, "1T": 1 << 40} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "12XB", "1.5G", "99999999999T"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) accepted", bad)
+		}
+	}
+}
