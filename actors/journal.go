@@ -3,6 +3,7 @@ package actors
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"log/slog"
 	"net/textproto"
 	"sort"
@@ -59,6 +60,10 @@ type Journal struct {
 	writing  bool
 	closed   bool
 	dropped  int
+	// noSpace is set while the store refuses writes for want of disk
+	// space: said once, not for every batch (the free-space guard says
+	// the rest), until a write succeeds again. Only write touches it.
+	noSpace bool
 }
 
 // maxPendingJournal bounds the events and messages waiting to be written.
@@ -148,7 +153,18 @@ func (j *Journal) write() {
 		if dropped > 0 {
 			j.log.Warn("journal: events dropped: the store does not keep up", "dropped", dropped)
 		}
-		if err := <-j.store.Append(evs, ms); err != nil {
+		switch err := <-j.store.Append(evs, ms); {
+		case err == nil:
+			if j.noSpace {
+				j.noSpace = false
+				j.log.Info("journal: writing again; the events recorded while the disk was full are lost")
+			}
+		case errors.Is(err, storage.ErrNoSpace):
+			if !j.noSpace {
+				j.noSpace = true
+				j.log.Warn("journal: the disk is full; events are lost until there is room again", "err", err)
+			}
+		default:
 			j.log.Error("journal: writing events failed; they are lost", "events", len(evs), "messages", len(ms), "err", err)
 		}
 		j.mu.Lock()
