@@ -95,7 +95,7 @@ fuzz:
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
-	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative actors/pb/actors.proto
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative actors/pb/actors.proto actors/pb/provision.proto
 
 vet:
 	$(GO) vet $(PKGS)

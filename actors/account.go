@@ -188,7 +188,7 @@ func (a *accountActor) deliver(ctx actor.Context, d *pb.Deliver, msg *mail.Messa
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	answer := func() {
-		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
+		out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), a.cfg.NodeName, nil)
 		for _, w := range work {
 			w.result.Rcpt = w.rcpt.Key
 			r := pbResult(w.result)
@@ -312,6 +312,11 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		if err := a.load(); err != nil {
 			return a.failure(env.ID, err)
 		}
+	}
+	if a.acct.Disabled {
+		// Mail for it through an alias, or queued before it was
+		// disabled: refused for good, as RCPT would have.
+		return mail.Perm(mail.StatusMailboxDisabled, "mailbox disabled")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
 	defer cancel()

@@ -168,7 +168,7 @@ func (a *accountActor) repeated(ctx actor.Context, d *pb.Deliver, msg *mail.Mess
 		}
 		ids = append(ids, id)
 	}
-	out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), nil)
+	out := deliverResult(d, mail.PartitionOf(a.address, a.cfg.Partitions), a.cfg.NodeName, nil)
 	for i, r := range msg.Envelope.Recipients {
 		res := mail.Delivered("stored")
 		res.Rcpt = r.Key
@@ -186,7 +186,7 @@ func (a *accountActor) repeated(ctx actor.Context, d *pb.Deliver, msg *mail.Mess
 // answerAll answers every recipient of d with res.
 func (a *accountActor) answerAll(ctx actor.Context, d *pb.Deliver, sender *actor.PID, res mail.Result) {
 	if sender != nil {
-		ctx.Send(sender, deliverFailure(d, mail.PartitionOf(a.address, a.cfg.Partitions), res))
+		ctx.Send(sender, deliverFailure(d, mail.PartitionOf(a.address, a.cfg.Partitions), a.cfg.NodeName, res))
 	}
 }
 

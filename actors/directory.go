@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -27,11 +28,12 @@ import (
 // nothing accepted is lost (if the account was deleted meanwhile, the
 // sender gets a DSN).
 type Directory struct {
-	domains map[string]bool
-	parts   int
-	place   Placement
-	root    *actor.RootContext
-	timeout time.Duration
+	domainMu sync.RWMutex
+	domains  map[string]bool // changed at run time (SetDomains)
+	parts    int
+	place    Placement
+	root     *actor.RootContext
+	timeout  time.Duration
 
 	ttl   time.Duration
 	now   func() time.Time
@@ -62,6 +64,10 @@ func (d *Directory) remember(addr, account string) {
 	d.known[addr] = knownAddress{account: account, at: d.now()}
 }
 
+// Forget drops what the Directory remembers of addr (the account was
+// disabled, deleted or changed).
+func (d *Directory) Forget(addr string) { d.forget(strings.ToLower(addr)) }
+
 func (d *Directory) forget(addr string) {
 	d.mu.Lock()
 	delete(d.known, addr)
@@ -79,16 +85,41 @@ func (d *Directory) recall(addr string) (account string, known, fresh bool) {
 
 // IsLocalDomain implements smtp.Directory.
 func (d *Directory) IsLocalDomain(domain string) bool {
+	d.domainMu.RLock()
+	defer d.domainMu.RUnlock()
 	return d.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
 }
 
-// Domains returns the local domains.
+// Domains returns the local domains, sorted.
 func (d *Directory) Domains() []string {
+	d.domainMu.RLock()
 	out := make([]string, 0, len(d.domains))
 	for k := range d.domains {
 		out = append(out, k)
 	}
+	d.domainMu.RUnlock()
+	sort.Strings(out)
 	return out
+}
+
+// SetDomains replaces the local domains (the administrator changed them,
+// on this node or another: package domains). Remembered answers about
+// addresses of domains no longer local are of no use and are dropped.
+func (d *Directory) SetDomains(domains []string) {
+	m := make(map[string]bool, len(domains))
+	for _, x := range domains {
+		m[strings.ToLower(strings.TrimSuffix(x, "."))] = true
+	}
+	d.domainMu.Lock()
+	d.domains = m
+	d.domainMu.Unlock()
+	d.mu.Lock()
+	for addr := range d.known {
+		if !m[mail.Domain(addr)] {
+			delete(d.known, addr)
+		}
+	}
+	d.mu.Unlock()
 }
 
 // Resolve implements smtp.Directory.
@@ -102,7 +133,7 @@ func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 	case err == nil:
 		d.remember(addr, account)
 		return account, nil
-	case errors.Is(err, mail.ErrNoSuchUser):
+	case errors.Is(err, mail.ErrNoSuchUser), errors.Is(err, mail.ErrDisabled):
 		d.forget(addr)
 		return "", err
 	default:
@@ -113,12 +144,34 @@ func (d *Directory) Resolve(ctx context.Context, addr string) (string, error) {
 	}
 }
 
-// ask puts the lookup to the owner of addr's partition. When the owner
+// ask asks the owner of addr's partition which account addr delivers to;
+// when none does, the domain's catch-all alias (*@domain) answers.
+func (d *Directory) ask(ctx context.Context, addr string) (string, error) {
+	account, err := d.askOwner(ctx, addr)
+	if !errors.Is(err, mail.ErrNoSuchUser) || strings.HasPrefix(addr, CatchAllLocal+"@") {
+		return account, err
+	}
+	catchAll, cerr := d.askOwner(ctx, CatchAllLocal+"@"+mail.Domain(addr))
+	if cerr != nil {
+		if errors.Is(cerr, mail.ErrNoSuchUser) {
+			return "", err
+		}
+		return "", cerr
+	}
+	return catchAll, nil
+}
+
+// CatchAllLocal is the local part of a domain's catch-all alias:
+// *@example.test delivers every address of example.test that no account
+// or alias has.
+const CatchAllLocal = "*"
+
+// askOwner puts the lookup to the owner of addr's partition. When the owner
 // changes while it waits (the owner died and another took over, or a
 // partition without an owner got one), it asks the new owner at once, at
 // most maxOwnerMoves times, so that an RCPT during a failover waits for
 // the new owner instead of answering 451 (each ask has its own timeout).
-func (d *Directory) ask(ctx context.Context, addr string) (string, error) {
+func (d *Directory) askOwner(ctx context.Context, addr string) (string, error) {
 	p := mail.PartitionOf(addr, d.parts)
 	retries := 0
 	for moves := 0; ; moves++ {

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
@@ -39,6 +40,7 @@ type dsnActor struct {
 	// member).
 	submitter Submitter
 	stats     *Stats
+	mlog      *maillog.Log
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -87,7 +89,8 @@ func (d *dsnActor) write(job *dsnJob) error {
 		return err
 	}
 	d.stats.Journal.Record(orig.ID, "report", fmt.Sprintf("%s report %s queued to <%s>", job.kind, id, orig.From))
-	d.log.Info("DSN queued", "queueID", id, "about", orig.ID, "action", string(job.kind), "to", orig.From)
+	d.log.Debug("DSN queued", "queueID", id, "about", orig.ID, "action", string(job.kind), "to", orig.From)
+	d.mlog.Report(orig.ID, reportLogKind(job.kind), id, orig.From)
 	return nil
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -26,6 +28,7 @@ type Enqueuer struct {
 	dir      *Directory
 	pipeline ContentPipeline // nil: no rules
 	journal  *Journal
+	mlog     *maillog.Log // the delivery log
 	root     *actor.RootContext
 	queue    *actor.PID
 	now      func() time.Time
@@ -85,7 +88,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, msg *mail.Message) error {
 		storage.DiscardBody(msg.Body)
 		return fmt.Errorf("queueing %s: %w", msg.Envelope.ID, err)
 	}
-	e.note(msg.Envelope, "")
+	e.note(msg, "")
 	e.root.Send(e.queue, &enqueued{msg: msg})
 	return nil
 }
@@ -118,7 +121,7 @@ func (e *Enqueuer) EnqueueTransfer(ctx context.Context, msg *mail.Message) (bool
 		e.afterTransferStored(msg.Envelope.ID)
 	}
 	if !dup {
-		e.note(msg.Envelope, " (handed over by a member)")
+		e.note(msg, " (handed over by a member)")
 		e.root.Send(e.queue, &enqueued{msg: msg})
 	}
 	return dup, nil
@@ -142,8 +145,18 @@ func (e *Enqueuer) ProcessHere(ctx context.Context, msg *mail.Message) (discard 
 	return false, e.store.Put(ctx, msg)
 }
 
-// note records the arrival of env in the journal.
-func (e *Enqueuer) note(env *mail.Envelope, how string) {
+// note records the arrival of env in the journal and the delivery log,
+// with the recipients that failed at once (no such mailbox).
+func (e *Enqueuer) note(msg *mail.Message, how string) {
+	env := msg.Envelope
+	e.journal.RecordMessage(env, msg.Body)
+	e.mlog.Queued(env, strings.TrimSpace(strings.Trim(strings.TrimSpace(how), "()")))
+	for _, r := range env.Recipients {
+		if r.State == mail.StateFailed {
+			e.mlog.Delivery(maillog.Delivery{QueueID: env.ID, To: r.Addr, Relay: "none", DSN: r.Status,
+				Status: maillog.StatusBounced, Reason: r.LastError})
+		}
+	}
 	if e.journal == nil {
 		return
 	}
@@ -199,8 +212,21 @@ func (e *Enqueuer) prepare(ctx context.Context, msg *mail.Message) (discard bool
 	return false, e.route(ctx, env)
 }
 
-// route resolves the local recipients of env (aliases to accounts).
+// route resolves the local recipients of env (aliases to accounts). An
+// alias whose target is in a domain that is not local forwards: the
+// recipient becomes that address, relayed, with the address the sender
+// gave as its original recipient (RFC 3461 ORCPT).
 func (e *Enqueuer) route(ctx context.Context, env *mail.Envelope) error {
+	defer func() {
+		for _, r := range env.Recipients {
+			if r.Account != "" && !r.State.Final() && !e.dir.IsLocalDomain(mail.Domain(r.Account)) {
+				if r.ORcpt == "" {
+					r.ORcpt = "rfc822;" + r.Addr
+				}
+				r.Addr, r.Account = r.Account, ""
+			}
+		}
+	}()
 	for _, r := range env.Recipients {
 		if r.State.Final() || r.Account != "" || !e.dir.IsLocalDomain(mail.Domain(r.Addr)) {
 			continue
@@ -211,6 +237,9 @@ func (e *Enqueuer) route(ctx context.Context, env *mail.Envelope) error {
 			r.Account = acct
 		case errors.Is(err, mail.ErrNoSuchUser):
 			res := mail.Perm(mail.StatusNoSuchUser, "no such mailbox")
+			r.State, r.Status, r.LastError, r.Done = mail.StateFailed, res.Status, res.String(), e.now()
+		case errors.Is(err, mail.ErrDisabled):
+			res := mail.Perm(mail.StatusMailboxDisabled, "mailbox disabled")
 			r.State, r.Status, r.LastError, r.Done = mail.StateFailed, res.Status, res.String(), e.now()
 		default:
 			return fmt.Errorf("resolving %s: %w", r.Addr, err)

@@ -172,13 +172,13 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		rcpts := m.GetEnvelope().GetRecipients()
 		switch {
 		case len(rcpts) == 0:
-			ctx.Respond(deliverResult(m, p.id, nil))
+			ctx.Respond(deliverResult(m, p.id, p.cfg.NodeName, nil))
 		case p.retiring:
-			ctx.Respond(deliverFailure(m, p.id, errMoving))
+			ctx.Respond(deliverFailure(m, p.id, p.cfg.NodeName, errMoving))
 		case p.lost != nil:
-			ctx.Respond(deliverFailure(m, p.id, p.lostResult()))
+			ctx.Respond(deliverFailure(m, p.id, p.cfg.NodeName, p.lostResult()))
 		case p.ensureOpen() != nil:
-			ctx.Respond(deliverFailure(m, p.id, p.unavailable()))
+			ctx.Respond(deliverFailure(m, p.id, p.cfg.NodeName, p.unavailable()))
 		default:
 			// Local Delivery sends one Deliver per account.
 			p.route(ctx, strings.ToLower(rcpts[0].Account), m)
@@ -379,7 +379,7 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 	if p.retiring {
 		for _, pm := range c.pending {
 			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
-				ctx.Send(pm.sender, deliverFailure(d, p.id, errMoving))
+				ctx.Send(pm.sender, deliverFailure(d, p.id, p.cfg.NodeName, errMoving))
 			}
 		}
 		p.maybeRetired(ctx)
@@ -388,7 +388,7 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 	if p.lost != nil {
 		for _, pm := range c.pending {
 			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
-				ctx.Send(pm.sender, deliverFailure(d, p.id, p.lostResult()))
+				ctx.Send(pm.sender, deliverFailure(d, p.id, p.cfg.NodeName, p.lostResult()))
 			}
 		}
 		p.maybeCloseLost()
@@ -425,6 +425,7 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	switch msg.(type) {
 	case *pb.Resolve, *pb.CreateAccount, *pb.GetAccount, *pb.DeleteAccount, *pb.ListAccounts,
 		*pb.SetAlias, *pb.DeleteAlias, *pb.ListMessages, *pb.GetRaw, *pb.SetAccountRules:
+	case *pb.UpdateAccount, *pb.ListAliases: // provision.go
 	default:
 		return
 	}
@@ -444,8 +445,12 @@ func (p *partitionActor) admin(ctx actor.Context) {
 	defer cancel()
 	switch m := msg.(type) {
 	case *pb.Resolve:
-		acct, err := p.data.Resolve(strings.ToLower(m.Address))
+		acct, err := p.resolve(strings.ToLower(m.Address))
 		ctx.Respond(&pb.ResolveResult{Account: acct, Error: pbError(err)})
+	case *pb.UpdateAccount:
+		p.updateAccount(ctx, cctx, m)
+	case *pb.ListAliases:
+		p.listAliases(ctx)
 	case *pb.CreateAccount:
 		rec := storageAccount(m.Account, strings.ToLower(m.GetAccount().GetAddress()))
 		err := p.data.CreateAccount(cctx, rec)

@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -91,6 +92,7 @@ type queueActor struct {
 	enq       *Enqueuer
 	place     Placement
 	stats     *Stats
+	mlog      *maillog.Log // the delivery log
 	log       *slog.Logger
 	now       func() time.Time
 	// base is cancelled when the node shuts down; relay goroutines use
@@ -182,7 +184,7 @@ func (q *queueActor) start(ctx actor.Context) {
 		return &localDeliveryActor{cfg: q.cfg, place: q.place, stats: q.stats}
 	}))
 	q.dsn = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &dsnActor{cfg: q.cfg, submitter: q.submitter, stats: q.stats, log: q.log, now: q.now}
+		return &dsnActor{cfg: q.cfg, submitter: q.submitter, stats: q.stats, mlog: q.mlog, log: q.log, now: q.now}
 	}))
 	n := 0
 	err := q.store.Each(func(env *mail.Envelope) error {
@@ -403,6 +405,7 @@ func (q *queueActor) done(ctx actor.Context, m *attemptDone) {
 		}
 		q.stats.recorded(r, d.verdict, at.Sub(env.Received))
 		q.stats.Journal.Record(env.ID, journalEvent(r), journalDetail(res, r))
+		q.mlog.Delivery(q.logged(env, r, res, at))
 	}
 	if len(e.inflight) == 0 {
 		q.active--
@@ -526,6 +529,7 @@ func (q *queueActor) remove(id string) {
 // the caller).
 func (q *queueActor) forget(id string) {
 	q.stats.Journal.Record(id, "left", "removed from the queue")
+	q.mlog.Removed(id)
 	if e := q.entries[id]; e != nil && e.busy() {
 		q.active-- // its outcomes will find no entry
 	}

@@ -22,6 +22,8 @@ type PartitionData interface {
 	Accounts() ([]storage.Account, error)
 	SetAlias(ctx context.Context, alias, account string) error
 	DeleteAlias(ctx context.Context, alias string) error
+	// Aliases are the partition's aliases, alias -> target.
+	Aliases() (map[string]string, error)
 	Resolve(addr string) (string, error)
 	// AppendAsync returns once the message is written; durable says when
 	// it is synced (nil: nothing to wait for, a duplicate or a refusal).

@@ -15,6 +15,7 @@ import (
 
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -46,6 +47,9 @@ type Deps struct {
 	Mode   func() mail.QueueMode
 	Logger *slog.Logger
 	Stats  *Stats
+	// MailLog is the delivery log (queued, each recipient's verdict,
+	// transfers, reports, removals); nil writes none.
+	MailLog *maillog.Log
 	// Now is the clock (tests move it); nil = time.Now.
 	Now func() time.Time
 	// PartitionChanged, if set, is told when a local partition's data
@@ -168,8 +172,8 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// The queue's PID is known before it is spawned, so the Enqueuer (which
 	// the queue's own DSN writer uses during recovery) is complete first.
 	s.queue = system.NewLocalPID("queue")
-	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, root: s.root, queue: s.queue, now: now,
-		afterTransferStored: deps.AfterTransferStored}
+	s.enq = &Enqueuer{store: deps.Queue, dir: s.dir, pipeline: deps.Pipeline, journal: stats.Journal, mlog: deps.MailLog,
+		root: s.root, queue: s.queue, now: now, afterTransferStored: deps.AfterTransferStored}
 	s.mode, s.transferer = deps.Mode, deps.Transferer
 	peers := deps.TransferPeers
 	if peers == nil && deps.MemberChannel != nil {
@@ -178,7 +182,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
 			transferer: deps.Transferer, peers: peers, submitter: s,
-			place: s.place, stats: stats, log: log, now: now, base: base}
+			place: s.place, stats: stats, mlog: deps.MailLog, log: log, now: now, base: base}
 	})
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
 		s.Stop()
@@ -570,6 +574,10 @@ func (s *System) Authenticate(ctx context.Context, user, password string) (strin
 	ok, err := storage.VerifyPassword(acct.PasswordHash, password)
 	if err != nil || !ok {
 		return "", mail.ErrAuthFailed
+	}
+	if acct.Disabled {
+		// Said only to whoever knows the password.
+		return "", fmt.Errorf("%w: %w", mail.ErrAuthFailed, mail.ErrDisabled)
 	}
 	return acct.Address, nil
 }

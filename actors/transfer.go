@@ -9,6 +9,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -412,6 +413,7 @@ func (q *queueActor) decided(ctx actor.Context, m *xferDecided) {
 		return
 	}
 	q.stats.Journal.Record(m.id, "transferred", "handed to "+x.decision.GivenTo)
+	q.mlog.Transferred(m.id, x.decision.GivenTo, q.now().Sub(e.env().Received))
 	q.stats.Transferred.Add(1)
 	q.stats.result("transfer", "transferred")
 	q.log.Info("transferred to a member that processes queues for others", "queueID", m.id, "member", x.decision.GivenTo)
@@ -475,6 +477,8 @@ func (q *queueActor) processedHere(ctx actor.Context, m *processed) {
 			if !r.State.Final() {
 				r.State, r.Done, r.Status, r.LastError, r.NextAttempt = mail.StateFailed, now, res.Status.Permanent(), res.String(), time.Time{}
 				q.stats.failed(r, "transfer")
+				q.mlog.Delivery(maillog.Delivery{QueueID: env.ID, To: r.Addr, Relay: q.cfg.NodeName + " (rules)",
+					Delay: now.Sub(env.Received), DSN: r.Status, Status: maillog.StatusBounced, Reason: r.LastError})
 			}
 		}
 		env.Transfer, env.Origin, env.HandedTo, env.HandedAt = false, "", "", time.Time{}

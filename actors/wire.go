@@ -30,6 +30,8 @@ func pbError(err error) *pb.Error {
 		return &pb.Error{Kind: pb.Error_NO_SPACE, Text: err.Error()}
 	case errors.Is(err, mail.ErrNoSuchUser):
 		return &pb.Error{Kind: pb.Error_NO_SUCH_USER, Text: err.Error()}
+	case errors.Is(err, mail.ErrDisabled):
+		return &pb.Error{Kind: pb.Error_DISABLED, Text: err.Error()}
 	case errors.Is(err, mail.ErrNotFound):
 		return &pb.Error{Kind: pb.Error_NOT_FOUND, Text: err.Error()}
 	case errors.Is(err, mail.ErrExists):
@@ -51,6 +53,8 @@ func goError(e *pb.Error) error {
 	switch e.Kind {
 	case pb.Error_NO_SUCH_USER:
 		return fmt.Errorf("%w: %s", mail.ErrNoSuchUser, e.Text)
+	case pb.Error_DISABLED:
+		return fmt.Errorf("%w: %s", mail.ErrDisabled, e.Text)
 	case pb.Error_NOT_FOUND:
 		return fmt.Errorf("%w: %s", mail.ErrNotFound, e.Text)
 	case pb.Error_EXISTS:
@@ -99,7 +103,7 @@ func mailResults(dr *pb.DeliverResult, want []*mail.Recipient) []mail.Result {
 			continue
 		}
 		out = append(out, mail.Result{Rcpt: rc.Key, Code: int(r.Code), Status: mail.Status(r.Status), Text: r.Text, RemoteMTA: r.RemoteMta,
-			Damaged: r.Damaged})
+			Damaged: r.Damaged, Relay: dr.GetNode()})
 	}
 	return out
 }
@@ -164,13 +168,14 @@ func mailMessage(d *pb.Deliver) *mail.Message {
 }
 
 // deliverResult answers d with one result per recipient.
-func deliverResult(d *pb.Deliver, partition int, results []*pb.Result) *pb.DeliverResult {
-	return &pb.DeliverResult{QueueId: d.GetEnvelope().GetId(), Partition: int32(partition), Results: results}
+// node is the member answering (Result.Relay at the queue).
+func deliverResult(d *pb.Deliver, partition int, node string, results []*pb.Result) *pb.DeliverResult {
+	return &pb.DeliverResult{QueueId: d.GetEnvelope().GetId(), Partition: int32(partition), Results: results, Node: node}
 }
 
 // deliverFailure answers every recipient of d with res.
-func deliverFailure(d *pb.Deliver, partition int, res mail.Result) *pb.DeliverResult {
-	out := deliverResult(d, partition, nil)
+func deliverFailure(d *pb.Deliver, partition int, node string, res mail.Result) *pb.DeliverResult {
+	out := deliverResult(d, partition, node, nil)
 	for _, r := range d.GetEnvelope().GetRecipients() {
 		res.Rcpt = int(r.Key)
 		out.Results = append(out.Results, pbResult(res))
@@ -183,7 +188,7 @@ func pbAccount(a storage.Account, partition int, used int64, messages int) *pb.A
 	return &pb.AccountRecord{
 		Address: a.Address, PasswordHash: a.PasswordHash, QuotaBytes: a.QuotaBytes,
 		CreatedUnixNano: a.Created.UnixNano(), Partition: int32(partition), Rules: a.Rules,
-		UsedBytes: used, Messages: int64(messages),
+		UsedBytes: used, Messages: int64(messages), Disabled: a.Disabled,
 	}
 }
 
@@ -216,6 +221,8 @@ func unavailableReply(msg interface{}, err error) interface{} {
 		return &pb.MessagesReply{Error: e}
 	case *pb.GetRaw:
 		return &pb.RawReply{Error: e}
+	case *pb.ListAliases:
+		return &pb.AliasList{Error: e}
 	default:
 		return &pb.AccountReply{Error: e}
 	}

@@ -43,6 +43,9 @@ type API interface {
 	ClusterQueue(ctx context.Context) ([]QueueEntry, error)
 	// Journey is the path of one message across the cluster, by queue id.
 	Journey(ctx context.Context, id string) ([]JourneyEvent, error)
+	// FindMessages finds messages in the journals of every member: by
+	// Message-ID, sender, recipient and time, the newest first.
+	FindMessages(ctx context.Context, q JourneyQuery) ([]JourneyMessage, error)
 	// NodeQueueAction and NodeUpdateSettings act on another member (by
 	// name; "" or this node's name act here).
 	NodeQueueAction(ctx context.Context, node, id, action string) error
@@ -75,6 +78,11 @@ type API interface {
 	// HTTP client's address (the invalid Addr when unknown), by which
 	// failed logins are limited like SMTP AUTH.
 	Submit(ctx context.Context, client netip.Addr, user, password string, to []string, raw []byte) (id string, err error)
+
+	// Provisioning: domains, aliases, passwords, quotas (provision.go).
+	Provisioning
+	// Observing: history per minute, the delivery log (observe.go).
+	Observing
 }
 
 // Error is an error meant for the operator, with its HTTP status.
@@ -160,6 +168,7 @@ type Account struct {
 	Created    time.Time `json:"created"`
 	Partition  int       `json:"partition"`
 	Owner      string    `json:"owner,omitempty"`
+	Disabled   bool      `json:"disabled"` // takes no mail and no logins
 }
 
 // Message is one stored message in a mailbox listing.
@@ -270,6 +279,12 @@ type QueueSummary struct {
 	Damaged  int            `json:"damaged,omitempty"` // held because their stored data failed its check
 	Oldest   *time.Time     `json:"oldest,omitempty"`
 	ByDomain map[string]int `json:"byDomain"`
+}
+
+// Journey is GET /api/v1/journey/{id}: the steps of one message on every
+// node, in time order (design.md).
+type Journey struct {
+	Steps []JourneyEvent `json:"steps"`
 }
 
 // JourneyEvent is one step of a message, GET /api/v1/journey/{id}.

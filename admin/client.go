@@ -211,9 +211,9 @@ func (c *Client) ClusterQueue(ctx context.Context) ([]QueueEntry, error) {
 
 // Journey is GET /api/v1/journey/{id}.
 func (c *Client) Journey(ctx context.Context, id string) ([]JourneyEvent, error) {
-	var out []JourneyEvent
+	var out Journey
 	err := c.call(ctx, http.MethodGet, "/api/v1/journey/"+url.PathEscape(id), nil, &out)
-	return out, err
+	return out.Steps, err
 }
 
 // NodeQueueAction is a queue action with ?node=.

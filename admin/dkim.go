@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // DKIMGenerate is the body of POST /api/v1/dkim/{domain}: both optional
@@ -59,15 +58,6 @@ func (h *handler) dkimRoutes() {
 	h.mux.HandleFunc("GET /api/v1/dkim", h.dkimKeys)
 	h.mux.HandleFunc("POST /api/v1/dkim/{domain}", h.generateDKIM)
 	h.mux.HandleFunc("GET /api/v1/dkim/{domain}/dns", h.dkimRecords)
-}
-
-// pathDomain is the {domain} of the path: a domain name, lower case.
-func pathDomain(r *http.Request) (string, error) {
-	d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(r.PathValue("domain")), "."))
-	if d == "" || len(d) > 253 || strings.ContainsAny(d, "@/ \t") || strings.Contains(d, "..") {
-		return "", badField("domain", fmt.Sprintf("domain %q is not a domain name", r.PathValue("domain")))
-	}
-	return d, nil
 }
 
 func (h *handler) generateDKIM(w http.ResponseWriter, r *http.Request) {

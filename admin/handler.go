@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/homing-mail/homing/maillog"
 )
 
 // Default request body limits; see Options.
@@ -46,6 +48,9 @@ type Options struct {
 	// without a token (static assets; the console asks the operator for
 	// the token and sends it with its API calls); "/" redirects there.
 	Console http.Handler
+	// MailLog, when set, gets a line for every request that may change
+	// something (audit.go).
+	MailLog *maillog.Log
 }
 
 // handler is the http.Handler NewHandler returns. It holds no mutable state
@@ -125,13 +130,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.health(rw, r)
 		return
 	}
+	r, au := withAudit(r)
+	defer h.logAction(r, au, rw)
 	if err := h.cop.Check(r); err != nil {
 		writeError(rw, http.StatusForbidden, "cross-origin request refused")
 		return
 	}
-	if r.URL.Path == pathSubmit {
-		// Submit authenticates the account with HTTP basic auth instead
-		// of the admin token.
+	if r.URL.Path == pathSubmit || h.userRequest(r) {
+		// Submit, and an account's change of its own password,
+		// authenticate the account with HTTP basic auth instead of the
+		// admin token.
 		h.mux.ServeHTTP(rw, r)
 		return
 	}
@@ -148,6 +156,7 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 			writeError(w, http.StatusForbidden, "without an admin token the Host header must be localhost or an IP address")
 			return false
 		}
+		noteWho(r, "loopback (no token)")
 		return true
 	}
 	tok, ok := bearer(r.Header.Get("Authorization"))
@@ -158,9 +167,11 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	}
 	sum := sha256.Sum256([]byte(tok))
 	if subtle.ConstantTimeCompare(sum[:], h.token[:]) == 1 {
+		noteWho(r, "admin token")
 		return true
 	}
 	if h.hasRO && subtle.ConstantTimeCompare(sum[:], h.roToken[:]) == 1 {
+		noteWho(r, "read-only token")
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			return true
 		}
@@ -203,15 +214,29 @@ func localHost(hostport string) bool {
 type recordingWriter struct {
 	http.ResponseWriter
 	wroteHeader bool
+	status      int    // the status written (0: none yet)
+	head        []byte // the start of an error answer's body, for the log
 }
 
+// maxHead bounds what recordingWriter keeps of an error answer.
+const maxHead = 1 << 10
+
 func (w *recordingWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status = code
+	}
 	w.wroteHeader = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *recordingWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status = http.StatusOK
+	}
 	w.wroteHeader = true
+	if w.status >= 400 && len(w.head) < maxHead {
+		w.head = append(w.head, b[:min(len(b), maxHead-len(w.head))]...)
+	}
 	return w.ResponseWriter.Write(b)
 }
 

@@ -29,7 +29,7 @@ func TestContractShapes(t *testing.T) {
 	if len(accts) != 1 {
 		t.Fatalf("accounts: %d", len(accts))
 	}
-	wantKeys(t, "account", accts[0], "address", "quotaBytes", "usedBytes", "messages", "created", "partition", "owner")
+	wantKeys(t, "account", accts[0], "address", "quotaBytes", "usedBytes", "messages", "created", "partition", "owner", "disabled")
 	a := e.do("GET", "/api/v1/accounts/demo@example.test", "").expect(t, 200).object(t)
 	if a["address"] != "demo@example.test" || a["created"] != "2025-03-04T05:06:07Z" {
 		t.Errorf("account %v", a)
@@ -463,7 +463,7 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	}
 	r.errorText(t)
 	r = e.do("PUT", "/api/v1/accounts/a@b.test", "").expect(t, 405)
-	if got := r.header.Get("Allow"); got != "DELETE, GET, HEAD" {
+	if got := r.header.Get("Allow"); got != "DELETE, GET, HEAD, PATCH" {
 		t.Errorf("Allow %q", got)
 	}
 	if got := e.do("GET", "/api/v1/submit", "").expect(t, 405).header.Get("Allow"); got != "POST" {

@@ -108,7 +108,12 @@ func TestNodesShape(t *testing.T) {
 func TestJourney(t *testing.T) {
 	e := newEnv(t, admin.Options{})
 	populateCluster(e.fake)
-	ev := e.do("GET", "/api/v1/journey/Q1", "").expect(t, 200).array(t)
+	j := e.do("GET", "/api/v1/journey/Q1", "").expect(t, 200).object(t)
+	wantKeys(t, "journey", j, "steps")
+	var ev []map[string]any
+	for _, x := range j["steps"].([]any) {
+		ev = append(ev, x.(map[string]any))
+	}
 	if len(ev) != 2 {
 		t.Fatalf("%d events", len(ev))
 	}
@@ -116,7 +121,7 @@ func TestJourney(t *testing.T) {
 	if ev[1]["node"] != "n2" || ev[1]["event"] != "delivered" || ev[1]["time"] != "2025-03-04T05:16:07Z" {
 		t.Errorf("event %v", ev[1])
 	}
-	if got := strings.TrimSpace(string(e.do("GET", "/api/v1/journey/EMPTY", "").expect(t, 200).body)); got != "[]" {
+	if got := strings.TrimSpace(string(e.do("GET", "/api/v1/journey/EMPTY", "").expect(t, 200).body)); got != `{"steps":[]}` {
 		t.Errorf("a journey without events: %s", got)
 	}
 	msg := e.do("GET", "/api/v1/journey/NOPE", "").expect(t, 404).errorText(t)

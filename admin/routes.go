@@ -54,10 +54,14 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /api/v1/partitions/{id}/move", h.movePartition)
 	m.HandleFunc("GET /api/v1/nodes", h.nodes)
 	m.HandleFunc("GET /api/v1/journey/{id}", h.journey)
+	m.HandleFunc("GET /api/v1/journey", h.findMessages)
 	m.HandleFunc("GET /api/v1/accounts/{address}/rules", h.accountRules)
 	m.HandleFunc("PUT /api/v1/accounts/{address}/rules", h.setAccountRules)
 	m.HandleFunc("GET /api/v1/rules/{scope}", h.rules)
 	m.HandleFunc("PUT /api/v1/rules/{scope}", h.setRules)
+
+	h.provisionRoutes()
+	h.observeRoutes()
 
 	m.HandleFunc("POST "+pathSubmit, h.submit)
 	h.dkimRoutes()
@@ -85,7 +89,7 @@ func (h *handler) routes() {
 // path exists for other methods, 404 otherwise.
 func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := *r
 		probe.Method = method
 		if _, pattern := h.mux.Handler(&probe); pattern != "" && pattern != "/" {
@@ -130,6 +134,7 @@ func (h *handler) createAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	noteObject(r, req.Address)
 	if err := validateCreateAccount(req); err != nil {
 		h.fail(w, r, err)
 		return
@@ -307,6 +312,11 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	q, total, err := queuePage(q, r.URL.Query())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if q == nil {
 		q = []QueueEntry{}
 	}
@@ -315,6 +325,7 @@ func (h *handler) queue(w http.ResponseWriter, r *http.Request) {
 			q[i].Recipients = []QueueRecipient{}
 		}
 	}
+	w.Header().Set("X-Total-Count", strconv.Itoa(total))
 	writeJSON(w, http.StatusOK, q)
 }
 
@@ -541,7 +552,7 @@ func (h *handler) journey(w http.ResponseWriter, r *http.Request) {
 	if ev == nil {
 		ev = []JourneyEvent{}
 	}
-	writeJSON(w, http.StatusOK, ev)
+	writeJSON(w, http.StatusOK, Journey{Steps: ev})
 }
 
 func (h *handler) partitions(w http.ResponseWriter, r *http.Request) {

@@ -45,6 +45,9 @@ type Meta struct {
 	// RulesVersion is the version of the cluster-wide rules this node
 	// applies; a member with an older one fetches the newer set.
 	RulesVersion int64
+	// DomainsVersion is the version of the set of local domains this
+	// node applies; a member with an older one fetches the newer set.
+	DomainsVersion int64
 }
 
 // HasRole reports whether r is one of m's roles.
@@ -71,21 +74,22 @@ type metaFlags struct {
 // wireMeta is the encoding of Meta and its flags: JSON with short keys,
 // empty fields left out.
 type wireMeta struct {
-	Cluster      string         `json:"c,omitempty"`
-	Version      string         `json:"v,omitempty"`
-	Roles        []mail.Role    `json:"r,omitempty"`
-	QueueMode    mail.QueueMode `json:"q,omitempty"`
-	SMTP         string         `json:"s,omitempty"`
-	Channel      string         `json:"ch,omitempty"`
-	Admin        string         `json:"a,omitempty"`
-	Partitions   int            `json:"p,omitempty"`
-	Static       string         `json:"st,omitempty"`
-	HasData      string         `json:"hd,omitempty"`
-	Adopted      string         `json:"ad,omitempty"`
-	Started      int64          `json:"t,omitempty"`
-	RulesVersion int64          `json:"rv,omitempty"`
-	Leaving      bool           `json:"lv,omitempty"`
-	Alone        bool           `json:"al,omitempty"`
+	Cluster        string         `json:"c,omitempty"`
+	Version        string         `json:"v,omitempty"`
+	Roles          []mail.Role    `json:"r,omitempty"`
+	QueueMode      mail.QueueMode `json:"q,omitempty"`
+	SMTP           string         `json:"s,omitempty"`
+	Channel        string         `json:"ch,omitempty"`
+	Admin          string         `json:"a,omitempty"`
+	Partitions     int            `json:"p,omitempty"`
+	Static         string         `json:"st,omitempty"`
+	HasData        string         `json:"hd,omitempty"`
+	Adopted        string         `json:"ad,omitempty"`
+	Started        int64          `json:"t,omitempty"`
+	RulesVersion   int64          `json:"rv,omitempty"`
+	DomainsVersion int64          `json:"dv,omitempty"`
+	Leaving        bool           `json:"lv,omitempty"`
+	Alone          bool           `json:"al,omitempty"`
 }
 
 // EncodeMeta encodes m for memberlist. The error wraps ErrMetaTooLarge when
@@ -100,6 +104,7 @@ func encodeMeta(m Meta, f metaFlags) ([]byte, error) {
 		Cluster: m.Cluster, Version: m.Version, Roles: m.Roles, QueueMode: m.QueueMode,
 		SMTP: m.SMTP, Channel: m.Channel, Admin: m.Admin, Partitions: m.Partitions,
 		Static: m.Static, HasData: m.HasData, Adopted: m.Adopted, Started: m.Started, Leaving: f.leaving, Alone: f.alone, RulesVersion: m.RulesVersion,
+		DomainsVersion: m.DomainsVersion,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encoding node metadata: %w", err)
@@ -130,6 +135,6 @@ func decodeMeta(b []byte) (Meta, metaFlags, error) {
 	return Meta{
 		Cluster: w.Cluster, Version: w.Version, Roles: w.Roles, QueueMode: w.QueueMode,
 		SMTP: w.SMTP, Channel: w.Channel, Admin: w.Admin, Partitions: w.Partitions,
-		Static: w.Static, HasData: w.HasData, Adopted: w.Adopted, Started: w.Started, RulesVersion: w.RulesVersion,
+		Static: w.Static, HasData: w.HasData, Adopted: w.Adopted, Started: w.Started, RulesVersion: w.RulesVersion, DomainsVersion: w.DomainsVersion,
 	}, metaFlags{leaving: w.Leaving, alone: w.Alone}, nil
 }

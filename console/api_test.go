@@ -101,6 +101,32 @@ func newFakeAPI() *consoleAPI {
 		{ID: "1", Folder: "INBOX", Size: 2100, Received: fakeT0.Add(-time.Hour), From: "alice@example.net", Subject: "Lunch on Friday?"},
 		{ID: "2", Folder: "Archive", Size: 3020, Received: fakeT0.Add(-30 * time.Minute), Flags: []string{`\Seen`}, From: "dave@example.org", Subject: "Minutes of the meeting"},
 	}
+	// Two hours of minutes on each node, for the charts of the last 24
+	// hours.
+	now := time.Now().UTC().Truncate(time.Minute)
+	for k, name := range []string{"fe1", "be1", "be2"} {
+		h := admin.NodeHistory{Node: name}
+		for i := 120; i >= 0; i-- {
+			m := admin.Minute{Time: now.Add(-time.Duration(i) * time.Minute), Queue: int64((i*7+k*13)%23 + k)}
+			if k == 0 {
+				m.In, m.Relayed, m.Deferred = int64(40+i%17), int64(10+i%5), int64(i%3)
+			} else {
+				m.Delivered = int64(15 + (i+k)%11)
+			}
+			h.Minutes = append(h.Minutes, m)
+		}
+		f.HistoryData = append(f.HistoryData, h)
+	}
+	f.DomainList = []admin.Domain{{Domain: "example.test", State: "active"}, {Domain: "example.org", State: "active"}}
+	f.AliasMap = map[string]string{"postmaster@example.test": "bob@example.test", "*@example.org": "bob@example.test"}
+	for i, l := range []string{
+		idDeferred + ": from=<alice@example.net>, size=2048, nrcpt=1, client=[127.0.0.1], source=smtp, status=queued",
+		idDeferred + ": to=<bob@example.test>, relay=none, delay=0.05, dsn=4.4.3, status=deferred (451 4.4.3 partition 3 has no owner yet)",
+		"NOQUEUE: reject: RCPT from [192.0.2.7]: 550 5.1.1 No such user here; from=<x@spam.example> to=<nobody@example.test> via=smtp helo=<spam.example>",
+	} {
+		f.LogLines = append(f.LogLines, admin.LogLine{Node: "fe1", Seq: int64(i + 1), Time: fakeT0.Add(time.Duration(i) * time.Second),
+			Event: []string{"queued", "delivery", "reject"}[i], Line: l})
+	}
 	return &consoleAPI{Fake: f}
 }
 

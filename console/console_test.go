@@ -36,7 +36,7 @@ func TestConsoleInChromium(t *testing.T) {
 		{"AccountLookup", testAccount},
 		{"AccountFoldersAndPaging", testAccountPaging},
 		{"QueueModeSwitch", testQueueMode},
-		{"QueueDepthChart", testDepthChart},
+		{"HistoryCharts", testHistoryCharts},
 		{"AdminToken", testToken},
 		{"DataIsText", testEscaping},
 		{"APIErrorShown", testAPIError},
@@ -317,8 +317,23 @@ func testQueueMode(t *testing.T, browser context.Context) {
 	sel := `#cluster select.mode-select[data-node="be1"]`
 	p.waitFor("be1's mode shown", `document.querySelector('`+sel+`')?.value === 'locally'`)
 
-	// The keyboard, as an operator would: type-ahead picks "Remotely".
+	// The keyboard, as an operator would: type-ahead picks "Remotely";
+	// the console asks first, and a cancel changes nothing.
 	p.run(chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), "r"))
+	p.waitVisible("#confirm-dialog")
+	if text := strings.Join(p.texts("#confirm-text"), ""); !strings.Contains(text, "Switch be1 from Locally to Remotely?") {
+		t.Errorf("the confirmation reads %q", text)
+	}
+	p.click("#confirm-cancel")
+	p.waitFor("the switch cancelled", `!document.getElementById('confirm-dialog').open &&
+		document.querySelector('`+sel+`').value === 'locally' &&
+		document.getElementById('cluster-status').textContent.includes('be1: queue mode left at Locally')`)
+	if got := api.callsWith("PUT"); len(got) != 0 {
+		t.Fatalf("a cancelled switch sent %q", got)
+	}
+	p.run(chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), "r"))
+	p.waitVisible("#confirm-dialog")
+	p.click("#confirm-ok")
 	wait.For(t, waitLimit, func() bool { return len(api.callsWith("PUT")) > 0 }, "the PUT of be1's queue mode")
 	if got, want := api.callsWith(""), []string{`PUT /api/v1/settings?node=be1 {"queueMode":"remotely"}`}; !slices.Equal(got, want) {
 		t.Fatalf("requests that change state: %q, want %q", got, want)
@@ -338,26 +353,56 @@ func testQueueMode(t *testing.T, browser context.Context) {
 	}
 }
 
-func testDepthChart(t *testing.T, browser context.Context) {
+// The charts of the last 24 hours draw the nodes' own minutes (GET
+// /api/v1/history): the cluster's throughput per series, the queue depth
+// of each node.
+func testHistoryCharts(t *testing.T, browser context.Context) {
 	api := newFakeAPI()
+	now := time.Now().UTC().Truncate(time.Minute)
+	api.Lock()
+	api.HistoryData = []admin.NodeHistory{
+		{Node: "fe1", Minutes: []admin.Minute{
+			{Time: now.Add(-3 * time.Minute), In: 10, Relayed: 4, Deferred: 2, Queue: 6},
+			{Time: now.Add(-2 * time.Minute), In: 30, Relayed: 20, Queue: 16},
+			{Time: now, In: 5, Relayed: 1, Queue: 12},
+		}},
+		{Node: "be1", Minutes: []admin.Minute{
+			{Time: now.Add(-2 * time.Minute), Delivered: 25, Queue: 3},
+			{Time: now, Delivered: 4, Queue: 2},
+		}},
+		{Node: "be2", Error: "be2 did not answer"},
+	}
+	api.Unlock()
 	p := openConsole(t, browser, api)
-	p.waitFor("a first sample of 2 (fe1 1 + be1 0 + be2 1)", `document.getElementById('depth-chart').dataset.last === '2'`)
-	if text := strings.Join(p.texts("#depth-now"), ""); !strings.Contains(text, "2 message(s) queued now on 3 node(s)") {
-		t.Errorf("depth line reads %q", text)
+	p.waitFor("the throughput of three minutes", `document.getElementById('throughput-chart').dataset.minutes === '3'`)
+	got := eval[map[string]string](p, `Object.fromEntries(Object.entries(document.getElementById('throughput-chart').dataset))`)
+	for k, want := range map[string]string{"totalIn": "45", "totalDelivered": "29", "totalRelayed": "25", "totalDeferred": "2",
+		"lastIn": "5", "lastDelivered": "4", "max": "50"} {
+		if got[k] != want {
+			t.Errorf("throughput %s = %q, want %q (all: %v)", k, got[k], want, got)
+		}
 	}
-	api.setDepth("be1", 40)
-	p.waitFor("the chart to reach 42", `document.getElementById('depth-chart').dataset.last === '42'`)
-	samples := eval[int](p, `Number(document.getElementById('depth-chart').dataset.samples)`)
-	if samples < 2 {
-		t.Errorf("chart holds %d samples, want at least 2", samples)
+	if n := eval[int](p, `document.querySelectorAll('#throughput-chart path.series').length`); n != 4 {
+		t.Errorf("%d series drawn, want 4", n)
 	}
-	d := eval[string](p, `document.querySelector('#depth-chart path.depth-line').getAttribute('d')`)
-	if !strings.HasPrefix(d, "M") || !strings.Contains(d, "L") {
-		t.Errorf("depth line path %q, want a line through the samples", d)
+	if text := strings.Join(p.texts("#throughput-now"), ""); text != "Last 24 h: 45 in, 29 delivered, 25 relayed, 2 deferred." {
+		t.Errorf("throughput line reads %q", text)
 	}
-	if labels := p.texts("#depth-chart .grid-line text"); !slices.Equal(labels, []string{"0", "25", "50"}) {
-		t.Errorf("y axis labels %q, want 0 25 50 for a maximum of 42", labels)
+	depth := eval[map[string]string](p, `Object.fromEntries(Object.entries(document.getElementById('depth-chart').dataset))`)
+	if depth["nodes"] != "be1,be2,fe1" || depth["last"] != "14" || depth["max"] != "20" {
+		t.Errorf("depth chart %v, want nodes be1,be2,fe1, last 14 (12+2), max 20", depth)
 	}
+	if legend := p.texts("#depth-legend li"); !slices.Equal(legend, []string{"be1", "be2 (no answer)", "fe1"}) {
+		t.Errorf("depth legend %q", legend)
+	}
+	// A minute missing in fe1's series breaks its line.
+	d := eval[string](p, `document.querySelector('#depth-chart path[data-node="fe1"]').getAttribute('d')`)
+	if strings.Count(d, "M") != 2 || strings.Count(d, "L") != 1 {
+		t.Errorf("fe1's depth path %q, want two pieces (the minute before now is missing)", d)
+	}
+	// Every viewer sees the same: a second tab draws the same numbers.
+	q := openConsole(t, browser, api)
+	q.waitFor("the same history in another tab", `document.getElementById('throughput-chart').dataset.totalIn === '45'`)
 }
 
 func testToken(t *testing.T, browser context.Context) {
@@ -484,14 +529,13 @@ func testScreenshot(t *testing.T, browser context.Context) {
 		document.querySelectorAll('#queue tr[data-queue-id]').length === 2 &&
 		document.querySelectorAll('#journey li.event').length === 4 &&
 		document.querySelectorAll('#account-messages-body tr[data-message-id]').length === 2 &&
-		Number(document.getElementById('depth-chart').dataset.samples) >= 2`)
+		document.querySelectorAll('#depth-chart path.depth-line').length === 3`)
 
 	// Something to see: a dead backend and a rising queue.
 	api.killBackend("be2")
 	api.setDepth("be1", 5)
 	p.waitFor("be2 dead and a depth of 6 (fe1 1 + be1 5; be2 does not answer)",
 		`document.querySelector('#cluster g.member[data-node="be2"]').getAttribute('data-state') === 'dead' &&
-		 document.getElementById('depth-chart').dataset.last === '6' &&
 		 document.getElementById('depth-now').textContent === '6 message(s) queued now on 2 node(s).'`)
 
 	foreign := eval[[]string](p, `performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(location.origin + '/'))`)

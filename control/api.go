@@ -17,6 +17,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/guard"
 	hmail "github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/storage"
 )
@@ -46,7 +47,7 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 	addr = strings.ToLower(addr)
 	if !a.System.Directory().IsLocalDomain(hmail.Domain(addr)) {
 		return admin.Account{}, badField("address",
-			fmt.Sprintf("address %s: %s is not a local domain (%s)", addr, hmail.Domain(addr), strings.Join(a.Info.Domains, ", ")))
+			fmt.Sprintf("address %s: %s is not a local domain (%s)", addr, hmail.Domain(addr), strings.Join(a.localDomains(), ", ")))
 	}
 	if req.QuotaBytes < 0 {
 		return admin.Account{}, badField("quotaBytes", "quotaBytes must not be negative")
@@ -56,6 +57,9 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 	case req.Password != "" && hash != "":
 		return admin.Account{}, badField("passwordHash", "give password or passwordHash, not both")
 	case req.Password != "":
+		if err := a.checkPolicy(addr, req.Password); err != nil {
+			return admin.Account{}, err
+		}
 		if hash, err = storage.HashPassword(req.Password); err != nil {
 			return admin.Account{}, err
 		}
@@ -79,7 +83,7 @@ func (a *API) CreateAccount(ctx context.Context, req admin.CreateAccount) (admin
 func accountOut(r *actors.Account, owner string) admin.Account {
 	return admin.Account{
 		Address: r.Address, QuotaBytes: r.QuotaBytes, UsedBytes: r.UsedBytes, Messages: int(r.Messages),
-		Created: time.Unix(0, r.CreatedUnixNano).UTC(), Partition: int(r.Partition), Owner: owner,
+		Created: time.Unix(0, r.CreatedUnixNano).UTC(), Partition: int(r.Partition), Owner: owner, Disabled: r.Disabled,
 	}
 }
 
@@ -104,7 +108,11 @@ func (a *API) Account(ctx context.Context, address string) (admin.Account, error
 }
 
 func (a *API) DeleteAccount(ctx context.Context, address string) error {
-	return a.accountError(a.System.DeleteAccount(ctx, address), address)
+	if err := a.System.DeleteAccount(ctx, address); err != nil {
+		return a.accountError(err, address)
+	}
+	a.forgetEverywhere(ctx, strings.ToLower(address))
+	return nil
 }
 
 func (a *API) Messages(ctx context.Context, address string) ([]admin.Message, error) {
@@ -310,10 +318,12 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	switch {
 	case errors.Is(err, guard.ErrThrottled) && errors.As(err, &refusal):
 		a.loginResult("throttled")
+		a.loginLogged(client, user, maillog.AuthThrottled)
 		a.Logger.Info("submit login refused unchecked: too many failures", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusTooManyRequests, Message: "too many failed logins; try again later", RetryAfter: refusal.RetryAfter}
 	case errors.As(err, &refusal):
 		a.loginResult("busy")
+		a.loginLogged(client, user, maillog.AuthBusy)
 		a.Logger.Info("submit login refused unchecked: every password check slot is busy", "client", client, "user", user)
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "too many logins in progress; try again later", RetryAfter: refusal.RetryAfter}
 	case err != nil:
@@ -329,9 +339,11 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 	switch {
 	case err == nil:
 		a.loginResult("ok")
+		a.loginLogged(client, user, maillog.AuthOK)
 		attempt.Succeeded()
 	case errors.Is(err, hmail.ErrAuthFailed):
 		a.loginResult("failed")
+		a.loginLogged(client, user, maillog.AuthFailed)
 		delay := attempt.Failed()
 		a.Logger.Info("submit login failed", "client", client, "user", user, "delay", delay)
 		t := time.NewTimer(delay)
@@ -402,6 +414,16 @@ func (a *API) Submit(ctx context.Context, client netip.Addr, user, password stri
 		return "", &admin.Error{Status: http.StatusServiceUnavailable, Message: "the message could not be queued; try again"}
 	}
 	return env.ID, nil
+}
+
+// loginLogged writes a login of the admin API (basic authentication) to
+// the delivery log.
+func (a *API) loginLogged(client netip.Addr, user, result string) {
+	ip := ""
+	if client.IsValid() {
+		ip = client.String()
+	}
+	a.MailLog.Login(maillog.Auth{User: user, Client: ip, Mechanism: "basic", Via: "api", Result: result})
 }
 
 // noSpace is the answer of POST /api/v1/submit while the queue's disk is

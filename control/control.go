@@ -12,8 +12,10 @@ import (
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/cluster"
 	"github.com/homing-mail/homing/content"
+	"github.com/homing-mail/homing/domains"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/storage"
 )
 
@@ -56,6 +58,15 @@ type Deps struct {
 	// the one its SMTP listeners use, so they share the gate and the
 	// failure budgets. nil: a guard of its own with the defaults.
 	Guard *guard.Guard
+	// MailLog is the node's delivery log: the logins of the submit API
+	// go there, and the live tail reads it.
+	MailLog *maillog.Log
+	// DomainSet is the cluster's local domains (nil: the domains of
+	// Info, unchangeable).
+	DomainSet *domains.Registry
+	// MinPasswordLength is the password policy's shortest password (0:
+	// DefaultMinPasswordLength).
+	MinPasswordLength int
 	// Spaces returns the state of the free-space guard of each store's
 	// filesystem (readiness, node info, metrics). nil: none.
 	Spaces func() []storage.SpaceStatus
@@ -75,8 +86,9 @@ type Addrs struct{ SMTP, Admin string }
 type API struct {
 	Deps
 
-	mu sync.Mutex
-	cl *Cluster // nil on a single node and until the node has joined
+	mu      sync.Mutex
+	cl      *Cluster // nil on a single node and until the node has joined
+	history *History // this node's minutes (StartHistory)
 
 	started, closing atomic.Bool // readiness: SetStarted, SetClosing
 

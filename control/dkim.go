@@ -25,7 +25,7 @@ var _ admin.DKIMAPI = (*DKIM)(nil)
 
 func (d *DKIM) local(domain string) error {
 	if !d.IsLocal(domain) {
-		return fmt.Errorf("%w: no local domain %s (DKIM keys are for the local domains, --domains)", mail.ErrNotFound, domain)
+		return fmt.Errorf("%w: no local domain %s (DKIM keys are for the local domains: homing ctl domains add)", mail.ErrNotFound, domain)
 	}
 	return nil
 }

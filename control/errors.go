@@ -38,7 +38,7 @@ func (a *API) accountError(err error, address string) error {
 	case isNotFound(err):
 		msg := "no account " + address
 		if d := hmail.Domain(address); d != "" && a.System.Directory() != nil && !a.System.Directory().IsLocalDomain(d) {
-			msg += fmt.Sprintf(" (%s is not a local domain: %s)", d, strings.Join(a.Info.Domains, ", "))
+			msg += fmt.Sprintf(" (%s is not a local domain: %s)", d, strings.Join(a.localDomains(), ", "))
 		}
 		return &admin.Error{Status: http.StatusNotFound, Message: msg, Field: "address", Err: err}
 	case errors.Is(err, hmail.ErrInvalid) && strings.Contains(err.Error(), "invalid address"):

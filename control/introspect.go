@@ -59,6 +59,23 @@ func (a *API) introspectLocal(ctx context.Context, m *pb.Introspect) (any, error
 		return a.localQueue(ctx)
 	case "journey":
 		return a.localJourney(m.Id), nil
+	case "journey-search":
+		var q admin.JourneyQuery
+		if err := json.Unmarshal(m.Json, &q); err != nil {
+			return nil, err
+		}
+		return a.localFind(q)
+	case "history":
+		return a.localHistory(), nil
+	case "log":
+		var q admin.LogQuery
+		if err := json.Unmarshal(m.Json, &q); err != nil {
+			return nil, err
+		}
+		return a.localLog(q), nil
+	case "forget":
+		a.System.Directory().Forget(m.Id)
+		return nil, nil
 	case "queue-action":
 		return nil, a.QueueAction(ctx, m.Id, m.Action)
 	case "partition-move":

@@ -23,9 +23,17 @@ func (c *command) cmdAccounts(args []string) error {
 			return c.cmdAccountDelete(args[1:])
 		case "import":
 			return c.cmdAccountImport(args[1:])
+		case "password":
+			return c.cmdAccountPassword(args[1:])
+		case "quota":
+			return c.cmdAccountQuota(args[1:])
+		case "disable":
+			return c.cmdAccountState(args[1:], true)
+		case "enable":
+			return c.cmdAccountState(args[1:], false)
 		}
 		if !strings.HasPrefix(args[0], "-") {
-			return unknownSub("accounts", args[0], "add", "show", "delete", "import")
+			return unknownSub("accounts", args[0], "add", "show", "delete", "import", "password", "quota", "disable", "enable")
 		}
 	}
 	_, done, err := c.prepare(c.flags("accounts"), args, 0, 0, "accounts: unexpected argument")
@@ -38,10 +46,10 @@ func (c *command) cmdAccounts(args []string) error {
 		return c.describe(thing{name: "accounts"}, err)
 	}
 	return c.out(as, func(w io.Writer) {
-		fmt.Fprintln(w, "ADDRESS\tMESSAGES\tUSED\tQUOTA\tPARTITION\tOWNER\tCREATED")
+		fmt.Fprintln(w, "ADDRESS\tMESSAGES\tUSED\tQUOTA\tPARTITION\tOWNER\tCREATED\tSTATE")
 		for _, a := range as {
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", cell(a.Address), a.Messages, formatSize(a.UsedBytes),
-				formatQuota(a.QuotaBytes), a.Partition, cell(a.Owner), formatTime(a.Created))
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", cell(a.Address), a.Messages, formatSize(a.UsedBytes),
+				formatQuota(a.QuotaBytes), a.Partition, cell(a.Owner), formatTime(a.Created), accountState(a))
 		}
 	})
 }
@@ -112,6 +120,14 @@ func (c *command) cmdAccountAdd(args []string) error {
 	})
 }
 
+// accountState is "disabled" or "active".
+func accountState(a admin.Account) string {
+	if a.Disabled {
+		return "disabled"
+	}
+	return "active"
+}
+
 // newPassword returns 128 random bits as 22 URL-safe characters.
 func newPassword() string {
 	b := make([]byte, 16)
@@ -137,6 +153,7 @@ func (c *command) cmdAccountShow(args []string) error {
 		fmt.Fprintf(w, "partition:\t%d\n", a.Partition)
 		fmt.Fprintf(w, "owner:\t%s\n", cell(a.Owner))
 		fmt.Fprintf(w, "created:\t%s\n", formatTime(a.Created))
+		fmt.Fprintf(w, "state:\t%s\n", accountState(a))
 	})
 }
 
@@ -160,6 +177,9 @@ const accountsHelp = `usage: homing ctl accounts
        homing ctl accounts show ADDR
        homing ctl accounts delete ADDR
        homing ctl accounts import FILE|-
+       homing ctl accounts password ADDR [--password P | --password-stdin] [--old-password OLD | --old-password-stdin]
+       homing ctl accounts quota ADDR SIZE
+       homing ctl accounts disable|enable ADDR
 
 Accounts live on the backend that owns their partition; any node answers.
 
@@ -177,15 +197,31 @@ Accounts live on the backend that owns their partition; any node answers.
                          skipped; the whole file is checked before anything
                          is sent; existing accounts are skipped; 4 at a time,
                          progress on stderr
+  accounts password ADDR set a new password (generated and printed when none
+                         is given); with the current one (--old-password) as
+                         the account itself, without the admin token
+  accounts quota ADDR SIZE
+                         change the quota (0 or unlimited: none); shows the
+                         space used
+  accounts disable ADDR  refuse its mail (550 5.2.1) and its logins; enable
+                         undoes it; what it holds is kept
 
 flags:
   --password P       the password (visible in process lists: prefer the next)
   --password-stdin   read the password from the first line of stdin
   --quota SIZE       bytes, or with a unit: 500MiB, 2G (binary units)
+  --old-password OLD, --old-password-stdin
+                     the current password, to change it as the account
+
+Passwords must pass the node's policy (--min-password-length, 8 by
+default, and never the account's name): the answer says why not.
 
 examples:
   homing ctl accounts add alice@example.test --quota 1G
   printf '%s\n' "$PASSWORD" | homing ctl accounts add bob@example.test --password-stdin
   homing ctl accounts import users.txt
   homing ctl accounts --json | jq -r '.[].address'
+  homing ctl accounts password alice@example.test
+  homing ctl accounts quota alice@example.test 2G
+  homing ctl accounts disable mallory@example.test
 `

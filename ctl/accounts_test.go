@@ -15,8 +15,8 @@ func TestAccounts(t *testing.T) {
 	created := t0.Local().Format(time.RFC3339)
 
 	out := e.run("", "accounts").ok(t).stdout
-	row(t, out, "ADDRESS", "MESSAGES", "USED", "QUOTA", "PARTITION", "OWNER", "CREATED")
-	row(t, out, "demo@example.test", "1", "2.9", "KiB", "1.0", "MiB", "3", "n1", created)
+	row(t, out, "ADDRESS", "MESSAGES", "USED", "QUOTA", "PARTITION", "OWNER", "CREATED", "STATE")
+	row(t, out, "demo@example.test", "1", "2.9", "KiB", "1.0", "MiB", "3", "n1", created, "active")
 
 	// Flags may follow the address.
 	out = e.run("", "accounts", "add", "u1@example.test", "--password", "pw1", "--quota", "2MiB").ok(t).stdout
@@ -86,7 +86,7 @@ func TestAccountsUsageErrors(t *testing.T) {
 		{[]string{"accounts", "add", "a@b", "--password", "p", "--password-stdin"}, "homing ctl: give only one of --password and --password-stdin"},
 		{[]string{"accounts", "add", "a@b", "--frobnicate"}, "homing ctl: flag provided but not defined: -frobnicate"},
 		{[]string{"accounts", "show"}, "homing ctl: accounts show needs exactly one ADDRESS"},
-		{[]string{"accounts", "purge"}, `homing ctl: unknown accounts command "purge" (add, show, delete, import)`},
+		{[]string{"accounts", "purge"}, `homing ctl: unknown accounts command "purge" (add, show, delete, import, password, quota, disable, enable)`},
 	} {
 		r := e.run("", c.args...)
 		r.failed(t, 2, c.line)

@@ -33,6 +33,9 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
   ready                                whether the node does its whole job now
                                        (GET /readyz), and why not
   journey ID                           the path of one message across the nodes
+  journey [--from ADDR] [--to ADDR] [--message-id ID] [--since D] [--until D] [--limit N]
+                                       find messages in every node's journal
+                                       (D: 24h, or an RFC 3339 time)
   accounts                             list accounts
   accounts add ADDR [--password P | --password-stdin] [--quota SIZE]
                                        create an account (no password: one is
@@ -40,6 +43,11 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
                                        e.g. 500MiB, 2G
   accounts show ADDR                   one account
   accounts delete ADDR                 delete an account
+  accounts password ADDR [--password P | --password-stdin] [--old-password OLD | --old-password-stdin]
+                                       set its password (as the admin, or as
+                                       the account with the current one)
+  accounts quota ADDR SIZE             change its quota, show what is used
+  accounts disable|enable ADDR         refuse (or take again) its mail and logins
   accounts import FILE|-               create the accounts listed in FILE (or
                                        stdin), one a line: ADDR PASSWORD [QUOTA]
                                        or ADDR HASH [QUOTA] (HASH: $argon2id$...
@@ -47,6 +55,12 @@ commands (homing ctl help COMMAND, or COMMAND --help, explains one with examples
                                        # comments and blank lines are skipped;
                                        existing accounts are skipped; 4 at a
                                        time, progress on stderr
+  domains [list]                       the cluster's local domains
+  domains add DOMAIN                   add a local domain on every node
+  domains remove DOMAIN                remove it from every node (two steps)
+  aliases [list]                       every alias (*@DOMAIN: a catch-all)
+  aliases add ALIAS TARGET             deliver ALIAS to an account, or forward it
+  aliases remove ALIAS                 remove an alias
   messages ADDR [--folder FOLDER]      list an account's messages (with their
                                        flags; --folder: one folder's)
   folders ADDR                         an account's folders: messages, unseen
@@ -265,6 +279,8 @@ func (c *command) lookup(name string) (func([]string) error, bool) {
 		"rules":         c.cmdRules,
 		"account-rules": c.cmdAccountRules,
 		"partitions":    c.cmdPartitions,
+		"domains":       c.cmdDomains,
+		"aliases":       c.cmdAliases,
 		"dkim":          c.cmdDKIM,
 	}
 	h, ok := handlers[canonical(name)]

@@ -28,6 +28,8 @@ func helpTexts() map[string]string {
 		"actors":        actorsHelp,
 		"stats":         statsHelp,
 		"submit":        submitHelp,
+		"domains":       domainsHelp,
+		"aliases":       aliasesHelp,
 		"dkim":          dkimHelp,
 	}
 }

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,10 +34,52 @@ func TestJourney(t *testing.T) {
 		t.Errorf("Journey calls %+v", c)
 	}
 
-	var ev []admin.JourneyEvent
-	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "Q1").ok(t).stdout), &ev); err != nil || len(ev) != 4 || ev[3].ID != "Q1.dsn" {
-		t.Errorf("--json journey %+v %v", ev, err)
+	var j admin.Journey
+	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "Q1").ok(t).stdout), &j); err != nil || len(j.Steps) != 4 || j.Steps[3].ID != "Q1.dsn" {
+		t.Errorf("--json journey %+v %v", j, err)
 	}
-	e.run("", "journey", "NOPE").failed(t, 1, "homing ctl: no record of message NOPE on any node (homing ctl queue --cluster lists the messages queued now)")
-	e.run("", "journey").failed(t, 2, "homing ctl: journey needs exactly one ID")
+	e.run("", "journey", "NOPE").failed(t, 1, "homing ctl: no record of message NOPE on any node (homing ctl queue --cluster lists the messages queued now; homing ctl journey --from/--to/--since finds others)")
+	e.run("", "journey").failed(t, 2, "homing ctl: journey needs an ID, or --from, --to, --message-id, --since or --until to find messages")
+	e.run("", "journey", "Q1", "--from", "a@b.test").failed(t, 2, "homing ctl: journey: give an ID or the search flags (--from, --to, --message-id, --since, --until), not both")
+	e.run("", "journey", "--since", "yesterday").failed(t, 2, `homing ctl: --since: "yesterday" is neither a duration (24h, 90m) nor an RFC 3339 time (2026-12-01T10:00:00Z)`)
+}
+
+// journey with search flags lists the messages found, and the journey of
+// the only one.
+func TestJourneySearch(t *testing.T) {
+	e := newTestEnv(t, "")
+	e.fake.Lock()
+	e.fake.Found = []admin.JourneyMessage{
+		{ID: "Q1", Node: "fe1", Time: t0, From: "a@b.test", To: []string{"bob@example.test"}, MessageID: "<m1@b.test>", Subject: "first", Size: 10},
+		{ID: "Q2", Node: "fe2", Time: t0.Add(time.Hour), From: "a@b.test", To: []string{"carol@example.test"}, Subject: "second", Size: 20},
+	}
+	e.fake.Journeys = map[string][]admin.JourneyEvent{"Q1": {{Time: t0, Node: "fe1", ID: "Q1", Event: "queued", Detail: "from a@b.test"}}}
+	e.fake.Unlock()
+
+	out := e.run("", "journey", "--from", "a@b.test").ok(t).stdout
+	row(t, out, "QUEUED", "ID", "NODE", "FROM", "TO", "SUBJECT")
+	row(t, out, formatTime(t0.Add(time.Hour)), "Q2", "fe2", "a@b.test", "carol@example.test", "second")
+	row(t, out, formatTime(t0), "Q1", "fe1", "a@b.test", "bob@example.test", "first")
+	if strings.Contains(out, "EVENT") {
+		t.Errorf("a journey shown for two messages found:\n%s", out)
+	}
+	out = e.run("", "journey", "--message-id", "m1@b.test", "--since", "2025-01-01T00:00:00Z").ok(t).stdout
+	row(t, out, formatTime(t0), "Q1", "fe1", "a@b.test", "bob@example.test", "first")
+	row(t, out, "TIME", "NODE", "EVENT", "DETAIL")
+	calls := e.fake.CallsTo("FindMessages")
+	q := calls[len(calls)-1].Args[0].(admin.JourneyQuery)
+	if q.MessageID != "m1@b.test" || !q.Since.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("the search asked for %+v", q)
+	}
+	e.run("", "journey", "--from", "a@b.test", "--since", "48h").ok(t)
+	if q := e.fake.CallsTo("FindMessages"); time.Since(q[len(q)-1].Args[0].(admin.JourneyQuery).Since).Round(time.Hour) != 48*time.Hour {
+		t.Errorf("--since 48h asked for %v", q[len(q)-1].Args[0])
+	}
+	if out := e.run("", "journey", "--to", "nobody@example.test").ok(t).stdout; !strings.Contains(out, "no message found") {
+		t.Errorf("an empty search printed %q", out)
+	}
+	var found []admin.JourneyMessage
+	if err := json.Unmarshal([]byte(e.run("", "--json", "journey", "--to", "@example.test").ok(t).stdout), &found); err != nil || len(found) != 2 {
+		t.Errorf("--json search: %+v %v", found, err)
+	}
 }

@@ -96,7 +96,7 @@ func (f *fetchmail) subjects() []string {
 // fetches nothing (the UIDLs are the same), and after one more delivery a
 // third run fetches only it.
 func TestFetchmailRetrievesByUIDL(t *testing.T) {
-	const user, pass = "fetch@example.test", "fetch-password-1"
+	const user, pass = "fetch@example.test", "pop3-by-uidl-pw-1"
 	n := startNode(t, "fetchmail")
 	n.createAccount(t, user, pass)
 	deliver := func(subject string) {

@@ -251,7 +251,7 @@ func mbsyncMessage(id, subject string) string {
 // command that changes the mailbox, and its state files, the Maildir and
 // the server's folders are as they were.
 func TestMbsyncTwoWaySyncConverges(t *testing.T) {
-	const user, pass = "reader@example.test", "reader-password-1"
+	const user, pass = "reader@example.test", "two-way-sync-pw-1"
 	n := startNode(t, "mbsync")
 	n.createAccount(t, user, pass)
 

@@ -121,6 +121,9 @@ var (
 	ErrInvalid = PermanentError("invalid request")
 	// ErrAuthFailed: the credentials are wrong (RFC 4954 535 5.7.8).
 	ErrAuthFailed = PermanentError("authentication failed")
+	// ErrDisabled: the account exists but the administrator disabled it:
+	// it takes no mail (RFC 3463 550 5.2.1) and no logins.
+	ErrDisabled = PermanentError("account disabled")
 	// ErrUnavailable: whoever must answer cannot now: a partition with no
 	// owner or in a handoff, an owner that did not answer in time, a disk
 	// that failed. Try again later.

@@ -17,6 +17,11 @@ type Result struct {
 	Text string
 	// RemoteMTA is the host that answered, for relay results.
 	RemoteMTA string
+	// Relay says where the attempt went, for the delivery log: the host,
+	// its address and port of a relay ("mx.example.net[192.0.2.1]:25"),
+	// the member that owns the account of a Local Delivery ("be1");
+	// "" when it went nowhere. It is not kept with the recipient.
+	Relay string
 	// Damaged, when set, says why the attempt stopped: the message's
 	// stored body failed its check (its length or CRC-32C) while it was
 	// read. The queue then holds the whole message as damaged instead

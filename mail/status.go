@@ -29,6 +29,7 @@ const (
 
 // Mailbox status, X.2.Y (RFC 3463 §3.3).
 const (
+	StatusMailboxDisabled Status = "5.2.1" // mailbox disabled, not accepting messages
 	StatusMailboxFull     Status = "4.2.2" // mailbox full (temporary: it may be emptied)
 	StatusMailboxFullPerm Status = "5.2.2" // mailbox full, given up
 )

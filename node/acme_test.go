@@ -216,7 +216,7 @@ func TestACMERenewalSwapsTheCertificateWithoutDroppingASession(t *testing.T) {
 	pb := pebble.Start(t, pebble.Options{HTTPPort: port, DNS: dns.Addr(), Validity: 15 * time.Second})
 	p := testkit.StartProcess(t, homingBin, "n1", acmeArgs(pb, dns, fmt.Sprintf("127.0.0.1:%d", port))...)
 	waitVerified(t, p.SMTP, pb.Roots, 60*time.Second)
-	if _, err := adminClient(p.Admin).CreateAccount(t.Context(), adminAccount("alice@example.test", "alice-pw-123")); err != nil {
+	if _, err := adminClient(p.Admin).CreateAccount(t.Context(), adminAccount("alice@example.test", "relay-tls-pw-123")); err != nil {
 		t.Fatal(err)
 	}
 	old, err := gosmtp.DialStartTLS(p.SMTP, &tls.Config{RootCAs: pb.Roots, ServerName: acmeName})

@@ -48,7 +48,7 @@ func TestSubmissionParallelAuthRSS(t *testing.T) {
 		t.Fatalf("ready file %q: %v", b, err)
 	}
 	c := admin.NewClient("http://"+p.Admin, "")
-	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"}); err != nil {
+	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "pw-for-tests-123"}); err != nil {
 		t.Fatal(err)
 	}
 	const attempts = 200
@@ -101,7 +101,7 @@ func TestSubmissionParallelAuthRSS(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pw := "alice-pw-123"
+			pw := "pw-for-tests-123"
 			if i%2 == 1 {
 				pw = "wrong"
 			}

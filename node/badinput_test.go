@@ -18,7 +18,7 @@ import (
 func TestBadInputOverHTTP(t *testing.T) {
 	n := testkit.StartNode(t, "n1")
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "pw-for-tests-123", 0)
 	base := "http://" + n.AdminAddr()
 	const msg = `"raw":"Subject: s\r\n\r\nhi\r\n"`
 
@@ -60,7 +60,9 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test","password":"p","passwordHash":"$2b$10$x"}`, "", 400, "passwordHash", "passwordHash"},
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test"}`, "", 400, "password", "password"},
 		{"POST", "/api/v1/accounts", `{"address":"x@example.test","pasword":"p"}`, "", 400, "pasword", `unknown field "pasword"`},
-		{"POST", "/api/v1/accounts", `{"address":"alice@example.test","password":"p"}`, "", 409, "address", "account alice@example.test exists already"},
+		{"POST", "/api/v1/accounts", `{"address":"alice@example.test","password":"a-long-password-9"}`, "", 409, "address", "account alice@example.test exists already"},
+		{"POST", "/api/v1/accounts", `{"address":"x@example.test","password":"short"}`, "", 400, "password", "at least 8 characters"},
+		{"POST", "/api/v1/accounts", `{"address":"carol@example.test","password":"carol-2026!"}`, "", 400, "password", "must not contain the account's name (carol)"},
 		// The queue and journeys: ids.
 		{"GET", "/api/v1/queue/NOSUCH", "", "", 404, "id", "no message NOSUCH in the queue of n1"},
 		{"GET", "/api/v1/queue/a%20b", "", "", 400, "id", "id"},
@@ -72,6 +74,13 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"GET", "/api/v1/queue?scope=everything", "", "", 400, "scope", `scope "everything"`},
 		{"GET", "/api/v1/journey/NOSUCH", "", "", 404, "-", "NOSUCH"},
 		{"GET", "/api/v1/journey/a%09b", "", "", 400, "id", "id"},
+		{"GET", "/api/v1/journey?since=yesterday", "", "", 400, "since", "neither an RFC 3339 time"},
+		{"GET", "/api/v1/journey?until=-5m", "", "", 400, "until", "negative"},
+		{"GET", "/api/v1/journey?since=1h&until=2h", "", "", 400, "until", "until is before since"},
+		{"GET", "/api/v1/journey?limit=0", "", "", 400, "limit", "from 1 to 1000"},
+		{"GET", "/api/v1/journey?limit=many", "", "", 400, "limit", "limit"},
+		{"GET", "/api/v1/journey?sender=x", "", "", 400, "sender", "unknown parameter"},
+		{"GET", "/api/v1/journey?from=a%0Ab", "", "", 400, "from", "control character"},
 		// Settings and rules: values.
 		{"PUT", "/api/v1/settings", `{"queueMode":"sideways"}`, "", 400, "queueMode", `queueMode "sideways"`},
 		{"PUT", "/api/v1/settings", `{"queueMode":5}`, "", 400, "queueMode", "must be a string"},
@@ -90,6 +99,36 @@ func TestBadInputOverHTTP(t *testing.T) {
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],"raw":"Subject: s\n\nhi\n"}`, "alice@example.test", 400, "raw", "bare LF"},
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],"raw":"no header at all"}`, "alice@example.test", 400, "raw", "raw"},
 		{"POST", "/api/v1/submit", `{"to":["x@remote.test"],` + msg + `}`, "nodomain", 401, "-", "authentication failed"},
+		// Provisioning: domains, aliases, passwords, account changes.
+		{"POST", "/api/v1/domains", `{"domain":"bad domain"}`, "", 400, "domain", "not a domain name"},
+		{"POST", "/api/v1/domains", `{}`, "", 400, "domain", "domain is required"},
+		{"POST", "/api/v1/domains", `{"domain":"example.test"}`, "", 409, "domain", "example.test is a local domain already"},
+		{"DELETE", "/api/v1/domains/nosuch.test", "", "", 404, "domain", "no local domain nosuch.test"},
+		{"DELETE", "/api/v1/domains/a_b", "", "", 400, "domain", "not a domain name"},
+		{"DELETE", "/api/v1/domains/example.test", "", "", 409, "domain", "only local domain"},
+		{"POST", "/api/v1/aliases", `{"alias":"nodomain","target":"alice@example.test"}`, "", 400, "alias", `alias "nodomain"`},
+		{"POST", "/api/v1/aliases", `{"alias":"x@example.test"}`, "", 400, "target", "target is required"},
+		{"POST", "/api/v1/aliases", `{"alias":"x@other.test","target":"alice@example.test"}`, "", 400, "alias", "other.test is not a local domain"},
+		{"POST", "/api/v1/aliases", `{"alias":"x@example.test","target":"ghost@example.test"}`, "", 400, "target", "no such account"},
+		{"POST", "/api/v1/aliases", `{"alias":"alice@example.test","target":"x@remote.test"}`, "", 409, "alias", "is an account"},
+		{"DELETE", "/api/v1/aliases/ghost@example.test", "", "", 404, "alias", "no alias ghost@example.test"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{"password":"x"}`, "", 400, "password", "at least 8 characters"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{"password":"i-am-alice!"}`, "", 400, "password", "account's name"},
+		{"PUT", "/api/v1/accounts/alice@example.test/password", `{}`, "", 400, "password", "password is required"},
+		{"PUT", "/api/v1/accounts/ghost@example.test/password", `{"password":"long-enough-1"}`, "", 404, "address", "no account ghost@example.test"},
+		{"PUT", "/api/v1/accounts/bob@example.test/password", `{"password":"long-enough-1"}`, "alice@example.test", 403, "-", "only its own password"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{}`, "", 400, "body", "nothing to change"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{"quotaBytes":-1}`, "", 400, "quotaBytes", "must not be negative"},
+		{"PATCH", "/api/v1/accounts/alice@example.test", `{"disabled":"yes"}`, "", 400, "disabled", "must be true or false"},
+		{"PATCH", "/api/v1/accounts/ghost@example.test", `{"disabled":true}`, "", 404, "address", "no account ghost@example.test"},
+		// The console's views: history, the delivery log, a queue page.
+		{"GET", "/api/v1/history?scope=all", "", "", 400, "scope", "scope must be node or cluster"},
+		{"GET", "/api/v1/log?after=-1", "", "", 400, "after", "sequence number"},
+		{"GET", "/api/v1/log?since=yesterday", "", "", 400, "since", "RFC 3339"},
+		{"GET", "/api/v1/log?limit=0", "", "", 400, "limit", "from 1 to 2000"},
+		{"GET", "/api/v1/queue?limit=0", "", "", 400, "limit", "from 1 to 1000"},
+		{"GET", "/api/v1/queue?offset=-5", "", "", 400, "offset", "0 or more"},
+		{"GET", "/api/v1/queue?state=lost", "", "", 400, "state", "active, deferred, held or damaged"},
 		{"GET", "/api/v1/nosuch", "", "", 404, "-", "no such endpoint"},
 	} {
 		req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
@@ -97,7 +136,7 @@ func TestBadInputOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		if tc.user != "" {
-			req.SetBasicAuth(tc.user, "alice-pw-123")
+			req.SetBasicAuth(tc.user, "pw-for-tests-123")
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -76,7 +76,7 @@ func TestOneCopyOnDiskForTheQueueAndEveryMailbox(t *testing.T) {
 	c := client(n)
 	accounts := []string{accountIn(0), accountIn(1), accountIn(2)}
 	for _, a := range accounts {
-		createAccount(t, c, a, "pw-of-"+a, 0)
+		createAccount(t, c, a, "pw-for-tests-123", 0)
 	}
 	msg := largeMessage("bob@remote.test", accounts[0], "one-inode", 1<<20)
 	if _, err := testkit.Send(n.SMTPAddr(), "bob@remote.test", accounts, msg); err != nil {
@@ -146,12 +146,12 @@ func TestDamagedBodyFiles(t *testing.T) {
 	c := client(n)
 	ctx := context.Background()
 	full, ann := accountIn(0), accountIn(1)
-	createAccount(t, c, full, "pw-full-1", 1000) // over quota: the message waits in the queue
-	createAccount(t, c, ann, "pw-ann-1", 0)
+	createAccount(t, c, full, "pw-fifth-1", 1000) // over quota: the message waits in the queue
+	createAccount(t, c, ann, "pw-first-1", 0)
 
 	// One message for a remote recipient (deferred by the MX), one for a
 	// local account that is full; each waits in the queue with its file.
-	ids := []string{submit(t, c, ann, "pw-ann-1", []string{"bob@remote.test"}, largeMessage(ann, "bob@remote.test", "damaged-relayed", 300<<10))}
+	ids := []string{submit(t, c, ann, "pw-first-1", []string{"bob@remote.test"}, largeMessage(ann, "bob@remote.test", "damaged-relayed", 300<<10))}
 	reply, err := testkit.Send(n.SMTPAddr(), "carl@remote.test", []string{full}, largeMessage("carl@remote.test", full, "damaged-local", 300<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestClusterDeliversALargeBodyInChunks(t *testing.T) {
 	c.WaitOwners(t, "be1")
 	fe := c.Admin("fe")
 	const ann = "ann@example.test"
-	createAccount(t, fe, ann, "pw-ann-1", 0)
+	createAccount(t, fe, ann, "pw-first-1", 0)
 	msg := largeMessage("bob@remote.test", ann, "chunked", 5<<20)
 	reply, err := testkit.Send(c.SMTPAddr("fe"), "bob@remote.test", []string{ann}, msg)
 	if err != nil {

@@ -99,7 +99,7 @@ func TestFortyParallelLargeMessagesRSS(t *testing.T) {
 	p := testkit.StartProcess(t, measuredBinary(), "rss", "--demo=false", "--log-level", "warn")
 	pid := readyPID(t, p)
 	c := admin.NewClient("http://"+p.Admin, "")
-	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "big@example.test", Password: "big-pw-1234"}); err != nil {
+	if _, err := c.CreateAccount(context.Background(), admin.CreateAccount{Address: "big@example.test", Password: "large-msgs-1234"}); err != nil {
 		t.Fatal(err)
 	}
 	const sessions, size = 40, 30 << 20

@@ -341,7 +341,7 @@ func TestClusterFrontendCutOffWaitsInQueue(t *testing.T) {
 	assertSMTPCode(t, err, 451, "4.4.3")
 	q, err := fe.Queue(context.Background())
 	if err != nil || len(q) != len(accounts) {
-		t.Fatalf("frontend queue holds %d messages (err %v), want %d waiting", len(q), err, len(accounts))
+		t.Fatalf("frontend queue holds %d messages (err %v), want %d waiting: %+v", len(q), err, len(accounts), q)
 	}
 
 	c.Signal("be1", syscall.SIGCONT)

@@ -17,6 +17,7 @@ import (
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/pop3"
 	"github.com/homing-mail/homing/smtp"
+	"github.com/homing-mail/homing/storage"
 )
 
 // Config is every setting of a node, nested per component. cmd/homing
@@ -29,11 +30,18 @@ type Config struct {
 	Name     string      // node name, unique in the cluster; default "homing"
 	Roles    []mail.Role // default both
 	Hostname string      // SMTP greeting, Received, DSN, relay EHLO; default Name
-	Domains  []string    // local domains; default example.test
+	Domains  []string    // local domains of a new node; default example.test (then changed at run time: package domains)
+	// DomainsGiven says Domains came from the operator (--domains), so
+	// that a start with a saved set that differs warns.
+	DomainsGiven bool
 	// DemoAccount creates demo@<first domain> with a random password
 	// (kept in DataDir/demo-password) when it does not exist.
 	DemoAccount bool
 	Logger      *slog.Logger
+	// LogFields writes the delivery log's fields (to, relay, status...)
+	// as attributes of its records too, not only in the line: for JSON
+	// logs (--log-format json).
+	LogFields bool
 
 	Listen  Listen
 	Admin   Admin
@@ -98,6 +106,10 @@ type Admin struct {
 	// and Host checks of the API). Off by default: the profiles show the
 	// process's internals, and /debug/pprof/cmdline its command line.
 	Pprof bool
+	// MinPasswordLength is the password policy's shortest password for
+	// accounts created or changed through the API; default
+	// control.DefaultMinPasswordLength.
+	MinPasswordLength int
 }
 
 // SyncMode is how writes are made durable.
@@ -118,6 +130,10 @@ type Store struct {
 	AccountStore string   // root of the account partitions; default DataDir/accounts
 	Partitions   int      // default 16 (fixed when the store is created)
 	Sync         SyncMode // default SyncFS
+	// JournalRetention is how long the journal (DataDir/journal: the
+	// steps of every message through this node, and what finds them)
+	// keeps a record; default 7 days.
+	JournalRetention time.Duration
 	// MinFreeSpace is the free space (bytes, on each store's filesystem)
 	// below which new mail is refused with 452 4.3.1 and Local Delivery
 	// defers (storage.Space; Postfix's queue_minfree). 0 means
@@ -269,6 +285,9 @@ func (s Store) withDefaults() Store {
 	if s.Sync == "" {
 		s.Sync = SyncFS
 	}
+	if s.JournalRetention == 0 {
+		s.JournalRetention = storage.DefaultJournalRetention
+	}
 	return s
 }
 
@@ -301,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.Store.Sync != SyncFS && c.Store.Sync != SyncFsync {
 		return fmt.Errorf("--sync: %q is not syncfs or fsync", c.Store.Sync)
+	}
+	if c.Store.JournalRetention < time.Minute {
+		return fmt.Errorf("--journal-retention: %v is shorter than a minute", c.Store.JournalRetention)
 	}
 	if c.Store.Partitions < 1 || c.Store.Partitions > 4096 {
 		return fmt.Errorf("--partitions: %d is not between 1 and 4096", c.Store.Partitions)

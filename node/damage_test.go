@@ -68,7 +68,7 @@ func TestRawOfADamagedMessageAnswers500(t *testing.T) {
 	at := func(c *node.Config) { c.Store.DataDir = data }
 	n := testkit.StartNode(t, "n1", testkit.WithConfig(at))
 	c := client(n)
-	createAccount(t, c, ann, "pw-ann-1", 0)
+	createAccount(t, c, ann, "pw-first-1", 0)
 	for _, marker := range []string{"kept-text", "lost-text"} {
 		msg := testkit.Message("bob@remote.test", ann, marker, markedText(marker))
 		if _, err := testkit.Send(n.SMTPAddr(), "bob@remote.test", []string{ann}, msg); err != nil {

@@ -91,7 +91,7 @@ func TestIMAPSessionsOnTwoNodesAndOwnerKilled(t *testing.T) {
 	c.Add("be1", mail.RoleBackend)
 	c.Add("be2", mail.RoleBackend)
 	c.WaitOwners(t, "be1", "be2")
-	const acct, pass = "reader@example.test", "reader-password-1"
+	const acct, pass = "reader@example.test", "imap-cluster-pw-1"
 	fe := c.Admin("fe")
 	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: acct, Password: pass}); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func modeCluster(t *testing.T, mx *fakemx.Server, feModes ...string) (*testkit.C
 	c.WaitOwners(t, "be1")
 	be := c.Admin("be1")
 	wait.For(t, 20*time.Second, func() bool {
-		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
+		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "pw-for-tests-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
 	return c, be
@@ -49,7 +49,7 @@ func TestRemotelyTransfersToLocallyForOthers(t *testing.T) {
 	mx := fakemx.Start(t)
 	_, be := modeCluster(t, mx, "locally-for-others")
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "remotely", "generated on a backend")
-	id, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw)
+	id, err := be.Submit(context.Background(), "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestRemotelyFallsBackWhenNoMemberTakesIt(t *testing.T) {
 	c, be := modeCluster(t, mx, "locally")
 	_ = c
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "fallback", "no taker")
-	if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
+	if _, err := be.Submit(context.Background(), "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, raw); err != nil {
 		t.Fatal(err)
 	}
 	got := mx.WaitMessages(t, 1, 30*time.Second)
@@ -107,7 +107,7 @@ func TestRemotelyLocallyForOthersMemberKilled(t *testing.T) {
 	c, be := modeCluster(t, mx, "locally-for-others", "locally")
 	c.Kill("fe1")
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "after kill", "the taker is gone")
-	if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
+	if _, err := be.Submit(context.Background(), "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, raw); err != nil {
 		t.Fatal(err)
 	}
 	got := mx.WaitMessages(t, 1, 60*time.Second)
@@ -136,7 +136,7 @@ func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
 	c.WaitOwners(t, "be1")
 	fe, be := c.Admin("fe1"), c.Admin("be1")
 	wait.For(t, 20*time.Second, func() bool {
-		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
+		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "pw-for-tests-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
 	// The cluster-wide rule is set once, on the frontend; the backend gets it.
@@ -153,7 +153,7 @@ func TestRemotelyRunsClusterFilterOnce(t *testing.T) {
 		t.Helper()
 		before := len(mx.Messages())
 		raw := testkit.Message("alice@example.test", "bob@remote.test", subject, "generated on the backend")
-		if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
+		if _, err := be.Submit(context.Background(), "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, raw); err != nil {
 			t.Fatal(err)
 		}
 		return mx.WaitMessages(t, before+1, 30*time.Second)[before]

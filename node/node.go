@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -28,10 +29,12 @@ import (
 	"github.com/homing-mail/homing/console"
 	"github.com/homing-mail/homing/content"
 	"github.com/homing-mail/homing/control"
+	"github.com/homing-mail/homing/domains"
 	"github.com/homing-mail/homing/filter"
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/imap"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 	"github.com/homing-mail/homing/rules"
 	"github.com/homing-mail/homing/smtp"
 	"github.com/homing-mail/homing/storage"
@@ -47,6 +50,7 @@ type Node struct {
 	log      *slog.Logger
 	started  time.Time
 	registry *prometheus.Registry
+	maillog  *maillog.Log // the delivery log
 	stop     shutdown
 	abrupt   atomic.Bool // CloseAbruptly: no graceful leave
 
@@ -54,9 +58,11 @@ type Node struct {
 	syncers     []*storage.Syncer
 	spaces      []*storage.Space // free-space guards, one per filesystem of a store
 	queue       *storage.QueueStore
+	journal     *storage.JournalStore
 	accounts    *storage.AccountStore
 	pipe        *content.Pipeline
 	replicator  *content.Replicator
+	domains     *domains.Registry  // the cluster's local domains
 	placement   *cluster.Placement // nil on a single node
 	actors      *actors.System
 	settings    *control.Settings
@@ -101,7 +107,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("node", cfg.Name)
-	n := &Node{cfg: cfg, log: log, started: time.Now(), registry: prometheus.NewRegistry()}
+	n := &Node{cfg: cfg, log: log, started: time.Now(), registry: prometheus.NewRegistry(),
+		maillog: maillog.New(log.With("component", "maillog"), maillog.Options{Fields: cfg.LogFields})}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	steps := []func(context.Context) error{
 		n.openStores,
@@ -129,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.api.SetStarted()
 	log.Info("node started", "smtp", n.SMTPAddr(), "admin", n.AdminAddr(), "roles", cfg.Roles,
-		"domains", strings.Join(cfg.Domains, ","), "data", cfg.Store.DataDir)
+		"domains", strings.Join(n.Domains(), ","), "data", cfg.Store.DataDir)
 	return n, nil
 }
 
@@ -146,7 +153,8 @@ func (n *Node) openStores(context.Context) error {
 	// remove its reserve file for the stores to open at all.
 	backend := n.cfg.hasRole(mail.RoleBackend)
 	var err error
-	if qopt.Space, err = n.spaceFor(cfg.DataDir, "queue", 1+n.partitionsOn(cfg.DataDir)); err != nil {
+	// DataDir holds two databases, the queue and the journal.
+	if qopt.Space, err = n.spaceFor(cfg.DataDir, "queue", 2+n.partitionsOn(cfg.DataDir)); err != nil {
 		return err
 	}
 	if backend {
@@ -179,6 +187,12 @@ func (n *Node) openStores(context.Context) error {
 	}
 	n.queue = q
 	n.stop.push("queue store", q.Close)
+	j, err := storage.OpenJournal(filepath.Join(cfg.DataDir, "journal"), qopt, cfg.JournalRetention)
+	if err != nil {
+		return fmt.Errorf("opening the journal in %s: %w (it can be removed: only the journeys of past messages are lost)", cfg.DataDir, err)
+	}
+	n.journal = j
+	n.stop.push("journal store", j.Close)
 	if backend {
 		a, err := storage.NewAccountStore(cfg.AccountStore, cfg.Partitions, aopt)
 		if err != nil {
@@ -307,6 +321,26 @@ func (n *Node) startContent(context.Context) error {
 	pipe.SetAuthServID(n.cfg.Trust.AuthServID)
 	n.replicator = content.NewReplicator(pipe, n.log.With("component", "rules"))
 	n.stop.push("filters", pipe.Close)
+	return n.openDomains()
+}
+
+// openDomains loads the cluster's local domains saved in the data
+// directory, or seeds them from --domains on a new node. Later changes
+// (here or from a member) reach the directory at once.
+func (n *Node) openDomains() error {
+	reg, saved, err := domains.Open(n.cfg.Store.DataDir, n.cfg.Domains, n.log.With("component", "domains"), func(local []string) {
+		if s := n.actors; s != nil {
+			s.Directory().SetDomains(local)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("the local domains: %w", err)
+	}
+	if saved && !slices.Equal(reg.Local(), n.cfg.Domains) && n.cfg.DomainsGiven {
+		n.log.Warn("the local domains saved in the data directory (changed at run time, or by the cluster) win over --domains, which only seeds a new node; change them with homing ctl domains",
+			"domains", strings.Join(reg.Local(), ","), "flag", strings.Join(n.cfg.Domains, ","))
+	}
+	n.domains = reg
 	return nil
 }
 
@@ -361,7 +395,13 @@ func (n *Node) startActors(ctx context.Context) error {
 			"queueMode", settings.QueueMode(), "flag", cfg.Routing.Mode)
 	}
 	n.settings = settings
-	s, err := actors.Start(cfg.Queue, actors.Deps{
+	stats := actors.NewStats(n.registry)
+	stats.Journal = actors.NewStoredJournal(n.journal, nil, n.log.With("component", "journal"))
+	// Written out before its store closes, after the actors stopped.
+	n.stop.push("journal", func() error { stats.Journal.Close(); return nil })
+	qcfg := cfg.Queue
+	qcfg.LocalDomains = n.domains.Local()
+	s, err := actors.Start(qcfg, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,
 		Queue:         n.queue,
@@ -371,7 +411,8 @@ func (n *Node) startActors(ctx context.Context) error {
 		Pipeline:      n.pipe,
 		Mode:          n.settings.QueueMode,
 		Logger:        n.log.With("component", "actors"),
-		Stats:         actors.NewStats(n.registry),
+		Stats:         stats,
+		MailLog:       n.maillog,
 		PartitionChanged: func(id int, open bool) {
 			if open {
 				n.noteStaticData(id)
@@ -398,9 +439,15 @@ func (n *Node) startActors(ctx context.Context) error {
 		Addrs:      func() control.Addrs { return control.Addrs{SMTP: n.SMTPAddr(), Admin: n.AdminAddr()} },
 		Logger:     n.log.With("component", "admin"),
 		Guard:      n.guard,
+		MailLog:    n.maillog,
+		DomainSet:  n.domains,
 		Spaces:     n.Spaces,
+
+		MinPasswordLength: cfg.Admin.MinPasswordLength,
 	})
 	n.api.RegisterMetrics(n.registry)
+	n.api.StartHistory()
+	n.stop.push("history", func() error { n.api.StopHistory(); return nil })
 	if cfg.DemoAccount && !clustered {
 		return n.ensureDemo(ctx)
 	}
@@ -453,6 +500,9 @@ func (n *Node) startChannel(context.Context) error {
 	if err := n.replicator.Start(n.actors.ActorSystem()); err != nil {
 		return err
 	}
+	if err := n.domains.Start(n.actors.ActorSystem()); err != nil {
+		return err
+	}
 	if err := n.api.StartIntrospect(); err != nil {
 		return fmt.Errorf("introspect actor: %w", err)
 	}
@@ -473,6 +523,7 @@ func (n *Node) startSMTP(context.Context) error {
 	scfg.TLSConfig = tlsConfig
 	scfg.Cluster = n.clusterAuth
 	scfg.Guard = n.guard
+	scfg.MailLog = n.maillog
 	scfg.AcceptTransfers = func() bool { return n.settings.QueueMode() == mail.ModeLocallyForOthers }
 	scfg.Checks = n.inboundChecker()
 	srv := smtp.NewServer(scfg, n.actors.Directory(), n.actors.Enqueuer(), nil, n.log.With("component", "smtp"), metrics)
@@ -561,6 +612,7 @@ func (n *Node) startAdmin(context.Context) error {
 		Logger:        n.log.With("component", "admin"),
 		Pprof:         cfg.Pprof,
 		Console:       console.Handler("/console/"),
+		MailLog:       n.maillog,
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	var err error
@@ -604,6 +656,8 @@ func (n *Node) joinCluster(context.Context) error {
 			HasData:      n.staticHasData(),
 			Started:      n.started.UnixNano(),
 			RulesVersion: rulesVersion,
+
+			DomainsVersion: n.domains.Current().Version,
 		},
 	})
 	if err != nil {
@@ -619,9 +673,11 @@ func (n *Node) joinCluster(context.Context) error {
 	n.membership.Store(ms)
 	n.settings.Join(ms)
 	n.replicator.Join(ms)
+	n.domains.Join(ms)
 	own := cluster.RunOwnership(ms, n.placement, n.actors, cfg.hasRole(mail.RoleBackend),
 		n.log.With("component", "ownership"), func() {
 			n.replicator.Sync()
+			n.domains.Sync()
 			n.changes.Notify()
 		})
 	n.stop.push("ownership", func() error { own.Stop(); return nil })
@@ -706,8 +762,8 @@ func (n *Node) ChannelAddr() string {
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Name }
 
-// Domains are the node's local domains (the first is the default).
-func (n *Node) Domains() []string { return append([]string(nil), n.cfg.Domains...) }
+// Domains are the node's local domains now (the first is the default).
+func (n *Node) Domains() []string { return n.domains.Local() }
 
 // API is the node's admin API, in process (what the admin endpoint serves).
 func (n *Node) API() admin.API { return n.adminAPI() }
@@ -756,7 +812,7 @@ func (n *Node) CloseAbruptly() error {
 // ensureDemo creates the demo account on first start and keeps its
 // password in DataDir/demo-password so that every start can print it.
 func (n *Node) ensureDemo(ctx context.Context) error {
-	addr := "demo@" + n.cfg.Domains[0]
+	addr := "demo@" + n.Domains()[0]
 	pwFile := filepath.Join(n.cfg.Store.DataDir, "demo-password")
 	_, err := n.actors.GetAccount(ctx, addr)
 	if err != nil && mail.IsTemporary(err) {

@@ -119,10 +119,10 @@ func TestRelayToSinkInOneTransaction(t *testing.T) {
 	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+	createAccount(t, c, "alice@example.test", "pw-first-1", 0)
 
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "out", "to the world")
-	submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test", "carol@remote.test"}, raw)
+	submit(t, c, "alice@example.test", "pw-first-1", []string{"bob@remote.test", "carol@remote.test"}, raw)
 	got := mx.WaitMessages(t, 1, 20*time.Second)
 	if len(got[0].To) != 2 {
 		t.Fatalf("MX got recipients %v in its first transaction, want both in one", got[0].To)
@@ -141,8 +141,8 @@ func TestTemporaryFailureThenSuccess(t *testing.T) {
 	mx.FailRcpt(func(string) bool { return true }, &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try later"})
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
-	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test"},
+	createAccount(t, c, "alice@example.test", "pw-first-1", 0)
+	id := submit(t, c, "alice@example.test", "pw-first-1", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "retry", "body"))
 
 	var e admin.QueueEntry
@@ -171,9 +171,9 @@ func TestPermanentFailureBouncesToLocalSender(t *testing.T) {
 		&gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user here"})
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
+	createAccount(t, c, "alice@example.test", "pw-first-1", 0)
 	raw := testkit.Message("alice@example.test", "gone@remote.test", "doomed", "this will bounce")
-	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"gone@remote.test", "ok@remote.test"}, raw)
+	id := submit(t, c, "alice@example.test", "pw-first-1", []string{"gone@remote.test", "ok@remote.test"}, raw)
 
 	ms := waitMessages(t, c, "alice@example.test", 1)
 	dsn, err := c.RawMessage(context.Background(), "alice@example.test", ms[0].ID)
@@ -209,10 +209,10 @@ func TestOverQuotaIsTemporaryThenPermanent(t *testing.T) {
 		c.Queue.OverQuotaTimeout = 1500 * time.Millisecond
 	}))
 	c := client(n)
-	createAccount(t, c, "small@example.test", "pw-small-1", 100)
-	createAccount(t, c, "sender@example.test", "pw-sender-1", 0)
+	createAccount(t, c, "small@example.test", "pw-second-1", 100)
+	createAccount(t, c, "sender@example.test", "pw-third-1", 0)
 	raw := testkit.Message("sender@example.test", "small@example.test", "too big", strings.Repeat("x", 200))
-	id := submit(t, c, "sender@example.test", "pw-sender-1", []string{"small@example.test"}, raw)
+	id := submit(t, c, "sender@example.test", "pw-third-1", []string{"small@example.test"}, raw)
 
 	var e admin.QueueEntry
 	wait.For(t, 10*time.Second, func() bool {
@@ -246,8 +246,8 @@ func TestRestartWithQueuedMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := client(n1)
-	createAccount(t, c, "alice@example.test", "pw-alice-1", 0)
-	id := submit(t, c, "alice@example.test", "pw-alice-1", []string{"bob@remote.test"},
+	createAccount(t, c, "alice@example.test", "pw-first-1", 0)
+	id := submit(t, c, "alice@example.test", "pw-first-1", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "persist", "across restarts"))
 	wait.For(t, 10*time.Second, func() bool {
 		e, err := c.QueueEntry(context.Background(), id)
@@ -318,7 +318,7 @@ func TestSubmissionAuthRelays(t *testing.T) {
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
 		c.Listen.Submission = "127.0.0.1:0"
 	}))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "pw-for-tests-123", 0)
 	c, err := gosmtp.Dial(n.SubmissionAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +332,7 @@ func TestSubmissionAuthRelays(t *testing.T) {
 	}
 	err = c.Mail("alice@example.test", nil)
 	assertSMTPCode(t, err, 530, "5.7.0")
-	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")); err != nil {
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "pw-for-tests-123")); err != nil {
 		t.Fatalf("AUTH PLAIN: %v", err)
 	}
 	msg := testkit.Message("alice@example.test", "bob@remote.test", "submitted", "via 587")
@@ -363,8 +363,8 @@ func TestAccountRules(t *testing.T) {
 	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
-	createAccount(t, c, "carol@example.test", "carol-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "pw-for-tests-123", 0)
+	createAccount(t, c, "carol@example.test", "pw-third-123", 0)
 	_, err := c.SetAccountRules(context.Background(), "alice@example.test", []byte(`[
 	  {"name":"news","priority":10,"conditions":[{"field":"subject","op":"contains","value":"news"}],
 	   "actions":[{"kind":"folder","value":"News"}]},
@@ -416,12 +416,12 @@ func TestMetrics(t *testing.T) {
 	mx := fakemx.Start(t)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "pw-for-tests-123", 0)
 	if _, err := testkit.Send(n.SMTPAddr(), "x@remote.test", []string{"alice@example.test"},
 		testkit.Message("x@remote.test", "alice@example.test", "m", "m")); err != nil {
 		t.Fatal(err)
 	}
-	submit(t, c, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, testkit.Message("alice@example.test", "bob@remote.test", "r", "r"))
+	submit(t, c, "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, testkit.Message("alice@example.test", "bob@remote.test", "r", "r"))
 	mx.WaitMessages(t, 1, 20*time.Second)
 	waitMessages(t, c, "alice@example.test", 1)
 	var body string

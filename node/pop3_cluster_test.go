@@ -136,7 +136,7 @@ func TestPOP3AcrossTheCluster(t *testing.T) {
 	c.Add("be1", mail.RoleBackend)
 	c.Add("be2", mail.RoleBackend)
 	c.WaitOwners(t, "be1", "be2")
-	const acct, pass = "popper@example.test", "popper-password-1"
+	const acct, pass = "popper@example.test", "pop3-cluster-pw-1"
 	fe := c.Admin("fe")
 	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: acct, Password: pass}); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/testkit"
 )
@@ -133,5 +136,61 @@ func TestPOP3ServesTheNodesMailboxes(t *testing.T) {
 	third.cmd("USER alice@example.test")
 	if r := third.cmd("PASS secret-pw"); !strings.HasPrefix(r, "+OK") {
 		t.Errorf("after QUIT: %q", r)
+	}
+}
+
+// TestDisabledAccountRefusedByIMAPAndPOP3: disabling an account (PATCH
+// disabled) refuses its IMAP and POP3 logins with the right password, as
+// it does SMTP AUTH and the API; enabled again, both log in.
+func TestDisabledAccountRefusedByIMAPAndPOP3(t *testing.T) {
+	n := testkit.StartNode(t, "n1", testkit.WithConfig(func(c *node.Config) {
+		c.Listen.POP3, c.Listen.IMAP = "127.0.0.1:0", "127.0.0.1:0"
+	}))
+	c := client(n)
+	const acct, pass = "dora@example.test", "mailbox-pw-123"
+	createAccount(t, c, acct, pass, 0)
+	imapLogin := func() error {
+		ic, err := imapclient.DialInsecure(n.IMAPAddr(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ic.Close()
+		return ic.Login(acct, pass).Wait()
+	}
+	pop3Pass := func() string {
+		conn, err := net.Dial("tcp", n.POP3Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := dialPOP3(t, conn)
+		defer p.cmd("QUIT")
+		p.cmd("USER " + acct)
+		return p.cmd("PASS " + pass)
+	}
+	setDisabled := func(d bool) {
+		if a, err := c.UpdateAccount(context.Background(), acct, admin.AccountUpdate{Disabled: &d}); err != nil || a.Disabled != d {
+			t.Fatalf("disabled=%v: %+v %v", d, a, err)
+		}
+	}
+
+	if err := imapLogin(); err != nil {
+		t.Fatalf("IMAP login of an active account: %v", err)
+	}
+	if r := pop3Pass(); !strings.HasPrefix(r, "+OK") {
+		t.Fatalf("POP3 PASS of an active account: %q", r)
+	}
+	setDisabled(true)
+	if err := imapLogin(); err == nil || !strings.Contains(err.Error(), "AUTHENTICATIONFAILED") {
+		t.Errorf("IMAP login of a disabled account: %v, want NO [AUTHENTICATIONFAILED]", err)
+	}
+	if r := pop3Pass(); !strings.HasPrefix(r, "-ERR") {
+		t.Errorf("POP3 PASS of a disabled account: %q, want -ERR", r)
+	}
+	setDisabled(false)
+	if err := imapLogin(); err != nil {
+		t.Errorf("IMAP login once enabled again: %v", err)
+	}
+	if r := pop3Pass(); !strings.HasPrefix(r, "+OK") {
+		t.Errorf("POP3 PASS once enabled again: %q", r)
 	}
 }

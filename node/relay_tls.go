@@ -72,7 +72,7 @@ func (n *Node) relayClientTLS(c smtp.ClientConfig) smtp.ClientConfig {
 	c.Credentials = n.routeCredential
 	c.Metrics = smtp.NewClientMetrics(n.registry)
 	c.Logger = n.log.With("component", "relay")
-	c.Journal = n.journal
+	c.Journal = n.noteJourney
 	c.Port = n.cfg.Routing.TestMXPort
 	return c
 }

@@ -107,8 +107,8 @@ func stsPolicyText(mode string, mx ...string) string {
 func sendToRemote(t *testing.T, n *node.Node) (*admin.Client, string) {
 	t.Helper()
 	cl := client(n)
-	createAccount(t, cl, "alice@example.test", "alice-pw-123", 0)
-	id := submit(t, cl, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+	createAccount(t, cl, "alice@example.test", "relay-tls-pw-123", 0)
+	id := submit(t, cl, "alice@example.test", "relay-tls-pw-123", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "mta-sts", "x"))
 	return cl, id
 }
@@ -326,10 +326,10 @@ func TestRouteCredentialsReloadedOnSIGHUP(t *testing.T) {
 	p := testkit.StartProcess(t, homingBin, "n1", "--route", "remote.test="+mx.Addr+",tls=encrypt",
 		"--route-credentials", creds, "--retry-min", "200ms", "--retry-max", "1s")
 	cl := adminClient(p.Admin)
-	if _, err := cl.CreateAccount(t.Context(), adminAccount("alice@example.test", "alice-pw-123")); err != nil {
+	if _, err := cl.CreateAccount(t.Context(), adminAccount("alice@example.test", "relay-tls-pw-123")); err != nil {
 		t.Fatal(err)
 	}
-	submit(t, cl, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+	submit(t, cl, "alice@example.test", "relay-tls-pw-123", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "reload", "x"))
 	wait.For(t, 20*time.Second, func() bool { return len(mx.AuthAttempts()) > 0 }, "no AUTH at the smarthost")
 	if a := mx.AuthAttempts()[0]; a.OK || a.Password != "old-password" || !a.TLS {

@@ -58,8 +58,8 @@ func TestSubmitThrottledLikeSubmissionAuth(t *testing.T) {
 		c.Listen.Submission = "127.0.0.1:0"
 		c.SMTP.Auth = guard.Config{FailureDelay: delay, MaxFailureDelay: 4 * delay, MaxFailuresPerAccount: 3}
 	}))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
-	createAccount(t, client(n), "bob@example.test", "bob-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "pw-for-tests-123", 0)
+	createAccount(t, client(n), "bob@example.test", "pw-fourth-123", 0)
 	netA, netB := httpFrom("127.0.11.5"), httpFrom("127.0.12.5")
 
 	var took []time.Duration
@@ -73,7 +73,7 @@ func TestSubmitThrottledLikeSubmissionAuth(t *testing.T) {
 		}
 		took = append(took, d)
 	}
-	status, retry, _ := postSubmit(t, n, netA, "alice@example.test", "alice-pw-123")
+	status, retry, _ := postSubmit(t, n, netA, "alice@example.test", "pw-for-tests-123")
 	if secs, err := strconv.Atoi(retry); status != http.StatusTooManyRequests || err != nil || secs < 1 || secs > 15*60 {
 		t.Fatalf("right password from network A after 3 failures: %d, Retry-After %q; want 429 with a Retry-After", status, retry)
 	}
@@ -89,10 +89,10 @@ func TestSubmitThrottledLikeSubmissionAuth(t *testing.T) {
 	if err := sc.Hello("mua.test"); err != nil {
 		t.Fatal(err)
 	}
-	assertSMTPCode(t, sc.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")), 454, "4.7.0")
+	assertSMTPCode(t, sc.Auth(sasl.NewPlainClient("", "alice@example.test", "pw-for-tests-123")), 454, "4.7.0")
 
 	// The owner from network B: at once.
-	status, _, ownerTook := postSubmit(t, n, netB, "alice@example.test", "alice-pw-123")
+	status, _, ownerTook := postSubmit(t, n, netB, "alice@example.test", "pw-for-tests-123")
 	if status != http.StatusAccepted {
 		t.Fatalf("the owner from network B: %d, want 202", status)
 	}
@@ -101,7 +101,7 @@ func TestSubmitThrottledLikeSubmissionAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := b.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")); err != nil {
+	if err := b.Auth(sasl.NewPlainClient("", "alice@example.test", "pw-for-tests-123")); err != nil {
 		t.Fatalf("the owner over SMTP from another network: %v", err)
 	}
 	waitMessages(t, client(n), "bob@example.test", 1)

@@ -37,7 +37,7 @@ func TestMXOffersSTARTTLSWithNoConfiguration(t *testing.T) {
 	n := testkit.StartNode(t, "n1", testkit.WithConfig(func(c *node.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	}))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "trust-test-pw-123", 0)
 	c, err := gosmtp.Dial(n.SMTPAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestSubmissionsIsImplicitTLS(t *testing.T) {
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
 		c.Listen.Submissions = "127.0.0.1:0"
 	}))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "trust-test-pw-123", 0)
 	c, err := gosmtp.DialTLS(n.SubmissionsAddr(), insecure)
 	if err != nil {
 		t.Fatalf("TLS to --submissions: %v", err)
@@ -97,7 +97,7 @@ func TestSubmissionsIsImplicitTLS(t *testing.T) {
 	if err := c.Mail("alice@example.test", nil); err == nil {
 		t.Fatal("MAIL without AUTH was accepted on submissions")
 	}
-	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")); err != nil {
+	if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "trust-test-pw-123")); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
 	msg := testkit.Message("alice@example.test", "bob@remote.test", "465", "implicit")
@@ -172,7 +172,7 @@ func TestTLSCertificateReloadedOnSIGHUP(t *testing.T) {
 	if got := servedCert(t, p.SMTP); !bytes.Equal(got, first) {
 		t.Fatal("the node does not serve --tls-cert")
 	}
-	if _, err := adminClient(p.Admin).CreateAccount(t.Context(), adminAccount("alice@example.test", "alice-pw-123")); err != nil {
+	if _, err := adminClient(p.Admin).CreateAccount(t.Context(), adminAccount("alice@example.test", "trust-test-pw-123")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -39,11 +39,11 @@ func takerKilledCluster(t *testing.T, mx *fakemx.Server, confirmTimeout string) 
 	c.WaitOwners(t, "be1")
 	be := c.Admin("be1")
 	wait.For(t, 20*time.Second, func() bool {
-		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
+		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "pw-for-tests-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
 	raw := testkit.Message("alice@example.test", "bob@remote.test", "unclear reply", "fe1 dies before its 250")
-	id, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw)
+	id, err := be.Submit(context.Background(), "alice@example.test", "pw-for-tests-123", []string{"bob@remote.test"}, raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,13 +63,14 @@ func (n *Node) startTrust(context.Context) error {
 	n.trust.keysRepl = dkim.NewReplicator(keys, n.log.With("component", "dkim"))
 	algorithm := cfg.DKIMAlgorithm
 	n.trust.signer = dkim.NewSigner(dkim.SignerConfig{Keys: keys, IsLocal: n.isLocalDomain,
-		Fallback: n.cfg.Domains[0], Algorithm: algorithm})
+		Fallback: n.Domains()[0], Algorithm: algorithm})
 	return n.startRelayTLS()
 }
 
-// isLocalDomain reports whether domain is one of the node's local domains.
+// isLocalDomain reports whether domain is one of the node's local domains
+// now (the cluster's set, which changes at run time: package domains).
 func (n *Node) isLocalDomain(domain string) bool {
-	return slices.ContainsFunc(n.cfg.Domains, func(d string) bool { return strings.EqualFold(d, domain) })
+	return slices.ContainsFunc(n.Domains(), func(d string) bool { return strings.EqualFold(d, domain) })
 }
 
 // relayResolver is the relay's DNS: a test's stub, or the node's resolver.
@@ -109,7 +110,7 @@ func (n *Node) relayer(next actors.Relayer) actors.Relayer {
 		return next
 	}
 	return &dkim.SigningRelayer{Next: next, Signer: n.trust.signer, Log: n.log.With("component", "dkim"),
-		Record: n.journal}
+		Record: n.noteJourney}
 }
 
 // startTrustChannel lets members fetch and push DKIM keys (clustered
@@ -237,11 +238,11 @@ func (n *Node) inboundChecker() smtp.Checker {
 	}
 	c := inbound.New(inbound.Config{AuthServID: cfg.AuthServID, Resolver: n.trust.resolver, Policy: policy,
 		Metrics: n.trust.authMetrics})
-	return inboundChecks{c: c, record: n.journal}
+	return inboundChecks{c: c, record: n.noteJourney}
 }
 
-// journal notes an event of message id in this node's journal.
-func (n *Node) journal(id, event, detail string) {
+// noteJourney notes an event of message id in this node's journal.
+func (n *Node) noteJourney(id, event, detail string) {
 	if s := n.actors; s != nil {
 		s.Stats().Journal.Record(id, event, detail)
 	}

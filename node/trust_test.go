@@ -80,10 +80,10 @@ func TestSubmittedMailIsDKIMSignedAndDkimpyVerifies(t *testing.T) {
 	dns := dnstest.Start(t, nil)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), withDNS(dns))
 	c := client(n)
-	createAccount(t, c, "demo@example.test", "demo-pw-123", 0)
+	createAccount(t, c, "demo@example.test", "signed-mail-pw-1", 0)
 
 	raw := testkit.Message("demo@example.test", "bob@remote.test", "signed", "to the world\r\nwith  two  spaces ")
-	id := submit(t, c, "demo@example.test", "demo-pw-123", []string{"bob@remote.test"}, raw)
+	id := submit(t, c, "demo@example.test", "signed-mail-pw-1", []string{"bob@remote.test"}, raw)
 	got := mx.WaitMessages(t, 1, 20*time.Second)[0]
 	h := header(got.Data)
 	if strings.Count(h, "DKIM-Signature:") != 1 || !strings.Contains(h, "d=example.test") {
@@ -117,7 +117,7 @@ func TestDKIMRotationByCtlGenerate(t *testing.T) {
 	dns := dnstest.Start(t, nil)
 	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), withDNS(dns))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "trust-test-pw-123", 0)
 	ctx := context.Background()
 	first, err := c.GenerateDKIM(ctx, "example.test", admin.DKIMGenerate{Selector: "one"})
 	if err != nil || first.Selector != "one" || first.State != "active" || first.Algorithm != "rsa" {
@@ -146,13 +146,46 @@ func TestDKIMRotationByCtlGenerate(t *testing.T) {
 	if states["one"] != "retired" || states["two"] != "active" || states["three"] != "active" {
 		t.Fatalf("after rotation: %v", states)
 	}
-	submit(t, c, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+	submit(t, c, "alice@example.test", "trust-test-pw-123", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "rotated", "x"))
 	got := mx.WaitMessages(t, 1, 20*time.Second)[0]
 	h := strings.ReplaceAll(header(got.Data), "\r\n ", " ")
 	if strings.Count(h, "DKIM-Signature:") != 2 || !strings.Contains(h, "s=three") || !strings.Contains(h, "s=two") || strings.Contains(h, "s=one") {
 		t.Fatalf("want signatures by three (rsa) and two (ed25519), not one:\n%s", h)
 	}
+	if ok, why := pytools.DKIMVerify(t, dns, got.Data); !ok {
+		t.Fatalf("dkimpy: %s", why)
+	}
+}
+
+// TestDKIMForADomainAddedAtRunTime: the DKIM keys follow the cluster's
+// local domains as they change (package domains), not --domains: a
+// domain has no key before it is added, gets one once it is, its mail is
+// signed with it and dkimpy verifies it.
+func TestDKIMForADomainAddedAtRunTime(t *testing.T) {
+	mx := fakemx.Start(t)
+	dns := dnstest.Start(t, nil)
+	n := testkit.StartNode(t, "n1", withRoute("remote.test", mx.Addr), withDNS(dns))
+	c := client(n)
+	ctx := context.Background()
+	if _, err := c.GenerateDKIM(ctx, "example.org", admin.DKIMGenerate{Selector: "org1"}); err == nil || !strings.Contains(err.Error(), "no local domain") {
+		t.Fatalf("a key for a domain that is not local yet: %v", err)
+	}
+	if _, err := c.AddDomain(ctx, "example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.GenerateDKIM(ctx, "example.org", admin.DKIMGenerate{Selector: "org1"}); err != nil || k.State != "active" {
+		t.Fatalf("a key for the added domain: %+v %v", k, err)
+	}
+	createAccount(t, c, "carol@example.org", "added-domain-pw-1", 0)
+	submit(t, c, "carol@example.org", "added-domain-pw-1", []string{"bob@remote.test"},
+		testkit.Message("carol@example.org", "bob@remote.test", "from a new domain", "signed"))
+	got := mx.WaitMessages(t, 1, 20*time.Second)[0]
+	h := strings.ReplaceAll(header(got.Data), "\r\n ", " ")
+	if strings.Count(h, "DKIM-Signature:") != 1 || !strings.Contains(h, "d=example.org") || !strings.Contains(h, "s=org1") {
+		t.Fatalf("want one DKIM-Signature of example.org by org1:\n%s", h)
+	}
+	publishDKIM(t, c, dns, "example.org")
 	if ok, why := pytools.DKIMVerify(t, dns, got.Data); !ok {
 		t.Fatalf("dkimpy: %s", why)
 	}
@@ -180,7 +213,7 @@ func TestForgedLocalDomainRefusedAtData(t *testing.T) {
 	dns := dnstest.Start(t, trustZone())
 	n := testkit.StartNode(t, "n1", withDNS(dns))
 	c := client(n)
-	createAccount(t, c, "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, c, "alice@example.test", "trust-test-pw-123", 0)
 
 	forged := testkit.Message("ceo@example.test", "alice@example.test", "wire the money", "now")
 	_, err := testkit.Send(n.SMTPAddr(), "ceo@example.test", []string{"alice@example.test"}, forged)
@@ -266,13 +299,13 @@ func TestAuthenticatedMailIsNotChecked(t *testing.T) {
 	n := testkit.StartNode(t, "n1", withDNS(dns), withRoute("remote.test", mx.Addr), testkit.WithConfig(func(c *node.Config) {
 		c.Listen.Submission = "127.0.0.1:0"
 	}))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "trust-test-pw-123", 0)
 	sc, err := gosmtp.Dial(n.SubmissionAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	if err := sc.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-pw-123")); err != nil {
+	if err := sc.Auth(sasl.NewPlainClient("", "alice@example.test", "trust-test-pw-123")); err != nil {
 		t.Fatal(err)
 	}
 	msg := testkit.Message("alice@example.test", "bob@remote.test", "mine", "from me")
@@ -291,7 +324,7 @@ func TestDNSTimeoutIsTemporary(t *testing.T) {
 	dns := dnstest.Start(t, trustZone())
 	dns.Drop("example.test")
 	n := testkit.StartNode(t, "n1", withDNS(dns))
-	createAccount(t, client(n), "alice@example.test", "alice-pw-123", 0)
+	createAccount(t, client(n), "alice@example.test", "trust-test-pw-123", 0)
 	msg := testkit.Message("ceo@example.test", "alice@example.test", "x", "y")
 	_, err := testkit.Send(n.SMTPAddr(), "ceo@example.test", []string{"alice@example.test"}, msg)
 	assertSMTPCode(t, err, 451, "4.7.1")
@@ -311,14 +344,14 @@ func TestSignedOnceThroughTwoQueues(t *testing.T) {
 	c.WaitOwners(t, "be1")
 	fe, be := c.Admin("fe1"), c.Admin("be1")
 	wait.For(t, 20*time.Second, func() bool {
-		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "alice-pw-123"})
+		_, err := be.CreateAccount(context.Background(), admin.CreateAccount{Address: "alice@example.test", Password: "trust-test-pw-123"})
 		return err == nil || strings.Contains(err.Error(), "exists")
 	}, "creating alice")
 	send := func(subject string) fakemx.Transaction {
 		t.Helper()
 		before := len(mx.Messages())
 		raw := testkit.Message("alice@example.test", "bob@remote.test", subject, "generated on the backend")
-		if _, err := be.Submit(context.Background(), "alice@example.test", "alice-pw-123", []string{"bob@remote.test"}, raw); err != nil {
+		if _, err := be.Submit(context.Background(), "alice@example.test", "trust-test-pw-123", []string{"bob@remote.test"}, raw); err != nil {
 			t.Fatal(err)
 		}
 		return mx.WaitMessages(t, before+1, 30*time.Second)[before]
@@ -439,8 +472,8 @@ func TestDANEDefersABadCertificateThenDelivers(t *testing.T) {
 	dns.Secure(tlsaName)
 	n := testkit.StartNode(t, "n1", withDNS(dns), withRoute("remote.test", "mx.remote.test:"+port))
 	cl := client(n)
-	createAccount(t, cl, "alice@example.test", "alice-pw-123", 0)
-	id := submit(t, cl, "alice@example.test", "alice-pw-123", []string{"bob@remote.test"},
+	createAccount(t, cl, "alice@example.test", "trust-test-pw-123", 0)
+	id := submit(t, cl, "alice@example.test", "trust-test-pw-123", []string{"bob@remote.test"},
 		testkit.Message("alice@example.test", "bob@remote.test", "dane", "x"))
 	wait.For(t, 20*time.Second, func() bool {
 		e, err := cl.QueueEntry(context.Background(), id)

@@ -18,6 +18,7 @@ import (
 // concurrent use.
 type Throttle struct {
 	every time.Duration
+	burst int // records of a kind let through per interval
 	now   func() time.Time
 
 	mu    sync.Mutex
@@ -25,8 +26,9 @@ type Throttle struct {
 }
 
 type kind struct {
-	last       time.Time // when a record of the kind was let through
-	suppressed int       // records dropped since
+	last       time.Time // when the interval of the kind began
+	passed     int       // records let through in that interval
+	suppressed int       // records dropped since the last one let through
 }
 
 // MaxKinds bounds the kinds a Throttle remembers.
@@ -38,10 +40,18 @@ const overflow = "\x00other"
 // NewThrottle lets through one record per kind every interval; now is the
 // clock (nil: time.Now).
 func NewThrottle(every time.Duration, now func() time.Time) *Throttle {
+	return NewBurstThrottle(1, every, now)
+}
+
+// NewBurstThrottle lets through up to burst records per kind every
+// interval (at least one), for lines that are each worth reading in
+// ordinary times (the delivery log's rejections) but that a flood must
+// not multiply.
+func NewBurstThrottle(burst int, every time.Duration, now func() time.Time) *Throttle {
 	if now == nil {
 		now = time.Now
 	}
-	return &Throttle{every: every, now: now, kinds: map[string]*kind{}}
+	return &Throttle{every: every, burst: max(burst, 1), now: now, kinds: map[string]*kind{}}
 }
 
 // Allow reports whether a record of the kind of text may be written now,
@@ -62,15 +72,19 @@ func (t *Throttle) Allow(text string) (ok bool, suppressed int) {
 			k = t.kinds[name]
 		}
 		if k == nil {
-			t.kinds[name] = &kind{last: now}
+			t.kinds[name] = &kind{last: now, passed: 1}
 			return true, 0
 		}
 	}
-	if now.Sub(k.last) < t.every {
+	if now.Sub(k.last) >= t.every {
+		k.last, k.passed = now, 0
+	}
+	if k.passed >= t.burst {
 		k.suppressed++
 		return false, 0
 	}
-	suppressed, k.suppressed, k.last = k.suppressed, 0, now
+	k.passed++
+	suppressed, k.suppressed = k.suppressed, 0
 	return true, suppressed
 }
 

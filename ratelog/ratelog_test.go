@@ -61,3 +61,25 @@ func TestHandlerAddsTheSuppressedCount(t *testing.T) {
 		t.Fatalf("the record after the interval does not say 4 were dropped:\n%s", out.String())
 	}
 }
+
+func TestBurstThrottleLetsThroughBurstPerInterval(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	th := NewBurstThrottle(5, time.Second, func() time.Time { return now })
+	written, total := 0, 0
+	for i := 0; i < 1000; i++ {
+		if ok, sup := th.Allow("reject RCPT 550 5.1.1"); ok {
+			written++
+			total += sup + 1
+		}
+		if i%100 == 99 {
+			now = now.Add(time.Second)
+		}
+	}
+	if written != 50 {
+		t.Fatalf("%d written for 1,000 over 10 s with a burst of 5, want 50", written)
+	}
+	// The 95 dropped in the last interval wait for the next record.
+	if total != 905 {
+		t.Fatalf("written records account for %d (with their suppressed counts), want 905 of 1,000", total)
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 )
 
 // The SASL mechanisms offered (RFC 4954; PLAIN is RFC 4616, LOGIN is
@@ -64,13 +65,13 @@ func (s *session) Auth(mech string) (srv sasl.Server, err error) {
 			if identity != "" && identity != username {
 				// Acting as another user (RFC 4616 authzid) is not
 				// supported; treat it as wrong credentials.
-				return s.checkPassword(username, password, identity)
+				return s.checkPassword(mechPlain, username, password, identity)
 			}
-			return s.checkPassword(username, password, "")
+			return s.checkPassword(mechPlain, username, password, "")
 		})}, nil
 	case mechLogin:
 		return &saslErrors{s: s, Server: &loginServer{check: func(username, password string) error {
-			return s.checkPassword(username, password, "")
+			return s.checkPassword(mechLogin, username, password, "")
 		}}}, nil
 	}
 	return nil, s.answer(reply(504, mail.StatusBadArguments, "Unrecognized authentication mechanism"))
@@ -118,18 +119,27 @@ func (s *session) clusterAuth() sasl.Server {
 // guard's delay (growing with the recent failures) before its 535; the
 // MaxAuthFailures-th on a connection closes it with 421. A non-empty
 // authzid other than the user fails.
-func (s *session) checkPassword(username, password, authzid string) (err error) {
+func (s *session) checkPassword(mech, username, password, authzid string) (err error) {
 	defer s.recoverPanic("AUTH check", &err)
 	listener := string(s.srv.cfg.Source)
+	logged := func(result string) {
+		client := ""
+		if s.clientIP.IsValid() {
+			client = s.clientIP.String()
+		}
+		s.srv.cfg.MailLog.Login(maillog.Auth{User: username, Client: client, Mechanism: mech, Via: listener, Result: result})
+	}
 	attempt, err := s.srv.guard.Begin(s.ctx, s.clientIP, username)
 	switch {
 	case errors.Is(err, guard.ErrThrottled):
 		s.srv.m.auth(listener, "throttled")
+		logged(maillog.AuthThrottled)
 		s.srv.abuseLog.Info("authentication refused unchecked: too many failures", "client", s.clientIP, "user", username)
 		s.pause(s.srv.guard.Config().FailureDelay)
 		return s.answer(reply(454, mail.StatusTempAuth, "Too many failed authentication attempts; try again later"))
 	case errors.Is(err, guard.ErrBusy):
 		s.srv.m.auth(listener, "busy")
+		logged(maillog.AuthBusy)
 		s.srv.abuseLog.Info("authentication refused unchecked: every password check slot is busy", "client", s.clientIP, "user", username)
 		return s.answer(reply(454, mail.StatusTempAuth, "Too many authentication attempts in progress; try again later"))
 	case err != nil:
@@ -149,6 +159,7 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		s.authAccount = account
 		s.mu.Unlock()
 		s.srv.m.auth(listener, "ok")
+		logged(maillog.AuthOK)
 		s.srv.m.reply(listener, 235) // go-smtp writes the 235
 		return nil
 	case err == nil || errors.Is(err, mail.ErrAuthFailed):
@@ -158,6 +169,11 @@ func (s *session) checkPassword(username, password, authzid string) (err error) 
 		failures := s.authFailures
 		s.mu.Unlock()
 		s.srv.m.auth(listener, "failed")
+		if errors.Is(err, mail.ErrDisabled) {
+			logged(maillog.AuthDisabled)
+		} else {
+			logged(maillog.AuthFailed)
+		}
 		s.srv.abuseLog.Info("authentication failed", "client", s.clientIP, "user", username, "failures", failures, "delay", delay)
 		s.pause(delay)
 		if failures >= s.srv.cfg.MaxAuthFailures {

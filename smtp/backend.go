@@ -16,8 +16,9 @@ type Directory interface {
 	// Resolve returns the account that addr (a normalised address in a
 	// local domain) delivers to, following aliases. It returns an error
 	// wrapping mail.ErrNoSuchUser when there is no such account or alias
-	// (the session answers 550 5.1.1); any other error means the
-	// directory cannot answer now (the session answers 451 4.4.3).
+	// (the session answers 550 5.1.1), mail.ErrDisabled when the account
+	// is disabled (550 5.2.1); any other error means the directory cannot
+	// answer now (the session answers 451 4.4.3).
 	Resolve(ctx context.Context, addr string) (account string, err error)
 }
 

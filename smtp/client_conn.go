@@ -43,7 +43,7 @@ func (c *Client) attempt(ctx context.Context, h host, addr string, pol tlsPolicy
 	raw, err := c.cfg.Dial(dctx, "tcp", addr)
 	cancel()
 	if err != nil {
-		return remote(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), nextHost
+		return relayed(remote(mail.Temp(mail.StatusNoAnswer, fmt.Sprintf("connection to %s (%s) failed: %v", name, addr, err)), name), name, addr), nextHost
 	}
 	defer raw.Close()
 	// Any blocking read or write ends when ctx does.
@@ -56,20 +56,23 @@ func (c *Client) attempt(ctx context.Context, h host, addr string, pol tlsPolicy
 	}
 	cl, conn, secure, res, nx := c.open(ctx, name, raw, pol, report)
 	if cl == nil {
-		return remote(res, name), nx
+		return relayed(remote(res, name), name, addr), nx
 	}
 	defer cl.Close()
 	if c.cfg.Auth != nil {
 		if err := cl.Auth(c.cfg.Auth.Client()); err != nil {
-			return remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), nextHost
+			return relayed(remote(mail.Temp(mail.StatusTempAuth, fmt.Sprintf("cluster authentication with %s failed: %v", name, err)), name), name, addr), nextHost
 		}
 	} else if cred, ok := c.credential(h); ok {
 		if res, ok := c.authenticate(cl, h, cred, secure); !ok {
 			quit(cl)
-			return remote(res, name), nextHost
+			return relayed(remote(res, name), name, addr), nextHost
 		}
 	}
 	c.transact(cl, conn, name, env, rcpts, body, results)
+	for i := range results {
+		results[i] = relayed(results[i], name, addr)
+	}
 	return mail.Result{}, done
 }
 
@@ -468,6 +471,19 @@ func parseEHLO(msg string) map[string]string {
 // remote sets the host that gave a result.
 func remote(r mail.Result, name string) mail.Result {
 	r.RemoteMTA = name
+	return r
+}
+
+// relayed sets where a result came from, for the delivery log:
+// "mx.example.net[192.0.2.1]:25" (Postfix's relay=), name and the address
+// dialled.
+func relayed(r mail.Result, name, addr string) mail.Result {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		r.Relay = name + "[" + addr + "]"
+		return r
+	}
+	r.Relay = name + "[" + host + "]:" + port
 	return r
 }
 

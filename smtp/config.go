@@ -6,6 +6,7 @@ import (
 
 	"github.com/homing-mail/homing/guard"
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 )
 
 // Config configures one SMTP listener (the public MX listener or the
@@ -140,6 +141,11 @@ type Config struct {
 	// AcceptTransfers reports whether this node takes transferred
 	// messages now (its queue mode is Locally for Others). nil: never.
 	AcceptTransfers func() bool
+
+	// MailLog is the delivery log: refusals at MAIL, RCPT and DATA and
+	// logins go there (throttled where a client causes them at will);
+	// nil writes none.
+	MailLog *maillog.Log
 }
 
 // WithDefaults returns c with every zero field set to its default (the

@@ -31,7 +31,9 @@ import (
 // the reply text.
 func (s *session) Data(r io.Reader) (err error) {
 	defer s.recoverPanic("DATA", &err)
-	return s.answer(s.limitErrors(s.data(r)))
+	err = s.limitErrors(s.data(r))
+	s.logRefusal("DATA", "", "", err)
+	return s.answer(err)
 }
 
 // BodyStore is implemented by an Enqueuer that stores bodies itself

@@ -59,6 +59,9 @@ func errLineTooLong() error {
 }
 func errRelayDenied() error { return reply(554, mail.StatusRefused, "Relay access denied") }
 func errNoSuchUser() error  { return reply(550, mail.StatusNoSuchUser, "No such user here") }
+func errDisabled() error {
+	return reply(550, mail.StatusMailboxDisabled, "Mailbox disabled, not accepting messages")
+}
 func errDirectoryDown() error {
 	return reply(451, mail.StatusDirectoryFailure, "Directory temporarily unavailable, please try again later")
 }

@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/homing-mail/homing/mail"
+	"github.com/homing-mail/homing/maillog"
 )
 
 // session is one SMTP session: go-smtp creates it at the first EHLO/HELO of
@@ -135,7 +137,9 @@ func (s *session) Logout() (err error) {
 // mail.ParseAddress ("" is the null sender, RFC 5321 §4.5.5).
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) (err error) {
 	defer s.recoverPanic("MAIL", &err)
-	return s.answer(s.limitErrors(s.mail(from, opts)))
+	err = s.limitErrors(s.mail(from, opts))
+	s.logRefusal("MAIL", from, "", err)
+	return s.answer(err)
 }
 
 func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
@@ -195,7 +199,35 @@ func (s *session) mail(from string, opts *gosmtp.MailOptions) error {
 // unauthenticated client before anything else is looked at.
 func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) (err error) {
 	defer s.recoverPanic("RCPT", &err)
-	return s.answer(s.limitErrors(s.rcpt(to, opts)))
+	err = s.limitErrors(s.rcpt(to, opts))
+	s.logRefusal("RCPT", "", to, err)
+	return s.answer(err)
+}
+
+// logRefusal writes a refusal of MAIL, RCPT or DATA (a reply of 400 or
+// more) to the delivery log, with the client, its HELO and the
+// transaction's sender (from, when the command is MAIL).
+func (s *session) logRefusal(stage, from, to string, err error) {
+	var se *gosmtp.SMTPError
+	if s.srv.cfg.MailLog == nil || !errors.As(err, &se) || se.Code < 400 {
+		return
+	}
+	s.mu.Lock()
+	helo := s.helo
+	if stage != "MAIL" {
+		from = s.tx.from
+	}
+	s.mu.Unlock()
+	client := ""
+	if s.clientIP.IsValid() {
+		client = s.clientIP.String()
+	}
+	dsn := ""
+	if se.EnhancedCode != gosmtp.NoEnhancedCode && se.EnhancedCode != gosmtp.EnhancedCodeNotSet {
+		dsn = fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+	}
+	s.srv.cfg.MailLog.Rejected(maillog.Reject{Stage: stage, Listener: string(s.srv.cfg.Source), Client: client, HELO: helo,
+		From: from, To: to, Code: se.Code, DSN: mail.Status(dsn), Text: se.Message})
 }
 
 func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
@@ -252,6 +284,8 @@ func (s *session) rcpt(to string, opts *gosmtp.RcptOptions) error {
 		switch {
 		case errors.Is(err, mail.ErrNoSuchUser):
 			return errNoSuchUser()
+		case errors.Is(err, mail.ErrDisabled):
+			return errDisabled()
 		case err != nil:
 			s.srv.log.Warn("directory lookup failed", "rcpt", addr, "err", err)
 			return errDirectoryDown()

@@ -19,6 +19,9 @@ type Account struct {
 	// Rules are the account's rules (package rules, as JSON); the account
 	// actor runs them at delivery.
 	Rules json.RawMessage
+	// Disabled: the administrator disabled the account: it takes no
+	// mail and no logins, and keeps what it has.
+	Disabled bool
 }
 
 // accountRecord is the stored form of an Account (a/<addr>), decoupled from
@@ -29,6 +32,7 @@ type accountRecord struct {
 	QuotaBytes   int64           `json:"quotaBytes,omitempty"`
 	Created      time.Time       `json:"created"`
 	Rules        json.RawMessage `json:"rules,omitempty"`
+	Disabled     bool            `json:"disabled,omitempty"`
 }
 
 func encodeAccount(a Account) ([]byte, error) {

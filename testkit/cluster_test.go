@@ -135,7 +135,7 @@ func TestClusterRestartKeepsTheDataDirectoryAndTheIsolation(t *testing.T) {
 	ctx := context.Background()
 	c := StartCluster(t, ClusterOptions{Backends: 1})
 	const bob = "bob@example.test"
-	if _, err := c.Admin("fe1").CreateAccount(ctx, admin.CreateAccount{Address: bob, Password: "bob-password-1"}); err != nil {
+	if _, err := c.Admin("fe1").CreateAccount(ctx, admin.CreateAccount{Address: bob, Password: "secret-words-2"}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, c.Node("fe1").SMTPAddr(), bob, "one") // fe1 learns bob

@@ -31,7 +31,7 @@ func TestExampleCluster(t *testing.T) {
 
 	// An account, created through the frontend, lives on a backend.
 	const alice = "alice@example.test"
-	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: alice, Password: "alice-password-1"}); err != nil {
+	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: alice, Password: "secret-words-1"}); err != nil {
 		t.Fatalf("creating %s through the frontend: %v", alice, err)
 	}
 	acct, err := fe.Account(ctx, alice)

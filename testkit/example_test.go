@@ -27,7 +27,7 @@ func Example() {
 
 	c := testkit.StartCluster(t, testkit.ClusterOptions{Frontends: 1, Backends: 2})
 	fe := c.Admin("fe1")
-	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: "alice@example.test", Password: "alice-password-1"}); err != nil {
+	if _, err := fe.CreateAccount(ctx, admin.CreateAccount{Address: "alice@example.test", Password: "secret-words-1"}); err != nil {
 		t.Fatal(err)
 	}
 	acct, _ := fe.Account(ctx, "alice@example.test")

@@ -52,6 +52,7 @@ type Process struct {
 	Prefix []string
 
 	SMTP, Admin, Gossip string
+	Submission          string // "" unless Args turn the listener on
 	// IMAP is the IMAP listener (STARTTLS; port 0 unless Args set it),
 	// POP3 the POP3 one (STLS; the same).
 	IMAP, POP3 string
@@ -127,7 +128,7 @@ func (p *Process) Start() {
 	p.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var r struct{ SMTP, Admin, Gossip, IMAP, POP3 string }
+	var r struct{ SMTP, Admin, Gossip, Submission, IMAP, POP3 string }
 	deadline := time.Now().Add(startTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
 		select {
@@ -145,7 +146,7 @@ func (p *Process) Start() {
 		<-timer.C
 	}
 	p.mu.Lock()
-	p.SMTP, p.Admin, p.Gossip, p.IMAP, p.POP3 = r.SMTP, r.Admin, r.Gossip, r.IMAP, r.POP3
+	p.SMTP, p.Admin, p.Gossip, p.Submission, p.IMAP, p.POP3 = r.SMTP, r.Admin, r.Gossip, r.Submission, r.IMAP, r.POP3
 	p.waitCh = exited // Kill and Stop reap through it
 	p.mu.Unlock()
 }

@@ -578,3 +578,14 @@ func (p *Partition) Wait(t testing.TB, cond func() bool, format string, args ...
 	t.Helper()
 	await(t, &p.changed, cond, format, args...)
 }
+
+// Aliases implements PartitionData.
+func (p *Partition) Aliases() (map[string]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]string, len(p.aliases))
+	for k, v := range p.aliases {
+		out[k] = v
+	}
+	return out, nil
+}

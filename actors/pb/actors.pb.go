@@ -40,6 +40,7 @@ const (
 	Error_OVER_QUOTA   Error_Kind = 8  // temporary: the mailbox is full (storage.ErrOverQuota)
 	Error_CANNOT       Error_Kind = 9  // permanent: not possible with this folder (storage.ErrCannot)
 	Error_NO_SPACE     Error_Kind = 10 // temporary: the store's disk is below its free-space limit (mail.ErrNoSpace)
+	Error_DISABLED     Error_Kind = 11 // permanent: the account is disabled (mail.ErrDisabled)
 )
 
 // Enum value maps for Error_Kind.
@@ -56,6 +57,7 @@ var (
 		8:  "OVER_QUOTA",
 		9:  "CANNOT",
 		10: "NO_SPACE",
+		11: "DISABLED",
 	}
 	Error_Kind_value = map[string]int32{
 		"NONE":         0,
@@ -69,6 +71,7 @@ var (
 		"OVER_QUOTA":   8,
 		"CANNOT":       9,
 		"NO_SPACE":     10,
+		"DISABLED":     11,
 	}
 )
 
@@ -985,6 +988,7 @@ type DeliverResult struct {
 	QueueId       string                 `protobuf:"bytes,1,opt,name=queue_id,json=queueId,proto3" json:"queue_id,omitempty"`
 	Results       []*Result              `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
 	Partition     int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	Node          string                 `protobuf:"bytes,4,opt,name=node,proto3" json:"node,omitempty"` // the member that answered (the delivery log's relay=)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1038,6 +1042,13 @@ func (x *DeliverResult) GetPartition() int32 {
 		return x.Partition
 	}
 	return 0
+}
+
+func (x *DeliverResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
 }
 
 // Resolve asks which account an address delivers to (itself or an alias).
@@ -1146,7 +1157,8 @@ type AccountRecord struct {
 	UsedBytes       int64                  `protobuf:"varint,5,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
 	Messages        int64                  `protobuf:"varint,6,opt,name=messages,proto3" json:"messages,omitempty"`
 	Partition       int32                  `protobuf:"varint,7,opt,name=partition,proto3" json:"partition,omitempty"`
-	Rules           []byte                 `protobuf:"bytes,8,opt,name=rules,proto3" json:"rules,omitempty"` // account rules, JSON
+	Rules           []byte                 `protobuf:"bytes,8,opt,name=rules,proto3" json:"rules,omitempty"`        // account rules, JSON
+	Disabled        bool                   `protobuf:"varint,9,opt,name=disabled,proto3" json:"disabled,omitempty"` // no mail (RCPT 550 5.2.1), no logins
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1235,6 +1247,13 @@ func (x *AccountRecord) GetRules() []byte {
 		return x.Rules
 	}
 	return nil
+}
+
+func (x *AccountRecord) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 // SetAccountRules replaces an account's rules (validated by the owner).
@@ -3019,10 +3038,10 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12\x1c\n" +
 	"\tduplicate\x18\a \x01(\bR\tduplicate\x12\x18\n" +
-	"\adamaged\x18\b \x01(\tR\adamaged\"\xee\x01\n" +
+	"\adamaged\x18\b \x01(\tR\adamaged\"\xfc\x01\n" +
 	"\x05Error\x12-\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x19.homing.actors.Error.KindR\x04kind\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xa1\x01\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xaf\x01\n" +
 	"\x04Kind\x12\b\n" +
 	"\x04NONE\x10\x00\x12\r\n" +
 	"\tNOT_FOUND\x10\x01\x12\n" +
@@ -3038,7 +3057,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\n" +
 	"\x06CANNOT\x10\t\x12\f\n" +
 	"\bNO_SPACE\x10\n" +
-	"\"\x7f\n" +
+	"\x12\f\n" +
+	"\bDISABLED\x10\v\"\x7f\n" +
 	"\tRecipient\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
@@ -3081,16 +3101,17 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x06upload\x18\x06 \x01(\tR\x06upload\"K\n" +
 	"\tBodyChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"y\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8d\x01\n" +
 	"\rDeliverResult\x12\x19\n" +
 	"\bqueue_id\x18\x01 \x01(\tR\aqueueId\x12/\n" +
 	"\aresults\x18\x02 \x03(\v2\x15.homing.actors.ResultR\aresults\x12\x1c\n" +
-	"\tpartition\x18\x03 \x01(\x05R\tpartition\"#\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04node\x18\x04 \x01(\tR\x04node\"#\n" +
 	"\aResolve\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\"U\n" +
 	"\rResolveResult\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12*\n" +
-	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\x8a\x02\n" +
+	"\x05error\x18\x02 \x01(\v2\x14.homing.actors.ErrorR\x05error\"\xa6\x02\n" +
 	"\rAccountRecord\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x1f\n" +
@@ -3101,7 +3122,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"used_bytes\x18\x05 \x01(\x03R\tusedBytes\x12\x1a\n" +
 	"\bmessages\x18\x06 \x01(\x03R\bmessages\x12\x1c\n" +
 	"\tpartition\x18\a \x01(\x05R\tpartition\x12\x14\n" +
-	"\x05rules\x18\b \x01(\fR\x05rules\"A\n" +
+	"\x05rules\x18\b \x01(\fR\x05rules\x12\x1a\n" +
+	"\bdisabled\x18\t \x01(\bR\bdisabled\"A\n" +
 	"\x0fSetAccountRules\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05rules\x18\x02 \x01(\fR\x05rules\"G\n" +

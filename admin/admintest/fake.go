@@ -77,6 +77,14 @@ type Fake struct {
 	// NodeList answers Nodes; Journeys answers Journey (by queue id).
 	NodeList []admin.NodeInfo
 	Journeys map[string][]admin.JourneyEvent
+	// Found answers FindMessages (journey.go).
+	Found []admin.JourneyMessage
+	// DomainList and AliasMap answer the provisioning (provision.go).
+	DomainList []admin.Domain
+	AliasMap   map[string]string
+	// HistoryData and LogLines answer History and DeliveryLog (observe.go).
+	HistoryData []admin.NodeHistory
+	LogLines    []admin.LogLine
 	// PartitionList answers Partitions.
 	PartitionList []admin.PartitionStatus
 	// Ready answers Readiness; NewFake makes it a ready node.

@@ -20,7 +20,7 @@ import (
 	"github.com/homing-mail/homing/admin"
 )
 
-const benchUser, benchPass = "bench@example.test", "bench-password-1"
+const benchUser, benchPass = "bench@example.test", "imap-timing-pw-1"
 
 // homingNode is the spawned `homing serve`, on a fresh directory with
 // loopback listeners on port 0 (it reports them in its ready file).

@@ -21,6 +21,7 @@ import (
 
 	"github.com/homing-mail/homing/acme"
 	"github.com/homing-mail/homing/cert"
+	"github.com/homing-mail/homing/control"
 	"github.com/homing-mail/homing/mail"
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/smtp"
@@ -227,6 +228,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Admin.Addr, "admin", def.Admin.Addr, "admin HTTP API address")
 	fs.StringVar(&cfg.Admin.Token, "admin-token", "", "bearer token for the admin API (required off loopback)")
 	fs.StringVar(&cfg.Admin.ReadToken, "admin-read-token", "", "read-only bearer token for the admin API")
+	fs.IntVar(&cfg.Admin.MinPasswordLength, "min-password-length", control.DefaultMinPasswordLength, "password policy: the shortest password the API accepts for an account (it must not contain the account's name either)")
 	fs.BoolVar(&cfg.Admin.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the admin listener (behind its token)")
 	fs.StringVar(&cfg.Cluster.Gossip, "gossip", "", "gossip (memberlist) listen address; with --join, makes this node part of a cluster")
 	fs.StringVar(&cfg.Cluster.Addr, "cluster-addr", "", "cluster channel listen address (default 127.0.0.1:7947 in a cluster)")
@@ -239,8 +241,9 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Store.DataDir, "data", def.Store.DataDir, "data directory (queue, and accounts unless --account-store)")
 	fs.StringVar(&cfg.Store.AccountStore, "account-store", "", "account store root (default DATA/accounts)")
 	fs.IntVar(&cfg.Store.Partitions, "partitions", def.Store.Partitions, "account partitions (fixed when the store is created)")
-	fs.Var((*listFlag)(&cfg.Domains), "domains", "local domains, comma-separated (default "+strings.Join(def.Domains, ",")+")")
+	fs.Var((*listFlag)(&cfg.Domains), "domains", "local domains of a new node, comma-separated (default "+strings.Join(def.Domains, ",")+"); then homing ctl domains changes them for the whole cluster")
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
+	fs.DurationVar(&cfg.Store.JournalRetention, "journal-retention", def.Store.JournalRetention, "how long the journal keeps the steps of each message (homing ctl journey), on disk in DATA/journal")
 	fs.Var((*bytesFlag)(&cfg.Store.MinFreeSpace), "min-free-space", "free space on each store's filesystem below which new mail is refused with 452 4.3.1 and Local Delivery waits: bytes, or with a unit (512MiB, 2GiB; 0: 2 x --max-message-size + 64 MiB)")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
@@ -388,6 +391,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.DomainsGiven = cfg.DomainsGiven || f.Name == "domains" })
 	if secretFile != "" {
 		b, err := os.ReadFile(secretFile)
 		if err != nil {
@@ -410,6 +414,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = log
+	cfg.LogFields = logFormat == "json"
 	if checkConfig {
 		return checkConfiguration(cfg, stdout, stderr)
 	}

@@ -1,18 +1,23 @@
 // Homing web console. It polls the node's JSON API (same origin) and draws
-// the cluster, the queue depth over time, the cluster's queue, the journey
-// of a message and accounts. Everything that comes from the API reaches the
+// the cluster, the throughput and queue depth of the last 24 hours (kept
+// by the nodes: GET /api/v1/history), the cluster's queue a page at a
+// time, the journey of a message, accounts, domains and aliases, and the
+// delivery log as it is written. Everything that comes from the API reaches the
 // DOM as text (textContent, append of strings, setAttribute), never as
 // markup. No library, no build step.
 'use strict';
 
 (() => {
   const API = '/api/v1';
-  const CLUSTER_EVERY_MS = 2000; // cluster picture and queue depth
-  const QUEUE_EVERY_MS = 5000; // queue list
-  const HISTORY_MS = 5 * 60 * 1000; // queue depth kept in memory
-  const GAP_MS = 3 * CLUSTER_EVERY_MS; // a longer gap between samples breaks the line
+  const CLUSTER_EVERY_MS = 2000; // cluster picture
+  const QUEUE_EVERY_MS = 5000; // queue page
+  const HISTORY_EVERY_MS = 10000; // the charts of the last 24 hours
+  const LOG_EVERY_MS = 2000; // the live delivery log
+  const HISTORY_MS = 24 * 60 * 60 * 1000; // what the charts show
+  const MINUTE_MS = 60 * 1000;
   const MODE_PENDING_MS = 10000; // how long a switched mode waits for gossip
-  const QUEUE_ROWS_MAX = 500;
+  const QUEUE_PAGE = 20; // queue rows per page: one screen
+  const LOG_LINES_MAX = 300; // lines of the delivery log kept on the page
   const ACCOUNT_PAGE = 25; // messages per page of the account view
   const TOKEN_KEY = 'homing.console.token';
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -37,9 +42,23 @@
   // Geometry of the queue depth chart (its viewBox is 560 x 180).
   const CHART = { w: 560, h: 180, left: 44, right: 14, top: 12, bottom: 28 };
 
+  const SERIES = [
+    ['in', 'in'],
+    ['delivered', 'delivered'],
+    ['relayed', 'relayed'],
+    ['deferred', 'deferred'],
+  ];
+
   const state = {
-    samples: [], // {t, total}: total queue depth, the last HISTORY_MS
     members: new Map(), // member name -> the SVG parts of its box
+    queuePage: { offset: 0, q: '', state: '', node: '' }, // the queue page shown
+    queueTotal: 0,
+    nodeNames: [], // members, for the queue's node filter
+    logSince: '', // the newest delivery log line shown (its time)
+    logSeen: new Set(), // node/seq of the lines shown
+    // The record of the account on screen, as the API answered it
+    // (address, quota, disabled...): what the management forms change.
+    accountInfo: null,
     pendingModes: new Map(), // member name -> {mode, until}
     queueShown: null, // JSON of the queue list on screen
     queueSeq: 0, // the newest queue request; older answers are dropped
@@ -104,6 +123,11 @@
   // It throws an APIError with a message fit for the operator; a 401 also
   // opens the token form.
   async function api(method, path, body) {
+    return (await apiResponse(method, path, body)).body;
+  }
+
+  // apiResponse is api that also returns the answer's headers.
+  async function apiResponse(method, path, body) {
     const headers = { Accept: 'application/json' };
     const tok = token();
     if (tok) headers.Authorization = 'Bearer ' + tok;
@@ -129,9 +153,9 @@
     }
     if (!res.ok) throw new APIError(res.status, await errorMessage(res));
     const text = await res.text();
-    if (!text) return null;
+    if (!text) return { body: null, headers: res.headers };
     try {
-      return JSON.parse(text);
+      return { body: JSON.parse(text), headers: res.headers };
     } catch {
       throw new APIError(res.status, 'the node answered with something that is not JSON');
     }
@@ -257,7 +281,8 @@
     say('cluster-error', details ? '' : 'Per-node details unavailable: ' + nodes.reason.message, 'error');
     drawCluster(cluster.value || {}, details || new Map());
     $('cluster-updated').textContent = 'updated ' + fmtTime(new Date().toISOString());
-    if (details) recordDepth(details);
+    if (details) depthNow(details);
+    nodeFilter(cluster.value || {});
   }
 
   // nodeDetails indexes GET /api/v1/nodes ([{"name", "queue": {"total",
@@ -539,10 +564,25 @@
     if (select.value !== mode) select.value = mode;
   }
 
+  // changeMode asks first: a queue mode decides where the mail generated
+  // on the node is processed.
   async function changeMode(name, select) {
     const mode = select.value;
+    const from = select.dataset.current || '';
     select.dataset.busy = 'true';
     select.disabled = true;
+    const ok = await confirmAction('Switch the queue mode?',
+      `Switch ${name} from ${modeLabel(from)} to ${modeLabel(mode)}? Mail generated on ${name} is then processed ` +
+      (mode === 'remotely' ? 'by a member that processes queues for others.' :
+        mode === 'locally-for-others' ? 'here, and this node takes the mail of members in mode Remotely.' : 'here.'),
+      'Switch');
+    if (!ok) {
+      select.value = from;
+      select.dataset.busy = 'false';
+      select.disabled = false;
+      say('cluster-status', `${name}: queue mode left at ${modeLabel(from)}.`);
+      return;
+    }
     try {
       await api('PUT', `${API}/settings?node=${encodeURIComponent(name)}`, { queueMode: mode });
       state.pendingModes.set(name, { mode, until: Date.now() + MODE_PENDING_MS });
@@ -556,9 +596,10 @@
     }
   }
 
-  // ---- queue depth over time ---------------------------------------------
+  // ---- the last 24 hours -------------------------------------------------
 
-  function recordDepth(details) {
+  // depthNow says how many messages are queued now, from GET /api/v1/nodes.
+  function depthNow(details) {
     let total = 0;
     let answered = 0;
     for (const d of details.values()) {
@@ -566,12 +607,28 @@
       total += d.depth;
       answered++;
     }
-    if (answered === 0) return;
+    if (answered > 0) say('depth-now', `${total} message(s) queued now on ${answered} node(s).`);
+  }
+
+  // refreshHistory draws the throughput and queue depth of every node per
+  // minute, from GET /api/v1/history?scope=cluster ([{"node", "minutes":
+  // [{"t", "in", "delivered", "relayed", "deferred", "bounced",
+  // "queue"}]}]): the nodes keep them, so every viewer sees the same.
+  async function refreshHistory() {
+    let body;
+    try {
+      body = await api('GET', API + '/history?scope=cluster');
+    } catch (err) {
+      say('throughput-now', 'History unavailable: ' + err.message, 'error');
+      return;
+    }
+    const nodes = (Array.isArray(body) ? body : []).filter((n) => n && n.node)
+      .map((n) => ({ node: String(n.node), error: n.error ? String(n.error) : '',
+        minutes: (Array.isArray(n.minutes) ? n.minutes : []).filter((m) => m && m.t) }));
+    nodes.sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }));
     const now = Date.now();
-    state.samples.push({ t: now, total });
-    while (state.samples.length > 0 && state.samples[0].t < now - HISTORY_MS) state.samples.shift();
-    say('depth-now', `${total} message(s) queued now on ${answered} node(s).`);
-    drawDepthChart(now);
+    drawThroughput(nodes, now);
+    drawDepthHistory(nodes, now);
   }
 
   // niceCeil rounds up to 1, 2 or 5 times a power of ten.
@@ -581,70 +638,184 @@
     return 10 * p;
   }
 
-  function depthPath(x, y) {
-    let d = '';
-    let last = null;
-    for (const p of state.samples) {
-      d += (last === null || p.t - last > GAP_MS ? 'M' : 'L') + x(p.t).toFixed(1) + ',' + y(p.total).toFixed(1);
-      last = p.t;
-    }
-    return d;
-  }
-
-  function drawDepthChart(now) {
+  // chartFrame draws a chart's grid for values up to max over the last 24
+  // hours, and returns its scales.
+  function chartFrame(svg, max, now) {
     const { w, h: height, left, right, top, bottom } = CHART;
     const pw = w - left - right;
     const ph = height - top - bottom;
-    const max = niceCeil(Math.max(2, ...state.samples.map((p) => p.total)));
     const x = (t) => left + pw * (1 - (now - t) / HISTORY_MS);
     const y = (v) => top + ph * (1 - v / max);
     const grid = [0, max / 2, max].map((v) => s('g', { class: 'grid-line' },
       s('line', { x1: left, x2: w - right, y1: y(v), y2: y(v) }),
       s('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v))));
-    const ticks = [5, 4, 3, 2, 1, 0].map((min) => s('text', {
-      class: 'tick', x: x(now - min * 60000), y: height - 8,
-      'text-anchor': min === 5 ? 'start' : (min === 0 ? 'end' : 'middle'),
-    }, min === 0 ? 'now' : `−${min} min`));
-    const lastSample = state.samples[state.samples.length - 1];
+    const ticks = [24, 18, 12, 6, 0].map((hours) => s('text', {
+      class: 'tick', x: x(now - hours * 3600000), y: height - 8,
+      'text-anchor': hours === 24 ? 'start' : (hours === 0 ? 'end' : 'middle'),
+    }, hours === 0 ? 'now' : `−${hours} h`));
+    svg.replaceChildren(...grid, ...ticks);
+    return { x, y };
+  }
+
+  // linePath draws points [{t, v}] (by minute); a missing minute breaks
+  // the line.
+  function linePath(points, x, y) {
+    let d = '';
+    let last = null;
+    for (const p of points) {
+      d += (last === null || p.t - last > MINUTE_MS * 1.5 ? 'M' : 'L') + x(p.t).toFixed(1) + ',' + y(p.v).toFixed(1);
+      last = p.t;
+    }
+    if (points.length === 1) d += 'h1'; // one minute: a dot
+    return d;
+  }
+
+  function drawThroughput(nodes, now) {
+    // The cluster's sum per minute.
+    const sums = new Map();
+    for (const n of nodes) {
+      for (const m of n.minutes) {
+        const t = timeOf(m.t);
+        if (t < now - HISTORY_MS) continue;
+        const sum = sums.get(t) || { in: 0, delivered: 0, relayed: 0, deferred: 0 };
+        for (const [key] of SERIES) sum[key] += Number(m[key]) || 0;
+        sums.set(t, sum);
+      }
+    }
+    const times = [...sums.keys()].sort((a, b) => a - b);
+    let max = 2;
+    for (const t of times) for (const [key] of SERIES) max = Math.max(max, sums.get(t)[key]);
+    max = niceCeil(max);
+    const svg = $('throughput-chart');
+    const { x, y } = chartFrame(svg, max, now);
+    for (const [key] of SERIES) {
+      svg.append(s('path', { class: `series series-${key}`, 'data-series': key,
+        d: linePath(times.map((t) => ({ t, v: sums.get(t)[key] })), x, y) }));
+      if (times.length) {
+        const t = times[times.length - 1];
+        svg.append(s('circle', { class: `series-${key}`, cx: x(t), cy: y(sums.get(t)[key]), r: 3 }));
+      }
+    }
+    const total = { in: 0, delivered: 0, relayed: 0, deferred: 0 };
+    for (const t of times) for (const [key] of SERIES) total[key] += sums.get(t)[key];
+    const last = times.length ? sums.get(times[times.length - 1]) : total;
+    for (const [key] of SERIES) {
+      svg.setAttribute(`data-total-${key}`, total[key]);
+      svg.setAttribute(`data-last-${key}`, times.length ? last[key] : 0);
+    }
+    svg.setAttribute('data-minutes', times.length);
+    svg.setAttribute('data-max', max);
+    say('throughput-now', times.length
+      ? `Last 24 h: ${total.in} in, ${total.delivered} delivered, ${total.relayed} relayed, ${total.deferred} deferred.`
+      : 'No minutes recorded yet.');
+  }
+
+  function drawDepthHistory(nodes, now) {
+    let max = 2;
+    for (const n of nodes) for (const m of n.minutes) max = Math.max(max, Number(m.queue) || 0);
+    max = niceCeil(max);
     const svg = $('depth-chart');
-    svg.replaceChildren(...grid, ...ticks,
-      s('path', { class: 'depth-line', d: depthPath(x, y) }),
-      s('circle', { class: 'depth-dot', cx: x(lastSample.t), cy: y(lastSample.total), r: 3.5 }));
-    svg.setAttribute('data-samples', state.samples.length);
-    svg.setAttribute('data-last', lastSample.total);
+    const { x, y } = chartFrame(svg, max, now);
+    let last = 0;
+    for (const n of nodes) {
+      const points = n.minutes.map((m) => ({ t: timeOf(m.t), v: Number(m.queue) || 0 })).filter((p) => p.t >= now - HISTORY_MS);
+      svg.append(s('path', { class: `depth-line c${colourIndex(n.node)}`, 'data-node': n.node, d: linePath(points, x, y) }));
+      if (points.length) {
+        const p = points[points.length - 1];
+        last += p.v;
+        svg.append(s('circle', { class: `c${colourIndex(n.node)}`, cx: x(p.t), cy: y(p.v), r: 3 }));
+      }
+    }
+    svg.setAttribute('data-nodes', nodes.map((n) => n.node).join(','));
+    svg.setAttribute('data-last', last);
+    svg.setAttribute('data-max', max);
+    $('depth-legend').replaceChildren(...nodes.map((n) => h('li', { 'data-node': n.node },
+      h('span', { class: `swatch c${colourIndex(n.node)}` }), n.node + (n.error ? ' (no answer)' : ''))));
   }
 
   // ---- the queue list ----------------------------------------------------
 
+  // refreshQueue shows one page of the cluster's queue: GET
+  // /api/v1/queue?scope=cluster with the search, state, node, offset and
+  // limit; the node says how many match (X-Total-Count).
   async function refreshQueue() {
     const seq = ++state.queueSeq;
-    let body;
+    const pg = state.queuePage;
+    const params = new URLSearchParams({ scope: 'cluster', offset: String(pg.offset), limit: String(QUEUE_PAGE) });
+    if (pg.q) params.set('q', pg.q);
+    if (pg.state) params.set('state', pg.state);
+    if (pg.node) params.set('node', pg.node);
+    let res;
     try {
-      body = await api('GET', API + '/queue?scope=cluster');
+      res = await apiResponse('GET', API + '/queue?' + params.toString());
     } catch (err) {
       if (seq === state.queueSeq) say('queue-error', 'Queue unavailable: ' + err.message, 'error');
       return;
     }
     if (seq !== state.queueSeq) return; // a newer request answers
     say('queue-error', '', 'error');
+    const body = res.body;
     const list = Array.isArray(body) ? body : (body && Array.isArray(body.entries) ? body.entries : []);
     const entries = list.filter((e) => e && e.id);
-    entries.sort((a, b) => timeOf(a.received) - timeOf(b.received) || String(a.id).localeCompare(String(b.id)));
-    const key = JSON.stringify(entries);
+    const total = Number(res.headers.get('X-Total-Count'));
+    state.queueTotal = Number.isFinite(total) && res.headers.has('X-Total-Count') ? total : entries.length;
+    if (entries.length === 0 && pg.offset > 0 && state.queueTotal > 0) {
+      // The page emptied (messages left): show the last one there is.
+      pg.offset = Math.max(0, Math.floor((state.queueTotal - 1) / QUEUE_PAGE) * QUEUE_PAGE);
+      return refreshQueue();
+    }
+    const key = JSON.stringify([pg, state.queueTotal, entries]);
     if (key === state.queueShown) return;
     state.queueShown = key;
     renderQueue(entries);
   }
 
   function renderQueue(entries) {
-    const shown = entries.slice(0, QUEUE_ROWS_MAX);
-    const rows = shown.length > 0
-      ? shown.map(queueRow)
-      : [h('tr', {}, h('td', { colspan: 10, class: 'empty' }, 'The queue is empty.'))];
+    const pg = state.queuePage;
+    const filtered = pg.q || pg.state || pg.node;
+    const rows = entries.length > 0
+      ? entries.map(queueRow)
+      : [h('tr', {}, h('td', { colspan: 10, class: 'empty' }, filtered ? 'No message matches.' : 'The queue is empty.'))];
     $('queue-body').replaceChildren(...rows);
-    $('queue-count').textContent = entries.length > shown.length
-      ? `showing ${shown.length} of ${entries.length}`
-      : `${entries.length} message(s)`;
+    const total = state.queueTotal;
+    const from = entries.length ? pg.offset + 1 : 0;
+    const to = pg.offset + entries.length;
+    $('queue-count').textContent = `${total} message(s)` + (filtered ? ' match' : '');
+    $('queue-page').textContent = total > 0 ? `${from}–${to} of ${total}` : '';
+    $('queue-prev').disabled = pg.offset === 0;
+    $('queue-next').disabled = to >= total;
+    $('queue').dataset.total = total;
+    $('queue').dataset.offset = pg.offset;
+  }
+
+  function queuePageBy(delta) {
+    const pg = state.queuePage;
+    pg.offset = Math.max(0, pg.offset + delta * QUEUE_PAGE);
+    state.queueShown = null;
+    refreshQueue();
+  }
+
+  // onQueueFilter starts again at the first page with the new search.
+  function onQueueFilter() {
+    const pg = state.queuePage;
+    pg.q = $('queue-search').value.trim();
+    pg.state = $('queue-state').value;
+    pg.node = $('queue-node').value;
+    pg.offset = 0;
+    state.queueShown = null;
+    refreshQueue();
+  }
+
+  // nodeFilter keeps the queue's node filter listing the members.
+  function nodeFilter(cluster) {
+    const names = (Array.isArray(cluster.members) ? cluster.members : []).filter((m) => m && m.name)
+      .map((m) => String(m.name)).sort();
+    if (JSON.stringify(names) === JSON.stringify(state.nodeNames)) return;
+    state.nodeNames = names;
+    const select = $('queue-node');
+    const current = select.value;
+    select.replaceChildren(h('option', { value: '' }, 'any'), ...names.map((n) => h('option', { value: n }, n)));
+    select.value = names.includes(current) ? current : '';
   }
 
   function queueRow(e) {
@@ -659,7 +830,7 @@
       h('td', { class: 'state' }, h('span', { class: 'badge q-' + cssToken(st) }, st || '—'),
         h('span', { class: 'muted attempts' }, attemptsText(e.attempts))),
       timeCell(e.nextAttempt),
-      h('td', { class: 'error-text' }, e.lastError ? String(e.lastError) : ''),
+      h('td', { class: 'error-text', title: e.lastError ? String(e.lastError) : null }, e.lastError ? String(e.lastError) : ''),
       timeCell(e.received),
       h('td', { class: 'num' }, fmtSize(e.size)),
       h('td', {}, h('div', { class: 'actions' }, ...ACTIONS.map(([action, label]) => h('button', {
@@ -671,13 +842,12 @@
       }, label)))));
   }
 
-  // timeCell shows a UTC time as date and time on two lines, to keep the
-  // queue table narrow; the column heads say UTC.
+  // timeCell shows a UTC time on one line, to keep a queue page one
+  // screen tall; the column heads say UTC.
   function timeCell(value) {
     const text = fmtTime(value);
-    const [date, time] = text.endsWith(' UTC') ? text.slice(0, -4).split(' ') : [text, ''];
-    return h('td', { class: 'time' }, h('time', { datetime: time ? String(value) : null },
-      h('span', {}, date), time ? h('span', {}, ' ' + time) : null));
+    const known = text.endsWith(' UTC');
+    return h('td', { class: 'time' }, h('time', { datetime: known ? String(value) : null }, known ? text.slice(0, -4) : text));
   }
 
   function attemptsText(n) {
@@ -685,13 +855,19 @@
     return count === 1 ? '1 attempt' : `${count} attempts`;
   }
 
+  // recipientList shows the first recipient and how many more (all of
+  // them, with their states, in the tooltip): one line per message.
   function recipientList(recipients) {
     const list = Array.isArray(recipients) ? recipients : [];
-    return h('ul', { class: 'rcpts' }, ...list.map((r) => {
+    const describe = (r) => {
       const bits = [r.state, r.attempts ? attemptsText(r.attempts) : ''].filter(Boolean).join(', ');
-      return h('li', { title: r.lastError ? String(r.lastError) : null },
-        String(r.address || ''), bits ? h('span', { class: 'muted' }, ` (${bits})`) : null);
-    }));
+      return String(r.address || '') + (bits ? ` (${bits})` : '') + (r.lastError ? `: ${r.lastError}` : '');
+    };
+    if (list.length === 0) return '—';
+    const first = list[0];
+    return h('span', { class: 'rcpts', title: list.map(describe).join('\n') },
+      String(first.address || ''),
+      list.length > 1 ? h('span', { class: 'muted more' }, ` +${list.length - 1} more`) : null);
   }
 
   function onQueueClick(ev) {
@@ -737,10 +913,18 @@
 
   // confirmDelete asks in a modal dialog; resolves true only on "Delete".
   function confirmDelete(id, node) {
+    return confirmAction('Delete from the queue?',
+      `Delete message ${id}${node ? ' from the queue of ' + node : ''}? It will not be delivered.`, 'Delete');
+  }
+
+  // confirmAction asks in the modal dialog; resolves true only when the
+  // operator chose okLabel.
+  function confirmAction(title, text, okLabel) {
     const dialog = $('confirm-dialog');
     if (dialog.open) return Promise.resolve(false);
-    $('confirm-text').textContent =
-      `Delete message ${id}${node ? ' from the queue of ' + node : ''}? It will not be delivered.`;
+    $('confirm-title').textContent = title;
+    $('confirm-text').textContent = text;
+    $('confirm-ok').textContent = okLabel;
     dialog.returnValue = '';
     return new Promise((resolve) => {
       dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
@@ -767,7 +951,9 @@
       return;
     }
     if (seq !== state.journeySeq) return;
-    const list = (Array.isArray(events) ? events : []).filter((e) => e && typeof e === 'object');
+    // {"steps": [...]} (design.md); an older node answered the array.
+    const steps = Array.isArray(events) ? events : (events && Array.isArray(events.steps) ? events.steps : []);
+    const list = steps.filter((e) => e && typeof e === 'object');
     list.sort((a, b) => timeOf(a.time) - timeOf(b.time));
     if (list.length === 0) {
       say('journey-status', `No events recorded for ${id}.`);
@@ -798,6 +984,8 @@
     const seq = ++state.accountSeq;
     state.account = null;
     $('account').replaceChildren();
+    state.accountInfo = null;
+    $('account-manage').hidden = true;
     $('account-folders').hidden = true;
     $('account-folders-body').replaceChildren();
     $('account-messages').hidden = true;
@@ -832,6 +1020,10 @@
   }
 
   function showAccount(a) {
+    state.accountInfo = a;
+    $('account-manage').hidden = false;
+    $('account-toggle').textContent = a.disabled ? 'Enable account' : 'Disable account';
+    $('account-toggle').dataset.disabled = String(Boolean(a.disabled));
     const used = Number(a.usedBytes) || 0;
     const quota = Number(a.quotaBytes) || 0;
     const storage = h('span', {}, `${fmtSize(used)} used of ${quota > 0 ? fmtSize(quota) : 'no quota'}`);
@@ -843,6 +1035,7 @@
       ['created', 'Created', fmtTime(a.created)],
       ['partition', 'Partition', a.partition === undefined ? '—' : String(a.partition)],
       ['owner', 'Owner', a.owner ? String(a.owner) : 'no owner'],
+      ['state', 'State', a.disabled ? 'disabled: mail and logins refused' : 'active'],
     ];
     $('account').replaceChildren(...facts.map(([field, label, value]) =>
       h('div', { 'data-field': field }, h('dt', {}, label), h('dd', {}, value))));
@@ -936,6 +1129,211 @@
     showPage(state.accountSeq);
   }
 
+  // ---- account management ------------------------------------------------
+
+  // parseSize reads "2G", "500M", "64k", "1048576" (binary units); 0 or
+  // an empty field is no quota.
+  function parseSize(text) {
+    const m = /^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$/i.exec(String(text));
+    if (!m) return null;
+    const shift = { '': 0, k: 10, m: 20, g: 30, t: 40 }[m[2].toLowerCase()];
+    return Number(m[1]) * 2 ** shift;
+  }
+
+  async function accountChange(what, fn) {
+    const a = state.accountInfo;
+    if (!a) return;
+    try {
+      const changed = await fn(`${API}/accounts/${encodeURIComponent(a.address)}`);
+      say('account-status', `${a.address}: ${what}.`, 'ok');
+      if (changed && typeof changed === 'object') showAccount(changed);
+    } catch (err) {
+      say('account-status', `${a.address}: ${what} failed: ${err.message}`, 'error');
+    }
+  }
+
+  function setPassword() {
+    const pw = $('password-input').value;
+    accountChange('password changed', async (base) => {
+      await api('PUT', base + '/password', { password: pw });
+      $('password-input').value = '';
+    });
+  }
+
+  function setQuota() {
+    const bytes = parseSize($('quota-input').value);
+    if (bytes === null) {
+      say('account-status', 'Quota: give bytes or a number with K, M, G (0 for none).', 'error');
+      return;
+    }
+    accountChange(bytes ? `quota set to ${fmtSize(bytes)}` : 'quota removed',
+      (base) => api('PATCH', base, { quotaBytes: bytes }));
+  }
+
+  async function toggleAccount() {
+    const a = state.accountInfo;
+    if (!a) return;
+    const disable = !a.disabled;
+    if (disable && !(await confirmAction('Disable the account?',
+      `Disable ${a.address}? Its mail is refused (550 5.2.1) and so are its logins, until it is enabled again.`, 'Disable'))) {
+      return;
+    }
+    accountChange(disable ? 'disabled' : 'enabled', (base) => api('PATCH', base, { disabled: disable }));
+  }
+
+  async function createAccount() {
+    const address = $('create-address').value.trim();
+    const body = { address, password: $('create-password').value };
+    const quota = $('create-quota').value.trim();
+    if (quota) {
+      const bytes = parseSize(quota);
+      if (bytes === null) {
+        say('create-status', 'Quota: give bytes or a number with K, M, G.', 'error');
+        return;
+      }
+      body.quotaBytes = bytes;
+    }
+    try {
+      const a = await api('POST', API + '/accounts', body);
+      say('create-status', `Created ${a && a.address ? a.address : address}.`, 'ok');
+      $('create-password').value = '';
+      $('account-input').value = address;
+      lookupAccount(address);
+    } catch (err) {
+      say('create-status', `${address} not created: ${err.message}`, 'error');
+    }
+  }
+
+  // ---- domains and aliases -----------------------------------------------
+
+  async function refreshDomains() {
+    let list;
+    try {
+      list = await api('GET', API + '/domains');
+    } catch (err) {
+      say('domains-status', 'Domains unavailable: ' + err.message, 'error');
+      return;
+    }
+    $('domains').replaceChildren(...(Array.isArray(list) ? list : []).filter((d) => d && d.domain).map((d) =>
+      h('li', { 'data-domain': String(d.domain), 'data-state': String(d.state || '') },
+        h('span', {}, String(d.domain)),
+        d.state && d.state !== 'active' ? h('span', { class: 'badge' }, String(d.state)) : null,
+        h('button', { type: 'button', class: 'danger', 'data-remove-domain': String(d.domain),
+          'aria-label': `Remove ${d.domain}` }, 'Remove'))));
+  }
+
+  async function addDomain() {
+    const d = $('domain-input').value.trim();
+    try {
+      await api('POST', API + '/domains', { domain: d });
+      say('domains-status', `Added ${d} on every node.`, 'ok');
+      $('domain-input').value = '';
+    } catch (err) {
+      say('domains-status', `${d} not added: ${err.message}`, 'error');
+    }
+    refreshDomains();
+  }
+
+  async function onDomainsClick(ev) {
+    const button = ev.target.closest('button[data-remove-domain]');
+    if (!button) return;
+    const d = button.dataset.removeDomain;
+    if (!(await confirmAction('Remove the domain?', `Remove ${d} from every node? Its mail is refused from then on.`, 'Remove'))) {
+      return;
+    }
+    try {
+      await api('DELETE', `${API}/domains/${encodeURIComponent(d)}`);
+      say('domains-status', `Removed ${d} from every node.`, 'ok');
+    } catch (err) {
+      say('domains-status', `${d} not removed: ${err.message}`, 'error');
+    }
+    refreshDomains();
+  }
+
+  async function refreshAliases() {
+    let list;
+    try {
+      list = await api('GET', API + '/aliases');
+    } catch (err) {
+      say('aliases-status', 'Aliases unavailable: ' + err.message, 'error');
+      return;
+    }
+    const rows = (Array.isArray(list) ? list : []).filter((a) => a && a.alias).map((a) =>
+      h('tr', { 'data-alias': String(a.alias) },
+        h('td', {}, String(a.alias)),
+        h('td', {}, String(a.target || '')),
+        h('td', {}, h('button', { type: 'button', class: 'danger', 'data-remove-alias': String(a.alias),
+          'aria-label': `Remove ${a.alias}` }, 'Remove'))));
+    $('aliases-body').replaceChildren(...(rows.length ? rows
+      : [h('tr', {}, h('td', { colspan: 3, class: 'empty' }, 'No aliases.'))]));
+  }
+
+  async function addAlias() {
+    const alias = $('alias-input').value.trim();
+    const target = $('alias-target').value.trim();
+    try {
+      await api('POST', API + '/aliases', { alias, target });
+      say('aliases-status', `${alias} delivers to ${target}.`, 'ok');
+      $('alias-input').value = '';
+      $('alias-target').value = '';
+    } catch (err) {
+      say('aliases-status', `${alias} not added: ${err.message}`, 'error');
+    }
+    refreshAliases();
+  }
+
+  async function onAliasesClick(ev) {
+    const button = ev.target.closest('button[data-remove-alias]');
+    if (!button) return;
+    const alias = button.dataset.removeAlias;
+    try {
+      await api('DELETE', `${API}/aliases/${encodeURIComponent(alias)}`);
+      say('aliases-status', `Removed ${alias}.`, 'ok');
+    } catch (err) {
+      say('aliases-status', `${alias} not removed: ${err.message}`, 'error');
+    }
+    refreshAliases();
+  }
+
+  // ---- the live delivery log ---------------------------------------------
+
+  // refreshLog appends the delivery log's new lines of every node (GET
+  // /api/v1/log?scope=cluster&since=), newest last, keeping the last
+  // LOG_LINES_MAX.
+  async function refreshLog() {
+    if ($('log-pause').checked) return;
+    const params = new URLSearchParams({ scope: 'cluster' });
+    if (state.logSince) params.set('since', state.logSince);
+    let lines;
+    try {
+      lines = await api('GET', API + '/log?' + params.toString());
+    } catch (err) {
+      say('log-status', 'Delivery log unavailable: ' + err.message, 'error');
+      return;
+    }
+    say('log-status', '');
+    const list = $('log-lines');
+    const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    for (const l of Array.isArray(lines) ? lines : []) {
+      if (!l || !l.line) continue;
+      const key = `${l.node}/${l.seq}`;
+      if (state.logSeen.has(key)) continue;
+      state.logSeen.add(key);
+      if (!state.logSince || timeOf(l.time) > timeOf(state.logSince)) state.logSince = String(l.time);
+      list.append(h('li', { 'data-event': String(l.event || ''), 'data-node': String(l.node || ''), 'data-seq': String(l.seq),
+        'data-queue-id': l.queueID ? String(l.queueID) : null },
+      h('time', { datetime: String(l.time) }, fmtTime(l.time, true).slice(11, 23)),
+      h('span', { class: `node-tag c${colourIndex(String(l.node))}` }, String(l.node || '?')),
+      h('span', { class: 'log-line' }, String(l.line))));
+    }
+    while (list.children.length > LOG_LINES_MAX) {
+      const first = list.firstElementChild;
+      state.logSeen.delete(`${first.dataset.node}/${first.dataset.seq}`);
+      first.remove();
+    }
+    if (atEnd) list.scrollTop = list.scrollHeight;
+  }
+
   // ---- the answering node ------------------------------------------------
 
   async function refreshAnswering() {
@@ -956,6 +1354,9 @@
     refreshCluster();
     state.queueShown = null;
     refreshQueue();
+    refreshHistory();
+    refreshDomains();
+    refreshAliases();
   }
 
   // every runs fn now and then ms after each run ends, so that slow
@@ -992,13 +1393,35 @@
     });
     onSubmit('journey-form', () => showJourney($('journey-input').value));
     onSubmit('account-form', () => lookupAccount($('account-input').value));
+    onSubmit('password-form', setPassword);
+    onSubmit('quota-form', setQuota);
+    onSubmit('create-form', createAccount);
+    onSubmit('domain-form', addDomain);
+    onSubmit('alias-form', addAlias);
+    onSubmit('queue-filter', onQueueFilter);
+    $('account-toggle').addEventListener('click', toggleAccount);
+    $('domains').addEventListener('click', onDomainsClick);
+    $('aliases-body').addEventListener('click', onAliasesClick);
+    $('queue-prev').addEventListener('click', () => queuePageBy(-1));
+    $('queue-next').addEventListener('click', () => queuePageBy(1));
+    let searchTimer = 0;
+    $('queue-search').addEventListener('input', () => {
+      clearTimeout(searchTimer);
+      searchTimer = setTimeout(onQueueFilter, 300);
+    });
+    $('queue-state').addEventListener('change', onQueueFilter);
+    $('queue-node').addEventListener('change', onQueueFilter);
     $('account-folders-body').addEventListener('click', onFolderClick);
     $('account-newer').addEventListener('click', () => turnPage(-1));
     $('account-older').addEventListener('click', () => turnPage(1));
     showForgetButton();
     refreshAnswering();
+    refreshDomains();
+    refreshAliases();
     every(CLUSTER_EVERY_MS, refreshCluster);
     every(QUEUE_EVERY_MS, refreshQueue);
+    every(HISTORY_EVERY_MS, refreshHistory);
+    every(LOG_EVERY_MS, refreshLog);
   }
 
   init();
