@@ -16,6 +16,9 @@
 //     converges in any order. One frontend obtains it (the first by name
 //     among the live frontends; the next one only if that one has not
 //     renewed a while after the renewal was due), the others load it.
+//     The first node of a cluster waits for a first other frontend (or
+//     10 s) before it orders: one that joins meanwhile would not hold
+//     the challenge the CA may ask it for.
 //   - Renewal starts when a third of the certificate's lifetime remains
 //     (Bundle.RenewAt). A failed attempt is logged, says whether it is
 //     temporary, and is retried with a doubling wait; the certificate in

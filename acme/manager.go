@@ -48,6 +48,11 @@ const takeoverNoCert = time.Minute
 // bundles it has seen say nothing.
 const meetTimeout = 30 * time.Second
 
+// aloneSettle is how long a clustered frontend that sees no other
+// frontend waits before its first order (a lone node's certificate comes
+// that much later; a stored one serves at once).
+const aloneSettle = 10 * time.Second
+
 // Resolver resolves the CA's host name (the node's resolver, so that no
 // lookup bypasses --dns).
 type Resolver interface {
@@ -302,6 +307,12 @@ func (m *Manager) run(ctx context.Context) {
 		var at time.Time
 		if !synced && !m.cfg.Replicator.Met() && now.Sub(m.start) < meetTimeout {
 			at = m.start.Add(meetTimeout) // or a Wake when it joins
+		} else if !synced && m.cfg.Replicator.Alone() && now.Sub(m.start) < aloneSettle {
+			// The first node of a cluster (no seeds): the frontends that
+			// join it in the next moments must hold the challenge too (the
+			// CA may connect to any of them), so it waits for the first
+			// of them (a Wake) or aloneSettle.
+			at = m.start.Add(aloneSettle)
 		} else if !synced {
 			// What the other frontends hold first: a node that restarts
 			// with an empty store must not order what they have.

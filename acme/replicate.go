@@ -108,6 +108,9 @@ func (r *Replicator) peers() []cluster.Member {
 	return out
 }
 
+// Alone reports whether no other live frontend is reachable.
+func (r *Replicator) Alone() bool { return len(r.peers()) == 0 }
+
 // Rank is this node's place among the live frontends ordered by name: 0
 // obtains the certificate, the others wait for it (Manager). A node
 // outside a cluster is 0.
