@@ -16,5 +16,15 @@ func TestMain(m *testing.M) {
 		// name depends on inlining. (As in package actors.)
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
+		// protoactor's remote EndpointWriter dials a member again after a
+		// failed connection without closing the gRPC ClientConn that
+		// failed; when the in-process tests stop a node while another
+		// still dials it, those ClientConns (their reconnect loop and
+		// callback serializers) outlive the actor system that made them.
+		// Seen in 1 of 3 clean-clone CI runs of this package (12 such
+		// ClientConns, all made by one EndpointWriter goroutine). Nothing
+		// of ours uses gRPC but the remote.
+		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
+		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
 	)
 }
