@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 		// still dials it, those ClientConns (their reconnect loop and
 		// callback serializers) outlive the actor system that made them.
 		// Seen in 1 of 3 clean-clone CI runs of this package (12 such
-		// ClientConns, all made by one EndpointWriter goroutine). Nothing
+		// ClientConns, all made by one goroutine of the remote). Nothing
 		// of ours uses gRPC but the remote.
 		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransport"),
 		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
