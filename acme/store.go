@@ -16,6 +16,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/homing-mail/homing/durable"
 )
 
 // Files of the store's directory (DATA/acme).
@@ -167,7 +169,7 @@ func (s *Store) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSynced(filepath.Join(s.dir, bundlesFile), b); err != nil {
+	if err := durable.WriteFile(filepath.Join(s.dir, bundlesFile), b, 0o600); err != nil {
 		return fmt.Errorf("saving the ACME certificates: %w", err)
 	}
 	return nil
@@ -204,36 +206,8 @@ func (s *Store) accountKey() (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSynced(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := durable.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, fmt.Errorf("saving the ACME account key: %w", err)
 	}
 	return k, nil
-}
-
-// writeFileSynced writes path as a new file beside it, synced, renamed
-// over it, then syncs the directory.
-func writeFileSynced(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

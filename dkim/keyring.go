@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/homing-mail/homing/durable"
 	"github.com/homing-mail/homing/mail"
 )
 
@@ -238,27 +238,8 @@ func (k *Keyring) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := k.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(k.path, b, 0o600); err != nil {
 		return fmt.Errorf("saving the DKIM keys: %w", err)
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, k.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("saving the DKIM keys: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(k.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

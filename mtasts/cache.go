@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/homing-mail/homing/durable"
 )
 
 // cached is a policy as the cache keeps it: with the id of the record it
@@ -140,27 +141,8 @@ func (c *cache) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := c.path + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := durable.WriteFile(c.path, b, 0o600); err != nil {
 		return fmt.Errorf("saving the MTA-STS policy cache: %w", err)
-	}
-	if _, err = out.Write(b); err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, c.path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("saving the MTA-STS policy cache: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(c.path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
