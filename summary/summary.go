@@ -99,13 +99,24 @@ func Compute(r io.Reader) (*Summary, error) {
 	return s, nil
 }
 
-// Encode is s as stored.
-func (s *Summary) Encode() ([]byte, error) { return json.Marshal(s) }
+// Encode is s as stored (binary.go).
+func (s *Summary) Encode() ([]byte, error) { return encode(s) }
 
-// Decode reads a stored summary.
+// Decode reads a stored summary, of either form (binary.go).
 func Decode(b []byte) (*Summary, error) {
 	var s Summary
-	if err := json.Unmarshal(b, &s); err != nil {
+	if isBinary(b) {
+		env, rest, err := split(b)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(rest, &s); err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
+		}
+		if s.Envelope, err = decodeBinaryEnvelope(env); err != nil {
+			return nil, err
+		}
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
 	if s.Envelope == nil {
@@ -120,6 +131,13 @@ func Decode(b []byte) (*Summary, error) {
 // DecodeEnvelope decodes only the envelope of an encoded summary: FETCH
 // ENVELOPE needs nothing else, and the body structure is then not built.
 func DecodeEnvelope(b []byte) (*imap.Envelope, error) {
+	if isBinary(b) {
+		env, _, err := split(b)
+		if err != nil {
+			return nil, err
+		}
+		return decodeBinaryEnvelope(env)
+	}
 	var s struct {
 		Envelope *imap.Envelope `json:"e"`
 	}
