@@ -65,6 +65,7 @@ type accountActor struct {
 	// The mailbox operations' state (mailbox.go): the folders sessions
 	// selected, the watchers told of changes, the POP3 lock.
 	views          map[uint32]*folderView
+	metas          metaCache
 	watchers       map[string]*watcher
 	popLock        string
 	popLockExpires time.Time

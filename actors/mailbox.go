@@ -423,32 +423,72 @@ func (a *accountActor) fetch(ctx actor.Context, to *actor.PID, md MailboxData, o
 	// instead of one after the other through the account's one actor. A
 	// message expunged meanwhile is not found and left out, as it would
 	// be had the expunge come first.
-	root, modseq, address := ctx.ActorSystem().Root, v.modseq, a.address
+	root, modseq, address, cache := ctx.ActorSystem().Root, v.modseq, a.address, &a.metas
 	go func() {
-		metas, err := md.MessageMeta(address, ids, op.Summaries)
-		if err != nil {
-			if to != nil {
-				root.Send(to, &pb.MailboxReply{Error: pbError(err)})
-			}
+		out, err := readMeta(md, cache, address, es, ids, op.Summaries)
+		if to == nil {
 			return
+		}
+		if err != nil {
+			root.Send(to, &pb.MailboxReply{Error: pbError(err)})
+			return
+		}
+		root.Send(to, &pb.MailboxReply{Entries: out, Modseq: modseq})
+	}()
+}
+
+// readMeta fills es (the index entries of messages ids) with sizes and
+// dates, from the cache or read (and then cached), and with summaries
+// when asked; entries of messages no longer stored are left out.
+func readMeta(md MailboxData, cache *metaCache, address string, es []*pb.MessageEntry, ids []uint64, summaries bool) ([]*pb.MessageEntry, error) {
+	known, found, missing := cache.split(ids)
+	var sums [][]byte
+	if summaries {
+		var err error
+		if sums, err = md.MessageSummaries(address, ids); err != nil {
+			return nil, err
+		}
+	}
+	if summaries {
+		// A message without a summary is rare (one whose summary could
+		// not be made); one whose summary went with it was expunged
+		// meanwhile: the record says which.
+		for i, id := range ids {
+			if found[i] && sums[i] == nil {
+				found[i] = false
+				missing = append(missing, id)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		metas, err := md.MessageMeta(address, missing, false)
+		if err != nil {
+			return nil, err
 		}
 		byID := make(map[uint64]storage.MessageMeta, len(metas))
 		for _, m := range metas {
 			byID[m.ID] = m
+			cache.put(m.ID, m.Size, m.CRLFSize, m.Received)
 		}
-		out := es[:0]
-		for _, e := range es {
-			m, ok := byID[e.Id]
-			if !ok {
-				continue
+		for i, id := range ids {
+			if m, ok := byID[id]; ok && !found[i] {
+				known[i], found[i] = messageMeta{size: m.Size, crlfSize: m.CRLFSize, received: m.Received.UnixNano()}, true
 			}
-			e.Size, e.CrlfSize, e.ReceivedUnixNano, e.Summary = m.Size, m.CRLFSize, m.Received.UnixNano(), m.Summary
-			out = append(out, e)
 		}
-		if to != nil {
-			root.Send(to, &pb.MailboxReply{Entries: out, Modseq: modseq})
+	}
+	out := es[:0]
+	for i, e := range es {
+		if !found[i] {
+			continue // not stored (expunged meanwhile)
 		}
-	}()
+		m := known[i]
+		e.Size, e.CrlfSize, e.ReceivedUnixNano = m.size, m.crlfSize, m.received
+		if summaries {
+			e.Summary = sums[i]
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // appendOp stores a message a client appends (IMAP APPEND, RFC 9051

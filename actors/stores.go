@@ -157,6 +157,7 @@ type MailboxData interface {
 	Remove(ctx context.Context, account string, fid uint32, uids []uint32) ([]uint32, <-chan error, error)
 	CopyMessages(ctx context.Context, account string, src uint32, uids []uint32, dst uint32, move bool, quota int64) (storage.CopyResult, <-chan error, error)
 	MessageMeta(account string, ids []uint64, summaries bool) ([]storage.MessageMeta, error)
+	MessageSummaries(account string, ids []uint64) ([][]byte, error)
 	DeleteMessage(ctx context.Context, account, id string) error
 	MoveMessage(ctx context.Context, account, id, folder string) (uint32, error)
 	ChangeFlags(ctx context.Context, account, id string, add, remove []string, replace bool) error

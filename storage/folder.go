@@ -445,6 +445,40 @@ type MessageMeta struct {
 	Summary  []byte // nil unless asked for
 }
 
+// MessageSummaries returns the stored summaries of messages ids, in the
+// order of ids (nil for a message that has none, or no longer exists),
+// in one read transaction: what a FETCH of ENVELOPE or BODYSTRUCTURE
+// reads when the sizes and dates are known already (the account actor
+// keeps them, actors/metacache.go).
+func (p *Partition) MessageSummaries(account string, ids []uint64) ([][]byte, error) {
+	addr, err := p.account(account)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(ids))
+	err = p.db.view(func(txn *badger.Txn) error {
+		key := accountPrefix(prefixSummary, addr)
+		n := len(key)
+		for i, id := range ids {
+			key = binary.BigEndian.AppendUint64(key[:n], id)
+			item, err := txn.Get(key)
+			switch {
+			case err == nil:
+				if out[i], err = item.ValueCopy(nil); err != nil {
+					return err
+				}
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MessageMeta returns the size, internal date and (summaries) summary of
 // messages ids; ids that do not exist are skipped. It reads them all in
 // one read transaction (a FETCH asks for hundreds at a time).

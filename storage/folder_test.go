@@ -380,6 +380,33 @@ func TestMessageMetaReadsSizesDatesAndSummaries(t *testing.T) {
 	}
 }
 
+// TestMessageSummariesInTheOrderAsked: MessageSummaries answers each id's
+// summary where MessageMeta would, in the order asked, nil for an id that
+// does not exist.
+func TestMessageSummariesInTheOrderAsked(t *testing.T) {
+	ctx := context.Background()
+	_, p, acct := newModelAccount(t)
+	var ids []uint64
+	for _, raw := range []string{"Subject: one\r\n\r\nbody\r\n", "Subject: two\r\n\r\nbody\r\n"} {
+		res, err := p.Append(ctx, acct, AppendRequest{Raw: []byte(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseUint(res.ID, 10, 64)
+		ids = append(ids, id)
+	}
+	sums, err := p.MessageSummaries(acct, []uint64{ids[1], 999, ids[0]})
+	if err != nil || len(sums) != 3 || sums[1] != nil {
+		t.Fatalf("MessageSummaries: %q, %v", sums, err)
+	}
+	for i, id := range []uint64{ids[1], ids[0]} {
+		want, _ := p.Summary(acct, id)
+		if got := sums[i*2]; len(got) == 0 || string(got) != string(want) {
+			t.Errorf("message %d: summary %q, want %q", id, got, want)
+		}
+	}
+}
+
 // TestCRLFSizeIsStoredAndCopied: a message appended with bare LF line ends
 // and no last line end has its size with CRLF line ends recorded (what
 // POP3 sends), and a copy keeps it; one with CRLF only has its size.
