@@ -407,6 +407,50 @@ func TestMessageSummariesInTheOrderAsked(t *testing.T) {
 	}
 }
 
+// TestMessageSummariesOfARange: a dense, ascending set of ids (a FETCH of
+// a range, read by one pass of an iterator) answers what the lookups of
+// each id answer, nil for ids not stored, whatever is stored around them.
+func TestMessageSummariesOfARange(t *testing.T) {
+	ctx := context.Background()
+	_, p, acct := newModelAccount(t)
+	var ids []uint64
+	for i := range 30 {
+		res, err := p.Append(ctx, acct, AppendRequest{Raw: []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseUint(res.ID, 10, 64)
+		ids = append(ids, id)
+	}
+	// ids 3..24 without 10 and 11, and one past the last stored.
+	var ask []uint64
+	for i := 3; i < 25; i++ {
+		if i != 10 && i != 11 {
+			ask = append(ask, ids[i])
+		}
+	}
+	ask = append(ask, ids[29]+1)
+	if !dense(ask) {
+		t.Fatalf("the test's ids are not dense: %v", ask)
+	}
+	got, err := p.MessageSummaries(acct, ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ask {
+		want, err := p.Summary(acct, id)
+		if id > ids[29] {
+			if got[i] != nil {
+				t.Errorf("id %d not stored: %q", id, got[i])
+			}
+			continue
+		}
+		if err != nil || len(got[i]) == 0 || string(got[i]) != string(want) {
+			t.Errorf("id %d: %q, want %q (%v)", id, got[i], want, err)
+		}
+	}
+}
+
 // TestCRLFSizeIsStoredAndCopied: a message appended with bare LF line ends
 // and no last line end has its size with CRLF line ends recorded (what
 // POP3 sends), and a copy keeps it; one with CRLF only has its size.
