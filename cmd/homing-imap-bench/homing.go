@@ -30,7 +30,9 @@ type homingNode struct {
 	exited           chan struct{}
 }
 
-func startHoming(ctx context.Context, cfg config, pprof bool, logf func(string, ...any)) (*homingNode, error) {
+// startHoming spawns the node on data (a new directory when ""), and
+// creates the benchmark's account when create.
+func startHoming(ctx context.Context, cfg config, data string, create, pprof bool, logf func(string, ...any)) (*homingNode, error) {
 	bin, err := filepath.Abs(cfg.Homing)
 	if err != nil {
 		return nil, err
@@ -41,7 +43,10 @@ func startHoming(ctx context.Context, cfg config, pprof bool, logf func(string, 
 	}
 	h := &homingNode{dir: dir, exited: make(chan struct{})}
 	ready := filepath.Join(dir, "ready")
-	args := []string{"serve", "--name", "bench", "--data", filepath.Join(dir, "data"), "--smtp", "127.0.0.1:0",
+	if data == "" {
+		data = filepath.Join(dir, "data")
+	}
+	args := []string{"serve", "--name", "bench", "--data", data, "--smtp", "127.0.0.1:0",
 		"--admin", "127.0.0.1:0", "--imap", "127.0.0.1:0", "--pop3=", "--ready-file", ready, "--log-level", "warn"}
 	if pprof {
 		args = append(args, "--pprof")
@@ -79,7 +84,7 @@ func startHoming(ctx context.Context, cfg config, pprof bool, logf func(string, 
 	h.imap, h.admin = r.IMAP, r.Admin
 	logf("Homing: node %s, IMAP %s, data in %s", bin, h.imap, dir)
 	c := admin.NewClient("http://"+h.admin, "")
-	for try := 0; ; try++ {
+	for try := 0; create; try++ {
 		_, err := c.CreateAccount(ctx, admin.CreateAccount{Address: benchUser, Password: benchPass})
 		if err == nil {
 			break

@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,11 @@ type config struct {
 	Pprof           string
 	PprofSeconds    int
 	Keep            bool
+	// HomingData, when set, keeps Homing's filled data directory of each
+	// size under it (homing-N) and uses it again in a later run instead
+	// of filling anew: for working on the server, not for the README's
+	// numbers (which fill a fresh node each time).
+	HomingData string
 }
 
 func main() {
@@ -89,6 +95,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Pprof, "pprof", "", "write a CPU profile of Homing during the concurrent loop on the largest mailbox to this file")
 	fs.IntVar(&cfg.PprofSeconds, "pprof-seconds", 20, "how long the profile samples (from the start of the concurrent loop)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the temporary directories")
+	fs.StringVar(&cfg.HomingData, "homing-data", "", "keep Homing's filled data directories here (homing-N) and use them again in later runs instead of filling anew (for development; the fill time is then not measured)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -132,17 +139,33 @@ func benchSize(ctx context.Context, cfg config, n int, profile bool, rep *report
 	msgs := generate(n)
 	logf("%d messages, %d MiB", n, totalSize(msgs)>>20)
 
-	h, err := startHoming(ctx, cfg, profile && cfg.Pprof != "", logf)
+	data, filled := "", false
+	if cfg.HomingData != "" {
+		data = filepath.Join(cfg.HomingData, fmt.Sprintf("homing-%d", n))
+		_, err := os.Stat(filepath.Join(data, "filled"))
+		filled = err == nil
+	}
+	h, err := startHoming(ctx, cfg, data, !filled, profile && cfg.Pprof != "", logf)
 	if err != nil {
 		return err
 	}
 	defer h.stop(cfg.Keep)
-	start := time.Now()
-	if err := h.fill(ctx, msgs, cfg.AppendSessions, logf); err != nil {
-		return fmt.Errorf("filling Homing: %w\n%s", err, h.logTail())
+	var fill time.Duration
+	if filled {
+		logf("Homing: using the %d messages filled earlier in %s", n, data)
+	} else {
+		start := time.Now()
+		if err := h.fill(ctx, msgs, cfg.AppendSessions, logf); err != nil {
+			return fmt.Errorf("filling Homing: %w\n%s", err, h.logTail())
+		}
+		fill = time.Since(start)
+		logf("Homing: %d APPENDs over %d sessions in %v (%.0f/s)", n, cfg.AppendSessions, fill.Round(time.Millisecond), float64(n)/fill.Seconds())
+		if data != "" {
+			if err := os.WriteFile(filepath.Join(data, "filled"), nil, 0o644); err != nil {
+				return err
+			}
+		}
 	}
-	fill := time.Since(start)
-	logf("Homing: %d APPENDs over %d sessions in %v (%.0f/s)", n, cfg.AppendSessions, fill.Round(time.Millisecond), float64(n)/fill.Seconds())
 
 	d, err := startDovecot(cfg, msgs, logf)
 	if err != nil {

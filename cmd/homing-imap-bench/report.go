@@ -122,8 +122,12 @@ func (rep *report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range rep.Sizes {
-		fmt.Fprintf(w, "%d messages: Homing filled by APPEND over %d sessions in %v (%.0f/s); Dovecot's Maildir written in %v, its first SELECT (building the index) %s\n",
-			s.N, s.HomingFillSessions, s.HomingFill.Round(time.Millisecond), float64(s.N)/s.HomingFill.Seconds(), s.DovecotWrite.Round(time.Millisecond), ms(s.DovecotFirstSelect))
+		fill := "Homing's data directory filled in an earlier run (--homing-data)"
+		if s.HomingFill > 0 {
+			fill = fmt.Sprintf("Homing filled by APPEND over %d sessions in %v (%.0f/s)", s.HomingFillSessions, s.HomingFill.Round(time.Millisecond), float64(s.N)/s.HomingFill.Seconds())
+		}
+		fmt.Fprintf(w, "%d messages: %s; Dovecot's Maildir written in %v, its first SELECT (building the index) %s\n",
+			s.N, fill, s.DovecotWrite.Round(time.Millisecond), ms(s.DovecotFirstSelect))
 		for _, o := range s.Ops {
 			fmt.Fprintf(w, "  %-32s Homing %v  Dovecot %v\n", o.Op, rounds(o.Rounds["Homing"]), rounds(o.Rounds["Dovecot"]))
 		}
