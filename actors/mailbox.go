@@ -114,7 +114,12 @@ func (a *accountActor) mailbox(ctx actor.Context, op *pb.MailboxOp) {
 		}
 		a.watch(op, now)
 		r := &pb.MailboxReply{Folder: pbFolder(f), Modseq: v.modseq, Full: true}
-		r.Entries = v.all()
+		if op.Packed {
+			p := v.packed()
+			r.IndexUids, r.IndexFlags, r.FlagSets = p.uids, p.flags, p.sets
+		} else {
+			r.Entries = v.all()
+		}
 		a.reply(ctx, sender, r)
 	case pb.MailboxOp_SYNC:
 		v, err := a.viewByID(md, op.FolderId)

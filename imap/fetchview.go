@@ -28,7 +28,7 @@ func (ss *session) fetchFromView(w *imapserver.FetchWriter, sel *selection, seqs
 	flags := make([][]string, len(uids))
 	sel.mu.Lock()
 	for i, u := range uids {
-		f, ok := sel.flags[u]
+		f, ok := sel.flags.get(u, int(seqs[i])-1)
 		if !ok {
 			sel.mu.Unlock()
 			return false, nil

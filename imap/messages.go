@@ -105,7 +105,7 @@ func (ss *session) fetchOne(rw *imapserver.FetchResponseWriter, sel *selection, 
 	rw.WriteUID(imap.UID(e.Uid))
 	if o.Flags {
 		sel.mu.Lock()
-		flags := sel.flags[e.Uid]
+		flags, _ := sel.flags.get(e.Uid, -1)
 		if flags == nil {
 			flags = e.Flags
 		}
@@ -228,7 +228,7 @@ func (ss *session) storeFlags(sel *selection, uids []uint32, op imap.StoreFlagsO
 		}
 		sel.mu.Lock()
 		for _, e := range r.Entries {
-			sel.flags[e.Uid] = e.Flags
+			sel.flags.set(e.Uid, e.Flags)
 			sel.own[e.Uid] = e.Modseq
 		}
 		sel.mu.Unlock()
@@ -304,7 +304,7 @@ func (sel *selection) expunged(uids []uint32, write func(uint32) error) error {
 		}
 		sel.uids = append(sel.uids[:seq-1], sel.uids[seq:]...)
 		delete(sel.gone, uids[i])
-		delete(sel.flags, uids[i])
+		sel.flags.remove(uids[i])
 		if err := write(seq); err != nil {
 			return err
 		}
@@ -481,7 +481,7 @@ func (m *matcher) match(c *imap.SearchCriteria, seq, uid uint32, e *pb.MessageEn
 		}
 	}
 	m.sel.mu.Lock()
-	flags := m.sel.flags[uid]
+	flags, _ := m.sel.flags.get(uid, -1)
 	m.sel.mu.Unlock()
 	for _, f := range c.Flag {
 		if !hasFlag(flags, string(f)) {

@@ -21,7 +21,7 @@ type selection struct {
 	folder   *pb.FolderInfo
 	readOnly bool
 	uids     []uint32 // by sequence number - 1
-	flags    map[uint32][]string
+	flags    *flagIndex
 	modseq   uint64
 	synced   time.Time
 
@@ -32,14 +32,15 @@ type selection struct {
 	searched imap.UIDSet // SEARCHRES (RFC 5182)
 }
 
-func newSelection(r *pb.MailboxReply, readOnly bool) *selection {
-	sel := &selection{folder: r.Folder, readOnly: readOnly, modseq: r.Modseq, synced: time.Now(),
-		flags: map[uint32][]string{}, gone: map[uint32]bool{}, own: map[uint32]uint64{}}
-	for _, e := range r.Entries {
-		sel.uids = append(sel.uids, e.Uid)
-		sel.flags[e.Uid] = e.Flags
+func newSelection(r *pb.MailboxReply, readOnly bool) (*selection, error) {
+	flags, err := newFlagIndex(r)
+	if err != nil {
+		return nil, err
 	}
-	return sel
+	sel := &selection{folder: r.Folder, readOnly: readOnly, modseq: r.Modseq, synced: time.Now(),
+		flags: flags, gone: map[uint32]bool{}, own: map[uint32]uint64{}}
+	sel.uids = slices.Clone(flags.uids) // the view changes; the index is shared
+	return sel, nil
 }
 
 func (sel *selection) selectData(r *pb.MailboxReply) *imap.SelectData {
@@ -58,7 +59,7 @@ func (sel *selection) selectData(r *pb.MailboxReply) *imap.SelectData {
 		d.PermanentFlags = nil
 	}
 	for i, u := range sel.uids {
-		if !hasFlag(sel.flags[u], `\Seen`) {
+		if f, _ := sel.flags.get(u, i); !hasFlag(f, `\Seen`) {
 			d.FirstUnseenSeqNum = uint32(i + 1)
 			break
 		}
@@ -142,12 +143,12 @@ func (sel *selection) apply(r *pb.MailboxReply) {
 		case e.Uid > last:
 			sel.arrived = append(sel.arrived, e.Uid)
 			last = e.Uid
-			sel.flags[e.Uid] = e.Flags
+			sel.flags.set(e.Uid, e.Flags)
 		case sel.seqOf(e.Uid) != 0 && !sel.gone[e.Uid]:
-			if sel.own[e.Uid] == e.Modseq || sameFlags(sel.flags[e.Uid], e.Flags) {
+			if f, _ := sel.flags.get(e.Uid, -1); sel.own[e.Uid] == e.Modseq || sameFlags(f, e.Flags) {
 				continue
 			}
-			sel.flags[e.Uid] = e.Flags
+			sel.flags.set(e.Uid, e.Flags)
 			sel.changed = append(sel.changed, e.Uid)
 		}
 	}
@@ -176,7 +177,8 @@ func (sel *selection) flush(w *imapserver.UpdateWriter, allowExpunge bool) error
 	slices.Sort(changed)
 	for _, u := range slices.Compact(changed) {
 		if seq := sel.seqOf(u); seq != 0 && !sel.gone[u] {
-			if err := w.WriteMessageFlags(seq, imap.UID(u), imapFlags(sel.flags[u])); err != nil {
+			f, _ := sel.flags.get(u, int(seq)-1)
+			if err := w.WriteMessageFlags(seq, imap.UID(u), imapFlags(f)); err != nil {
 				return err
 			}
 		}
@@ -190,7 +192,7 @@ func (sel *selection) flush(w *imapserver.UpdateWriter, allowExpunge bool) error
 			}
 			sel.uids = slices.Delete(sel.uids, i, i+1)
 			delete(sel.gone, u)
-			delete(sel.flags, u)
+			sel.flags.remove(u)
 			delete(sel.own, u)
 			if err := w.WriteExpunge(uint32(i + 1)); err != nil {
 				return err

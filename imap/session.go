@@ -507,11 +507,14 @@ func (ss *session) Select(name string, options *imap.SelectOptions) (*imap.Selec
 	ss.sel = nil
 	ss.mu.Unlock()
 	wa, wid := w.Addr()
-	r, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_SELECT, Folder: name, WatcherAddress: wa, WatcherId: wid})
+	r, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_SELECT, Folder: name, WatcherAddress: wa, WatcherId: wid, Packed: true})
 	if err != nil {
 		return nil, err
 	}
-	sel := newSelection(r, options != nil && options.ReadOnly)
+	sel, err := newSelection(r, options != nil && options.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
 	ss.mu.Lock()
 	ss.sel = sel
 	ss.mu.Unlock()

@@ -214,7 +214,46 @@ func folderNotFound(addr, name string) error {
 }
 
 // folders reads every folder of addr, by id.
-func (p *Partition) folders(addr string) ([]Folder, error) {
+// folders reads the folder records of addr, whose state is st.
+//
+// Every folder's id is one the state's counter gave (newFolder), so they
+// are read by looking up ids 1 to st.folders, not by a scan of the
+// prefix: a folder record is rewritten with every message stored in it,
+// and badger keeps each version until a compaction drops it, which an
+// iterator steps over one by one; a lookup finds the newest directly.
+// (With the scan, APPEND to a 100,000-message folder took 4x as long as
+// to an empty one: 742/s then 172/s.) Accounts that made very many
+// folders, and those of a model before the counter, are scanned.
+func (p *Partition) folders(addr string, st mailboxState) ([]Folder, error) {
+	if st.version < modelVersion || st.folders == 0 || st.folders > maxFolderLookups {
+		return p.scanFolders(addr)
+	}
+	var out []Folder
+	err := p.db.view(func(txn *badger.Txn) error {
+		for id := uint32(1); uint64(id) <= st.folders; id++ {
+			item, err := txn.Get(folderKey(addr, id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // deleted
+			}
+			if err != nil {
+				return err
+			}
+			var r folderRecord
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return fmt.Errorf("storage: folder record %d of %s: %w: %v", id, addr, ErrDamaged, err)
+			}
+			out = append(out, folderFrom(id, r))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// maxFolderLookups: an account whose counter passed this many folders is
+// scanned instead.
+const maxFolderLookups = 4096
+
+func (p *Partition) scanFolders(addr string) ([]Folder, error) {
 	prefix := accountPrefix(prefixFolder, addr)
 	var out []Folder
 	err := p.db.Scan(prefix, func(k, v []byte) error {
@@ -249,10 +288,11 @@ func (p *Partition) Folders(account string) ([]Folder, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.mailbox(addr); err != nil {
+	st, err := p.mailbox(addr)
+	if err != nil {
 		return nil, err
 	}
-	fs, err := p.folders(addr)
+	fs, err := p.folders(addr, st)
 	if err != nil {
 		return nil, err
 	}
@@ -278,10 +318,11 @@ func (p *Partition) Folder(account, name string) (Folder, error) {
 	if err != nil {
 		return Folder{}, err
 	}
-	if _, err := p.mailbox(addr); err != nil {
+	st, err := p.mailbox(addr)
+	if err != nil {
 		return Folder{}, err
 	}
-	fs, err := p.folders(addr)
+	fs, err := p.folders(addr, st)
 	if err != nil {
 		return Folder{}, err
 	}
@@ -396,7 +437,7 @@ func (p *Partition) model(addr string) (mailboxState, []Folder, error) {
 	if err != nil {
 		return st, nil, err
 	}
-	fs, err := p.folders(addr)
+	fs, err := p.folders(addr, st)
 	return st, fs, err
 }
 

@@ -2408,7 +2408,10 @@ type MailboxOp struct {
 	LeaseMillis int64 `protobuf:"varint,19,opt,name=lease_millis,json=leaseMillis,proto3" json:"lease_millis,omitempty"`
 	// APPEND: a body above the inline threshold, by reference (staged on
 	// the session's node; the owner links or pulls it), instead of body.
-	BodyRef       *BodyRef `protobuf:"bytes,20,opt,name=body_ref,json=bodyRef,proto3" json:"body_ref,omitempty"`
+	BodyRef *BodyRef `protobuf:"bytes,20,opt,name=body_ref,json=bodyRef,proto3" json:"body_ref,omitempty"`
+	// packed: SELECT answers the index packed (MailboxReply.index_uids),
+	// not as entries.
+	Packed        bool `protobuf:"varint,21,opt,name=packed,proto3" json:"packed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2581,6 +2584,13 @@ func (x *MailboxOp) GetBodyRef() *BodyRef {
 		return x.BodyRef
 	}
 	return nil
+}
+
+func (x *MailboxOp) GetPacked() bool {
+	if x != nil {
+		return x.Packed
+	}
+	return false
 }
 
 type FolderInfo struct {
@@ -2810,15 +2820,23 @@ type MailboxReply struct {
 	Expunged []uint32               `protobuf:"varint,5,rep,packed,name=expunged,proto3" json:"expunged,omitempty"`
 	// full: entries is the folder's whole index (SYNC could not say what
 	// changed: the asker compares).
-	Full          bool     `protobuf:"varint,6,opt,name=full,proto3" json:"full,omitempty"`
-	Modseq        uint64   `protobuf:"varint,7,opt,name=modseq,proto3" json:"modseq,omitempty"`
-	SourceUids    []uint32 `protobuf:"varint,8,rep,packed,name=source_uids,json=sourceUids,proto3" json:"source_uids,omitempty"`
-	DestUids      []uint32 `protobuf:"varint,9,rep,packed,name=dest_uids,json=destUids,proto3" json:"dest_uids,omitempty"`
-	UidValidity   uint32   `protobuf:"varint,10,opt,name=uid_validity,json=uidValidity,proto3" json:"uid_validity,omitempty"`
-	Uid           uint32   `protobuf:"varint,11,opt,name=uid,proto3" json:"uid,omitempty"`
-	QuotaBytes    int64    `protobuf:"varint,12,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`
-	UsedBytes     int64    `protobuf:"varint,13,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
-	UsedMessages  int64    `protobuf:"varint,14,opt,name=used_messages,json=usedMessages,proto3" json:"used_messages,omitempty"`
+	Full         bool     `protobuf:"varint,6,opt,name=full,proto3" json:"full,omitempty"`
+	Modseq       uint64   `protobuf:"varint,7,opt,name=modseq,proto3" json:"modseq,omitempty"`
+	SourceUids   []uint32 `protobuf:"varint,8,rep,packed,name=source_uids,json=sourceUids,proto3" json:"source_uids,omitempty"`
+	DestUids     []uint32 `protobuf:"varint,9,rep,packed,name=dest_uids,json=destUids,proto3" json:"dest_uids,omitempty"`
+	UidValidity  uint32   `protobuf:"varint,10,opt,name=uid_validity,json=uidValidity,proto3" json:"uid_validity,omitempty"`
+	Uid          uint32   `protobuf:"varint,11,opt,name=uid,proto3" json:"uid,omitempty"`
+	QuotaBytes   int64    `protobuf:"varint,12,opt,name=quota_bytes,json=quotaBytes,proto3" json:"quota_bytes,omitempty"`
+	UsedBytes    int64    `protobuf:"varint,13,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	UsedMessages int64    `protobuf:"varint,14,opt,name=used_messages,json=usedMessages,proto3" json:"used_messages,omitempty"`
+	// The folder's index packed, as SELECT answers it when asked (packed):
+	// index_uids ascending, the flags of index_uids[i] are
+	// flag_sets[index_flags[i]]. A 100,000-message folder is then two
+	// arrays and the few distinct sets of flags its messages have, not
+	// 100,000 entries, and the owner keeps it ready for the next SELECT.
+	IndexUids     []uint32   `protobuf:"varint,15,rep,packed,name=index_uids,json=indexUids,proto3" json:"index_uids,omitempty"`
+	IndexFlags    []uint32   `protobuf:"varint,16,rep,packed,name=index_flags,json=indexFlags,proto3" json:"index_flags,omitempty"`
+	FlagSets      []*FlagSet `protobuf:"bytes,17,rep,name=flag_sets,json=flagSets,proto3" json:"flag_sets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2951,6 +2969,71 @@ func (x *MailboxReply) GetUsedMessages() int64 {
 	return 0
 }
 
+func (x *MailboxReply) GetIndexUids() []uint32 {
+	if x != nil {
+		return x.IndexUids
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetIndexFlags() []uint32 {
+	if x != nil {
+		return x.IndexFlags
+	}
+	return nil
+}
+
+func (x *MailboxReply) GetFlagSets() []*FlagSet {
+	if x != nil {
+		return x.FlagSets
+	}
+	return nil
+}
+
+type FlagSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flags         []string               `protobuf:"bytes,1,rep,name=flags,proto3" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagSet) Reset() {
+	*x = FlagSet{}
+	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagSet) ProtoMessage() {}
+
+func (x *FlagSet) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagSet.ProtoReflect.Descriptor instead.
+func (*FlagSet) Descriptor() ([]byte, []int) {
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *FlagSet) GetFlags() []string {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
 // MailboxChanged tells a watcher that a folder of the account changed
 // (its MODSEQ is now modseq): the watcher asks SYNC. closing: the account
 // actor stops; the watcher watches again (WATCH), and a watcher whose
@@ -2967,7 +3050,7 @@ type MailboxChanged struct {
 
 func (x *MailboxChanged) Reset() {
 	*x = MailboxChanged{}
-	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	mi := &file_actors_pb_actors_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3062,7 @@ func (x *MailboxChanged) String() string {
 func (*MailboxChanged) ProtoMessage() {}
 
 func (x *MailboxChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_actors_pb_actors_proto_msgTypes[36]
+	mi := &file_actors_pb_actors_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3075,7 @@ func (x *MailboxChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxChanged.ProtoReflect.Descriptor instead.
 func (*MailboxChanged) Descriptor() ([]byte, []int) {
-	return file_actors_pb_actors_proto_rawDescGZIP(), []int{36}
+	return file_actors_pb_actors_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MailboxChanged) GetAccount() string {
@@ -3201,7 +3284,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x13VERDICT_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03YES\x10\x01\x12\x06\n" +
 	"\x02NO\x10\x02\x12\v\n" +
-	"\aUNKNOWN\x10\x03\"\xd5\a\n" +
+	"\aUNKNOWN\x10\x03\"\xed\a\n" +
 	"\tMailboxOp\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.homing.actors.MailboxOp.KindR\x04kind\x12\x18\n" +
 	"\aaccount\x18\x02 \x01(\tR\aaccount\x12\x16\n" +
@@ -3226,7 +3309,8 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"message_id\x18\x11 \x01(\tR\tmessageId\x12!\n" +
 	"\fremove_flags\x18\x12 \x03(\tR\vremoveFlags\x12!\n" +
 	"\flease_millis\x18\x13 \x01(\x03R\vleaseMillis\x121\n" +
-	"\bbody_ref\x18\x14 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\"\xcf\x02\n" +
+	"\bbody_ref\x18\x14 \x01(\v2\x16.homing.actors.BodyRefR\abodyRef\x12\x16\n" +
+	"\x06packed\x18\x15 \x01(\bR\x06packed\"\xcf\x02\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aFOLDERS\x10\x01\x12\n" +
@@ -3286,7 +3370,7 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12,\n" +
 	"\x12received_unix_nano\x18\x06 \x01(\x03R\x10receivedUnixNano\x12\x18\n" +
 	"\asummary\x18\a \x01(\fR\asummary\x12\x1b\n" +
-	"\tcrlf_size\x18\b \x01(\x03R\bcrlfSize\"\xf9\x03\n" +
+	"\tcrlf_size\x18\b \x01(\x03R\bcrlfSize\"\xee\x04\n" +
 	"\fMailboxReply\x12*\n" +
 	"\x05error\x18\x01 \x01(\v2\x14.homing.actors.ErrorR\x05error\x123\n" +
 	"\afolders\x18\x02 \x03(\v2\x19.homing.actors.FolderInfoR\afolders\x121\n" +
@@ -3305,7 +3389,14 @@ const file_actors_pb_actors_proto_rawDesc = "" +
 	"quotaBytes\x12\x1d\n" +
 	"\n" +
 	"used_bytes\x18\r \x01(\x03R\tusedBytes\x12#\n" +
-	"\rused_messages\x18\x0e \x01(\x03R\fusedMessages\"y\n" +
+	"\rused_messages\x18\x0e \x01(\x03R\fusedMessages\x12\x1d\n" +
+	"\n" +
+	"index_uids\x18\x0f \x03(\rR\tindexUids\x12\x1f\n" +
+	"\vindex_flags\x18\x10 \x03(\rR\n" +
+	"indexFlags\x123\n" +
+	"\tflag_sets\x18\x11 \x03(\v2\x16.homing.actors.FlagSetR\bflagSets\"\x1f\n" +
+	"\aFlagSet\x12\x14\n" +
+	"\x05flags\x18\x01 \x03(\tR\x05flags\"y\n" +
 	"\x0eMailboxChanged\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
 	"\tfolder_id\x18\x02 \x01(\rR\bfolderId\x12\x16\n" +
@@ -3325,7 +3416,7 @@ func file_actors_pb_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_pb_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_actors_pb_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_actors_pb_actors_proto_goTypes = []any{
 	(Error_Kind)(0),             // 0: homing.actors.Error.Kind
 	(TransferQuery_Kind)(0),     // 1: homing.actors.TransferQuery.Kind
@@ -3367,7 +3458,8 @@ var file_actors_pb_actors_proto_goTypes = []any{
 	(*FolderInfo)(nil),          // 37: homing.actors.FolderInfo
 	(*MessageEntry)(nil),        // 38: homing.actors.MessageEntry
 	(*MailboxReply)(nil),        // 39: homing.actors.MailboxReply
-	(*MailboxChanged)(nil),      // 40: homing.actors.MailboxChanged
+	(*FlagSet)(nil),             // 40: homing.actors.FlagSet
+	(*MailboxChanged)(nil),      // 41: homing.actors.MailboxChanged
 }
 var file_actors_pb_actors_proto_depIdxs = []int32{
 	0,  // 0: homing.actors.Error.kind:type_name -> homing.actors.Error.Kind
@@ -3394,11 +3486,12 @@ var file_actors_pb_actors_proto_depIdxs = []int32{
 	37, // 21: homing.actors.MailboxReply.folders:type_name -> homing.actors.FolderInfo
 	37, // 22: homing.actors.MailboxReply.folder:type_name -> homing.actors.FolderInfo
 	38, // 23: homing.actors.MailboxReply.entries:type_name -> homing.actors.MessageEntry
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	40, // 24: homing.actors.MailboxReply.flag_sets:type_name -> homing.actors.FlagSet
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_actors_pb_actors_proto_init() }
@@ -3412,7 +3505,7 @@ func file_actors_pb_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_pb_actors_proto_rawDesc), len(file_actors_pb_actors_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
