@@ -86,7 +86,9 @@ func (ss *session) bye(text string) {
 		return
 	}
 	ss.closing = true
+	acct := ss.account
 	ss.mu.Unlock()
+	ss.s.log.Info("imap session ended by the server", "account", acct, "reason", text)
 	_ = ss.conn.Bye(text)
 }
 
@@ -237,6 +239,7 @@ func (ss *session) rewatch() {
 	}
 	wa, wid := w.Addr()
 	if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: wa, WatcherId: wid}); err != nil {
+		ss.s.log.Warn("imap session: watching the mailbox again failed; the session ends", "err", err)
 		ss.bye("The mailbox moved; please reconnect")
 	}
 }

@@ -59,6 +59,9 @@ type filterConn struct {
 	// inRead: a read from the network is in progress (the server waits
 	// for the client), so what is written goes out at once.
 	inRead atomic.Bool
+	// wd: imapserver's write deadline, applied when output goes out
+	// (deadline.go).
+	wd writeDeadline
 }
 
 // outFlush is how much output the filter holds before it writes it.
@@ -89,6 +92,9 @@ func (r netReader) Read(p []byte) (int, error) {
 // a read waits.
 func (c *filterConn) emit(p []byte) error {
 	if len(c.out) == 0 && len(p) >= outFlush {
+		if err := c.wd.apply(c.Conn.SetWriteDeadline); err != nil {
+			return err
+		}
 		_, err := c.cur.Write(p)
 		return err
 	}
@@ -102,6 +108,9 @@ func (c *filterConn) emit(p []byte) error {
 func (c *filterConn) flushLocked() error {
 	if len(c.out) == 0 {
 		return nil
+	}
+	if err := c.wd.apply(c.Conn.SetWriteDeadline); err != nil {
+		return err
 	}
 	_, err := c.cur.Write(c.out)
 	c.out = c.out[:0]
