@@ -39,6 +39,6 @@ func TestWriteDeadlineAppliedWhenItMatters(t *testing.T) {
 	step(base.Add(200*time.Millisecond), 1) // within the slack
 	step(base.Add(2*time.Second), 2)
 	step(base.Add(1500*time.Millisecond), 2) // earlier, within the slack
-	step(time.Time{}, 3)             // none: cleared, never left to expire
+	step(time.Time{}, 3)                     // none: cleared, never left to expire
 	step(base.Add(5*time.Minute), 4)
 }
