@@ -23,6 +23,10 @@ type Config struct {
 	// AccountIdle passivates an account actor after this long without a
 	// message. Default 2 minutes.
 	AccountIdle time.Duration
+	// PartitionIdle closes a partition's data after this long without
+	// a request and with no account actor active (idle.go); the next
+	// request opens it again. Default 2 minutes; negative: never.
+	PartitionIdle time.Duration
 	// RelayIdle stops a per-domain relay actor after this long without
 	// work. Default 1 minute.
 	RelayIdle time.Duration
@@ -89,6 +93,9 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.AccountIdle, 2*time.Minute)
 	def(&c.RelayIdle, time.Minute)
+	if c.PartitionIdle == 0 {
+		c.PartitionIdle = 2 * time.Minute
+	}
 	def(&c.RequestTimeout, 10*time.Second)
 	def(&c.MinBackoff, 300*time.Second)
 	def(&c.MaxBackoff, 4000*time.Second)

@@ -75,6 +75,14 @@ type partitionActor struct {
 	watchStop   chan struct{}
 	root        *actor.RootContext
 	self        *actor.PID
+
+	// Idle close (idle.go): lastUse is the time of the last request that
+	// needed the data, idleCheck the timer that looks again, idleClosed
+	// says the data was closed for being idle (the partition is still
+	// this node's: the next request opens it again).
+	lastUse    time.Time
+	idleCheck  *time.Timer
+	idleClosed bool
 }
 
 // retryOpen is the partition actor's own timer: try to open the data again.
@@ -102,6 +110,7 @@ type partitionState struct {
 	lockErr  bool   // err is a lock that cannot be taken (storage.ErrLockFailed)
 	heldBy   string // the data is held by another open: its error, naming the holder
 	epoch    uint64 // the open data's fencing token
+	idle     bool   // the data is closed for being idle (open is still true: the next request opens it)
 	lost     string // the last failure of the open data (a newer epoch, an I/O error), with its time
 }
 
@@ -142,9 +151,14 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 	case *retryOpen:
 		p.retry = nil
 		p.tryOpen(ctx)
+	case *closeIfIdle:
+		p.closeIfIdle()
 	case *actor.Stopped:
 		if p.retry != nil {
 			p.retry.Stop()
+		}
+		if p.idleCheck != nil {
+			p.idleCheck.Stop()
 		}
 		if p.failing {
 			p.failing = false
@@ -200,7 +214,8 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		p.terminated(ctx, m.Who)
 	case *partitionStatus:
-		st := &partitionState{id: p.id, open: p.data != nil && p.lost == nil, accounts: len(p.children), lost: p.lastLost}
+		st := &partitionState{id: p.id, open: (p.data != nil || p.idleClosed) && p.lost == nil, idle: p.idleClosed,
+			accounts: len(p.children), lost: p.lastLost}
 		if p.failing {
 			st.err, st.damaged = p.openErr.Error(), errors.Is(p.openErr, storage.ErrDamaged)
 			st.lockErr = errors.Is(p.openErr, storage.ErrLockFailed)
@@ -252,6 +267,7 @@ func (p *partitionActor) tryOpen(ctx actor.Context) {
 // a lock held elsewhere tries again at once; one that failed otherwise
 // answers with that failure until its retry timer tries again.
 func (p *partitionActor) ensureOpen() error {
+	p.used()
 	if p.lost != nil {
 		return p.lost
 	}
@@ -274,8 +290,9 @@ func (p *partitionActor) openData() error {
 		p.openFailed(fmt.Errorf("open partition %d: %w", p.id, err))
 		return p.openErr
 	}
-	p.data, p.openErr = d, nil
+	p.data, p.openErr, p.idleClosed = d, nil, false
 	p.watch(d)
+	p.armIdle()
 	if p.failing {
 		p.failing = false
 		p.stats.openRecovered()
@@ -291,6 +308,7 @@ func (p *partitionActor) openData() error {
 // files (the node goes on without this partition; homing check finds what
 // is damaged) or another error.
 func (p *partitionActor) openFailed(err error) {
+	p.idleClosed = false
 	changed := p.openErr == nil || p.openErr.Error() != err.Error()
 	p.openErr = err
 	if errors.Is(err, storage.ErrLocked) {

@@ -328,6 +328,10 @@ type PartitionState struct {
 	Open bool `json:"open"`
 	// ActiveAccounts is the number of account actors alive in it.
 	ActiveAccounts int `json:"activeAccounts"`
+	// Idle: the data is closed for being idle (Config.PartitionIdle);
+	// Open stays true, the partition is still this node's and the next
+	// request opens it.
+	Idle bool `json:"idle,omitempty"`
 	// Error says why the data failed to open at the last try, when that
 	// was not a lock held elsewhere (damaged files, another error); the
 	// partition actor answers its requests as temporarily unavailable
@@ -359,6 +363,7 @@ func (s *System) PartitionStates(ctx context.Context) []PartitionState {
 		if r, err := request[*partitionState](ctx, s.root, pid, &partitionStatus{}, 5*time.Second); err == nil {
 			st.Open, st.ActiveAccounts, st.Error, st.Damaged = r.open, r.accounts, r.err, r.damaged
 			st.LockError, st.HeldBy, st.Epoch, st.LastFailure = r.lockErr, r.heldBy, r.epoch, r.lost
+			st.Idle = r.idle
 		}
 		out = append(out, st)
 	}

@@ -335,6 +335,9 @@ type PartitionStatus struct {
 	// both believe they own it: the storage fence lets one in).
 	Open           bool `json:"open"`
 	ActiveAccounts int  `json:"activeAccounts"`
+	// Idle: the data is closed because nothing needed it for
+	// --partition-idle (Open stays true; the next request opens it).
+	Idle bool `json:"idle,omitempty"`
 	// Error says why the partition's data failed to open at the last try
 	// when that was not a lock held elsewhere: damaged files (Damaged) or
 	// another error. Its mail waits in the queues and its requests answer

@@ -276,7 +276,7 @@ func (a *API) Actors(ctx context.Context) (map[string]int, error) {
 func (a *API) Partitions(ctx context.Context) ([]admin.PartitionStatus, error) {
 	var out []admin.PartitionStatus
 	for _, p := range a.System.PartitionStates(ctx) {
-		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts,
+		out = append(out, admin.PartitionStatus{ID: p.ID, Open: p.Open, ActiveAccounts: p.ActiveAccounts, Idle: p.Idle,
 			Error: p.Error, Damaged: p.Damaged, LockError: p.LockError, HeldBy: p.HeldBy, Epoch: p.Epoch, LastFailure: p.LastFailure})
 	}
 	return out, nil

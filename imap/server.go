@@ -101,8 +101,11 @@ func New(cfg Config, backend Backend, g *guard.Guard) *Server {
 
 type slogPrintf struct{ l *slog.Logger }
 
+// Printf logs at warn: imapserver reports only failures this way (a
+// response it could not write, a command it could not read, a panic),
+// at most one line per connection for the failures a client can cause.
 func (p slogPrintf) Printf(format string, args ...interface{}) {
-	p.l.Info("imapserver: " + fmt.Sprintf(format, args...))
+	p.l.Warn("imapserver: " + fmt.Sprintf(format, args...))
 }
 
 // Serve accepts connections on ln until Close; implicitTLS: the listener

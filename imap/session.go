@@ -88,7 +88,7 @@ func (ss *session) bye(text string) {
 	ss.closing = true
 	acct := ss.account
 	ss.mu.Unlock()
-	ss.s.log.Info("imap session ended by the server", "account", acct, "reason", text)
+	ss.s.log.Warn("imap session ended by the server", "account", acct, "reason", text)
 	_ = ss.conn.Bye(text)
 }
 
@@ -269,7 +269,7 @@ func (ss *session) watchOwner() {
 			renew = time.Now()
 			wa, wid := w.Addr()
 			if _, err := ss.op(&pb.MailboxOp{Kind: pb.MailboxOp_WATCH, WatcherAddress: wa, WatcherId: wid}); err != nil && !errors.Is(ss.ctx.Err(), context.Canceled) {
-				ss.s.log.Info("imap session: renewing the watch failed", "account", acct, "err", err)
+				ss.s.log.Warn("imap session: renewing the watch failed", "account", acct, "err", err)
 			}
 		}
 	}

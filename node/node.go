@@ -401,6 +401,11 @@ func (n *Node) startActors(ctx context.Context) error {
 	n.stop.push("journal", func() error { stats.Journal.Close(); return nil })
 	qcfg := cfg.Queue
 	qcfg.LocalDomains = n.domains.Local()
+	if cfg.Cluster.StaticPartitions != "" {
+		// A static partition's open data is what this node tells the
+		// cluster it holds (staticHasData): it stays open.
+		qcfg.PartitionIdle = -1
+	}
 	s, err := actors.Start(qcfg, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,

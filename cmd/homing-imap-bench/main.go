@@ -232,7 +232,11 @@ func benchSize(ctx context.Context, cfg config, n int, profile bool, rep *report
 			if err != nil {
 				// Reported, and the run goes on: the other product's
 				// number is still worth having.
-				logf("%s, %d concurrent sessions FAILED: %v", t.name, cfg.Sessions, err)
+				tail := d.logTail()
+				if t.name == "Homing" {
+					tail = h.logTail()
+				}
+				logf("%s, %d concurrent sessions FAILED: %v\nthe end of its log:\n%s", t.name, cfg.Sessions, err, tail)
 				conc.failed(t.name, err)
 				continue
 			}

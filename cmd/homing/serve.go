@@ -289,6 +289,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.TestKillAfterTransferStored, "test-kill-after-transfer-stored", "",
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
+	fs.DurationVar(&cfg.Queue.PartitionIdle, "partition-idle", def.Queue.PartitionIdle,
+		"close a partition's database after this long without a request and with no account active (negative: never; static partitions never)")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
 	trustFlags(fs, cfg)
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
