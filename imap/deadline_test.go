@@ -23,6 +23,9 @@ func TestWriteDeadlineAppliedWhenItMatters(t *testing.T) {
 		if len(applied) != want {
 			t.Fatalf("wanted %v: %d changes, want %d (%v)", wanted, len(applied), want, applied)
 		}
+		if !wanted.IsZero() && want > 0 && applied[len(applied)-1].Sub(wanted) < outputGrace-deadlineSlack {
+			t.Fatalf("wanted %v: applied %v, want at least %v later (a slow client is not cut off)", wanted, applied[len(applied)-1], outputGrace)
+		}
 		if !applied[len(applied)-1].Equal(d.inEffect) && want > 0 {
 			t.Fatalf("in effect %v, last applied %v", d.inEffect, applied[len(applied)-1])
 		}
@@ -41,4 +44,21 @@ func TestWriteDeadlineAppliedWhenItMatters(t *testing.T) {
 	step(base.Add(1500*time.Millisecond), 2) // earlier, within the slack
 	step(time.Time{}, 3)                     // none: cleared, never left to expire
 	step(base.Add(5*time.Minute), 4)
+}
+
+// A client that reads slowly keeps its session: imapserver asks for 30 s
+// per response line, the connection gets 5 minutes (Dovecot's
+// CLIENT_OUTPUT_TIMEOUT_MSECS) before a write that makes no progress ends
+// it.
+func TestSlowClientGetsFiveMinutesPerWrite(t *testing.T) {
+	var d writeDeadline
+	var got time.Time
+	now := time.Now()
+	d.set(now.Add(30 * time.Second)) // imapserver's respWriteTimeout
+	if err := d.apply(func(t time.Time) error { got = t; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if w := got.Sub(now); w != 5*time.Minute {
+		t.Errorf("write deadline %v after the line began, want 5m", w)
+	}
 }
