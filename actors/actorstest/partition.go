@@ -57,6 +57,7 @@ type Partition struct {
 	failedC  chan struct{} // nil until Failed is first asked for
 	failErr  error
 	epoch    uint64
+	syncs    chan struct{} // non-nil while HoldSyncs holds AppendAsync's durability
 }
 
 type dedupRecord struct {
@@ -466,13 +467,42 @@ func (p *Partition) appendLocked(account string, req storage.AppendRequest) (sto
 }
 
 // AppendAsync implements PartitionData: Append, with a new write reported
-// durable at once.
+// durable at once, or at ReleaseSyncs while HoldSyncs holds it.
 func (p *Partition) AppendAsync(ctx context.Context, account string, req storage.AppendRequest) (storage.AppendResult, <-chan error, error) {
 	res, err := p.Append(ctx, account, req)
 	if err != nil || res.Duplicate {
 		return res, nil, err
 	}
-	return res, resolved(nil), nil
+	p.mu.Lock()
+	held := p.syncs
+	p.mu.Unlock()
+	if held == nil {
+		return res, resolved(nil), nil
+	}
+	ch := make(chan error, 1)
+	go func() { <-held; ch <- nil }()
+	return res, ch, nil
+}
+
+// HoldSyncs makes every later AppendAsync write durable only at
+// ReleaseSyncs: a sync round that takes its time. The writes are stored
+// (Stored, AppendCalls see them) meanwhile.
+func (p *Partition) HoldSyncs() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.syncs == nil {
+		p.syncs = make(chan struct{})
+	}
+}
+
+// ReleaseSyncs makes the writes HoldSyncs held durable.
+func (p *Partition) ReleaseSyncs() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.syncs != nil {
+		close(p.syncs)
+		p.syncs = nil
+	}
 }
 
 // DonePending implements PartitionData: the kinds in done no longer come
