@@ -157,6 +157,7 @@ func (n *Node) openStores(context.Context) error {
 	if qopt.Space, err = n.spaceFor(cfg.DataDir, "queue", 2+n.partitionsOn(cfg.DataDir)); err != nil {
 		return err
 	}
+	aopt.MemTableSize = storage.PartitionMemTableSize(cfg.Partitions)
 	if backend {
 		if aopt.Space, err = n.spaceFor(cfg.AccountStore, "accounts", cfg.Partitions); err != nil {
 			return err
