@@ -141,9 +141,6 @@ func (c *comparison) ratios(size int) {
 	if h != nil && sink != nil {
 		add("homing/sink delivered", h.DeliveredPerSec, sink.DeliveredPerSec, 0.40)
 	}
-	if cl != nil && pf != nil {
-		add("cluster/postfix delivered", cl.DeliveredPerSec, pf.DeliveredPerSec, postfixGoal(size))
-	}
 	if cl != nil && h != nil {
 		add("cluster/single delivered", cl.DeliveredPerSec, h.DeliveredPerSec, 0.9)
 	}

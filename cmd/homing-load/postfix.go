@@ -160,6 +160,9 @@ func startPostfix(ctx context.Context, o postfixOptions) (_ *privatePostfix, err
 	if _, err := user.Lookup("postfix"); err != nil {
 		return nil, fmt.Errorf("Postfix's mail_owner: %w (the postfix package creates it)", err)
 	}
+	if err := searchableByAll(os.TempDir()); err != nil {
+		return nil, fmt.Errorf("the private Postfix's directory: %w (Postfix's daemons run as postfix, its deliveries as %s; set TMPDIR)", err, name)
+	}
 	dir, err := os.MkdirTemp("", "homing-load-postfix-")
 	if err != nil {
 		return nil, err
@@ -218,23 +221,50 @@ func startPostfix(ctx context.Context, o postfixOptions) (_ *privatePostfix, err
 		"master.cf": postfixMasterCF(p.SMTP),
 		"vmailbox":  vmap,
 	}
+	// Postfix reads a file only once its modification time is in the
+	// past (dict_load_file waits for a writer to finish, 300 ms at a
+	// time): dated a minute back, the files are read at once.
+	past := time.Now().Add(-time.Minute)
 	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(p.conf, name), []byte(text), 0o644); err != nil {
+		path := filepath.Join(p.conf, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Chtimes(path, past, past); err != nil {
 			return nil, err
 		}
 	}
 	if p.counter, err = newMaildirCounter(news); err != nil {
 		return nil, err
 	}
-	// check creates the queue's directories with their owners and
-	// modes; start runs master in the background and returns when it
-	// is up (master -w).
-	for _, verb := range []string{"check", "start"} {
-		if err := p.run(ctx, verb); err != nil {
-			return nil, err
-		}
+	// start runs postfix check's checks (which create the queue's
+	// directories with their owners and modes), then master in the
+	// background, and returns when master is up (master -w).
+	if err := p.run(ctx, "start"); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// searchableByAll checks that every user may reach into dir: it and
+// every directory above it have the execute bit for others.
+func searchableByAll(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s (mode %v) is not searchable by other users", d, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // run runs `postfix -c CONF verb`. Postfix writes its errors to a
