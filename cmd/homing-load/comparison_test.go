@@ -85,9 +85,9 @@ func TestSummaryIsTheMedianOfValidRounds(t *testing.T) {
 func TestRatiosWithGoals(t *testing.T) {
 	c := sample()
 	want := map[string]ratio{
-		"homing/postfix delivered": {Value: 3.33, Unit: "x", Goal: ">= 8x", Met: false},
-		"homing/sink delivered":    {Value: 0.09, Unit: "x", Goal: ">= 0.4x", Met: false},
-		"cluster/single delivered": {Value: 0.9, Unit: "x", Goal: ">= 0.9x", Met: true},
+		"homing/postfix delivered":                      {Value: 3.33, Unit: "x", Goal: ">= 8x", Met: false},
+		"homing/sink delivered":                         {Value: 0.09, Unit: "x", Goal: ">= 0.4x", Met: false},
+		"cluster/single delivered":                      {Value: 0.9, Unit: "x", Goal: ">= 0.9x", Met: true},
 		"homing p99 DATA->250 at half load (500 msg/s)": {Value: 8, Unit: "ms", Goal: "< 10 ms", Met: true},
 	}
 	if len(c.Ratios) != len(want) {

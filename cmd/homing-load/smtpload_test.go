@@ -25,24 +25,22 @@ func TestSenderPacesTheLoad(t *testing.T) {
 	if w := res.Last.Sub(s.start); w < 100*time.Millisecond {
 		t.Errorf("21 messages at 200/s took %s, want >= 100ms", w)
 	}
-	if r := rate(res.Accepted, res.Window()); r > 220 {
-		t.Errorf("accepted at %.1f/s, paced at 200/s", r)
-	}
 }
 
-// A canceled paced run stops waiting: the rest is unsent.
+// A canceled paced run stops waiting: the rest is unsent, at once.
 func TestSenderPacingCanceled(t *testing.T) {
 	mx := fakemx.Start(t)
 	gen, err := newGenerator(1000, "bench@example.test", "example.test", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	s := &sender{addr: mx.Addr, helo: "t.localhost", from: "bench@example.test", gen: gen,
 		rcpts: []string{gen.account(0)}, n: 1000, sessions: 2, rate: 20}
 	res := s.run(ctx)
-	if res.Accepted < 1 || res.Accepted > 4 || res.Unsent != 1000-res.Accepted {
-		t.Fatalf("accepted %d, unsent %d", res.Accepted, res.Unsent)
+	// Due at 0, 50, ... 300 ms: at most 7 sent; the rest unsent.
+	if res.Accepted > 7 || res.Accepted+res.IO+res.Unsent != 1000 || res.Unsent < 993 {
+		t.Fatalf("accepted %d, io %d, unsent %d", res.Accepted, res.IO, res.Unsent)
 	}
 }
