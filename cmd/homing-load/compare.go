@@ -37,6 +37,10 @@ type roundResult struct {
 	DeliveredMBps   float64 `json:"deliveredMBps"`   // bytes delivered / that window, 10^6 B
 	Data250P50Ms    float64 `json:"data250P50Ms"`
 	Data250P99Ms    float64 `json:"data250P99Ms"`
+	// StoreP50Ms and StoreP99Ms are a node's received -> stored
+	// latencies (GET /api/v1/stats); Postfix and the sink have none.
+	StoreP50Ms float64 `json:"storeP50Ms,omitempty"`
+	StoreP99Ms float64 `json:"storeP99Ms,omitempty"`
 	// RatePaced is the pace of the load in msg/s (the half-load run);
 	// 0 = as fast as the sessions go.
 	RatePaced float64 `json:"ratePaced,omitempty"`
@@ -77,6 +81,7 @@ func fromReport(target string, size int, rep *report, err error) roundResult {
 	r.AcceptedPerSec, r.DeliveredPerSec = rep.AcceptedPerSec, rep.DeliveredPerSec
 	r.DeliveredMBps = megabytes(r.DeliveredPerSec, size)
 	r.Data250P50Ms, r.Data250P99Ms = rep.Data250P50Ms, rep.Data250P99Ms
+	r.StoreP50Ms, r.StoreP99Ms = rep.StoreP50Ms, rep.StoreP99Ms
 	if r.Error == "" && !rep.DeliveryComplete {
 		r.Error = "not every accepted message was delivered: " + rep.DeliveryError
 	}

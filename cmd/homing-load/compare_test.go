@@ -32,6 +32,10 @@ func TestCompareEndToEnd(t *testing.T) {
 	var order []string
 	for _, r := range c.Results {
 		order = append(order, r.Target)
+		// The fake node's stats say 1 and 2 ms.
+		if r.Target == targetHoming && (r.StoreP50Ms != 1 || r.StoreP99Ms != 2) {
+			t.Errorf("round %d: received->stored %v/%v ms", r.Round, r.StoreP50Ms, r.StoreP99Ms)
+		}
 		if !r.ok() || r.Accepted != 20 || r.Delivered != 20 || r.Failures != 0 || r.DeliveredPerSec <= 0 || r.DeliveredMBps <= 0 || r.Data250P99Ms <= 0 {
 			t.Errorf("round %d %s: %+v", r.Round, r.Target, r)
 		}
