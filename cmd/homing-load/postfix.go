@@ -170,6 +170,11 @@ func startPostfix(ctx context.Context, o postfixOptions) (_ *privatePostfix, err
 	p := &privatePostfix{Dir: dir, postfix: cmd, conf: filepath.Join(dir, "etc")}
 	defer func() {
 		if err != nil {
+			// A master that came up although start failed is
+			// not left behind.
+			if pid := p.masterPID(); pid > 0 && alive(pid) {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
 			p.remove()
 		}
 	}()
