@@ -3,13 +3,13 @@ GO        ?= go
 BIN       := bin
 HOMING    := $(BIN)/homing
 PKGS      := ./...
-# Benchmark parameters (make bench N=50000 C=20 SIZE=4096 ACCOUNTS=500)
+# Benchmark parameters (make bench N=50000 C=20 SIZE=4096 ACCOUNTS=500 ROUNDS=3)
 N        ?= 20000
 C        ?= 20
 SIZE     ?= 4096
 ACCOUNTS ?= 500
 
-.PHONY: build run cluster test bench bench-cluster bench-imap soak fuzz proto vet fmt clean
+.PHONY: build run cluster test bench bench-big bench-cluster bench-imap soak fuzz proto vet fmt clean
 
 # -buildvcs=auto: homing version names the commit when built in a git
 # clone (a GOFLAGS=-buildvcs=false of the environment would drop it).
@@ -38,19 +38,43 @@ test:
 	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 	$(GO) test -shuffle=on -timeout 5m ./testkit
 
-# MODE=single (one node), cluster (1 frontend + 2 backends as three
-# processes on loopback) or both (default).
-MODE ?= both
+# Side by side in one run (cmd/homing-load --targets): the same load
+# client against a spawned Homing node, a private Postfix instance the
+# benchmark sets up (virtual Maildirs, its normal fsyncs; needs root and
+# Debian's postfix) and smtp-sink (the protocol's ceiling), in ROUNDS
+# interleaved rounds, each on a fresh instance; then Homing paced at half
+# its median rate. Prints every round, the medians and the ratios with
+# issue #14's goals (JSON=1: as JSON).
+# MODE=both (default) adds the cluster (1 frontend + 2 backends as three
+# processes on loopback) to the rounds and prints cluster/single;
+# MODE=single leaves it out; MODE=cluster is the cluster run alone.
+MODE   ?= both
+JSON   ?=
+# ROUNDS is also bench-imap's (default 5 there): 3 here unless given.
+BENCH_ROUNDS := $(if $(filter command line environment environment override,$(origin ROUNDS)),$(ROUNDS),3)
+ifeq ($(MODE),both)
+BENCH_TARGETS := homing,cluster,postfix,sink
+else
+BENCH_TARGETS := homing,postfix,sink
+endif
 bench: build
 ifneq ($(MODE),cluster)
-	$(BIN)/homing-load --spawn $(HOMING) --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) --smtp-source
-endif
-ifneq ($(MODE),single)
-	$(BIN)/homing-load --spawn $(HOMING) --cluster --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS)
+	$(BIN)/homing-load --spawn $(HOMING) --targets $(BENCH_TARGETS) --rounds $(BENCH_ROUNDS) --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) $(if $(JSON),--json)
+else
+	$(BIN)/homing-load --spawn $(HOMING) --cluster --n $(N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) $(if $(JSON),--json)
 endif
 
 bench-cluster:
 	$(MAKE) bench MODE=cluster
+
+# Large messages beside Postfix (issue #14's targets 2: MB/s): BIG_N
+# messages of 5 MiB, then SMALL_N of 100 KiB, each over C sessions in
+# ROUNDS interleaved rounds.
+BIG_N   ?= 200
+SMALL_N ?= 2000
+bench-big: build
+	$(BIN)/homing-load --spawn $(HOMING) --targets homing,postfix --half-load=false --rounds $(BENCH_ROUNDS) --n $(BIG_N) --c $(C) --size 5242880 --accounts $(ACCOUNTS) $(if $(JSON),--json)
+	$(BIN)/homing-load --spawn $(HOMING) --targets homing,postfix --half-load=false --rounds $(BENCH_ROUNDS) --n $(SMALL_N) --c $(C) --size 102400 --accounts $(ACCOUNTS) $(if $(JSON),--json)
 
 # IMAP side by side with Dovecot (Debian's dovecot-imapd, started by the
 # benchmark on loopback with its own configuration, not as a service):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -41,6 +42,16 @@ type config struct {
 	ServeArgs  []string      // extra arguments for `homing serve`
 	DNS        string        // --dns of the spawned node (set by spawnNode: a server of its own)
 
+	// Targets, when set, makes the run a comparison: the same load
+	// against each (homing, cluster, postfix, sink) in Rounds
+	// interleaved rounds, and with HalfLoad a run of Homing paced at
+	// half its median rate.
+	Targets  []string
+	Rounds   int
+	HalfLoad bool
+	Postfix  string  // postfix(1) for the private instance ("" = on PATH)
+	Rate     float64 // pace in messages/s; 0 = as fast as the sessions go
+
 	StartTimeout time.Duration // how long a spawned node may take to answer
 	StopTimeout  time.Duration // SIGTERM -> SIGKILL grace period
 }
@@ -48,11 +59,20 @@ type config struct {
 const usageText = `usage: homing-load [--spawn PATH_TO_HOMING | --smtp ADDR --admin ADDR [--token T]]
                    [--n 20000] [--size 4096] [--c 20] [--accounts 500]
                    [--domain example.test] [--smtp-source] [--json] [--timeout 10m] [--keep]
-                   [--serve-arg ARG]...
+                   [--serve-arg ARG]... [--rate MSGS_PER_SEC]
+       homing-load --spawn PATH_TO_HOMING --targets homing,postfix,sink[,cluster]
+                   [--rounds 3] [--half-load=true] [--postfix PATH] [--n ...] [--json]
 
 Sends N messages of SIZE bytes over C persistent SMTP sessions to ACCOUNTS
 accounts round-robin, then waits until the node has stored them all, and
 reports accepted and delivered messages per second and latencies.
+
+With --targets it compares: the same load against a spawned Homing node
+(homing), a spawned homing dev cluster (cluster), a private Postfix
+instance with a virtual Maildir per account (postfix; needs root) and
+smtp-sink (sink, the protocol's ceiling), in ROUNDS interleaved rounds,
+each on a fresh instance; it prints every round, the medians and their
+ratios, and the p99 DATA->250 of Homing paced at half its median rate.
 `
 
 // flagSet declares the flags into cfg; getenv supplies defaults.
@@ -74,6 +94,19 @@ func flagSet(cfg *config, getenv func(string) string) *flag.FlagSet {
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "deadline for all accepted messages to be delivered")
 	fs.BoolVar(&cfg.Cluster, "cluster", false, "with --spawn: start a cluster (homing dev: 1 frontend, 2 backends) and load its frontend")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the spawned node's directory (data and node.log)")
+	fs.Func("targets", "compare these targets, comma-separated: homing, cluster, postfix, sink", func(v string) error {
+		cfg.Targets = nil
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				cfg.Targets = append(cfg.Targets, t)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&cfg.Rounds, "rounds", 3, "with --targets: interleaved rounds")
+	fs.BoolVar(&cfg.HalfLoad, "half-load", true, "with --targets including homing: also run Homing at half its median delivered rate")
+	fs.StringVar(&cfg.Postfix, "postfix", "", "postfix(1) command for the private instance (default: on PATH or /usr/sbin/postfix)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "pace the load at this many messages per second (0: as fast as the sessions go)")
 	fs.Func("serve-arg", "extra argument for `homing serve` (repeatable)", func(v string) error {
 		cfg.ServeArgs = append(cfg.ServeArgs, v)
 		return nil
@@ -111,11 +144,38 @@ func parseArgs(args []string, getenv func(string) string) (config, error) {
 func (c config) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	nodeTargets := len(c.Targets) == 0
+	for _, t := range c.Targets {
+		if !slices.Contains(knownTargets, t) {
+			bad("--targets: unknown target %q (known: %s)", t, strings.Join(knownTargets, ", "))
+		}
+		nodeTargets = nodeTargets || t == targetHoming || t == targetCluster
+	}
+	if len(c.Targets) > 0 {
+		if c.Cluster {
+			bad("--cluster and --targets: name the target cluster instead")
+		}
+		if c.SMTPSource {
+			bad("--smtp-source and --targets: the comparison runs its own client against every target")
+		}
+		if c.SMTP != "" || c.Admin != "" {
+			bad("--targets spawns every target afresh each round: give --spawn, not --smtp/--admin")
+		}
+		if c.Rounds < 1 || c.Rounds > 100 {
+			bad("--rounds must be between 1 and 100")
+		}
+	}
 	switch {
+	case !nodeTargets:
 	case c.Spawn != "" && (c.SMTP != "" || c.Admin != ""):
 		bad("give either --spawn or --smtp and --admin, not both")
+	case len(c.Targets) > 0 && c.Spawn == "":
+		bad("--targets homing or cluster: give --spawn PATH")
 	case c.Spawn == "" && (c.SMTP == "" || c.Admin == ""):
 		bad("give --spawn PATH, or both --smtp ADDR and --admin ADDR")
+	}
+	if c.Rate < 0 {
+		bad("--rate must not be negative")
 	}
 	if c.Spawn != "" {
 		if st, err := os.Stat(c.Spawn); err != nil {

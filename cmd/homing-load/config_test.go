@@ -57,6 +57,13 @@ func TestParseArgsErrors(t *testing.T) {
 		{append([]string{"--timeout", "0s"}, ext...), "--timeout must be positive"},
 		{append([]string{"--bogus"}, ext...), "flag provided but not defined"},
 		{append(ext, "extra"), `unexpected argument "extra"`},
+		{append([]string{"--rate", "-1"}, ext...), "--rate must not be negative"},
+		{[]string{"--targets", "homing,qmail", "--spawn", exe}, `unknown target "qmail"`},
+		{[]string{"--targets", "homing"}, "--targets homing or cluster: give --spawn PATH"},
+		{append([]string{"--targets", "postfix"}, ext...), "give --spawn, not --smtp/--admin"},
+		{[]string{"--targets", "homing", "--spawn", exe, "--cluster"}, "name the target cluster instead"},
+		{[]string{"--targets", "homing", "--spawn", exe, "--smtp-source"}, "--smtp-source and --targets"},
+		{[]string{"--targets", "sink", "--rounds", "0"}, "--rounds must be"},
 	}
 	for _, c := range cases {
 		_, err := parseArgs(c.args, noEnv)
@@ -77,6 +84,17 @@ func TestParseArgsErrors(t *testing.T) {
 	if got := strings.Join(serveArgs(cfg, "/d", "127.0.0.1:1", "127.0.0.1:2", 0), " "); got !=
 		"serve --data /d --smtp 127.0.0.1:1 --admin 127.0.0.1:2 --domains example.test --name bench --pop3= --gossip 127.0.0.1:0" {
 		t.Errorf("serve args %q", got)
+	}
+}
+
+func TestParseArgsTargets(t *testing.T) {
+	cfg, err := parseArgs([]string{"--targets", " postfix, sink ,"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Postfix and the sink need no node.
+	if strings.Join(cfg.Targets, "|") != "postfix|sink" || cfg.Rounds != 3 || !cfg.HalfLoad || cfg.Rate != 0 {
+		t.Errorf("config %+v", cfg)
 	}
 }
 

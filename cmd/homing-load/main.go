@@ -8,6 +8,13 @@
 //
 //	homing-load [--spawn PATH_TO_HOMING | --smtp ADDR --admin ADDR] --n 20000 --size 4096 --c 20
 //	            --accounts 500 --domain example.test [--smtp-source] [--json] [--timeout 10m]
+//	homing-load --spawn PATH_TO_HOMING --targets homing,postfix,sink[,cluster] --rounds 3 ...
+//
+// With --targets it runs the same load against each target in
+// interleaved rounds — Homing, a homing dev cluster, a private Postfix
+// instance it sets up (virtual Maildirs, its normal fsyncs) and
+// smtp-sink, the protocol's ceiling — and prints the medians side by
+// side with their ratios and Homing's p99 DATA->250 at half load.
 //
 // Exit status: 0 when the run is a valid measurement, 1 when it failed or
 // not every accepted message was delivered in time, 2 on a usage error.
@@ -48,6 +55,9 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(cfg.Targets) > 0 {
+		return runCompare(ctx, cfg, stdout, stderr)
+	}
 	rep, err := run(ctx, cfg, stderr)
 	if rep != nil {
 		if cfg.JSON {
@@ -62,6 +72,26 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if !rep.OK() {
 		fmt.Fprintln(stderr, "homing-load: not a valid measurement: nothing accepted, or not all accepted messages delivered in time")
+		return 1
+	}
+	return 0
+}
+
+// runCompare runs a comparison (--targets), prints it and returns the
+// exit code: 1 when a round did not measure.
+func runCompare(ctx context.Context, cfg config, stdout, stderr io.Writer) int {
+	c := compare(ctx, cfg, stderr)
+	if cfg.JSON {
+		c.writeJSON(stdout)
+	} else {
+		c.writeText(stdout)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "homing-load: interrupted: %v\n", ctx.Err())
+		return 1
+	}
+	if !c.OK() {
+		fmt.Fprintln(stderr, "homing-load: not every round is a valid measurement (see the result column)")
 		return 1
 	}
 	return 0
@@ -126,7 +156,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	}
 
 	logf("sending %d messages of %d bytes over %d sessions", cfg.N, cfg.Size, cfg.sessions())
-	s := &sender{addr: smtpAddr, helo: "homing-load.localhost", from: cfg.From, gen: gen, rcpts: rcpts, n: cfg.N, sessions: cfg.sessions()}
+	s := &sender{addr: smtpAddr, helo: "homing-load.localhost", from: cfg.From, gen: gen, rcpts: rcpts, n: cfg.N, sessions: cfg.sessions(), rate: cfg.Rate}
 	res := s.run(ctx)
 	rep.Accepted, rep.TempFailures, rep.PermFailures, rep.IOErrors, rep.Unsent = res.Accepted, res.Temp, res.Perm, res.IO, res.Unsent
 	rep.AcceptWindowSec = res.Window().Seconds()

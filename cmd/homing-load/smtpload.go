@@ -52,6 +52,12 @@ type sender struct {
 	n        int
 	sessions int
 	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// rate, when positive, paces the load: message i is not sent
+	// before i/rate seconds after the start (an open-loop load, as
+	// from many independent clients).
+	rate float64
+
+	start time.Time // when run began
 
 	next atomic.Int64 // index of the next message to send
 	mu   sync.Mutex
@@ -65,6 +71,7 @@ func (s *sender) run(ctx context.Context) sendResult {
 		s.dial = d.DialContext
 	}
 	s.res.Latencies = make([]time.Duration, 0, s.n)
+	s.start = time.Now()
 	var wg sync.WaitGroup
 	for range s.sessions {
 		wg.Add(1)
@@ -101,7 +108,7 @@ func (s *sender) session(ctx context.Context) {
 		if i >= s.n {
 			return
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !s.pace(ctx, i) {
 			st.unsent++
 			continue
 		}
@@ -119,6 +126,26 @@ func (s *sender) session(ctx context.Context) {
 		}
 		c.Close()
 		c = nil
+	}
+}
+
+// pace waits until message i is due; false if ctx ended first.
+func (s *sender) pace(ctx context.Context, i int) bool {
+	if s.rate <= 0 {
+		return true
+	}
+	due := s.start.Add(time.Duration(float64(i) / s.rate * float64(time.Second)))
+	wait := time.Until(due)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
