@@ -80,6 +80,10 @@ func (s *session) data(r io.Reader) error {
 	cleanHELO := sanitizeHELO(helo)
 	in := &dataIn{r: r, sc: lineScanner{maxLine: s.srv.cfg.MaxDataLineLength}, maxBytes: s.srv.cfg.MaxMessageBytes,
 		p: make([]byte, maxPiece)}
+	if fr := newFastDataReader(r, &in.sc); fr != nil && !s.srv.cfg.slowData {
+		in.r, in.scanned = fr, true
+		fastDataPhases.Add(1)
+	}
 
 	// The start of the message, enough to tell whether it begins with
 	// an envelope record (a cluster transfer): its first line, bounded
@@ -382,6 +386,7 @@ func (s *session) transferred(env *mail.Envelope, open []*mail.Recipient, body m
 type dataIn struct {
 	r        io.Reader
 	sc       lineScanner
+	scanned  bool // r scans what it returns with sc itself (fastDataReader)
 	maxBytes int64
 	p        []byte
 
@@ -413,7 +418,9 @@ func (in *dataIn) next() []byte {
 		}
 		if n > 0 {
 			in.size += int64(n)
-			in.sc.scan(in.p[:n])
+			if !in.scanned {
+				in.sc.scan(in.p[:n])
+			}
 			if in.size > in.maxBytes {
 				in.tooBig = true
 			}
