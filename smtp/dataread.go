@@ -99,22 +99,32 @@ type fastDataReader struct {
 // reader, scanning with sc; nil if r is not one (BDAT's pipe, another
 // go-smtp version).
 func newFastDataReader(r io.Reader, sc *lineScanner) *fastDataReader {
-	if r == nil || !isGoDataReader(reflect.TypeOf(r)) {
-		return nil
-	}
-	v := reflect.ValueOf(r).Elem()
-	field := func(i int) unsafe.Pointer { return unsafe.Pointer(v.Field(i).UnsafeAddr()) }
-	fr := &fastDataReader{
-		br:      *(**bufio.Reader)(field(0)),
-		state:   (*int)(field(1)),
-		limited: (*bool)(field(2)),
-		n:       (*int64)(field(3)),
-		sc:      sc,
-	}
-	if fr.br == nil {
+	fr := new(fastDataReader)
+	if !fr.init(r, sc) {
 		return nil
 	}
 	return fr
+}
+
+// init makes fr read in place of r (see newFastDataReader); false if it
+// cannot.
+func (fr *fastDataReader) init(r io.Reader, sc *lineScanner) bool {
+	if r == nil || !isGoDataReader(reflect.TypeOf(r)) {
+		return false
+	}
+	v := reflect.ValueOf(r).Elem()
+	br := *(**bufio.Reader)(unsafe.Pointer(v.Field(0).UnsafeAddr()))
+	if br == nil {
+		return false
+	}
+	*fr = fastDataReader{
+		br:      br,
+		state:   (*int)(unsafe.Pointer(v.Field(1).UnsafeAddr())),
+		limited: (*bool)(unsafe.Pointer(v.Field(2).UnsafeAddr())),
+		n:       (*int64)(unsafe.Pointer(v.Field(3).UnsafeAddr())),
+		sc:      sc,
+	}
+	return true
 }
 
 // Read is go-smtp's dataReader.Read: it fills b until the end of the data
