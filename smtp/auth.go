@@ -191,6 +191,9 @@ func (s *session) checkPassword(mech, username, password, authzid string) (err e
 
 // pause waits d or until the session ends.
 func (s *session) pause(d time.Duration) {
+	if s.limited != nil {
+		s.limited.flush() // the replies before this one are not held
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

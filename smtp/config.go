@@ -131,6 +131,11 @@ type Config struct {
 	// time.Now. Tests set it.
 	Now func() time.Time
 
+	// slowData makes sessions read DATA through go-smtp's reader and
+	// scan it separately, as before fastDataReader (tests compare the
+	// two).
+	slowData bool
+
 	// Cluster, when set, offers the cluster submission protocol: members
 	// authenticate with X-HOMING-CLUSTER (see cluster.go), may relay, and
 	// may hand over messages with their whole envelope.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -53,6 +54,11 @@ type BodyStore interface {
 // maxPiece is how much of DATA the session reads at once.
 const maxPiece = 32 << 10
 
+// piecePool holds the sessions' DATA buffers (*[]byte of maxPiece): a
+// piece is passed on (written, checked) before the next one is read, and
+// nothing keeps it after Data.
+var piecePool = sync.Pool{New: func() any { p := make([]byte, maxPiece); return &p }}
+
 func (s *session) data(r io.Reader) error {
 	s.mu.Lock()
 	tx := s.tx
@@ -78,8 +84,14 @@ func (s *session) data(r io.Reader) error {
 	// Enqueue keeps an id that is set.
 	id := mail.NewID(now)
 	cleanHELO := sanitizeHELO(helo)
+	piece := piecePool.Get().(*[]byte)
+	defer piecePool.Put(piece)
 	in := &dataIn{r: r, sc: lineScanner{maxLine: s.srv.cfg.MaxDataLineLength}, maxBytes: s.srv.cfg.MaxMessageBytes,
-		p: make([]byte, maxPiece)}
+		p: *piece}
+	if !s.srv.cfg.slowData && in.fast.init(r, &in.sc) {
+		in.r, in.scanned = &in.fast, true
+		fastDataPhases.Add(1)
+	}
 
 	// The start of the message, enough to tell whether it begins with
 	// an envelope record (a cluster transfer): its first line, bounded
@@ -382,6 +394,8 @@ func (s *session) transferred(env *mail.Envelope, open []*mail.Recipient, body m
 type dataIn struct {
 	r        io.Reader
 	sc       lineScanner
+	scanned  bool           // r scans what it returns with sc itself (fast)
+	fast     fastDataReader // r when go-smtp's reader could be taken over
 	maxBytes int64
 	p        []byte
 
@@ -413,7 +427,9 @@ func (in *dataIn) next() []byte {
 		}
 		if n > 0 {
 			in.size += int64(n)
-			in.sc.scan(in.p[:n])
+			if !in.scanned {
+				in.sc.scan(in.p[:n])
+			}
 			if in.size > in.maxBytes {
 				in.tooBig = true
 			}

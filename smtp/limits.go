@@ -262,6 +262,19 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 //
 // Its read deadlines are at most the stress timeout away while the server
 // is under stress, except in the DATA phase (inData).
+//
+// It coalesces replies (RFC 2920 §3.1: a server may hold its replies
+// while more input is buffered): Write only buffers, and the buffer goes
+// out in one write when the connection is about to be read (go-smtp's
+// reader has nothing buffered left and would block on the socket), when
+// more than maxPendingOutput bytes are pending, on flush (before the
+// session waits on purpose) and on Close. go-smtp flushes its own writer
+// at every reply line, so without this every line is a write(2). The
+// connection sits beneath a TLS connection (STARTTLS, implicit TLS),
+// whose records are then coalesced the same way; the TLS handshake reads
+// after each flight it writes, which flushes it. A write fails with the
+// error of the flush; the next Read returns that error, ending the
+// session.
 type limitedConn struct {
 	net.Conn
 	ip  netip.Addr   // invalid when the peer is not TCP
@@ -276,19 +289,80 @@ type limitedConn struct {
 	inData bool      // the DATA phase: its deadline is DataTimeout
 	readDL time.Time // the read deadline last asked for
 
+	// wmu guards out and werr: Close (and a TLS close alert) may come
+	// from another goroutine than the session's.
+	wmu  sync.Mutex
+	out  []byte // replies not yet written
+	werr error  // a write failed: the connection is broken
+
 	closeAfterWrite atomic.Bool
 	closeOnce       sync.Once
 	closeErr        error
 }
 
-// Write writes b, then closes the connection if closeAfterNextWrite was
-// called.
+// maxPendingOutput is how many bytes of replies a connection holds before
+// it writes them without waiting for its reader.
+const maxPendingOutput = 8 << 10
+
+// closeFlushTimeout bounds the write of what is pending when the
+// connection is closed: a send buffer takes a few reply lines at once, the
+// deadline only guards against a peer that reads nothing.
+const closeFlushTimeout = time.Second
+
+// Write buffers b (see the type's comment). If closeAfterNextWrite was
+// called, the connection is closed once the bytes are written.
 func (c *limitedConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if c.closeAfterWrite.Load() {
-		c.Close()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
 	}
-	return n, err
+	c.out = append(c.out, b...)
+	if len(c.out) > maxPendingOutput {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// Read writes the pending replies, then reads: it is called when the
+// reader above has no input left, so the client may be waiting for them.
+func (c *limitedConn) Read(b []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+// flush writes the pending replies, if any.
+func (c *limitedConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *limitedConn) flushLocked() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.out)
+	if cap(c.out) > 2*maxPendingOutput {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	if err != nil {
+		c.werr = err
+	}
+	if c.closeAfterWrite.Load() {
+		c.closeConn()
+		c.werr = net.ErrClosed
+	}
+	return err
 }
 
 // SetReadDeadline sets the read deadline, at most the stress timeout away
@@ -333,8 +407,25 @@ func (c *limitedConn) dataPhase(on bool) {
 	c.inData = on
 }
 
-// Close closes the connection and releases its place; it is idempotent.
+// Close writes what is pending (within closeFlushTimeout), closes the
+// connection and releases its place; it is idempotent. While a write is
+// under way (another goroutine's Close: Server.Close), it closes at once,
+// which ends that write.
 func (c *limitedConn) Close() error {
+	if c.wmu.TryLock() {
+		if len(c.out) > 0 && c.werr == nil {
+			// The last deadline set may be past (a TLS close alert
+			// sets it to now after writing the alert here).
+			c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+			c.flushLocked()
+		}
+		c.werr = net.ErrClosed
+		c.wmu.Unlock()
+	}
+	return c.closeConn()
+}
+
+func (c *limitedConn) closeConn() error {
 	c.closeOnce.Do(func() {
 		c.closeErr = c.Conn.Close()
 		c.lim.release(c)
@@ -342,9 +433,10 @@ func (c *limitedConn) Close() error {
 	return c.closeErr
 }
 
-// closeAfterNextWrite makes the next Write close the connection once the
-// bytes are written. Over TLS the next write of the TLS connection is the
-// record carrying the next reply line.
+// closeAfterNextWrite makes the connection close once the next reply
+// written is out: the next flush of pending replies that writes bytes
+// (the reply is written after this call, and the flush follows it).
+// Over TLS the bytes are the records of the next reply lines.
 func (c *limitedConn) closeAfterNextWrite() { c.closeAfterWrite.Store(true) }
 
 // asLimited finds the *limitedConn under c (which may be the TLS
