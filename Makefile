@@ -9,7 +9,7 @@ C        ?= 20
 SIZE     ?= 4096
 ACCOUNTS ?= 500
 
-.PHONY: build run cluster test bench bench-big bench-cluster bench-imap soak fuzz proto vet fmt clean
+.PHONY: build run cluster test bench bench-big bench-scale bench-cluster bench-imap soak fuzz proto vet fmt clean
 
 # -buildvcs=auto: homing version names the commit when built in a git
 # clone (a GOFLAGS=-buildvcs=false of the environment would drop it).
@@ -75,6 +75,19 @@ SMALL_N ?= 2000
 bench-big: build
 	$(BIN)/homing-load --spawn $(HOMING) --targets homing,postfix --half-load=false --rounds $(BENCH_ROUNDS) --n $(BIG_N) --c $(C) --size 5242880 --accounts $(ACCOUNTS) $(if $(JSON),--json)
 	$(BIN)/homing-load --spawn $(HOMING) --targets homing,postfix --half-load=false --rounds $(BENCH_ROUNDS) --n $(SMALL_N) --c $(C) --size 102400 --accounts $(ACCOUNTS) $(if $(JSON),--json)
+
+# Issue #14's scale targets, each a spawned node measured from /proc
+# (RSS, peak RSS, CPU per message): SCALE_N messages to ACCOUNTS accounts,
+# then the same to one account (one mailbox growing to SCALE_N: its rate
+# against the first's), then SCALE_ACCOUNTS accounts with one message each
+# and the idle node's CPU once every partition has closed its data.
+SCALE_N        ?= 50000
+SCALE_ACCOUNTS ?= 100000
+bench-scale: build
+	$(BIN)/homing-load --spawn $(HOMING) --n $(SCALE_N) --c $(C) --size $(SIZE) --accounts $(ACCOUNTS) $(if $(JSON),--json)
+	$(BIN)/homing-load --spawn $(HOMING) --n $(SCALE_N) --c $(C) --size $(SIZE) --accounts 1 $(if $(JSON),--json)
+	$(BIN)/homing-load --spawn $(HOMING) --n $(SCALE_ACCOUNTS) --c $(C) --size $(SIZE) --accounts $(SCALE_ACCOUNTS) --timeout 30m \
+		--idle 30s --serve-arg=--account-idle=10s --serve-arg=--partition-idle=10s $(if $(JSON),--json)
 
 # IMAP side by side with Dovecot (Debian's dovecot-imapd, started by the
 # benchmark on loopback with its own configuration, not as a service):

@@ -51,6 +51,9 @@ type config struct {
 	HalfLoad bool
 	Postfix  string  // postfix(1) for the private instance ("" = on PATH)
 	Rate     float64 // pace in messages/s; 0 = as fast as the sessions go
+	// Idle, with --spawn: after the deliveries, measure the node's CPU
+	// over this long once its partitions are idle (IdleWait at most).
+	Idle, IdleWait time.Duration
 
 	StartTimeout time.Duration // how long a spawned node may take to answer
 	StopTimeout  time.Duration // SIGTERM -> SIGKILL grace period
@@ -107,6 +110,8 @@ func flagSet(cfg *config, getenv func(string) string) *flag.FlagSet {
 	fs.BoolVar(&cfg.HalfLoad, "half-load", true, "with --targets including homing: also run Homing at half its median delivered rate")
 	fs.StringVar(&cfg.Postfix, "postfix", "", "postfix(1) command for the private instance (default: on PATH or /usr/sbin/postfix)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "pace the load at this many messages per second (0: as fast as the sessions go)")
+	fs.DurationVar(&cfg.Idle, "idle", 0, "with --spawn (one node): after the deliveries, wait until every partition is idle, then report the node's CPU over this long")
+	fs.DurationVar(&cfg.IdleWait, "idle-wait", 10*time.Minute, "with --idle: how long the partitions may take to become idle")
 	fs.Func("serve-arg", "extra argument for `homing serve` (repeatable)", func(v string) error {
 		cfg.ServeArgs = append(cfg.ServeArgs, v)
 		return nil

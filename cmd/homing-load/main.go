@@ -106,6 +106,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 
 	smtpAddr, adminAddr, token := cfg.SMTP, cfg.Admin, cfg.Token
 	rep.Params.Target = "smtp " + smtpAddr
+	pid := 0 // the spawned node's process (one node)
 	if cfg.Spawn != "" {
 		rep.Params.Target = "spawned " + cfg.Spawn
 		logf("starting %s", cfg.Spawn)
@@ -127,6 +128,9 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 			}
 		}()
 		smtpAddr, adminAddr, token = node.SMTP, node.Admin, ""
+		if !cfg.Cluster {
+			pid = node.cmd.Process.Pid
+		}
 	}
 	client := newAdminClient(adminAddr, token)
 	defer client.HTTP.CloseIdleConnections()
@@ -179,6 +183,9 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	rep.StoreP50Ms, rep.StoreP99Ms = secondsToMs(d.Last.StoreLatencyP50), secondsToMs(d.Last.StoreLatencyP99)
 	rep.Bounced = d.Last.Bounced - base.Bounced
 	rep.Deferred = d.Last.Deferred - base.Deferred
+	if pid != 0 {
+		rep.Node = measureNode(ctx, cfg, client, pid, d.Delivered, logf)
+	}
 
 	if cfg.SMTPSource && ctx.Err() == nil {
 		logf("running smtp-source")
@@ -201,6 +208,30 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 		return rep, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return rep, nil
+}
+
+// measureNode samples the spawned node's process after the deliveries,
+// and with cfg.Idle its CPU once it is idle; nil where /proc cannot tell.
+func measureNode(ctx context.Context, cfg config, client *admin.Client, pid int, delivered int64, logf func(string, ...any)) *nodeProcess {
+	s, err := readProc(pid)
+	if err != nil {
+		logf("the node's process: %v", err)
+		return nil
+	}
+	n := &nodeProcess{RSSMB: mb(s.RSSKB), PeakRSSMB: mb(s.PeakRSSKB), CPUSec: float64(s.CPUTicks) / clockTicks}
+	if delivered > 0 {
+		n.CPUPerMsgMs = 1000 * n.CPUSec / float64(delivered)
+	}
+	if cfg.Idle > 0 && ctx.Err() == nil {
+		logf("waiting for every partition to be idle, then measuring the node's CPU over %s", cfg.Idle)
+		share, err := measureIdle(ctx, client, pid, cfg.Idle, cfg.IdleWait)
+		if err != nil {
+			n.IdleError = err.Error()
+		} else {
+			n.IdlePercent, n.IdleSec = 100*share, cfg.Idle.Seconds()
+		}
+	}
+	return n
 }
 
 // newAdminClient is an admin client with a transport of its own, so that

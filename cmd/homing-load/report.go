@@ -52,8 +52,10 @@ type report struct {
 
 	ErrorSamples []string      `json:"errorSamples,omitempty"`
 	SMTPSource   *sourceReport `json:"smtpSource,omitempty"`
-	NodeDir      string        `json:"nodeDir,omitempty"` // kept with --keep
-	NodeStop     string        `json:"nodeStop,omitempty"`
+	// Node is the spawned node's process (one node, Linux).
+	Node     *nodeProcess `json:"node,omitempty"`
+	NodeDir  string       `json:"nodeDir,omitempty"` // kept with --keep
+	NodeStop string       `json:"nodeStop,omitempty"`
 }
 
 // OK reports whether the run is a valid measurement: something was
@@ -105,6 +107,16 @@ func (r *report) writeText(w io.Writer) error {
 				fmt.Fprintf(tw, "\t%d delivered before the deadline (INCOMPLETE)\n", s.Delivered)
 			}
 			fmt.Fprintf(tw, "\tnode: bounced=%d deferred=%d\n", s.Bounced, s.Deferred)
+		}
+	}
+	if n := r.Node; n != nil {
+		fmt.Fprintf(tw, "node process\tRSS %.1f MB after the deliveries, peak %.1f MB; CPU %.2f s (%.3f ms per delivered message)\n",
+			n.RSSMB, n.PeakRSSMB, n.CPUSec, n.CPUPerMsgMs)
+		switch {
+		case n.IdleError != "":
+			fmt.Fprintf(tw, "idle\t%s\n", oneLine(n.IdleError))
+		case n.IdleSec > 0:
+			fmt.Fprintf(tw, "idle\t%.2f%% of a core over %.0f s, every partition idle\n", n.IdlePercent, n.IdleSec)
 		}
 	}
 	if r.NodeDir != "" {
