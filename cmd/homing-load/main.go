@@ -218,7 +218,8 @@ func measureNode(ctx context.Context, cfg config, client *admin.Client, pid int,
 		logf("the node's process: %v", err)
 		return nil
 	}
-	n := &nodeProcess{RSSMB: mb(s.RSSKB), PeakRSSMB: mb(s.PeakRSSKB), CPUSec: float64(s.CPUTicks) / clockTicks}
+	n := &nodeProcess{RSSMB: mb(s.RSSKB), PeakRSSMB: mb(s.PeakRSSKB), AnonMB: mb(s.AnonKB), FileMB: mb(s.FileKB),
+		CPUSec: float64(s.CPUTicks) / clockTicks}
 	if delivered > 0 {
 		n.CPUPerMsgMs = 1000 * n.CPUSec / float64(delivered)
 	}

@@ -16,6 +16,7 @@ import (
 // procSample is what /proc tells of a process at one moment (Linux).
 type procSample struct {
 	RSSKB, PeakRSSKB int64 // VmRSS, VmHWM
+	AnonKB, FileKB   int64 // RssAnon (heap, stacks), RssFile (mapped files: badger's value logs and tables)
 	CPUTicks         int64 // utime + stime, in clock ticks (USER_HZ, 100/s)
 }
 
@@ -58,6 +59,10 @@ func parseProc(status, stat []byte) (procSample, error) {
 			s.RSSKB = n
 		case "VmHWM":
 			s.PeakRSSKB = n
+		case "RssAnon":
+			s.AnonKB = n
+		case "RssFile":
+			s.FileKB = n
 		}
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
@@ -86,6 +91,8 @@ func parseProc(status, stat []byte) (procSample, error) {
 type nodeProcess struct {
 	RSSMB       float64 `json:"rssMB"`       // after the deliveries
 	PeakRSSMB   float64 `json:"peakRssMB"`   // VmHWM over the whole run
+	AnonMB      float64 `json:"anonMB"`      // of RSSMB: anonymous memory (the heap)
+	FileMB      float64 `json:"fileMB"`      // of RSSMB: mapped files (badger's value logs and tables)
 	CPUSec      float64 `json:"cpuSec"`      // user+system from its start to the end of the deliveries
 	CPUPerMsgMs float64 `json:"cpuPerMsgMs"` // CPUSec per delivered message
 	// Idle, with --idle: the node's CPU over IdleSec once every partition

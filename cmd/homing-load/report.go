@@ -110,8 +110,8 @@ func (r *report) writeText(w io.Writer) error {
 		}
 	}
 	if n := r.Node; n != nil {
-		fmt.Fprintf(tw, "node process\tRSS %.1f MB after the deliveries, peak %.1f MB; CPU %.2f s (%.3f ms per delivered message)\n",
-			n.RSSMB, n.PeakRSSMB, n.CPUSec, n.CPUPerMsgMs)
+		fmt.Fprintf(tw, "node process\tRSS %.1f MB after the deliveries (anonymous %.1f, mapped files %.1f), peak %.1f MB; CPU %.2f s (%.3f ms per delivered message)\n",
+			n.RSSMB, n.AnonMB, n.FileMB, n.PeakRSSMB, n.CPUSec, n.CPUPerMsgMs)
 		switch {
 		case n.IdleError != "":
 			fmt.Fprintf(tw, "idle\t%s\n", oneLine(n.IdleError))
