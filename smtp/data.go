@@ -481,23 +481,7 @@ type lineScanner struct {
 
 func (sc *lineScanner) scan(p []byte) {
 	for _, b := range p {
-		if sc.prevCR && b != '\n' {
-			sc.bare = true
-		}
-		switch b {
-		case '\n':
-			if !sc.prevCR {
-				sc.bare = true
-			}
-			sc.lineLen = 0
-		case '\r':
-		default:
-			sc.lineLen++
-			if sc.lineLen > sc.maxLine {
-				sc.long = true
-			}
-		}
-		sc.prevCR = b == '\r'
+		sc.scanByte(b)
 	}
 }
 

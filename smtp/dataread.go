@@ -245,7 +245,7 @@ func (sc *lineScanner) plain(k int) {
 	}
 }
 
-// scanByte scans one byte, as scan would.
+// scanByte scans one byte (scan is a loop over it).
 func (sc *lineScanner) scanByte(b byte) {
 	if sc.prevCR && b != '\n' {
 		sc.bare = true
