@@ -17,10 +17,10 @@ type discardEnqueuer struct{}
 
 func (discardEnqueuer) Enqueue(context.Context, *mail.Message) error { return nil }
 
-// BenchmarkSessionDelivery measures messages of 4 KiB through one
-// connection: MAIL, RCPT (directory lookup), DATA, checks, Received header
-// and Enqueue (which discards).
-func BenchmarkSessionDelivery(b *testing.B) {
+// benchServer serves a Server that discards what it accepts on a loopback
+// port until the benchmark ends, and returns its address.
+func benchServer(b *testing.B) string {
+	b.Helper()
 	srv := NewServer(Config{Hostname: "mx.example.test"}, newFakeDirectory(), discardEnqueuer{}, nil, nil, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,9 +28,17 @@ func BenchmarkSessionDelivery(b *testing.B) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
-	defer func() { srv.Close(); <-done }()
+	b.Cleanup(func() { srv.Close(); <-done })
+	return l.Addr().String()
+}
 
-	c, err := gosmtp.Dial(l.Addr().String())
+// BenchmarkSessionDelivery measures messages of 4 KiB through one
+// connection: MAIL, RCPT (directory lookup), DATA, checks, Received header
+// and Enqueue (which discards).
+func BenchmarkSessionDelivery(b *testing.B) {
+	addr := benchServer(b)
+
+	c, err := gosmtp.Dial(addr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,16 +73,9 @@ func BenchmarkSessionDelivery(b *testing.B) {
 // in one write, and the client then reads the four replies. ns/op is per
 // message; the client's own work is included.
 func BenchmarkSessionPipelined(b *testing.B) {
-	srv := NewServer(Config{Hostname: "mx.example.test"}, newFakeDirectory(), discardEnqueuer{}, nil, nil, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	defer func() { srv.Close(); <-done }()
+	addr := benchServer(b)
 
-	conn, err := net.Dial("tcp", l.Addr().String())
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
