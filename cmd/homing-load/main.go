@@ -135,13 +135,9 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	client := newAdminClient(adminAddr, token)
 	defer client.HTTP.CloseIdleConnections()
 
-	gen, err := newGenerator(cfg.Size, cfg.From, cfg.Domain, cfg.Accounts)
+	gen, rcpts, err := accountList(cfg)
 	if err != nil {
 		return nil, err
-	}
-	rcpts := make([]string, cfg.Accounts)
-	for i := range rcpts {
-		rcpts[i] = gen.account(i)
 	}
 
 	logf("creating %d accounts", cfg.Accounts)
