@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/homing-mail/homing/admin"
 	"github.com/homing-mail/homing/testkit/wait"
@@ -59,16 +60,30 @@ func TestAdminMailboxRoutesOnARealNode(t *testing.T) {
 	if got := unseen("INBOX"); got != 1 {
 		t.Errorf("INBOX unseen %d after \\Seen, want 1", got)
 	}
-	if err := c.Noop().Wait(); err != nil {
-		t.Fatal(err)
+	// The owner's notice reaches the session's watcher on its own
+	// goroutine, maybe after the admin call returned: a NOOP reports the
+	// change once it has come (RFC 9051 §6.1.2), so NOOP until it does.
+	noopUntil := func(ready func() bool, what string) {
+		t.Helper()
+		wait.For(t, 10*time.Second, func() bool {
+			if err := c.Noop().Wait(); err != nil {
+				t.Fatal(err)
+			}
+			return ready()
+		}, "the IMAP session hears %s", what)
 	}
-	select {
-	case m := <-u.fetch:
-		if m.SeqNum != 1 {
-			t.Errorf("the IMAP session heard FETCH for %d, want 1", m.SeqNum)
+	var heard *imapclient.FetchMessageData
+	noopUntil(func() bool {
+		select {
+		case m := <-u.fetch:
+			heard = m
+			return true
+		default:
+			return false
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the IMAP session did not hear the admin's flag change")
+	}, "the admin's flag change")
+	if heard.SeqNum != 1 {
+		t.Errorf("the IMAP session heard FETCH for %d, want 1", heard.SeqNum)
 	}
 	got, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
 	if err != nil || len(got) != 1 || !slices.Contains(got[0].Flags, imap.FlagFlagged) || !slices.Contains(got[0].Flags, imap.FlagSeen) {
@@ -78,16 +93,17 @@ func TestAdminMailboxRoutesOnARealNode(t *testing.T) {
 	if err := a.MoveMessage(ctx, acct, second, "Archive"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Noop().Wait(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case seq := <-u.expunge:
-		if seq != 2 {
-			t.Errorf("EXPUNGE %d, want 2", seq)
+	var expunged uint32
+	noopUntil(func() bool {
+		select {
+		case expunged = <-u.expunge:
+			return true
+		default:
+			return false
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the IMAP session did not hear the admin's move")
+	}, "the admin's move")
+	if expunged != 2 {
+		t.Errorf("EXPUNGE %d, want 2", expunged)
 	}
 	archived, err := a.QueryMessages(ctx, acct, admin.MessageQuery{Folder: "Archive"})
 	if err != nil || len(archived) != 1 || archived[0].ID != second || archived[0].Subject != "second" {
