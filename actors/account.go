@@ -87,6 +87,12 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		if a.staging == 0 && !a.watched() {
 			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
 		}
+	case *passivateIdle:
+		if a.mayPassivate() {
+			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
+		} else {
+			ctx.Send(ctx.Parent(), &passivateRefused{account: a.address, pid: ctx.Self()})
+		}
 	case *pb.Deliver:
 		a.receive(ctx, m)
 	case *staged:

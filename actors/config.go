@@ -23,6 +23,12 @@ type Config struct {
 	// AccountIdle passivates an account actor after this long without a
 	// message. Default 2 minutes.
 	AccountIdle time.Duration
+	// MaxAccountActors bounds the account actors a node keeps active
+	// (each partition keeps its share, MaxAccountActors/Partitions, but
+	// at least 16): beyond it a partition asks its least recently used
+	// actor to passivate (actorlimit.go). Default 8192; negative: no
+	// bound.
+	MaxAccountActors int
 	// PartitionIdle closes a partition's data after this long without
 	// a request and with no account actor active (idle.go); the next
 	// request opens it again. Default 2 minutes; negative: never.
@@ -92,6 +98,9 @@ func (c Config) WithDefaults() Config {
 		c.Hostname = "localhost"
 	}
 	def(&c.AccountIdle, 2*time.Minute)
+	if c.MaxAccountActors == 0 {
+		c.MaxAccountActors = DefaultMaxAccountActors
+	}
 	def(&c.RelayIdle, time.Minute)
 	if c.PartitionIdle == 0 {
 		c.PartitionIdle = 2 * time.Minute

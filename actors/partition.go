@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,7 @@ type partitionActor struct {
 	data     PartitionData
 	children map[string]*accountChild
 	byPID    map[string]string // child PID id -> account
+	lru      *list.List        // of *accountChild, least recently used first (actorlimit.go)
 
 	// Opening is retried while another process holds the data (the
 	// previous owner has not closed it yet: a handoff in progress), and,
@@ -118,6 +120,10 @@ type accountChild struct {
 	pid      *actor.PID
 	stopping bool
 	pending  []pendingMessage
+	// lru is c's place in partitionActor.lru while it may be asked to
+	// passivate early (actorlimit.go); nil while it stops, or since it
+	// refused until the next message for it.
+	lru *list.Element
 }
 
 type pendingMessage struct {
@@ -208,9 +214,11 @@ func (p *partitionActor) Receive(ctx actor.Context) {
 		}
 	case *passivate:
 		if c, ok := p.children[m.account]; ok && c.pid.Equal(m.pid) && !c.stopping {
-			c.stopping = true
+			p.markStopping(c)
 			ctx.Poison(c.pid)
 		}
+	case *passivateRefused:
+		p.refused(m)
 	case *actor.Terminated:
 		p.terminated(ctx, m.Who)
 	case *partitionStatus:
@@ -367,8 +375,11 @@ func (p *partitionActor) route(ctx actor.Context, account string, msg interface{
 	}
 	if c == nil {
 		c = p.activate(ctx, account)
+	} else {
+		p.touch(c)
 	}
 	ctx.RequestWithCustomSender(c.pid, msg, ctx.Sender())
+	p.enforceLimit(ctx)
 }
 
 func (p *partitionActor) activate(ctx actor.Context, account string) *accountChild {
@@ -380,6 +391,7 @@ func (p *partitionActor) activate(ctx actor.Context, account string) *accountChi
 	c := &accountChild{pid: pid}
 	p.children[account] = c
 	p.byPID[pid.Id] = account
+	p.touch(c)
 	return c
 }
 
@@ -394,6 +406,7 @@ func (p *partitionActor) terminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	delete(p.children, account)
+	p.untrack(c)
 	if p.retiring {
 		for _, pm := range c.pending {
 			if d, ok := pm.msg.(*pb.Deliver); ok && pm.sender != nil {
@@ -433,7 +446,7 @@ func (p *partitionActor) maybeRetired(ctx actor.Context) {
 // is deleted or changed, so that no stale state writes afterwards).
 func (p *partitionActor) stopChild(ctx actor.Context, account string) {
 	if c, ok := p.children[account]; ok && !c.stopping {
-		c.stopping = true
+		p.markStopping(c)
 		ctx.Poison(c.pid)
 	}
 }

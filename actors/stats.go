@@ -33,6 +33,7 @@ type Stats struct {
 
 	Activations  atomic.Int64 // account actors activated
 	Passivations atomic.Int64 // account actors passivated
+	Evictions    atomic.Int64 // account actors asked to passivate early (MaxAccountActors)
 
 	Accepted       atomic.Int64
 	DeliveredLocal atomic.Int64

@@ -140,6 +140,10 @@ type Store struct {
 	// DefaultMinFreeSpace of the SMTP size limit; negative means only
 	// what the stores need for their own writes (never below that).
 	MinFreeSpace int64
+	// MapCache bounds the resident pages of the stores' mapped value and
+	// memtable logs (storage.MapTrimmer: beyond it the node's RssFile is
+	// paged out). 0 means storage.DefaultMapCache; negative: no bound.
+	MapCache int64
 }
 
 // DefaultMinFreeSpace is --min-free-space for a message size limit: two

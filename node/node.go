@@ -205,6 +205,12 @@ func (n *Node) openStores(context.Context) error {
 	for _, s := range n.spaces {
 		s.Start()
 	}
+	if cfg.MapCache >= 0 {
+		trim := storage.NewMapTrimmer(storage.MapTrimConfig{Budget: cfg.MapCache,
+			Dirs: []string{cfg.DataDir, cfg.AccountStore}, Logger: n.log.With("component", "storage")})
+		trim.Start()
+		n.stop.push("mapped-file trimmer", func() error { trim.Close(); return nil })
+	}
 	return nil
 }
 

@@ -245,6 +245,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
 	fs.DurationVar(&cfg.Store.JournalRetention, "journal-retention", def.Store.JournalRetention, "how long the journal keeps the steps of each message (homing ctl journey), on disk in DATA/journal")
 	fs.Var((*bytesFlag)(&cfg.Store.MinFreeSpace), "min-free-space", "free space on each store's filesystem below which new mail is refused with 452 4.3.1 and Local Delivery waits: bytes, or with a unit (512MiB, 2GiB; 0: 2 x --max-message-size + 64 MiB)")
+	fs.Var((*bytesFlag)(&cfg.Store.MapCache), "map-cache", "resident memory for the stores' mapped value and memtable logs, beyond which their pages are handed back to the page cache: bytes or with a unit (0: 64MiB; negative: no bound)")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
@@ -289,6 +290,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.TestKillAfterTransferStored, "test-kill-after-transfer-stored", "",
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
+	fs.IntVar(&cfg.Queue.MaxAccountActors, "max-account-actors", def.Queue.MaxAccountActors, "account actors kept active on this node; beyond it the least recently used passivates early (0: 8192; negative: no bound)")
 	fs.DurationVar(&cfg.Queue.PartitionIdle, "partition-idle", def.Queue.PartitionIdle,
 		"close a partition's database after this long without a request and with no account active (negative: never; static partitions never)")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
