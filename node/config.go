@@ -140,9 +140,10 @@ type Store struct {
 	// DefaultMinFreeSpace of the SMTP size limit; negative means only
 	// what the stores need for their own writes (never below that).
 	MinFreeSpace int64
-	// MapCache bounds the resident pages of the stores' mapped value and
-	// memtable logs (storage.MapTrimmer: beyond it the node's RssFile is
-	// paged out). 0 means storage.DefaultMapCache; negative: no bound.
+	// MapCache bounds the resident pages of the stores' mapped files
+	// (storage.MapTrimmer: when the node's RssFile has grown by more than
+	// it since the start, their pages are paged out). 0 means
+	// storage.DefaultMapCache; negative: no bound (--map-cache off).
 	MapCache int64
 }
 

@@ -23,7 +23,8 @@ import (
 // score) sees and kills.
 //
 // A MapTrimmer keeps that part bounded by a configured cache: when the
-// process's RssFile (/proc/self/status) exceeds the budget, it advises
+// process's RssFile (/proc/self/status) exceeds the budget beyond what it
+// was when the trimmer was made (the program's own text, ~20 MB), it advises
 // MADV_PAGEOUT (Linux 5.4) on every mapping of a value log (*.vlog) or
 // memtable log (*.mem) under the stores' directories, and, only if that
 // was not enough, on the tables (*.sst: written through a mapping too,
@@ -46,6 +47,7 @@ const DefaultMapCache = 64 << 20
 // MapTrimmer bounds the resident pages of the stores' mapped logs.
 type MapTrimmer struct {
 	budget int64
+	base   int64    // RssFile when the trimmer was made
 	dirs   []string // cleaned absolute store directories, each ending in "/"
 	every  time.Duration
 	log    *slog.Logger
@@ -60,7 +62,8 @@ type MapTrimmer struct {
 
 // MapTrimConfig configures a MapTrimmer.
 type MapTrimConfig struct {
-	// Budget is the largest RssFile (bytes) left alone; 0 means
+	// Budget is how far RssFile (bytes) may grow beyond what it is when
+	// the trimmer is made before the trimmer acts; 0 means
 	// DefaultMapCache.
 	Budget int64
 	// Dirs are the directories whose value and memtable logs are trimmed
@@ -84,6 +87,7 @@ func NewMapTrimmer(cfg MapTrimConfig) *MapTrimmer {
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
+	t.base, _ = rssFile()
 	for _, d := range cfg.Dirs {
 		if abs, err := filepath.Abs(d); err == nil {
 			t.dirs = append(t.dirs, strings.TrimSuffix(filepath.Clean(abs), "/")+"/")
@@ -126,6 +130,7 @@ func (t *MapTrimmer) Close() {
 func (t *MapTrimmer) Stats() (rounds, bytes int64) { return t.trims.Load(), t.advised.Load() }
 
 // Trim advises the stores' log mappings when RssFile is over the budget
+// (beyond the base)
 // (or always, with force) and returns the bytes of mappings advised. An
 // error means trimming cannot work here (no /proc, a kernel without
 // MADV_PAGEOUT) and should stop.
@@ -135,14 +140,14 @@ func (t *MapTrimmer) Trim(force bool) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if rss <= t.budget {
+		if rss <= t.base+t.budget {
 			return 0, nil
 		}
 	}
 	n, err := pageOutMappings(t.logs)
 	if err == nil {
 		var rss int64
-		if rss, err = rssFile(); err == nil && (force || rss > t.budget) {
+		if rss, err = rssFile(); err == nil && (force || rss > t.base+t.budget) {
 			var m int64
 			m, err = pageOutMappings(t.tables)
 			n += m

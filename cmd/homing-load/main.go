@@ -221,11 +221,12 @@ func measureNode(ctx context.Context, cfg config, client *admin.Client, pid int,
 	}
 	if cfg.Idle > 0 && ctx.Err() == nil {
 		logf("waiting for every partition to be idle, then measuring the node's CPU over %s", cfg.Idle)
-		share, err := measureIdle(ctx, client, pid, cfg.Idle, cfg.IdleWait)
+		share, end, err := measureIdle(ctx, client, pid, cfg.Idle, cfg.IdleWait)
 		if err != nil {
 			n.IdleError = err.Error()
 		} else {
 			n.IdlePercent, n.IdleSec = 100*share, cfg.Idle.Seconds()
+			n.IdleRSSMB, n.IdleAnonMB = mb(end.RSSKB), mb(end.AnonKB)
 		}
 	}
 	return n

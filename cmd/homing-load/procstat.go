@@ -99,6 +99,10 @@ type nodeProcess struct {
 	// has closed its data (nothing left to do).
 	IdlePercent float64 `json:"idlePercent,omitempty"`
 	IdleSec     float64 `json:"idleSec,omitempty"`
+	// IdleRSSMB (anonymous IdleAnonMB) is the RSS at the end of that
+	// window: what the node keeps once the work is over.
+	IdleRSSMB  float64 `json:"idleRssMB,omitempty"`
+	IdleAnonMB float64 `json:"idleAnonMB,omitempty"`
 	IdleError   string  `json:"idleError,omitempty"`
 }
 
@@ -109,8 +113,8 @@ func mb(kb int64) float64 { return float64(kb) / 1024 }
 
 // measureIdle waits until every partition of the node is idle (its data
 // closed, api/v1/partitions), then returns the share of a core pid used
-// over window.
-func measureIdle(ctx context.Context, c *admin.Client, pid int, window, wait time.Duration) (float64, error) {
+// over window and pid's sample at its end.
+func measureIdle(ctx context.Context, c *admin.Client, pid int, window, wait time.Duration) (float64, procSample, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		ps, err := c.Partitions(ctx)
@@ -122,27 +126,27 @@ func measureIdle(ctx context.Context, c *admin.Client, pid int, window, wait tim
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the partitions were not all idle within %s (--serve-arg=--partition-idle=10s --serve-arg=--account-idle=10s shortens it)", wait)
+			return 0, procSample{}, fmt.Errorf("the partitions were not all idle within %s (--serve-arg=--partition-idle=10s --serve-arg=--account-idle=10s shortens it)", wait)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return 0, procSample{}, ctx.Err()
 		case <-time.After(idlePoll):
 		}
 	}
 	before, err := readProc(pid)
 	if err != nil {
-		return 0, err
+		return 0, procSample{}, err
 	}
 	start := time.Now()
 	select { // the measurement's window
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, procSample{}, ctx.Err()
 	case <-time.After(window):
 	}
 	after, err := readProc(pid)
 	if err != nil {
-		return 0, err
+		return 0, procSample{}, err
 	}
-	return float64(after.CPUTicks-before.CPUTicks) / clockTicks / time.Since(start).Seconds(), nil
+	return float64(after.CPUTicks-before.CPUTicks) / clockTicks / time.Since(start).Seconds(), after, nil
 }

@@ -116,7 +116,8 @@ func (r *report) writeText(w io.Writer) error {
 		case n.IdleError != "":
 			fmt.Fprintf(tw, "idle\t%s\n", oneLine(n.IdleError))
 		case n.IdleSec > 0:
-			fmt.Fprintf(tw, "idle\t%.2f%% of a core over %.0f s, every partition idle\n", n.IdlePercent, n.IdleSec)
+			fmt.Fprintf(tw, "idle\t%.2f%% of a core over %.0f s, every partition idle; RSS %.1f MB at its end (anonymous %.1f)\n",
+				n.IdlePercent, n.IdleSec, n.IdleRSSMB, n.IdleAnonMB)
 		}
 	}
 	if r.NodeDir != "" {

@@ -125,6 +125,24 @@ func parseBytes(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// mapCacheFlag is --map-cache: a size as bytesFlag, or "off" (-1).
+type mapCacheFlag int64
+
+func (m *mapCacheFlag) String() string {
+	if m != nil && *m < 0 {
+		return "off"
+	}
+	return (*bytesFlag)(m).String()
+}
+
+func (m *mapCacheFlag) Set(v string) error {
+	if strings.EqualFold(strings.TrimSpace(v), "off") {
+		*m = -1
+		return nil
+	}
+	return (*bytesFlag)(m).Set(v)
+}
+
 // routeFlag collects repeated --route DOMAIN=HOST:PORT[,tls=LEVEL].
 type routeFlag struct{ r *node.Routing }
 
@@ -245,7 +263,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.Hostname, "hostname", "", "host name in the SMTP greeting, Received and DSNs (default: --name)")
 	fs.DurationVar(&cfg.Store.JournalRetention, "journal-retention", def.Store.JournalRetention, "how long the journal keeps the steps of each message (homing ctl journey), on disk in DATA/journal")
 	fs.Var((*bytesFlag)(&cfg.Store.MinFreeSpace), "min-free-space", "free space on each store's filesystem below which new mail is refused with 452 4.3.1 and Local Delivery waits: bytes, or with a unit (512MiB, 2GiB; 0: 2 x --max-message-size + 64 MiB)")
-	fs.Var((*bytesFlag)(&cfg.Store.MapCache), "map-cache", "resident memory for the stores' mapped value and memtable logs, beyond which their pages are handed back to the page cache: bytes or with a unit (0: 64MiB; negative: no bound)")
+	fs.Var((*mapCacheFlag)(&cfg.Store.MapCache), "map-cache", "resident memory the stores' mapped files (badger's value logs, memtable logs, tables) may take beyond the start, after which their pages are handed back to the page cache: bytes or with a unit (0: 64MiB; off: no bound)")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
@@ -425,6 +443,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tuneGC()
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "homing serve: %v\n", err)
@@ -446,6 +465,25 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// serveGOGC is the garbage collector's target for `homing serve` when the
+// environment sets none: a new collection when the heap has grown by half
+// of what was live at the last one, not Go's default of all of it. Most of
+// a busy node's heap is badger's (memtable arenas, table builders: ~300
+// MB live under load, pointer-free and cheap to mark), and at GOGC=100
+// the resident set was twice that. Measured with `bin/homing-load --spawn
+// bin/homing --n 100000 --c 20 --accounts 500` on the 2-core machine: RSS
+// after the run 575 MB at 100, 387 MB at 50 (same rate, 1,691 and 1,693
+// msg/s, same CPU per message), 323 MB at 25 (14% slower).
+const serveGOGC = 50
+
+// tuneGC sets serveGOGC unless GOGC is in the environment (GOMEMLIMIT,
+// Go's own, works as always).
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGOGC)
+	}
 }
 
 // checkConfiguration is --check-config: everything a start would refuse
