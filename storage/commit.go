@@ -237,7 +237,9 @@ func (db *DB) commitGroup(group []*pending) {
 			defer db.syncing.Done()
 			err := db.opt.Syncer.Sync()
 			if err == nil {
-				err = db.fence.check()
+				// One check for the groups of this DB that the round
+				// made durable (it starts after their syncs returned).
+				err = db.afterSync.do(db.fence.check)
 			}
 			if err != nil {
 				err = db.fail(err)

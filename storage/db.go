@@ -26,9 +26,11 @@ type DB struct {
 	dir   string
 	bdb   *badger.DB
 	fence *fence
-	opt   Options
-	prof  profile
-	log   *slog.Logger
+	// afterSync shares the epoch checks after a sync round (fence.go).
+	afterSync sharedCheck
+	opt       Options
+	prof      profile
+	log       *slog.Logger
 
 	// badger's limits for one transaction (15% of the memtable).
 	maxTxnSize, maxTxnCount int64

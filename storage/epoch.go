@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,18 +57,20 @@ func readEpoch(dir string) (epochRecord, error) {
 	return r, nil
 }
 
-// writeEpoch writes r as dir's epoch record, durably.
-func writeEpoch(dir string, r epochRecord) error {
+// writeEpoch writes r as dir's epoch record, durably, and returns the
+// file's bytes.
+func writeEpoch(dir string, r epochRecord) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	b = append(b, '\n')
 	tmp, err := os.CreateTemp(dir, epochFileName+".tmp*")
 	if err != nil {
-		return fmt.Errorf("storage: %s: writing the epoch: %w", dir, err)
+		return nil, fmt.Errorf("storage: %s: writing the epoch: %w", dir, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
+	_, err = tmp.Write(b)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -78,24 +81,41 @@ func writeEpoch(dir string, r epochRecord) error {
 		err = os.Rename(tmp.Name(), filepath.Join(dir, epochFileName))
 	}
 	if err != nil {
-		return fmt.Errorf("storage: %s: writing the epoch: %w", dir, err)
+		return nil, fmt.Errorf("storage: %s: writing the epoch: %w", dir, err)
 	}
-	return syncDir(dir)
+	return b, syncDir(dir)
 }
 
 // bumpEpoch increments dir's epoch (the caller holds its lock) and returns
-// the new one.
-func bumpEpoch(dir, owner string) (uint64, error) {
+// the new one and the bytes of the file it wrote.
+func bumpEpoch(dir, owner string) (uint64, []byte, error) {
 	r, err := readEpoch(dir)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	host, _ := os.Hostname()
 	next := epochRecord{Epoch: r.Epoch + 1, Owner: owner, PID: os.Getpid(), Host: host, Opened: time.Now().UTC()}
-	if err := writeEpoch(dir, next); err != nil {
-		return 0, err
+	written, err := writeEpoch(dir, next)
+	if err != nil {
+		return 0, nil, err
 	}
-	return next.Epoch, nil
+	return next.Epoch, written, nil
+}
+
+// maxEpochFile is the most of the epoch file the fast check reads: a
+// record is ~150 bytes.
+const maxEpochFile = 1024
+
+// sameEpochFile reports whether the file at path holds exactly want
+// (opened anew, for close-to-open consistency); false when it cannot be
+// read or differs, and the caller reads it the slow way.
+func sameEpochFile(path string, want []byte) bool {
+	if len(want) == 0 || len(want) >= maxEpochFile {
+		return false
+	}
+	var buf [maxEpochFile]byte
+	n, ok := readSmallFile(path, buf[:])
+	return ok && bytes.Equal(buf[:n], want)
 }
 
 // Opened reports whether partition id of the store has been opened before

@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homing-mail/homing/testkit/wait"
 )
 
 // runStepCommit is the step-commit helper (main_test.go): one commit per
@@ -245,7 +248,7 @@ func testNewerEpochStopsTheStaleOwner(t *testing.T, syncfs bool) {
 	if err != nil || r.Owner != "stale" {
 		t.Fatalf("epoch %+v, %v", r, err)
 	}
-	if err := writeEpoch(dir, epochRecord{Epoch: r.Epoch + 1, Owner: "next", Opened: time.Now()}); err != nil {
+	if _, err := writeEpoch(dir, epochRecord{Epoch: r.Epoch + 1, Owner: "next", Opened: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if got := say("c late"); !strings.HasPrefix(got, "err late fenced ") {
@@ -291,7 +294,8 @@ func TestEpochCheckedAfterTheSyncRound(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return writeEpoch(filepath.Join(dir, "db"), epochRecord{Epoch: r.Epoch + 1, Owner: "next"})
+			_, err = writeEpoch(filepath.Join(dir, "db"), epochRecord{Epoch: r.Epoch + 1, Owner: "next"})
+			return err
 		}
 		return nil
 	})
@@ -391,5 +395,65 @@ func TestSyncEIOFailsTheDBAtOnce(t *testing.T) {
 		if !have[id] {
 			t.Fatalf("acknowledged message %s lost after the EIO and a reopen (have %v)", id, ms)
 		}
+	}
+}
+
+// Concurrent callers of a sharedCheck share runs, but nobody gets the
+// result of a run that started before it asked.
+func TestSharedCheckNeverAnswersWithAnEarlierRun(t *testing.T) {
+	var s sharedCheck
+	var mu sync.Mutex
+	gen, runs := 0, 0 // gen: bumped by each caller before it asks
+	release := make(chan struct{})
+	check := func() error {
+		mu.Lock()
+		seen := gen
+		runs++
+		first := runs == 1
+		mu.Unlock()
+		if first {
+			<-release // hold the first run while others ask
+		}
+		return fmt.Errorf("%d", seen)
+	}
+	const callers = 50
+	var wg sync.WaitGroup
+	errs := make([]error, callers)
+	asked := make([]int, callers)
+	started := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		close(started)
+		errs[0] = s.do(check)
+	}()
+	<-started
+	for i := 1; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mu.Lock()
+			gen++
+			asked[i] = gen
+			mu.Unlock()
+			errs[i] = s.do(check)
+		}()
+	}
+	wait.For(t, 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return gen == callers-1
+	}, "every caller asked")
+	close(release)
+	wg.Wait()
+	for i := 1; i < callers; i++ {
+		var seen int
+		fmt.Sscan(errs[i].Error(), &seen)
+		if seen < asked[i] {
+			t.Fatalf("caller %d asked at generation %d and got a run that saw generation %d", i, asked[i], seen)
+		}
+	}
+	if runs > 3 {
+		t.Errorf("%d runs for %d callers, want them shared (at most 3)", runs, callers)
 	}
 }

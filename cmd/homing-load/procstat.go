@@ -103,7 +103,7 @@ type nodeProcess struct {
 	// window: what the node keeps once the work is over.
 	IdleRSSMB  float64 `json:"idleRssMB,omitempty"`
 	IdleAnonMB float64 `json:"idleAnonMB,omitempty"`
-	IdleError   string  `json:"idleError,omitempty"`
+	IdleError  string  `json:"idleError,omitempty"`
 }
 
 // idlePoll is how often the partitions are asked whether they are idle.
