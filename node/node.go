@@ -413,6 +413,8 @@ func (n *Node) startActors(ctx context.Context) error {
 		// cluster it holds (staticHasData): it stays open.
 		qcfg.PartitionIdle = -1
 	}
+	freeMem := newMemoryReturn()
+	n.stop.push("memory return", freeMem.stop)
 	s, err := actors.Start(qcfg, actors.Deps{
 		OpenPartition: open,
 		Placement:     place,
@@ -428,6 +430,8 @@ func (n *Node) startActors(ctx context.Context) error {
 		PartitionChanged: func(id int, open bool) {
 			if open {
 				n.noteStaticData(id)
+			} else {
+				freeMem.closed()
 			}
 			n.changes.Notify()
 		},
