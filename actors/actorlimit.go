@@ -11,16 +11,16 @@ import (
 // An account actor stays active for Config.AccountIdle after its last
 // message (its folder views, its cache of message sizes and the rules it
 // compiled stay with it). With many accounts each getting a little mail
-// that is most of a node's memory: 100,000 accounts with one message each
-// kept 100,000 actors for the two idle minutes, 542 MB of anonymous RSS
-// (`make bench-scale`, ~5 KB an actor with its mailbox, timer and state).
-// So each partition keeps at most its share of Config.MaxAccountActors
+// their number grows with the accounts: 100,000 accounts with one message
+// each kept 100,000 actors for the two idle minutes (`make bench-scale`;
+// how much of that run's 542 MB of anonymous RSS they took was not
+// measured: most of a busy node's heap is badger's). So each partition keeps at most its share of Config.MaxAccountActors
 // active: an activation beyond it asks the least recently used actor to
 // passivate now. The actor agrees only if nothing of it must outlive the
 // request (passivateIdle below); one that is watched (an IMAP session's
 // IDLE or selected folder, a POP3 lock) or still finishing work says no
-// and leaves the count until its next message (passivateRefused). Activating an account again
-// reads its record (a badger point read); its deliveries, which wait in
+// and leaves the count until its next message (passivateRefused).
+// Activating an account again reads its record (a badger point read); its deliveries, which wait in
 // the partition while it stops, are not lost (partition.go's pending).
 
 // DefaultMaxAccountActors is Config.MaxAccountActors when unset.
