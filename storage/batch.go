@@ -21,6 +21,9 @@ type Batch struct {
 	// entry's results, a deleted message), so it may be written when the
 	// disk is short of space (DB.makeRoom): such writes are what frees it.
 	maintenance bool
+	// model: the mailbox model an append leaves for its account
+	// (modelcache.go).
+	model *modelUpdate
 }
 
 // op is one write of a batch.

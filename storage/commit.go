@@ -328,6 +328,11 @@ func (db *DB) write(group []*pending) error {
 		return db.fail(err)
 	}
 	db.pre.wrote(vb, wb)
+	if f := db.onWritten.Load(); f != nil {
+		for _, p := range group {
+			(*f)(p.b)
+		}
+	}
 	db.stats.entries.Add(entries)
 	db.stats.bytes.Add(bytes)
 	for {

@@ -45,6 +45,11 @@ type DB struct {
 	wake    chan struct{}
 	done    chan struct{} // closed when the committer has drained and exited
 
+	// onWritten, when set, sees every batch the committer wrote, in
+	// commit order, before its writer is told (a partition's model cache,
+	// modelcache.go).
+	onWritten atomic.Pointer[func(*Batch)]
+
 	// syncErr is set by the badger logger when badger swallowed a failed
 	// value-log sync; see logger.go.
 	syncErr atomic.Pointer[error]

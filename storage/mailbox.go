@@ -301,10 +301,12 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		}
 	}
 	unlock := p.locks.lock(addr)
-	st, fs, err := p.model(addr)
-	if err != nil {
-		unlock()
-		return AppendResult{}, nil, err
+	st, fs, cached := p.models.get(addr)
+	if !cached {
+		if st, fs, err = p.model(addr); err != nil {
+			unlock()
+			return AppendResult{}, nil, err
+		}
 	}
 	if req.DedupKey != "" {
 		v, err := p.db.Get(dedupKey(addr, req.DedupKey))
@@ -407,11 +409,24 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 
 	b.Set(messageKey(prefixMeta, addr, id), meta)
 	b.Set(key(prefixState, addr), st.encode())
+	b.model = &modelUpdate{addr: addr, st: st, fs: withFolder(fs, f)}
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
 	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10),
 		FolderID: f.ID, UID: uid, UIDValidity: f.UIDValidity, ModSeq: f.ModSeq, Flags: flags}, async)
+}
+
+// withFolder returns fs with f in place of the folder of its id, or
+// added at the end (a new folder has the highest id).
+func withFolder(fs []Folder, f Folder) []Folder {
+	for i := range fs {
+		if fs[i].ID == f.ID {
+			fs[i] = f
+			return fs
+		}
+	}
+	return append(fs, f)
 }
 
 // ensureModel gives an account without folders (one created before the

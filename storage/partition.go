@@ -30,6 +30,8 @@ type Partition struct {
 	blobs *blobDir
 	store *AccountStore
 	locks keyedMutex
+	// models: the model of accounts appended to lately (modelcache.go).
+	models modelCache
 
 	// bg tracks goroutines that hold an account lock until a write whose
 	// caller gave up (ctx) has been committed.
@@ -45,6 +47,8 @@ func openPartition(s *AccountStore, id int) (*Partition, error) {
 		return nil, fmt.Errorf("storage: partition %d: %w", id, err)
 	}
 	p := &Partition{id: id, n: s.n, db: db, store: s}
+	written := p.models.written
+	db.onWritten.Store(&written)
 	if p.blobs, err = openBlobDir(s.dir(id), s.opt.normalized()); err == nil {
 		var names map[string]bool
 		if names, err = heldNames(db, prefixFile); err == nil {
