@@ -3,6 +3,7 @@ package mail
 import (
 	"bytes"
 	"io"
+	"slices"
 )
 
 // Message is the one shape a message has on its way through Homing, from
@@ -84,8 +85,14 @@ func ReadBody(b Body) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Head returns at most n bytes from the start of b: enough of a message to
-// parse its header section without reading its body.
+// Head returns the start of b: its header section up to and including the
+// empty line that ends it (RFC 5322 §2.1), or at most n bytes when the
+// header is longer or does not end: enough of a message to parse its
+// header section without reading its body. A body in memory is returned
+// as it is, up to n bytes (no copy, the body included); a body in a file
+// is read in pieces only until the header ends (for a 100 KiB message,
+// reading all of it was 5% of the node's CPU: the rules, the journal and
+// the account actor each read the header).
 func Head(b Body, n int) ([]byte, error) {
 	if bb, ok := b.(BytesBody); ok {
 		if len(bb) > n {
@@ -98,11 +105,55 @@ func Head(b Body, n int) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	out, err := io.ReadAll(io.LimitReader(r, int64(n)))
-	if err != nil {
-		return nil, err
+	buf := make([]byte, 0, min(n, headPiece))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), cap(buf)))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		from := max(0, len(buf)-2)
+		buf = buf[:len(buf)+m]
+		if end := headerEnd(buf, from); end >= 0 {
+			return buf[:end], nil
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
+	return buf, nil
+}
+
+// headPiece is how much Head reads at first.
+const headPiece = 8 << 10
+
+// headerEnd returns the offset just past the empty line that ends the
+// header section in p, looking from offset from on, or -1. A message that
+// starts with an empty line has no header fields: the end is that line's.
+func headerEnd(p []byte, from int) int {
+	if from == 0 {
+		switch {
+		case bytes.HasPrefix(p, []byte("\r\n")):
+			return 2
+		case bytes.HasPrefix(p, []byte("\n")):
+			return 1
+		}
+	}
+	for i := from; ; {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case bytes.HasPrefix(p[i:], []byte("\r\n")):
+			return i + 2
+		case bytes.HasPrefix(p[i:], []byte("\n")):
+			return i + 1
+		}
+	}
 }
 
 // Prepend returns a Body that is head followed by b (header fields a rule
