@@ -231,7 +231,8 @@ func headerFields(head []byte) (messageID, subject string) {
 	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
 		head = head[:i+4]
 	}
-	h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(head))).ReadMIMEHeader()
+	// A buffer the header's size, 4 KiB at most (bufio's default).
+	h, _ := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(head), min(max(len(head), 16), 4096))).ReadMIMEHeader()
 	return strings.TrimSpace(h.Get("Message-Id")), strings.TrimSpace(h.Get("Subject"))
 }
 

@@ -37,8 +37,16 @@ type lineReader struct {
 	prev int   // and of the line before it
 }
 
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{br: bufio.NewReaderSize(r, lineBuffer)}
+// newLineReader reads r through a buffer of lineBuffer octets, or of the
+// message's size when r tells it and it is smaller: a 4 KiB message
+// summarized at delivery allocated 64 KiB here (this buffer and drain's),
+// the largest allocation of a delivery.
+func newLineReader(r io.Reader, size int64) *lineReader {
+	n := lineBuffer
+	if size >= 0 && size < lineBuffer {
+		n = max(int(size)+1, 16) // +1: the read that sees the end
+	}
+	return &lineReader{br: bufio.NewReaderSize(r, n)}
 }
 
 // line is one line of the message.
@@ -101,17 +109,21 @@ func (r *lineReader) next(buf []byte, limit int) (line, []byte, error) {
 	}
 }
 
-// drain reads the rest of the message, counting it.
+// drain reads the rest of the message, counting it, through the reader's
+// own buffer.
 func (r *lineReader) drain() error {
-	buf := make([]byte, lineBuffer)
 	for {
-		n, err := r.br.Read(buf)
-		r.off += int64(n)
-		r.nl += int64(bytes.Count(buf[:n], []byte{'\n'}))
-		if errors.Is(err, io.EOF) {
-			return nil
+		if r.br.Buffered() == 0 {
+			if _, err := r.br.Peek(1); errors.Is(err, io.EOF) {
+				return nil
+			} else if err != nil {
+				return err
+			}
 		}
-		if err != nil {
+		b, _ := r.br.Peek(r.br.Buffered())
+		r.off += int64(len(b))
+		r.nl += int64(bytes.Count(b, []byte{'\n'}))
+		if _, err := r.br.Discard(len(b)); err != nil {
 			return err
 		}
 	}
@@ -262,7 +274,9 @@ func (p *parser) header() (textproto.Header, error) {
 	if !bytes.HasSuffix(buf.Bytes(), []byte("\n\n")) && !bytes.HasSuffix(buf.Bytes(), []byte("\r\n\r\n")) {
 		buf.WriteString("\r\n\r\n")
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(&buf))
+	// A buffer the header's size (4 KiB at most, bufio's default): the
+	// reader needs no more, and one is made for every message.
+	h, err := textproto.ReadHeader(bufio.NewReaderSize(&buf, min(max(buf.Len(), 16), 4096)))
 	if err != nil {
 		// A malformed header is a message without fields, not an error.
 		return textproto.Header{}, nil

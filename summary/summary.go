@@ -90,13 +90,26 @@ type Part struct {
 // Compute reads a whole message from r and returns its summary.
 func Compute(r io.Reader) (*Summary, error) {
 	crlf := &crlfCounter{}
-	p := &parser{lr: newLineReader(io.TeeReader(r, crlf))}
+	p := &parser{lr: newLineReader(io.TeeReader(r, crlf), sizeOf(r))}
 	s, err := p.message(0)
 	if err != nil {
 		return nil, err
 	}
 	s.Version, s.CRLFSize = Version, crlf.size()
 	return s, nil
+}
+
+// sizeOf is how many octets r has left when it says (a bytes.Reader,
+// strings.Reader, bytes.Buffer: Len; an io.SectionReader: Size, an upper
+// bound), else -1.
+func sizeOf(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case interface{ Size() int64 }:
+		return v.Size()
+	}
+	return -1
 }
 
 // Encode is s as stored (binary.go).

@@ -157,3 +157,31 @@ func TestDecodeEnvelopeIsTheEnvelopeOfDecode(t *testing.T) {
 		t.Fatalf("an empty summary: %v, %v", env, err)
 	}
 }
+
+// A small message is summarized with buffers its size: a 4 KiB message
+// took 64 KiB of read buffers (newLineReader, drain), the largest
+// allocation of a delivery.
+func TestComputeSmallMessageAllocatesLittle(t *testing.T) {
+	msg := []byte("From: a@example.net\r\nTo: b@example.test\r\nSubject: small\r\n\r\n" + strings.Repeat("a line of the body of a small message\r\n", 100))
+	res := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Compute(bytes.NewReader(msg)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if per := res.AllocedBytesPerOp(); per > 16<<10 {
+		t.Errorf("Compute of a %d-octet message allocated %d bytes, want under 16 KiB", len(msg), per)
+	}
+}
+
+func BenchmarkCompute4KiB(b *testing.B) {
+	msg := []byte("From: a@example.net\r\nTo: b@example.test\r\nSubject: small\r\n\r\n" + strings.Repeat("a line of the body of a small message\r\n", 100))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compute(bytes.NewReader(msg)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
