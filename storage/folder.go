@@ -27,7 +27,7 @@ import (
 //
 // Records (keys.go):
 //
-//	g/<addr>\0<fid:4>              the folder, JSON (folderRecord)
+//	g/<addr>\0<fid:4>              the folder (folderrecord.go; JSON before)
 //	u/<addr>\0<fid:4><uid:4>       the folder's index: message id, modseq, flags
 //	h/<addr>\0<id:8>               the message's summary (package summary)
 //
@@ -65,6 +65,8 @@ type Folder struct {
 	Messages, Unseen, Bytes int64
 }
 
+// folderRecord is a folder record as JSON, the form before
+// folderrecord.go's: still read.
 type folderRecord struct {
 	Name        string `json:"name"`
 	UIDValidity uint32 `json:"uidValidity"`
@@ -75,11 +77,6 @@ type folderRecord struct {
 	Messages    int64  `json:"messages"`
 	Unseen      int64  `json:"unseen"`
 	Bytes       int64  `json:"bytes"`
-}
-
-func (f Folder) record() folderRecord {
-	return folderRecord{Name: f.Name, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, ModSeq: f.ModSeq,
-		SpecialUse: f.SpecialUse, Subscribed: f.Subscribed, Messages: f.Messages, Unseen: f.Unseen, Bytes: f.Bytes}
 }
 
 func folderFrom(id uint32, r folderRecord) Folder {
@@ -238,11 +235,11 @@ func (p *Partition) folders(addr string, st mailboxState) ([]Folder, error) {
 			if err != nil {
 				return err
 			}
-			var r folderRecord
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
-				return fmt.Errorf("storage: folder record %d of %s: %w: %v", id, addr, ErrDamaged, err)
+			var f Folder
+			if err := item.Value(func(v []byte) (err error) { f, err = decodeFolder(id, v); return err }); err != nil {
+				return fmt.Errorf("%w (account %s)", err, addr)
 			}
-			out = append(out, folderFrom(id, r))
+			out = append(out, f)
 		}
 		return nil
 	})
@@ -260,11 +257,11 @@ func (p *Partition) scanFolders(addr string) ([]Folder, error) {
 		if len(k) != len(prefix)+4 {
 			return fmt.Errorf("storage: bad folder key %q: %w", k, ErrDamaged)
 		}
-		var r folderRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("storage: folder record %q: %w: %v", k, ErrDamaged, err)
+		f, err := decodeFolder(binary.BigEndian.Uint32(k[len(prefix):]), v)
+		if err != nil {
+			return fmt.Errorf("%w (account %s)", err, addr)
 		}
-		out = append(out, folderFrom(binary.BigEndian.Uint32(k[len(prefix):]), r))
+		out = append(out, f)
 		return nil
 	})
 	return out, err
@@ -347,8 +344,7 @@ func newFolder(b *Batch, addr string, st *mailboxState, name, use string, now ti
 }
 
 func putFolder(b *Batch, addr string, f Folder) {
-	v, _ := json.Marshal(f.record())
-	b.Set(folderKey(addr, f.ID), v)
+	b.Set(folderKey(addr, f.ID), encodeFolder(f))
 }
 
 // defaultFolders adds INBOX and the special-use folders to a new account.

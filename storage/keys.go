@@ -33,7 +33,7 @@ import (
 //	w/<addr>\x00<dedup key>   work pending after that append (JSON list of kinds), until DonePending
 //	x/<addr>                  purge marker: the account is deleted, its records are being removed
 //	v/<addr>\x00<sender>      RFC 3834 auto-reply sent to sender (expires after the rule's days)
-//	g/<addr>\x00<fid:uint32>  folder record, JSON (folderRecord; folder.go)
+//	g/<addr>\x00<fid:uint32>  folder record, binary (folderrecord.go; JSON before)
 //	u/<addr>\x00<fid:uint32><uid:uint32>  folder index: message id, modseq, flags (Entry)
 //	h/<addr>\x00<id:uint64>   message summary: envelope and body structure (package summary)
 //
