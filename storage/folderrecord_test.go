@@ -125,3 +125,24 @@ func FuzzDecodeFolder(f *testing.F) {
 		}
 	})
 }
+
+// The two forms side by side (the record of a folder with mail in it).
+func BenchmarkDecodeFolder(b *testing.B) {
+	f := Folder{ID: 1, Name: Inbox, UIDValidity: 1764700000, UIDNext: 4812, ModSeq: 90211, Subscribed: true,
+		Messages: 4811, Unseen: 12, Bytes: 81234567}
+	js, _ := json.Marshal(folderRecord{Name: f.Name, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, ModSeq: f.ModSeq,
+		Subscribed: f.Subscribed, Messages: f.Messages, Unseen: f.Unseen, Bytes: f.Bytes})
+	for _, c := range []struct {
+		name string
+		v    []byte
+	}{{"json", js}, {"binary", encodeFolder(f)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decodeFolder(1, c.v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
