@@ -83,6 +83,7 @@ func (a *accountActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.closing(ctx)
 		a.stats.stopped(KindAccount)
+		a.release()
 	case *actor.ReceiveTimeout:
 		if a.staging == 0 && !a.watched() {
 			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})
@@ -110,6 +111,22 @@ func (a *accountActor) Receive(ctx actor.Context) {
 	case *viewsStale:
 		a.views = nil
 	}
+}
+
+// release drops what the actor holds of its account once it has stopped.
+// A stopped actor is not always garbage at once: protoactor's set of a
+// parent's children (PIDSet.Remove) shortens its slice without clearing
+// the slot it gave up, so the PIDs of up to as many children as the
+// partition once had stay reachable, and each PID caches its process, the
+// actor included. Measured on a node idle after 20,000 messages to 20,000
+// accounts: their loaded accounts, folder views and the partitions they
+// pointed to were ~15 MB of a 58 MB live heap. Only the state Receive
+// alone touches is dropped here; what the actor's goroutines read (data,
+// cfg, bodies, ...) stays as it was.
+func (a *accountActor) release() {
+	a.loaded, a.acct, a.rules, a.busy = false, storage.Account{}, nil, nil
+	a.views, a.watchers = nil, nil
+	a.metas.drop()
 }
 
 func (a *accountActor) load() error {

@@ -353,3 +353,20 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 	wait.For(t, waitTimeout, func() bool { return stats.Passivations.Load() == 2 && stats.Active()[KindAccount] == 0 },
 		"both activations are passivated")
 }
+
+// A stopped account actor lets go of its account's state (release): the
+// actor itself may stay reachable from protoactor's set of its parent's
+// children for a while.
+func TestStoppedAccountActorReleasesItsState(t *testing.T) {
+	a := &accountActor{address: "held@example.test", loaded: true, acct: storage.Account{Address: "held@example.test"},
+		busy: map[string]bool{"k": true}, views: map[uint32]*folderView{1: {}}, watchers: map[string]*watcher{"w": {}}}
+	a.metas.put(1, 10, 12, time.Now())
+	a.release()
+	if a.loaded || a.acct.Address != "" || a.busy != nil || a.views != nil || a.watchers != nil || a.metas.m != nil {
+		t.Fatalf("after release: loaded %v, account %q, busy %v, views %v, watchers %v, metas %v",
+			a.loaded, a.acct.Address, a.busy, a.views, a.watchers, a.metas.m)
+	}
+	if a.address != "held@example.test" {
+		t.Fatal("release dropped the address, which its goroutines may still log")
+	}
+}

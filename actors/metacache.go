@@ -45,6 +45,13 @@ func (c *metaCache) split(ids []uint64) (known []messageMeta, found []bool, miss
 	return known, found, missing
 }
 
+// drop empties the cache (its actor has stopped).
+func (c *metaCache) drop() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
 func (c *metaCache) put(id uint64, size, crlfSize int64, received time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -96,6 +96,14 @@ func (c *modelCache) written(b *Batch) {
 	c.m[u.addr] = cachedModel{st: u.st, fs: u.fs}
 }
 
+// drop empties the cache for good: the partition is closed, and nothing
+// writes through it again.
+func (c *modelCache) drop() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
 // modelRecordAccount returns the account of a key the model is read from:
 // a/<addr>, s/<addr>, g/<addr>\0<folder id: 4 bytes>.
 func modelRecordAccount(k []byte) ([]byte, bool) {

@@ -161,3 +161,30 @@ func TestModelCacheIsBoundedAndDropsWhatOthersChange(t *testing.T) {
 		t.Errorf("an untouched entry changed: %+v %+v", st, fs)
 	}
 }
+
+// A closed partition drops its model cache: a closed partition can stay
+// reachable (from stopped account actors) after it closes.
+func TestClosedPartitionDropsItsModelCache(t *testing.T) {
+	ctx := context.Background()
+	s, p := openTestPartition(t, 1)
+	acct := addrIn(1, testPartitions, 0, "cached")
+	if err := p.CreateAccount(ctx, Account{Address: acct}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(ctx, acct, AppendRequest{Raw: []byte("Subject: x\r\n\r\nx\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := p.models.get(acct); !ok {
+		t.Fatal("the append left no model in the cache")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.models.mu.Lock()
+	n := len(p.models.m)
+	p.models.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d models cached after Close", n)
+	}
+	_ = s
+}

@@ -94,6 +94,9 @@ func (p *Partition) Close() error {
 	p.closeOnce.Do(func() {
 		p.closeErr = p.closeDB()
 		p.store.forget(p.id, p)
+		// A closed partition may stay reachable for a while (from the
+		// stopped account actors that pointed to it): its cache goes now.
+		p.models.drop()
 	})
 	return p.closeErr
 }
