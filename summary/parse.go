@@ -239,7 +239,13 @@ func (p *parser) message(depth int) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Summary{Envelope: imapserver.ExtractEnvelope(h), Body: body}, nil
+	// The Date field is parsed here (envelopeDate) and not by
+	// ExtractEnvelope: h is not used after this.
+	date := h.Get("Date")
+	h.Del("Date")
+	env := imapserver.ExtractEnvelope(h)
+	env.Date = envelopeDate(date)
+	return &Summary{Envelope: env, Body: body}, nil
 }
 
 // header reads a header section of at most MaxHeaderBytes (the rest of a
