@@ -82,8 +82,8 @@ func (a *accountActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(a.cfg.AccountIdle)
 	case *actor.Stopped:
 		a.closing(ctx)
-		a.stats.stopped(KindAccount)
 		a.release()
+		a.stats.stopped(KindAccount)
 	case *actor.ReceiveTimeout:
 		if a.staging == 0 && !a.watched() {
 			ctx.Send(ctx.Parent(), &passivate{account: a.address, pid: ctx.Self()})

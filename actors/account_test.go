@@ -356,17 +356,31 @@ func TestMessagesDuringPassivationGoToFreshActivation(t *testing.T) {
 
 // A stopped account actor lets go of its account's state (release): the
 // actor itself may stay reachable from protoactor's set of its parent's
-// children for a while.
+// children for a while. The actor is run and stopped for real; its
+// Stopped releases before it counts the passivation, which the test waits
+// for.
 func TestStoppedAccountActorReleasesItsState(t *testing.T) {
-	a := &accountActor{address: "held@example.test", loaded: true, acct: storage.Account{Address: "held@example.test"},
-		busy: map[string]bool{"k": true}, views: map[uint32]*folderView{1: {}}, watchers: map[string]*watcher{"w": {}}}
+	cfg := testConfig()
+	stats := NewStats(nil)
+	s := startSystem(t, cfg, Deps{Placement: &actorstest.Placement{}, Stats: stats})
+	a := &accountActor{address: "held@example.test", cfg: &cfg, stats: stats, log: tlog.New(t, "account"), now: time.Now,
+		loaded: true, acct: storage.Account{Address: "held@example.test"},
+		busy: map[string]bool{"k": true}, views: map[uint32]*folderView{1: {}}}
 	a.metas.put(1, 10, 12, time.Now())
-	a.release()
-	if a.loaded || a.acct.Address != "" || a.busy != nil || a.views != nil || a.watchers != nil || a.metas.m != nil {
-		t.Fatalf("after release: loaded %v, account %q, busy %v, views %v, watchers %v, metas %v",
-			a.loaded, a.acct.Address, a.busy, a.views, a.watchers, a.metas.m)
+	root := s.ActorSystem().Root
+	pid := root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+	wait.For(t, waitTimeout, func() bool { return stats.Activations.Load() == 1 }, "the account actor started")
+	root.Poison(pid)
+	wait.For(t, waitTimeout, func() bool { return stats.Passivations.Load() == 1 }, "the account actor stopped")
+	if a.loaded || a.acct.Address != "" || a.busy != nil || a.views != nil || a.metas.m != nil {
+		t.Fatalf("after its stop: loaded %v, account %q, busy %v, views %v, metas %v",
+			a.loaded, a.acct.Address, a.busy, a.views, a.metas.m)
 	}
 	if a.address != "held@example.test" {
 		t.Fatal("release dropped the address, which its goroutines may still log")
+	}
+	a.watchers = map[string]*watcher{"w": {}}
+	if a.release(); a.watchers != nil {
+		t.Fatal("release kept the watchers")
 	}
 }
