@@ -294,17 +294,7 @@ func TestOldMailboxesAreMigratedOnOpen(t *testing.T) {
 	if err := p.db.Commit(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	p.Close()
-	s.Close()
-
-	s, err = NewAccountStore(root, testPartitions, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if p, err = s.Open(1); err != nil {
-		t.Fatal(err)
-	}
+	s, p = reopenPartition(t, s, p, root, 1)
 	fs, err := p.Folders(acct)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package storage
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 )
 
@@ -75,21 +74,20 @@ func decodeFolder(id uint32, v []byte) (Folder, error) {
 	}
 	f.Subscribed = flags&1 != 0
 	f.Name, f.SpecialUse = d.string(), d.string()
-	if d.err != nil || len(d.v) != 0 {
+	if d.bad || len(d.v) != 0 {
 		return Folder{}, fmt.Errorf("storage: folder record %d: %w", id, ErrDamaged)
 	}
 	return f, nil
 }
 
-// folderDecoder reads a record's fields; the first fault sticks.
+// folderDecoder reads a record's fields; after the first field cut short
+// or out of range, bad is set and every read gives zero.
 type folderDecoder struct {
 	v   []byte
-	err error
+	bad bool
 }
 
-var errFolderRecord = errors.New("a field cut short or out of range")
-
-func (d *folderDecoder) fail() { d.err, d.v = errFolderRecord, nil }
+func (d *folderDecoder) fail() { d.bad, d.v = true, nil }
 
 func (d *folderDecoder) byte() byte {
 	if len(d.v) == 0 {

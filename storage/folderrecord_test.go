@@ -8,6 +8,13 @@ import (
 	"testing"
 )
 
+// jsonFolder is f's record in the JSON form written before the binary one.
+func jsonFolder(f Folder) []byte {
+	v, _ := json.Marshal(folderRecord{Name: f.Name, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, ModSeq: f.ModSeq,
+		SpecialUse: f.SpecialUse, Subscribed: f.Subscribed, Messages: f.Messages, Unseen: f.Unseen, Bytes: f.Bytes})
+	return v
+}
+
 func TestFolderRecordRoundTrip(t *testing.T) {
 	for _, f := range []Folder{
 		{ID: 1, Name: Inbox, UIDValidity: 1, UIDNext: 1, ModSeq: 1, Subscribed: true},
@@ -69,24 +76,12 @@ func TestFolderRecordsWrittenAsJSONAreStillRead(t *testing.T) {
 	}
 	var b Batch
 	for _, f := range want {
-		v, _ := json.Marshal(folderRecord{Name: f.Name, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, ModSeq: f.ModSeq,
-			SpecialUse: f.SpecialUse, Subscribed: f.Subscribed, Messages: f.Messages, Unseen: f.Unseen, Bytes: f.Bytes})
-		b.Set(folderKey(acct, f.ID), v)
+		b.Set(folderKey(acct, f.ID), jsonFolder(f))
 	}
 	if err := p.db.Commit(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	p.Close()
-	s.Close()
-
-	s, err = NewAccountStore(root, testPartitions, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if p, err = s.Open(1); err != nil {
-		t.Fatal(err)
-	}
+	s, p = reopenPartition(t, s, p, root, 1)
 	raw, err := p.db.Get(folderKey(acct, want[0].ID))
 	if err != nil || len(raw) == 0 || raw[0] != '{' {
 		t.Fatalf("the record is not the JSON written: %q, %v", raw, err)
@@ -130,8 +125,7 @@ func FuzzDecodeFolder(f *testing.F) {
 func BenchmarkDecodeFolder(b *testing.B) {
 	f := Folder{ID: 1, Name: Inbox, UIDValidity: 1764700000, UIDNext: 4812, ModSeq: 90211, Subscribed: true,
 		Messages: 4811, Unseen: 12, Bytes: 81234567}
-	js, _ := json.Marshal(folderRecord{Name: f.Name, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, ModSeq: f.ModSeq,
-		Subscribed: f.Subscribed, Messages: f.Messages, Unseen: f.Unseen, Bytes: f.Bytes})
+	js := jsonFolder(f)
 	for _, c := range []struct {
 		name string
 		v    []byte

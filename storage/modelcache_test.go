@@ -166,7 +166,7 @@ func TestModelCacheIsBoundedAndDropsWhatOthersChange(t *testing.T) {
 // reachable (from stopped account actors) after it closes.
 func TestClosedPartitionDropsItsModelCache(t *testing.T) {
 	ctx := context.Background()
-	s, p := openTestPartition(t, 1)
+	_, p := openTestPartition(t, 1)
 	acct := addrIn(1, testPartitions, 0, "cached")
 	if err := p.CreateAccount(ctx, Account{Address: acct}); err != nil {
 		t.Fatal(err)
@@ -186,5 +186,4 @@ func TestClosedPartitionDropsItsModelCache(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d models cached after Close", n)
 	}
-	_ = s
 }

@@ -55,6 +55,25 @@ func openTestPartition(t *testing.T, id int) (*AccountStore, *Partition) {
 	return s, p
 }
 
+// reopenPartition closes p and its store s and opens the store at root
+// and its partition id again (closed after the test), so that what is
+// read next comes from the files, not from anything p kept.
+func reopenPartition(t *testing.T, s *AccountStore, p *Partition, root string, id int) (*AccountStore, *Partition) {
+	t.Helper()
+	p.Close()
+	s.Close()
+	s, err := NewAccountStore(root, testPartitions, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	p, err = s.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, p
+}
+
 func TestPartitionCountIsRecordedAndEnforced(t *testing.T) {
 	root := t.TempDir()
 	s, err := NewAccountStore(root, 4, Options{})
