@@ -16,8 +16,9 @@ const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
 // its layouts in an order that begins with the forms without a day of the
 // week, so a date in the common form failed a dozen time.Parse calls, each
 // allocating its error, before one matched: 3.5 KB, 72 allocations and
-// 4 us per message (BenchmarkCompute4KiB), 0.7% of a loaded node's CPU. The result is ParseDate's whenever the first
-// try succeeds (FuzzEnvelopeDate holds it to that).
+// 4 us per message (BenchmarkCompute4KiB), 0.7% of a loaded node's CPU.
+// The result is ParseDate's whenever the first try succeeds
+// (FuzzEnvelopeDate holds it to that).
 func envelopeDate(v string) time.Time {
 	if v == "" {
 		return time.Time{}
