@@ -64,6 +64,7 @@ type partitionActor struct {
 	now       func() time.Time
 	// bodies finds the bodies that come by reference (bodyref.go).
 	bodies *bodySource
+	disp   actor.Dispatcher // of the account actors (dispatcher.go); nil = protoactor's
 	// changed, if set, is told when the data opens and when it closes.
 	changed func(id int, open bool)
 
@@ -387,6 +388,9 @@ func (p *partitionActor) activate(ctx actor.Context, account string) *accountChi
 		return &accountActor{address: account, data: p.data, cfg: p.cfg, stats: p.stats, log: p.log,
 			submitter: p.submitter, now: p.now, bodies: p.bodies}
 	})
+	if p.disp != nil {
+		props.Configure(actor.WithDispatcher(p.disp))
+	}
 	pid := ctx.Spawn(props)
 	c := &accountChild{pid: pid}
 	p.children[account] = c

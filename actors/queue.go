@@ -98,6 +98,8 @@ type queueActor struct {
 	// base is cancelled when the node shuts down; relay goroutines use
 	// it. (protoactor's Actor.Receive takes no context of the node's life.)
 	base context.Context
+	// disp runs Local Delivery's mailbox (dispatcher.go); nil = protoactor's.
+	disp actor.Dispatcher
 
 	entries map[string]*qentry
 	// active counts messages with an attempt in flight; at most
@@ -180,9 +182,13 @@ func (q *queueActor) start(ctx actor.Context) {
 	q.sched = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &schedulerActor{stats: q.stats, now: q.now}
 	}))
-	q.local = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+	local := actor.PropsFromProducer(func() actor.Actor {
 		return &localDeliveryActor{cfg: q.cfg, place: q.place, stats: q.stats}
-	}))
+	})
+	if q.disp != nil {
+		local.Configure(actor.WithDispatcher(q.disp))
+	}
+	q.local = ctx.Spawn(local)
 	q.dsn = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &dsnActor{cfg: q.cfg, submitter: q.submitter, stats: q.stats, mlog: q.mlog, log: q.log, now: q.now}
 	}))

@@ -78,6 +78,7 @@ type System struct {
 	partitions []*actor.PID // local partition actors, by id; nil entries when not local
 	queue      *actor.PID
 	bodies     *bodySource
+	disp       *warmDispatcher // the mailboxes of the partition, account, queue and Local Delivery actors (dispatcher.go)
 	uploads    *uploads // the staged bodies of this node's APPENDs (upload.go)
 	enq        *Enqueuer
 	dir        *Directory
@@ -135,6 +136,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	base, cancel := context.WithCancel(context.Background())
 	s := &System{cfg: cfg, system: system, root: system.Root, log: log, stats: stats, cancel: cancel, now: now}
 
+	s.disp = newWarmDispatcher(warmWorkers, warmIdle, mailboxThroughput)
 	s.place = deps.Placement
 	s.changed = deps.PartitionChanged
 	s.uploads = newUploads()
@@ -182,8 +184,8 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
 			transferer: deps.Transferer, peers: peers, submitter: s,
-			place: s.place, stats: stats, mlog: deps.MailLog, log: log, now: now, base: base}
-	})
+			place: s.place, stats: stats, mlog: deps.MailLog, log: log, now: now, base: base, disp: s.disp}
+	}, actor.WithDispatcher(s.disp))
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
 		s.Stop()
 		return nil, err
@@ -208,6 +210,7 @@ func (s *System) Stop() {
 		}
 		s.StopAllPartitions()
 		s.system.Shutdown()
+		s.disp.stop()
 	})
 }
 
@@ -258,8 +261,9 @@ func (s *System) StartPartition(id int) error {
 		p := newPartitionActor(id, s.open, &s.cfg, s.stats, s.log, s, s.now)
 		p.changed = s.changed
 		p.bodies = s.bodies
+		p.disp = s.disp
 		return p
-	})
+	}, actor.WithDispatcher(s.disp))
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
 	if err != nil {
 		return err
