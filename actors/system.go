@@ -79,7 +79,7 @@ type System struct {
 	queue      *actor.PID
 	bodies     *bodySource
 	disp       *warmDispatcher // the mailboxes of the partition, account, queue and Local Delivery actors (dispatcher.go)
-	uploads    *uploads // the staged bodies of this node's APPENDs (upload.go)
+	uploads    *uploads        // the staged bodies of this node's APPENDs (upload.go)
 	enq        *Enqueuer
 	dir        *Directory
 
