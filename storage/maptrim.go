@@ -11,12 +11,15 @@ import (
 
 // Mapped-file trimming.
 //
-// Badger v4 writes its value logs and memtable logs through shared
-// mappings (z.MmapFile: memcpy into MAP_SHARED pages) and reads them the
-// same way. Every page written or read stays mapped, and so counts in the
-// process's resident set, until the file is closed: a node that had
-// stored 400 MB of small bodies (queue and mailbox copies) showed 1.27 GB
-// of mapped files in its RSS (`make bench-scale`, 100,000 accounts). The
+// Badger v4 reads its value logs and memtable logs through shared
+// mappings (z.MmapFile, MAP_SHARED) and writes its memtable logs the same
+// way (memcpy); its value logs Homing's copy of badger writes with
+// pwrite(2) (third_party/badger/HOMING.md), so a value is mapped only once
+// it is read. Every page written through a mapping or read stays mapped,
+// and so counts in the process's resident set, until the file is closed:
+// a node that had stored 400 MB of small bodies (queue and mailbox copies)
+// showed 1.27 GB of mapped files in its RSS (`make bench-scale`, 100,000
+// accounts, before the value logs were written with pwrite). The
 // data are the kernel's page cache either way — Postfix's queue files are
 // too, and never count in its RSS — but a resident set that grows with the
 // bytes stored is what an administrator's memory limit (a cgroup, an OOM
