@@ -124,10 +124,16 @@ fuzz:
 	$(GO) test ./rules -run '^$$' -fuzz '^FuzzAutoReply$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./filter -run '^$$' -fuzz FuzzParseResponse -fuzztime $(FUZZTIME)
 	$(GO) test ./imap -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./summary -run '^$$' -fuzz FuzzCompute -fuzztime $(FUZZTIME)
+	$(GO) test ./summary -run '^$$' -fuzz '^FuzzCompute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pop3 -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./inbound -run '^$$' -fuzz FuzzHeaderFilter -fuzztime $(FUZZTIME)
+	$(GO) test ./inbound -run '^$$' -fuzz FuzzFromField -fuzztime $(FUZZTIME)
+	$(GO) test ./smtp -run '^$$' -fuzz '^FuzzFastDataReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./summary -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./summary -run '^$$' -fuzz '^FuzzEnvelopeDate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage -run '^$$' -fuzz '^FuzzDecodeFolder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./mtasts -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 # Regenerate protobuf code (needs protoc and protoc-gen-go; the output is committed).
 proto:

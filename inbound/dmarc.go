@@ -27,15 +27,19 @@ type dmarcOutcome struct {
 // authorDomain is the domain of the RFC 5322 From field (RFC 7489
 // §6.6.1): exactly one field with exactly one address.
 func authorDomain(header []byte) (string, error) {
-	msg, err := netmail.ReadMessage(strings.NewReader(string(header) + "\r\n"))
-	if err != nil {
-		return "", err
+	from, ok := fromField(header)
+	if !ok {
+		msg, err := netmail.ReadMessage(strings.NewReader(string(header) + "\r\n"))
+		if err != nil {
+			return "", err
+		}
+		froms := msg.Header["From"]
+		if len(froms) != 1 {
+			return "", errors.New("not exactly one From field")
+		}
+		from = froms[0]
 	}
-	froms := msg.Header["From"]
-	if len(froms) != 1 {
-		return "", errors.New("not exactly one From field")
-	}
-	addrs, err := netmail.ParseAddressList(froms[0])
+	addrs, err := netmail.ParseAddressList(from)
 	if err != nil {
 		return "", err
 	}
