@@ -477,6 +477,30 @@ type valueLog struct {
 
 	garbageCh    chan struct{}
 	discardStats *discardStats
+
+	// homing patch: write's two buffers, reused (*bytes.Buffer). A fresh
+	// pair grew for every request: 0.8 GB allocated in 15 s at 2,600
+	// msg/s, a fifth of the node's allocation.
+	writeBufs sync.Pool
+}
+
+// homing patch: writeBuf and putWriteBuf take and return write's buffers.
+func (vlog *valueLog) writeBuf() *bytes.Buffer {
+	if b, ok := vlog.writeBufs.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// maxPooledWriteBuf: a buffer that grew beyond this for a large request is
+// left to the collector rather than kept.
+const maxPooledWriteBuf = 4 << 20
+
+func (vlog *valueLog) putWriteBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledWriteBuf {
+		vlog.writeBufs.Put(b)
+	}
 }
 
 func vlogFilePath(dirPath string, fid uint32) string {
@@ -844,7 +868,8 @@ func (vlog *valueLog) write(reqs []*request) error {
 	// 2026-12-03). The mapping still serves every read: it is MAP_SHARED
 	// over the same page cache. A failed write takes the offset back, so
 	// the next request writes over what this one may have left.
-	var pending bytes.Buffer
+	pending := vlog.writeBuf()
+	defer vlog.putWriteBuf(pending)
 	pendingStart := uint32(0)
 	flush := func() error {
 		if pending.Len() == 0 {
@@ -902,7 +927,8 @@ func (vlog *valueLog) write(reqs []*request) error {
 		return nil
 	}
 
-	buf := new(bytes.Buffer)
+	buf := vlog.writeBuf() // homing patch: reused (was new(bytes.Buffer))
+	defer vlog.putWriteBuf(buf)
 	for i := range reqs {
 		b := reqs[i]
 		b.Ptrs = b.Ptrs[:0]

@@ -524,7 +524,15 @@ func (b *Builder) compressData(data []byte) ([]byte, error) {
 }
 
 func (b *Builder) buildIndex(bloom []byte) ([]byte, uint32) {
-	builder := fbs.NewBuilder(3 << 20)
+	// homing patch: the builder starts at about the size this index needs
+	// (a block offset is its base key and ~32 bytes of table; flatbuffers
+	// grows the buffer if that is short). Upstream's 3 MiB for every table
+	// was 7% of a loaded node's allocation.
+	est := len(bloom) + 256
+	for _, bl := range b.blockList {
+		est += len(bl.baseKey) + 32
+	}
+	builder := fbs.NewBuilder(est)
 
 	boList, dataSize := b.writeBlockOffsets(builder)
 	// Write block offset vector the the idxBuilder.
