@@ -71,3 +71,5 @@ require (
 )
 
 replace github.com/dgraph-io/badger/v4 => ./third_party/badger
+
+replace github.com/emersion/go-smtp => ./third_party/go-smtp
