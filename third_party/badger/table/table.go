@@ -253,10 +253,10 @@ func CreateTable(fname string, builder *Builder) (*Table, error) {
 		return nil, fmt.Errorf("file already exists: %s", fname)
 	}
 
-	written := bd.Copy(mf.Data)
-	y.AssertTrue(written == len(mf.Data))
-	if err := z.Msync(mf.Data); err != nil {
-		return nil, y.Wrapf(err, "while calling msync on %s", fname)
+	// homing patch: written and synced by writeTable (write_linux.go).
+	if err := writeTable(mf.Fd, mf.Data, &bd); err != nil {
+		_ = mf.Delete()
+		return nil, err
 	}
 	return OpenTable(mf, *builder.opts)
 }
