@@ -11,11 +11,11 @@ import (
 
 // Mapped-file trimming.
 //
-// Badger v4 reads its value logs and memtable logs through shared
+// Badger v4 reads its value logs, memtable logs and tables through shared
 // mappings (z.MmapFile, MAP_SHARED) and writes its memtable logs the same
-// way (memcpy); its value logs Homing's copy of badger writes with
-// pwrite(2) (third_party/badger/HOMING.md), so a value is mapped only once
-// it is read. Every page written through a mapping or read stays mapped,
+// way (memcpy); its value logs and new tables Homing's copy of badger
+// writes with pwrite(2) and pwritev(2) (third_party/badger/HOMING.md), so
+// their pages are mapped only once they are read. Every page written through a mapping or read stays mapped,
 // and so counts in the process's resident set, until the file is closed:
 // a node that had stored 400 MB of small bodies (queue and mailbox copies)
 // showed 1.27 GB of mapped files in its RSS (`make bench-scale`, 100,000

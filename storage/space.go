@@ -32,10 +32,10 @@ import (
 // again in badger.Open (logFile.iterate) on every restart until space was
 // freed. badger v4 has no way to avoid the mappings (its FileIO loading
 // modes went with v3's WAL rework, dgraph-io/badger#1555). Homing's copy
-// of badger now writes the value log with pwrite(2)
-// (third_party/badger/HOMING.md), where a full disk is ENOSPC from the
-// call; the WALs and tables are still written through mappings, so
-// everything below stays.
+// of badger now writes the value log and new tables with pwrite(2) and
+// pwritev(2) (third_party/badger/HOMING.md), where a full disk is ENOSPC
+// from the call; the memtables' WALs are still written through mappings,
+// so everything below stays.
 //
 // So a Space watches one filesystem (statfs(2)) for every store on it, at
 // three levels:
