@@ -1,5 +1,7 @@
 package inbound
 
+import "bytes"
+
 // fromField returns the value of the header's one From field exactly as
 // net/mail.ReadMessage would give it (authorDomain's reading, which it
 // replaces on the common path): ok is false when the header has no From
@@ -27,7 +29,7 @@ func fromField(header []byte) (string, bool) {
 	rest := header
 	for len(rest) > 0 {
 		line := rest
-		if i := indexLF(rest); i >= 0 {
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 			line, rest = rest[:i], rest[i+1:]
 			if len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
@@ -44,18 +46,12 @@ func fromField(header []byte) (string, bool) {
 			}
 			if inFrom {
 				from = append(from, ' ')
-				from = append(from, trimSPHT(line)...)
+				from = append(from, bytes.Trim(line, " \t")...)
 			}
 			continue
 		}
 		first = false
-		colon := -1
-		for i, c := range line {
-			if c == ':' {
-				colon = i
-				break
-			}
-		}
+		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
 			return "", false
 		}
@@ -64,26 +60,15 @@ func fromField(header []byte) (string, bool) {
 			if n++; n > 1 {
 				return "", false
 			}
-			from = append(from, trimSPHT(line)[colon+1:]...)
+			// The line does not start with SP or HTAB (textproto's trim
+			// is its right end here), and that never reaches the colon.
+			from = append(from, bytes.TrimRight(line, " \t")[colon+1:]...)
 		}
 	}
 	if n != 1 {
 		return "", false
 	}
-	i := 0
-	for i < len(from) && (from[i] == ' ' || from[i] == '\t') {
-		i++
-	}
-	return string(from[i:]), true
-}
-
-func indexLF(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
+	return string(bytes.TrimLeft(from, " \t")), true
 }
 
 // isFromName reports whether name is "From" in any case (ASCII only:
@@ -91,18 +76,4 @@ func indexLF(b []byte) int {
 func isFromName(name []byte) bool {
 	return len(name) == 4 && name[0]|0x20 == 'f' && name[1]|0x20 == 'r' &&
 		name[2]|0x20 == 'o' && name[3]|0x20 == 'm'
-}
-
-// trimSPHT is b without SP and HTAB at either end (textproto's trim).
-func trimSPHT(b []byte) []byte {
-	i := 0
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
-		i++
-	}
-	b = b[i:]
-	j := len(b)
-	for j > 0 && (b[j-1] == ' ' || b[j-1] == '\t') {
-		j--
-	}
-	return b[:j]
 }

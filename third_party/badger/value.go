@@ -896,8 +896,7 @@ func (vlog *valueLog) write(reqs []*request) error {
 		// [Aman] Should this be >= or just >? Doesn't make sense to extend the file if it big enough already.
 		if int(endOffset) >= len(curlf.Data) {
 			if err := curlf.Truncate(int64(endOffset)); err != nil {
-				vlog.writableLogOffset.Store(endOffset - n)
-				return err
+				return err // the caller's fail takes the offset back
 			}
 		}
 

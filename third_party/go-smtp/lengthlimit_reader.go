@@ -54,11 +54,9 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 			return 0, ErrTooLongLine
 		}
 		// The LF starts the next line, and counts in it (upstream sets
-		// the length to 0 at an LF, then counts the LF).
+		// the length to 0 at an LF, then counts the LF); 1 is never over
+		// a limit the check above let through.
 		r.curLineLength = 1
-		if r.curLineLength > r.LineLimit {
-			return 0, ErrTooLongLine
-		}
 		buf = buf[i+1:]
 	}
 
