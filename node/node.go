@@ -147,7 +147,11 @@ func (n *Node) openStores(context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data %s: %w", cfg.DataDir, err)
 	}
-	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name}
+	// Every DB of the node builds its tables in the same buffers; they are
+	// freed after the last DB closed (closers run last pushed first).
+	tables := storage.NewTableBuffers()
+	n.stop.push("table buffers", tables.Close)
+	sopt := storage.Options{Logger: n.log.With("component", "storage"), Owner: n.cfg.Name, TableBuffers: tables}
 	qopt, aopt := sopt, sopt
 	// The free-space guards come first: on a full disk one may have to
 	// remove its reserve file for the stores to open at all.

@@ -70,6 +70,10 @@ type Options struct {
 	// admission limit. nil: no such checks (allocation ahead of badger's
 	// writes is done either way, prealloc.go).
 	Space *Space
+	// TableBuffers, when set, holds the buffers the DB builds its new
+	// tables in, shared with every other DB given the same TableBuffers
+	// (tablebuffers.go); nil: the DB keeps its own, as badger does.
+	TableBuffers *TableBuffers
 	// Owner names the opener (the node's name) in the directory's lock
 	// and epoch files, so that another node that finds the directory held
 	// or fenced can say by whom.
@@ -174,6 +178,7 @@ func badgerOptions(dir string, o Options, p profile, log badger.Logger) badger.O
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
+		WithAllocatorPool(o.TableBuffers.allocatorPool()).
 		WithValueLogFileSize(MaxValueBytes).
 		WithValueThreshold(threshold).
 		WithNumVersionsToKeep(1).

@@ -258,9 +258,15 @@ func Open(opt Options) (*DB, error) {
 		valueDirGuard:    valueDirLockGuard,
 		orc:              newOracle(opt),
 		pub:              newPublisher(),
-		allocPool:        z.NewAllocatorPool(8),
+		allocPool:        opt.AllocatorPool,
 		bannedNamespaces: &lockedKeys{keys: make(map[uint64]struct{})},
 		threshold:        initVlogThreshold(&opt),
+	}
+	if db.allocPool == nil {
+		// Homing's patch (HOMING.md): a pool shared by the caller's
+		// databases is given in Options.AllocatorPool; otherwise this
+		// database keeps its own, as upstream.
+		db.allocPool = z.NewAllocatorPool(8)
 	}
 
 	db.flushCond = sync.NewCond(&db.lock)
@@ -549,7 +555,9 @@ func (db *DB) IsClosed() bool {
 }
 
 func (db *DB) close() (err error) {
-	defer db.allocPool.Release()
+	if db.opt.AllocatorPool == nil {
+		defer db.allocPool.Release()
+	}
 
 	db.opt.Debugf("Closing database")
 	db.opt.Infof("Lifetime L0 stalled for: %s\n", time.Duration(db.lc.l0stallsMs.Load()))

@@ -66,6 +66,11 @@ type Options struct {
 	BloomFalsePositive float64
 	BlockCacheSize     int64
 	IndexCacheSize     int64
+	// AllocatorPool, when set, holds the table builders' buffers for this
+	// database and every other one given the same pool (Homing's patch,
+	// HOMING.md); the caller releases it after the last of them closed.
+	// nil: the database keeps a pool of its own, as upstream.
+	AllocatorPool *z.AllocatorPool
 
 	NumLevelZeroTables      int
 	NumLevelZeroTablesStall int
@@ -727,6 +732,14 @@ func (opt Options) WithZSTDCompressionLevel(cLevel int) Options {
 // The default value of BypassLockGuard is false.
 func (opt Options) WithBypassLockGuard(b bool) Options {
 	opt.BypassLockGuard = b
+	return opt
+}
+
+// WithAllocatorPool returns a new Options value with AllocatorPool set to
+// the given pool (Homing's patch): the table builders of every database
+// opened with the same pool share its buffers.
+func (opt Options) WithAllocatorPool(p *z.AllocatorPool) Options {
+	opt.AllocatorPool = p
 	return opt
 }
 
