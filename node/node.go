@@ -644,6 +644,10 @@ func (n *Node) startAdmin(context.Context) error {
 	return err
 }
 
+// leaveTimeout bounds a graceful leave's wait for its broadcasts
+// (cluster.Membership.Leave's default).
+const leaveTimeout = 5 * time.Second
+
 // joinCluster joins the cluster's gossip and starts following it: the
 // ownership loop starts and stops partitions as membership changes.
 // Clustered nodes only. Closing leaves gracefully (the others see "left"
@@ -686,7 +690,11 @@ func (n *Node) joinCluster(context.Context) error {
 	n.stop.push("gossip", func() error {
 		var err error
 		if !n.abrupt.Load() {
-			err = ms.Leave(2 * time.Second)
+			// Leave returns as soon as its two broadcasts are sent; the
+			// bound matters only on a loaded machine, where 2 s once ran
+			// out and the others saw this node dead instead of left
+			// (TestClusterMailFlowsThroughFrontendToBackends).
+			err = ms.Leave(leaveTimeout)
 		}
 		return errors.Join(err, ms.Shutdown())
 	})
