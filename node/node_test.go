@@ -433,8 +433,12 @@ func TestMetrics(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		body = string(b)
-		return strings.Contains(body, `homing_relay_results_total{domain="remote.test",outcome="delivered"} 1`)
-	}, "relay result by domain not in /metrics")
+		// The relay's result is counted when the answer comes, the
+		// queue's depth when the message has left the queue: a moment
+		// later.
+		return strings.Contains(body, `homing_relay_results_total{domain="remote.test",outcome="delivered"} 1`) &&
+			strings.Contains(body, "homing_queue_messages 0")
+	}, "relay result by domain and the empty queue not in /metrics")
 	for _, want := range []string{
 		"homing_smtp_sessions_total", `homing_smtp_replies_total{`, "homing_queue_messages 0",
 		"homing_queue_oldest_seconds 0", "homing_delivery_latency_seconds_bucket", `homing_actors_active{kind="queue"} 1`,

@@ -68,6 +68,21 @@ func (db *DB) openMemTables(opt Options) error {
 		return fids[i] < fids[j]
 	})
 	for _, fid := range fids {
+		// Homing's patch (HOMING.md): an empty file is the WAL of a
+		// memtable created just before the process died (between the
+		// file's create and its truncate, see z.OpenMmapFileUsing): it
+		// holds nothing. Upstream opened it as a new file and then
+		// refused the whole database ("while opening fid: N err: Create
+		// a new file"), so a kill -9 at that moment left a database that
+		// never opened again.
+		if fi, err := os.Stat(db.mtFilePath(fid)); err == nil && fi.Size() == 0 {
+			if !db.opt.ReadOnly {
+				if err := os.Remove(db.mtFilePath(fid)); err != nil {
+					return y.Wrapf(err, "while removing the empty memtable file: %d", fid)
+				}
+			}
+			continue
+		}
 		flags := os.O_RDWR
 		if db.opt.ReadOnly {
 			flags = os.O_RDONLY
