@@ -15,8 +15,9 @@ import (
 // mappings (z.MmapFile, MAP_SHARED) and writes its memtable logs the same
 // way (memcpy); its value logs and new tables Homing's copy of badger
 // writes with pwrite(2) and pwritev(2) (third_party/badger/HOMING.md), so
-// their pages are mapped only once they are read. Every page written through a mapping or read stays mapped,
-// and so counts in the process's resident set, until the file is closed:
+// their pages are mapped only once they are read. Every page written
+// through a mapping or read stays mapped, and so counts in the process's
+// resident set, until the file is closed:
 // a node that had stored 400 MB of small bodies (queue and mailbox copies)
 // showed 1.27 GB of mapped files in its RSS (`make bench-scale`, 100,000
 // accounts, before the value logs were written with pwrite). The

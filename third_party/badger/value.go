@@ -636,11 +636,7 @@ func (vlog *valueLog) open(db *DB) error {
 		// created just before the process died (between its create and
 		// its truncate): it holds nothing. Opening it read-write makes it
 		// a new, empty value log (z.NewFile, which upstream took for a
-		// failure and refused the database); read-only, it is left out.
-		if fi, err := os.Stat(vlog.fpath(fid)); err == nil && fi.Size() == 0 && vlog.opt.ReadOnly {
-			delete(vlog.filesMap, fid)
-			continue
-		}
+		// failure and refused the database).
 		if err := lf.open(vlog.fpath(fid), flags,
 			2*vlog.opt.ValueLogFileSize); err != nil && err != z.NewFile {
 			return y.Wrapf(err, "Open existing file: %q", lf.path)
@@ -656,11 +652,6 @@ func (vlog *valueLog) open(db *DB) error {
 	}
 
 	if vlog.opt.ReadOnly {
-		// Homing's patch: the newest file may have been left out above.
-		vlog.maxFid = 0
-		for fid := range vlog.filesMap {
-			vlog.maxFid = max(vlog.maxFid, fid)
-		}
 		return nil
 	}
 	// Now we can read the latest value log file, and see if it needs truncation. We could
