@@ -27,9 +27,10 @@
 // Membership keeps its own table of every member it has seen, so that
 // members that died or left stay listed as dead or left until a member of
 // the same name comes back. memberlist reports joins and leaves but not why
-// a member went; a member that leaves gracefully (Leave) first gossips
-// metadata with a private "leaving" marker, so the others record it as
-// left, not dead.
+// a member went; a member that leaves gracefully (Leave) first tells every
+// live member so over TCP (the leaving notice) and gossips metadata with a
+// private "leaving" marker, so the others record it as left, not dead, even
+// when they learn of its going from their own failure detection.
 //
 // # Security
 //

@@ -232,9 +232,11 @@ func (m *Membership) UpdateMeta(f func(*Meta)) error {
 }
 
 // Leave leaves the cluster gracefully and stops: the others see this node
-// as "left", not dead. It first gossips metadata marked "leaving" (waiting
-// at most half of timeout for the broadcast), then memberlist's leave
-// message (waiting at most the rest), then shuts memberlist down; timeout
+// as "left", not dead. It first tells every live member over TCP that it
+// is leaving (membership_leaving.go; waiting at most a third of timeout),
+// then gossips metadata marked "leaving" (waiting at most half of timeout
+// for the broadcast), then memberlist's leave message (waiting at most the
+// rest), then shuts memberlist down; timeout
 // <= 0 means 5 s. Shutdown after Leave does nothing. The error says when a
 // broadcast was not confirmed in time (the node has stopped anyway; the
 // others may then see it dead).
@@ -251,6 +253,13 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 
 	var errs []error
+	m.mu.Lock()
+	started := m.meta.Started
+	m.mu.Unlock()
+	if told, members := m.sendLeavingNotices(started, time.Now().Add(timeout/3)); told < members {
+		m.log.Warn("not every member got the leaving notice; those that miss the leave's gossip too will see this node dead",
+			"told", told, "members", members)
+	}
 	m.mu.Lock()
 	b, err := encodeMeta(m.meta, metaFlags{leaving: true, alone: m.alone})
 	if err == nil {

@@ -52,8 +52,9 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return append([]byte(nil), d.m.metaBytes...)
 }
 
-// NotifyMsg ignores user messages: Membership sends none.
-func (d delegate) NotifyMsg([]byte) {}
+// NotifyMsg reads user messages: the only one is the leaving notice
+// (membership_leaving.go); others are ignored.
+func (d delegate) NotifyMsg(msg []byte) { d.m.receiveLeavingNotice(msg) }
 
 // GetBroadcasts has nothing to broadcast: everything Membership tells the
 // others travels in the node metadata or the push/pull state.

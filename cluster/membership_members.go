@@ -62,7 +62,9 @@ func (m *Membership) setAlive(name, addr string, meta Meta, leaving bool) bool {
 	if e.m.Self {
 		e.m.Meta = m.meta.clone()
 	}
-	e.leaving = leaving
+	// A leaving notice (membership_leaving.go) stays with the process
+	// that sent it, whatever its later alive messages carry.
+	e.leaving = leaving || (e.leaving && ok && old.State.Live() && old.Meta.Started == meta.Started)
 	if !ok || old.State != StateAlive {
 		e.since = time.Now()
 	}
@@ -92,6 +94,20 @@ func (m *Membership) setGone(name, addr string, meta Meta, leaving, metaOK bool)
 	e.leaving = leaving
 	e.since = time.Now()
 	return state, !ok || !sameMember(old, e.m)
+}
+
+// markLeaving records that member name, the process started at started,
+// said it is leaving; it reports whether this node knew it alive as that
+// process.
+func (m *Membership) markLeaving(name string, started int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.members[name]
+	if !ok || e.m.Self || !e.m.State.Live() || e.m.Meta.Started != started {
+		return false
+	}
+	e.leaving = true
+	return true
 }
 
 // setSuspect marks a live member suspect (this node's probe of it failed).
