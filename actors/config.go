@@ -26,7 +26,7 @@ type Config struct {
 	// MaxAccountActors bounds the account actors a node keeps active
 	// (each partition keeps its share, MaxAccountActors/Partitions, but
 	// at least 16): beyond it a partition asks its least recently used
-	// actor to passivate (actorlimit.go). Default 8192; negative: no
+	// actor to passivate (actorlimit.go). Default 1024; negative: no
 	// bound.
 	MaxAccountActors int
 	// PartitionIdle closes a partition's data after this long without

@@ -308,7 +308,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.StringVar(&cfg.TestKillAfterTransferStored, "test-kill-after-transfer-stored", "",
 		"TESTS ONLY: when this file exists as a transfer from a member is stored, remove it and kill this process before the reply")
 	fs.DurationVar(&cfg.Queue.AccountIdle, "account-idle", def.Queue.AccountIdle, "passivate an account actor after this long idle")
-	fs.IntVar(&cfg.Queue.MaxAccountActors, "max-account-actors", def.Queue.MaxAccountActors, "account actors kept active on this node; beyond it the least recently used passivates early (0: 8192; negative: no bound)")
+	fs.IntVar(&cfg.Queue.MaxAccountActors, "max-account-actors", def.Queue.MaxAccountActors, "account actors kept active on this node; beyond it the least recently used passivates early (0: 1024; negative: no bound)")
 	fs.DurationVar(&cfg.Queue.PartitionIdle, "partition-idle", def.Queue.PartitionIdle,
 		"close a partition's database after this long without a request and with no account active (negative: never; static partitions never)")
 	fs.BoolVar(&cfg.DemoAccount, "demo", false, "create the demo account demo@FIRST-DOMAIN with a printed password on first start (make run sets it; never in production)")
