@@ -211,6 +211,35 @@ func (p *Process) signal(sig syscall.Signal) {
 	}
 }
 
+// Terminate sends SIGTERM and waits up to timeout for the process to exit
+// by itself; it returns how it exited and true, or, when it did not exit
+// in time, kills it and returns false.
+func (p *Process) Terminate(timeout time.Duration) (*os.ProcessState, bool) {
+	p.mu.Lock()
+	cmd, ch := p.cmd, p.waitCh
+	p.cmd, p.waitCh = nil, nil
+	p.mu.Unlock()
+	if cmd == nil || ch == nil {
+		return nil, false
+	}
+	defer func() {
+		if p.log != nil {
+			p.log.Close()
+		}
+	}()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return cmd.ProcessState, true
+	case <-timer.C:
+		_ = cmd.Process.Kill()
+		<-ch
+		return cmd.ProcessState, false
+	}
+}
+
 // Log returns what the process wrote so far.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(filepath.Join(p.Data, "..", p.Name+".log"))

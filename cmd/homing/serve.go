@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/homing-mail/homing/acme"
 	"github.com/homing-mail/homing/cert"
@@ -318,8 +319,10 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 }
 
 // serveToolFlags binds the flags of `homing serve` that are not node
-// settings: where the secret is, the ready file, --check-config.
-func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool) {
+// settings: where the secret is, the ready file, --check-config, the
+// shutdown's bound.
+func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool, shutdownTimeout *time.Duration) {
+	fs.DurationVar(shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "longest wait for a graceful shutdown (SIGTERM, SIGINT) before the process exits anyway with status 1; a second signal exits at once (everything acknowledged is already on disk)")
 	fs.StringVar(secretFile, "secret-file", "", "file holding the cluster secret")
 	fs.StringVar(readyFile, "ready-file", "", "once the node runs, write its listeners' addresses to this file as JSON (for tools that start it on port 0)")
 	fs.BoolVar(checkConfig, "check-config", false, "check the configuration (flags, config file, secret and TLS files) and exit: 0 when it can run, 2 with the reason; opens no store and no listener")
@@ -390,8 +393,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var cfg node.Config
 	var logFormat, logLevel, configFile, secretFile, readyFile string
 	var checkConfig bool
+	var shutdownTimeout time.Duration
 	serveFlags(fs, &cfg, &logFormat, &logLevel, &configFile)
-	serveToolFlags(fs, &secretFile, &readyFile, &checkConfig)
+	serveToolFlags(fs, &secretFile, &readyFile, &checkConfig, &shutdownTimeout)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -460,12 +464,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	banner(stdout, n)
 	reloadOnHUP(ctx, n, log)
 	<-ctx.Done()
+	stop() // a second signal now ends the process at once
 	fmt.Fprintln(stdout, "homing: shutting down")
-	if err := n.Close(); err != nil {
-		fmt.Fprintf(stderr, "homing serve: shutdown: %v\n", err)
-		return 1
-	}
-	return 0
+	return shutdown(n, shutdownTimeout, stderr)
 }
 
 // serveGOGC is the garbage collector's target for `homing serve` when the

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/homing-mail/homing/node"
 	"github.com/homing-mail/homing/storage"
@@ -321,7 +322,7 @@ func TestExampleConfig(t *testing.T) {
 	var lf, ll, cf, sf, rf string
 	var check bool
 	serveFlags(fs, &cfg, &lf, &ll, &cf)
-	serveToolFlags(fs, &sf, &rf, &check)
+	serveToolFlags(fs, &sf, &rf, &check, new(time.Duration))
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
