@@ -146,7 +146,7 @@ func Start(cfg Config, deps Deps) (*System, error) {
 	// of this node's sessions (upload.go).
 	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &bodyServerActor{queue: deps.Queue, uploads: s.uploads, slots: make(chan struct{}, cfg.MaxFetches), log: log}
-	}), bodyServerName); err != nil {
+	}, withStartGate()), bodyServerName); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -185,14 +185,14 @@ func Start(cfg Config, deps Deps) (*System, error) {
 		return &queueActor{cfg: &s.cfg, store: deps.Queue, relayer: deps.Relayer, enq: s.enq,
 			transferer: deps.Transferer, peers: peers, submitter: s,
 			place: s.place, stats: stats, mlog: deps.MailLog, log: log, now: now, base: base, disp: s.disp}
-	}, actor.WithDispatcher(s.disp))
+	}, actor.WithDispatcher(s.disp), withStartGate())
 	if _, err := s.root.SpawnNamed(props, "queue"); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	if _, err := s.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &transfersActor{queue: s.queue}
-	}), TransfersActor); err != nil {
+	}, withStartGate()), TransfersActor); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func (s *System) StartPartition(id int) error {
 		p.bodies = s.bodies
 		p.disp = s.disp
 		return p
-	}, actor.WithDispatcher(s.disp))
+	}, actor.WithDispatcher(s.disp), withStartGate()) // members address it by name
 	pid, err := s.root.SpawnNamed(props, PartitionName(id))
 	if err != nil {
 		return err

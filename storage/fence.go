@@ -72,6 +72,13 @@ func (f *fence) check() error {
 	if err != nil {
 		return err
 	}
+	if r.Epoch == 0 {
+		// This open wrote one: the directory was removed, or replaced
+		// by one without it, under the open (whose files may now be
+		// unlinked: nothing written through them would survive).
+		return fmt.Errorf("%w: %s no longer holds its epoch file (the directory was removed or replaced under this open, whose epoch is %d)",
+			ErrFenced, f.dir, f.epoch)
+	}
 	if r.Epoch != f.epoch {
 		return fmt.Errorf("%w: %s has epoch %d (opened by %q, pid %d on %s, at %s); this open's is %d",
 			ErrFenced, f.dir, r.Epoch, r.Owner, r.PID, r.Host, r.Opened.Format("2006-01-02T15:04:05.000Z"), f.epoch)

@@ -457,3 +457,38 @@ func TestSharedCheckNeverAnswersWithAnEarlierRun(t *testing.T) {
 		t.Errorf("%d runs for %d callers, want them shared (at most 3)", runs, callers)
 	}
 }
+
+// TestLostEpochFileStopsTheDB: a directory that no longer holds the
+// epoch file this open wrote (removed or replaced under the open: its
+// files may be unlinked, and nothing written through them would survive)
+// fails the next commit and the DB, and the error says what happened.
+// (Removing the whole directory does the same, but badger's close then
+// retries its memtable flush forever: cmd/homing bounds the shutdown,
+// node/shutdown_test.go.)
+func TestLostEpochFileStopsTheDB(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b1 Batch
+	b1.Set([]byte("k1"), []byte("v"))
+	if err := db.Commit(context.Background(), &b1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, epochFileName)); err != nil {
+		t.Fatal(err)
+	}
+	var b2 Batch
+	b2.Set([]byte("k2"), []byte("v"))
+	err = db.Commit(context.Background(), &b2)
+	if !errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), "no longer holds its epoch file") {
+		t.Fatalf("commit after the epoch file went: %v; want ErrFenced saying the epoch file is gone", err)
+	}
+	select {
+	case <-db.Failed():
+	default:
+		t.Fatal("the DB has not failed")
+	}
+}
