@@ -44,31 +44,27 @@ type gatedMailbox struct {
 }
 
 func (g *gatedMailbox) PostUserMessage(m any) {
-	if g.open.Load() {
-		g.Mailbox.PostUserMessage(m)
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.open.Load() {
-		g.Mailbox.PostUserMessage(m)
-		return
-	}
-	g.user = append(g.user, m)
+	g.post(m, g.Mailbox.PostUserMessage, &g.user)
 }
 
 func (g *gatedMailbox) PostSystemMessage(m any) {
+	g.post(m, g.Mailbox.PostSystemMessage, &g.sys)
+}
+
+// post hands m to the mailbox once the gate is open, and keeps it in
+// early until then.
+func (g *gatedMailbox) post(m any, direct func(any), early *[]any) {
 	if g.open.Load() {
-		g.Mailbox.PostSystemMessage(m)
+		direct(m)
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.open.Load() {
-		g.Mailbox.PostSystemMessage(m)
+		direct(m)
 		return
 	}
-	g.sys = append(g.sys, m)
+	*early = append(*early, m)
 }
 
 // Start opens the gate: the handlers are registered by now (the spawner
