@@ -35,8 +35,8 @@ import (
 // rounds, 2,356 vs 2,233 msg/s; 2,048: 2,303) with 30 MB less RSS, and it
 // leaves each of the 16 partitions 64, well above the ~45 the busiest
 // partition gets of 500 accounts (make bench), so a working set of that
-// size never thrashes. A reactivation costs a point read of the account
-// record; the mailbox model stays in storage's own cache (modelcache.go).
+// size never thrashes. A reactivation reads the account record again;
+// the mailbox model may still be in storage's own cache (modelcache.go).
 const DefaultMaxAccountActors = 1024
 
 // minActorsPerPartition is the least a partition keeps active, whatever

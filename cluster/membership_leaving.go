@@ -71,15 +71,14 @@ func (m *Membership) sendLeavingNotices(started int64, deadline time.Time) (told
 }
 
 // receiveLeavingNotice handles a user message: a leaving notice marks its
-// sender, if this node knows it alive as that very process, as leaving.
-// It reports whether msg was a leaving notice.
-func (m *Membership) receiveLeavingNotice(msg []byte) bool {
+// sender, if this node knows it alive as that very process, as leaving;
+// anything else is ignored.
+func (m *Membership) receiveLeavingNotice(msg []byte) {
 	var n leavingNotice
 	if err := json.Unmarshal(msg, &n); err != nil || n.Leaving.Name == "" {
-		return false
+		return
 	}
 	if m.markLeaving(n.Leaving.Name, n.Leaving.Started) {
 		m.log.Debug("member is leaving", "member", n.Leaving.Name)
 	}
-	return true
 }

@@ -185,41 +185,29 @@ func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
 // Stop sends SIGTERM and waits for a clean exit (SIGKILL after 30 s).
 func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
 
-func (p *Process) signal(sig syscall.Signal) {
-	p.mu.Lock()
-	cmd, ch := p.cmd, p.waitCh
-	p.cmd, p.waitCh = nil, nil
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen process cannot exit
-	_ = cmd.Process.Signal(sig)
-	if ch == nil {
-		return
-	}
-	timer := time.NewTimer(30 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-ch:
-	case <-timer.C:
-		_ = cmd.Process.Kill()
-		<-ch
-	}
-	if p.log != nil {
-		p.log.Close()
-	}
-}
+func (p *Process) signal(sig syscall.Signal) { p.end(sig, 30*time.Second) }
 
 // Terminate sends SIGTERM and waits up to timeout for the process to exit
 // by itself; it returns how it exited and true, or, when it did not exit
 // in time, kills it and returns false.
 func (p *Process) Terminate(timeout time.Duration) (*os.ProcessState, bool) {
+	return p.end(syscall.SIGTERM, timeout)
+}
+
+// end sends sig (after SIGCONT: a frozen process cannot exit) and waits
+// up to timeout for the process to exit, killing it after that; it
+// returns how it exited and whether it did so by itself.
+func (p *Process) end(sig syscall.Signal, timeout time.Duration) (*os.ProcessState, bool) {
 	p.mu.Lock()
 	cmd, ch := p.cmd, p.waitCh
 	p.cmd, p.waitCh = nil, nil
 	p.mu.Unlock()
-	if cmd == nil || ch == nil {
+	if cmd == nil {
+		return nil, false
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(sig)
+	if ch == nil {
 		return nil, false
 	}
 	defer func() {
@@ -227,7 +215,6 @@ func (p *Process) Terminate(timeout time.Duration) (*os.ProcessState, bool) {
 			p.log.Close()
 		}
 	}()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
