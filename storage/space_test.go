@@ -125,6 +125,44 @@ func TestSpaceAdmitBelowMinFree(t *testing.T) {
 	}
 }
 
+// The state goes low on what statfs says, not on the estimate of what was
+// written since it last answered: writes that the disk did not take in
+// full (a body linked into a mailbox) do not close admission, and so it
+// does not open again at the next refresh (the flapping once seen on a
+// small tmpfs).
+func TestSpaceLowOnAFreshAnswer(t *testing.T) {
+	s, fs, _, logs := newTestSpace(t, SpaceConfig{MinFree: 100 * mib}, 120*mib)
+	if err := s.claimWrite(30*mib, false); err != nil {
+		t.Fatal(err)
+	}
+	s.release(30 * mib) // counted as written; the disk took nothing
+	calls := fs.calls.Load()
+	if err := s.Admit(0); err != nil {
+		t.Fatalf("120 MiB free after writes the disk did not take: %v", err)
+	}
+	if fs.calls.Load() != calls+1 {
+		t.Errorf("%d statfs calls at the estimated crossing, want 1", fs.calls.Load()-calls)
+	}
+	if n := logs.count("free space below the limit"); n != 0 {
+		t.Errorf("went low on the estimate:\n%s", logs.buf.String())
+	}
+	// Writes the disk did take: low, once.
+	fs.avail.Store(90 * mib)
+	if err := s.claimWrite(30*mib, false); err != nil {
+		t.Fatal(err)
+	}
+	s.release(30 * mib)
+	if err := s.Admit(0); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("90 MiB free: %v, want ErrNoSpace", err)
+	}
+	if err := s.Admit(0); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("90 MiB free, again: %v, want ErrNoSpace", err)
+	}
+	if n := logs.count("free space below the limit"); n != 1 {
+		t.Errorf("%d lines about the limit, want 1", n)
+	}
+}
+
 // The admission limit is never below what the stores need for their own
 // writes (the floor of their DBs) and the room bodies keep above it: a
 // --min-free-space smaller than that would refuse at the end of DATA
