@@ -124,12 +124,24 @@ const (
 	SyncFsync SyncMode = "fsync"
 )
 
+// DefaultSyncGap is Store.SyncGap's default: the longest a sync round
+// waits for the writes under way (storage.Syncer), a third of a syncfs
+// round under load on the 2-core test machine (1.4-1.6 ms). Measured there
+// against no waiting (homing-load --n 30000 --c 20, 3 interleaved rounds,
+// medians): one node 3,308 -> 3,441 msg/s (+4%), the cluster (homing-load
+// --cluster) 2,280 -> 2,360 (+3.6%), one session (--c 1) 764 -> 802.
+const DefaultSyncGap = 500 * time.Microsecond
+
 // Store is where the node keeps its data.
 type Store struct {
 	DataDir      string   // default ./data
 	AccountStore string   // root of the account partitions; default DataDir/accounts
 	Partitions   int      // default 16 (fixed when the store is created)
 	Sync         SyncMode // default SyncFS
+	// SyncGap is the longest a syncfs round waits for the writes already
+	// under way (storage.Syncer.SetGap), so that they share it. 0 means
+	// DefaultSyncGap; negative turns the waiting off. Only with SyncFS.
+	SyncGap time.Duration
 	// JournalRetention is how long the journal (DataDir/journal: the
 	// steps of every message through this node, and what finds them)
 	// keeps a record; default 7 days.
@@ -289,6 +301,9 @@ func (s Store) withDefaults() Store {
 	}
 	if s.Sync == "" {
 		s.Sync = SyncFS
+	}
+	if s.SyncGap == 0 {
+		s.SyncGap = DefaultSyncGap
 	}
 	if s.JournalRetention == 0 {
 		s.JournalRetention = storage.DefaultJournalRetention

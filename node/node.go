@@ -293,10 +293,13 @@ func (n *Node) syncerFor(dir string) (*storage.Syncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--sync syncfs: %w (use --sync fsync)", err)
 	}
+	if n.cfg.Store.SyncGap > 0 {
+		s.SetGap(n.cfg.Store.SyncGap)
+	}
 	n.syncers = append(n.syncers, s)
 	n.stop.push("syncfs syncer", func() error {
 		if st := s.Stats(); st.Rounds > 0 {
-			n.log.Info("syncfs rounds", "rounds", st.Rounds, "waits", st.Waits, "avgRound", st.RoundTime/time.Duration(st.Rounds))
+			n.log.Info("syncfs rounds", "rounds", st.Rounds, "waits", st.Waits, "held", st.Held, "joined", st.Joined, "avgRound", st.RoundTime/time.Duration(st.Rounds))
 		}
 		return s.Close()
 	})

@@ -24,6 +24,9 @@ type Batch struct {
 	// model: the mailbox model an append leaves for its account
 	// (modelcache.go).
 	model *modelUpdate
+	// announced: the DB's Syncer was told this batch is coming
+	// (DB.announce); Submit takes the announcement over.
+	announced bool
 }
 
 // op is one write of a batch.

@@ -106,6 +106,7 @@ func (db *DB) submit(b *Batch, withWritten bool) (<-chan struct{}, <-chan error)
 	}
 	ch := make(chan error, 1)
 	fail := func(err error) (<-chan struct{}, <-chan error) {
+		db.unannounce(b)
 		if written != nil {
 			close(written)
 		}
@@ -117,6 +118,12 @@ func (db *DB) submit(b *Batch, withWritten bool) (<-chan struct{}, <-chan error)
 	}
 	if err := b.validate(); err != nil {
 		return fail(err)
+	}
+	if !b.announced {
+		// A round about to start waits for every queued batch
+		// (Syncer.Writing): one announcement per pending batch, made
+		// before it is queued and ended by commitGroup (or by fail).
+		b.announced = db.announce()
 	}
 	est, count := b.size(db.prof.valueThreshold)
 	if est >= db.maxTxnSize || count >= db.maxTxnCount {
@@ -135,9 +142,33 @@ func (db *DB) submit(b *Batch, withWritten bool) (<-chan struct{}, <-chan error)
 	}
 	db.queue = append(db.queue, &pending{b: b, est: est, count: count, done: ch, written: written})
 	db.mu.Unlock()
+	b.announced = false // the pending batch holds the announcement now
 	db.stats.batches.Add(1)
 	db.signal()
 	return written, ch
+}
+
+// announce tells the DB's Syncer, if any, that a batch is being prepared
+// and will be submitted soon (Syncer.Writing): a round about to start
+// waits for it. The caller sets the batch's announced field (Submit takes
+// it over) or calls unannounce. It reports whether there was a Syncer.
+func (db *DB) announce() bool {
+	if db.opt.Syncer == nil {
+		return false
+	}
+	db.opt.Syncer.Writing(1)
+	return true
+}
+
+// unannounce ends the announcement b carries, if any (b will not be
+// submitted, or its submission failed).
+func (db *DB) unannounce(b *Batch) {
+	if b != nil && b.announced {
+		b.announced = false
+		if db.opt.Syncer != nil {
+			db.opt.Syncer.NotWritten(1)
+		}
+	}
 }
 
 // Commit submits b and waits until it is durable. If ctx ends first, Commit
@@ -214,6 +245,7 @@ func (db *DB) next() ([]*pending, bool) {
 // commitGroup writes group as one transaction and reports the outcome to
 // every batch in it.
 func (db *DB) commitGroup(group []*pending) {
+	syncer := db.opt.Syncer
 	err := db.write(group)
 	if len(group) > 1 && (errors.Is(err, badger.ErrTxnTooBig) || errors.Is(err, ErrNoSpace)) {
 		// Our estimate disagreed with badger's, or the group is refused
@@ -225,6 +257,9 @@ func (db *DB) commitGroup(group []*pending) {
 		}
 		return
 	}
+	if syncer != nil && err != nil {
+		syncer.NotWritten(len(group)) // each pending batch was announced (submit)
+	}
 	markWritten(group)
 	if err == nil && db.opt.Syncer != nil {
 		// SyncWrites is off: the transaction is in badger's mapped WAL and
@@ -235,7 +270,7 @@ func (db *DB) commitGroup(group []*pending) {
 		db.syncing.Add(1)
 		go func() {
 			defer db.syncing.Done()
-			err := db.opt.Syncer.Sync()
+			err := syncer.Written(len(group))
 			if err == nil {
 				// One check for the groups of this DB that the round
 				// made durable (it starts after their syncs returned).

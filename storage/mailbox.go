@@ -251,6 +251,14 @@ func (p *Partition) AppendAsync(ctx context.Context, account string, req AppendR
 }
 
 func (p *Partition) append(ctx context.Context, account string, req AppendRequest, async bool) (AppendResult, <-chan error, error) {
+	// A sync round about to start waits for this append (Syncer.Writing):
+	// reading and summarizing the message is most of its work.
+	announced := p.db.announce()
+	defer func() {
+		if announced {
+			p.db.opt.Syncer.NotWritten(1)
+		}
+	}()
 	addr, err := p.account(account)
 	if err != nil {
 		return AppendResult{}, nil, err
@@ -343,6 +351,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	}
 	if req.Discard {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, 0), DedupRetention)
+		b.announced, announced = announced, false
 		return p.commitAppend(ctx, &b, unlock, AppendResult{}, async)
 	}
 	// New mail only above the free-space limit (space.go): the queue
@@ -413,6 +422,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if req.DedupKey != "" {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
+	b.announced, announced = announced, false
 	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10),
 		FolderID: f.ID, UID: uid, UIDValidity: f.UIDValidity, ModSeq: f.ModSeq, Flags: flags}, async)
 }

@@ -125,6 +125,7 @@ func (p *Partition) account(addr string) (string, error) {
 // the next writer of the account reads a store that includes b.
 func (p *Partition) commitLocked(ctx context.Context, b *Batch, unlock func()) error {
 	if err := ctx.Err(); err != nil {
+		p.db.unannounce(b)
 		unlock()
 		return err
 	}
@@ -149,6 +150,7 @@ func (p *Partition) commitLocked(ctx context.Context, b *Batch, unlock func()) e
 // before b is applied, it returns ctx.Err() and unlocks when b is applied.
 func (p *Partition) commitWritten(ctx context.Context, b *Batch, unlock func()) (<-chan error, error) {
 	if err := ctx.Err(); err != nil {
+		p.db.unannounce(b)
 		unlock()
 		return nil, err
 	}

@@ -213,3 +213,58 @@ func TestAppendAsyncSharesRounds(t *testing.T) {
 		t.Fatalf("%d messages stored, want 50", n)
 	}
 }
+
+// TestSyncerRoundWaitsForWritesUnderWay: a round about to start while a
+// write is under way (Writing) waits for it, and the callers that come
+// meanwhile share that round; with nothing under way a round is not held;
+// a write that never ends holds a round no longer than the gap.
+func TestSyncerRoundWaitsForWritesUnderWay(t *testing.T) {
+	var rounds atomic.Int64
+	s := newSyncer("test", func() error { rounds.Add(1); return nil })
+	s.SetGap(time.Hour) // only the end of the writes can release a held round
+
+	// Nothing under way: not held (it would wait an hour).
+	for range 3 {
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); st.Held != 0 || rounds.Load() != 3 {
+		t.Fatalf("3 lone Syncs: %d rounds, %d held; want 3, 0", rounds.Load(), st.Held)
+	}
+
+	// Two writes under way: the round waits for both; six callers that
+	// come meanwhile share it.
+	s.Writing(2)
+	errs := make(chan error, 10)
+	go func() { errs <- s.Sync() }()
+	wait.For(t, 10*time.Second, func() bool { return s.Stats().Held == 1 }, "the round held")
+	for range 5 {
+		go func() { errs <- s.Sync() }()
+	}
+	wait.For(t, 10*time.Second, func() bool { return s.Stats().Waits == 9 }, "5 more callers waiting")
+	s.NotWritten(1) // one write failed: the round still waits for the other
+	go func() { errs <- s.Written(1) }()
+	for range 7 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	if r := rounds.Load(); r != 4 {
+		t.Fatalf("%d rounds, want 4: the held round covers the write and the 6 callers", r)
+	}
+	if st.Joined != 6 {
+		t.Fatalf("%d callers joined the held round, want 6 (5 callers and the write)", st.Joined)
+	}
+
+	// A write that never ends: the gap bounds the hold.
+	s.SetGap(20 * time.Millisecond)
+	s.Writing(1)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Held != 2 || rounds.Load() != 5 {
+		t.Fatalf("after a write that did not end: %d rounds, %d held; want 5, 2", rounds.Load(), st.Held)
+	}
+}
