@@ -384,6 +384,10 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		// queue keeps the message and tries again. Its guard logs the
 		// condition once; the delivery log has each deferral.
 		return noSpaceResult()
+	case errors.Is(err, storage.ErrBodyDamaged):
+		// The queue's body file failed its check as the store read it:
+		// nothing was stored, and the queue holds the message.
+		return bodyFailure(err)
 	case err != nil:
 		a.loaded = false
 		return a.failure(env.ID, err)

@@ -24,8 +24,8 @@ import (
 //
 //   - on the node of the queue, on the same filesystem (a single node),
 //     the append hard-links the queue's file into the partition: one copy
-//     of the bytes on disk for the queue and every mailbox (the local
-//     delivery actor read it once to check it);
+//     of the bytes on disk for the queue and every mailbox (the append
+//     reads it once, for its summary, and checks it on the way);
 //   - on the same node but another filesystem (--account-store elsewhere),
 //     the account actor copies it into the partition on a goroutine of its
 //     own, streaming;

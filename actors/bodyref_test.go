@@ -170,8 +170,8 @@ func TestRepeatedDeliveryByReferenceIsNotFetched(t *testing.T) {
 
 // On the node of the queue, a mailbox that cannot link the queue's file
 // (here a fake partition; in production another filesystem) gets a copy
-// made off the actor; a queued file that is damaged is found by the local
-// delivery actor before any mailbox sees it, and the queue holds it.
+// made off the actor; a queued file that is damaged is found by that copy
+// (which checks it as it reads), nothing is stored, and the queue holds it.
 func TestLocalDeliveryOfAFileBody(t *testing.T) {
 	const ann = "ann@example.test"
 	q, err := storage.OpenQueue(t.TempDir(), storage.Options{ValueLogGCInterval: -1})

@@ -1,14 +1,12 @@
 package actors
 
 import (
-	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/homing-mail/homing/actors/pb"
 	"github.com/homing-mail/homing/mail"
-	"github.com/homing-mail/homing/storage"
 )
 
 // Placement tells where the actor of each account partition lives. On a
@@ -112,42 +110,15 @@ func (l *localDeliveryActor) Receive(ctx actor.Context) {
 		if queue == nil {
 			queue = ctx.Parent()
 		}
-		if storage.IsFileBody(m.Body) {
-			// A body in a file goes by reference, and a mailbox on this
-			// filesystem links it without reading it: read it once here
-			// (off the actor), so that a damaged one is held in the queue
-			// rather than stored.
-			root, self := ctx.ActorSystem().Root, ctx.Self()
-			go func() { root.Send(self, &verified{msg: m, queue: queue, err: storage.VerifyBody(m.Body)}) }()
-			return
-		}
+		// A body in a file is not read here: whoever stores it reads it
+		// once and checks its length and CRC-32C on the way (the append
+		// that links it as it computes its summary, a copy or a fetch
+		// over the channel), and a damaged one comes back with Damaged
+		// set, so the queue holds it rather than anything storing it.
 		l.start(ctx, m, queue)
-	case *verified:
-		if m.err != nil {
-			res := mail.Temp(mail.StatusLocalError, "message body unavailable")
-			if errors.Is(m.err, storage.ErrDamaged) {
-				res.Damaged = m.err.Error()
-			}
-			results := make([]mail.Result, 0, len(m.msg.Envelope.Recipients))
-			for _, r := range m.msg.Envelope.Recipients {
-				res.Rcpt = r.Key
-				results = append(results, res)
-			}
-			ctx.Send(m.queue, &attemptDone{id: m.msg.Envelope.ID, results: results})
-			return
-		}
-		l.start(ctx, m.msg, m.queue)
 	case *ownerMoved:
 		l.moved(ctx, m)
 	}
-}
-
-// verified: a body in a file was read and checked (err wraps
-// storage.ErrDamaged when it does not match).
-type verified struct {
-	msg   *mail.Message
-	queue *actor.PID
-	err   error
 }
 
 // start delivers the attempt m, one task per account.

@@ -412,6 +412,64 @@ func TestAppendLinksTheQueuedBody(t *testing.T) {
 	})
 }
 
+// An append of a queued body file whose bytes were overwritten (right
+// length, wrong CRC-32C) is refused with ErrBodyDamaged, found as the
+// append reads the body for its summary (the only read before the link):
+// nothing is linked or stored, and the dedup key stays free for a retry.
+func TestAppendRefusesADamagedQueuedBody(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	q, err := OpenQueue(filepath.Join(data, "queue"), Options{ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	s, err := NewAccountStore(filepath.Join(data, "accounts"), 1, Options{ValueLogGCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ann = "ann@example.test"
+	if err := p.CreateAccount(ctx, Account{Address: ann}); err != nil {
+		t.Fatal(err)
+	}
+	msg := bigMessage("damaged-append", 300<<10)
+	w, _ := q.NewBody()
+	if err := q.Put(ctx, &mail.Message{Envelope: testEnvelope("DA1"), Body: writeBody(t, w, msg)}); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := q.Body("DA1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, qfile, _ := BodyFile(queued)
+	f, err := os.OpenFile(qfile.Path(), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XXXXXXXX"), int64(len(msg)/2)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, durable, err := p.AppendAsync(ctx, ann, AppendRequest{DedupKey: "DA1/" + ann, Body: queued})
+	if !errors.Is(err, ErrBodyDamaged) || !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "CRC-32C mismatch") || durable != nil {
+		t.Fatalf("append of a damaged body: %v (durable %v), want ErrBodyDamaged naming the CRC-32C mismatch", err, durable)
+	}
+	if n := nlink(t, qfile.Path()); n != 1 {
+		t.Errorf("the damaged file has %d links, want 1 (the queue's)", n)
+	}
+	if used, n, _ := p.Usage(ann); used != 0 || n != 0 {
+		t.Errorf("ann holds %d messages, %d bytes; want none", n, used)
+	}
+	if _, ok, err := p.Delivered(ann, "DA1/"+ann); ok || err != nil {
+		t.Errorf("Delivered after the refusal: %v, %v; want not delivered", ok, err)
+	}
+}
+
 // Across filesystems a mailbox append copies the body (streaming,
 // verified): the queue on tmpfs (/dev/shm), the partition on the test's
 // disk.

@@ -62,6 +62,11 @@ var (
 	// permanent: reading again returns the same bytes. `homing check`
 	// finds such data and --repair isolates it.
 	ErrDamaged = mail.PermanentError("storage: data damaged")
+	// ErrBodyDamaged (also ErrDamaged): the body an append was given
+	// failed its check while the store read it (a body file whose bytes
+	// differ from its length or CRC-32C). Nothing was stored; the
+	// holder of the message (the queue) keeps it as damaged.
+	ErrBodyDamaged = fmt.Errorf("%w: the message's body", ErrDamaged)
 	// ErrNoSpace (mail.ErrNoSpace): a store's filesystem is below its
 	// free-space limit, or too full for the write (space.go). It is
 	// temporary and, unlike ErrFailed, not sticky: nothing was written,

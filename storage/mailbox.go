@@ -304,7 +304,13 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if !req.Discard {
 		// Computed once, here, streaming (bodies in files are read, not
 		// loaded): FETCH ENVELOPE/BODYSTRUCTURE never parse it again.
+		// Reading a body file checks its length and CRC-32C (its reader
+		// does, at the end): the only read of the body before it is
+		// linked, so a damaged one is refused here (ErrBodyDamaged).
 		if sum, crlf, err = summarize(req.Raw, req.Body, fb != nil); err != nil {
+			if errors.Is(err, ErrDamaged) {
+				return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w: %w", addr, ErrBodyDamaged, err)
+			}
 			return AppendResult{}, nil, fmt.Errorf("storage: append to %s: %w", addr, err)
 		}
 	}
