@@ -356,6 +356,7 @@ func (a *accountActor) deliverOne(msg *mail.Message, c *content, w *delivery) ma
 		QuotaBytes: a.acct.QuotaBytes,
 		Discard:    !p.keep,
 		Pending:    p.work,
+		Background: true, // the queue waits, no client
 	}
 	switch {
 	case !p.keep:

@@ -27,6 +27,11 @@ type Batch struct {
 	// announced: the DB's Syncer was told this batch is coming
 	// (DB.announce); Submit takes the announcement over.
 	announced bool
+	// background: nobody waits for this batch to be durable (the
+	// queue's record of an attempt, a delivery the queue made): a sync
+	// round that covers only such batches may wait the whole gap for
+	// more (Syncer.Written).
+	background bool
 }
 
 // op is one write of a batch.

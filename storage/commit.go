@@ -58,6 +58,16 @@ type pending struct {
 	written    chan struct{} // SubmitWritten: closed once applied (or failed)
 }
 
+// urgent reports whether someone waits for a batch of group.
+func urgent(group []*pending) bool {
+	for _, p := range group {
+		if !p.b.background {
+			return true
+		}
+	}
+	return false
+}
+
 // markWritten closes the written channels of group (once).
 func markWritten(group []*pending) {
 	for _, p := range group {
@@ -270,7 +280,7 @@ func (db *DB) commitGroup(group []*pending) {
 		db.syncing.Add(1)
 		go func() {
 			defer db.syncing.Done()
-			err := syncer.Written(len(group))
+			err := syncer.Written(len(group), urgent(group))
 			if err == nil {
 				// One check for the groups of this DB that the round
 				// made durable (it starts after their syncs returned).

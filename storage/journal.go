@@ -158,6 +158,7 @@ func (j *JournalStore) Append(events []JournalEvent, messages []JournalMessage) 
 	if b.Len() == 0 {
 		return failed(nil)
 	}
+	b.background = true // a record of what happened: nobody waits for it
 	return j.db.Submit(&b)
 }
 

@@ -71,6 +71,11 @@ type AppendRequest struct {
 	// the folder does not exist (IMAP APPEND answers TRYCREATE); without
 	// it a delivery into a folder the rules name creates the folder.
 	MustExist bool
+	// Background: nobody waits for this append but the queue that made
+	// the delivery (no client holds a command open for it), so the sync
+	// round that makes it durable may wait longer for others to share it
+	// (Syncer.Written).
+	Background bool
 }
 
 // AppendResult says what Append stored.
@@ -358,6 +363,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 	if req.Discard {
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, 0), DedupRetention)
 		b.announced, announced = announced, false
+		b.background = req.Background
 		return p.commitAppend(ctx, &b, unlock, AppendResult{}, async)
 	}
 	// New mail only above the free-space limit (space.go): the queue
@@ -429,6 +435,7 @@ func (p *Partition) append(ctx context.Context, account string, req AppendReques
 		b.setTTL(dedupKey(addr, req.DedupKey), binary.BigEndian.AppendUint64(nil, id), DedupRetention)
 	}
 	b.announced, announced = announced, false
+	b.background = req.Background
 	return p.commitAppend(ctx, &b, unlock, AppendResult{ID: strconv.FormatUint(id, 10),
 		FolderID: f.ID, UID: uid, UIDValidity: f.UIDValidity, ModSeq: f.ModSeq, Flags: flags}, async)
 }

@@ -144,6 +144,7 @@ func (q *QueueStore) Update(env *mail.Envelope) <-chan error {
 		return ch
 	}
 	b.maintenance = true // the results of attempts: what lets the queue drain
+	b.background = true  // nobody waits for it
 	return q.db.Submit(b)
 }
 
@@ -163,6 +164,7 @@ func (q *QueueStore) Delete(id string) <-chan error {
 	}
 	var b Batch
 	b.maintenance = true
+	b.background = true // nobody waits for it
 	b.Delete(key(prefixEnvelope, id))
 	b.Delete(key(prefixBody, id))
 	if name == "" {

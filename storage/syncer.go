@@ -31,18 +31,23 @@ import (
 // A Syncer is safe for concurrent use. Rounds never overlap; a caller
 // waits for a round that started after it called Sync.
 //
-// Holding a round for the writes already under way (SetGap): a DB's
-// committer tells the Syncer when it starts writing a group (Writing) and
-// when it is done (Written, which syncs, or NotWritten). A round about to
-// start while such writes are under way waits for them, at most the gap,
-// so that they share it rather than start the next one. Under load the
-// committers are always writing, so rounds come at most one per gap; a
-// lone writer (one SMTP session, a quiet node) has nothing under way and
-// is never held. Why: a round costs about the same whatever it covers (on
-// the 2-core test machine under load a syncfs took 1.4-1.6 ms whether it
-// covered 3 commits or 6; each is a journal commit and a rewrite of the
-// partly filled last pages of every log it touches) and the machine was
-// CPU-bound. See DefaultSyncGap in package node for what it measured.
+// Holding a round (SetGap, at most the gap): a write is announced when it
+// starts (Writing: an append as it begins to read and summarize its
+// message, a batch as it is queued) and ends when it is written (Written,
+// which syncs, or NotWritten); Written also says whether someone waits
+// for it (urgent: an SMTP client for its 250, an IMAP client for its OK)
+// or not (the queue's record of an attempt, a delivery the queue made, the
+// journal). A round starts once someone waits for it and no announced
+// write is under way, or when the gap has passed. So a round with a client
+// behind it waits only for the writes that would otherwise take the next
+// round, and a round nobody waits for collects what comes within the gap,
+// ending as soon as a client's write joins it. Why: a round costs about
+// the same whatever it covers (on the 2-core test machine under load a
+// syncfs took 1.4-1.6 ms whether it covered 3 commits or 6; each is a
+// journal commit and a rewrite of the partly filled last pages of every
+// log it touches) and the machine was CPU-bound; a backend's deliveries,
+// which no client waits for, took a round for every 3. DefaultSyncGap in
+// package node has the measurements.
 type Syncer struct {
 	dir  string
 	sync func() error // one syncfs round
@@ -55,13 +60,15 @@ type Syncer struct {
 	err     error
 
 	// Holding rounds: gap (0: never), the writes under way (Writing
-	// minus Written and NotWritten), and, while a round is held, the
-	// channel closed when they are all done.
-	gap     time.Duration
-	writing int
-	settled chan struct{}
-	held    uint64 // rounds held
-	joined  uint64 // Sync calls that came while a round was held
+	// minus Written and NotWritten), whether someone waits for the next
+	// round (an urgent Sync or Written), and, while a round is held, the
+	// channel closed when one of those changes.
+	gap        time.Duration
+	writing    int
+	nextUrgent bool
+	wake       chan struct{}
+	held       uint64 // rounds held
+	joined     uint64 // Sync calls that came while a round was held
 
 	rounds, waits uint64
 	roundTime     time.Duration
@@ -98,8 +105,8 @@ func newSyncer(dir string, f func() error) *Syncer {
 	return s
 }
 
-// SetGap sets how long a round may wait for the writes under way (see
-// Syncer). 0 (the default) turns the waiting off.
+// SetGap sets how long a round may be held (see Syncer). 0 (the default)
+// turns holding off.
 func (s *Syncer) SetGap(gap time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,43 +129,65 @@ func (s *Syncer) NotWritten(n int) {
 	s.mu.Unlock()
 }
 
-// Written ends n writes announced by Writing and makes them durable: Sync.
-func (s *Syncer) Written(n int) error {
+// Written ends n writes announced by Writing and makes them durable, like
+// Sync. urgent says that someone waits for them (an SMTP client for its
+// 250, an IMAP client for its OK); writes that nobody waits for (the
+// queue's record of an attempt, a delivery the queue made) let a round
+// that covers only such writes wait the whole gap for more.
+func (s *Syncer) Written(n int, urgent bool) error {
 	s.mu.Lock()
 	s.settle(n)
-	return s.syncLocked()
+	return s.syncLocked(urgent)
 }
 
 // settle ends n writes under way; s.mu is held.
 func (s *Syncer) settle(n int) {
 	s.writing = max(s.writing-n, 0)
-	if s.writing == 0 && s.settled != nil {
-		close(s.settled)
-		s.settled = nil
+	if s.writing == 0 {
+		s.poke()
 	}
 }
 
-// hold waits, with s.mu held on entry and on return, until the writes
-// under way are done or the gap has passed. Callers that arrive meanwhile
-// see s.running and join the round about to start.
+// poke wakes a held round to look again; s.mu is held.
+func (s *Syncer) poke() {
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
+// ready says whether the round about to start may start: someone waits
+// for it and no write is under way. s.mu is held.
+func (s *Syncer) ready() bool { return s.nextUrgent && s.writing == 0 }
+
+// hold waits, with s.mu held on entry and on return, until the round
+// about to start is ready or the gap has passed. Callers that arrive
+// meanwhile see s.running and join it.
 func (s *Syncer) hold() {
-	if s.gap <= 0 || s.writing == 0 {
+	if s.gap <= 0 || s.ready() {
 		return
 	}
 	s.held++
 	w0 := s.waits
-	ch := make(chan struct{})
-	s.settled = ch
-	s.mu.Unlock()
 	t := time.NewTimer(s.gap)
-	select {
-	case <-ch:
-	case <-t.C:
-	}
-	t.Stop()
-	s.mu.Lock()
-	if s.settled == ch {
-		s.settled = nil
+	defer t.Stop()
+	for !s.ready() {
+		ch := make(chan struct{})
+		s.wake = ch
+		s.mu.Unlock()
+		expired := false
+		select {
+		case <-ch:
+		case <-t.C:
+			expired = true
+		}
+		s.mu.Lock()
+		if s.wake == ch {
+			s.wake = nil
+		}
+		if expired {
+			break
+		}
 	}
 	s.joined += s.waits - w0
 }
@@ -169,14 +198,18 @@ func (s *Syncer) hold() {
 // pages it could not write, so nothing written since can be promised.
 func (s *Syncer) Sync() error {
 	s.mu.Lock()
-	return s.syncLocked()
+	return s.syncLocked(true)
 }
 
-// syncLocked is Sync with s.mu held; it unlocks it.
-func (s *Syncer) syncLocked() error {
+// syncLocked is Sync with s.mu held (urgent: see Written); it unlocks it.
+func (s *Syncer) syncLocked(urgent bool) error {
 	defer s.mu.Unlock()
 	s.waits++
 	target := s.started + 1
+	if urgent {
+		s.nextUrgent = true // of round target, about to start or after the one running
+		s.poke()
+	}
 	for s.done < target {
 		if s.running {
 			s.cond.Wait()
@@ -185,6 +218,7 @@ func (s *Syncer) syncLocked() error {
 		s.running = true
 		s.hold()
 		s.started++
+		s.nextUrgent = false // the round takes every waiter so far
 		round := s.started
 		s.rounds++
 		s.mu.Unlock()

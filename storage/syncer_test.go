@@ -244,7 +244,7 @@ func TestSyncerRoundWaitsForWritesUnderWay(t *testing.T) {
 	}
 	wait.For(t, 10*time.Second, func() bool { return s.Stats().Waits == 9 }, "5 more callers waiting")
 	s.NotWritten(1) // one write failed: the round still waits for the other
-	go func() { errs <- s.Written(1) }()
+	go func() { errs <- s.Written(1, true) }()
 	for range 7 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -266,5 +266,47 @@ func TestSyncerRoundWaitsForWritesUnderWay(t *testing.T) {
 	}
 	if st := s.Stats(); st.Held != 2 || rounds.Load() != 5 {
 		t.Fatalf("after a write that did not end: %d rounds, %d held; want 5, 2", rounds.Load(), st.Held)
+	}
+}
+
+// TestSyncerBackgroundRoundWaitsForAnUrgentOne: a round that covers only
+// writes nobody waits for (Written with urgent false) is held, and starts
+// as soon as an urgent caller comes (the two share it); without one, the
+// gap ends the hold.
+func TestSyncerBackgroundRoundWaitsForAnUrgentOne(t *testing.T) {
+	var rounds atomic.Int64
+	s := newSyncer("test", func() error { rounds.Add(1); return nil })
+	s.SetGap(time.Hour)
+	s.Writing(1)
+	errs := make(chan error, 2)
+	go func() { errs <- s.Written(1, false) }()
+	wait.For(t, 10*time.Second, func() bool { return s.Stats().Held == 1 }, "the background round held")
+	if r := rounds.Load(); r != 0 {
+		t.Fatalf("%d rounds ran for a background write held for an hour", r)
+	}
+	go func() { errs <- s.Sync() }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.Stats(); rounds.Load() != 1 || st.Joined != 1 {
+		t.Fatalf("%d rounds, %d joined; want 1 round shared by the background write and the urgent caller", rounds.Load(), st.Joined)
+	}
+	// Alone, a background write waits for the gap, no longer.
+	s.SetGap(20 * time.Millisecond)
+	s.Writing(1)
+	if err := s.Written(1, false); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); rounds.Load() != 2 || st.Held != 2 {
+		t.Fatalf("%d rounds, %d held; want 2, 2", rounds.Load(), st.Held)
+	}
+	// An urgent write with nothing under way is not held.
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); rounds.Load() != 3 || st.Held != 2 {
+		t.Fatalf("%d rounds, %d held; want 3, 2", rounds.Load(), st.Held)
 	}
 }

@@ -266,7 +266,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 	fs.Var((*bytesFlag)(&cfg.Store.MinFreeSpace), "min-free-space", "free space on each store's filesystem below which new mail is refused with 452 4.3.1 and Local Delivery waits: bytes, or with a unit (512MiB, 2GiB; 0: 2 x --max-message-size + 64 MiB)")
 	fs.Var((*mapCacheFlag)(&cfg.Store.MapCache), "map-cache", "resident memory the stores' mapped files (badger's value logs, memtable logs, tables) may take beyond the start, after which their pages are handed back to the page cache: bytes or with a unit (0: 64MiB; off: no bound)")
 	fs.StringVar((*string)(&cfg.Store.Sync), "sync", string(def.Store.Sync), "durability: syncfs (one syncfs round shared by all stores of a filesystem) or fsync (per store; for network filesystems)")
-	fs.DurationVar(&cfg.Store.SyncGap, "sync-gap", def.Store.SyncGap, "with --sync syncfs: the longest a sync round waits for the writes already under way (appends being prepared, batches queued or being written), so that they share it; a lone write is never held (0: no waiting)")
+	fs.DurationVar(&cfg.Store.SyncGap, "sync-gap", def.Store.SyncGap, "with --sync syncfs: the longest a sync round is held so that more writes share it: for the writes already under way, and, when no client waits for the round (deliveries, queue records, the journal), for more to come (0: no holding)")
 	fs.StringVar((*string)(&cfg.Routing.Mode), "queue-mode", string(def.Routing.Mode), "queue processing: locally, locally-for-others, remotely")
 	fs.Var(filterFlag(cfg.Routing.Filters), "filter", "external filter NAME=COMMAND [ARGS...] speaking the CommuniGate helper protocol (repeatable)")
 	fs.Var((*listFlag)(&cfg.Routing.ForwardTo), "forward-to", "send non-local mail to these HOST:PORTs instead of relaying it; * = the cluster's frontends")
@@ -443,7 +443,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = log
 	cfg.LogFields = logFormat == "json"
 	if cfg.Store.SyncGap == 0 {
-		cfg.Store.SyncGap = -1 // --sync-gap 0: no waiting (node.Config's 0 is the default)
+		cfg.Store.SyncGap = -1 // --sync-gap 0: no holding (node.Config's 0 is the default)
 	}
 	if checkConfig {
 		return checkConfiguration(cfg, stdout, stderr)
