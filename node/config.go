@@ -126,15 +126,17 @@ const (
 
 // DefaultSyncGap is Store.SyncGap's default: the longest a sync round is
 // held (storage.Syncer: for the writes under way, and, when no client
-// waits for it, for more writes to share it), a third of a syncfs round
-// under load on the 2-core test machine (1.4-1.6 ms). Measured there
-// against no holding (homing-load --n 30000 --c 20, 3 interleaved rounds,
-// medians): the cluster (homing-load --cluster) 2,262 -> 2,602 msg/s
-// (+15%; its backends took 6,150 rounds for 15,000 deliveries each, 3,800
-// with it), one node 3,280 -> 3,417 (+4%), one session (--c 1) 763 -> 897
-// (+18%; DATA->250 p50 0.92 -> 0.79 ms: its 250 no longer shares a round
-// with the previous message's delivery).
-const DefaultSyncGap = 500 * time.Microsecond
+// waits for it, for more writes to share it), about a round under load on
+// the 2-core test machine (1.4-1.6 ms). Measured there against no holding
+// (homing-load --n 30000 --c 20, 3 interleaved rounds, medians): the
+// cluster (homing-load --cluster) 2,296 -> 2,699 msg/s (+18%; at 500 µs
+// its backends took 3,800 rounds for 15,000 deliveries each, against
+// 6,150 without holding), one node 3,408 -> 3,584 (+5%), one session
+// (--c 1) 763 -> 963 (+26%; DATA->250 p50 0.92 -> 0.73 ms: its 250 no
+// longer shares a round with the previous message's delivery, which now
+// waits for the next 250's round). 1 ms against 500 µs: the cluster +2%,
+// one node +3%, one session 949 against 867; 2 ms was no better.
+const DefaultSyncGap = time.Millisecond
 
 // Store is where the node keeps its data.
 type Store struct {
