@@ -318,6 +318,27 @@ func TestDamagedBodyFile(t *testing.T) {
 	}
 }
 
+// queueAndPartition opens a queue in queueDir and partition 0 of an
+// account store in accountsDir, closed when the test ends.
+func queueAndPartition(t *testing.T, queueDir, accountsDir string, qopt, aopt Options) (*QueueStore, *Partition) {
+	t.Helper()
+	q, err := OpenQueue(queueDir, qopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	s, err := NewAccountStore(accountsDir, 1, aopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p, err := s.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, p
+}
+
 // A mailbox append of a queued body links the queue's file (one inode for
 // the queue and every mailbox on the filesystem); the account rules'
 // header fields are kept beside it; each holder unlinks only its own name.
@@ -325,20 +346,7 @@ func TestAppendLinksTheQueuedBody(t *testing.T) {
 	syncModes(t, func(t *testing.T, opt Options) {
 		ctx := context.Background()
 		data := t.TempDir()
-		q, err := OpenQueue(filepath.Join(data, "queue"), opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer q.Close()
-		s, err := NewAccountStore(filepath.Join(data, "accounts"), 1, opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		p, err := s.Open(0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		q, p := queueAndPartition(t, filepath.Join(data, "queue"), filepath.Join(data, "accounts"), opt, opt)
 		msg := bigMessage("linked", 1<<20)
 		w, _ := q.NewBody()
 		if err := q.Put(ctx, &mail.Message{Envelope: testEnvelope("L1"), Body: writeBody(t, w, msg)}); err != nil {
@@ -419,20 +427,8 @@ func TestAppendLinksTheQueuedBody(t *testing.T) {
 func TestAppendRefusesADamagedQueuedBody(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
-	q, err := OpenQueue(filepath.Join(data, "queue"), Options{ValueLogGCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	s, err := NewAccountStore(filepath.Join(data, "accounts"), 1, Options{ValueLogGCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p, err := s.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	opt := Options{ValueLogGCInterval: -1}
+	q, p := queueAndPartition(t, filepath.Join(data, "queue"), filepath.Join(data, "accounts"), opt, opt)
 	const ann = "ann@example.test"
 	if err := p.CreateAccount(ctx, Account{Address: ann}); err != nil {
 		t.Fatal(err)
@@ -484,20 +480,8 @@ func TestAppendCopiesAcrossFilesystems(t *testing.T) {
 		t.Fatalf("%s and %s are on one filesystem; the test needs two", shm, disk)
 	}
 	ctx := context.Background()
-	q, err := OpenQueue(filepath.Join(shm, "queue"), Options{ValueLogGCInterval: -1, MemTableSize: MinMemTableSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	s, err := NewAccountStore(filepath.Join(disk, "accounts"), 1, Options{ValueLogGCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p, err := s.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, p := queueAndPartition(t, filepath.Join(shm, "queue"), filepath.Join(disk, "accounts"),
+		Options{ValueLogGCInterval: -1, MemTableSize: MinMemTableSize}, Options{ValueLogGCInterval: -1})
 	msg := bigMessage("copied", 700<<10)
 	w, _ := q.NewBody()
 	if err := q.Put(ctx, &mail.Message{Envelope: testEnvelope("C1"), Body: writeBody(t, w, msg)}); err != nil {
