@@ -163,6 +163,8 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	rep.AcceptedPerSec = rate(res.Accepted, res.Window())
 	lat := summarize(res.Latencies)
 	rep.Data250P50Ms, rep.Data250P99Ms, rep.Data250MaxMs = ms(lat.P50), ms(lat.P99), ms(lat.Max)
+	env := summarize(res.Envelopes)
+	rep.EnvelopeP50Ms, rep.EnvelopeP99Ms = ms(env.P50), ms(env.P99)
 	rep.ErrorSamples = res.Samples
 
 	logf("accepted %d; waiting up to %s for the deliveries", res.Accepted, cfg.Timeout)

@@ -61,6 +61,9 @@ func TestRunAgainstRunningNode(t *testing.T) {
 	if rep.Data250P50Ms <= 0 || rep.Data250P99Ms < rep.Data250P50Ms || rep.Data250MaxMs < rep.Data250P99Ms {
 		t.Errorf("latencies p50 %v p99 %v max %v", rep.Data250P50Ms, rep.Data250P99Ms, rep.Data250MaxMs)
 	}
+	if rep.EnvelopeP50Ms <= 0 || rep.EnvelopeP99Ms < rep.EnvelopeP50Ms {
+		t.Errorf("envelope p50 %v p99 %v", rep.EnvelopeP50Ms, rep.EnvelopeP99Ms)
+	}
 	if rep.StoreP50Ms != 4 || rep.StoreP99Ms != 9 || rep.Bounced != 0 {
 		t.Errorf("from stats: p50 %v p99 %v bounced %v", rep.StoreP50Ms, rep.StoreP99Ms, rep.Bounced)
 	}

@@ -25,6 +25,9 @@ type sendResult struct {
 
 	// Latencies are end-of-data "." -> 250, one per accepted message.
 	Latencies []time.Duration
+	// Envelopes are MAIL sent -> 354 to DATA read (three round trips:
+	// MAIL, RCPT, DATA), one per accepted message.
+	Envelopes []time.Duration
 	// First is when the first MAIL was sent, Last when the last 250 to
 	// DATA arrived.
 	First, Last time.Time
@@ -71,6 +74,7 @@ func (s *sender) run(ctx context.Context) sendResult {
 		s.dial = d.DialContext
 	}
 	s.res.Latencies = make([]time.Duration, 0, s.n)
+	s.res.Envelopes = make([]time.Duration, 0, s.n)
 	s.start = time.Now()
 	var wg sync.WaitGroup
 	for range s.sessions {
@@ -88,7 +92,7 @@ func (s *sender) run(ctx context.Context) sendResult {
 // path takes no lock.
 type sessionStats struct {
 	accepted, temp, perm, io, unsent int64
-	lat                              []time.Duration
+	lat, env                         []time.Duration
 	first, last                      time.Time
 	samples                          []string
 }
@@ -174,6 +178,7 @@ func (s *sender) sendOne(c *smtp.Client, i int, st *sessionStats) (ok, broken bo
 	if st.first.IsZero() {
 		st.first = time.Now()
 	}
+	envStart := time.Now()
 	err := c.Mail(s.from, &smtp.MailOptions{Size: int64(len(msg))})
 	if err == nil {
 		err = c.Rcpt(rcpt, nil)
@@ -182,6 +187,7 @@ func (s *sender) sendOne(c *smtp.Client, i int, st *sessionStats) (ok, broken bo
 	if err == nil {
 		w, err = c.Data()
 	}
+	env := time.Since(envStart)
 	if err == nil {
 		_, err = w.Write(msg)
 	}
@@ -196,6 +202,7 @@ func (s *sender) sendOne(c *smtp.Client, i int, st *sessionStats) (ok, broken bo
 		if err == nil {
 			st.accepted++
 			st.lat = append(st.lat, lat)
+			st.env = append(st.env, env)
 			st.last = end
 			return true, false
 		}
@@ -237,6 +244,7 @@ func (s *sender) merge(st *sessionStats) {
 	r.IO += st.io
 	r.Unsent += st.unsent
 	r.Latencies = append(r.Latencies, st.lat...)
+	r.Envelopes = append(r.Envelopes, st.env...)
 	if !st.first.IsZero() && (r.First.IsZero() || st.first.Before(r.First)) {
 		r.First = st.first
 	}

@@ -44,3 +44,30 @@ func TestSenderPacingCanceled(t *testing.T) {
 		t.Fatalf("accepted %d, io %d, unsent %d", res.Accepted, res.IO, res.Unsent)
 	}
 }
+
+// The envelope time (MAIL sent -> 354 read) holds the RCPT round trip and
+// DATA -> 250 does not: a server that waits 100 ms before answering RCPT
+// makes every envelope at least 100 ms, one per accepted message.
+func TestSenderTimesTheEnvelope(t *testing.T) {
+	mx := fakemx.Start(t)
+	const wait = 100 * time.Millisecond
+	mx.Delay(fakemx.Rcpt, wait)
+	gen, err := newGenerator(1000, "bench@example.test", "example.test", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{addr: mx.Addr, helo: "t.localhost", from: "bench@example.test", gen: gen,
+		rcpts: []string{gen.account(0), gen.account(1)}, n: 6, sessions: 2}
+	res := s.run(context.Background())
+	if res.Accepted != 6 || len(res.Envelopes) != 6 || len(res.Latencies) != 6 {
+		t.Fatalf("accepted %d, %d envelope and %d DATA times: %+v", res.Accepted, len(res.Envelopes), len(res.Latencies), res.Samples)
+	}
+	for _, e := range res.Envelopes {
+		if e < wait {
+			t.Errorf("an envelope took %s with RCPT answered after %s", e, wait)
+		}
+	}
+	if data := summarize(res.Latencies); data.Max >= wait {
+		t.Errorf("longest DATA -> 250 %s: the RCPT delay is counted in it", data.Max)
+	}
+}
