@@ -168,6 +168,16 @@ func (p *Process) Running() bool {
 	return p.cmd != nil
 }
 
+// PID is the running process's id (0 when it is not running).
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Signal sends sig to the running process without waiting (SIGSTOP and
 // SIGCONT freeze and thaw it).
 func (p *Process) Signal(sig syscall.Signal) {

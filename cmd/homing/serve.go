@@ -322,7 +322,8 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 // serveToolFlags binds the flags of `homing serve` that are not node
 // settings: where the secret is, the ready file, --check-config, the
 // shutdown's bound.
-func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool, shutdownTimeout *time.Duration) {
+func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool, shutdownTimeout *time.Duration, nice *int) {
+	fs.IntVar(nice, "nice", 0, "CPU priority of the node's threads, as nice(1): 0 (the default) leaves the one it was started with, 1..19 lower, -20..-1 higher (needs CAP_SYS_NICE); for nodes sharing a machine, where the frontend's sessions wait on the CPU the backends' deliveries take (homing dev gives its backends 10)")
 	fs.DurationVar(shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "longest wait for a graceful shutdown (SIGTERM, SIGINT) before the process exits anyway with status 1; a second signal exits at once (everything acknowledged is already on disk)")
 	fs.StringVar(secretFile, "secret-file", "", "file holding the cluster secret")
 	fs.StringVar(readyFile, "ready-file", "", "once the node runs, write its listeners' addresses to this file as JSON (for tools that start it on port 0)")
@@ -395,8 +396,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var logFormat, logLevel, configFile, secretFile, readyFile string
 	var checkConfig bool
 	var shutdownTimeout time.Duration
+	var nice int
 	serveFlags(fs, &cfg, &logFormat, &logLevel, &configFile)
-	serveToolFlags(fs, &secretFile, &readyFile, &checkConfig, &shutdownTimeout)
+	serveToolFlags(fs, &secretFile, &readyFile, &checkConfig, &shutdownTimeout, &nice)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -445,8 +447,18 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if cfg.Store.SyncGap == 0 {
 		cfg.Store.SyncGap = -1 // --sync-gap 0: no holding (node.Config's 0 is the default)
 	}
+	if nice < -20 || nice > 19 {
+		fmt.Fprintf(stderr, "homing serve: --nice %d: want -20..19\n", nice)
+		return 2
+	}
 	if checkConfig {
 		return checkConfiguration(cfg, stdout, stderr)
+	}
+	if nice != 0 {
+		if err := setNice(nice); err != nil {
+			fmt.Fprintf(stderr, "homing serve: --nice: %v\n", err)
+			return 1
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -322,7 +322,7 @@ func TestExampleConfig(t *testing.T) {
 	var lf, ll, cf, sf, rf string
 	var check bool
 	serveFlags(fs, &cfg, &lf, &ll, &cf)
-	serveToolFlags(fs, &sf, &rf, &check, new(time.Duration))
+	serveToolFlags(fs, &sf, &rf, &check, new(time.Duration), new(int))
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
