@@ -55,6 +55,10 @@ type report struct {
 
 	ErrorSamples []string      `json:"errorSamples,omitempty"`
 	SMTPSource   *sourceReport `json:"smtpSource,omitempty"`
+	// MachineCPU is how the machine's CPUs were used from the first MAIL
+	// to the last delivery (Linux): whether the run was bound by the CPU
+	// (little idle) or by waits (sync rounds, round trips).
+	MachineCPU *machineCPU `json:"machineCpu,omitempty"`
 	// Node is the spawned node's process (one node, Linux).
 	Node     *nodeProcess `json:"node,omitempty"`
 	NodeDir  string       `json:"nodeDir,omitempty"` // kept with --keep
@@ -91,6 +95,10 @@ func (r *report) writeText(w io.Writer) error {
 	fmt.Fprintf(tw, "DATA->250\tp50 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Data250P50Ms, r.Data250P99Ms, r.Data250MaxMs)
 	fmt.Fprintf(tw, "MAIL->354\tp50 %.2f ms, p99 %.2f ms (MAIL, RCPT, DATA: three round trips)\n", r.EnvelopeP50Ms, r.EnvelopeP99Ms)
 	fmt.Fprintf(tw, "received->stored\tp50 %.2f ms, p99 %.2f ms\n", r.StoreP50Ms, r.StoreP99Ms)
+	if m := r.MachineCPU; m != nil {
+		fmt.Fprintf(tw, "machine CPU\tbusy %.1f%% (system %.1f%%, nice %.1f%%, steal %.1f%%), idle %.1f%%, iowait %.1f%% (all CPUs, sending and delivering)\n",
+			m.BusyPercent, m.SystemPercent, m.NicePercent, m.StealPercent, m.IdlePercent, m.IOWaitPercent)
+	}
 	fmt.Fprintf(tw, "errors\t4xx=%d 5xx=%d io=%d unsent=%d; node: bounced=%d deferred=%d\n",
 		r.TempFailures, r.PermFailures, r.IOErrors, r.Unsent, r.Bounced, r.Deferred)
 	for _, s := range r.ErrorSamples {

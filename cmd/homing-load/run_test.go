@@ -64,6 +64,9 @@ func TestRunAgainstRunningNode(t *testing.T) {
 	if rep.EnvelopeP50Ms <= 0 || rep.EnvelopeP99Ms < rep.EnvelopeP50Ms {
 		t.Errorf("envelope p50 %v p99 %v", rep.EnvelopeP50Ms, rep.EnvelopeP99Ms)
 	}
+	if m := rep.MachineCPU; m == nil || m.BusyPercent <= 0 || m.BusyPercent > 100 || m.BusyPercent+m.IdlePercent+m.IOWaitPercent < 99 {
+		t.Errorf("machine CPU %+v", rep.MachineCPU)
+	}
 	if rep.StoreP50Ms != 4 || rep.StoreP99Ms != 9 || rep.Bounced != 0 {
 		t.Errorf("from stats: p50 %v p99 %v bounced %v", rep.StoreP50Ms, rep.StoreP99Ms, rep.Bounced)
 	}
