@@ -31,6 +31,43 @@ type devNode struct {
 	err                      error         // its exit status, once done is closed
 }
 
+// devSettings are what every node of `homing dev` is started with.
+type devSettings struct {
+	dir, domain, seed, filter string
+	partitions, backendNice   int
+	extra                     []string // after --: passed to every node
+}
+
+// serveArgs is the command line of node n's `homing serve`.
+func (n *devNode) serveArgs(o devSettings) []string {
+	args := []string{"serve", "--name", n.name, "--roles", n.role,
+		"--smtp", n.smtp, "--admin", n.admin, "--gossip", n.gossip, "--cluster-addr", n.chn,
+		// Every node serves IMAP and POP3 for every account (its
+		// sessions work at the account's owner).
+		"--imap", n.imap, "--pop3", n.pop3,
+		"--data", filepath.Join(o.dir, n.name), "--account-store", filepath.Join(o.dir, "accounts"),
+		"--partitions", strconv.Itoa(o.partitions), "--domains", o.domain, "--gossip-fast",
+		"--hostname", n.name + ".dev.test"}
+	args = append(args, o.extra...)
+	if n.gossip != o.seed {
+		args = append(args, "--join", o.seed)
+	}
+	// The reference layout: frontends process queues for others;
+	// backends have no Internet access and forward to them.
+	if n.role == "frontend" {
+		args = append(args, "--queue-mode", "locally-for-others")
+	} else {
+		args = append(args, "--queue-mode", "locally", "--forward-to", "*")
+	}
+	if o.filter != "" {
+		args = append(args, "--filter", "example="+o.filter)
+	}
+	if n.role == "backend" && o.backendNice != 0 {
+		args = append(args, "--nice", strconv.Itoa(o.backendNice))
+	}
+	return args
+}
+
 // devBackendNice is the CPU priority `homing dev` gives its backends. All
 // of a dev cluster's nodes share the machine's cores, and every round trip
 // of an SMTP session runs on the frontend, while the deliveries to the
@@ -71,6 +108,10 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// Arguments after the flags (after "--") go to every node's serve.
+	if *backendNice < -20 || *backendNice > 19 {
+		fmt.Fprintf(stderr, "homing dev: --backend-nice %d: want -20..19\n", *backendNice)
+		return 2
+	}
 	if *frontends < 1 || *backends < 1 {
 		fmt.Fprintln(stderr, "homing dev: need at least one frontend and one backend")
 		return 2
@@ -138,31 +179,8 @@ func runDev(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, n := range nodes {
-		args := []string{"serve", "--name", n.name, "--roles", n.role,
-			"--smtp", n.smtp, "--admin", n.admin, "--gossip", n.gossip, "--cluster-addr", n.chn,
-			// Every node serves IMAP and POP3 for every account (its
-			// sessions work at the account's owner).
-			"--imap", n.imap, "--pop3", n.pop3,
-			"--data", filepath.Join(*dir, n.name), "--account-store", filepath.Join(*dir, "accounts"),
-			"--partitions", strconv.Itoa(*partitions), "--domains", *domain, "--gossip-fast",
-			"--hostname", n.name + ".dev.test"}
-		args = append(args, fs.Args()...) // after --: passed to every node
-		if n.gossip != seed {
-			args = append(args, "--join", seed)
-		}
-		// The reference layout: frontends process queues for others;
-		// backends have no Internet access and forward to them.
-		if n.role == "frontend" {
-			args = append(args, "--queue-mode", "locally-for-others")
-		} else {
-			args = append(args, "--queue-mode", "locally", "--forward-to", "*")
-		}
-		if filterBin != "" {
-			args = append(args, "--filter", "example="+filterBin)
-		}
-		if n.role == "backend" && *backendNice != 0 {
-			args = append(args, "--nice", strconv.Itoa(*backendNice))
-		}
+		args := n.serveArgs(devSettings{dir: *dir, partitions: *partitions, domain: *domain, seed: seed,
+			filter: filterBin, backendNice: *backendNice, extra: fs.Args()})
 		logf, err := os.OpenFile(filepath.Join(*dir, n.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			fmt.Fprintf(stderr, "homing dev: %v\n", err)

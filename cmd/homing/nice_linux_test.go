@@ -67,12 +67,52 @@ func TestServeNiceSetsEveryThread(t *testing.T) {
 	}
 }
 
-// A nice value out of nice(2)'s range is refused before anything starts.
+// A nice value out of nice(2)'s range is refused before anything starts,
+// by serve and by dev.
 func TestServeNiceOutOfRange(t *testing.T) {
 	for _, v := range []string{"20", "-21"} {
 		var out, errb strings.Builder
 		if code := run([]string{"serve", "--nice", v, "--data", t.TempDir()}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "want -20..19") {
-			t.Errorf("--nice %s: exit %d, %q", v, code, errb.String())
+			t.Errorf("serve --nice %s: exit %d, %q", v, code, errb.String())
 		}
+		out.Reset()
+		errb.Reset()
+		if code := run([]string{"dev", "--backend-nice", v, "--data", t.TempDir()}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "want -20..19") {
+			t.Errorf("dev --backend-nice %s: exit %d, %q", v, code, errb.String())
+		}
+	}
+}
+
+// homing dev starts its backends, and only them, with --nice: the
+// default devBackendNice, or --backend-nice; 0 passes none. The flag
+// parses as serve's (the last of a repeated flag wins, so it comes after
+// the arguments given after --).
+func TestDevBackendsNice(t *testing.T) {
+	fe := &devNode{name: "fe1", role: "frontend", gossip: "127.0.0.1:7946"}
+	be := &devNode{name: "be1", role: "backend", gossip: "127.0.0.1:7948"}
+	nice := func(args []string) string {
+		v := ""
+		for i, a := range args {
+			if a == "--nice" && i+1 < len(args) {
+				v = args[i+1]
+			}
+		}
+		return v
+	}
+	o := devSettings{dir: t.TempDir(), domain: "example.test", seed: fe.gossip, partitions: 4, backendNice: devBackendNice,
+		extra: []string{"--nice", "3"}}
+	if got := nice(be.serveArgs(o)); got != strconv.Itoa(devBackendNice) {
+		t.Errorf("backend: --nice %q, want %d", got, devBackendNice)
+	}
+	if got := nice(fe.serveArgs(o)); got != "3" {
+		t.Errorf("frontend: --nice %q, want only the one after -- (3)", got)
+	}
+	o.backendNice, o.extra = 0, nil
+	if got := nice(be.serveArgs(o)); got != "" {
+		t.Errorf("--backend-nice 0: backend has --nice %q", got)
+	}
+	o.backendNice = 5
+	if got := nice(be.serveArgs(o)); got != "5" {
+		t.Errorf("--backend-nice 5: backend has --nice %q", got)
 	}
 }
