@@ -41,6 +41,10 @@ type roundResult struct {
 	// latencies (GET /api/v1/stats); Postfix and the sink have none.
 	StoreP50Ms float64 `json:"storeP50Ms,omitempty"`
 	StoreP99Ms float64 `json:"storeP99Ms,omitempty"`
+	// BusyPercent is how busy the machine's CPUs were from the first
+	// MAIL to the last delivery (/proc/stat; 0 where it cannot tell): a
+	// target near 100 is bound by the CPU, one well below by its waits.
+	BusyPercent float64 `json:"busyPercent,omitempty"`
 	// RatePaced is the pace of the load in msg/s (the half-load run);
 	// 0 = as fast as the sessions go.
 	RatePaced float64 `json:"ratePaced,omitempty"`
@@ -82,6 +86,9 @@ func fromReport(target string, size int, rep *report, err error) roundResult {
 	r.DeliveredMBps = megabytes(r.DeliveredPerSec, size)
 	r.Data250P50Ms, r.Data250P99Ms = rep.Data250P50Ms, rep.Data250P99Ms
 	r.StoreP50Ms, r.StoreP99Ms = rep.StoreP50Ms, rep.StoreP99Ms
+	if rep.MachineCPU != nil {
+		r.BusyPercent = rep.MachineCPU.BusyPercent
+	}
 	if r.Error == "" && !rep.DeliveryComplete {
 		r.Error = "not every accepted message was delivered: " + rep.DeliveryError
 	}
@@ -142,8 +149,10 @@ func measurePostfix(ctx context.Context, cfg config, progress io.Writer) roundRe
 			r.Error = "stopping the private Postfix: " + err.Error()
 		}
 	}()
+	cpu := startCPUWindow()
 	res := sendTo(ctx, cfg, pf.SMTP, gen, rcpts, &r)
 	w := pf.waitDelivered(ctx, res.Accepted, cfg.Timeout)
+	r.BusyPercent = cpu.busy()
 	r.Delivered = w.Delivered
 	r.Complete = !w.Reached.IsZero()
 	if r.Complete && !res.First.IsZero() {
@@ -176,7 +185,9 @@ func measureSink(ctx context.Context, cfg config, progress io.Writer) roundResul
 			r.Error = err.Error()
 		}
 	}()
+	cpu := startCPUWindow()
 	res := sendTo(ctx, cfg, sink.Addr, gen, rcpts, &r)
+	r.BusyPercent = cpu.busy()
 	r.Delivered, r.Complete = res.Accepted, res.Accepted > 0
 	r.DeliveredPerSec = r.AcceptedPerSec
 	r.DeliveredMBps = megabytes(r.DeliveredPerSec, cfg.Size)

@@ -36,6 +36,7 @@ type targetSummary struct {
 	DeliveredMBps   float64 `json:"deliveredMBps"`
 	Data250P50Ms    float64 `json:"data250P50Ms"`
 	Data250P99Ms    float64 `json:"data250P99Ms"`
+	BusyPercent     float64 `json:"busyPercent,omitempty"` // the machine's CPUs (roundResult.BusyPercent)
 }
 
 // ratio is one comparison with the issue's target for it.
@@ -74,7 +75,7 @@ func (c *comparison) summarize() {
 	c.Summary = nil
 	for _, t := range c.Targets {
 		s := targetSummary{Target: t}
-		var acc, del, mb, p50, p99 []float64
+		var acc, del, mb, p50, p99, busy []float64
 		for _, r := range c.Results {
 			if r.Target != t {
 				continue
@@ -86,12 +87,25 @@ func (c *comparison) summarize() {
 			s.Valid++
 			acc, del, mb = append(acc, r.AcceptedPerSec), append(del, r.DeliveredPerSec), append(mb, r.DeliveredMBps)
 			p50, p99 = append(p50, r.Data250P50Ms), append(p99, r.Data250P99Ms)
+			if r.BusyPercent > 0 {
+				busy = append(busy, r.BusyPercent)
+			}
 		}
 		s.AcceptedPerSec, s.DeliveredPerSec = roundTo(median(acc), 1), roundTo(median(del), 1)
 		s.DeliveredMBps = roundTo(median(mb), 2)
 		s.Data250P50Ms, s.Data250P99Ms = roundTo(median(p50), 3), roundTo(median(p99), 3)
+		s.BusyPercent = roundTo(median(busy), 1)
 		c.Summary = append(c.Summary, s)
 	}
+}
+
+// busyText is a busy percent for the tables; "-" where /proc/stat did
+// not tell.
+func busyText(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 // summary is the summary of target t, nil if it was not run or has no
@@ -182,7 +196,7 @@ func (c *comparison) writeText(w io.Writer) error {
 		c.Machine.NProc, c.Machine.CPU, c.Machine.GoVersion, c.Machine.OS, c.LoadBefore, c.LoadAfter)
 	fmt.Fprintf(tw, "params\tn=%d size=%d c=%d accounts=%d domain=%s rounds=%d, interleaved: %s\n", p.N, p.Size, p.C, p.Accounts, p.Domain, c.Rounds, p.Target)
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "round\ttarget\taccepted/s\tdelivered/s\tMB/s\tDATA->250 p50\tp99 ms\tresult")
+	fmt.Fprintln(tw, "round\ttarget\taccepted/s\tdelivered/s\tMB/s\tDATA->250 p50\tp99 ms\tbusy %\tresult")
 	rows := c.Results
 	if c.HalfLoad != nil {
 		rows = append(slices.Clone(rows), *c.HalfLoad)
@@ -196,12 +210,12 @@ func (c *comparison) writeText(w io.Writer) error {
 		if r.Error != "" {
 			result += ": " + truncate(oneLine(r.Error), 160)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\n", round, r.Target, r.AcceptedPerSec, r.DeliveredPerSec, r.DeliveredMBps, r.Data250P50Ms, r.Data250P99Ms, result)
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\n", round, r.Target, r.AcceptedPerSec, r.DeliveredPerSec, r.DeliveredMBps, r.Data250P50Ms, r.Data250P99Ms, busyText(r.BusyPercent), result)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "median\ttarget\taccepted/s\tdelivered/s\tMB/s\tDATA->250 p50\tp99 ms\tvalid rounds")
+	fmt.Fprintln(tw, "median\ttarget\taccepted/s\tdelivered/s\tMB/s\tDATA->250 p50\tp99 ms\tbusy %\tvalid rounds")
 	for _, s := range c.Summary {
-		fmt.Fprintf(tw, "\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%d of %d\n", s.Target, s.AcceptedPerSec, s.DeliveredPerSec, s.DeliveredMBps, s.Data250P50Ms, s.Data250P99Ms, s.Valid, s.Runs)
+		fmt.Fprintf(tw, "\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%d of %d\n", s.Target, s.AcceptedPerSec, s.DeliveredPerSec, s.DeliveredMBps, s.Data250P50Ms, s.Data250P99Ms, busyText(s.BusyPercent), s.Valid, s.Runs)
 	}
 	if len(c.Ratios) > 0 {
 		fmt.Fprintln(tw)

@@ -174,3 +174,42 @@ func TestComparisonJSON(t *testing.T) {
 		t.Errorf("round trip %+v", back)
 	}
 }
+
+// The machine's busy percent is the median of the valid rounds that
+// measured it, and the tables show it ("-" where nothing measured it).
+func TestBusyPercentColumn(t *testing.T) {
+	c := sample()
+	busy := map[string][]float64{targetHoming: {90, 95, 80}, targetCluster: {97, 99, 0}}
+	for i := range c.Results {
+		r := &c.Results[i]
+		if b, ok := busy[r.Target]; ok {
+			r.BusyPercent = b[r.Round-1]
+		}
+	}
+	c.summarize()
+	if h := c.summary(targetHoming); h.BusyPercent != 90 {
+		t.Errorf("homing busy median %v, want 90", h.BusyPercent)
+	}
+	if cl := c.summary(targetCluster); cl.BusyPercent != 98 {
+		t.Errorf("cluster busy median %v, want 98 (the round without a reading left out)", cl.BusyPercent)
+	}
+	var out strings.Builder
+	if err := c.writeText(&out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"p99 ms  busy %  result", "p99 ms  busy %  valid rounds"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q in:\n%s", want, text)
+		}
+	}
+	var medPostfix string
+	for _, l := range strings.Split(text, "\n") {
+		if f := strings.Fields(l); len(f) > 7 && f[0] == targetPostfix {
+			medPostfix = f[6]
+		}
+	}
+	if medPostfix != "-" {
+		t.Errorf("postfix's median busy %q, want - (no round measured it):\n%s", medPostfix, text)
+	}
+}

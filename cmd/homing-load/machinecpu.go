@@ -80,3 +80,31 @@ func cpuBetween(a, b cpuTimes) (machineCPU, bool) {
 	m.BusyPercent = roundTo(100-100*float64((b.Idle-a.Idle)+(b.IOWait-a.IOWait))/t, 1)
 	return m, true
 }
+
+// cpuWindow measures the machine's CPU from its start to busy.
+type cpuWindow struct {
+	start cpuTimes
+	err   error
+}
+
+func startCPUWindow() cpuWindow {
+	t, err := readCPUTimes()
+	return cpuWindow{start: t, err: err}
+}
+
+// busy is the machine's busy percent since the window started; 0 when
+// /proc/stat cannot tell.
+func (w cpuWindow) busy() float64 {
+	if w.err != nil {
+		return 0
+	}
+	end, err := readCPUTimes()
+	if err != nil {
+		return 0
+	}
+	m, ok := cpuBetween(w.start, end)
+	if !ok {
+		return 0
+	}
+	return m.BusyPercent
+}
