@@ -321,7 +321,7 @@ func serveFlags(fs *flag.FlagSet, cfg *node.Config, logFormat, logLevel *string,
 
 // serveToolFlags binds the flags of `homing serve` that are not node
 // settings: where the secret is, the ready file, --check-config, the
-// shutdown's bound.
+// shutdown's bound, the process's CPU priority.
 func serveToolFlags(fs *flag.FlagSet, secretFile, readyFile *string, checkConfig *bool, shutdownTimeout *time.Duration, nice *int) {
 	fs.IntVar(nice, "nice", 0, "CPU priority of the node's threads, as nice(1): 0 (the default) leaves the one it was started with, 1..19 lower, -20..-1 higher (needs CAP_SYS_NICE); for nodes sharing a machine, where the frontend's sessions wait on the CPU the backends' deliveries take (homing dev gives its backends 10)")
 	fs.DurationVar(shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "longest wait for a graceful shutdown (SIGTERM, SIGINT) before the process exits anyway with status 1; a second signal exits at once (everything acknowledged is already on disk)")
@@ -459,6 +459,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "homing serve: --nice: %v\n", err)
 			return 1
 		}
+		log.Info("every thread at CPU priority nice " + strconv.Itoa(nice))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
