@@ -81,7 +81,7 @@ func cpuBetween(a, b cpuTimes) (machineCPU, bool) {
 	return m, true
 }
 
-// cpuWindow measures the machine's CPU from its start to busy.
+// cpuWindow measures the machine's CPU from its start to use or busy.
 type cpuWindow struct {
 	start cpuTimes
 	err   error
@@ -92,19 +92,22 @@ func startCPUWindow() cpuWindow {
 	return cpuWindow{start: t, err: err}
 }
 
-// busy is the machine's busy percent since the window started; 0 when
-// /proc/stat cannot tell.
-func (w cpuWindow) busy() float64 {
+// use is the machine's use of its CPUs since the window started; ok is
+// false when /proc/stat cannot tell.
+func (w cpuWindow) use() (machineCPU, bool) {
 	if w.err != nil {
-		return 0
+		return machineCPU{}, false
 	}
 	end, err := readCPUTimes()
 	if err != nil {
-		return 0
+		return machineCPU{}, false
 	}
-	m, ok := cpuBetween(w.start, end)
-	if !ok {
-		return 0
-	}
+	return cpuBetween(w.start, end)
+}
+
+// busy is the machine's busy percent since the window started; 0 when
+// /proc/stat cannot tell.
+func (w cpuWindow) busy() float64 {
+	m, _ := w.use()
 	return m.BusyPercent
 }

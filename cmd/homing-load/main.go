@@ -157,7 +157,7 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 
 	logf("sending %d messages of %d bytes over %d sessions", cfg.N, cfg.Size, cfg.sessions())
 	s := &sender{addr: smtpAddr, helo: "homing-load.localhost", from: cfg.From, gen: gen, rcpts: rcpts, n: cfg.N, sessions: cfg.sessions(), rate: cfg.Rate}
-	cpu0, cpuErr := readCPUTimes()
+	cpu := startCPUWindow()
 	res := s.run(ctx)
 	rep.Accepted, rep.TempFailures, rep.PermFailures, rep.IOErrors, rep.Unsent = res.Accepted, res.Temp, res.Perm, res.IO, res.Unsent
 	rep.AcceptWindowSec = res.Window().Seconds()
@@ -179,10 +179,8 @@ func run(ctx context.Context, cfg config, progress io.Writer) (rep *report, err 
 	if !d.Complete() && d.Err != nil {
 		rep.DeliveryError = d.Err.Error()
 	}
-	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
-		if m, ok := cpuBetween(cpu0, cpu1); ok {
-			rep.MachineCPU = &m
-		}
+	if m, ok := cpu.use(); ok {
+		rep.MachineCPU = &m
 	}
 	rep.StoreP50Ms, rep.StoreP99Ms = secondsToMs(d.Last.StoreLatencyP50), secondsToMs(d.Last.StoreLatencyP99)
 	rep.Bounced = d.Last.Bounced - base.Bounced
